@@ -1,3 +1,60 @@
-"""tfxfer: transfer learning for Keras 3 and TensorFlow."""
+"""tfxfer: transfer learning for Keras 3 and TensorFlow.
+
+Pretrained backbone in, two-phase fine-tuning, TF Serving-ready SavedModel out:
+
+```python
+import tfxfer
+data = tfxfer.load_image_folders("photos/", image_size=(224, 224), validation_split=0.2)
+model = tfxfer.build_image_classifier("mobilenet_v2", num_classes=len(data.class_names))
+result = tfxfer.fine_tune(model, data.train, data.validation)
+tfxfer.export_saved_model(model, "saved_models/photos", class_names=data.class_names)
+```
+"""
 
 __version__ = "0.1.0"
+
+from tfxfer.augmentation import default_image_augmentation
+from tfxfer.backbones import (
+    BackbonePreprocessing,
+    BackboneSpec,
+    backbone_from_model,
+    create_backbone,
+    get_backbone_spec,
+    list_backbones,
+)
+from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
+from tfxfer.defaults import FineTuneConfig
+from tfxfer.export.saved_model import export_saved_model
+from tfxfer.flag_values import parse_fine_tune_at, parse_weights
+from tfxfer.export.versioning import latest_version_dir
+from tfxfer.freezing import freeze_backbone, unfreeze_top
+from tfxfer.heads import HeadKind
+from tfxfer.image_classifier import build_image_classifier
+from tfxfer.reporting import write_metrics
+from tfxfer.training.engine import FineTuneResult, PhaseResult, fine_tune
+
+__all__ = [
+    "BackbonePreprocessing",
+    "BackboneSpec",
+    "FineTuneConfig",
+    "FineTuneResult",
+    "HeadKind",
+    "ImageDatasets",
+    "PhaseResult",
+    "backbone_from_model",
+    "build_image_classifier",
+    "create_backbone",
+    "default_image_augmentation",
+    "export_saved_model",
+    "fine_tune",
+    "freeze_backbone",
+    "get_backbone_spec",
+    "latest_version_dir",
+    "list_backbones",
+    "parse_fine_tune_at",
+    "parse_weights",
+    "load_image_folders",
+    "load_tfds_images",
+    "unfreeze_top",
+    "write_metrics",
+]

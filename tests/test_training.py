@@ -1,0 +1,384 @@
+"""Tests for tfxfer.training: `fine_tune`, its losses, schedules and class weights.
+
+Models use a tiny two-block conv backbone (with BatchNorm) so that a whole
+two-phase run compiles and trains in a few seconds; the task is generated:
+an image's class is the colour channel that is bright.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from tfxfer.defaults import FineTuneConfig
+from tfxfer.heads import HeadKind
+from tfxfer.training import engine, losses, schedules
+from tfxfer.training.engine import balanced_class_weight, count_labels, steps_per_epoch
+
+NUM_CLASSES = 3
+
+
+def _tiny_backbone(size=32):
+    inputs = keras.Input((size, size, 3))
+    x = inputs
+    for name, filters in (("conv_1", 8), ("conv_2", 16)):
+        x = keras.layers.Conv2D(filters, 3, strides=2, name=name)(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return keras.Model(inputs, x, name="tiny")
+
+
+def _classifier(num_classes=NUM_CLASSES, **kwargs):
+    return tfxfer.build_image_classifier(
+        _tiny_backbone(), num_classes=num_classes, preprocessing="tf", augmentation=False, dropout=0.0, **kwargs)
+
+
+def _colour_images(labels, seed):
+    """32x32 images whose channel `label` is bright (200) and the others dark (40), plus noise."""
+    rng = np.random.default_rng(seed)
+    images = np.full((len(labels), 32, 32, 3), 40.0)
+    images[np.arange(len(labels)), :, :, labels] = 200.0
+    images += rng.normal(0, 25, images.shape)
+    return np.clip(images, 0, 255).astype("float32")
+
+
+def _colour_data(num_examples, seed, num_classes=NUM_CLASSES, batch_size=8):
+    labels = np.arange(num_examples) % num_classes
+    images = _colour_images(labels, seed)
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+
+
+def _config(**changes):
+    base = dict(epochs=3, fine_tune_epochs=2, learning_rate=3e-2, fine_tune_learning_rate=3e-3,
+                fine_tune_at="conv_2", label_smoothing=0.0, early_stopping_patience=None)
+    return FineTuneConfig(**{**base, **changes})
+
+
+class _CountPhases(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.fits = 0
+        self.epochs = 0
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+# One two-phase run on the colour task, shared by the tests that read its result.
+
+@pytest.fixture(scope="module")
+def colour_run():
+    keras.utils.set_random_seed(1234)
+    model = _classifier()
+    train, validation = _colour_data(48, seed=0), _colour_data(24, seed=1)
+    model.compile(loss=losses.loss_for(HeadKind.MULTICLASS), metrics=losses.metrics_for(HeadKind.MULTICLASS))
+    initial = model.evaluate(validation, verbose=0, return_dict=True)
+    counter = _CountPhases()
+    result = tfxfer.fine_tune(model, train, validation, config=_config(), callbacks=[counter])
+    return dict(initial=initial, result=result, counter=counter)
+
+
+def test_fine_tune_learns_the_colour_task(colour_run):
+    final = colour_run["result"].phase2.final_metrics
+    assert final["val_accuracy"] >= 0.9  # chance is 1/3
+    assert final["val_loss"] < colour_run["initial"]["loss"] - 0.3
+
+
+def test_fine_tune_lowers_training_loss_in_both_phases(colour_run):
+    result = colour_run["result"]
+    phase1_loss, phase2_loss = result.phase1.history["loss"], result.phase2.history["loss"]
+    assert phase1_loss[-1] < phase1_loss[0]
+    assert phase2_loss[-1] < phase1_loss[0]
+
+
+def test_fine_tune_result_metrics(colour_run):
+    result = colour_run["result"]
+    metrics = result.metrics()
+    assert set(metrics) == {"phase1", "phase2"}
+    for phase, epochs in (("phase1", 3), ("phase2", 2)):
+        assert {"val_accuracy", "val_loss", "seconds", "epochs_run", "trainable_parameters"} <= set(metrics[phase])
+        assert metrics[phase]["epochs_run"] == epochs
+        assert metrics[phase]["seconds"] > 0
+    # final_metrics are of the weights the phase ended with.
+    assert metrics["phase2"]["val_loss"] == pytest.approx(result.phase2.history["val_loss"][-1], rel=1e-5)
+
+
+def test_phase1_trains_the_head_and_phase2_adds_the_top_of_the_backbone(colour_run):
+    metrics = colour_run["result"].metrics()
+    # Head: 16 features -> 3 classes. Phase 2 adds conv_2 (3*3*8*16 kernel + 16 biases).
+    assert metrics["phase1"]["trainable_parameters"] == 16 * 3 + 3
+    assert metrics["phase2"]["trainable_parameters"] == 16 * 3 + 3 + 3 * 3 * 8 * 16 + 16
+
+
+def test_user_callbacks_run_in_both_phases(colour_run):
+    assert colour_run["counter"].fits == 2
+    assert colour_run["counter"].epochs == 3 + 2
+
+
+def test_fine_tune_does_not_warn_about_shuffling(recwarn):
+    tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(epochs=1, fine_tune_epochs=0))
+    assert not [w for w in recwarn if "shuffle" in str(w.message)]
+
+
+def test_fine_tune_epochs_zero_skips_phase2():
+    model = _classifier()
+    result = tfxfer.fine_tune(model, _colour_data(16, seed=0), _colour_data(8, seed=1),
+                              config=_config(epochs=1, fine_tune_epochs=0))
+    assert result.phase2 is None
+    assert set(result.metrics()) == {"phase1"}
+    assert model.get_layer("backbone").trainable_weights == []
+
+
+class _WreckHeadAfterFirstEpoch(keras.callbacks.Callback):
+    """Makes every epoch after the first one worse, so the first is the best."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            kernel = self.model.get_layer("predictions").kernel
+            kernel.assign(-100.0 * kernel)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    model = _classifier()
+    result = tfxfer.fine_tune(model, _colour_data(16, seed=0), _colour_data(8, seed=1),
+                              config=_config(epochs=6, fine_tune_epochs=0, learning_rate=1e-3,
+                                             early_stopping_patience=1),
+                              callbacks=[_WreckHeadAfterFirstEpoch()])
+    val_losses = result.phase1.history["val_loss"]
+    assert result.phase1.epochs_run == 2
+    assert val_losses[1] > val_losses[0]
+    assert result.phase1.final_metrics["val_loss"] == pytest.approx(val_losses[0], rel=1e-5)
+
+
+def test_binary_head_trains_with_one_sigmoid_unit():
+    model = _classifier(num_classes=2)
+    predictions = model.get_layer("predictions")
+    assert predictions.units == 1
+    assert predictions.activation.__name__ == "sigmoid"
+    train, validation = _colour_data(32, seed=0, num_classes=2), _colour_data(16, seed=1, num_classes=2)
+    result = tfxfer.fine_tune(model, train, validation, config=_config(epochs=4, fine_tune_epochs=1))
+    assert result.phase1.history["loss"][-1] < result.phase1.history["loss"][0]
+    assert result.phase2.final_metrics["val_accuracy"] >= 0.9  # chance is 1/2
+
+
+def test_multi_label_head_trains_on_multi_hot_labels():
+    model = _classifier(multi_label=True)
+    rng = np.random.default_rng(0)
+    multi_hot = rng.integers(0, 2, (32, NUM_CLASSES)).astype("float32")
+    # Every channel that is on is bright.
+    images = np.clip(40.0 + 160.0 * multi_hot[:, None, None, :] + rng.normal(0, 25, (32, 32, 32, 3)), 0, 255)
+    data = tf.data.Dataset.from_tensor_slices((images.astype("float32"), multi_hot)).batch(8)
+    result = tfxfer.fine_tune(model, data, data, config=_config(epochs=4, fine_tune_epochs=1))
+    history = result.phase1.history
+    assert history["loss"][-1] < history["loss"][0]
+    probabilities = model.predict(images[:4], verbose=0)
+    assert probabilities.shape == (4, NUM_CLASSES)
+    assert not np.allclose(probabilities.sum(axis=-1), 1.0)  # independent sigmoids, not a softmax
+
+
+# Errors raised before any training.
+
+def test_model_without_backbone_layer_is_an_error():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(inputs), name="plain")
+    with pytest.raises(ValueError, match=r"layer named 'backbone'.*Received: model='plain'"):
+        tfxfer.fine_tune(model, _colour_data(8, seed=0))
+
+
+def test_bad_fine_tune_at_fails_before_phase1_trains():
+    model = _classifier()
+    weights = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(ValueError, match=r"No backbone layer is named 'conv_9'"):
+        tfxfer.fine_tune(model, _colour_data(8, seed=0), config=_config(fine_tune_at="conv_9"))
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(weights, model.weights))
+
+
+# Loss and metrics.
+
+def test_label_smoothing_loss_matches_keras_categorical_crossentropy():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 2, 1, 2])
+    probabilities = keras.ops.softmax(rng.normal(0, 2, (4, NUM_CLASSES)).astype("float32"))
+    one_hot = keras.ops.one_hot(labels, NUM_CLASSES)
+    expected = keras.ops.mean(keras.losses.categorical_crossentropy(one_hot, probabilities, label_smoothing=0.1))
+    loss = losses.SparseCategoricalCrossentropyWithSmoothing(label_smoothing=0.1)
+    np.testing.assert_allclose(loss(labels, probabilities), expected, rtol=1e-6)
+    np.testing.assert_allclose(loss(labels[:, None], probabilities), expected, rtol=1e-6)  # (N, 1) labels
+
+
+def test_label_smoothing_loss_by_hand():
+    probabilities = np.array([[0.7, 0.2, 0.1]], "float32")
+    # Smoothing 0.3 over 3 classes: targets [0.8, 0.1, 0.1].
+    expected = -(0.8 * np.log(0.7) + 0.1 * np.log(0.2) + 0.1 * np.log(0.1))
+    loss = losses.SparseCategoricalCrossentropyWithSmoothing(label_smoothing=0.3)
+    np.testing.assert_allclose(loss(np.array([0]), probabilities), expected, rtol=1e-5)
+
+
+def test_label_smoothing_zero_matches_sparse_categorical_crossentropy():
+    rng = np.random.default_rng(1)
+    labels = np.array([1, 0, 2])
+    probabilities = keras.ops.softmax(rng.normal(0, 2, (3, NUM_CLASSES)).astype("float32"))
+    expected = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    loss = losses.SparseCategoricalCrossentropyWithSmoothing()
+    np.testing.assert_allclose(loss(labels, probabilities), expected, rtol=1e-6)
+
+
+def test_label_smoothing_loss_config_round_trip():
+    loss = losses.SparseCategoricalCrossentropyWithSmoothing(label_smoothing=0.2)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(restored, losses.SparseCategoricalCrossentropyWithSmoothing)
+    assert restored.label_smoothing == 0.2
+
+
+@pytest.mark.parametrize("kind, loss_class, metric_class", [
+    (HeadKind.MULTICLASS, losses.SparseCategoricalCrossentropyWithSmoothing, keras.metrics.SparseCategoricalAccuracy),
+    (HeadKind.BINARY, keras.losses.BinaryCrossentropy, keras.metrics.BinaryAccuracy),
+    (HeadKind.MULTILABEL, keras.losses.BinaryCrossentropy, keras.metrics.BinaryAccuracy),
+])
+def test_loss_and_metrics_for_each_head(kind, loss_class, metric_class):
+    loss = losses.loss_for(kind, label_smoothing=0.1)
+    assert type(loss) is loss_class
+    assert loss.get_config()["label_smoothing"] == 0.1
+    [metric] = losses.metrics_for(kind)
+    assert type(metric) is metric_class
+    assert metric.name == "accuracy"
+
+
+# Class weights.
+
+def test_balanced_class_weight_values():
+    weights = balanced_class_weight([10, 30, 20])
+    # total / (classes * count): 60 / 30, 60 / 90, 60 / 60.
+    assert weights == pytest.approx({0: 2.0, 1: 2 / 3, 2: 1.0})
+
+
+def test_balanced_class_weight_of_an_empty_class_is_an_error():
+    with pytest.raises(ValueError, match=r"at least one training example\. Received: class_counts=\[4, 0, 2\]"):
+        balanced_class_weight([4, 0, 2])
+
+
+def test_count_labels_counts_every_batch():
+    labels = np.array([0, 1, 1, 2, 2, 2, 1])
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((7, 1)), labels)).batch(3)
+    assert count_labels(data, 3) == [1, 3, 3]
+
+
+def test_count_labels_is_sized_by_the_number_of_classes():
+    # Class 3 has no example: it must still get its (zero) entry.
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((4, 1)), np.array([0, 1, 2, 1]))).batch(2)
+    assert count_labels(data, 4) == [1, 2, 1, 0]
+
+
+def test_count_labels_rejects_labels_outside_the_classes():
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((2, 1)), np.array([0, 3]))).batch(2)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\)\. Received: labels=\[0, 3\]"):
+        count_labels(data, 3)
+
+
+def test_balanced_class_weight_reaches_fit(monkeypatch):
+    model = _classifier()
+    seen = []
+    fit = model.fit
+
+    def spy_fit(*args, **kwargs):
+        seen.append(kwargs["class_weight"])
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(model, "fit", spy_fit)
+    # 6 of class 0, 3 of class 1, 3 of class 2.
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(4)
+    result = tfxfer.fine_tune(model, data, config=_config(epochs=1, fine_tune_epochs=1, class_weight="balanced"))
+    expected = {0: 12 / 18, 1: 12 / 9, 2: 12 / 9}
+    assert len(seen) == 2
+    for class_weight in seen:
+        assert class_weight == pytest.approx(expected)
+    assert np.isfinite(result.phase2.history["loss"]).all()
+
+
+def test_balanced_class_weight_with_a_class_missing_from_the_data_is_an_error():
+    model = _classifier()
+    labels = np.array([0, 1, 0, 1])  # no example of class 2
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(2)
+    with pytest.raises(ValueError, match=r"at least one training example\. Received: class_counts=\[2, 2, 0\]"):
+        tfxfer.fine_tune(model, data, config=_config(class_weight="balanced"))
+
+
+def test_class_counts_of_the_wrong_length_are_an_error():
+    with pytest.raises(ValueError, match=r"one count per class of the model \(3\)\. Received: class_counts=\[5, 5\]"):
+        engine._class_weight("balanced", HeadKind.MULTICLASS, [5, 5], None, 3)
+
+
+def test_class_counts_given_skip_counting():
+    # train_data=None: the counts given are used as they are.
+    weights = engine._class_weight("balanced", HeadKind.BINARY, [1, 3], None, 2)
+    assert weights == pytest.approx({0: 2.0, 1: 2 / 3})
+
+
+def test_unknown_class_weight_setting_is_an_error():
+    with pytest.raises(ValueError, match=r"None, 'balanced' or a dict\. Received: class_weight='auto'"):
+        engine._class_weight("auto", HeadKind.MULTICLASS, None, None, 3)
+
+
+def test_balanced_class_weight_for_multi_label_is_an_error():
+    with pytest.raises(ValueError, match=r"does not apply to multi-label heads"):
+        engine._class_weight("balanced", HeadKind.MULTILABEL, [1, 1, 1], None, 3)
+
+
+def test_explicit_class_weight_passes_through():
+    assert engine._class_weight({0: 1.0, 1: 5.0}, HeadKind.BINARY, None, None, 2) == {0: 1.0, 1: 5.0}
+
+
+# Steps per epoch.
+
+def test_steps_per_epoch_of_a_sized_dataset():
+    assert steps_per_epoch(tf.data.Dataset.range(10).batch(3)) == 4
+
+
+def test_steps_per_epoch_of_a_filtered_dataset_is_counted():
+    data = tf.data.Dataset.range(10).filter(lambda x: x % 2 == 0).batch(2)
+    assert int(data.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    assert steps_per_epoch(data) == 3
+
+
+def test_steps_per_epoch_of_an_infinite_dataset_is_an_error():
+    with pytest.raises(ValueError, match=r"infinite \(\.repeat\(\) without a count\)"):
+        steps_per_epoch(tf.data.Dataset.range(4).batch(2).repeat())
+
+
+def test_steps_per_epoch_of_an_empty_dataset_is_an_error():
+    with pytest.raises(ValueError, match="training dataset is empty"):
+        steps_per_epoch(tf.data.Dataset.range(4).filter(lambda x: x > 10).batch(2))
+
+
+# Learning-rate schedules.
+
+def test_warmup_cosine_rises_to_the_peak_then_decays_to_zero():
+    schedule = schedules.warmup_cosine(1e-3, total_steps=100, warmup_fraction=0.1)
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(5)) == pytest.approx(5e-4)  # linear warmup
+    assert float(schedule(10)) == pytest.approx(1e-3)
+    assert float(schedule(55)) == pytest.approx(5e-4, rel=1e-4)  # half-way through the cosine
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_warmup_cosine_without_warmup_starts_at_the_peak():
+    schedule = schedules.warmup_cosine(1e-2, total_steps=20)
+    assert float(schedule(0)) == pytest.approx(1e-2)
+    assert float(schedule(20)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_warmup_cosine_needs_a_step():
+    with pytest.raises(ValueError, match=r"at least one step\. Received: total_steps=0"):
+        schedules.warmup_cosine(1e-3, total_steps=0)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0])
+def test_warmup_fraction_out_of_range_is_an_error(fraction):
+    with pytest.raises(ValueError, match=rf"in \[0, 1\)\. Received: warmup_fraction={fraction}"):
+        schedules.warmup_cosine(1e-3, total_steps=10, warmup_fraction=fraction)
+

@@ -1,0 +1,38 @@
+"""Default image augmentation: small geometric changes that keep the label.
+
+The layers live inside the model, so they run only under `training=True`
+(`fit`) and are identity at inference and in the exported SavedModel.
+"""
+
+import keras
+
+from tfxfer import layer_names
+
+
+def default_image_augmentation(
+    *,
+    flip: str | None = "horizontal",
+    rotation: float = 0.05,
+    zoom: float = 0.1,
+    translation: float = 0.05,
+    seed: int | None = None,
+) -> keras.Sequential:
+    """Light augmentation suited to photos of objects (not to text, digits or maps).
+
+    Args:
+        flip: str. `"horizontal"`, `"vertical"`, `"horizontal_and_vertical"` or None.
+        rotation: float. Max rotation as a fraction of a full turn.
+        zoom: float. Max zoom in or out, as a fraction of the image size.
+        translation: float. Max shift, as a fraction of the image size.
+        seed: int. Seed for the random layers.
+    """
+    layers = []
+    if flip:
+        layers.append(keras.layers.RandomFlip(flip, seed=seed))
+    if rotation:
+        layers.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+    if zoom:
+        layers.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed))
+    if translation:
+        layers.append(keras.layers.RandomTranslation(translation, translation, fill_mode="reflect", seed=seed))
+    return keras.Sequential(layers, name=layer_names.AUGMENTATION)

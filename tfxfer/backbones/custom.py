@@ -1,0 +1,145 @@
+"""`backbone_from_model`: your own pretrained model as a backbone.
+
+The classic flow: pretrain on task A, then fine-tune on task B from the
+features of A's model, cut at the layer you choose.
+"""
+
+import difflib
+import os
+
+import keras
+from absl import logging
+
+from tfxfer.backbones.registry import BACKBONE_NAME
+
+# Long layer lists are cut in the error message, keeping both ends: the
+# candidates for a feature layer are usually among the last ones.
+_MAX_LISTED_LAYERS = 30
+
+
+def backbone_from_model(
+    model: keras.Model | str | os.PathLike,
+    output_layer: str | None = None,
+) -> keras.Model:
+    """Turns a Keras model (or a `.keras` file) into a backbone named `"backbone"`.
+
+    The result shares its layers, and so its weights, with the source model.
+    It takes the source model's input as it is: if that model preprocessed its
+    own images, keep feeding it [0, 255] pixels (preprocessing mode `"none"`).
+
+    Args:
+        model: `keras.Model`, str or path. The model, or a `.keras` file saved
+            with `model.save()`.
+        output_layer: str. Name of the layer whose output becomes the features,
+            e.g. the layer before the classification head. None uses the whole
+            model's output.
+
+    Returns:
+        A functional `keras.Model` named `"backbone"` whose output is a feature
+        map `(N, H, W, C)` or a feature vector `(N, C)`.
+
+    Raises:
+        FileNotFoundError: `model` is a path that does not exist.
+        ValueError: the path is not a `.keras` file, `output_layer` is not a
+            layer of the model, or the output is neither 4D nor 2D.
+
+    Example:
+    ```python
+    backbone = backbone_from_model("task_a.keras", output_layer="pooler")
+    ```
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = _load(os.fspath(model))
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "model must be a keras.Model or the path to a .keras file. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    inputs, outputs = _graph_ends(model, output_layer)
+    backbone = keras.Model(inputs, outputs, name=BACKBONE_NAME)
+    _check_features(backbone, output_layer)
+    logging.info(
+        "Built backbone from model %r (output_layer=%s): input_shape=%s, output_shape=%s, %d parameters.",
+        model.name, output_layer, backbone.input_shape, backbone.output_shape, backbone.count_params(),
+    )
+    return backbone
+
+
+def _load(path: str) -> keras.Model:
+    if not path.endswith(".keras"):
+        raise ValueError(
+            "A model path must be a .keras file saved with model.save(); for a "
+            "SavedModel or .h5 file, load it yourself and pass the keras.Model. "
+            f"Received: model={path!r}"
+        )
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file not found: {path!r}. Check the path.")
+    # compile=False: the optimizer and loss of task A are of no use for task B.
+    return keras.saving.load_model(path, compile=False)
+
+
+def _graph_ends(model: keras.Model, output_layer: str | None):
+    """The (inputs, outputs) of the functional graph to cut out of `model`."""
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(
+            "The model must be functional or a built Sequential model (subclassed "
+            "models have no graph to cut). Received: model of type "
+            f"{type(model).__name__}"
+        )
+    if len(inputs) != 1:
+        raise ValueError(
+            f"A backbone takes one image input. Received: a model with {len(inputs)} inputs"
+        )
+    if output_layer is None:
+        if len(outputs) != 1:
+            raise ValueError(
+                f"The model has {len(outputs)} outputs; pick the features with "
+                "output_layer. Received: output_layer=None"
+            )
+        return inputs[0], outputs[0]
+    return inputs[0], _output_in_graph(_layer(model, output_layer))
+
+
+def _output_in_graph(layer: keras.layers.Layer):
+    # A nested model's own `output` ends its inner graph, which is not connected
+    # to the enclosing model's input (a tfxfer classifier nests its "backbone").
+    # What we want is the output of its call in the enclosing model, which is
+    # what `Operation.output` gives for any other layer.
+    if isinstance(layer, keras.Model):
+        return keras.Operation.output.fget(layer)
+    return layer.output
+
+
+def _layer(model: keras.Model, name: str) -> keras.layers.Layer:
+    names = [layer.name for layer in model.layers]
+    if name in names:
+        return model.get_layer(name)
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f" Did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
+    raise ValueError(
+        f"Model {model.name!r} has no layer named {name!r}.{hint} Its layers: "
+        f"{_format_names(names)}. Received: output_layer={name!r}"
+    )
+
+
+def _format_names(names: list[str]) -> str:
+    if len(names) <= _MAX_LISTED_LAYERS:
+        return ", ".join(names)
+    head, tail = names[:10], names[-(_MAX_LISTED_LAYERS - 10):]
+    skipped = len(names) - len(head) - len(tail)
+    return ", ".join(head) + f", ... ({skipped} more) ..., " + ", ".join(tail)
+
+
+def _check_features(backbone: keras.Model, output_layer: str | None) -> None:
+    shape = backbone.output_shape
+    if len(shape) in (2, 4):
+        return
+    raise ValueError(
+        "A backbone must output a feature map (N, H, W, C) or a feature vector "
+        f"(N, C); pick another output_layer. Received: output_layer={output_layer!r} "
+        f"with output shape {shape}"
+    )

@@ -1,0 +1,315 @@
+"""The backbone registry: every `keras.applications` family, keyed by a snake_case name.
+
+`create_backbone("efficientnet_b0")` returns the feature extractor
+(`include_top=False, pooling=None`) named `"backbone"`, so that the classifier
+builder and the freezing code find it with `model.get_layer("backbone")`.
+Each `BackboneSpec` also says which input preprocessing its ImageNet weights
+expect (see `BackbonePreprocessing`).
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+import os
+from typing import Callable
+
+import keras
+import numpy as np
+from absl import logging
+
+BACKBONE_NAME = "backbone"
+IMAGENET = "imagenet"
+
+# What the official EfficientNet (B0-B7) ImageNet files store as the variance of
+# their input `Normalization` layer: the standard deviations, not their squares
+# (tensorflow/tensorflow#49930). See `_match_imagenet_efficientnet_graph`.
+_IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one registered backbone and how to feed it.
+
+    Args:
+        name: str. Registry key, snake_case (`"mobilenet_v2"`).
+        constructor: callable. The `keras.applications` function that builds it.
+        preprocessing: str. What its ImageNet weights expect from [0, 255] RGB
+            pixels: `"tf"` (x / 127.5 - 1), `"torch"` (x / 255, then ImageNet
+            mean/std), `"caffe"` (RGB->BGR, minus the ImageNet BGR means) or
+            `"none"` (the model rescales inside itself).
+        default_image_size: int. The size its ImageNet weights were trained at.
+        min_image_size: int. The smallest height/width the architecture accepts.
+        supports_alpha: bool. Whether it takes a width multiplier `alpha`.
+    """
+
+    name: str
+    constructor: Callable[..., keras.Model]
+    preprocessing: str
+    default_image_size: int
+    min_image_size: int = 32
+    supports_alpha: bool = False
+
+
+class ImageNetWeightsUnavailableError(RuntimeError):
+    """The ImageNet weights could not be downloaded (typically: no internet)."""
+
+
+_apps = keras.applications
+# Preprocessing modes as read from each family's `preprocess_input` in
+# keras/src/applications; "none" where the model rescales inside itself
+# (EfficientNet always; EfficientNetV2, ConvNeXt and MobileNetV3 through their
+# default `include_preprocessing=True`).
+_SPECS = (
+    BackboneSpec("xception", _apps.Xception, "tf", 299, min_image_size=71),
+    BackboneSpec("vgg16", _apps.VGG16, "caffe", 224),
+    BackboneSpec("vgg19", _apps.VGG19, "caffe", 224),
+    BackboneSpec("resnet50", _apps.ResNet50, "caffe", 224),
+    BackboneSpec("resnet101", _apps.ResNet101, "caffe", 224),
+    BackboneSpec("resnet152", _apps.ResNet152, "caffe", 224),
+    BackboneSpec("resnet50_v2", _apps.ResNet50V2, "tf", 224),
+    BackboneSpec("resnet101_v2", _apps.ResNet101V2, "tf", 224),
+    BackboneSpec("resnet152_v2", _apps.ResNet152V2, "tf", 224),
+    BackboneSpec("inception_v3", _apps.InceptionV3, "tf", 299, min_image_size=75),
+    BackboneSpec("inception_resnet_v2", _apps.InceptionResNetV2, "tf", 299, min_image_size=75),
+    BackboneSpec("mobilenet", _apps.MobileNet, "tf", 224, supports_alpha=True),
+    BackboneSpec("mobilenet_v2", _apps.MobileNetV2, "tf", 224, supports_alpha=True),
+    BackboneSpec("mobilenet_v3_small", _apps.MobileNetV3Small, "none", 224, supports_alpha=True),
+    BackboneSpec("mobilenet_v3_large", _apps.MobileNetV3Large, "none", 224, supports_alpha=True),
+    BackboneSpec("densenet121", _apps.DenseNet121, "torch", 224),
+    BackboneSpec("densenet169", _apps.DenseNet169, "torch", 224),
+    BackboneSpec("densenet201", _apps.DenseNet201, "torch", 224),
+    BackboneSpec("nasnet_mobile", _apps.NASNetMobile, "tf", 224),
+    BackboneSpec("nasnet_large", _apps.NASNetLarge, "tf", 331),
+    BackboneSpec("efficientnet_b0", _apps.EfficientNetB0, "none", 224),
+    BackboneSpec("efficientnet_b1", _apps.EfficientNetB1, "none", 240),
+    BackboneSpec("efficientnet_b2", _apps.EfficientNetB2, "none", 260),
+    BackboneSpec("efficientnet_b3", _apps.EfficientNetB3, "none", 300),
+    BackboneSpec("efficientnet_b4", _apps.EfficientNetB4, "none", 380),
+    BackboneSpec("efficientnet_b5", _apps.EfficientNetB5, "none", 456),
+    BackboneSpec("efficientnet_b6", _apps.EfficientNetB6, "none", 528),
+    BackboneSpec("efficientnet_b7", _apps.EfficientNetB7, "none", 600),
+    BackboneSpec("efficientnet_v2_b0", _apps.EfficientNetV2B0, "none", 224),
+    BackboneSpec("efficientnet_v2_b1", _apps.EfficientNetV2B1, "none", 240),
+    BackboneSpec("efficientnet_v2_b2", _apps.EfficientNetV2B2, "none", 260),
+    BackboneSpec("efficientnet_v2_b3", _apps.EfficientNetV2B3, "none", 300),
+    BackboneSpec("efficientnet_v2_s", _apps.EfficientNetV2S, "none", 384),
+    BackboneSpec("efficientnet_v2_m", _apps.EfficientNetV2M, "none", 480),
+    BackboneSpec("efficientnet_v2_l", _apps.EfficientNetV2L, "none", 480),
+    BackboneSpec("convnext_tiny", _apps.ConvNeXtTiny, "none", 224),
+    BackboneSpec("convnext_small", _apps.ConvNeXtSmall, "none", 224),
+    BackboneSpec("convnext_base", _apps.ConvNeXtBase, "none", 224),
+    BackboneSpec("convnext_large", _apps.ConvNeXtLarge, "none", 224),
+    BackboneSpec("convnext_xlarge", _apps.ConvNeXtXLarge, "none", 224),
+)
+_REGISTRY = {spec.name: spec for spec in _SPECS}
+
+
+def list_backbones(pattern: str | None = None) -> list[str]:
+    """Names of the registered backbones, sorted.
+
+    Args:
+        pattern: str. Optional shell-style pattern, as in timm's `list_models`:
+            `list_backbones("efficientnet_v2_*")`.
+    """
+    names = sorted(_REGISTRY)
+    if pattern is None:
+        return names
+    return fnmatch.filter(names, pattern.lower())
+
+
+def get_backbone_spec(name: str) -> BackboneSpec:
+    """The `BackboneSpec` registered under `name`.
+
+    Raises:
+        ValueError: `name` is not registered. The message lists the valid names
+            and the closest matches.
+    """
+    spec = _REGISTRY.get(name)
+    if spec is not None:
+        return spec
+    raise ValueError(
+        f"Unknown backbone.{_did_you_mean(name)} Expected one of: "
+        f"{', '.join(list_backbones())}. Received: name={name!r}"
+    )
+
+
+def _did_you_mean(name) -> str:
+    # Compare without separators too, so "MobileNetV2" finds "mobilenet_v2".
+    squashed = {key.replace("_", ""): key for key in _REGISTRY}
+    query = str(name).lower().replace("-", "_")
+    matches = difflib.get_close_matches(query, list(_REGISTRY), n=3, cutoff=0.6)
+    for close in difflib.get_close_matches(query.replace("_", ""), list(squashed), n=3, cutoff=0.8):
+        if squashed[close] not in matches:
+            matches.insert(0, squashed[close])
+    if not matches:
+        return ""
+    return " Did you mean " + " or ".join(repr(match) for match in matches[:3]) + "?"
+
+
+def create_backbone(
+    name: str,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    weights: str | os.PathLike | None = IMAGENET,
+    alpha: float | None = None,
+) -> keras.Model:
+    """Builds a registered backbone as a feature extractor named `"backbone"`.
+
+    The model is the `keras.applications` one with `include_top=False` and
+    `pooling=None`: it maps images to a 4D feature map `(N, H', W', C)`. Feed it
+    images preprocessed with `BackbonePreprocessing(spec.preprocessing)`.
+
+    Args:
+        name: str. A name from `list_backbones()`.
+        input_shape: tuple. `(height, width, 3)`; defaults to the size the
+            ImageNet weights were trained at (`spec.default_image_size`).
+        weights: str. `"imagenet"`, None (random initialization) or the path
+            to a weights file (`.weights.h5`, or a legacy `.h5` such as the
+            files keras downloads into `~/.keras/models`).
+        alpha: float. Width multiplier, MobileNet families only. None keeps
+            the constructor's default (1.0).
+
+    Returns:
+        A `keras.Model` named `"backbone"`.
+
+    Raises:
+        ValueError: unknown name, `alpha` for a family without it, an input
+            smaller than `spec.min_image_size`, or an unusable `weights`.
+        FileNotFoundError: `weights` is a path that does not exist.
+        ImageNetWeightsUnavailableError: `weights="imagenet"` and the download
+            failed (no internet); the message says how to pass a local file.
+
+    Example:
+    ```python
+    backbone = create_backbone("mobilenet_v2", input_shape=(96, 96, 3), weights=None, alpha=0.35)
+    features = backbone(np.zeros((1, 96, 96, 3), "float32"))  # (1, 3, 3, 1280)
+    ```
+    """
+    spec = get_backbone_spec(name)
+    kwargs = {"include_top": False, "pooling": None}
+    kwargs["input_shape"] = _check_input_shape(spec, input_shape)
+    kwargs["weights"] = _check_weights(weights)
+    if alpha is not None:
+        kwargs["alpha"] = _check_alpha(spec, alpha)
+    model = _construct(spec, kwargs)
+    if spec.name.startswith("efficientnet_b") and kwargs["weights"] not in (None, IMAGENET):
+        _match_imagenet_efficientnet_graph(model)
+    # Renamed after construction, not through the constructor's `name=`: ConvNeXt
+    # checks that its name contains the variant and names its cached ImageNet
+    # file after it. A new Functional over the same layers (and weights), rather
+    # than `model.name = ...`, also gives it a matching `path`.
+    model = keras.Model(model.input, model.output, name=BACKBONE_NAME)
+    logging.info(
+        "Built backbone %r: input_shape=%s, weights=%s, %d parameters.",
+        spec.name, kwargs["input_shape"], kwargs["weights"], model.count_params(),
+    )
+    return model
+
+
+def _check_input_shape(spec: BackboneSpec, input_shape) -> tuple[int, int, int]:
+    if input_shape is None:
+        return (spec.default_image_size, spec.default_image_size, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or not all(isinstance(dim, (int, np.integer)) for dim in input_shape):
+        raise ValueError(
+            "input_shape must be three integers (height, width, channels), e.g. "
+            f"(224, 224, 3). Received: input_shape={input_shape}"
+        )
+    height, width, _ = input_shape
+    if min(height, width) < spec.min_image_size:
+        raise ValueError(
+            f"Backbone {spec.name!r} needs inputs of at least "
+            f"{spec.min_image_size}x{spec.min_image_size} pixels; use a larger "
+            f"image size. Received: input_shape={input_shape}"
+        )
+    return tuple(int(dim) for dim in input_shape)
+
+
+def _check_weights(weights) -> str | None:
+    if weights is None or weights == IMAGENET:
+        return weights
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            'weights must be "imagenet", None or the path to a weights file. '
+            f"Received: weights={weights!r}"
+        )
+    path = os.fspath(weights)
+    if path.endswith(".keras"):
+        raise ValueError(
+            "A .keras file holds a whole model, not backbone weights; pass it to "
+            f"tfxfer.backbones.backbone_from_model() instead. Received: weights={path!r}"
+        )
+    if not path.endswith(".h5"):
+        raise ValueError(
+            'weights must be "imagenet", None or the path to a .weights.h5 (or legacy '
+            f".h5) file. Received: weights={path!r}"
+        )
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"Weights file not found: {path!r}. Check the path, or pass "
+            'weights="imagenet" or weights=None.'
+        )
+    return path
+
+
+def _check_alpha(spec: BackboneSpec, alpha) -> float:
+    if not spec.supports_alpha:
+        families = ", ".join(s.name for s in _SPECS if s.supports_alpha)
+        raise ValueError(
+            f"Backbone {spec.name!r} has no width multiplier alpha; only {families} "
+            f"take one. Leave alpha=None. Received: alpha={alpha}"
+        )
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+        raise ValueError(f"alpha must be a positive number such as 0.35 or 1.0. Received: alpha={alpha!r}")
+    return float(alpha)
+
+
+def _construct(spec: BackboneSpec, kwargs: dict) -> keras.Model:
+    if kwargs["weights"] != IMAGENET:
+        return spec.constructor(**kwargs)
+    try:
+        return spec.constructor(**kwargs)
+    except Exception as error:
+        # keras' `file_utils.get_file` turns a failed fetch into a bare
+        # `Exception("URL fetch failure on ...")`; socket errors surface as
+        # OSError. Everything else (ValueError for arguments keras rejects, such
+        # as an alpha without ImageNet weights) is not a download problem.
+        if type(error) is not Exception and not isinstance(error, OSError):
+            raise
+        raise ImageNetWeightsUnavailableError(_offline_message(spec, error)) from error
+
+
+def _offline_message(spec: BackboneSpec, error: Exception) -> str:
+    return (
+        f"The ImageNet weights of backbone {spec.name!r} could not be downloaded "
+        f"(this machine may have no internet access): {error}\n"
+        "keras caches downloaded weights in ~/.keras/models (or $KERAS_HOME/models); "
+        "copy the file there from a machine that has it, or pass it directly: "
+        f'weights="/path/to/<file>.weights.h5" in Python, --weights=/path/to/<file>.weights.h5 '
+        "in the recipes (keras' own legacy .h5 files work too). Use weights=None to start "
+        "from random weights. Received: weights='imagenet'"
+    )
+
+
+def _match_imagenet_efficientnet_graph(model: keras.Model) -> None:
+    """Makes an EfficientNet built from a weights file equal to the "imagenet" one.
+
+    With `weights="imagenet"`, keras inserts `Rescaling(1 / sqrt(stddev))` after
+    the input `Normalization`, because the official files store the standard
+    deviations as its variance; with a path it does not, so the official file
+    loaded by path would scale inputs wrongly. Folding that factor into the
+    variance gives the same outputs. Only variances equal to the official values
+    are changed: weights trained from scratch, or already folded, stay as they are.
+    """
+    normalization = next(
+        (layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)), None
+    )
+    if normalization is None or not hasattr(normalization, "adapt_variance"):
+        return
+    variance = keras.ops.convert_to_numpy(normalization.adapt_variance)
+    stddev = np.asarray(_IMAGENET_STDDEV_RGB, dtype=variance.dtype)
+    if not np.allclose(variance, stddev, atol=1e-6):
+        return
+    normalization.adapt_variance.assign(stddev * stddev)
+    normalization.finalize_state()
+    logging.info("Folded the ImageNet stddev rescaling of %s into its Normalization layer.", model.name)

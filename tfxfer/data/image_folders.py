@@ -1,0 +1,363 @@
+"""Image classification data from folders of image files, one sub-folder per class.
+
+Two layouts are understood:
+
+    data_dir/train/<class>/*.jpg   and   data_dir/val/<class>/*.jpg  (or validation/)
+    data_dir/<class>/*.jpg         split by a seeded, stratified `validation_split`
+
+Files that cannot be decoded are found in one parallel pass before training and
+left out, so a corrupt JPEG never ends an epoch halfway and the number of steps
+per epoch is known in advance.
+"""
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfxfer.data import image_ops
+from tfxfer.data import pipeline
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+_VALIDATION_DIR_NAMES = ("val", "validation")
+# How many skipped paths a warning shows; the full list is in `skipped_files`.
+_PATHS_IN_WARNING = 5
+
+
+def load_image_folders(
+    data_dir: str | os.PathLike,
+    *,
+    image_size: tuple[int, int],
+    batch_size: int = 32,
+    validation_split: float | None = None,
+    seed: int = 0,
+    cache: bool | str = True,
+    shuffle_buffer: int | None = None,
+) -> pipeline.ImageDatasets:
+    """Loads labelled images from class sub-folders into batched `tf.data` pipelines.
+
+    Class names are the sorted names of the class sub-folders (hidden ones such as
+    `.ipynb_checkpoints` are left out). Files are listed recursively under each
+    class folder; only `IMAGE_EXTENSIONS` (any case) count, other files are ignored.
+    Images are decoded and resized with `tfxfer.data.image_ops.decode_and_resize`,
+    the same function the exported serving graph uses. Loading decodes every image
+    once (in parallel) to find files that cannot be decoded; they are left out and
+    listed in `skipped_files`.
+
+    Args:
+        data_dir: str | os.PathLike. Either holds `train/` plus `val/` (or
+            `validation/`) folders of class folders, or the class folders themselves.
+            A `train/` folder without a validation folder is treated as the latter.
+        image_size: tuple[int, int]. (height, width) every image is resized to.
+        batch_size: int. Examples per batch.
+        validation_split: float | None. Fraction of each class held out for
+            validation when `data_dir` has no validation folder. Must be None
+            when it has one. None without a validation folder means no validation.
+        seed: int. Seeds the train/validation split and the per-epoch shuffle.
+        cache: bool | str. True caches decoded images in memory, a str caches them
+            in files with that path prefix, False decodes every epoch.
+        shuffle_buffer: int | None. Shuffle buffer in examples; None means the
+            whole training set, capped at roughly 256 MB of decoded images.
+
+    Returns:
+        A `tfxfer.data.ImageDatasets`.
+
+    Example:
+
+    ```python
+    data = load_image_folders("hymenoptera", image_size=(224, 224), batch_size=16)
+    model.fit(data.train, validation_data=data.validation, epochs=5)
+    ```
+    """
+    image_size = pipeline.check_loader_args(
+        image_size=image_size,
+        batch_size=batch_size,
+        validation_split=validation_split,
+        cache=cache,
+        shuffle_buffer=shuffle_buffer,
+    )
+    data_dir = os.fspath(data_dir)
+    class_names, train_files, validation_files, skipped_files = _collect_files(
+        data_dir, validation_split, seed
+    )
+    # The cache replays the first epoch's input order and the shuffle buffer may
+    # be smaller than the data set; a seeded permutation up front keeps class-sorted
+    # file lists from turning into single-class batches.
+    train_files = train_files.take(
+        np.random.default_rng(seed).permutation(len(train_files.paths))
+    )
+    if shuffle_buffer is None:
+        shuffle_buffer = pipeline.default_shuffle_buffer(len(train_files.paths), image_size)
+
+    batching = dict(image_size=image_size, batch_size=batch_size, cache=cache, seed=seed)
+    datasets = pipeline.ImageDatasets(
+        train=_batched(train_files, "train", shuffle_buffer=shuffle_buffer, **batching),
+        validation=(
+            _batched(validation_files, "validation", shuffle_buffer=None, **batching)
+            if validation_files is not None
+            else None
+        ),
+        class_names=class_names,
+        train_size=len(train_files.paths),
+        validation_size=0 if validation_files is None else len(validation_files.paths),
+        skipped_files=skipped_files,
+        train_class_counts=np.bincount(
+            np.asarray(train_files.labels, np.int64), minlength=len(class_names)
+        ).tolist(),
+    )
+    pipeline.log_summary(datasets, source=data_dir, batch_size=batch_size)
+    return datasets
+
+
+@dataclasses.dataclass
+class _Files:
+    """Image paths and their labels, kept in step."""
+
+    paths: list[str]
+    labels: list[int]
+
+    def take(self, indices: Sequence[int]) -> "_Files":
+        return _Files([self.paths[i] for i in indices], [self.labels[i] for i in indices])
+
+    def without(self, skipped: list[str], root: str, class_names: list[str]) -> "_Files":
+        """Drops `skipped` paths; raises if that leaves a class of `root` empty."""
+        skipped = set(skipped)
+        kept = self.take([i for i, path in enumerate(self.paths) if path not in skipped])
+        counts = np.bincount(np.asarray(kept.labels, np.int64), minlength=len(class_names))
+        empty = [os.path.join(root, class_names[i]) for i in np.flatnonzero(counts == 0)]
+        if empty:
+            raise ValueError(
+                f"No decodable images left in class folders {empty}: every image "
+                "there failed to decode (see the warning above). Replace the files "
+                "or remove the folders."
+            )
+        return kept
+
+
+def _collect_files(
+    data_dir: str, validation_split: float | None, seed: int
+) -> tuple[list[str], "_Files", "_Files | None", list[str]]:
+    """Finds, checks and splits the images under `data_dir`.
+
+    Returns (class names, training files, validation files or None, skipped files).
+    """
+    train_root, validation_root = _find_split_roots(data_dir, validation_split)
+    class_names = _class_names(train_root, validation_root)
+    train_files = _list_images(train_root, class_names)
+    validation_files = None
+    if validation_root is not None:
+        validation_files = _list_images(validation_root, class_names)
+
+    skipped_files = _find_undecodable(
+        train_files.paths + (validation_files.paths if validation_files is not None else [])
+    )
+    train_files = train_files.without(skipped_files, train_root, class_names)
+    if validation_files is not None:
+        validation_files = validation_files.without(
+            skipped_files, validation_root, class_names
+        )
+
+    if validation_split is not None:
+        train_files, validation_files = _split_per_class(
+            train_files, len(class_names), validation_split, seed
+        )
+    elif validation_files is None:
+        logging.warning(
+            "No validation data: %r has no val/ or validation/ folder and "
+            "validation_split is None. Pass validation_split=0.2 (for example) to "
+            "hold out part of each class.",
+            data_dir,
+        )
+    return class_names, train_files, validation_files, skipped_files
+
+
+def _find_split_roots(
+    data_dir: str, validation_split: float | None
+) -> tuple[str, str | None]:
+    """Returns (folder of training class folders, folder of validation ones or None)."""
+    if not tf.io.gfile.isdir(data_dir):
+        raise FileNotFoundError(
+            "`data_dir` must be an existing folder of class sub-folders (or of "
+            "train/ and val/ folders of class sub-folders). "
+            f"Received: data_dir={data_dir!r}"
+        )
+    train_root = os.path.join(data_dir, "train")
+    if not tf.io.gfile.isdir(train_root):
+        return data_dir, None
+    found = [
+        os.path.join(data_dir, name)
+        for name in _VALIDATION_DIR_NAMES
+        if tf.io.gfile.isdir(os.path.join(data_dir, name))
+    ]
+    if len(found) > 1:
+        raise ValueError(
+            f"{data_dir!r} has both val/ and validation/ folders; keep only one so "
+            f"it is clear which holds the validation images. Received: {found}"
+        )
+    if found and validation_split is not None:
+        raise ValueError(
+            f"{data_dir!r} already has a validation folder ({found[0]!r}), so "
+            "`validation_split` cannot also carve one out of train/. Drop "
+            "`validation_split`, or remove the validation folder to split train/ "
+            f"instead. Received: validation_split={validation_split!r}"
+        )
+    return train_root, (found[0] if found else None)
+
+
+def _subfolders(root: str) -> list[str]:
+    # GCS listings end folder names with "/"; hidden folders are tool clutter.
+    names = [name.rstrip("/") for name in tf.io.gfile.listdir(root)]
+    return sorted(
+        name
+        for name in names
+        if not name.startswith(".") and tf.io.gfile.isdir(os.path.join(root, name))
+    )
+
+
+def _class_names(train_root: str, validation_root: str | None) -> list[str]:
+    names = _subfolders(train_root)
+    if not names:
+        raise ValueError(
+            f"Found no class sub-folders in {train_root!r}. Expected one folder per "
+            f"class, e.g. {os.path.join(train_root, 'cats', 'img1.jpg')!r}."
+        )
+    if validation_root is None:
+        return names
+    validation_names = _subfolders(validation_root)
+    if validation_names != names:
+        only_train = sorted(set(names) - set(validation_names))
+        only_validation = sorted(set(validation_names) - set(names))
+        raise ValueError(
+            "Training and validation folders must hold the same class folders. "
+            f"Only in {train_root!r}: {only_train}; only in {validation_root!r}: "
+            f"{only_validation}. Add the missing class folders or remove the extra ones."
+        )
+    return names
+
+
+def _is_image_file(name: str) -> bool:
+    # Hidden files such as macOS "._photo.jpg" resource forks are not images.
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _list_images(root: str, class_names: list[str]) -> _Files:
+    """Lists image files under `root/<class>/` recursively, in a stable order."""
+    files, labels, ignored = [], [], 0
+    for label, name in enumerate(class_names):
+        class_dir = os.path.join(root, name)
+        found = []
+        for folder, _, names in tf.io.gfile.walk(class_dir):
+            for file_name in names:
+                if _is_image_file(file_name):
+                    found.append(os.path.join(folder, file_name))
+                else:
+                    ignored += 1
+        if not found:
+            raise ValueError(
+                f"Class folder {class_dir!r} holds no images. Expected files ending "
+                f"in {', '.join(IMAGE_EXTENSIONS)} (any case); add images or remove "
+                "the folder."
+            )
+        files.extend(sorted(found))
+        labels.extend([label] * len(found))
+    if ignored:
+        logging.info(
+            "Ignored %d files under %r that are not images (%s).",
+            ignored,
+            root,
+            ", ".join(IMAGE_EXTENSIONS),
+        )
+    return _Files(files, labels)
+
+
+def _find_undecodable(paths: Sequence[str]) -> list[str]:
+    """Returns, sorted, the paths that `image_ops.decode_image` cannot decode (or read).
+
+    One parallel tf.data pass decodes every file and drops the failures; the
+    indices that do not come out are the bad files. This costs one extra decode
+    per image, but lets the training pipeline keep a known, exact cardinality.
+    """
+    if not paths:
+        return []
+
+    def decode(index, path):
+        image = image_ops.decode_image(tf.io.read_file(path))
+        # Returning something computed from the image keeps the decode from
+        # being pruned as dead code.
+        return index, tf.shape(image)
+
+    decoded = (
+        tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .ignore_errors()
+    )
+    good = {int(index) for index, _ in decoded.as_numpy_iterator()}
+    skipped = sorted(path for i, path in enumerate(paths) if i not in good)
+    if skipped:
+        logging.warning(
+            "Skipping %d files that cannot be decoded as images, e.g. %s. The full "
+            "list is in ImageDatasets.skipped_files.",
+            len(skipped),
+            skipped[:_PATHS_IN_WARNING],
+        )
+    return skipped
+
+
+def _split_per_class(
+    files: _Files, num_classes: int, validation_split: float, seed: int
+) -> tuple[_Files, _Files]:
+    """Splits `files` into (train, validation), the same fraction of every class.
+
+    Deterministic for a given `seed` and file list. Each class keeps at least one
+    training image, so a class with a single image has none in validation.
+
+    files: _Files. The images to split.
+    num_classes: int. Number of classes.
+    validation_split: float. Fraction of each class, rounded, for validation.
+    seed: int. Seed of the per-class permutations.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(files.labels, dtype=np.int64)
+    train_idx, validation_idx = [], []
+    for label in range(num_classes):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_validation = min(int(len(members) * validation_split + 0.5), len(members) - 1)
+        validation_idx.extend(members[:n_validation].tolist())
+        train_idx.extend(members[n_validation:].tolist())
+    if not validation_idx:
+        raise ValueError(
+            f"validation_split={validation_split} of {len(labels)} images in "
+            f"{num_classes} classes rounds to no validation images per class. Use a "
+            "larger validation_split, add images, or pass validation_split=None."
+        )
+    return files.take(sorted(train_idx)), files.take(sorted(validation_idx))
+
+
+def _batched(
+    files: _Files,
+    split: str,
+    *,
+    image_size: tuple[int, int],
+    batch_size: int,
+    cache: bool | str,
+    shuffle_buffer: int | None,
+    seed: int,
+) -> tf.data.Dataset:
+    def decode(path, label):
+        return image_ops.decode_and_resize(tf.io.read_file(path), image_size), label
+
+    examples = tf.data.Dataset.from_tensor_slices(
+        (files.paths, np.asarray(files.labels, dtype=np.int32))
+    ).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    fingerprint = [f"{image_size}"]
+    fingerprint += [f"{p}\t{label}" for p, label in zip(files.paths, files.labels)]
+    return pipeline.finish_dataset(
+        examples,
+        batch_size=batch_size,
+        cache=pipeline.resolve_cache(cache, split, fingerprint),
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+    )

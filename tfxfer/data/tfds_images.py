@@ -1,0 +1,281 @@
+"""Image classification data from a TensorFlow Datasets (TFDS) builder.
+
+The examples go through the same resize and the same cache/shuffle/batch/prefetch
+tail as image folders (`tfxfer.data.pipeline`), so switching between a TFDS
+dataset and a folder of JPEGs changes where the pixels come from, nothing else.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+from tfxfer.data import image_ops
+from tfxfer.data import pipeline
+
+# Used when the builder has neither a validation nor a test split.
+DEFAULT_VALIDATION_SPLIT = 0.1
+# Labels are counted in large batches; they are scalars, so this is cheap.
+_LABEL_COUNT_BATCH = 8192
+
+
+def load_tfds_images(
+    name: str,
+    *,
+    image_size: tuple[int, int],
+    batch_size: int = 32,
+    data_dir: str | None = None,
+    validation_split: float | None = None,
+    seed: int = 0,
+    cache: bool | str = True,
+    download: bool = True,
+) -> pipeline.ImageDatasets:
+    """Loads a TFDS image classification dataset into batched `tf.data` pipelines.
+
+    Validation data is, in order of preference: part of `train` when
+    `validation_split` is given; else the builder's `validation` split; else its
+    `test` split (with a warning, since that leaves no untouched test data); else
+    `DEFAULT_VALIDATION_SPLIT` of `train`. The held-out part of `train` is a
+    contiguous window of examples whose start is drawn from `seed` (TFDS
+    already stored `train` in shuffled order), so it is deterministic per seed.
+
+    `train_class_counts` comes from one pass over the training labels at load
+    time, with image decoding skipped: it reads the records once but decodes none.
+
+    Args:
+        name: str. TFDS name, optionally with config and version, e.g.
+            "tf_flowers" or "imagenette/160px:1.0.0".
+        image_size: tuple[int, int]. (height, width) every image is resized to.
+        batch_size: int. Examples per batch.
+        data_dir: str | None. TFDS data folder; None uses the TFDS default
+            (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
+        validation_split: float | None. Fraction of `train` to hold out for
+            validation instead of using the builder's validation/test split.
+        seed: int. Seeds the held-out window and the per-epoch shuffle.
+        cache: bool | str. True caches resized images in memory, a str caches them
+            in files with that path prefix, False does not cache.
+        download: bool. Whether to download and prepare the dataset when it is
+            not already prepared in `data_dir`.
+
+    Returns:
+        A `tfxfer.data.ImageDatasets` (its `skipped_files` is always empty).
+
+    Example:
+
+    ```python
+    data = load_tfds_images("tf_flowers", image_size=(224, 224), batch_size=32)
+    model.fit(data.train, validation_data=data.validation, epochs=5)
+    ```
+    """
+    image_size = pipeline.check_loader_args(
+        image_size=image_size,
+        batch_size=batch_size,
+        validation_split=validation_split,
+        cache=cache,
+    )
+    builder = _builder(name, data_dir)
+    _ensure_prepared(builder, name, data_dir, download)
+    image_key, label_key = _supervised_keys(name, builder.info)
+    to_model_input = _model_input_fn(builder.info.features[image_key].shape[-1], image_size)
+    train_spec, validation_spec = _choose_splits(
+        name, builder.info.splits, validation_split, seed
+    )
+    (train_raw, validation_raw), info = tfds.load(
+        name,
+        split=[train_spec, validation_spec],
+        data_dir=data_dir,
+        as_supervised=True,
+        with_info=True,
+        download=download,
+    )
+    class_names = list(info.features[label_key].names)
+    counts = _count_labels(name, train_spec, data_dir, image_key, len(class_names))
+
+    batching = dict(batch_size=batch_size, seed=seed)
+    fingerprint = [info.full_name, f"{image_size}"]
+    train = pipeline.finish_dataset(
+        train_raw.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE),
+        cache=pipeline.resolve_cache(cache, "train", fingerprint + [train_spec]),
+        shuffle_buffer=pipeline.default_shuffle_buffer(int(counts.sum()), image_size),
+        **batching,
+    )
+    validation = pipeline.finish_dataset(
+        validation_raw.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE),
+        cache=pipeline.resolve_cache(cache, "validation", fingerprint + [validation_spec]),
+        shuffle_buffer=None,
+        **batching,
+    )
+    datasets = pipeline.ImageDatasets(
+        train=train,
+        validation=validation,
+        class_names=class_names,
+        train_size=int(counts.sum()),
+        validation_size=_num_examples(validation_raw, info, validation_spec),
+        skipped_files=[],
+        train_class_counts=counts.tolist(),
+    )
+    pipeline.log_summary(
+        datasets,
+        source=f"TFDS {name!r} (train={train_spec!r}, validation={validation_spec!r})",
+        batch_size=batch_size,
+    )
+    return datasets
+
+
+def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as err:
+        # TFDS's own message lists every registered dataset, hundreds of lines.
+        raise ValueError(
+            f"Unknown TFDS dataset {name!r}. Check the spelling against "
+            "`tfds.list_builders()` or https://www.tensorflow.org/datasets/catalog, "
+            f"or use load_image_folders for image files. Received: name={name!r}"
+        ) from err
+
+
+def _not_prepared_message(name: str, data_dir: str | None, looked_in: str) -> str:
+    return (
+        f"TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} (looked in "
+        f"{looked_in!r}) and could not be downloaded; this machine may have no "
+        "internet access. Prepare it on a machine with internet, with "
+        f"`tfds build {name} --data_dir=DIR` or `tfds.load({name!r}, data_dir=DIR)` "
+        "once, copy DIR to this machine and pass it as data_dir. Or pass --data_dir "
+        "with a folder of class sub-folders of images instead."
+    )
+
+
+def _ensure_prepared(
+    builder: tfds.core.DatasetBuilder, name: str, data_dir: str | None, download: bool
+) -> None:
+    if builder.is_prepared():
+        return
+    message = _not_prepared_message(name, data_dir, str(builder.data_dir))
+    if not download:
+        raise RuntimeError(f"{message} (download=False.)")
+    try:
+        builder.download_and_prepare()
+    # Network errors, missing optional packages, manual-download datasets and
+    # checksum failures all surface here with different types; for each the
+    # remedy is the same: prepare the data where that works and copy it.
+    except Exception as err:  # pylint: disable=broad-except
+        raise RuntimeError(f"{message} Download failed with: {err!r}") from err
+
+
+def _supervised_keys(name: str, info: tfds.core.DatasetInfo) -> tuple[str, str]:
+    """Returns the (image, label) feature names, checking they are that."""
+    keys = info.supervised_keys
+    # Keys can also be nested or carry sample weights; only (image, label) fits.
+    is_pair = isinstance(keys, (tuple, list)) and len(keys) == 2
+    image_key, label_key = keys if is_pair else (None, None)
+    if not (
+        isinstance(image_key, str)
+        and isinstance(label_key, str)
+        and isinstance(info.features[image_key], tfds.features.Image)
+        and isinstance(info.features[label_key], tfds.features.ClassLabel)
+    ):
+        raise ValueError(
+            f"TFDS dataset {name!r} is not an image classification dataset: expected "
+            "supervised keys (image, label) with an Image and a ClassLabel feature. "
+            f"Received: supervised_keys={keys!r}"
+        )
+    return image_key, label_key
+
+
+def _choose_splits(
+    name: str, splits, validation_split: float | None, seed: int
+) -> tuple[str, str]:
+    """Returns TFDS split strings (train, validation)."""
+    if "train" not in splits:
+        raise ValueError(
+            f"TFDS dataset {name!r} has no 'train' split to train on. "
+            f"Received splits: {sorted(splits)}"
+        )
+    if validation_split is None:
+        if "validation" in splits:
+            return "train", "validation"
+        if "test" in splits:
+            logging.warning(
+                "TFDS dataset %r has no validation split; validating on its test "
+                "split, which then no longer gives an unbiased final score. Pass "
+                "validation_split to hold out part of train instead.",
+                name,
+            )
+            return "train", "test"
+        validation_split = DEFAULT_VALIDATION_SPLIT
+    return _slice_train(name, splits["train"].num_examples, validation_split, seed)
+
+
+def _slice_train(
+    name: str, num_examples: int, validation_split: float, seed: int
+) -> tuple[str, str]:
+    """Holds out a seeded, contiguous (wrapping) window of `train` for validation.
+
+    Example counts rather than percents: percent slices must be whole numbers,
+    and counts let the window start anywhere.
+    """
+    if num_examples < 2:
+        raise ValueError(
+            f"TFDS dataset {name!r} has {num_examples} training examples; at least 2 "
+            "are needed to hold some out for validation."
+        )
+    n_validation = min(max(int(num_examples * validation_split + 0.5), 1), num_examples - 1)
+    start = int(np.random.default_rng(seed).integers(num_examples))
+    end = start + n_validation
+    if end > num_examples:  # The window wraps around the end of train.
+        end -= num_examples
+        return f"train[{end}:{start}]", f"train[{start}:]+train[:{end}]"
+    train_parts = []
+    if start > 0:
+        train_parts.append(f"train[:{start}]")
+    if end < num_examples:
+        train_parts.append(f"train[{end}:]")
+    return "+".join(train_parts), f"train[{start}:{end}]"
+
+
+def _count_labels(
+    name: str, split: str, data_dir: str | None, image_key: str, num_classes: int
+) -> np.ndarray:
+    """Counts examples per class in `split`, reading records without decoding images."""
+    examples = tfds.load(
+        name,
+        split=split,
+        data_dir=data_dir,
+        as_supervised=True,
+        download=False,
+        decoders={image_key: tfds.decode.SkipDecoding()},
+    )
+    labels = examples.map(lambda _, label: label).batch(_LABEL_COUNT_BATCH)
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for batch in labels.as_numpy_iterator():
+        counts += np.bincount(batch, minlength=num_classes)
+    return counts
+
+
+def _model_input_fn(channels: int | None, image_size: tuple[int, int]):
+    """Returns a map function from TFDS `(uint8 image, label)` to model input."""
+    if channels not in (1, 3, 4):
+        raise ValueError(
+            "Expected TFDS images with 1 (grayscale), 3 (RGB) or 4 (RGBA) channels. "
+            f"Received: channels={channels!r}"
+        )
+
+    def to_model_input(image, label):
+        image = tf.cast(image, tf.float32)
+        # Same RGB conversion `image_ops.decode_image` applies to image files.
+        if channels == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        elif channels == 4:
+            image = image[..., :3]
+        return image_ops.resize_image(image, image_size), tf.cast(label, tf.int32)
+
+    return to_model_input
+
+
+def _num_examples(
+    examples: tf.data.Dataset, info: tfds.core.DatasetInfo, split: str
+) -> int:
+    cardinality = int(examples.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    return int(info.splits[split].num_examples)

@@ -1,0 +1,59 @@
+"""Serving functions: request tensors in, `probabilities`/`class_ids`/`class_names` out.
+
+One function per input kind (encoded image bytes, float image tensors), all
+ending in the same output dict, so every signature of a model answers alike.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfxfer.data import image_ops
+from tfxfer.heads import HeadKind
+
+
+def postprocess(probabilities: tf.Tensor, kind: HeadKind, labels: tf.lookup.StaticHashTable) -> dict[str, tf.Tensor]:
+    """Turns the model's output into the serving outputs.
+
+    `probabilities` is always `(N, num_classes)`: a one-unit binary head's P(1)
+    becomes `[1 - p, p]`. `class_ids` is the most probable class (for
+    multi-label heads, threshold `probabilities` yourself).
+    """
+    probabilities = tf.cast(probabilities, tf.float32)
+    if kind is HeadKind.BINARY:
+        probabilities = tf.concat([1.0 - probabilities, probabilities], axis=-1)
+    class_ids = tf.argmax(probabilities, axis=-1)
+    return {
+        "probabilities": probabilities,
+        "class_ids": class_ids,
+        "class_names": labels.lookup(class_ids),
+    }
+
+
+def image_endpoints(model: keras.Model, kind: HeadKind, labels: tf.lookup.StaticHashTable) -> dict:
+    """`{name: (fn, input_signature)}` for an image model taking `(N, H, W, 3)` floats in [0, 255]."""
+    height, width = model.input_shape[1:3]
+    units = model.output_shape[-1]
+
+    def predict_images(images):
+        # An empty request gets empty outputs: oneDNN's CPU Conv2D mishandles
+        # zero-size batches and the request would fail deep inside the model.
+        probabilities = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: model(images, training=False),
+            lambda: tf.zeros([0, units], model.output.dtype),
+        )
+        return postprocess(probabilities, kind, labels)
+
+    def predict_image_bytes(image_bytes):
+        images = tf.map_fn(
+            lambda contents: image_ops.decode_and_resize(contents, (height, width)),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+        )
+        return predict_images(images)
+
+    return {
+        # First, so it is also `serving_default`: what TF Serving's REST {"b64": ...} sends.
+        "serving_default": (predict_image_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+        "serving_images": (predict_images, [tf.TensorSpec([None, height, width, 3], tf.float32, name="images")]),
+    }

@@ -1,0 +1,20 @@
+"""Turns the recipes' flag text into library values (the library itself never reads flags)."""
+
+from tfxfer.freezing import FineTuneAt
+
+
+def parse_weights(text: str | None) -> str | None:
+    """`--weights` text: "imagenet", "none"/"" (random init) or a path, as keras.applications takes."""
+    if text is None or text.strip().lower() in ("", "none"):
+        return None
+    return text
+
+
+def parse_fine_tune_at(text: str) -> FineTuneAt:
+    """`--fine_tune_at` text: "100" -> 100 (index), "0.3" -> 0.3 (fraction), else a layer name."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

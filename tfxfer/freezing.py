@@ -1,0 +1,83 @@
+"""Which backbone layers train in each phase.
+
+Phase 1 freezes the whole backbone. Phase 2 unfreezes its top layers, chosen by
+index, name or fraction, and keeps every BatchNormalization layer frozen: with
+small fine-tuning batches their statistics would drift away from the ones the
+pretrained weights rely on.
+"""
+
+import keras
+from absl import logging
+
+FineTuneAt = int | float | str
+
+
+def freeze_backbone(backbone: keras.Model) -> None:
+    """Freezes every layer of the backbone (phase 1)."""
+    backbone.trainable = False
+
+
+def unfreeze_top(backbone: keras.Model, fine_tune_at: FineTuneAt) -> int:
+    """Unfreezes the top of the backbone for fine-tuning (phase 2).
+
+    Args:
+        backbone: keras.Model. The backbone sub-model.
+        fine_tune_at: int, float or str. int: index (in `backbone.layers`) of the
+            first layer to unfreeze, as in the Keras transfer-learning guide;
+            0 unfreezes all. float in (0, 1]: fraction of the layers, counted
+            from the top, to unfreeze. str: name of the first layer to unfreeze.
+
+    Returns:
+        The index of the first unfrozen layer.
+    """
+    layers = backbone.layers
+    start = first_trainable_index(layers, fine_tune_at)
+    backbone.trainable = True
+    for index, layer in enumerate(layers):
+        if index < start or isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    _freeze_nested_batch_norm(backbone)
+    logging.info(
+        "Fine-tuning %d of %d backbone layers (from %r on); BatchNorm stays frozen.",
+        len(layers) - start, len(layers), layers[start].name if start < len(layers) else None,
+    )
+    return start
+
+
+def first_trainable_index(layers: list[keras.Layer], fine_tune_at: FineTuneAt) -> int:
+    """Resolves `fine_tune_at` (see `unfreeze_top`) to a layer index."""
+    if isinstance(fine_tune_at, bool):
+        raise TypeError(f"fine_tune_at must be an int, float or str. Received: fine_tune_at={fine_tune_at!r}")
+    if isinstance(fine_tune_at, str):
+        names = [layer.name for layer in layers]
+        if fine_tune_at not in names:
+            raise ValueError(
+                f"No backbone layer is named {fine_tune_at!r}. Pass a layer name "
+                f"(e.g. one of the last: {names[-5:]}), an index or a fraction. "
+                f"Received: fine_tune_at={fine_tune_at!r}"
+            )
+        return names.index(fine_tune_at)
+    if isinstance(fine_tune_at, float):
+        if not 0.0 < fine_tune_at <= 1.0:
+            raise ValueError(
+                "A fractional fine_tune_at is the share of backbone layers to "
+                f"unfreeze and must be in (0, 1]. Received: fine_tune_at={fine_tune_at}"
+            )
+        return len(layers) - max(1, round(fine_tune_at * len(layers)))
+    if isinstance(fine_tune_at, int):
+        if not 0 <= fine_tune_at < len(layers):
+            raise ValueError(
+                f"fine_tune_at must index one of the backbone's {len(layers)} layers. "
+                f"Received: fine_tune_at={fine_tune_at}"
+            )
+        return fine_tune_at
+    raise TypeError(f"fine_tune_at must be an int, float or str. Received: fine_tune_at={fine_tune_at!r}")
+
+
+def _freeze_nested_batch_norm(model: keras.Model) -> None:
+    # Layers of nested sub-models (a user's own backbone) are not in `model.layers`.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        elif hasattr(layer, "layers"):
+            _freeze_nested_batch_norm(layer)

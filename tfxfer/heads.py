@@ -1,0 +1,104 @@
+"""The classification head shared by every tfxfer model, and how to read it back.
+
+Image and text classifiers end in the same layers, named so that freezing,
+training and export can find them: `pooler` -> `dropout` -> `predictions`.
+"""
+
+import enum
+
+import keras
+
+from tfxfer import layer_names
+PREDICTIONS_LAYER = layer_names.PREDICTIONS
+
+
+class HeadKind(str, enum.Enum):
+    """What the `predictions` layer computes; decides loss, metrics and serving outputs."""
+
+    MULTICLASS = "multiclass"  # softmax over num_classes, one label per example
+    BINARY = "binary"  # one sigmoid unit: P(class 1) of two classes
+    MULTILABEL = "multilabel"  # one sigmoid per class, any number of labels
+
+
+def head_kind_for(num_classes: int, multi_label: bool = False) -> HeadKind:
+    """Chooses the head for a task.
+
+    Args:
+        num_classes: int. Number of classes; at least 2.
+        multi_label: bool. Whether an example may carry several labels.
+    """
+    if num_classes < 2:
+        raise ValueError(
+            "A classifier needs at least 2 classes (a binary task has 2: pass "
+            f"num_classes=2). Received: num_classes={num_classes}"
+        )
+    if multi_label:
+        return HeadKind.MULTILABEL
+    return HeadKind.BINARY if num_classes == 2 else HeadKind.MULTICLASS
+
+
+def classification_head(
+    features: keras.KerasTensor,
+    num_classes: int,
+    *,
+    multi_label: bool = False,
+    dropout: float = 0.2,
+    pooling: str | None = "avg",
+) -> keras.KerasTensor:
+    """Adds `pooler` (for 4D feature maps), `dropout` and `predictions` layers.
+
+    Args:
+        features: KerasTensor. Backbone output, `(N, H, W, C)` or `(N, C)`.
+        num_classes: int. Number of classes.
+        multi_label: bool. Sigmoid per class instead of softmax.
+        dropout: float. Dropout rate before the Dense layer; 0 disables it.
+        pooling: str. `"avg"` or `"max"` global pooling of a 4D feature map.
+    """
+    kind = head_kind_for(num_classes, multi_label)
+    x = features
+    if len(x.shape) == 4:
+        if pooling not in ("avg", "max"):
+            raise ValueError(
+                "pooling must be 'avg' or 'max' for a 4D feature map. "
+                f"Received: pooling={pooling!r}"
+            )
+        pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+        x = pool(name=layer_names.POOLER)(x)
+    elif len(x.shape) != 2:
+        raise ValueError(
+            "The backbone must output a feature map (N, H, W, C) or a feature "
+            f"vector (N, C). Received: shape={tuple(x.shape)}"
+        )
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=layer_names.DROPOUT)(x)
+    units = 1 if kind is HeadKind.BINARY else num_classes
+    activation = "softmax" if kind is HeadKind.MULTICLASS else "sigmoid"
+    # float32 outputs keep probabilities exact under a future mixed-precision policy.
+    return keras.layers.Dense(units, activation=activation, dtype="float32", name=PREDICTIONS_LAYER)(x)
+
+
+def head_kind(model: keras.Model) -> HeadKind:
+    """Reads the head kind back from a model built by tfxfer."""
+    try:
+        layer = model.get_layer(PREDICTIONS_LAYER)
+    except ValueError as error:
+        raise ValueError(
+            f"The model has no layer named {PREDICTIONS_LAYER!r}; build it with "
+            "tfxfer.build_image_classifier (or name your output Dense layer "
+            f"{PREDICTIONS_LAYER!r}). Received: model={model.name!r}"
+        ) from error
+    activation = getattr(layer.activation, "__name__", repr(layer.activation))
+    if "softmax" in activation:
+        return HeadKind.MULTICLASS
+    if "sigmoid" in activation:
+        return HeadKind.BINARY if layer.units == 1 else HeadKind.MULTILABEL
+    raise ValueError(
+        f"The {PREDICTIONS_LAYER!r} layer must use softmax or sigmoid. "
+        f"Received: activation={activation!r}"
+    )
+
+
+def num_classes(model: keras.Model) -> int:
+    """Number of classes the model predicts (2 for a one-unit binary head)."""
+    units = model.get_layer(PREDICTIONS_LAYER).units
+    return 2 if head_kind(model) is HeadKind.BINARY else units

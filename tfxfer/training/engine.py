@@ -1,0 +1,206 @@
+"""Two-phase transfer learning on any tfxfer model: `fine_tune`.
+
+Phase 1 trains the head on a frozen backbone; phase 2 unfreezes the top of the
+backbone and trains on at a lower learning rate. Both phases are plain
+`compile` + `fit`, so user callbacks work as in any Keras model.
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfxfer import freezing, heads, layer_names
+from tfxfer.defaults import FineTuneConfig
+from tfxfer.training import callbacks as callbacks_lib
+from tfxfer.training import losses, schedules
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    """What one phase did.
+
+    Attributes:
+        history: dict. Per-epoch metrics, as in `keras.callbacks.History.history`.
+        seconds: float. Wall time of the phase.
+        epochs_run: int. Epochs actually run (early stopping may cut them).
+        final_metrics: dict. Validation metrics of the weights the phase ended
+            with (after best-weight restore), `val_`-prefixed.
+        trainable_parameters: int. Trainable parameter count during the phase.
+    """
+
+    history: dict[str, list[float]]
+    seconds: float
+    epochs_run: int
+    final_metrics: dict[str, float]
+    trainable_parameters: int
+
+    def summary(self) -> dict:
+        return {**self.final_metrics, "seconds": round(self.seconds, 2),
+                "epochs_run": self.epochs_run, "trainable_parameters": self.trainable_parameters}
+
+
+@dataclasses.dataclass
+class FineTuneResult:
+    phase1: PhaseResult
+    phase2: PhaseResult | None
+
+    def metrics(self) -> dict:
+        """`{"phase1": {...}, "phase2": {...}}` with `val_accuracy`, `val_loss`, `seconds`, ..."""
+        result = {"phase1": self.phase1.summary()}
+        if self.phase2 is not None:
+            result["phase2"] = self.phase2.summary()
+        return result
+
+
+def fine_tune(
+    model: keras.Model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None = None,
+    *,
+    config: FineTuneConfig | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    class_counts: list[int] | None = None,
+) -> FineTuneResult:
+    """Trains a tfxfer model in two phases: frozen backbone, then its top unfrozen.
+
+    Args:
+        model: keras.Model. A model with a `backbone` and a `predictions` layer,
+            e.g. from `tfxfer.build_image_classifier`.
+        train_data: tf.data.Dataset. Batches of (inputs, labels), finite.
+        validation_data: tf.data.Dataset. Batches of (inputs, labels), or None.
+        config: FineTuneConfig. Epochs, learning rates, etc.; defaults if None.
+        callbacks: list. Extra Keras callbacks, used in both phases.
+        class_counts: list of int. Training examples per class, for
+            `class_weight="balanced"`; counted from `train_data` if None.
+
+    Returns:
+        A `FineTuneResult`; the model is trained in place.
+    """
+    config = config or FineTuneConfig()
+    backbone = _backbone(model)
+    if config.fine_tune_epochs:
+        # A bad fine_tune_at fails now, not after phase 1 has trained.
+        freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
+    kind = heads.head_kind(model)
+    steps = steps_per_epoch(train_data)
+    class_weight = _class_weight(config.class_weight, kind, class_counts, train_data, heads.num_classes(model))
+    run = dict(train_data=train_data, validation_data=validation_data, kind=kind, config=config,
+               callbacks=list(callbacks or []), class_weight=class_weight)
+
+    freezing.freeze_backbone(backbone)
+    phase1 = _run_phase(model, "phase 1", epochs=config.epochs,
+                        schedule=schedules.warmup_cosine(config.learning_rate, config.epochs * steps), **run)
+    if not config.fine_tune_epochs:
+        return FineTuneResult(phase1, None)
+
+    freezing.unfreeze_top(backbone, config.fine_tune_at)
+    schedule = schedules.warmup_cosine(
+        config.fine_tune_learning_rate, config.fine_tune_epochs * steps, config.warmup_fraction)
+    phase2 = _run_phase(model, "phase 2", epochs=config.fine_tune_epochs, schedule=schedule, **run)
+    return FineTuneResult(phase1, phase2)
+
+
+def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, kind, config, callbacks,
+               class_weight) -> PhaseResult:
+    # The optimizer is created anew each phase: its slots must match the new trainable set.
+    with model.distribute_strategy.scope():
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm)
+        model.compile(optimizer=optimizer, loss=losses.loss_for(kind, config.label_smoothing),
+                      metrics=losses.metrics_for(kind))
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    logging.info("%s: %d epochs, %d trainable parameters.", phase, epochs, trainable)
+    phase_callbacks = [
+        *callbacks_lib.early_stopping(config.early_stopping_patience, validation_data is not None),
+        callbacks_lib.EpochLogger(phase),
+        *callbacks,
+    ]
+    start = time.perf_counter()
+    # shuffle=False: a tf.data.Dataset shuffles itself; Keras' default True only warns.
+    history = model.fit(train_data, validation_data=validation_data, epochs=epochs,
+                        callbacks=phase_callbacks, class_weight=class_weight, shuffle=False, verbose=0)
+    final = {}
+    if validation_data is not None:
+        scores = model.evaluate(validation_data, verbose=0, return_dict=True)
+        final = {f"val_{name}": float(value) for name, value in scores.items()}
+    seconds = time.perf_counter() - start
+    logging.info("%s done in %.1fs: %s", phase, seconds, final)
+    return PhaseResult(history.history, seconds, len(history.epoch), final, trainable)
+
+
+def _backbone(model: keras.Model) -> keras.Model:
+    try:
+        return model.get_layer(layer_names.BACKBONE)
+    except ValueError as error:
+        raise ValueError(
+            f"fine_tune needs a model with a layer named {layer_names.BACKBONE!r} (the part "
+            "to freeze, then fine-tune); build it with tfxfer.build_image_classifier. "
+            f"Received: model={model.name!r}"
+        ) from error
+
+
+def steps_per_epoch(dataset: tf.data.Dataset) -> int:
+    """Batches per epoch, which the learning-rate schedules need up front."""
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "The training dataset is infinite (.repeat() without a count); fine_tune "
+            "runs whole epochs. Remove the .repeat() or give it a count."
+        )
+    if cardinality == tf.data.UNKNOWN_CARDINALITY:
+        # Filtering or reading files hides the size; one pass counts it.
+        cardinality = int(dataset.reduce(0, lambda count, _: count + 1))
+        logging.info("Counted %d batches per epoch in the training dataset.", cardinality)
+    if cardinality == 0:
+        raise ValueError("The training dataset is empty.")
+    return cardinality
+
+
+def _class_weight(setting, kind, class_counts, train_data, num_classes):
+    if setting is None or isinstance(setting, dict):
+        return setting
+    if setting != "balanced":
+        raise ValueError(
+            f"class_weight must be None, 'balanced' or a dict. Received: class_weight={setting!r}"
+        )
+    if kind is heads.HeadKind.MULTILABEL:
+        raise ValueError("class_weight='balanced' needs one label per example; it does not apply to multi-label heads.")
+    if class_counts is None:
+        class_counts = count_labels(train_data, num_classes)
+    if len(class_counts) != num_classes:
+        raise ValueError(
+            f"class_counts needs one count per class of the model ({num_classes}). "
+            f"Received: class_counts={list(class_counts)}"
+        )
+    return balanced_class_weight(class_counts)
+
+
+def balanced_class_weight(class_counts: list[int]) -> dict[int, float]:
+    """Weights inversely proportional to class frequency (scikit-learn's "balanced")."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if (counts <= 0).any():
+        raise ValueError(f"Every class needs at least one training example. Received: class_counts={list(class_counts)}")
+    weights = counts.sum() / (len(counts) * counts)
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def count_labels(dataset: tf.data.Dataset, num_classes: int) -> list[int]:
+    """Examples per class in a dataset of (inputs, integer labels) batches.
+
+    Sized by `num_classes`, not by the labels seen: a class absent from the data
+    counts 0 instead of vanishing from the end of the list.
+    """
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for _, labels in dataset:
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
+        if labels.size and not 0 <= labels.min() <= labels.max() < num_classes:
+            raise ValueError(
+                f"Labels must be class indices in [0, {num_classes}). "
+                f"Received: labels={sorted(set(labels.tolist()))}"
+            )
+        counts += np.bincount(labels, minlength=num_classes)
+    return counts.tolist()

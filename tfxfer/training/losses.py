@@ -1,0 +1,42 @@
+"""Loss and metrics for each head kind."""
+
+import keras
+
+from tfxfer.heads import HeadKind
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing.
+
+    Keras' `SparseCategoricalCrossentropy` has no `label_smoothing`, and one-hot
+    labels in the input pipeline would tie the data to the loss; this one-hots
+    inside the loss instead.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_categorical_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        num_classes = keras.ops.shape(y_pred)[-1]
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(labels, num_classes, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def loss_for(kind: HeadKind, label_smoothing: float = 0.0) -> keras.losses.Loss:
+    """The loss for a head kind: labels are class indices, or multi-hot for multi-label."""
+    if kind is HeadKind.MULTICLASS:
+        return SparseCategoricalCrossentropyWithSmoothing(label_smoothing)
+    return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+
+
+def metrics_for(kind: HeadKind) -> list[keras.metrics.Metric]:
+    """Accuracy under one name, `accuracy`, whatever the head, so reports read alike."""
+    if kind is HeadKind.MULTICLASS:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return [keras.metrics.BinaryAccuracy(name="accuracy")]
