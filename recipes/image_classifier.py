@@ -21,7 +21,8 @@ _IMAGE = tfxfer.defaults.ImageDefaults()
 flags.DEFINE_string("data_dir", None, "Image folders (train/ + val/, or class folders), or TFDS data_dir with --tfds_name.")
 flags.DEFINE_float("validation_split", None, "Share of one class-folder tree held out for validation (seeded).")
 flags.DEFINE_string("tfds_name", None, "TFDS dataset name, e.g. tf_flowers; used instead of image folders.")
-flags.DEFINE_string("backbone", _IMAGE.backbone, "Backbone name; see tfxfer.list_backbones().")
+flags.DEFINE_string("backbone", _IMAGE.backbone, "Backbone name (see tfxfer.list_backbones()) or your own .keras model.")
+flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
 flags.DEFINE_float("alpha", None, "Width multiplier of the MobileNet families.")
 flags.DEFINE_string("weights", "imagenet", "'imagenet', 'none' (random init) or a path to a weights file.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels; defaults to the backbone's.")
@@ -42,10 +43,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
-    image_size = FLAGS.image_size or tfxfer.get_backbone_spec(FLAGS.backbone).default_image_size
+    backbone = FLAGS.backbone
+    if backbone.endswith(".keras"):
+        backbone = tfxfer.backbone_from_model(backbone, FLAGS.backbone_output_layer)
+    image_size = FLAGS.image_size or tfxfer.default_image_size(backbone)
     data = load_data((image_size, image_size))
     model = tfxfer.build_image_classifier(
-        FLAGS.backbone, len(data.class_names), weights=tfxfer.parse_weights(FLAGS.weights),
+        backbone, len(data.class_names), weights=tfxfer.parse_weights(FLAGS.weights),
         image_size=image_size, alpha=FLAGS.alpha, seed=FLAGS.seed)
     config = _TRAIN.replace(
         epochs=FLAGS.epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfxfer.image_classifier import build_image_classifier
 from tfxfer.backbones import (
     BackbonePreprocessing,
     BackboneSpec,
@@ -301,16 +302,20 @@ def test_real_imagenet_weights_file_loads():
 
 
 @pytest.mark.slow
-def test_every_backbone_builds_at_its_min_size():
+def test_every_backbone_builds_a_classifier_at_its_min_size():
     for name in list_backbones():
         spec = get_backbone_spec(name)
         # Variables are created but never initialized: the check is about the
         # graph, and skipping initialization makes this test ~3x cheaper.
         with keras.StatelessScope(initialize_variables=False):
-            model = create_backbone(name, input_shape=_square(spec.min_image_size), weights=None)
-        assert model.name == "backbone", name
+            classifier = build_image_classifier(
+                name, 3, weights=None, image_size=spec.min_image_size, augmentation=False)
+        model = classifier.get_layer("backbone")
         assert len(model.output_shape) == 4, name
         assert model.output_shape[-1] == EXPECTED_CHANNELS[name], name
+        assert classifier.output_shape == (None, 3), name
+        assert classifier.get_layer("preprocessing").mode == spec.preprocessing, name
+        del classifier
         del model
         keras.backend.clear_session()
         gc.collect()

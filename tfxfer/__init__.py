@@ -23,14 +23,16 @@ from tfxfer.backbones import (
     list_backbones,
 )
 from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
+from tfxfer.data.text_data import TextDatasets, load_text_data
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.export.saved_model import export_saved_model
 from tfxfer.flag_values import parse_fine_tune_at, parse_weights
 from tfxfer.export.versioning import latest_version_dir
 from tfxfer.freezing import freeze_backbone, unfreeze_top
 from tfxfer.heads import HeadKind
-from tfxfer.image_classifier import build_image_classifier
+from tfxfer.image_classifier import build_image_classifier, default_image_size
 from tfxfer.reporting import write_metrics
+from tfxfer.text import TextBackbone, build_text_classifier, load_hub_backbone, load_word_vector_backbone
 from tfxfer.training.engine import FineTuneResult, PhaseResult, fine_tune
 
 __all__ = [
@@ -41,10 +43,14 @@ __all__ = [
     "HeadKind",
     "ImageDatasets",
     "PhaseResult",
+    "TextBackbone",
+    "TextDatasets",
     "backbone_from_model",
     "build_image_classifier",
+    "build_text_classifier",
     "create_backbone",
     "default_image_augmentation",
+    "default_image_size",
     "export_saved_model",
     "fine_tune",
     "freeze_backbone",
@@ -55,6 +61,9 @@ __all__ = [
     "parse_weights",
     "load_image_folders",
     "load_tfds_images",
+    "load_hub_backbone",
+    "load_text_data",
+    "load_word_vector_backbone",
     "unfreeze_top",
     "write_metrics",
 ]

@@ -109,6 +109,13 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
     return model, preprocessing or "none", "custom"
 
 
+def default_image_size(backbone: str | keras.Model) -> int:
+    """The input size a backbone expects: its registry default, or your model's input height."""
+    if isinstance(backbone, str):
+        return get_backbone_spec(backbone).default_image_size
+    return backbone.input_shape[1]
+
+
 def get_backbone(model: keras.Model) -> keras.Model:
     """The backbone sub-model of a model built by tfxfer."""
     return model.get_layer(layer_names.BACKBONE)

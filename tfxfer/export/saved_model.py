@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import __version__, heads
-from tfxfer.export import serving, versioning
+from tfxfer.export import serving, text_serving, versioning, warmup
 
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "tfxfer_metadata.json"
@@ -23,6 +23,8 @@ def export_saved_model(
     *,
     class_names: list[str] | None = None,
     metadata: dict | None = None,
+    top_k: int | None = None,
+    warmup_examples: list[bytes] | None = None,
 ) -> str:
     """Exports `model` to `<export_dir>/<next version>/` and returns that path.
 
@@ -40,10 +42,23 @@ def export_saved_model(
         class_names: list of str. One name per class, in label order; class
             indices as strings if None.
         metadata: dict. Extra JSON-serialisable facts (metrics, data, ...).
+        top_k: int | None. If set, every signature also returns `top_k_scores`
+            float32 `(N, k)` and `top_k_class_names` string `(N, k)`, best
+            first, with k capped at the number of classes.
+        warmup_examples: list of bytes | None. A few encoded images (e.g.
+            `tfxfer.export.warmup.encode_images(data.validation)`); if set,
+            `assets.extra/tf_serving_warmup_requests` replays them through every
+            signature when TF Serving loads the model. Needs the `serving` extra.
     """
     export_dir = os.fspath(export_dir)
     kind = heads.head_kind(model)
     class_names = _check_class_names(class_names, heads.num_classes(model))
+    top_k = serving.check_top_k(top_k, len(class_names))
+    # Checked before anything is written: a failing warmup request makes TF Serving reject the version.
+    warmup_requests = None
+    if warmup_examples is not None:
+        warmup.require_serving_api()
+        warmup_requests = warmup.image_warmup_inputs(warmup_examples, model.input_shape[1:3])
     with tempfile.TemporaryDirectory() as scratch, versioning.staging_dir(export_dir) as staging:
         labels_path = os.path.join(scratch, LABELS_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
@@ -58,10 +73,20 @@ def export_saved_model(
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.track(labels)
-        for name, (fn, signature) in serving.image_endpoints(model, kind, labels).items():
+        preprocessor = text_serving.text_preprocessor(model)
+        if preprocessor is not None:  # A text classifier: the export takes raw strings.
+            archive.track(preprocessor)
+            endpoints = text_serving.text_endpoints(model, preprocessor, kind, labels, top_k)
+        else:
+            endpoints = serving.image_endpoints(model, kind, labels, top_k)
+        for name, (fn, signature) in endpoints.items():
             archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(staging, verbose=False)
-        _write_metadata(staging, model, kind, class_names, metadata)
+        if warmup_requests:
+            warmup.write_warmup_requests(staging, warmup_requests)
+        _write_metadata(staging, model, kind, class_names,
+                        {"top_k": top_k, "warmup_requests": bool(warmup_requests),
+                         "signatures": list(endpoints), **(metadata or {})})
         path = versioning.publish(staging, export_dir)
     logging.info("Exported %s to %s", model.name, path)
     return path

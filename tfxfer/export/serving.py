@@ -11,25 +11,58 @@ from tfxfer.data import image_ops
 from tfxfer.heads import HeadKind
 
 
-def postprocess(probabilities: tf.Tensor, kind: HeadKind, labels: tf.lookup.StaticHashTable) -> dict[str, tf.Tensor]:
+def postprocess(
+    probabilities: tf.Tensor, kind: HeadKind, labels: tf.lookup.StaticHashTable, top_k: int | None = None,
+) -> dict[str, tf.Tensor]:
     """Turns the model's output into the serving outputs.
 
     `probabilities` is always `(N, num_classes)`: a one-unit binary head's P(1)
     becomes `[1 - p, p]`. `class_ids` is the most probable class (for
     multi-label heads, threshold `probabilities` yourself).
+
+    Args:
+        probabilities: tf.Tensor. The model's output, `(N, units)`.
+        kind: HeadKind. The head that produced it.
+        labels: tf.lookup.StaticHashTable. Class id (int64) to class name.
+        top_k: int | None. If set, also return `top_k_scores` float32 `(N, k)`
+            and `top_k_class_names` string `(N, k)`, best first; k is already
+            capped at num_classes (see `check_top_k`).
     """
     probabilities = tf.cast(probabilities, tf.float32)
     if kind is HeadKind.BINARY:
         probabilities = tf.concat([1.0 - probabilities, probabilities], axis=-1)
     class_ids = tf.argmax(probabilities, axis=-1)
-    return {
+    outputs = {
         "probabilities": probabilities,
         "class_ids": class_ids,
         "class_names": labels.lookup(class_ids),
     }
+    if top_k:
+        scores, indices = tf.math.top_k(probabilities, k=top_k)
+        outputs["top_k_scores"] = scores
+        outputs["top_k_class_names"] = labels.lookup(tf.cast(indices, tf.int64))
+    return outputs
 
 
-def image_endpoints(model: keras.Model, kind: HeadKind, labels: tf.lookup.StaticHashTable) -> dict:
+def check_top_k(top_k: int | None, num_classes: int) -> int | None:
+    """Validates `top_k` and caps it at `num_classes`; None means no top-k outputs.
+
+    top_k: int | None. Requested number of best classes per example.
+    num_classes: int. Classes the model predicts.
+    """
+    if top_k is None:
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(
+            "top_k must be a positive integer (the number of best classes each "
+            f"signature returns), or None for no top-k outputs. Received: top_k={top_k!r}"
+        )
+    return min(top_k, num_classes)
+
+
+def image_endpoints(
+    model: keras.Model, kind: HeadKind, labels: tf.lookup.StaticHashTable, top_k: int | None = None,
+) -> dict:
     """`{name: (fn, input_signature)}` for an image model taking `(N, H, W, 3)` floats in [0, 255]."""
     height, width = model.input_shape[1:3]
     units = model.output_shape[-1]
@@ -42,7 +75,7 @@ def image_endpoints(model: keras.Model, kind: HeadKind, labels: tf.lookup.Static
             lambda: model(images, training=False),
             lambda: tf.zeros([0, units], model.output.dtype),
         )
-        return postprocess(probabilities, kind, labels)
+        return postprocess(probabilities, kind, labels, top_k)
 
     def predict_image_bytes(image_bytes):
         images = tf.map_fn(

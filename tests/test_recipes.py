@@ -1,0 +1,112 @@
+"""The recipes end to end, as a user runs them: a subprocess, flags in, files out."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 40, 220)}
+
+
+def _run_recipe(script, *flags, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    process = subprocess.run([sys.executable, os.path.join(REPO, "recipes", script), *flags],
+                             capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    assert process.returncode == 0, process.stderr[-4000:]
+    return process
+
+
+def _write_colour_folders(root, per_class):
+    """train/ and val/ of noisy solid-colour JPEGs, one colour per class."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("val", per_class // 2)):
+        for name, colour in COLOURS.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                size = rng.integers(20, 48, size=2)
+                pixels = np.clip(rng.normal(colour, 25, size=(*size, 3)), 0, 255).astype(np.uint8)
+                (folder / f"{index}.jpg").write_bytes(tf.io.encode_jpeg(pixels).numpy())
+    (root / "train" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
+
+
+def _tiny_backbone_file(path):
+    """A small pretrained-looking model of the user's own, saved as .keras."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="features")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(4, activation="softmax", name="old_head")(x)
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
+    _write_colour_folders(tmp_path / "data", per_class=12)
+    backbone = _tiny_backbone_file(tmp_path / "own.keras")
+    _run_recipe(
+        "image_classifier.py", f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}",
+        "--backbone_output_layer=features", "--batch_size=8", "--epochs=12", "--fine_tune_epochs=2",
+        "--learning_rate=0.03", "--fine_tune_at=0", f"--run_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'exports'}", "--model_name=colours")
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["phase1"]["val_accuracy"] >= 0.9
+    assert metrics["phase2"]["val_accuracy"] >= 0.9
+    assert metrics["phase1"]["seconds"] > 0 and metrics["phase2"]["seconds"] > 0
+    assert metrics["data"]["class_names"] == ["blue", "green", "red"]
+    assert [os.path.basename(p) for p in metrics["data"]["skipped_files"]] == ["broken.jpg"]
+
+    version = tmp_path / "exports" / "colours" / "1"
+    assert (version / "saved_model.pb").exists()
+    assert (version / "assets" / "labels.txt").read_text().split() == ["blue", "green", "red"]
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    green = tf.io.encode_jpeg(np.full((40, 40, 3), COLOURS["green"], np.uint8)).numpy()
+    assert serve(image_bytes=tf.constant([green]))["class_names"].numpy().tolist() == [b"green"]
+
+
+@pytest.mark.slow
+def test_image_recipe_registry_backbone_with_flagfile_and_split(tmp_path):
+    _write_colour_folders(tmp_path / "data", per_class=6)
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text("\n".join([
+        f"--data_dir={tmp_path / 'data' / 'train'}", "--validation_split=0.34", "--backbone=mobilenet_v2",
+        "--alpha=0.35", "--weights=none", "--image_size=32", "--batch_size=8", "--epochs=1",
+        "--fine_tune_epochs=1", "--fine_tune_at=0.5", f"--run_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'exports'}", "--model_name=m"]))
+    _run_recipe("image_classifier.py", f"--flagfile={flagfile}")
+    _run_recipe("image_classifier.py", f"--flagfile={flagfile}", "--fine_tune_epochs=0")
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["data"]["train_size"] + metrics["data"]["validation_size"] == 18
+    assert metrics["image_size"] == 32 and "phase2" not in metrics
+    assert sorted(os.listdir(tmp_path / "exports" / "m")) == ["1", "2"]
+
+
+def test_image_recipe_without_data_is_a_usage_error(tmp_path):
+    process = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "image_classifier.py")],
+                             capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert process.returncode != 0
+    assert "Pass --data_dir (image folders) or --tfds_name" in process.stderr
+
+
+@pytest.mark.slow
+def test_offline_main_job_transfers_better_than_scratch(tmp_path):
+    process = _run_recipe("digits_transfer.py", f"--run_dir={tmp_path / 'run'}",
+                          f"--export_dir={tmp_path / 'exports'}")
+    comparison = json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison"]
+    assert comparison["source_val_accuracy"] >= 0.9
+    assert comparison["transfer_val_accuracy"] >= 0.75
+    assert comparison["transfer_val_accuracy"] > comparison["scratch_val_accuracy"]
+    assert "trained from scratch" in process.stdout
+    version = tmp_path / "exports" / "digits" / "1"
+    assert (version / "assets" / "labels.txt").read_text().split() == ["5", "6", "7", "8", "9"]

@@ -1,0 +1,252 @@
+"""TFLite models of an image classifier, and what each quantization costs in accuracy.
+
+`export_tflite` writes four `.tflite` files plus `labels.txt` and
+`tflite_report.json` into one folder and returns the report: for each file its
+size in bytes, its validation accuracy and how often it agrees with the Keras
+model, beside the Keras model's own accuracy (the SavedModel's `serving_images`
+signature computes the same function; tests/test_export.py checks that).
+
+| variant | weights | activations | input / output |
+|---|---|---|---|
+| `float32` | float32 | float32 | float32 images in [0, 255] / probabilities |
+| `dynamic_range` | int8 | float32 | float32 / float32 |
+| `float16` | float16 | float32 | float32 / float32 |
+| `int8` | int8 | int8, calibrated on training images | int8 / int8: quantize the [0, 255] pixels with the input's `(scale, zero_point)`, dequantize the output with the output's |
+
+Every model takes one `(1, H, W, 3)` image per call (the fixed shape mobile
+runtimes prefer) and ends in the `predictions` layer (for a binary head: P(class 1)).
+The training-only augmentation layer is left out: it is an identity at inference,
+and without it the graph holds only inference ops.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfxfer import heads, layer_names
+
+VARIANTS = ("float32", "dynamic_range", "float16", "int8")
+REPORT_FILE = "tflite_report.json"
+LABELS_FILE = "labels.txt"
+
+
+@dataclasses.dataclass
+class TFLiteResult:
+    """One converted model, measured on the validation data.
+
+    Attributes:
+        variant: str. One of `VARIANTS`.
+        path: str. The `.tflite` file.
+        size_bytes: int. Its size.
+        accuracy: float. Top-1 accuracy on the validation data.
+        agreement: float. Share of validation examples where it predicts the Keras model's class.
+    """
+
+    variant: str
+    path: str
+    size_bytes: int
+    accuracy: float
+    agreement: float
+
+
+def export_tflite(
+    model: keras.Model,
+    output_dir: str | os.PathLike,
+    *,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    class_names: Sequence[str],
+    variants: Sequence[str] = VARIANTS,
+    representative_examples: int = 100,
+) -> dict:
+    """Converts `model` to TFLite variants, evaluates them and returns the report.
+
+    Args:
+        model: keras.Model. A tfxfer image classifier (multiclass or binary head).
+        output_dir: str. Folder for `<variant>.tflite`, `labels.txt` and `tflite_report.json`.
+        train: tf.data.Dataset. Batches of `(images, labels)`; the int8 variant
+            calibrates its ranges on its first `representative_examples` images.
+        validation: tf.data.Dataset. Batches of `(images, labels)` to measure accuracy on.
+        class_names: sequence of str. One per class, written to `labels.txt`.
+        variants: sequence of str. A subset of `VARIANTS`.
+        representative_examples: int. Training images used to calibrate int8.
+
+    Returns:
+        `{"keras": {"accuracy": ...}, "validation_size": n, "tflite": {variant:
+        {"path", "size_bytes", "accuracy", "agreement"}}}`.
+    """
+    unknown = [variant for variant in variants if variant not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"variants must be a non-empty subset of {list(VARIANTS)}. Received: {list(variants)}")
+    kind = heads.head_kind(model)
+    if kind is heads.HeadKind.MULTILABEL:
+        raise ValueError(
+            "export_tflite measures top-1 accuracy, which needs a multiclass or binary head. "
+            f"Received: a {kind.value} model {model.name!r}; convert it with convert_tflite instead."
+        )
+    if len(class_names) != heads.num_classes(model):
+        raise ValueError(
+            f"The model predicts {heads.num_classes(model)} classes. Received: {len(class_names)} class_names"
+        )
+    output_dir = os.fspath(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, LABELS_FILE), "w", encoding="utf-8") as f:
+        f.write("\n".join(class_names) + "\n")
+    paths = {}
+    for variant in variants:
+        representative = _representative_images(train, representative_examples) if variant == "int8" else None
+        paths[variant] = os.path.join(output_dir, f"{variant}.tflite")
+        with open(paths[variant], "wb") as f:
+            f.write(convert_tflite(model, variant, representative_images=representative))
+    keras_accuracy, validation_size, results = _evaluate(model, kind, validation, paths)
+    report = {
+        "keras": {"accuracy": keras_accuracy},
+        "validation_size": validation_size,
+        "tflite": {variant: dataclasses.asdict(result) for variant, result in results.items()},
+    }
+    with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    for variant, result in results.items():
+        logging.info("TFLite %-13s %9d bytes  accuracy %.4f (Keras %.4f)", variant, result.size_bytes,
+                     result.accuracy, keras_accuracy)
+    return report
+
+
+def convert_tflite(model: keras.Model, variant: str, *, representative_images: Sequence[np.ndarray] | None = None) -> bytes:
+    """Converts an image classifier to one TFLite variant; returns the flatbuffer.
+
+    Args:
+        model: keras.Model. A tfxfer image classifier.
+        variant: str. One of `VARIANTS` (see the module docstring).
+        representative_images: sequence of float32 `(H, W, 3)` arrays in [0, 255].
+            Required for `"int8"`: the data its activation ranges are calibrated on.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {list(VARIANTS)}. Received: variant={variant!r}")
+    if variant == "int8" and not representative_images:
+        raise ValueError(
+            "The int8 variant calibrates on real images: pass representative_images "
+            "(a few hundred training images). Received: none"
+        )
+    inference = inference_model(model)
+    height, width = inference.input_shape[1:3]
+    with tempfile.TemporaryDirectory() as folder:
+        # Converting from a SavedModel freezes the variables into constants; from
+        # concrete functions they stay resource reads that int8 calibration cannot run.
+        archive = keras.export.ExportArchive()
+        archive.track(inference)
+        archive.add_endpoint("serve", lambda images: inference(images, training=False),
+                             input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="images")])
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        if variant != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if variant == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if variant == "int8":
+            converter.representative_dataset = lambda: ([image[np.newaxis].astype(np.float32)]
+                                                        for image in representative_images)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """`model` without its training-only augmentation layer (the same model if it has none).
+
+    model: keras.Model. A tfxfer image classifier.
+    """
+    names = [layer.name for layer in model.layers]
+    if layer_names.AUGMENTATION not in names:
+        return model
+    # The functional graph from the preprocessing layer's input on: same layers, same weights.
+    return keras.Model(model.get_layer(layer_names.PREPROCESSING).input, model.output, name=f"{model.name}_inference")
+
+
+def interpreter(model_path: str):
+    """A ready TFLite interpreter: LiteRT's if `ai_edge_litert` is installed, else `tf.lite`'s.
+
+    model_path: str. A `.tflite` file.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        with warnings.catch_warnings():
+            # TF 2.21 still ships tf.lite.Interpreter; it only warns that LiteRT replaces it.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            Interpreter = tf.lite.Interpreter
+            runner = Interpreter(model_path=model_path)
+    else:
+        runner = Interpreter(model_path=model_path)
+    runner.allocate_tensors()
+    return runner
+
+
+def run_tflite(runner, image: np.ndarray) -> np.ndarray:
+    """Runs one float `(H, W, 3)` image in [0, 255] through a TFLite classifier; returns float outputs.
+
+    runner: a TFLite interpreter from `interpreter`.
+    image: np.ndarray. float32 `(H, W, 3)`.
+    """
+    input_detail = runner.get_input_details()[0]
+    output_detail = runner.get_output_details()[0]
+    batch = image[np.newaxis].astype(np.float32)
+    if input_detail["dtype"] == np.int8:
+        scale, zero_point = input_detail["quantization"]
+        batch = np.clip(np.round(batch / scale + zero_point), -128, 127).astype(np.int8)
+    runner.set_tensor(input_detail["index"], batch)
+    runner.invoke()
+    output = runner.get_tensor(output_detail["index"])[0]
+    if output_detail["dtype"] == np.int8:
+        scale, zero_point = output_detail["quantization"]
+        output = (output.astype(np.float32) - zero_point) * scale
+    return output
+
+
+def _representative_images(dataset, count):
+    images = []
+    for batch, _ in dataset:
+        images.extend(np.asarray(batch, np.float32))
+        if len(images) >= count:
+            break
+    return images[:count]
+
+
+def _class_ids(outputs, kind):
+    outputs = np.asarray(outputs)
+    if kind is heads.HeadKind.BINARY:
+        return (outputs[..., 0] > 0.5).astype(np.int64)
+    return np.argmax(outputs, axis=-1)
+
+
+def _evaluate(model, kind, validation, paths):
+    """One pass over the validation data: (Keras accuracy, examples, {variant: TFLiteResult})."""
+    runners = {variant: interpreter(path) for variant, path in paths.items()}
+    correct = {variant: 0 for variant in paths}
+    agree = {variant: 0 for variant in paths}
+    keras_correct = total = 0
+    for images, labels in validation:
+        labels = np.asarray(labels).reshape(-1)
+        reference = _class_ids(model(images, training=False), kind)
+        keras_correct += int(np.sum(reference == labels))
+        total += len(labels)
+        for variant, runner in runners.items():
+            predicted = _class_ids(np.stack([run_tflite(runner, image) for image in np.asarray(images)]), kind)
+            correct[variant] += int(np.sum(predicted == labels))
+            agree[variant] += int(np.sum(predicted == reference))
+    if not total:
+        raise ValueError("The validation dataset is empty; export_tflite needs examples to measure accuracy on.")
+    results = {
+        variant: TFLiteResult(variant, path, os.path.getsize(path), correct[variant] / total, agree[variant] / total)
+        for variant, path in paths.items()
+    }
+    return keras_correct / total, total, results
