@@ -14,12 +14,16 @@ from absl import app, flags
 
 import tfxfer
 from tfxfer import digits_transfer
+from tfxfer.data import digits
+from tfxfer.export import warmup
 
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target examples per class (digits 5-9).")
 flags.DEFINE_integer("seed", 0, "Seed of splits and weights.")
 flags.DEFINE_string("run_dir", "runs/digits", "Where metrics.json and the pretrained source model go.")
 flags.DEFINE_string("export_dir", "saved_models", "Base folder of exported models.")
 flags.DEFINE_string("model_name", "digits", "Exports go to <export_dir>/<model_name>/<version>/.")
+flags.DEFINE_integer("top_k", 3, "Signatures also return the top_k best scores and class names; 0 leaves them out.")
+flags.DEFINE_string("tflite_dir", None, "If set, also write TFLite models and their validation report there.")
 FLAGS = flags.FLAGS
 
 
@@ -30,10 +34,20 @@ def main(argv):
         FLAGS.run_dir, labels_per_class=FLAGS.labels_per_class, seed=FLAGS.seed)
     metrics = {**report.transfer_metrics, "comparison": report.comparison()}
     tfxfer.write_metrics(FLAGS.run_dir, metrics)
+    task = digits.load_digits_transfer(FLAGS.labels_per_class, FLAGS.seed)  # the same seeded split
     path = tfxfer.export_saved_model(model, os.path.join(FLAGS.export_dir, FLAGS.model_name),
-                                     class_names=report.class_names, metadata={"metrics": metrics})
+                                     class_names=report.class_names, metadata={"metrics": metrics},
+                                     top_k=FLAGS.top_k or None,
+                                     warmup_examples=warmup.encode_images(task.target_validation.dataset(8)))
     print(report.table())
     print(f"Exported SavedModel: {path}")
+    if FLAGS.tflite_dir:
+        tflite_report = tfxfer.export_tflite(model, FLAGS.tflite_dir, train=task.target_train.dataset(32),
+                                             validation=task.target_validation.dataset(32),
+                                             class_names=report.class_names)
+        print(f"Keras model: accuracy {tflite_report['keras']['accuracy']:.3f}")
+        for variant, entry in tflite_report["tflite"].items():
+            print(f"TFLite {variant:<13} {entry['size_bytes']:>9} bytes  accuracy {entry['accuracy']:.3f}")
 
 
 if __name__ == "__main__":

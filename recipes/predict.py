@@ -1,7 +1,11 @@
-r"""Classifies image files with an exported SavedModel (TensorFlow only) and prints the top-k classes.
+r"""Classifies images or texts with an exported SavedModel (TensorFlow only) and prints the top-k classes.
 
   python recipes/predict.py --model_dir=saved_models/digits photo.png more_photos/
   python recipes/predict.py --model_dir=saved_models/digits/3 --top_k=3 photo.png
+Text models (detected from the export's signature) take texts instead:
+  python recipes/predict.py --model_dir=saved_models/reviews --text="a fine film" --text="dull"
+  python recipes/predict.py --model_dir=saved_models/reviews "a fine film" "dull"
+  python recipes/predict.py --model_dir=saved_models/reviews --text_file=reviews.txt   # one text per line
 A ready request for TF Serving's REST API instead of predicting locally:
   python recipes/predict.py --model_dir=saved_models/digits --print_request photo.png
 
@@ -16,8 +20,10 @@ from tfxfer import prediction
 from tfxfer.export import rest
 
 flags.DEFINE_string("model_dir", None, "SavedModel version folder, or a base folder (uses its latest version).")
-flags.DEFINE_integer("top_k", 5, "Classes to print per image, best first.")
-flags.DEFINE_integer("batch_size", 32, "Images per call of the model.")
+flags.DEFINE_integer("top_k", 5, "Classes to print per input, best first.")
+flags.DEFINE_integer("batch_size", 32, "Inputs per call of the model.")
+flags.DEFINE_multi_string("text", [], "A text to classify (text models; repeat for several).")
+flags.DEFINE_string("text_file", None, "A UTF-8 file with one text to classify per line (text models).")
 flags.DEFINE_bool("print_request", False, "Print a curl command and JSON body for TF Serving instead of predicting.")
 flags.DEFINE_string("host", "localhost:8501", "TF Serving REST host:port, for --print_request.")
 flags.mark_flag_as_required("model_dir")
@@ -25,14 +31,26 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    paths = prediction.image_files(argv[1:])
+    if prediction.input_kind(FLAGS.model_dir) == prediction.TEXT:
+        texts = FLAGS.text + argv[1:] + (prediction.read_text_lines(FLAGS.text_file) if FLAGS.text_file else [])
+        if not texts:
+            raise app.UsageError("This model takes texts: pass --text=TEXT (repeatable), texts as arguments, "
+                                 "or --text_file=FILE with one text per line.")
+        body = rest.text_request(texts) if FLAGS.print_request else None
+        run = lambda: prediction.predict_texts(FLAGS.model_dir, texts, top_k=FLAGS.top_k,  # noqa: E731
+                                               batch_size=FLAGS.batch_size)
+    else:
+        if FLAGS.text or FLAGS.text_file:
+            raise app.UsageError("--text and --text_file are for text models; this model takes image files.")
+        paths = prediction.image_files(argv[1:])
+        body = rest.image_request([open(path, "rb").read() for path in paths]) if FLAGS.print_request else None
+        run = lambda: prediction.predict_image_files(FLAGS.model_dir, paths, top_k=FLAGS.top_k,  # noqa: E731
+                                                     batch_size=FLAGS.batch_size)
     if FLAGS.print_request:
-        body = rest.image_request([open(path, "rb").read() for path in paths])
         print(json.dumps(body))
         print(rest.curl_command(body, prediction.serving_model_name(FLAGS.model_dir), host=FLAGS.host))
         return
-    for result in prediction.predict_image_files(FLAGS.model_dir, paths, top_k=FLAGS.top_k,
-                                                 batch_size=FLAGS.batch_size):
+    for result in run():
         print(result.source)
         for name, probability in result.top_k:
             print(f"  {probability:.4f}  {name}")

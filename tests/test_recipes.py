@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfxfer.export import warmup
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 40, 220)}
 
@@ -57,7 +59,8 @@ def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
         "image_classifier.py", f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}",
         "--backbone_output_layer=features", "--batch_size=8", "--epochs=12", "--fine_tune_epochs=2",
         "--learning_rate=0.03", "--fine_tune_at=0", f"--run_dir={tmp_path / 'run'}",
-        f"--export_dir={tmp_path / 'exports'}", "--model_name=colours")
+        f"--export_dir={tmp_path / 'exports'}", "--model_name=colours", "--top_k=2", "--warmup_examples=2",
+        f"--tflite_dir={tmp_path / 'tflite'}")
 
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["phase1"]["val_accuracy"] >= 0.9
@@ -71,7 +74,14 @@ def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
     assert (version / "assets" / "labels.txt").read_text().split() == ["blue", "green", "red"]
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     green = tf.io.encode_jpeg(np.full((40, 40, 3), COLOURS["green"], np.uint8)).numpy()
-    assert serve(image_bytes=tf.constant([green]))["class_names"].numpy().tolist() == [b"green"]
+    outputs = serve(image_bytes=tf.constant([green]))
+    assert outputs["class_names"].numpy().tolist() == [b"green"]
+    assert outputs["top_k_class_names"].shape == (1, 2)
+    warmup_requests = warmup.read_warmup_requests(str(version / "assets.extra" / "tf_serving_warmup_requests"))
+    assert [len(inputs["image_bytes"]) for name, inputs in warmup_requests if name == "serving_default"] == [2]
+    report = json.loads((tmp_path / "tflite" / "tflite_report.json").read_text())
+    assert sorted(report["tflite"]) == ["dynamic_range", "float16", "float32", "int8"]
+    assert report["tflite"]["float32"]["accuracy"] == report["keras"]["accuracy"] >= 0.9
 
 
 @pytest.mark.slow

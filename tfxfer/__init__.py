@@ -25,7 +25,16 @@ from tfxfer.backbones import (
 from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
 from tfxfer.data.text_data import TextDatasets, load_text_data
 from tfxfer.defaults import FineTuneConfig
+from tfxfer.distribute import (
+    chief_or_temp_dir,
+    create_strategy,
+    global_batch_size,
+    is_chief,
+    list_strategies,
+    scale_learning_rate,
+)
 from tfxfer.export.saved_model import export_saved_model
+from tfxfer.export.tflite import export_tflite
 from tfxfer.flag_values import parse_fine_tune_at, parse_weights
 from tfxfer.export.versioning import latest_version_dir
 from tfxfer.freezing import freeze_backbone, unfreeze_top
@@ -48,17 +57,24 @@ __all__ = [
     "backbone_from_model",
     "build_image_classifier",
     "build_text_classifier",
+    "chief_or_temp_dir",
     "create_backbone",
+    "create_strategy",
     "default_image_augmentation",
     "default_image_size",
     "export_saved_model",
+    "export_tflite",
     "fine_tune",
     "freeze_backbone",
     "get_backbone_spec",
+    "global_batch_size",
+    "is_chief",
     "latest_version_dir",
     "list_backbones",
+    "list_strategies",
     "parse_fine_tune_at",
     "parse_weights",
+    "scale_learning_rate",
     "load_image_folders",
     "load_tfds_images",
     "load_hub_backbone",

@@ -12,7 +12,9 @@ class FineTuneConfig:
     Attributes:
         epochs: int. Phase-1 epochs (head only, backbone frozen).
         fine_tune_epochs: int. Phase-2 epochs (top of the backbone unfrozen); 0 skips phase 2.
-        learning_rate: float. Phase-1 peak learning rate (cosine decay).
+        learning_rate: float. Phase-1 peak learning rate (cosine decay). High
+            enough that a linear head converges in 10 epochs even when a small
+            dataset makes only a handful of batches per epoch.
         fine_tune_learning_rate: float. Phase-2 peak learning rate, reached after
             warmup, then cosine decay. Low, so pretrained features move gently.
         fine_tune_at: int, float or str. Where phase 2 starts unfreezing the
@@ -29,7 +31,7 @@ class FineTuneConfig:
 
     epochs: int = 10
     fine_tune_epochs: int = 10
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     fine_tune_learning_rate: float = 1e-4
     fine_tune_at: FineTuneAt = 0.3
     warmup_fraction: float = 0.1
@@ -51,3 +53,26 @@ class ImageDefaults:
     backbone: str = "mobilenet_v2"
     batch_size: int = 32
     seed: int = 42
+
+
+@dataclasses.dataclass
+class TextDefaults:
+    """Defaults of the text recipe and builders that are not in `FineTuneConfig`.
+
+    `fine_tune_at=0.5` unfreezes the top half of the encoder's layers: most
+    transformer blocks of a keras-hub BERT (its ~9 embedding/input layers come
+    first), and both the word vectors and the encoder of a word-vector backbone.
+    `fine_tune_learning_rate` is lower than for images, as usual for transformers.
+    """
+
+    backbone: str = "bert_small_en_uncased"
+    sequence_length: int = 128
+    pooling: str = "cls"
+    dropout: float = 0.1
+    validation_split: float = 0.1
+    batch_size: int = 32
+    seed: int = 42
+    fine_tune_at: float = 0.5
+    fine_tune_learning_rate: float = 5e-5
+    encoder: str = "bilstm"
+    max_tokens: int = 20000

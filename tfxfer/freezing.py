@@ -34,8 +34,8 @@ def unfreeze_top(backbone: keras.Model, fine_tune_at: FineTuneAt) -> int:
     start = first_trainable_index(layers, fine_tune_at)
     backbone.trainable = True
     for index, layer in enumerate(layers):
-        if index < start or isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+        # Set both ways, so a second call (e.g. a deeper fine_tune_at) also re-enables layers.
+        layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
     _freeze_nested_batch_norm(backbone)
     logging.info(
         "Fine-tuning %d of %d backbone layers (from %r on); BatchNorm stays frozen.",

@@ -127,6 +127,18 @@ def image_request(images: Sequence[bytes], *, signature_name: str | None = None)
     return body
 
 
+def text_request(texts: Sequence[str], *, signature_name: str | None = None) -> dict:
+    """A row-format body for a text model's `serving_default`: `{"instances": ["some text", ...]}`.
+
+    texts: sequence of str. Raw texts.
+    signature_name: str | None. Added to the body when set.
+    """
+    body = {"instances": [str(text) for text in texts]}
+    if signature_name:
+        body = {"signature_name": signature_name, **body}
+    return body
+
+
 def curl_command(body: Mapping, model_name: str, *, host: str = "localhost:8501") -> str:
     """A ready `curl` command that POSTs `body` to TF Serving's REST `:predict` endpoint.
 

@@ -24,7 +24,7 @@ def export_saved_model(
     class_names: list[str] | None = None,
     metadata: dict | None = None,
     top_k: int | None = None,
-    warmup_examples: list[bytes] | None = None,
+    warmup_examples: list[bytes] | list[str] | None = None,
 ) -> str:
     """Exports `model` to `<export_dir>/<next version>/` and returns that path.
 
@@ -32,6 +32,11 @@ def export_saved_model(
     (`tf.string`, what TF Serving's REST API delivers for `{"b64": ...}`);
     `serving_images` takes float images `(N, H, W, 3)` in [0, 255]. Both return
     `probabilities` (N, num_classes), `class_ids` (N,) and `class_names` (N,).
+    A text classifier (`tfxfer.build_text_classifier`) instead gets
+    `serving_default` taking raw UTF-8 strings `texts` (N,), its preprocessor
+    inside the graph (needs tensorflow_text ops only), and `serving_token_ids`
+    taking the model's already-tokenized inputs (e.g. `token_ids`,
+    `segment_ids`, `padding_mask`, each `(N, T)`).
     The class names are also in the SavedModel's `assets/labels.txt`, and
     `assets.extra/tfxfer_metadata.json` describes the model.
 
@@ -45,10 +50,11 @@ def export_saved_model(
         top_k: int | None. If set, every signature also returns `top_k_scores`
             float32 `(N, k)` and `top_k_class_names` string `(N, k)`, best
             first, with k capped at the number of classes.
-        warmup_examples: list of bytes | None. A few encoded images (e.g.
-            `tfxfer.export.warmup.encode_images(data.validation)`); if set,
+        warmup_examples: list of bytes | list of str | None. A few encoded
+            images (e.g. `tfxfer.export.warmup.encode_images(data.validation)`),
+            or for a text classifier a few raw texts; if set,
             `assets.extra/tf_serving_warmup_requests` replays them through every
-            signature when TF Serving loads the model. Needs the `serving` extra.
+            signature when TF Serving loads the model.
     """
     export_dir = os.fspath(export_dir)
     kind = heads.head_kind(model)
@@ -56,9 +62,13 @@ def export_saved_model(
     top_k = serving.check_top_k(top_k, len(class_names))
     # Checked before anything is written: a failing warmup request makes TF Serving reject the version.
     warmup_requests = None
+    preprocessor = text_serving.text_preprocessor(model)
     if warmup_examples is not None:
         warmup.require_serving_api()
-        warmup_requests = warmup.image_warmup_inputs(warmup_examples, model.input_shape[1:3])
+        if preprocessor is not None:  # A text classifier: its requests carry raw strings.
+            warmup_requests = warmup.text_warmup_inputs(warmup_examples, model)
+        else:
+            warmup_requests = warmup.image_warmup_inputs(warmup_examples, model.input_shape[1:3])
     with tempfile.TemporaryDirectory() as scratch, versioning.staging_dir(export_dir) as staging:
         labels_path = os.path.join(scratch, LABELS_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
@@ -73,7 +83,6 @@ def export_saved_model(
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.track(labels)
-        preprocessor = text_serving.text_preprocessor(model)
         if preprocessor is not None:  # A text classifier: the export takes raw strings.
             archive.track(preprocessor)
             endpoints = text_serving.text_endpoints(model, preprocessor, kind, labels, top_k)
@@ -86,7 +95,7 @@ def export_saved_model(
             warmup.write_warmup_requests(staging, warmup_requests)
         _write_metadata(staging, model, kind, class_names,
                         {"top_k": top_k, "warmup_requests": bool(warmup_requests),
-                         "signatures": list(endpoints), **(metadata or {})})
+                         "signatures": list(endpoints), **text_serving.text_metadata(model), **(metadata or {})})
         path = versioning.publish(staging, export_dir)
     logging.info("Exported %s to %s", model.name, path)
     return path
@@ -117,7 +126,6 @@ def _write_metadata(version_dir, model, kind, class_names, extra):
         "head": kind.value,
         "class_names": class_names,
         "input_shape": list(model.input_shape[1:]),
-        "signatures": ["serving_default", "serving_images"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": {"tfxfer": __version__, "tensorflow": tf.__version__,
                      "keras": keras.__version__, "python": platform.python_version()},

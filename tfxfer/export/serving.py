@@ -79,7 +79,8 @@ def image_endpoints(
 
     def predict_image_bytes(image_bytes):
         images = tf.map_fn(
-            lambda contents: image_ops.decode_and_resize(contents, (height, width)),
+            # Capped: a small file declaring a huge image must not OOM the server.
+            lambda contents: image_ops.decode_and_resize(contents, (height, width), image_ops.MAX_SERVING_PIXELS),
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )

@@ -13,6 +13,9 @@ signature computes the same function; tests/test_export.py checks that).
 | `float16` | float16 | float32 | float32 / float32 |
 | `int8` | int8 | int8, calibrated on training images | int8 / int8: quantize the [0, 255] pixels with the input's `(scale, zero_point)`, dequantize the output with the output's |
 
+Text classifiers are not supported (`NotImplementedError`): their tokenizers
+have no TFLite builtin ops, and tfxfer does not convert or measure them.
+
 Every model takes one `(1, H, W, 3)` image per call (the fixed shape mobile
 runtimes prefer) and ends in the `predictions` layer (for a binary head: P(class 1)).
 The training-only augmentation layer is left out: it is an identity at inference,
@@ -83,9 +86,15 @@ def export_tflite(
         `{"keras": {"accuracy": ...}, "validation_size": n, "tflite": {variant:
         {"path", "size_bytes", "accuracy", "agreement"}}}`.
     """
+    _reject_text_model(model)
     unknown = [variant for variant in variants if variant not in VARIANTS]
     if unknown or not variants:
         raise ValueError(f"variants must be a non-empty subset of {list(VARIANTS)}. Received: {list(variants)}")
+    if validation is None:
+        raise ValueError(
+            "export_tflite measures each model on validation data: pass validation batches "
+            "(e.g. load the images with validation_split=0.2). Received: validation=None"
+        )
     kind = heads.head_kind(model)
     if kind is heads.HeadKind.MULTILABEL:
         raise ValueError(
@@ -120,7 +129,9 @@ def export_tflite(
     return report
 
 
-def convert_tflite(model: keras.Model, variant: str, *, representative_images: Sequence[np.ndarray] | None = None) -> bytes:
+def convert_tflite(
+    model: keras.Model, variant: str, *, representative_images: Sequence[np.ndarray] | None = None
+) -> bytes:
     """Converts an image classifier to one TFLite variant; returns the flatbuffer.
 
     Args:
@@ -129,6 +140,7 @@ def convert_tflite(model: keras.Model, variant: str, *, representative_images: S
         representative_images: sequence of float32 `(H, W, 3)` arrays in [0, 255].
             Required for `"int8"`: the data its activation ranges are calibrated on.
     """
+    _reject_text_model(model)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}. Received: variant={variant!r}")
     if variant == "int8" and not representative_images:
@@ -158,6 +170,22 @@ def convert_tflite(model: keras.Model, variant: str, *, representative_images: S
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         return converter.convert()
+
+
+def _reject_text_model(model: keras.Model) -> None:
+    """Raises NotImplementedError for text classifiers: TFLite export covers image classifiers only."""
+    from tfxfer.text.text_classifier import text_preprocessor  # Deferred: the text package is optional here.
+
+    if text_preprocessor(model) is not None:
+        raise NotImplementedError(
+            "TFLite export supports image classifiers only. Expected: a model from "
+            f"build_image_classifier. Received: the text classifier {model.name!r}. Its tokenizer "
+            "(tensorflow_text WordPiece ops or a TextVectorization string lookup) has no TFLite builtin "
+            "ops, and tfxfer neither converts nor evaluates text models for TFLite, so it does not claim "
+            "they work. Serve text models with the SavedModel (TF Serving + tensorflow_text); on device, "
+            "tokenize in the app and convert the token-id model yourself with tf.lite.TFLiteConverter "
+            "(untested by tfxfer)."
+        )
 
 
 def inference_model(model: keras.Model) -> keras.Model:

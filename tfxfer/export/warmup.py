@@ -5,12 +5,14 @@ version, before it takes traffic, so the first live request does not pay for
 graph warm-up. A request that fails makes TF Serving refuse the whole version,
 which is why the examples are decoded and checked here, at export time.
 
-Requests are built per input kind (`image_warmup_inputs` for image models) as
-`{signature_name: {input_name: array}}`; `write_warmup_requests` does not care
-which kind produced them, so text models can add their own builder.
+Requests are built per input kind (`image_warmup_inputs` for image models,
+`text_warmup_inputs` for text models) as `{signature_name: {input_name: array}}`;
+`write_warmup_requests` does not care which kind produced them.
 
-The protos come from the optional `tensorflow-serving-api` package
-(`pip install "tfxfer[serving]"`); nothing else in tfxfer needs it.
+The protos come from the `tensorflow-serving-api` package, a tfxfer
+requirement: it is pure Python and needs only what TensorFlow already needs
+(grpcio, protobuf). It is imported only here, and only when warmup requests are
+written or read, so a broken install fails with instructions, not at import.
 """
 
 import os
@@ -64,6 +66,39 @@ def image_warmup_inputs(examples: Sequence[bytes], image_size: tuple[int, int]) 
     return {
         "serving_default": {"image_bytes": np.array(list(examples), dtype=object)},
         "serving_images": {"images": np.stack(images).astype(np.float32)},
+    }
+
+
+def text_warmup_inputs(examples: Sequence[str], model) -> dict[str, dict[str, np.ndarray]]:
+    """Warmup inputs for both text signatures, from a few raw texts.
+
+    Args:
+        examples: sequence of str. A few typical texts, e.g. validation texts.
+        model: keras.Model. The text classifier; its preprocessor tokenizes the
+            texts for the `serving_token_ids` request.
+
+    Returns:
+        `{"serving_default": {"texts": (N,) UTF-8 bytes}, "serving_token_ids":
+        {input_name: (N, T) array}}`, each one batched request.
+    """
+    from tfxfer.export import text_serving  # Deferred: text_serving imports the text package.
+
+    if isinstance(examples, (bytes, str)) or not examples:
+        raise ValueError(
+            "warmup_examples of a text model must be a non-empty list of strings (a few typical "
+            "texts), or None for no warmup file. "
+            f"Received: {type(examples).__name__} of length {len(examples) if examples is not None else None}"
+        )
+    for index, text in enumerate(examples):
+        if not isinstance(text, str):
+            raise ValueError(
+                "Each warmup example of a text model must be a str (the model takes raw texts, not "
+                f"encoded images). Received: examples[{index}] of type {type(text).__name__}"
+            )
+    tokens = text_serving.tokenize(model, list(examples))
+    return {
+        "serving_default": {text_serving.TEXTS_INPUT: np.array([t.encode("utf-8") for t in examples], dtype=object)},
+        text_serving.TOKEN_IDS_SIGNATURE: {name: value.numpy() for name, value in tokens.items()},
     }
 
 
@@ -141,9 +176,9 @@ def _serving_apis():
         from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
     except ImportError as error:
         raise ImportError(
-            "TF Serving warmup requests need the tensorflow-serving-api package, which tfxfer "
-            'installs only with its "serving" extra: pip install "tfxfer[serving]" (or pip install '
-            '"tensorflow-serving-api~=2.21.0"). Or export without warmup_examples. '
+            "TF Serving warmup requests need the tensorflow-serving-api package (a tfxfer "
+            'requirement that is missing here): pip install "tensorflow-serving-api~=2.21.0", '
+            "or export without warmup_examples. "
             f"Received: {error}"
         ) from error
     return types.SimpleNamespace(predict_pb2=predict_pb2, prediction_log_pb2=prediction_log_pb2)

@@ -6,6 +6,7 @@ backbone and trains on at a lower learning rate. Both phases are plain
 """
 
 import dataclasses
+import os
 import time
 
 import keras
@@ -13,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import freezing, heads, layer_names
+from tfxfer import distribute, freezing, heads, layer_names
 from tfxfer.defaults import FineTuneConfig
+from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
 from tfxfer.training import losses, schedules
 
@@ -64,6 +66,7 @@ def fine_tune(
     config: FineTuneConfig | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     class_counts: list[int] | None = None,
+    backup_dir: str | os.PathLike | None = None,
 ) -> FineTuneResult:
     """Trains a tfxfer model in two phases: frozen backbone, then its top unfrozen.
 
@@ -76,11 +79,17 @@ def fine_tune(
         callbacks: list. Extra Keras callbacks, used in both phases.
         class_counts: list of int. Training examples per class, for
             `class_weight="balanced"`; counted from `train_data` if None.
+        backup_dir: str. Fault tolerance: the training state is backed up here
+            each epoch, and a run killed and started again with the same
+            arguments resumes where it stopped (phase 1 or phase 2; see
+            `tfxfer.training.backup`). Deleted when the run completes. None
+            disables backups.
 
     Returns:
         A `FineTuneResult`; the model is trained in place.
     """
     config = config or FineTuneConfig()
+    distribute.check_fit_support(model.distribute_strategy)
     backbone = _backbone(model)
     if config.fine_tune_epochs:
         # A bad fine_tune_at fails now, not after phase 1 has trained.
@@ -91,21 +100,30 @@ def fine_tune(
     run = dict(train_data=train_data, validation_data=validation_data, kind=kind, config=config,
                callbacks=list(callbacks or []), class_weight=class_weight)
 
+    backup = backup_lib.RunBackup(backup_dir)
+
     freezing.freeze_backbone(backbone)
-    phase1 = _run_phase(model, "phase 1", epochs=config.epochs,
-                        schedule=schedules.warmup_cosine(config.learning_rate, config.epochs * steps), **run)
+    phase1 = backup.restore_phase1(model, PhaseResult)
+    if phase1 is None:
+        phase1 = _run_phase(model, "phase 1", epochs=config.epochs,
+                            schedule=schedules.warmup_cosine(config.learning_rate, config.epochs * steps),
+                            backup_callbacks=backup.callbacks("phase1"), **run)
+        backup.save_phase1(model, phase1)
     if not config.fine_tune_epochs:
+        backup.finish()
         return FineTuneResult(phase1, None)
 
     freezing.unfreeze_top(backbone, config.fine_tune_at)
     schedule = schedules.warmup_cosine(
         config.fine_tune_learning_rate, config.fine_tune_epochs * steps, config.warmup_fraction)
-    phase2 = _run_phase(model, "phase 2", epochs=config.fine_tune_epochs, schedule=schedule, **run)
+    phase2 = _run_phase(model, "phase 2", epochs=config.fine_tune_epochs, schedule=schedule,
+                        backup_callbacks=backup.callbacks("phase2"), **run)
+    backup.finish()
     return FineTuneResult(phase1, phase2)
 
 
 def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, kind, config, callbacks,
-               class_weight) -> PhaseResult:
+               class_weight, backup_callbacks=()) -> PhaseResult:
     # The optimizer is created anew each phase: its slots must match the new trainable set.
     with model.distribute_strategy.scope():
         optimizer = keras.optimizers.AdamW(
@@ -115,11 +133,15 @@ def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, k
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     logging.info("%s: %d epochs, %d trainable parameters.", phase, epochs, trainable)
     phase_callbacks = [
+        *backup_callbacks,  # first: restores weights and epoch before the others start
         *callbacks_lib.early_stopping(config.early_stopping_patience, validation_data is not None),
         callbacks_lib.EpochLogger(phase),
         *callbacks,
     ]
     start = time.perf_counter()
+    # BackupAndRestore sets `_initial_epoch` and Keras never resets it: phase 2's fit
+    # would start at the epoch phase 1 resumed from.
+    model._initial_epoch = None
     # shuffle=False: a tf.data.Dataset shuffles itself; Keras' default True only warns.
     history = model.fit(train_data, validation_data=validation_data, epochs=epochs,
                         callbacks=phase_callbacks, class_weight=class_weight, shuffle=False, verbose=0)
@@ -129,7 +151,9 @@ def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, k
         final = {f"val_{name}": float(value) for name, value in scores.items()}
     seconds = time.perf_counter() - start
     logging.info("%s done in %.1fs: %s", phase, seconds, final)
-    return PhaseResult(history.history, seconds, len(history.epoch), final, trainable)
+    # A resumed phase's history starts at the resumed epoch; epochs_run counts from 0.
+    epochs_run = history.epoch[-1] + 1 if history.epoch else 0
+    return PhaseResult(history.history, seconds, epochs_run, final, trainable)
 
 
 def _backbone(model: keras.Model) -> keras.Model:

@@ -1,0 +1,140 @@
+"""Tests for the text loaders: each format, detection, split, skipped lines, errors."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tfxfer
+from tfxfer.data import text_data, text_files
+
+from _text_helpers import write_line_files
+
+
+def _all(dataset):
+    texts, labels = [], []
+    for batch_texts, batch_labels in dataset:
+        texts += [t.decode() for t in batch_texts.numpy()]
+        labels += batch_labels.numpy().tolist()
+    return texts, labels
+
+
+def test_line_files_use_extensions_as_classes_and_count_skipped_lines(tmp_path):
+    folder = write_line_files(tmp_path / "rt", count=10)
+    with open(os.path.join(folder, "reviews.neg"), "ab") as f:
+        f.write(b"\xff\xfe not utf-8\n\n   \nbad plot\n")
+    data = tfxfer.load_text_data(folder, batch_size=4)
+    assert data.source_format == "line_files"
+    assert data.class_names == ["neg", "pos"]
+    assert data.skipped == {"undecodable": 1, "empty": 2}  # The final newline ends a line, not an empty one.
+    assert data.train_class_counts == [11, 10]
+    texts, labels = _all(data.train)
+    assert "bad plot" in texts and labels[texts.index("bad plot")] == 0
+    assert data.validation is None and data.validation_size == 0
+
+
+def test_line_file_class_names_fall_back_to_stems_then_names():
+    assert text_files.line_file_class_names(["x.pos", "x.neg"]) == ["pos", "neg"]
+    assert text_files.line_file_class_names(["good.txt", "bad.txt"]) == ["good", "bad"]
+    assert text_files.line_file_class_names(["a.txt", "a.md", "b.txt"]) == ["a.txt", "a.md", "b.txt"]
+
+
+def test_validation_split_is_seeded_and_per_class(tmp_path):
+    folder = write_line_files(tmp_path / "rt", count=20)
+    first = tfxfer.load_text_data(folder, batch_size=8, validation_split=0.25, seed=3)
+    again = tfxfer.load_text_data(folder, batch_size=8, validation_split=0.25, seed=3)
+    other = tfxfer.load_text_data(folder, batch_size=8, validation_split=0.25, seed=4)
+    assert (first.train_size, first.validation_size) == (30, 10)
+    assert first.train_class_counts == [15, 15]
+    assert _all(first.validation) == _all(again.validation)
+    assert _all(first.validation) != _all(other.validation)
+    assert sorted(_all(first.train)[0] + _all(first.validation)[0]) == sorted(_all(other.train)[0] + _all(other.validation)[0])
+    assert np.bincount(_all(first.validation)[1]).tolist() == [5, 5]
+
+
+def test_class_folders_one_text_per_file_with_train_and_val(tmp_path):
+    for split, count in (("train", 3), ("val", 2)):
+        for name in ("ham", "spam"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                (folder / f"{i}.txt").write_text(f"{name} message {i}\nsecond line", encoding="utf-8")
+    (tmp_path / "train" / "spam" / "bad.txt").write_bytes(b"\xc3\x28")
+    (tmp_path / "train" / "ham" / "empty.txt").write_bytes(b" \n")
+    data = tfxfer.load_text_data(str(tmp_path), batch_size=2)
+    assert data.source_format == "class_folders"
+    assert data.class_names == ["ham", "spam"]
+    assert (data.train_size, data.validation_size) == (6, 4)
+    assert data.skipped == {"undecodable": 1, "empty": 1}
+    texts, labels = _all(data.validation)
+    assert "spam message 1\nsecond line" in texts
+    assert labels[texts.index("spam message 1\nsecond line")] == 1
+
+
+@pytest.mark.parametrize("extension,delimiter", [("csv", ","), ("tsv", "\t")])
+def test_csv_and_tsv_with_named_columns(tmp_path, extension, delimiter):
+    path = tmp_path / f"reviews.{extension}"
+    rows = [["id", "review", "sentiment"], ["1", "a great film", "positive"], ["2", "boring, really", "negative"],
+            ["3", "", "negative"], ["4", "fine", "positive"]]
+    lines = [delimiter.join(f'"{cell}"' if "," in cell else cell for cell in row) for row in rows]
+    content = ("\n".join(lines) + "\n").encode() + delimiter.join(["5", "caf\xe9", "negative"]).encode("latin-1") + b"\n"
+    path.write_bytes(content)
+    data = tfxfer.load_text_data(str(path), batch_size=8, text_column="review", label_column="sentiment")
+    assert data.source_format == "csv"
+    assert data.class_names == ["negative", "positive"]
+    assert data.skipped == {"undecodable": 1, "empty": 1}
+    texts, labels = _all(data.train)
+    assert sorted(zip(texts, labels)) == [("a great film", 1), ("boring, really", 0), ("fine", 1)]
+
+
+def test_csv_missing_column_says_which_columns_exist(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("sentence,label\nhello,a\nbye,b\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"no column 'text'; its columns are \['sentence', 'label'\]"):
+        tfxfer.load_text_data(str(path))
+
+
+def test_detect_format_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No text data at this path"):
+        text_data.detect_format(str(tmp_path / "missing"))
+    (tmp_path / "notes.json").write_text("{}")
+    with pytest.raises(ValueError, match="must be .csv or .tsv"):
+        text_data.detect_format(str(tmp_path / "notes.json"))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match="not both"):
+        text_data.detect_format(str(tmp_path))
+
+
+def test_loader_argument_errors(tmp_path):
+    folder = write_line_files(tmp_path / "rt", count=4)
+    with pytest.raises(ValueError, match="validation_split must be None or a fraction"):
+        tfxfer.load_text_data(folder, validation_split=1.5)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        tfxfer.load_text_data(folder, batch_size=0)
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "a.txt").write_text("x\n")
+    (one / "b.txt").write_text("\n")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        tfxfer.load_text_data(str(one))
+
+
+def test_split_mask_keeps_one_training_example_per_class():
+    mask = text_data.split_mask(np.array([0, 0, 1, 1, 1, 1]), 0.9, seed=0)
+    assert mask[:2].sum() == 1 and mask[2:].sum() == 3
+
+
+def test_layout_errors_name_what_was_found(tmp_path):
+    (tmp_path / "one_class" / "only").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"at least 2 class folders .* Received: \['only'\]"):
+        tfxfer.load_text_data(str(tmp_path / "one_class"))
+    (tmp_path / "one_file").mkdir()
+    (tmp_path / "one_file" / "texts.pos").write_text("good\n")
+    with pytest.raises(ValueError, match=r"at least 2 class files .* Received: \['texts.pos'\]"):
+        tfxfer.load_text_data(str(tmp_path / "one_file"))
+    for split, names in (("train", ["a", "b"]), ("val", ["a", "c"])):
+        for name in names:
+            (tmp_path / "splits" / split / name).mkdir(parents=True)
+            (tmp_path / "splits" / split / name / "1.txt").write_text("text")
+    with pytest.raises(ValueError, match=r"Validation classes must also be training classes. Received: \['c'\]"):
+        tfxfer.load_text_data(str(tmp_path / "splits"))

@@ -1,0 +1,90 @@
+"""Text export: `serving_default` takes raw UTF-8 strings and must run in a fresh
+process that imports only tensorflow and tensorflow_text (TF Serving's op set)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+
+from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
+
+TEXTS = ["the movie was good", "awful plot, I hated it", "café crème unknown words", "", "GOOD " * 40]
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  Registers the tokenizer ops, as TF Serving links them.
+
+    request = json.load(open(sys.argv[1]))
+    signature = tf.saved_model.load(request["path"]).signatures["serving_default"]
+    outputs = signature(texts=tf.constant(request["texts"]))
+    empty = signature(texts=tf.constant([], tf.string))
+    print(json.dumps({
+        "probabilities": outputs["probabilities"].numpy().tolist(),
+        "class_ids": outputs["class_ids"].numpy().tolist(),
+        "class_names": [n.decode() for n in outputs["class_names"].numpy()],
+        "empty_shape": empty["probabilities"].shape.as_list(),
+        "inputs": sorted(signature.structured_input_signature[1]),
+        "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("keras_hub", "keras_nlp", "tfxfer")),
+    }))
+""")
+
+
+def _serve_in_fresh_process(path, texts, tmp_path):
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"path": path, "texts": texts}), encoding="utf-8")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    process = subprocess.run([sys.executable, "-c", CHILD, str(request)], capture_output=True, text=True,
+                             env=env, timeout=300, cwd=str(tmp_path))
+    assert process.returncode == 0, process.stderr[-3000:]
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def _keras_probabilities(model, texts):
+    return model.predict(model.preprocessor(tf.constant(texts)), verbose=0)
+
+
+@pytest.mark.slow
+def test_bert_export_serves_raw_strings_like_keras(tmp_path):
+    preset = save_tiny_bert_preset(tmp_path / "preset")
+    names = ["negative", "neutral", "positive ✓"]
+    model = tfxfer.build_text_classifier(preset, num_classes=3, sequence_length=16, pooling="mean")
+    kernel = model.get_layer("predictions").kernel
+    kernel.assign(kernel * 20.0)  # A sharper head, so texts land in different classes.
+    path = tfxfer.export_saved_model(model, tmp_path / "exports", class_names=names)
+    served = _serve_in_fresh_process(path, TEXTS, tmp_path)
+    expected = _keras_probabilities(model, TEXTS)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    assert served["class_ids"] == expected.argmax(axis=1).tolist()
+    assert served["class_names"] == [names[i] for i in expected.argmax(axis=1)]
+    assert served["empty_shape"] == [0, 3]
+    assert served["inputs"] == ["texts"]
+    assert served["modules"] == []
+    with open(os.path.join(path, "assets.extra", "tfxfer_metadata.json"), encoding="utf-8") as f:
+        metadata = json.load(f)
+    assert metadata["signatures"] == ["serving_default", "serving_token_ids"]
+    assert metadata["input_shape"] == [None] and metadata["preprocessor"] == "BertTextClassifierPreprocessor"
+    assert metadata["class_names"] == names
+
+
+def test_word_vector_export_serves_binary_probabilities(tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    write_word_vectors(vectors, POSITIVE + NEGATIVE, dim=4)
+    backbone = tfxfer.load_word_vector_backbone(vectors, ["good film", "bad plot", "the movie was fine"],
+                                                sequence_length=8, encoder="mean", seed=0)
+    model = tfxfer.build_text_classifier(backbone, num_classes=2)
+    path = tfxfer.export_saved_model(model, tmp_path / "exports", class_names=["neg", "pos"])
+    loaded = tf.saved_model.load(path).signatures["serving_default"]
+    outputs = loaded(texts=tf.constant(TEXTS))
+    p1 = _keras_probabilities(model, TEXTS)[:, 0]
+    # An empty text pools to zeros rather than dividing by a zero token count.
+    assert np.isfinite(outputs["probabilities"].numpy()).all() and np.isfinite(p1).all()
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), np.stack([1 - p1, p1], axis=1), atol=1e-5)
+    assert outputs["class_names"].numpy().tolist() == [[b"neg", b"pos"][int(p > 0.5)] for p in p1]

@@ -1,0 +1,156 @@
+"""Tests for tfxfer.export.tflite: four TFLite variants, measured against the Keras model.
+
+The model is small but has enough weights (~25k) for quantization to shrink
+the files, keeps the training-only augmentation layer (which the conversion
+must leave out), and learns an easy task: noisy images of three colours.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from tfxfer.export import tflite
+
+SIZE = 24
+CLASS_NAMES = ["red", "green", "blue"]
+
+
+def _colour_images(count, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, count)
+    images = rng.normal(60, 30, (count, SIZE, SIZE, 3))
+    images[np.arange(count), :, :, labels] += 140  # the class's channel is bright
+    return np.clip(images, 0, 255).astype(np.float32), labels.astype(np.int32)
+
+
+def _dataset(count, seed):
+    return tf.data.Dataset.from_tensor_slices(_colour_images(count, seed)).batch(16)
+
+
+def _model(num_classes=3, multi_label=False):
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(16, 3, activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(64, 3, strides=2, activation="relu", name="conv2")(x)
+    x = keras.layers.Conv2D(32, 3, strides=2, activation="relu", name="conv3")(x)
+    backbone = keras.Model(inputs, x, name="small")
+    return tfxfer.build_image_classifier(backbone, num_classes=num_classes, preprocessing="tf",
+                                         multi_label=multi_label, augmentation=True, seed=0)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(_dataset(192, 0), epochs=4, shuffle=False, verbose=0)
+    folder = tmp_path_factory.mktemp("tflite")
+    return folder, model, tflite.export_tflite(model, folder, train=_dataset(192, 0), validation=_dataset(96, 1),
+                                               class_names=CLASS_NAMES, representative_examples=64)
+
+
+def test_every_variant_is_written_with_labels_and_report(report):
+    folder, _, result = report
+    assert sorted(os.listdir(folder)) == ["dynamic_range.tflite", "float16.tflite", "float32.tflite",
+                                          "int8.tflite", "labels.txt", "tflite_report.json"]
+    assert (folder / "labels.txt").read_text(encoding="utf-8").splitlines() == CLASS_NAMES
+    assert json.loads((folder / "tflite_report.json").read_text()) == result
+    assert result["validation_size"] == 96
+    for variant, entry in result["tflite"].items():
+        assert entry["path"] == str(folder / f"{variant}.tflite")
+        assert entry["size_bytes"] == os.path.getsize(entry["path"])
+
+
+def test_quantized_variants_are_smaller(report):
+    sizes = {variant: entry["size_bytes"] for variant, entry in report[2]["tflite"].items()}
+    assert sizes["float16"] < 0.7 * sizes["float32"]
+    assert sizes["dynamic_range"] < 0.5 * sizes["float32"]
+    assert sizes["int8"] < 0.5 * sizes["float32"]
+
+
+def test_accuracies_are_sane_and_close_to_keras(report):
+    result = report[2]
+    assert result["keras"]["accuracy"] >= 0.9  # an easy task: the model did learn it
+    for variant, entry in result["tflite"].items():
+        assert abs(entry["accuracy"] - result["keras"]["accuracy"]) <= 0.05, variant
+        assert entry["agreement"] >= 0.95, variant
+    assert result["tflite"]["float32"]["agreement"] == 1.0
+
+
+def test_float32_variant_matches_keras_probabilities(report):
+    folder, model, _ = report
+    images, _ = _colour_images(4, 2)
+    runner = tflite.interpreter(str(folder / "float32.tflite"))
+    outputs = np.stack([tflite.run_tflite(runner, image) for image in images])
+    np.testing.assert_allclose(outputs, model.predict(images, verbose=0), atol=1e-5)
+
+
+def test_int8_variant_takes_and_returns_int8(report):
+    runner = tflite.interpreter(str(report[0] / "int8.tflite"))
+    (inputs,), (outputs,) = runner.get_input_details(), runner.get_output_details()
+    assert inputs["dtype"] == np.int8 and outputs["dtype"] == np.int8
+    assert list(inputs["shape"]) == [1, SIZE, SIZE, 3]
+    scale, zero_point = inputs["quantization"]
+    assert scale > 0  # [0, 255] pixels map onto int8 through (scale, zero_point)
+
+
+def test_inference_model_leaves_out_the_augmentation_layer(report):
+    model = report[1]
+    assert "augmentation" in [layer.name for layer in model.layers]
+    inference = tflite.inference_model(model)
+    assert "augmentation" not in [layer.name for layer in inference.layers]
+    images, _ = _colour_images(2, 3)
+    np.testing.assert_allclose(inference.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_binary_model_accuracy_reads_one_sigmoid_unit(tmp_path):
+    images, labels = _colour_images(32, 4)
+    labels = (labels == 0).astype(np.int32)  # red or not
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    model = _model(num_classes=2)
+    result = tflite.export_tflite(model, tmp_path, train=data, validation=data, class_names=["other", "red"],
+                                  variants=["float32"])
+    expected = np.mean((model.predict(images, verbose=0)[:, 0] > 0.5) == labels)
+    assert result["keras"]["accuracy"] == pytest.approx(expected)
+    assert result["tflite"]["float32"]["accuracy"] == pytest.approx(expected)
+
+
+def test_unknown_variant_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"variants must be a non-empty subset of \['float32', .*Received: \['int4'\]"):
+        tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=_dataset(4, 1),
+                             class_names=CLASS_NAMES, variants=["int4"])
+    with pytest.raises(ValueError, match=r"variant must be one of .*Received: variant='int4'"):
+        tflite.convert_tflite(_model(), "int4")
+
+
+def test_int8_needs_representative_images():
+    with pytest.raises(ValueError, match=r"int8 variant calibrates on real images: pass representative_images"):
+        tflite.convert_tflite(_model(), "int8")
+
+
+def test_multilabel_model_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"needs a multiclass or binary head\. Received: a multilabel model"):
+        tflite.export_tflite(_model(multi_label=True), tmp_path, train=_dataset(4, 0), validation=_dataset(4, 1),
+                             class_names=CLASS_NAMES)
+
+
+def test_class_names_must_match_the_model(tmp_path):
+    with pytest.raises(ValueError, match=r"predicts 3 classes\. Received: 2 class_names"):
+        tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=_dataset(4, 1),
+                             class_names=["a", "b"])
+
+
+def test_empty_validation_data_is_an_error(tmp_path):
+    empty = _dataset(4, 1).take(0)
+    with pytest.raises(ValueError, match="validation dataset is empty"):
+        tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=empty,
+                             class_names=CLASS_NAMES, variants=["float32"])
+
+
+def test_missing_validation_data_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"pass validation batches .*Received: validation=None"):
+        tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=None, class_names=CLASS_NAMES)

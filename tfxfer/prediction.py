@@ -1,0 +1,209 @@
+"""Predictions from an exported SavedModel, with TensorFlow only.
+
+The export's `serving_default` signature does all the work (decode, resize,
+model, class names), so this module never builds or loads Keras model code: it
+is what a user without tfxfer's model classes can run, and what TF Serving runs.
+"""
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfxfer.export import versioning
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+IMAGE, TEXT = "image", "text"
+# serving_default's input names (tfxfer.export.serving / text_serving); not imported, to stay TensorFlow-only.
+IMAGE_INPUT, TEXTS_INPUT = "image_bytes", "texts"
+LABELS_ASSET = os.path.join("assets", "labels.txt")
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The best classes for one input.
+
+    Attributes:
+        source: str. The input's file path, or the text itself.
+        top_k: list[tuple[str, float]]. (class name, probability), best first.
+    """
+
+    source: str
+    top_k: list[tuple[str, float]]
+
+
+def image_files(inputs: Sequence[str]) -> list[str]:
+    """Image files named by `inputs`: files as given, folders searched recursively (sorted).
+
+    inputs: sequence of str. Image files and/or folders holding images.
+    """
+    files = []
+    for path in inputs:
+        if os.path.isdir(path):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, names in os.walk(path)
+                for name in names
+                if name.lower().endswith(IMAGE_EXTENSIONS)
+            )
+            if not found:
+                raise FileNotFoundError(f"No {'/'.join(IMAGE_EXTENSIONS)} files in folder. Received: {path!r}")
+            files.extend(found)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"Expected an image file or a folder of images. Received: {path!r}")
+    if not files:
+        raise ValueError("Pass at least one image file or folder.")
+    return files
+
+
+def class_names(version_dir: str) -> list[str]:
+    """The class names in a tfxfer export's `assets/labels.txt`, in class-id order.
+
+    version_dir: str. A SavedModel version folder written by `export_saved_model`.
+    """
+    path = os.path.join(version_dir, LABELS_ASSET)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Expected the class names in {path!r}, as tfxfer's export_saved_model writes them. "
+            f"Received: a SavedModel without it at {version_dir!r}"
+        )
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def predict_image_files(
+    model_dir: str, paths: Sequence[str], *, top_k: int = 5, batch_size: int = 32
+) -> list[Prediction]:
+    """Runs the export's `serving_default` signature on image files; returns their top-k classes.
+
+    Args:
+        model_dir: str. A version folder, or a model's base folder (meaning its latest version).
+        paths: sequence of str. Image files (see `image_files` for folders).
+        top_k: int. Classes per image, best first (capped at the number of classes).
+        batch_size: int. Images per call of the signature.
+    """
+    return _predict(model_dir, IMAGE, paths, top_k=top_k, batch_size=batch_size)
+
+
+def predict_texts(model_dir: str, texts: Sequence[str], *, top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
+    """Runs a text export's `serving_default` signature on raw texts; returns their top-k classes.
+
+    Args:
+        model_dir: str. A version folder, or a model's base folder (meaning its latest version).
+        texts: sequence of str. One text per prediction (its `source`).
+        top_k: int. Classes per text, best first (capped at the number of classes).
+        batch_size: int. Texts per call of the signature.
+    """
+    return _predict(model_dir, TEXT, texts, top_k=top_k, batch_size=batch_size)
+
+
+def input_kind(model_dir: str) -> str:
+    """`"text"` or `"image"`: what the export's `serving_default` signature takes.
+
+    model_dir: str. A version folder, or a model's base folder (its latest version).
+    """
+    version_dir = versioning.latest_version_dir(model_dir)
+    return _kind(_load(version_dir).signatures["serving_default"], version_dir)
+
+
+def read_text_lines(path: str) -> list[str]:
+    """The non-empty lines of a UTF-8 text file, one text each (line ends stripped).
+
+    path: str. A text file with one text per line.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected a text file with one text per line. Received: {path!r}")
+    with open(path, encoding="utf-8") as f:
+        lines = [line.rstrip("\r\n") for line in f]
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise ValueError(f"Expected at least one non-empty line of text. Received: an empty file {path!r}")
+    return texts
+
+
+def _load(version_dir):
+    try:
+        import tensorflow_text  # noqa: F401  Registers the tokenizer ops text exports use, as TF Serving links them.
+    except ImportError:
+        logging.debug("tensorflow_text is not installed; only exports without its ops will load.")
+    return tf.saved_model.load(version_dir)
+
+
+def _kind(serve, version_dir):
+    names = set(serve.structured_input_signature[1])
+    for kind, input_name in ((TEXT, TEXTS_INPUT), (IMAGE, IMAGE_INPUT)):
+        if names == {input_name}:
+            return kind
+    raise ValueError(
+        f"Expected a tfxfer export whose serving_default takes {TEXTS_INPUT!r} (text) or {IMAGE_INPUT!r} "
+        f"(images). Received: inputs {sorted(names)} in {version_dir!r}"
+    )
+
+
+def _predict(model_dir, kind, inputs, *, top_k, batch_size):
+    if top_k < 1 or batch_size < 1:
+        raise ValueError(f"top_k and batch_size must be positive. Received: top_k={top_k}, batch_size={batch_size}")
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError(f"Pass at least one {kind} to predict. Received: none")
+    version_dir = versioning.latest_version_dir(model_dir)
+    names = class_names(version_dir)
+    serve = _load(version_dir).signatures["serving_default"]
+    model_kind = _kind(serve, version_dir)
+    if model_kind != kind:
+        raise ValueError(
+            f"The model at {version_dir!r} takes {model_kind} inputs; pass {model_kind}s "
+            f"(predict.py: {'--text/--text_file' if model_kind == TEXT else 'image files'}). Received: {kind} inputs"
+        )
+    logging.info("Predicting %d %ss with %s", len(inputs), kind, version_dir)
+    predictions = []
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start:start + batch_size]
+        if kind == TEXT:
+            probabilities = serve(**{TEXTS_INPUT: tf.constant(batch, tf.string)})["probabilities"].numpy()
+        else:
+            probabilities = _probabilities(serve, batch)
+        for source, row in zip(batch, probabilities):
+            best = np.argsort(-row, kind="stable")[:top_k]
+            predictions.append(Prediction(source, [(names[i], float(row[i])) for i in best]))
+    return predictions
+
+
+def serving_model_name(model_dir: str) -> str:
+    """The name TF Serving knows the model by: its base folder's name.
+
+    model_dir: str. A version folder (`.../flowers/3`) or a base folder (`.../flowers`).
+    """
+    folder = os.path.normpath(os.path.abspath(model_dir))
+    name = os.path.basename(folder)
+    return os.path.basename(os.path.dirname(folder)) if name.isdigit() else name
+
+
+def _probabilities(serve, paths):
+    try:
+        return serve(**{IMAGE_INPUT: tf.constant([_read(path) for path in paths])})["probabilities"].numpy()
+    except tf.errors.InvalidArgumentError as error:
+        # The signature fails the whole batch; name the files it cannot decode.
+        bad = [path for path in paths if not _decodes(path)]
+        raise ValueError(
+            "Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, leave them out. "
+            f"Received: {bad or paths}"
+        ) from error
+
+
+def _decodes(path):
+    try:
+        tf.io.decode_image(_read(path), channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        return False
+    return True
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()

@@ -1,0 +1,19 @@
+"""Text classifiers: keras-hub transformers or pretrained word vectors, on the shared engine."""
+
+from tfxfer.text.hub_backbones import load_hub_backbone
+from tfxfer.text.pooling import TokenPooling
+from tfxfer.text.text_backbone import TextBackbone
+from tfxfer.text.text_classifier import build_text_classifier, preprocess_dataset, text_preprocessor
+from tfxfer.text.word_vectors import build_vocabulary, load_word_vector_backbone, read_word_vectors
+
+__all__ = [
+    "TextBackbone",
+    "TokenPooling",
+    "build_text_classifier",
+    "build_vocabulary",
+    "load_hub_backbone",
+    "load_word_vector_backbone",
+    "preprocess_dataset",
+    "read_word_vectors",
+    "text_preprocessor",
+]
