@@ -5,7 +5,7 @@ same ants/bees images in ../shared, train in this one process one after the othe
 and are scored on the same 153 validation images. Reports accuracy and wall time of
 each and their ratios.
 
-  python benchmarks/hymenoptera.py --shared_dir=../shared --output=runs/bench_hymenoptera.json
+  python benchmarks/hymenoptera.py --shared_dir=../shared --seeds=42,43,44 --output=runs/bench_hymenoptera.json
 """
 
 import json
@@ -20,7 +20,7 @@ from absl import app, flags, logging
 import tfxfer
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
-flags.DEFINE_integer("seed", 42, "Seed of both runs.")
+flags.DEFINE_list("seeds", ["42"], "Seeds; each runs both recipes, and means are reported.")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 flags.DEFINE_bool("baseline", True, "Also run the Keras-guide baseline.")
 FLAGS = flags.FLAGS
@@ -73,18 +73,27 @@ def run_keras_guide(data_dir: str, weights: str, seed: int) -> dict:
     return {"val_accuracy": float(accuracy), "seconds": time.perf_counter() - start}
 
 
+def _mean(runs: list[dict], key: str) -> float:
+    return sum(run[key] for run in runs) / len(runs)
+
+
 def main(argv):
     del argv
     data_dir = os.path.join(FLAGS.shared_dir, DATA)
     weights = os.path.join(FLAGS.shared_dir, WEIGHTS)
     if not (os.path.isdir(data_dir) and os.path.isfile(weights)):
         sys.exit(f"Shared assets not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
-    results = {"tfxfer": run_tfxfer(data_dir, weights, FLAGS.seed)}
+    runners = {"tfxfer": run_tfxfer, **({"keras_guide": run_keras_guide} if FLAGS.baseline else {})}
+    runs = {name: [] for name in runners}
+    for seed in map(int, FLAGS.seeds):
+        for name, run in runners.items():
+            runs[name].append({"seed": seed, **run(data_dir, weights, seed)})
+    results = {name: {"mean_val_accuracy": _mean(r, "val_accuracy"), "mean_seconds": _mean(r, "seconds"), "runs": r}
+               for name, r in runs.items()}
     if FLAGS.baseline:
-        results["keras_guide"] = run_keras_guide(data_dir, weights, FLAGS.seed)
         results["ratios"] = {
-            "val_accuracy": results["tfxfer"]["val_accuracy"] / results["keras_guide"]["val_accuracy"],
-            "seconds": results["tfxfer"]["seconds"] / results["keras_guide"]["seconds"],
+            metric: results["tfxfer"][metric] / results["keras_guide"][metric]
+            for metric in ("mean_val_accuracy", "mean_seconds")
         }
     text = json.dumps(results, indent=2)
     print(text)

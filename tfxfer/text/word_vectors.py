@@ -128,7 +128,9 @@ def load_word_vector_backbone(
     logging.info("Word vectors: %d of %d vocabulary words found in %s (dimension %d).",
                  int(found[2:].sum()), len(vocabulary) - 2, os.fspath(word_vectors), matrix.shape[1])
     token_ids = keras.Input((sequence_length,), dtype="int64", name="token_ids")
-    embedding = keras.layers.Embedding(len(vocabulary), matrix.shape[1], mask_zero=True, name="embedding")
+    # The LSTM reads padding from Keras' mask; the mean pools with an explicit mask instead.
+    embedding = keras.layers.Embedding(len(vocabulary), matrix.shape[1], mask_zero=encoder == "bilstm",
+                                       name="embedding")
     x = embedding(token_ids)
     # Assigned, not a Constant initializer: that would copy the table into the model's config.
     embedding.embeddings.assign(matrix)
