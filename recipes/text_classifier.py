@@ -42,6 +42,7 @@ flags.DEFINE_integer("seed", _TEXT.seed, "Seed for the split, shuffling and weig
 flags.DEFINE_string("run_dir", "runs/text_classifier", "Where metrics.json goes.")
 flags.DEFINE_string("export_dir", "saved_models", "Base folder of exported models.")
 flags.DEFINE_string("model_name", "text_classifier", "Exports go to <export_dir>/<model_name>/<version>/.")
+flags.DEFINE_integer("warmup_examples", 3, "Validation texts in the TF Serving warmup file; 0 writes none.")
 FLAGS = flags.FLAGS
 
 
@@ -73,7 +74,8 @@ def main(argv):
                "batch_size": FLAGS.batch_size}
     tfxfer.write_metrics(FLAGS.run_dir, metrics)
     path = tfxfer.export_saved_model(model, os.path.join(FLAGS.export_dir, FLAGS.model_name),
-                                     class_names=data.class_names, metadata={"metrics": metrics})
+                                     class_names=data.class_names, metadata={"metrics": metrics},
+                                     warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     logging.info("Exported to %s", path)
 
 

@@ -271,6 +271,9 @@ def test_export_writes_metadata(two_exports):
     assert metadata["signatures"] == ["serving_default", "serving_images"]
     assert metadata["versions"]["tfxfer"] == tfxfer.__version__
     assert metadata["versions"]["tensorflow"] == tf.__version__
+    assert metadata["backbone"] == "custom"
+    assert metadata["backbone_preprocessing"] == "tf"
+    assert metadata["resize"] == "bilinear" and metadata["pixel_range"] == [0, 255]
     assert metadata["versions"]["keras"] == keras.__version__
     assert metadata["val_accuracy"] == 0.5  # the caller's extra facts
 

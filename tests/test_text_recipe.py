@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from _text_helpers import NEGATIVE, POSITIVE, write_word_vectors
+from tfxfer.export.warmup import read_warmup_requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "recipes", "text_classifier.py")
@@ -41,6 +42,9 @@ def test_text_recipe_with_word_vectors_on_csv(tmp_path):
     outputs = signature(texts=tf.constant(["good film", "awful film"]))
     assert outputs["probabilities"].shape == (2, 2)
     assert set(outputs["class_names"].numpy().tolist()) <= {b"five", b"one"}
+    warmup = tmp_path / "exports" / "stars" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    texts = [inputs["texts"] for name, inputs in read_warmup_requests(str(warmup)) if name == "serving_default"]
+    assert len(texts) == 1 and texts[0].shape == (3,)
 
 
 def test_text_recipe_without_data_is_a_usage_error():

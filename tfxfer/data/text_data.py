@@ -58,6 +58,14 @@ class TextDatasets:
         dataset = self.train if split == "train" else self.validation
         return dataset.map(lambda texts, labels: texts)
 
+    def warmup_texts(self, count: int) -> list[str] | None:
+        """Up to `count` real validation texts (training texts without validation) for
+        TF Serving warmup requests; None when `count` is 0."""
+        if not count:
+            return None
+        texts = self.texts("validation" if self.validation is not None else "train").unbatch().take(count)
+        return [text.decode("utf-8") for text in texts.as_numpy_iterator()]
+
     def summary(self) -> dict:
         """JSON-ready facts about the data, for run reports and export metadata."""
         return {"class_names": self.class_names, "train_size": self.train_size,

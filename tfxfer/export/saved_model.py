@@ -10,7 +10,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import __version__, heads
+from tfxfer import __version__, heads, layer_names
+from tfxfer.data import image_ops
 from tfxfer.export import serving, text_serving, versioning, warmup
 
 LABELS_FILE = "labels.txt"
@@ -95,7 +96,8 @@ def export_saved_model(
             warmup.write_warmup_requests(staging, warmup_requests)
         _write_metadata(staging, model, kind, class_names,
                         {"top_k": top_k, "warmup_requests": bool(warmup_requests),
-                         "signatures": list(endpoints), **text_serving.text_metadata(model), **(metadata or {})})
+                         "signatures": list(endpoints), **_image_metadata(model, preprocessor),
+                         **text_serving.text_metadata(model), **(metadata or {})})
         path = versioning.publish(staging, export_dir)
     logging.info("Exported %s to %s", model.name, path)
     return path
@@ -115,6 +117,21 @@ def _check_class_names(class_names, num_classes):
     if bad:
         raise ValueError(f"Class names must be non-empty single lines. Received: {bad}")
     return class_names
+
+
+def _image_metadata(model, text_preprocessor):
+    """How an image model wants its pixels: what a client must know to call `serving_images`."""
+    if text_preprocessor is not None:
+        return {}
+    facts = {"resize": image_ops.RESIZE_METHOD, "pixel_range": [0, 255],
+             "max_serving_pixels": image_ops.MAX_SERVING_PIXELS}
+    try:
+        facts["backbone_preprocessing"] = model.get_layer(layer_names.PREPROCESSING).mode
+    except ValueError:  # not built by tfxfer: the model takes pixels as they are
+        pass
+    # build_image_classifier names its models "<backbone>_classifier".
+    facts["backbone"] = model.name.removesuffix("_classifier")
+    return facts
 
 
 def _write_metadata(version_dir, model, kind, class_names, extra):
