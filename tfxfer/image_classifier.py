@@ -114,8 +114,3 @@ def default_image_size(backbone: str | keras.Model) -> int:
     if isinstance(backbone, str):
         return get_backbone_spec(backbone).default_image_size
     return backbone.input_shape[1]
-
-
-def get_backbone(model: keras.Model) -> keras.Model:
-    """The backbone sub-model of a model built by tfxfer."""
-    return model.get_layer(layer_names.BACKBONE)

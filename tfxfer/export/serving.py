@@ -60,21 +60,27 @@ def check_top_k(top_k: int | None, num_classes: int) -> int | None:
     return min(top_k, num_classes)
 
 
+def predict_batch(model: keras.Model, batch_size: tf.Tensor, inputs_fn) -> tf.Tensor:
+    """`model(inputs_fn(), training=False)`, or empty `(0, units)` outputs for an empty request.
+
+    oneDNN's CPU Conv2D mishandles zero-size batches, and a text preprocessor
+    need not run on nothing: every signature answers an empty batch this way.
+    """
+    return tf.cond(
+        batch_size > 0,
+        lambda: model(inputs_fn(), training=False),
+        lambda: tf.zeros([0, model.output_shape[-1]], model.output.dtype),
+    )
+
+
 def image_endpoints(
     model: keras.Model, kind: HeadKind, labels: tf.lookup.StaticHashTable, top_k: int | None = None,
 ) -> dict:
     """`{name: (fn, input_signature)}` for an image model taking `(N, H, W, 3)` floats in [0, 255]."""
     height, width = model.input_shape[1:3]
-    units = model.output_shape[-1]
 
     def predict_images(images):
-        # An empty request gets empty outputs: oneDNN's CPU Conv2D mishandles
-        # zero-size batches and the request would fail deep inside the model.
-        probabilities = tf.cond(
-            tf.shape(images)[0] > 0,
-            lambda: model(images, training=False),
-            lambda: tf.zeros([0, units], model.output.dtype),
-        )
+        probabilities = predict_batch(model, tf.shape(images)[0], lambda: images)
         return postprocess(probabilities, kind, labels, top_k)
 
     def predict_image_bytes(image_bytes):

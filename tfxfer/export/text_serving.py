@@ -35,26 +35,16 @@ def text_endpoints(
         labels: tf.lookup.StaticHashTable. Class id (int64) to class name.
         top_k: int | None. Also return the k best classes (see `serving.postprocess`).
     """
-    units = model.output_shape[-1]
 
     def predict_texts(texts):
-        # An empty request gets empty outputs instead of tracing the encoder on nothing.
-        probabilities = tf.cond(
-            tf.size(texts) > 0,
-            lambda: model(preprocessor(texts), training=False),
-            lambda: tf.zeros([0, units], model.output.dtype),
-        )
+        probabilities = serving.predict_batch(model, tf.size(texts), lambda: preprocessor(texts))
         return serving.postprocess(probabilities, kind, labels, top_k)
 
     specs = token_input_specs(model)
 
     def predict_token_ids(*tensors):
         inputs = dict(zip(specs, tensors)) if isinstance(model.input, dict) else tensors[0]
-        probabilities = tf.cond(
-            tf.shape(tensors[0])[0] > 0,
-            lambda: model(inputs, training=False),
-            lambda: tf.zeros([0, units], model.output.dtype),
-        )
+        probabilities = serving.predict_batch(model, tf.shape(tensors[0])[0], lambda: inputs)
         return serving.postprocess(probabilities, kind, labels, top_k)
 
     return {
