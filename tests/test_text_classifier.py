@@ -126,3 +126,32 @@ def test_text_backbone_errors():
     no_mask = tfxfer.TextBackbone(keras.Model(token_ids, sequence, name="backbone"), preprocessor=None, name="x")
     with pytest.raises(ValueError, match="pooling='mean' needs the encoder's 'padding_mask' input"):
         tfxfer.build_text_classifier(no_mask, num_classes=2, pooling="mean")
+
+
+def test_preprocess_dataset_trims_padding_without_changing_predictions(preset):
+    model = tfxfer.build_text_classifier(preset, num_classes=3, sequence_length=16, pooling="mean")
+    texts = tf.constant(["good", "the movie was bad", "i liked it"])
+    dataset = tf.data.Dataset.from_tensors((texts, tf.constant([0, 1, 2])))
+    full, _ = next(iter(tfxfer.text.preprocess_dataset(dataset, model.preprocessor, trim_padding=False)))
+    exact, _ = next(iter(tfxfer.text.preprocess_dataset(dataset, model.preprocessor, pad_to_multiple_of=1)))
+    rounded, _ = next(iter(tfxfer.text.preprocess_dataset(dataset, model.preprocessor)))
+    assert full["token_ids"].shape == (3, 16)
+    assert exact.keys() == full.keys() and {v.shape for v in exact.values()} == {(3, 6)}  # [CLS] 4 words [SEP]
+    for key in full:
+        np.testing.assert_array_equal(exact[key], full[key][:, :6])
+    assert not full["padding_mask"].numpy()[:, 6:].any()  # Only padding was cut.
+    assert rounded["token_ids"].shape == (3, 8)
+    np.testing.assert_allclose(model.predict(exact, verbose=0), model.predict(full, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(model.predict(rounded, verbose=0), model.predict(full, verbose=0), atol=1e-5)
+
+
+def test_trimming_leaves_plain_token_id_tensors_alone():
+    from tfxfer.text.text_classifier import trim_to_longest
+
+    token_ids = tf.constant([[3, 4, 0, 0]])
+    assert trim_to_longest(token_ids) is token_ids
+    trimmed = trim_to_longest({"token_ids": tf.constant([[3, 0, 0], [0, 0, 0]]),
+                               "padding_mask": tf.zeros((2, 3), tf.bool)})
+    assert trimmed["token_ids"].numpy().tolist() == [[3], [0]]  # An all-padding batch keeps one column.
+    with pytest.raises(ValueError, match="must be a positive integer. Received: pad_to_multiple_of=0"):
+        tfxfer.text.preprocess_dataset(tf.data.Dataset.range(1), None, pad_to_multiple_of=0)

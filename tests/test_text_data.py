@@ -138,3 +138,88 @@ def test_layout_errors_name_what_was_found(tmp_path):
             (tmp_path / "splits" / split / name / "1.txt").write_text("text")
     with pytest.raises(ValueError, match=r"Validation classes must also be training classes. Received: \['c'\]"):
         tfxfer.load_text_data(str(tmp_path / "splits"))
+
+
+def _write_tickets(path):
+    rows = ["text,tags", "card charged twice,billing|urgent", "invoice copy please,billing",
+            "site down now,urgent | outage|urgent", "login page slow,outage", "refund for outage,billing|outage",
+            "no tags at all,", "separators only,|", "another bill,billing"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_multi_label_csv_gives_multi_hot_labels_and_counts_examples_per_class(tmp_path):
+    data = tfxfer.load_text_data(_write_tickets(tmp_path / "tickets.csv"), batch_size=4, label_column="tags",
+                                 label_separator="|")
+    assert data.multi_label and data.summary()["multi_label"]
+    assert data.class_names == ["billing", "outage", "urgent"]
+    assert data.skipped == {"undecodable": 0, "empty": 0, "no_label": 2}
+    assert data.train_class_counts == [4, 3, 2]
+    texts, labels = _all(data.train)
+    by_text = dict(zip(texts, labels))
+    assert by_text["card charged twice"] == [1.0, 0.0, 1.0]
+    assert by_text["site down now"] == [0.0, 1.0, 1.0]  # Spaces stripped, the repeated class counted once.
+    assert by_text["invoice copy please"] == [1.0, 0.0, 0.0]
+    assert next(iter(data.train))[1].dtype.name == "float32"
+
+
+def test_multi_label_split_is_seeded_and_keeps_the_rarest_class_on_both_sides(tmp_path):
+    rows = ["text,tags"] + [f"common {i},a" for i in range(16)] + [f"both {i},a|rare" for i in range(4)]
+    (tmp_path / "tags.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    load = lambda seed: tfxfer.load_text_data(str(tmp_path / "tags.csv"), label_column="tags",  # noqa: E731
+                                              label_separator="|", validation_split=0.25, seed=seed)
+    data, same = load(0), load(0)
+    assert (data.train_size, data.validation_size) == (15, 5)
+    assert data.train_class_counts == [15, 3]
+    assert np.sum(_all(data.validation)[1], axis=0).tolist() == [5.0, 1.0]
+    assert _all(data.validation) == _all(same.validation)
+
+
+def test_stratification_keys_pick_each_examples_rarest_class():
+    multi_hot = np.array([[1, 1, 0], [1, 0, 0], [1, 0, 1], [0, 1, 1], [1, 0, 0]], np.float32)
+    assert text_data.stratification_keys(multi_hot).tolist() == [1, 0, 2, 1, 0]  # Counts 4, 2, 2: ties go to 1.
+
+
+def test_label_separator_errors(tmp_path):
+    folder = write_line_files(tmp_path / "rt", count=4)
+    with pytest.raises(ValueError, match="label_separator applies to .csv/.tsv data only.*line_files"):
+        tfxfer.load_text_data(folder, label_separator="|")
+    with pytest.raises(ValueError, match="label_separator must be None or a non-empty string"):
+        tfxfer.load_text_data(_write_tickets(tmp_path / "t.csv"), label_column="tags", label_separator="")
+
+
+def _varied_lengths(tmp_path, count=90):
+    # Word counts 1..60 (several buckets), each text unique.
+    rng = np.random.default_rng(0)
+    rows = ["text,label"] + [" ".join(["word"] * int(rng.integers(1, 60))) + f" n{i},{'ab'[i % 2]}"
+                             for i in range(count)]
+    (tmp_path / "varied.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return str(tmp_path / "varied.csv")
+
+
+def test_bucketed_batches_are_counted_up_front_and_hold_one_length_bucket(tmp_path):
+    data = tfxfer.load_text_data(_varied_lengths(tmp_path), batch_size=8)
+    batches = [texts.numpy() for texts, _ in data.train]
+    assert int(data.train.cardinality()) == len(batches)
+    buckets = np.bincount(text_data.length_buckets([t.decode() for b in batches for t in b]))
+    assert len(batches) == sum(-(-int(n) // 8) for n in buckets) > -(-90 // 8)
+    for batch in batches:
+        assert len(batch) <= 8 and len(set(text_data.length_buckets([t.decode() for t in batch]))) == 1
+
+
+def test_bucketed_epochs_hold_every_text_once_in_a_new_seeded_order(tmp_path):
+    path = _varied_lengths(tmp_path)
+    data = tfxfer.load_text_data(path, batch_size=8, seed=1)
+    first, second = _all(data.train)[0], _all(data.train)[0]
+    assert sorted(first) == sorted(second) and len(set(first)) == 90
+    assert first != second
+    assert _all(tfxfer.load_text_data(path, batch_size=8, seed=1).train)[0] == first
+
+
+def test_without_bucketing_and_for_validation_batches_are_plain(tmp_path):
+    path = _varied_lengths(tmp_path)
+    data = tfxfer.load_text_data(path, batch_size=8, bucket_by_length=False, validation_split=0.2)
+    assert int(data.train.cardinality()) == -(-72 // 8)
+    assert [len(texts) for texts, _ in data.validation] == [8, 8, 2]
+    bucketed = tfxfer.load_text_data(path, batch_size=8, validation_split=0.2)
+    assert _all(bucketed.validation) == _all(data.validation)  # In order, the same split.

@@ -24,6 +24,7 @@ from tfxfer.backbones import (
 )
 from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
 from tfxfer.data.text_data import TextDatasets, load_text_data
+from tfxfer.data.text_tfds import load_tfds_text
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.distribute import (
     chief_or_temp_dir,
@@ -77,6 +78,7 @@ __all__ = [
     "scale_learning_rate",
     "load_image_folders",
     "load_tfds_images",
+    "load_tfds_text",
     "load_hub_backbone",
     "load_text_data",
     "load_word_vector_backbone",

@@ -23,6 +23,10 @@ class FineTuneConfig:
         weight_decay: float. Decoupled weight decay (AdamW) in both phases.
         label_smoothing: float. Label smoothing of the cross-entropy loss.
         clipnorm: float. Gradient-norm clipping; None disables it.
+        layer_decay: float. Phase 2 only: layer-wise learning-rate decay for
+            transformer backbones (`tfxfer.training.layerwise_lr`): the top
+            block trains at the full rate, each block below at `layer_decay`
+            times the one above. 1.0 (default) trains every layer alike.
         early_stopping_patience: int. Epochs without `val_loss` improvement
             before a phase stops; the best epoch's weights are restored.
             None disables early stopping.
@@ -38,6 +42,7 @@ class FineTuneConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     clipnorm: float | None = None
+    layer_decay: float = 1.0
     early_stopping_patience: int | None = 3
     class_weight: None | str | dict[int, float] = None
 

@@ -11,10 +11,9 @@ tfxfer.fine_tune(model, data)                         # compiles in the same sco
 ```
 
 Strategies (`list_strategies()`): `auto`, `default`, `one_device`, `mirrored`,
-`multi_worker`, `tpu`. Known limit: Keras 3's `Model.fit`, which the engine uses,
-fails under `MultiWorkerMirroredStrategy` (keras-team/keras#20585), so
-`multi_worker` builds the strategy but `fine_tune` refuses it with a clear error
-(`check_fit_support`) instead of Keras' `PerReplica` conversion error.
+`multi_worker`, `tpu`. `fine_tune` trains with its own `strategy.run` loop
+(`tfxfer.training.loop`), so all of them train, `multi_worker` included (Keras 3's
+`Model.fit` does not work under it: keras-team/keras#20585).
 """
 
 import dataclasses
@@ -159,24 +158,6 @@ def chief_or_temp_dir(path: str | os.PathLike, tf_config: str | None = None) -> 
     temp = tempfile.mkdtemp(prefix=f"tfxfer_{task_type}{task_index}_")
     logging.info("Not the chief (%s %s): writing to %s instead of %s.", task_type, task_index, temp, path)
     return temp
-
-
-def check_fit_support(strategy: tf.distribute.Strategy) -> None:
-    """Fails fast on a strategy Keras' `Model.fit` (tfxfer's engine) cannot train under.
-
-    Keras 3's TensorFlow trainer fails under `MultiWorkerMirroredStrategy`
-    (keras-team/keras#20585): first when it reduces an input batch across workers
-    to build the model, then when the train step reduces its logs.
-
-    Args:
-        strategy: tf.distribute.Strategy. The strategy the model was built under.
-    """
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise NotImplementedError(
-            "fine_tune trains with Keras' Model.fit, which does not work under "
-            "MultiWorkerMirroredStrategy in Keras 3 (keras-team/keras#20585). Train on one "
-            "machine (strategy 'mirrored' for all its GPUs) or on a TPU (strategy 'tpu'). "
-            f"Received: strategy={type(strategy).__name__}")
 
 
 def _task(tf_config):

@@ -3,6 +3,8 @@
 The format is found from what `path` holds, so `--data_dir` can point at any of
 them. Examples stay raw strings here; the model's own preprocessor (tokenizer
 and packer, or word vectorizer) is mapped over them with `map_inputs`.
+Training batches group texts of similar length, so a batch of short texts
+costs a short sequence once `map_inputs` trims the padding.
 """
 
 import dataclasses
@@ -15,6 +17,13 @@ from absl import logging
 from tfxfer.data import text_csv, text_files
 
 FORMATS = ("csv", "class_folders", "line_files")
+# Upper bounds (exclusive) of the length buckets, in whitespace-separated words
+# (~1.3 word pieces each). Within a bucket the longest text is at most ~1.5x the
+# shortest above 16 words; more buckets would leave more partial batches per epoch.
+LENGTH_BUCKET_BOUNDARIES = (8, 16, 24, 32, 48, 64, 96, 128, 256)
+# Bucketed batches of one length come out together; shuffling this many batches
+# mixes lengths again, and spreads the partial batches flushed at the epoch's end.
+BATCH_SHUFFLE_WINDOW = 64
 
 
 @dataclasses.dataclass
@@ -23,15 +32,20 @@ class TextDatasets:
 
     Attributes:
         train: tf.data.Dataset. Batches of `(texts, labels)`: tf.string `(B,)`
-            and int32 `(B,)`. Reshuffled every epoch (seeded); cardinality known.
-        validation: tf.data.Dataset | None. Batched like `train`, not shuffled.
-        class_names: list[str]. Label `i` means `class_names[i]` (sorted).
+            and int32 `(B,)`, or float32 multi-hot `(B, num_classes)` when
+            `multi_label`. Reshuffled every epoch (seeded), texts of similar
+            length batched together unless that was turned off; cardinality known.
+        validation: tf.data.Dataset | None. Batched like `train`, in order, not bucketed.
+        class_names: list[str]. Label `i` means `class_names[i]` (sorted, or
+            the TFDS label feature's order).
         train_size: int. Training examples.
         validation_size: int. Validation examples (0 without validation).
-        train_class_counts: list[int]. Training examples per class.
+        train_class_counts: list[int]. Training examples per class (with
+            `multi_label`, examples carrying the class).
         skipped: dict[str, int]. Texts left out: `"undecodable"` (not UTF-8)
-            and `"empty"`.
-        source_format: str. `"csv"`, `"class_folders"` or `"line_files"`.
+            and `"empty"`; multi-label and TFDS data add `"no_label"`.
+        source_format: str. `"csv"`, `"class_folders"`, `"line_files"` or `"tfds"`.
+        multi_label: bool. Whether an example may carry several classes.
     """
 
     train: tf.data.Dataset
@@ -42,16 +56,21 @@ class TextDatasets:
     train_class_counts: list[int]
     skipped: dict[str, int]
     source_format: str
+    multi_label: bool = False
 
-    def map_inputs(self, preprocessor) -> "TextDatasets":
+    def map_inputs(self, preprocessor, *, trim_padding: bool = True) -> "TextDatasets":
         """A copy whose batches are `(preprocessor(texts), labels)`.
 
         preprocessor: callable. Strings to model inputs, e.g. `model.preprocessor`.
+        trim_padding: bool. Cut each batch's token sequences to its longest
+            text (see `tfxfer.text.preprocess_dataset`).
         """
         from tfxfer.text.text_classifier import preprocess_dataset  # The data layer needs no model code otherwise.
 
-        validation = None if self.validation is None else preprocess_dataset(self.validation, preprocessor)
-        return dataclasses.replace(self, train=preprocess_dataset(self.train, preprocessor), validation=validation)
+        def preprocess(dataset):
+            return None if dataset is None else preprocess_dataset(dataset, preprocessor, trim_padding=trim_padding)
+
+        return dataclasses.replace(self, train=preprocess(self.train), validation=preprocess(self.validation))
 
     def texts(self, split: str = "train") -> tf.data.Dataset:
         """Batches of the split's raw strings only (e.g. to build a vocabulary)."""
@@ -70,7 +89,7 @@ class TextDatasets:
         """JSON-ready facts about the data, for run reports and export metadata."""
         return {"class_names": self.class_names, "train_size": self.train_size,
                 "validation_size": self.validation_size, "train_class_counts": self.train_class_counts,
-                "skipped": self.skipped, "format": self.source_format}
+                "skipped": self.skipped, "format": self.source_format, "multi_label": self.multi_label}
 
 
 def detect_format(path: str) -> str:
@@ -103,6 +122,8 @@ def load_text_data(
     seed: int = 0,
     text_column: str = "text",
     label_column: str = "label",
+    label_separator: str | None = None,
+    bucket_by_length: bool = True,
 ) -> TextDatasets:
     """Loads labelled texts, finding the format from `path`.
 
@@ -111,16 +132,65 @@ def load_text_data(
       folders holding class folders: a fixed split);
     - a folder of class files, one text per line (`rt-polarity.pos|.neg`).
 
+    Multi-label data is a CSV/TSV whose label cells list class names joined by
+    `label_separator` (`billing|urgent`); labels are then float32 multi-hot
+    rows. A row with no class name at all is skipped and counted as
+    `"no_label"` rather than kept as "none of the classes": an empty cell
+    cannot be told apart from a row nobody labelled.
+
     Args:
         path: str. File or folder, as above.
         batch_size: int. Texts per batch.
         validation_split: float. Share held out for validation, per class and
-            seeded; None keeps everything for training (except `train/`+`val/`).
+            seeded (multi-label: per each example's rarest class); None keeps
+            everything for training (except `train/`+`val/`).
         seed: int. Seed of the split and the per-epoch shuffle.
         text_column: str. CSV/TSV text column.
         label_column: str. CSV/TSV label column.
+        label_separator: str | None. Separator of class names in CSV/TSV label
+            cells, e.g. `"|"`, for multi-label data; None: one class per text.
+        bucket_by_length: bool. Batch training texts of similar word count
+            together (see `LENGTH_BUCKET_BOUNDARIES`), so trimmed batches are short.
+
+    Example:
+    ```python
+    data = tfxfer.load_text_data("tickets.csv", label_separator="|", validation_split=0.2)
+    model = tfxfer.build_text_classifier(preset, len(data.class_names), multi_label=data.multi_label)
+    tokenized = data.map_inputs(model.preprocessor)
+    ```
     """
     path = os.fspath(path)
+    check_loader_args(batch_size, validation_split)
+    source_format = detect_format(path)
+    if label_separator is not None and source_format != "csv":
+        raise ValueError(
+            "label_separator applies to .csv/.tsv data only (several class names in one label cell). "
+            f"Received: label_separator={label_separator!r} for {source_format} data in {path!r}"
+        )
+    validation = None
+    if source_format == "csv":
+        train = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column,
+                                       label_separator=label_separator)
+    elif source_format == "class_folders" and os.path.isdir(os.path.join(path, "train")):
+        train = text_files.read_class_folders(os.path.join(path, "train"))
+        for name in ("val", "validation"):
+            if os.path.isdir(os.path.join(path, name)):
+                validation = text_files.read_class_folders(os.path.join(path, name))
+    elif source_format == "class_folders":
+        train = text_files.read_class_folders(path)
+    else:
+        train = text_files.read_line_files(path)
+    multi_label = label_separator is not None
+    class_names = sorted({name for label in train.labels for name in (label if multi_label else (label,))})
+    return make_text_datasets(
+        train, validation=validation, class_names=class_names, batch_size=batch_size,
+        validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length,
+        multi_label=multi_label, source_format=source_format, source=path,
+        skip_reasons=("undecodable", "empty", "no_label") if multi_label else ("undecodable", "empty"))
+
+
+def check_loader_args(batch_size: int, validation_split: float | None) -> None:
+    """Raises a ValueError for a batch size or validation share that cannot work."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if validation_split is not None and not 0.0 < validation_split < 1.0:
@@ -128,52 +198,103 @@ def load_text_data(
             "validation_split must be None or a fraction strictly between 0 and 1, e.g. 0.1. "
             f"Received: validation_split={validation_split!r}"
         )
-    source_format = detect_format(path)
-    fixed_validation = None
-    if source_format == "csv":
-        train = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column)
-    elif source_format == "class_folders" and os.path.isdir(os.path.join(path, "train")):
-        train = text_files.read_class_folders(os.path.join(path, "train"))
-        for name in ("val", "validation"):
-            if os.path.isdir(os.path.join(path, name)):
-                fixed_validation = text_files.read_class_folders(os.path.join(path, name))
-    elif source_format == "class_folders":
-        train = text_files.read_class_folders(path)
-    else:
-        train = text_files.read_line_files(path)
-    class_names = sorted(set(train.labels))
+
+
+def make_text_datasets(
+    train: text_files.LabelledTexts,
+    *,
+    class_names: list[str],
+    batch_size: int,
+    seed: int,
+    source_format: str,
+    source: str,
+    validation: text_files.LabelledTexts | None = None,
+    validation_split: float | None = None,
+    bucket_by_length: bool = True,
+    multi_label: bool = False,
+    skip_reasons: tuple[str, ...] = ("undecodable", "empty"),
+) -> TextDatasets:
+    """Turns texts read by any loader into `TextDatasets`: labels, split, batches.
+
+    Args:
+        train: LabelledTexts. Training texts (the split is taken from them
+            when `validation` is None and `validation_split` is set).
+        class_names: list[str]. All classes; label `i` is `class_names[i]`.
+        batch_size: int. Texts per batch.
+        seed: int. Seed of the split and the per-epoch shuffle.
+        source_format: str. Recorded in `TextDatasets.source_format`.
+        source: str. Where the texts came from, for messages.
+        validation: LabelledTexts | None. A fixed validation set.
+        validation_split: float | None. Share of `train` to hold out instead.
+        bucket_by_length: bool. Batch training texts of similar length together.
+        multi_label: bool. Labels are tuples of class names (multi-hot).
+        skip_reasons: tuple[str, ...]. Keys of `TextDatasets.skipped`.
+    """
     if len(class_names) < 2:
-        raise ValueError(f"A classifier needs texts of at least 2 classes. Received: classes={class_names} in {path!r}")
-    labels = np.asarray([class_names.index(label) for label in train.labels], np.int32)
+        raise ValueError(
+            f"A classifier needs texts of at least 2 classes. Received: classes={class_names} in {source!r}")
     texts = np.asarray(train.texts, dtype=object)
+    labels = encode_labels(train.labels, class_names, multi_label)
     skipped = train.skipped.copy()
-    if fixed_validation is not None:
-        unknown = sorted(set(fixed_validation.labels) - set(class_names))
+    if validation is not None:
+        names = {name for label in validation.labels for name in (label if multi_label else (label,))}
+        unknown = sorted(names - set(class_names))
         if unknown:
-            raise ValueError(f"Validation classes must also be training classes. Received: {unknown} only in val/")
-        skipped.update(fixed_validation.skipped)
-        val_texts = np.asarray(fixed_validation.texts, dtype=object)
-        val_labels = np.asarray([class_names.index(label) for label in fixed_validation.labels], np.int32)
+            raise ValueError(
+                f"Validation classes must also be training classes. Received: {unknown} only in validation")
+        skipped.update(validation.skipped)
+        val_texts = np.asarray(validation.texts, dtype=object)
+        val_labels = encode_labels(validation.labels, class_names, multi_label)
     elif validation_split:
-        is_val = split_mask(labels, validation_split, seed)
+        is_val = split_mask(stratification_keys(labels) if multi_label else labels, validation_split, seed)
         texts, val_texts = texts[~is_val], texts[is_val]
         labels, val_labels = labels[~is_val], labels[is_val]
     else:
         val_texts = val_labels = None
+    if not len(texts):
+        raise ValueError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
+    counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
     data = TextDatasets(
-        train=_batched(texts, labels, batch_size, shuffle_seed=seed),
+        train=bucketed_batches(texts, labels, batch_size, seed) if bucket_by_length
+        else _batched(texts, labels, batch_size, shuffle_seed=seed),
         validation=None if val_texts is None else _batched(val_texts, val_labels, batch_size),
-        class_names=class_names,
+        class_names=list(class_names),
         train_size=len(texts),
         validation_size=0 if val_texts is None else len(val_texts),
-        train_class_counts=np.bincount(labels, minlength=len(class_names)).tolist(),
-        skipped={key: int(skipped.get(key, 0)) for key in ("undecodable", "empty")},
+        train_class_counts=[int(count) for count in counts],
+        skipped={key: int(skipped.get(key, 0)) for key in skip_reasons},
         source_format=source_format,
+        multi_label=multi_label,
     )
-    logging.info("Loaded %s texts from %s: classes %s, train %d (per class %s), validation %d, skipped %s.",
-                 source_format, path, class_names, data.train_size, data.train_class_counts,
-                 data.validation_size, data.skipped)
+    logging.info("Loaded %s texts from %s: classes %s%s, train %d (per class %s) in %d batches, "
+                 "validation %d, skipped %s.", source_format, source, class_names,
+                 " (multi-label)" if multi_label else "", data.train_size, data.train_class_counts,
+                 int(data.train.cardinality()), data.validation_size, data.skipped)
     return data
+
+
+def encode_labels(labels: list, class_names: list[str], multi_label: bool = False) -> np.ndarray:
+    """Class names to int32 indices `(N,)`, or name tuples to float32 multi-hot `(N, C)`."""
+    index = {name: i for i, name in enumerate(class_names)}
+    if not multi_label:
+        return np.asarray([index[label] for label in labels], np.int32).reshape(len(labels))
+    multi_hot = np.zeros((len(labels), len(class_names)), np.float32)
+    for row, names in enumerate(labels):
+        multi_hot[row, [index[name] for name in names]] = 1.0
+    return multi_hot
+
+
+def stratification_keys(multi_hot: np.ndarray) -> np.ndarray:
+    """Each example's rarest class, to split multi-label data per class.
+
+    The rarest class is the one a careless split can leave out of validation
+    (or training) entirely; common classes co-occur with it and still get
+    about their share. The first step of iterative stratification
+    (Sechidis et al., 2011), without its per-label rebalancing.
+    """
+    counts = multi_hot.sum(axis=0)
+    # Absent classes get an infinite count; argmin breaks ties by class index.
+    return np.argmin(np.where(multi_hot > 0, counts, np.inf), axis=1).astype(np.int32)
 
 
 def split_mask(labels: np.ndarray, validation_split: float, seed: int) -> np.ndarray:
@@ -194,8 +315,41 @@ def split_mask(labels: np.ndarray, validation_split: float, seed: int) -> np.nda
     return mask
 
 
+def length_buckets(texts, boundaries=LENGTH_BUCKET_BOUNDARIES) -> np.ndarray:
+    """Bucket index of each text by its whitespace-separated word count.
+
+    Bucket `i` holds counts in `[boundaries[i-1], boundaries[i])`, like
+    `tf.data.Dataset.bucket_by_sequence_length`.
+    """
+    words = np.fromiter((len(text.split()) for text in texts), np.int64, count=len(texts))
+    return np.searchsorted(np.asarray(boundaries), words, side="right").astype(np.int64)
+
+
+def bucketed_batches(texts: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Training batches of texts from one length bucket each, reshuffled every epoch.
+
+    Examples are shuffled, grouped by bucket into batches (a bucket's last
+    batch of the epoch may be partial), then batches are shuffled in a window.
+    Buckets are computed here once, so the batches per epoch are known exactly:
+    the sum over buckets of ceil(size / batch_size).
+    """
+    buckets = length_buckets(texts)
+    num_batches = int(sum(-(-int(size) // batch_size) for size in np.bincount(buckets)))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(texts), tf.string), tf.constant(labels), tf.constant(buckets)))
+    dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.group_by_window(
+        key_func=lambda text, label, bucket: bucket,
+        reduce_func=lambda bucket, window: window.batch(batch_size),
+        window_size=batch_size)
+    dataset = dataset.map(lambda texts, labels, buckets: (texts, labels))
+    dataset = dataset.shuffle(BATCH_SHUFFLE_WINDOW, seed=seed + 1, reshuffle_each_iteration=True)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def _batched(texts, labels, batch_size, shuffle_seed=None):
-    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(list(texts), tf.string), tf.constant(labels, tf.int32)))
+    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(list(texts), tf.string), tf.constant(labels)))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

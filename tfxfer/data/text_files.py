@@ -17,16 +17,18 @@ class LabelledTexts:
 
     Attributes:
         texts: list[str]. One example each.
-        labels: list[str]. The class name of each text.
+        labels: list[str] | list[tuple[str, ...]]. The class name of each text,
+            or its class names for multi-label data.
         skipped: collections.Counter. `{"undecodable": n, "empty": n}`: texts
-            (lines or files) left out because they were not UTF-8, or empty.
+            (lines or files) left out because they were not UTF-8, or empty;
+            `"no_label"` counts examples without any class.
     """
 
     texts: list[str] = dataclasses.field(default_factory=list)
-    labels: list[str] = dataclasses.field(default_factory=list)
+    labels: list = dataclasses.field(default_factory=list)
     skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
-    def add(self, raw: bytes, label: str) -> None:
+    def add(self, raw: bytes, label: str | tuple[str, ...]) -> None:
         """Adds one text given as bytes, or counts why it was skipped."""
         try:
             text = raw.decode("utf-8").strip()
@@ -107,4 +109,4 @@ def read_line_files(data_dir: str) -> LabelledTexts:
 def log_skipped(source: str, result: LabelledTexts) -> None:
     """Logs how many texts `source` lost, and why."""
     if result.skipped:
-        logging.warning("Skipped in %s: %s (not UTF-8, or empty).", source, dict(result.skipped))
+        logging.warning("Skipped in %s: %s (not UTF-8, empty, or without a label).", source, dict(result.skipped))

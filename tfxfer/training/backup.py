@@ -1,8 +1,8 @@
 """Fault tolerance for the two-phase engine: resume a killed run where it stopped.
 
-`keras.callbacks.BackupAndRestore` backs up one `fit` call: weights, optimizer
+`keras.callbacks.BackupAndRestore` backs up one training run: weights, optimizer
 state (so the learning-rate schedule goes on from the right step) and the epoch.
-`fine_tune` makes two `fit` calls with a recompile (new optimizer, new trainable
+`fine_tune` trains twice with a recompile (new optimizer, new trainable
 set) between them, so one backup cannot describe the run. `RunBackup` keeps one
 per phase, plus a marker that phase 1 is over:
 
@@ -20,19 +20,25 @@ its final weights loaded) and phase 2 resumes from its own last backed-up epoch.
 At most one epoch is lost. A finished run deletes `backup_dir`, so running the
 same command again trains from scratch.
 
+`backup_dir` may be local or any filesystem `tf.io.gfile` knows (`gs://...`).
+In a multi-worker run only the chief writes it and every worker restores from
+it, so it must be a path all workers reach (a bucket or a shared disk).
+
 Not backed up: early stopping's patience counter and best weights (a resumed
 phase starts counting again), and the position of random streams (shuffling,
-augmentation, dropout), so a resumed run matches an uninterrupted one within
-noise, exactly only when training is deterministic.
+the feature cache's reshuffle included, augmentation, dropout), so a resumed
+run matches an uninterrupted one within noise, exactly only when training is
+deterministic.
 """
 
 import dataclasses
+import io
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 PHASE1_DONE = "phase1_done.json"
@@ -43,21 +49,24 @@ class RunBackup:
     """Backup state of one `fine_tune` run in `backup_dir` (see the module docstring).
 
     Args:
-        backup_dir: str. Folder for this run's backups only; created if needed.
-            None backs up nothing (every method is then a no-op).
+        backup_dir: str. Folder for this run's backups only (local or `gs://`);
+            created if needed. None backs up nothing (every method is then a no-op).
+        is_chief: bool. Whether this worker writes the backups; the others
+            only restore from them.
     """
 
-    def __init__(self, backup_dir: str | os.PathLike | None):
+    def __init__(self, backup_dir: str | os.PathLike | None, is_chief: bool = True):
         self.backup_dir = os.fspath(backup_dir) if backup_dir else None
+        self.is_chief = is_chief
 
     def callbacks(self, phase: str) -> list[keras.callbacks.Callback]:
-        """The `BackupAndRestore` of `phase` ("phase1" or "phase2"), for its `fit`."""
+        """The `BackupAndRestore` of `phase` ("phase1" or "phase2")."""
         if not self.backup_dir:
             return []
-        # Kept at the end of fit (delete_checkpoint=False): a kill between the end of
-        # phase 2 and `finish` then resumes to "nothing left to train", not a rerun.
-        return [keras.callbacks.BackupAndRestore(
-            os.path.join(self.backup_dir, phase), double_checkpoint=True, delete_checkpoint=False)]
+        # Kept at the end of the phase (delete_checkpoint=False): a kill between the end
+        # of phase 2 and `finish` then resumes to "nothing left to train", not a rerun.
+        backup_type = keras.callbacks.BackupAndRestore if self.is_chief else _RestoreOnly
+        return [backup_type(os.path.join(self.backup_dir, phase), double_checkpoint=True, delete_checkpoint=False)]
 
     def restore_phase1(self, model: keras.Model, result_type: type):
         """Loads phase 1's final weights into `model` and returns its result, or None if not done.
@@ -69,31 +78,47 @@ class RunBackup:
         if not self.backup_dir:
             return None
         marker = os.path.join(self.backup_dir, PHASE1_DONE)
-        if not os.path.exists(marker):
+        if not tf.io.gfile.exists(marker):
             return None
-        with np.load(os.path.join(self.backup_dir, PHASE1_WEIGHTS)) as saved:
-            model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
-        with open(marker, encoding="utf-8") as f:
-            result = result_type(**json.load(f))
+        with tf.io.gfile.GFile(os.path.join(self.backup_dir, PHASE1_WEIGHTS), "rb") as f:
+            with np.load(io.BytesIO(f.read())) as saved:
+                model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
+        with tf.io.gfile.GFile(marker, "r") as f:
+            result = result_type(**json.loads(f.read()))
         logging.info("Phase 1 already completed (%s): skipped, its final weights restored.", marker)
         return result
 
     def save_phase1(self, model: keras.Model, result) -> None:
         """Saves phase 1's final weights, then the marker with its `result` (a dataclass)."""
-        if not self.backup_dir:
+        if not self.backup_dir or not self.is_chief:
             return
-        os.makedirs(self.backup_dir, exist_ok=True)
-        weights = os.path.join(self.backup_dir, PHASE1_WEIGHTS)
-        with open(weights + ".tmp", "wb") as f:
-            np.savez(f, *model.get_weights())
-        os.replace(weights + ".tmp", weights)
-        marker = os.path.join(self.backup_dir, PHASE1_DONE)
-        with open(marker + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(dataclasses.asdict(result), f, default=float)
-        os.replace(marker + ".tmp", marker)
+        tf.io.gfile.makedirs(self.backup_dir)
+        weights = io.BytesIO()
+        np.savez(weights, *model.get_weights())
+        _write_atomically(os.path.join(self.backup_dir, PHASE1_WEIGHTS), weights.getvalue(), "wb")
+        # The marker last: it promises that the weights above are complete.
+        _write_atomically(os.path.join(self.backup_dir, PHASE1_DONE),
+                          json.dumps(dataclasses.asdict(result), default=float), "w")
 
     def finish(self) -> None:
         """Deletes the backups of a completed run."""
-        if not self.backup_dir:
+        if not self.backup_dir or not self.is_chief:
             return
-        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        if tf.io.gfile.exists(self.backup_dir):
+            tf.io.gfile.rmtree(self.backup_dir)
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """A non-chief worker's `BackupAndRestore`: restores the chief's backup, never writes it."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+def _write_atomically(path, content, mode):
+    with tf.io.gfile.GFile(path + ".tmp", mode) as f:
+        f.write(content)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)

@@ -1,8 +1,9 @@
 """Two-phase transfer learning on any tfxfer model: `fine_tune`.
 
-Phase 1 trains the head on a frozen backbone; phase 2 unfreezes the top of the
-backbone and trains on at a lower learning rate. Both phases are plain
-`compile` + `fit`, so user callbacks work as in any Keras model.
+Phase 1 trains the head on a frozen backbone (on features the backbone computed
+once, when caching); phase 2 unfreezes the top of the backbone and trains on at a
+lower learning rate. Both phases run `TrainLoop`, one loop for every
+`tf.distribute` strategy, with Keras callbacks as under `fit`.
 """
 
 import dataclasses
@@ -18,7 +19,8 @@ from tfxfer import distribute, freezing, heads, layer_names
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
-from tfxfer.training import losses, schedules
+from tfxfer.training import feature_cache, layerwise_lr, losses, schedules
+from tfxfer.training.loop import TrainLoop
 
 
 @dataclasses.dataclass
@@ -66,6 +68,7 @@ def fine_tune(
     config: FineTuneConfig | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     class_counts: list[int] | None = None,
+    cache_features: bool | None = None,
     backup_dir: str | os.PathLike | None = None,
 ) -> FineTuneResult:
     """Trains a tfxfer model in two phases: frozen backbone, then its top unfrozen.
@@ -79,6 +82,10 @@ def fine_tune(
         callbacks: list. Extra Keras callbacks, used in both phases.
         class_counts: list of int. Training examples per class, for
             `class_weight="balanced"`; counted from `train_data` if None.
+        cache_features: bool. Phase 1 trains the head on features the frozen
+            backbone computed once (`tfxfer.training.feature_cache`) instead of
+            running the backbone every epoch. None (default): cache unless the
+            model has a random augmentation layer, which caching would skip.
         backup_dir: str. Fault tolerance: the training state is backed up here
             each epoch, and a run killed and started again with the same
             arguments resumes where it stopped (phase 1 or phase 2; see
@@ -89,25 +96,27 @@ def fine_tune(
         A `FineTuneResult`; the model is trained in place.
     """
     config = config or FineTuneConfig()
-    distribute.check_fit_support(model.distribute_strategy)
     backbone = _backbone(model)
+    lr_multipliers = None
     if config.fine_tune_epochs:
-        # A bad fine_tune_at fails now, not after phase 1 has trained.
+        # A bad fine_tune_at or layer_decay fails now, not after phase 1 has trained.
         freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
+        if config.layer_decay != 1.0:
+            lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
     kind = heads.head_kind(model)
     steps = steps_per_epoch(train_data)
     class_weight = _class_weight(config.class_weight, kind, class_counts, train_data, heads.num_classes(model))
     run = dict(train_data=train_data, validation_data=validation_data, kind=kind, config=config,
-               callbacks=list(callbacks or []), class_weight=class_weight)
+               callbacks=list(callbacks or []), class_weight=class_weight, steps=steps)
 
-    backup = backup_lib.RunBackup(backup_dir)
+    backup = backup_lib.RunBackup(backup_dir, is_chief=distribute.is_chief())
+    if cache_features is None:
+        cache_features = not feature_cache.has_augmentation(model)
 
     freezing.freeze_backbone(backbone)
     phase1 = backup.restore_phase1(model, PhaseResult)
     if phase1 is None:
-        phase1 = _run_phase(model, "phase 1", epochs=config.epochs,
-                            schedule=schedules.warmup_cosine(config.learning_rate, config.epochs * steps),
-                            backup_callbacks=backup.callbacks("phase1"), **run)
+        phase1 = _run_phase1(model, cache_features, backup.callbacks("phase1"), **run)
         backup.save_phase1(model, phase1)
     if not config.fine_tune_epochs:
         backup.finish()
@@ -117,19 +126,37 @@ def fine_tune(
     schedule = schedules.warmup_cosine(
         config.fine_tune_learning_rate, config.fine_tune_epochs * steps, config.warmup_fraction)
     phase2 = _run_phase(model, "phase 2", epochs=config.fine_tune_epochs, schedule=schedule,
-                        backup_callbacks=backup.callbacks("phase2"), **run)
+                        backup_callbacks=backup.callbacks("phase2"), lr_multipliers=lr_multipliers, **run)
     backup.finish()
     return FineTuneResult(phase1, phase2)
 
 
+def _run_phase1(model, cache_features, backup_callbacks, *, train_data, validation_data, steps, config,
+                **run) -> PhaseResult:
+    extract_seconds, head = 0.0, None
+    if cache_features:
+        cached = feature_cache.cache_phase(model, train_data, validation_data)
+        head, train_data, validation_data = cached.head, cached.train, cached.validation
+        extract_seconds, steps = cached.seconds, steps_per_epoch(cached.train)
+    result = _run_phase(model, "phase 1", epochs=config.epochs,
+                        schedule=schedules.warmup_cosine(config.learning_rate, config.epochs * steps),
+                        train_data=train_data, validation_data=validation_data, steps=steps, config=config,
+                        backup_callbacks=backup_callbacks, head=head, **run)
+    result.seconds += extract_seconds
+    return result
+
+
 def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, kind, config, callbacks,
-               class_weight, backup_callbacks=()) -> PhaseResult:
+               class_weight, steps, backup_callbacks=(), head=None, lr_multipliers=None) -> PhaseResult:
     # The optimizer is created anew each phase: its slots must match the new trainable set.
+    # compile attaches it (BackupAndRestore saves model.optimizer) and leaves the model
+    # ready for the user's own evaluate/predict.
+    loss = losses.loss_for(kind, config.label_smoothing)
     with model.distribute_strategy.scope():
-        optimizer = keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm)
-        model.compile(optimizer=optimizer, loss=losses.loss_for(kind, config.label_smoothing),
-                      metrics=losses.metrics_for(kind))
+        settings = dict(learning_rate=schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm)
+        optimizer = (layerwise_lr.LayerwiseAdamW(lr_multipliers=lr_multipliers, **settings) if lr_multipliers
+                     else keras.optimizers.AdamW(**settings))
+        model.compile(optimizer=optimizer, loss=loss, metrics=losses.metrics_for(kind))
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     logging.info("%s: %d epochs, %d trainable parameters.", phase, epochs, trainable)
     phase_callbacks = [
@@ -139,16 +166,12 @@ def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, k
         *callbacks,
     ]
     start = time.perf_counter()
-    # BackupAndRestore sets `_initial_epoch` and Keras never resets it: phase 2's fit
-    # would start at the epoch phase 1 resumed from.
-    model._initial_epoch = None
-    # shuffle=False: a tf.data.Dataset shuffles itself; Keras' default True only warns.
-    history = model.fit(train_data, validation_data=validation_data, epochs=epochs,
-                        callbacks=phase_callbacks, class_weight=class_weight, shuffle=False, verbose=0)
+    loop = TrainLoop(model, kind, loss, class_weight, head=head)
+    history = loop.fit(train_data, validation_data=validation_data, epochs=epochs, steps=steps,
+                       callbacks=phase_callbacks)
     final = {}
     if validation_data is not None:
-        scores = model.evaluate(validation_data, verbose=0, return_dict=True)
-        final = {f"val_{name}": float(value) for name, value in scores.items()}
+        final = {f"val_{name}": value for name, value in loop.evaluate(validation_data).items()}
     seconds = time.perf_counter() - start
     logging.info("%s done in %.1fs: %s", phase, seconds, final)
     # A resumed phase's history starts at the resumed epoch; epochs_run counts from 0.

@@ -40,3 +40,21 @@ def metrics_for(kind: HeadKind) -> list[keras.metrics.Metric]:
     if kind is HeadKind.MULTICLASS:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     return [keras.metrics.BinaryAccuracy(name="accuracy")]
+
+
+def example_accuracy(kind: HeadKind, labels, probabilities):
+    """Each example's accuracy, shape `(B,)`: 1/0 for one label, the share of right
+    labels for multi-label; what `metrics_for(kind)` averages.
+
+    Args:
+        kind: HeadKind. The head that produced `probabilities`.
+        labels: Tensor. Class indices `(B,)`, or multi-hot `(B, C)` for multi-label.
+        probabilities: Tensor. The model's float outputs.
+    """
+    if kind is HeadKind.MULTICLASS:
+        predicted = keras.ops.argmax(probabilities, axis=-1)
+        labels = keras.ops.reshape(labels, (-1,))
+        return keras.ops.cast(keras.ops.equal(predicted, keras.ops.cast(labels, predicted.dtype)), "float32")
+    predicted = keras.ops.cast(probabilities > 0.5, "float32")
+    labels = keras.ops.reshape(keras.ops.cast(labels, "float32"), keras.ops.shape(predicted))
+    return keras.ops.mean(keras.ops.cast(keras.ops.equal(predicted, labels), "float32"), axis=-1)

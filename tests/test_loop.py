@@ -1,0 +1,201 @@
+"""Tests for tfxfer.training.loop (the training loop of every strategy) and feature caching.
+
+The loop replaces `Model.fit` (which fails under MultiWorkerMirroredStrategy), so
+the reference it must match is `fit` itself: same data, same optimizer, same
+weights after an epoch. Distributed runs are in tests/test_distribute.py.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from tfxfer import layer_names
+from tfxfer.heads import HeadKind
+from tfxfer.training import feature_cache, losses
+from tfxfer.training.loop import TrainLoop
+
+
+def _dense_model(num_classes=3, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((5,))
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+    outputs = tfxfer.heads.classification_head(hidden, num_classes, dropout=0.0)
+    return keras.Model(inputs, outputs)
+
+
+def _data(num_examples=22, num_classes=3, batch_size=8, seed=0):
+    # 22 examples in batches of 8: the last batch is partial.
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(num_examples, 5)).astype("float32")
+    labels = (np.arange(num_examples) % num_classes).astype("int32")
+    return tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
+
+
+def _compile(model, kind, loss):
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss, metrics=losses.metrics_for(kind))
+
+
+@pytest.mark.parametrize("class_weight", [None, {0: 2.0, 1: 0.5, 2: 1.0}])
+def test_loop_trains_exactly_like_keras_fit(class_weight):
+    kind, loss = HeadKind.MULTICLASS, losses.loss_for(HeadKind.MULTICLASS, label_smoothing=0.1)
+    reference, model = _dense_model(), _dense_model()
+    _compile(reference, kind, loss)
+    _compile(model, kind, loss)
+    history = reference.fit(_data(), epochs=2, class_weight=class_weight, shuffle=False, verbose=0)
+    loop_history = TrainLoop(model, kind, loss, class_weight).fit(_data(), epochs=2, steps=3)
+
+    for ours, theirs in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    # Keras averages the loss over examples of the epoch, weighted as in training.
+    np.testing.assert_allclose(loop_history.history["loss"], history.history["loss"], rtol=1e-5)
+    if class_weight is None:  # (Keras weights its training accuracy too; tfxfer does not)
+        np.testing.assert_allclose(loop_history.history["accuracy"], history.history["accuracy"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("num_classes, multi_label", [(3, False), (2, False), (3, True)])
+def test_evaluate_matches_keras_evaluate_for_every_head(num_classes, multi_label):
+    model = _dense_model(num_classes)
+    if multi_label:
+        model = keras.Model(model.input, tfxfer.heads.classification_head(
+            model.get_layer("hidden").output, num_classes, multi_label=True, dropout=0.0))
+    kind = tfxfer.heads.head_kind(model)
+    loss = losses.loss_for(kind)
+    _compile(model, kind, loss)
+    data = _data(num_classes=num_classes)
+    if multi_label:
+        data = data.map(lambda x, y: (x, tf.one_hot(y, num_classes) + tf.one_hot((y + 1) % num_classes, num_classes)))
+    expected = model.evaluate(data, verbose=0, return_dict=True)
+    ours = TrainLoop(model, kind, loss).evaluate(data)
+    assert ours == pytest.approx({"loss": expected["loss"], "accuracy": expected["accuracy"]}, rel=1e-5)
+
+
+def test_example_accuracy_by_hand():
+    probabilities = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    np.testing.assert_array_equal(losses.example_accuracy(HeadKind.MULTICLASS, tf.constant([0, 1]), probabilities),
+                                  [1.0, 0.0])
+    np.testing.assert_array_equal(
+        losses.example_accuracy(HeadKind.BINARY, tf.constant([1, 1]), tf.constant([[0.8], [0.4]])), [1.0, 0.0])
+    multi_hot = tf.constant([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    np.testing.assert_allclose(losses.example_accuracy(HeadKind.MULTILABEL, multi_hot, probabilities),
+                               [1.0, 2 / 3])
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self, stop_after=None):
+        super().__init__()
+        self.events, self.stop_after = [], stop_after
+
+    def on_train_begin(self, logs=None):
+        self.events.append("train_begin")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.events.append(f"batch{batch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append((epoch, sorted(logs)))
+        if self.stop_after == epoch:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.events.append("train_end")
+
+
+def test_callbacks_get_fit_events_and_can_stop_training():
+    model = _dense_model()
+    kind, loss = HeadKind.MULTICLASS, losses.loss_for(HeadKind.MULTICLASS)
+    _compile(model, kind, loss)
+    recorder = _Recorder(stop_after=1)
+    history = TrainLoop(model, kind, loss).fit(_data(), validation_data=_data(seed=1), epochs=5, steps=3,
+                                              callbacks=[recorder])
+    logs = ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert recorder.events == ["train_begin", "batch0", "batch1", "batch2", (0, logs),
+                               "batch0", "batch1", "batch2", (1, logs), "train_end"]
+    assert history.epoch == [0, 1]
+    assert recorder.model is model
+
+
+def test_head_without_all_trainable_variables_is_refused():
+    model = _dense_model()
+    _, head = feature_cache.split_at_head(model)
+    with pytest.raises(ValueError, match="needs a frozen backbone"):
+        TrainLoop(model, HeadKind.MULTICLASS, losses.loss_for(HeadKind.MULTICLASS), head=head)
+
+
+# Feature caching.
+
+def test_split_at_head_shares_the_models_layers():
+    model = _dense_model()
+    extractor, head = feature_cache.split_at_head(model)
+    inputs = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+    np.testing.assert_allclose(head(extractor(inputs)), model(inputs), rtol=1e-6)
+    assert extractor.output.shape == (None, 8)
+    head.get_layer(layer_names.PREDICTIONS).kernel.assign(tf.zeros((8, 3)))
+    np.testing.assert_allclose(model(inputs), np.full((4, 3), 1 / 3), rtol=1e-6)
+
+
+def test_split_at_head_needs_tfxfer_head_layers():
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(inputs))
+    with pytest.raises(ValueError, match="cache_features=False"):
+        feature_cache.split_at_head(model)
+
+
+class _CountExamples(keras.layers.Layer):
+    """Identity that counts the examples it sees (in a variable, so tf.function counts too)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="seen")
+
+    def call(self, x):
+        self.seen.assign_add(tf.cast(tf.shape(x)[0], "float32"))
+        return x
+
+
+def _counting_classifier():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((5,))
+    counted = _CountExamples(name="counter")(inputs)
+    backbone = keras.Model(inputs, keras.layers.Dense(8, activation="relu", name="hidden")(counted),
+                           name=layer_names.BACKBONE)
+    model_inputs = keras.Input((5,))
+    outputs = tfxfer.heads.classification_head(backbone(model_inputs), 3, dropout=0.0)
+    return keras.Model(model_inputs, outputs)
+
+
+# Examples the backbone sees in 4 epochs of 22 training and 9 validation examples: once
+# each with the cache; 4 times each, plus the final evaluation, without.
+@pytest.mark.parametrize("cache_features, expected_seen", [(True, 22 + 9), (False, 4 * (22 + 9) + 9)])
+def test_phase1_runs_the_backbone_once_when_caching(cache_features, expected_seen):
+    model = _counting_classifier()
+    counter = model.get_layer(layer_names.BACKBONE).get_layer("counter")
+    train, validation = _data(), _data(num_examples=9, seed=1)
+    config = tfxfer.FineTuneConfig(epochs=4, fine_tune_epochs=0, early_stopping_patience=None)
+    result = tfxfer.fine_tune(model, train, validation, config=config, cache_features=cache_features)
+    assert float(counter.seen.numpy()) == expected_seen
+    assert result.phase1.epochs_run == 4
+
+
+def test_cached_phase1_trains_the_head_like_the_full_model():
+    # One batch per epoch (no order effect), no dropout: cached and uncached phase 1 agree.
+    results = []
+    for cache_features in (True, False):
+        model = _counting_classifier()
+        data = _data(batch_size=32)
+        config = tfxfer.FineTuneConfig(epochs=3, fine_tune_epochs=0, early_stopping_patience=None)
+        result = tfxfer.fine_tune(model, data, data, config=config, cache_features=cache_features)
+        results.append((model.get_layer(layer_names.PREDICTIONS).get_weights(), result.phase1))
+    (cached_weights, cached), (full_weights, full) = results
+    for a, b in zip(cached_weights, full_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert cached.final_metrics == pytest.approx(full.final_metrics, rel=1e-5)
+    assert cached.history["loss"] == pytest.approx(full.history["loss"], rel=1e-5)
+
+
+def test_caching_is_off_by_default_for_models_with_augmentation():
+    augmented = tfxfer.build_image_classifier(
+        "mobilenet_v2", num_classes=3, weights=None, image_size=(32, 32), alpha=0.35)
+    assert feature_cache.has_augmentation(augmented)
+    assert not feature_cache.has_augmentation(_dense_model())

@@ -1,0 +1,132 @@
+"""Tests for load_tfds_text on faked TFDS datasets (`tfds.testing.mock_data`, no network)."""
+
+import contextlib
+import logging
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import tfxfer
+
+
+@contextlib.contextmanager
+def _mock_tfds(data_dir, name, examples):
+    """Fakes a prepared TFDS text dataset holding `examples[split]`: `(text bytes, label)` pairs.
+
+    Records the splits read in the yielded list.
+    """
+    builder = tfds.builder(name, data_dir=str(data_dir))
+    builder.info.set_splits(tfds.core.SplitDict([
+        tfds.core.SplitInfo(name=split, shard_lengths=[len(rows)], num_bytes=0, filename_template=None)
+        for split, rows in examples.items()]))
+    os.makedirs(builder.data_dir, exist_ok=True)
+    builder.info.write_to_directory(builder.data_dir)  # The metadata mock_data reads.
+    features = builder.info.features
+    text_key = next(key for key in features.keys() if isinstance(features[key], tfds.features.Text))
+    label_key = next(key for key in features.keys() if isinstance(features[key], tfds.features.ClassLabel))
+    reads = []
+
+    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
+        del self, decoders, read_config, shuffle_files
+        reads.append(split)
+        texts, labels = zip(*examples[split])
+        columns = {text_key: tf.constant(texts, tf.string), label_key: tf.constant(labels, tf.int64)}
+        if "idx" in features.keys():
+            columns["idx"] = tf.range(len(texts), dtype=tf.int32)
+        return tf.data.Dataset.from_tensor_slices(columns)
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(data_dir)):
+        yield reads
+
+
+def _reviews(prefix, count, first_label=0):
+    """`count` labelled texts of 1 to 5 words: `b"<prefix> <i> ..."`, labels alternating."""
+    return [((f"{prefix} {i} " + "word " * (i % 5)).strip().encode(), (i + first_label) % 2) for i in range(count)]
+
+
+def _all(dataset):
+    texts, labels = [], []
+    for batch_texts, batch_labels in dataset:
+        texts += [t.decode() for t in batch_texts.numpy()]
+        labels += batch_labels.numpy().tolist()
+    return texts, labels
+
+
+def test_imdb_reviews_trains_on_train_and_validates_on_test_with_a_warning(tmp_path, caplog):
+    train = _reviews("train", 10) + [(b"\xff\xfe bad bytes", 0), (b"   ", 1)]
+    splits = {"train": train, "test": _reviews("test", 4), "unsupervised": [(b"no label", -1)]}
+    with _mock_tfds(tmp_path, "imdb_reviews", splits) as reads, caplog.at_level(logging.WARNING):
+        data = tfxfer.load_tfds_text("imdb_reviews", data_dir=str(tmp_path), batch_size=4)
+    assert "validating on its test split" in caplog.text
+    assert "unsupervised" not in reads
+    assert data.source_format == "tfds" and not data.multi_label
+    assert data.class_names == ["neg", "pos"]
+    assert data.skipped == {"undecodable": 1, "empty": 1, "no_label": 0}
+    assert (data.train_size, data.validation_size, data.train_class_counts) == (10, 4, [5, 5])
+    assert sorted(zip(*_all(data.train))) == sorted((t.decode(), label) for t, label in _reviews("train", 10))
+    assert _all(data.validation) == ([t.decode() for t, _ in _reviews("test", 4)], [0, 1, 0, 1])
+    assert int(data.train.cardinality()) == len(list(data.train))
+
+
+def test_glue_sst2_finds_its_keys_and_validates_on_validation_not_unlabelled_test(tmp_path):
+    splits = {"train": _reviews("train", 12), "validation": _reviews("val", 3, first_label=1),
+              "test": [(b"secret", -1)] * 5}
+    with _mock_tfds(tmp_path, "glue/sst2", splits) as reads:
+        data = tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path), batch_size=8, bucket_by_length=False)
+    assert "test" not in reads
+    assert data.class_names == ["negative", "positive"]
+    assert (data.train_size, data.validation_size) == (12, 3)
+    assert _all(data.validation) == (["val 0", "val 1 word", "val 2 word word"], [1, 0, 1])
+
+
+def test_validation_split_holds_out_a_seeded_share_of_train(tmp_path):
+    splits = {"train": _reviews("train", 20), "validation": _reviews("val", 3)}
+    with _mock_tfds(tmp_path, "glue/sst2", splits):
+        load = lambda seed: tfxfer.load_tfds_text(  # noqa: E731
+            "glue/sst2", data_dir=str(tmp_path), validation_split=0.2, seed=seed)
+        data, same, other = load(1), load(1), load(2)
+    assert (data.train_size, data.validation_size, data.train_class_counts) == (16, 4, [8, 8])
+    assert all(text.startswith("train") for text in _all(data.validation)[0])
+    assert _all(data.validation) == _all(same.validation) != _all(other.validation)
+
+
+def test_without_labelled_validation_or_test_a_tenth_of_train_is_held_out(tmp_path, caplog):
+    splits = {"train": _reviews("train", 20), "test": [(b"secret", -1)] * 3}
+    with _mock_tfds(tmp_path, "glue/sst2", splits), caplog.at_level(logging.INFO):
+        data = tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path))
+    assert (data.train_size, data.validation_size) == (18, 2)
+    assert "holding out 10% of train" in caplog.text
+    assert np.bincount(_all(data.validation)[1]).tolist() == [1, 1]
+
+
+def test_keys_that_are_not_text_and_class_label_are_an_error(tmp_path):
+    with _mock_tfds(tmp_path, "glue/sst2", {"train": _reviews("train", 4)}):
+        with pytest.raises(ValueError, match=r"needs a text feature and a ClassLabel.*text_key='idx'"):
+            tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path), text_key="idx")
+
+
+def test_unknown_name_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown TFDS dataset 'no_such_reviews'.*load_text_data"):
+        tfxfer.load_tfds_text("no_such_reviews", data_dir=str(tmp_path))
+
+
+def test_not_prepared_offline_explains_what_to_do(tmp_path):
+    with pytest.raises(RuntimeError) as raised:
+        tfxfer.load_tfds_text("imdb_reviews", data_dir=str(tmp_path), download=False)
+    message = str(raised.value)
+    assert "'imdb_reviews' is not prepared" in message
+    assert f"data_dir={str(tmp_path)!r}" in message
+    assert "tfds build imdb_reviews --data_dir=DIR" in message
+    assert "pass it as data_dir" in message
+
+
+def test_download_failure_explains_what_to_do(tmp_path, monkeypatch):
+    def fail(self, *args, **kwargs):
+        raise ConnectionError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
+    with pytest.raises(RuntimeError, match=r"(?s)not prepared.*tfds build glue/sst2.*Temporary failure"):
+        tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path))

@@ -1,0 +1,197 @@
+"""`load_tfds_text`: labelled texts from a TensorFlow Datasets (TFDS) builder, e.g.
+`imdb_reviews` or `glue/sst2`.
+
+The texts are read into memory once, through the same skipping (not UTF-8,
+empty) and the same split, length bucketing and batching as `load_text_data`,
+so a TFDS dataset and a CSV file give interchangeable `TextDatasets`.
+"""
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+from tfxfer.data import text_data, text_files
+from tfxfer.data.text_data import TextDatasets
+
+# Used when the builder has neither a validation nor a labelled test split.
+DEFAULT_VALIDATION_SPLIT = 0.1
+# Examples read per step while loading a split into memory.
+_READ_BATCH = 1024
+# TFDS marks unlabelled examples (GLUE test splits) with this label.
+_NO_LABEL = -1
+
+
+def load_tfds_text(
+    name: str,
+    *,
+    batch_size: int = 32,
+    data_dir: str | None = None,
+    validation_split: float | None = None,
+    seed: int = 0,
+    text_key: str | None = None,
+    label_key: str | None = None,
+    bucket_by_length: bool = True,
+    download: bool = True,
+) -> TextDatasets:
+    """Loads a TFDS text classification dataset as batched `(texts, labels)`.
+
+    Training data is the builder's `train` split. Validation data is, in order
+    of preference: a seeded per-class share of `train` when `validation_split`
+    is given; else the builder's `validation` split (`glue/sst2`); else its
+    `test` split, with a warning since that leaves no untouched test data
+    (`imdb_reviews`); else `DEFAULT_VALIDATION_SPLIT` of `train`. A split
+    whose labels are all -1 (GLUE's `test`) is unlabelled and never used.
+    Other splits (`imdb_reviews`' `unsupervised`) are ignored. Examples
+    labelled -1 are skipped and counted as `"no_label"`.
+
+    Args:
+        name: str. TFDS name, optionally with config and version, e.g.
+            `"imdb_reviews"` or `"glue/sst2"`.
+        batch_size: int. Texts per batch.
+        data_dir: str | None. TFDS data folder; None uses the TFDS default
+            (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
+        validation_split: float | None. Share of `train` to hold out for
+            validation instead of using the builder's validation/test split.
+        seed: int. Seed of the held-out share and the per-epoch shuffle.
+        text_key: str | None. The text feature; None takes it from the
+            builder's supervised keys, or its only text feature.
+        label_key: str | None. The label feature (a `ClassLabel`, whose
+            `names` become `class_names`); None as for `text_key`.
+        bucket_by_length: bool. Batch training texts of similar length together.
+        download: bool. Whether to download and prepare the dataset when it is
+            not already prepared in `data_dir`.
+
+    Example:
+    ```python
+    data = tfxfer.load_tfds_text("glue/sst2", batch_size=32)
+    model = tfxfer.build_text_classifier(preset, len(data.class_names))
+    tokenized = data.map_inputs(model.preprocessor)
+    ```
+    """
+    text_data.check_loader_args(batch_size, validation_split)
+    builder = _builder(name, data_dir)
+    _ensure_prepared(builder, name, data_dir, download)
+    text_key, label_key = _text_and_label_keys(name, builder.info, text_key, label_key)
+    class_names = [str(class_name) for class_name in builder.info.features[label_key].names]
+    splits = builder.info.splits
+    if "train" not in splits:
+        raise ValueError(f"TFDS dataset {name!r} has no 'train' split to train on. Received splits: {sorted(splits)}")
+    train = _read_split(builder, "train", text_key, label_key, class_names)
+    validation, validation_name = None, None
+    if validation_split is None:
+        validation, validation_name = _builder_validation(builder, name, text_key, label_key, class_names)
+        if validation is None:
+            validation_split = DEFAULT_VALIDATION_SPLIT
+            logging.info("TFDS dataset %r has no labelled validation or test split; holding out %.0f%% of train "
+                         "(seed %d) for validation.", name, 100 * validation_split, seed)
+    source = f"TFDS {name!r} (train='train', validation=" + (
+        repr(validation_name) if validation_name else f"{validation_split:g} of 'train'") + ")"
+    return text_data.make_text_datasets(
+        train, validation=validation, class_names=class_names, batch_size=batch_size,
+        validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length,
+        source_format="tfds", source=source, skip_reasons=("undecodable", "empty", "no_label"))
+
+
+def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as err:
+        # TFDS's own message lists every registered dataset, hundreds of lines.
+        raise ValueError(
+            f"Unknown TFDS dataset {name!r}. Check the spelling against `tfds.list_builders()` or "
+            "https://www.tensorflow.org/datasets/catalog, or use load_text_data for a .csv/.tsv file "
+            f"or a folder of texts. Received: name={name!r}"
+        ) from err
+
+
+def _not_prepared_message(name: str, data_dir: str | None, looked_in: str) -> str:
+    return (
+        f"TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} (looked in {looked_in!r}) "
+        "and could not be downloaded; this machine may have no internet access. Prepare it on a "
+        f"machine with internet, with `tfds build {name} --data_dir=DIR` or "
+        f"`tfds.load({name!r}, data_dir=DIR)` once, copy DIR to this machine and pass it as data_dir. "
+        "Or use load_text_data with a .csv/.tsv file or a folder of texts instead."
+    )
+
+
+def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, data_dir: str | None, download: bool) -> None:
+    if builder.is_prepared():
+        return
+    message = _not_prepared_message(name, data_dir, str(builder.data_dir))
+    if not download:
+        raise RuntimeError(f"{message} (download=False.)")
+    try:
+        builder.download_and_prepare()
+    # Network errors, missing optional packages, manual-download datasets and
+    # checksum failures all surface here with different types; for each the
+    # remedy is the same: prepare the data where that works and copy it.
+    except Exception as err:  # pylint: disable=broad-except
+        raise RuntimeError(f"{message} Download failed with: {err!r}") from err
+
+
+def _is_text(feature) -> bool:
+    return isinstance(feature, tfds.features.Text) or (
+        isinstance(feature, tfds.features.Tensor) and feature.tf_dtype == tf.string and not feature.shape)
+
+
+def _text_and_label_keys(
+    name: str, info: tfds.core.DatasetInfo, text_key: str | None, label_key: str | None
+) -> tuple[str, str]:
+    """The (text, label) feature names: given, else supervised keys, else the only candidates."""
+    features = dict(info.features.items())
+    keys = info.supervised_keys
+    if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(key, str) for key in keys):
+        default_text, default_label = keys
+    else:
+        texts = [key for key, feature in features.items() if _is_text(feature)]
+        labels = [key for key, feature in features.items() if isinstance(feature, tfds.features.ClassLabel)]
+        default_text = texts[0] if len(texts) == 1 else None
+        default_label = labels[0] if len(labels) == 1 else None
+    text_key = text_key or default_text
+    label_key = label_key or default_label
+    if not (text_key in features and _is_text(features[text_key])
+            and label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)):
+        raise ValueError(
+            f"TFDS dataset {name!r} needs a text feature and a ClassLabel feature to classify texts. "
+            "Pass text_key= and label_key= naming them. "
+            f"Received: text_key={text_key!r}, label_key={label_key!r}, features={features}"
+        )
+    return text_key, label_key
+
+
+def _read_split(
+    builder: tfds.core.DatasetBuilder, split: str, text_key: str, label_key: str, class_names: list[str]
+) -> text_files.LabelledTexts:
+    """Reads a split into memory, skipping and counting texts like the file readers."""
+    examples = builder.as_dataset(split=split, shuffle_files=False)
+    pairs = examples.map(lambda example: (example[text_key], example[label_key])).batch(_READ_BATCH)
+    result = text_files.LabelledTexts()
+    for texts, labels in pairs.as_numpy_iterator():
+        for raw, label in zip(texts, labels):
+            if label == _NO_LABEL:
+                result.skipped["no_label"] += 1
+            else:
+                result.add(raw, class_names[label])
+    text_files.log_skipped(f"TFDS {builder.name!r} split {split!r}", result)
+    return result
+
+
+def _builder_validation(
+    builder: tfds.core.DatasetBuilder, name: str, text_key: str, label_key: str, class_names: list[str]
+) -> tuple[text_files.LabelledTexts | None, str | None]:
+    """The builder's `validation`, else labelled `test` split, and its name; (None, None) without one."""
+    for split in ("validation", "test"):
+        if split not in builder.info.splits:
+            continue
+        examples = _read_split(builder, split, text_key, label_key, class_names)
+        if not examples.texts:
+            logging.info("TFDS dataset %r: its %r split has no labelled texts; not validating on it.", name, split)
+            continue
+        if split == "test":
+            logging.warning("TFDS dataset %r has no validation split; validating on its test split, which then "
+                            "no longer gives an unbiased final score. Pass validation_split to hold out part of "
+                            "train instead.", name)
+        else:
+            logging.info("TFDS dataset %r: validating on its %r split.", name, split)
+        return examples, split
+    return None, None

@@ -1,0 +1,106 @@
+"""Phase-1 feature caching: the frozen backbone runs once over the data, not every epoch.
+
+While the backbone is frozen (and its BatchNorm in inference mode), the features
+the head sees for an example never change, so phase 1 can train the head alone
+on features computed once. The model is cut where the head starts (the input of
+its `dropout`/`predictions` layers): the *extractor* is everything below, the
+*head* model reuses the head's own layers, so training it trains `model`.
+
+What the cache gives up: random augmentation before the backbone (an extractor
+in inference mode applies none), which is why `fine_tune` caches by default
+only for models without an augmentation layer.
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfxfer import layer_names
+
+
+@dataclasses.dataclass
+class CachedPhase:
+    """The head model and the cached datasets phase 1 trains and validates it on.
+
+    Attributes:
+        head: keras.Model. Features in, the model's predictions out; shares its layers.
+        train: tf.data.Dataset. `(features, labels)` batches, reshuffled each epoch.
+        validation: tf.data.Dataset | None. `(features, labels)` batches in order.
+        seconds: float. Time spent extracting.
+    """
+
+    head: keras.Model
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    seconds: float
+
+
+def has_augmentation(model: keras.Model) -> bool:
+    """Whether `model` has tfxfer's random augmentation layer (which a cache would skip)."""
+    return any(layer.name == layer_names.AUGMENTATION for layer in model.layers)
+
+
+def split_at_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """`(extractor, head)`: `model` cut where its head starts, sharing its layers."""
+    first_head_layer = None
+    for name in (layer_names.DROPOUT, layer_names.PREDICTIONS):
+        try:
+            first_head_layer = model.get_layer(name)
+            break
+        except ValueError:
+            continue
+    if first_head_layer is None:
+        raise ValueError(
+            f"Feature caching needs a head layer named {layer_names.DROPOUT!r} or "
+            f"{layer_names.PREDICTIONS!r} (build the model with tfxfer), or pass "
+            f"cache_features=False. Received: model={model.name!r}")
+    features = first_head_layer.input
+    extractor = keras.Model(model.input, features, name=f"{model.name}_extractor")
+    head = keras.Model(features, model.output, name=f"{model.name}_head")
+    return extractor, head
+
+
+def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
+                *, seed: int = 0) -> CachedPhase:
+    """Runs the extractor of `model` once over both datasets and returns the head's phase.
+
+    Args:
+        model: keras.Model. A tfxfer model whose backbone is frozen.
+        train_data: tf.data.Dataset. `(inputs, labels)` batches; the cached
+            training set keeps its batch size (the largest batch's).
+        validation_data: tf.data.Dataset | None. Same, for validation.
+        seed: int. Seed of the per-epoch reshuffle of the cached training
+            set. Fixed, so every worker of a multi-worker run shuffles alike
+            and the strategy's sharding hands each a disjoint part.
+    """
+    start = time.perf_counter()
+    extractor, head = split_at_head(model)
+    # Inference mode: BatchNorm uses its moving statistics, dropout and augmentation are off.
+    extract = tf.function(lambda inputs: extractor(inputs, training=False), reduce_retracing=True)
+    train_features, train_labels, batch_size = _extract(extract, train_data)
+    train = (tf.data.Dataset.from_tensor_slices((train_features, train_labels))
+             .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)
+             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    validation = None
+    if validation_data is not None:
+        val_features, val_labels, val_batch_size = _extract(extract, validation_data)
+        validation = tf.data.Dataset.from_tensor_slices((val_features, val_labels)).batch(val_batch_size)
+    seconds = time.perf_counter() - start
+    logging.info("Cached phase-1 features of %d training examples (%s) in %.1fs.",
+                 len(train_labels), train_features.shape[1:], seconds)
+    return CachedPhase(head, train, validation, seconds)
+
+
+def _extract(extract, dataset):
+    features, labels, batch_size = [], [], 0
+    for inputs, batch_labels in dataset:
+        features.append(extract(inputs).numpy())
+        labels.append(batch_labels.numpy())
+        batch_size = max(batch_size, len(labels[-1]))
+    if not labels:
+        raise ValueError("Cannot cache features of an empty dataset.")
+    return np.concatenate(features), np.concatenate(labels), batch_size

@@ -1,0 +1,170 @@
+"""The training loop behind `fine_tune`, the same under every `tf.distribute` strategy.
+
+Keras 3's `Model.fit` fails under `MultiWorkerMirroredStrategy`
+(keras-team/keras#20585), so tfxfer trains with its own loop everywhere instead
+of keeping two: each step is `strategy.run` of a `GradientTape` step on a Keras
+model and optimizer, inside one `tf.function`. Whatever the strategy, a step
+computes the mean loss over the *global* batch (each replica's sum divided by
+the global count, the optimizer sums gradients across replicas), so one device,
+several GPUs and several machines train alike on the same global batch.
+
+Keras callbacks run as under `fit` (`CallbackList`: `on_train_begin`,
+`on_epoch_end` with `loss`/`accuracy`/`val_loss`/`val_accuracy` logs,
+`model.stop_training`, `BackupAndRestore`'s `model._initial_epoch`), so early
+stopping, backups and user callbacks keep working.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxfer import heads
+from tfxfer.training import losses
+
+# The metric logs of a phase; validation ones get a `val_` prefix.
+METRIC_NAMES = ("loss", "accuracy")
+
+
+class TrainLoop:
+    """Trains and evaluates `model` under the strategy its variables were created in.
+
+    Args:
+        model: keras.Model. Compiled with the optimizer to train with
+            (`model.optimizer`): callbacks such as `BackupAndRestore` save it.
+        kind: HeadKind. Decides the per-example loss and accuracy.
+        loss: keras.losses.Loss. The per-example loss is its `call`.
+        class_weight: dict. `{class_index: weight}` for the training loss, or None.
+        head: keras.Model. When training on cached features: the head of
+            `model` (features in), which then computes the predictions. Its
+            trainable variables must be all of `model`'s (the backbone frozen);
+            callbacks still see `model`, so checkpoints hold the whole model.
+    """
+
+    def __init__(self, model: keras.Model, kind: heads.HeadKind, loss: keras.losses.Loss,
+                 class_weight: dict[int, float] | None = None, head: keras.Model | None = None):
+        if head is not None and len(head.trainable_variables) != len(model.trainable_variables):
+            raise ValueError(
+                "Training on cached features needs a frozen backbone: the head must hold all of the "
+                f"model's trainable variables. Received: {len(head.trainable_variables)} in the head, "
+                f"{len(model.trainable_variables)} in the model")
+        self.model = model
+        self._network = head or model
+        self.strategy = model.distribute_strategy
+        self._kind = kind
+        self._loss = loss
+        self._class_weights = None
+        if class_weight:
+            size = max(class_weight) + 1
+            self._class_weights = tf.constant([class_weight.get(index, 1.0) for index in range(size)], tf.float32)
+        # reduce_retracing: text batches trimmed to their longest sequence vary in shape.
+        self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
+        self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
+
+    def fit(self, train_data: tf.data.Dataset, *, epochs: int, steps: int,
+            validation_data: tf.data.Dataset | None = None,
+            callbacks: list[keras.callbacks.Callback] = ()) -> keras.callbacks.History:
+        """Trains for `epochs` whole passes over `train_data`; returns the History, as `fit` does."""
+        model = self.model
+        history = keras.callbacks.History()
+        callback_list = keras.callbacks.CallbackList(
+            [*callbacks, history], model=model, epochs=epochs, steps=steps, verbose=0)
+        with self.strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+        train = self.strategy.experimental_distribute_dataset(train_data)
+        validation = None if validation_data is None else self.strategy.experimental_distribute_dataset(
+            validation_data)
+        model.stop_training = False
+        model._initial_epoch = None  # BackupAndRestore sets it in on_train_begin when it restores.
+        callback_list.on_train_begin()
+        first_epoch = model._initial_epoch or 0
+        for epoch in range(first_epoch, epochs):
+            callback_list.on_epoch_begin(epoch)
+            totals = _Totals()
+            for step, batch in enumerate(train):
+                callback_list.on_train_batch_begin(step)
+                sums = self._train_step(batch)
+                totals.add(sums)
+                callback_list.on_train_batch_end(step, {"loss": sums[0] / tf.maximum(sums[2], 1.0)})
+                if model.stop_training:
+                    break
+            logs = totals.logs()
+            if validation is not None:
+                logs.update(self._evaluate_distributed(validation, prefix="val_"))
+            callback_list.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        callback_list.on_train_end()
+        return history
+
+    def evaluate(self, data: tf.data.Dataset) -> dict[str, float]:
+        """`{"loss": ..., "accuracy": ...}` of the model on `data`, without class weights."""
+        return self._evaluate_distributed(self.strategy.experimental_distribute_dataset(data))
+
+    def _evaluate_distributed(self, data, prefix=""):
+        totals = _Totals()
+        for batch in data:
+            totals.add(self._eval_step(batch))
+        return totals.logs(prefix)
+
+    def _distributed_train_step(self, batch):
+        return self._reduce(self.strategy.run(self._train_replica, args=(batch,)))
+
+    def _distributed_eval_step(self, batch):
+        return self._reduce(self.strategy.run(self._eval_replica, args=(batch,)))
+
+    def _reduce(self, per_replica):
+        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica]
+
+    def _train_replica(self, batch):
+        inputs, labels = batch
+        weights = self._example_weights(labels)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        context = tf.distribute.get_replica_context()
+        # The global count (not the replica's) keeps the mean right for a last,
+        # partial batch and for replicas that got no examples from it.
+        global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        model = self.model
+        with tf.GradientTape() as tape:
+            probabilities = self._network(inputs, training=True)
+            example_losses = self._example_losses(labels, probabilities)
+            loss = tf.reduce_sum(example_losses * weights) / tf.maximum(global_count, 1.0)
+            if model.losses:  # regularisers: once per global step, split over replicas
+                loss += tf.add_n(model.losses) / self.strategy.num_replicas_in_sync
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply(gradients, model.trainable_variables)
+        return (tf.reduce_sum(example_losses * weights), self._correct(labels, probabilities), count)
+
+    def _eval_replica(self, batch):
+        inputs, labels = batch
+        probabilities = self._network(inputs, training=False)
+        example_losses = self._example_losses(labels, probabilities)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        return (tf.reduce_sum(example_losses), self._correct(labels, probabilities), count)
+
+    def _example_losses(self, labels, probabilities):
+        probabilities = tf.cast(probabilities, tf.float32)
+        return self._loss.call(tf.cast(labels, tf.float32), probabilities)
+
+    def _example_weights(self, labels):
+        if self._class_weights is None or self._kind is heads.HeadKind.MULTILABEL:
+            return tf.ones(tf.shape(labels)[:1], tf.float32)
+        return tf.gather(self._class_weights, tf.reshape(tf.cast(labels, tf.int32), [-1]))
+
+    def _correct(self, labels, probabilities):
+        return tf.reduce_sum(losses.example_accuracy(self._kind, labels, tf.cast(probabilities, tf.float32)))
+
+
+class _Totals:
+    """Sums of (loss, correct, count) over the steps of an epoch."""
+
+    def __init__(self):
+        self._sums = np.zeros(3)
+
+    def add(self, sums):
+        # One host transfer per step; the step already waited for its all-reduce.
+        self._sums += [float(value) for value in sums]
+
+    def logs(self, prefix=""):
+        loss, correct, count = self._sums
+        count = max(count, 1.0)
+        return {f"{prefix}loss": loss / count, f"{prefix}accuracy": correct / count}
