@@ -7,76 +7,88 @@ A keras-hub preset (name, save_to_preset folder or Hugging Face-format folder):
 Pretrained word vectors (GloVe/word2vec text format) and a BiLSTM:
   python recipes/text_classifier.py --data_dir=../shared/data/rt-polarity \
       --word_vectors=glove.6B.100d.txt --fine_tune_at=0
+A TFDS dataset, or a multi-label CSV (label cells like "billing|urgent"):
+  python recipes/text_classifier.py --tfds_name=glue/sst2 --validation_split=0
+  python recipes/text_classifier.py --data_dir=tickets.csv --label_separator="|"
+All GPUs of the machine (--batch_size is per replica):
+  python recipes/text_classifier.py --data_dir=reviews.csv --strategy=mirrored --scale_learning_rate
 --data_dir may be a .csv/.tsv file, a folder of class folders, or a folder of
 one-text-per-line class files; the format is detected.
+All flags can also come from a file: --flagfile=reviews.flags
 """
-
-import os
 
 import keras
 from absl import app, flags, logging
 
 import tfxfer
 
-_TRAIN = tfxfer.FineTuneConfig()
+import training_flags
+
 _TEXT = tfxfer.defaults.TextDefaults()
 
-flags.DEFINE_string("data_dir", None, "A .csv/.tsv file, a folder of class folders, or a folder of class line files.")
-flags.DEFINE_float("validation_split", _TEXT.validation_split, "Share of the data held out for validation (seeded, per class).")
+training_flags.define_flags(
+    data_help="A .csv/.tsv file, a folder of class folders, or a folder of class line files; "
+              "or TFDS data_dir with --tfds_name.",
+    backbone=_TEXT.backbone,
+    backbone_help="keras-hub preset name, preset folder or Hugging Face-format folder.",
+    batch_size=_TEXT.batch_size, seed=_TEXT.seed, validation_split=_TEXT.validation_split,
+    training=_TEXT.fine_tune_config(),
+    run_dir="runs/text_classifier", model_name="text_classifier")
 flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
 flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")
-flags.DEFINE_string("backbone", _TEXT.backbone, "keras-hub preset name, preset folder or Hugging Face-format folder.")
+flags.DEFINE_string("label_separator", None,
+                    "Multi-label CSV/TSV: separator of the class names in a label cell (e.g. '|').")
 flags.DEFINE_string("word_vectors", None, "GloVe/word2vec text-format file; used instead of --backbone.")
 flags.DEFINE_enum("encoder", _TEXT.encoder, ["bilstm", "mean"], "Encoder over word vectors.")
 flags.DEFINE_integer("sequence_length", _TEXT.sequence_length, "Tokens per text (longer texts are truncated).")
 flags.DEFINE_enum("pooling", _TEXT.pooling, ["cls", "mean"], "Pooling of a transformer's token features.")
-flags.DEFINE_integer("batch_size", _TEXT.batch_size, "Batch size.")
-flags.DEFINE_integer("epochs", _TRAIN.epochs, "Phase-1 epochs (frozen backbone).")
-flags.DEFINE_integer("fine_tune_epochs", _TRAIN.fine_tune_epochs, "Phase-2 epochs (top of backbone unfrozen); 0 skips.")
-flags.DEFINE_string("fine_tune_at", str(_TEXT.fine_tune_at),
-                    "First backbone layer to unfreeze: index, fraction from the top (0.5) or layer name "
-                    "(transformer_layer_8).")
-flags.DEFINE_float("learning_rate", _TRAIN.learning_rate, "Phase-1 peak learning rate.")
-flags.DEFINE_float("fine_tune_learning_rate", _TEXT.fine_tune_learning_rate, "Phase-2 peak learning rate.")
-flags.DEFINE_integer("seed", _TEXT.seed, "Seed for the split, shuffling and weights.")
-flags.DEFINE_string("run_dir", "runs/text_classifier", "Where metrics.json goes.")
-flags.DEFINE_string("export_dir", "saved_models", "Base folder of exported models.")
-flags.DEFINE_string("model_name", "text_classifier", "Exports go to <export_dir>/<model_name>/<version>/.")
-flags.DEFINE_integer("warmup_examples", 3, "Validation texts in the TF Serving warmup file; 0 writes none.")
+flags.DEFINE_float("layer_decay", None,
+                   "Phase 2: layer-wise learning-rate decay of a transformer backbone (1.0 = off). "
+                   f"Default {_TEXT.fine_tune_config().layer_decay} for a transformer, 1.0 with --word_vectors.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    if not FLAGS.data_dir:
-        raise app.UsageError("Pass --data_dir: a .csv/.tsv file or a folder of texts.")
     keras.utils.set_random_seed(FLAGS.seed)
-    data = tfxfer.load_text_data(
-        FLAGS.data_dir, batch_size=FLAGS.batch_size, validation_split=FLAGS.validation_split or None,
-        seed=FLAGS.seed, text_column=FLAGS.text_column, label_column=FLAGS.label_column)
-    backbone = FLAGS.backbone
-    if FLAGS.word_vectors:
-        backbone = tfxfer.load_word_vector_backbone(
-            FLAGS.word_vectors, data.texts("train"), sequence_length=FLAGS.sequence_length,
-            encoder=FLAGS.encoder, max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
-    model = tfxfer.build_text_classifier(
-        backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
-        dropout=_TEXT.dropout)
+    strategy, global_batch = training_flags.create_strategy()
+    data = load_data(global_batch)
+    with strategy.scope():  # the model's variables are created once per replica
+        backbone = FLAGS.backbone
+        if FLAGS.word_vectors:
+            backbone = tfxfer.load_word_vector_backbone(
+                FLAGS.word_vectors, data.texts("train"), sequence_length=FLAGS.sequence_length,
+                encoder=FLAGS.encoder, max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
+        model = tfxfer.build_text_classifier(
+            backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
+            dropout=_TEXT.dropout, multi_label=data.multi_label)
     tokenized = data.map_inputs(model.preprocessor)
-    config = _TRAIN.replace(
-        epochs=FLAGS.epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
-        fine_tune_at=tfxfer.parse_fine_tune_at(FLAGS.fine_tune_at),
-        learning_rate=FLAGS.learning_rate, fine_tune_learning_rate=FLAGS.fine_tune_learning_rate)
+    layer_decay = FLAGS.layer_decay
+    if layer_decay is None and FLAGS.word_vectors:  # word-vector encoders have no transformer blocks
+        layer_decay = 1.0
+    config = training_flags.fine_tune_config(global_batch, layer_decay=layer_decay)
     result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
-                              class_counts=data.train_class_counts)
+                              class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir)
     metrics = {**result.metrics(), "data": data.summary(),
                "backbone": FLAGS.word_vectors or FLAGS.backbone, "sequence_length": FLAGS.sequence_length,
-               "batch_size": FLAGS.batch_size}
-    tfxfer.write_metrics(FLAGS.run_dir, metrics)
-    path = tfxfer.export_saved_model(model, os.path.join(FLAGS.export_dir, FLAGS.model_name),
-                                     class_names=data.class_names, metadata={"metrics": metrics},
+               "layer_decay": config.layer_decay, **training_flags.run_facts(strategy, global_batch, config)}
+    # Every worker runs what follows; only the chief's files are kept.
+    run_dir, export_dir = training_flags.output_dirs()
+    tfxfer.write_metrics(run_dir, metrics)
+    path = tfxfer.export_saved_model(model, export_dir, class_names=data.class_names,
+                                     metadata={"metrics": metrics},
                                      warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     logging.info("Exported to %s", path)
+
+
+def load_data(batch_size):
+    common = dict(batch_size=batch_size, validation_split=FLAGS.validation_split or None, seed=FLAGS.seed)
+    if FLAGS.tfds_name:
+        return tfxfer.load_tfds_text(FLAGS.tfds_name, data_dir=FLAGS.data_dir, **common)
+    if not FLAGS.data_dir:
+        raise app.UsageError("Pass --data_dir (a .csv/.tsv file or a folder of texts) or --tfds_name.")
+    return tfxfer.load_text_data(FLAGS.data_dir, text_column=FLAGS.text_column, label_column=FLAGS.label_column,
+                                 label_separator=FLAGS.label_separator, **common)
 
 
 if __name__ == "__main__":

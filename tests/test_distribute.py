@@ -375,16 +375,20 @@ def test_multi_worker_on_two_localhost_workers_trains_identical_weights_and_only
 
 # The recipe's flags.
 
-RECIPE = os.path.join(os.path.dirname(os.path.dirname(SCRIPT)), "recipes", "image_classifier.py")
+RECIPES = os.path.join(os.path.dirname(os.path.dirname(SCRIPT)), "recipes")
 
 
-def _run_recipe(*flags, env_extra=None, timeout=300):
+def _run_recipe(*flags, script="image_classifier.py", env_extra=None, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env_extra or {})}
-    return subprocess.run([sys.executable, RECIPE, *flags], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, os.path.join(RECIPES, script), *flags], capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
-def test_recipe_fails_fast_on_an_impossible_strategy(tmp_path):
-    process = _run_recipe(f"--data_dir={tmp_path}", "--strategy=mirrored", "--num_gpus=4")
+@pytest.mark.parametrize("script", ["image_classifier.py", "text_classifier.py"])
+def test_recipe_fails_fast_on_an_impossible_strategy(tmp_path, script):
+    # No data at --data_dir: the strategy must fail before anything reads it.
+    process = _run_recipe(f"--data_dir={tmp_path / 'missing'}", "--strategy=mirrored", "--num_gpus=4",
+                          script=script)
     assert process.returncode != 0
     assert "Asked for 4 GPUs, but 0 are visible" in process.stderr
 

@@ -5,10 +5,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from _text_helpers import NEGATIVE, POSITIVE, write_word_vectors
+import tfxfer
+from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, sentences, write_word_vectors
 from tfxfer.export.warmup import read_warmup_requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +49,68 @@ def test_text_recipe_with_word_vectors_on_csv(tmp_path):
     assert len(texts) == 1 and texts[0].shape == (3,)
 
 
+def _read_metrics(run_dir):
+    with open(run_dir / "metrics.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
+def test_text_recipe_trains_a_transformer_under_a_strategy(tmp_path):
+    preset = save_tiny_bert_preset(tmp_path / "bert")
+    path = tmp_path / "reviews.csv"
+    rows = ["text,label"] + [f"{t},pos" for t in sentences(POSITIVE, 16, 0)] + [
+        f"{t},neg" for t in sentences(NEGATIVE, 16, 1)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    process = _run(
+        f"--data_dir={path}", f"--backbone={preset}", "--sequence_length=8", "--batch_size=8",
+        "--strategy=one_device", "--scale_learning_rate", "--epochs=1", "--fine_tune_epochs=1",
+        "--fine_tune_learning_rate=0.001", "--warmup_examples=0", f"--backup_dir={tmp_path / 'backup'}",
+        f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--model_name=reviews")
+    assert process.returncode == 0, process.stderr[-4000:]
+    metrics = _read_metrics(tmp_path / "run")
+    assert metrics["strategy"] == "one_device" and metrics["num_replicas"] == 1
+    assert metrics["batch_size"] == 8 and metrics["global_batch_size"] == 8
+    # One replica: linear scaling leaves the rates alone.
+    assert metrics["learning_rate"] == pytest.approx(tfxfer.FineTuneConfig().learning_rate)
+    assert metrics["fine_tune_learning_rate"] == pytest.approx(0.001)
+    assert metrics["layer_decay"] == tfxfer.defaults.TextDefaults.fine_tune_config().layer_decay
+    assert "phase2" in metrics and not metrics["data"]["multi_label"]
+    assert "global batch 8" in process.stderr
+    assert not (tmp_path / "backup").exists()  # the completed run deleted its backup
+    assert (tmp_path / "exports" / "reviews" / "1" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_text_recipe_trains_and_exports_a_multi_label_csv(tmp_path):
+    preset = save_tiny_bert_preset(tmp_path / "bert")
+    path = tmp_path / "tickets.csv"
+    rows = ["text,tags"]
+    for words, tag, seed in ((POSITIVE, "pos", 0), (NEGATIVE, "neg", 1)):
+        # "plot" is a second class on top of the sentiment wherever the text mentions it.
+        rows += [f"{t},{tag}|plot" if "plot" in t.split() else f"{t},{tag}" for t in sentences(words, 16, seed)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    process = _run(
+        f"--data_dir={path}", "--label_column=tags", "--label_separator=|", f"--backbone={preset}",
+        "--sequence_length=8", "--batch_size=8", "--epochs=1", "--fine_tune_epochs=1", "--warmup_examples=2",
+        f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--model_name=tickets")
+    assert process.returncode == 0, process.stderr[-4000:]
+    metrics = _read_metrics(tmp_path / "run")
+    assert metrics["data"]["multi_label"] and metrics["data"]["class_names"] == ["neg", "plot", "pos"]
+    version = tmp_path / "exports" / "tickets" / "1"
+    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+    probabilities = signature(texts=tf.constant(["the plot was good", "it was awful"]))["probabilities"].numpy()
+    assert probabilities.shape == (2, 3)
+    # One independent sigmoid per class: scores in (0, 1) that need not sum to 1.
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    assert not np.allclose(probabilities.sum(axis=1), 1.0)
+    exported = json.loads((version / "assets.extra" / "tfxfer_metadata.json").read_text(encoding="utf-8"))
+    assert exported["head"] == "multilabel"
+    warmup = version / "assets.extra" / "tf_serving_warmup_requests"
+    texts = [inputs["texts"] for name, inputs in read_warmup_requests(str(warmup)) if name == "serving_default"]
+    assert len(texts) == 1 and texts[0].shape == (2,)
+
+
 def test_text_recipe_without_data_is_a_usage_error():
     process = _run()
     assert process.returncode != 0
-    assert "Pass --data_dir" in process.stderr
+    assert "Pass --data_dir (a .csv/.tsv file or a folder of texts) or --tfds_name" in process.stderr

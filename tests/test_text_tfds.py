@@ -95,7 +95,8 @@ def test_validation_split_holds_out_a_seeded_share_of_train(tmp_path):
 
 def test_without_labelled_validation_or_test_a_tenth_of_train_is_held_out(tmp_path, caplog):
     splits = {"train": _reviews("train", 20), "test": [(b"secret", -1)] * 3}
-    with _mock_tfds(tmp_path, "glue/sst2", splits), caplog.at_level(logging.INFO):
+    # On the absl logger itself: an earlier test may have left absl's verbosity at WARNING.
+    with _mock_tfds(tmp_path, "glue/sst2", splits), caplog.at_level(logging.INFO, logger="absl"):
         data = tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path))
     assert (data.train_size, data.validation_size) == (18, 2)
     assert "holding out 10% of train" in caplog.text

@@ -19,7 +19,7 @@ def build_text_classifier(
     num_classes: int,
     *,
     sequence_length: int = 128,
-    pooling: str = "cls",
+    pooling: str = "mean",
     dropout: float = 0.1,
     multi_label: bool = False,
 ) -> keras.Model:
@@ -38,7 +38,8 @@ def build_text_classifier(
         num_classes: int. Number of classes (2 gives one sigmoid unit).
         sequence_length: int. Tokens per text for preset backbones (a
             `TextBackbone` brings its own).
-        pooling: str. `"cls"` (first token) or `"mean"` (masked mean) of a
+        pooling: str. `"mean"` (masked mean, the default: see
+            `tfxfer.defaults.TextDefaults`) or `"cls"` (first token) of a
             transformer's token features; ignored for encoders that output
             one vector per text.
         dropout: float. Dropout rate before the Dense head.

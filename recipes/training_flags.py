@@ -1,0 +1,131 @@
+"""The flags both recipes share, defined once, and the steps both take with them.
+
+A recipe defines them with its own defaults, then its own flags, and reads
+`flags.FLAGS` as usual:
+
+    training_flags.define_flags(data_help="Image folders ...", backbone="mobilenet_v2",
+                                backbone_help="...", batch_size=32, training=FineTuneConfig(), ...)
+    ...
+    strategy, global_batch = training_flags.create_strategy()
+    config = training_flags.fine_tune_config(global_batch)
+
+Only flags that mean the same in every recipe live here; the defaults that
+differ (backbone, batch size, the training config, ...) are arguments.
+"""
+
+import os
+
+import tensorflow as tf
+from absl import flags, logging
+
+import tfxfer
+
+FLAGS = flags.FLAGS
+# The recipe's default training config, set by define_flags; the flags override its fields.
+_training = tfxfer.FineTuneConfig()
+
+
+def define_flags(
+    *,
+    data_help: str,
+    backbone: str,
+    backbone_help: str,
+    batch_size: int,
+    seed: int,
+    validation_split: float | None,
+    training: tfxfer.FineTuneConfig,
+    run_dir: str,
+    model_name: str,
+) -> None:
+    """Defines the shared flags; the arguments are the recipe's defaults and help texts.
+
+    Args:
+        data_help: str. Help of `--data_dir`: what the recipe reads from it.
+        backbone: str. Default `--backbone`.
+        backbone_help: str. Help of `--backbone`: what it may name.
+        batch_size: int. Default `--batch_size` (per replica).
+        seed: int. Default `--seed`.
+        validation_split: float | None. Default `--validation_split`.
+        training: FineTuneConfig. The recipe's default training: the defaults of
+            `--epochs`, `--fine_tune_epochs`, `--fine_tune_at`, `--learning_rate`,
+            `--fine_tune_learning_rate`, and the rest of `fine_tune_config()`.
+        run_dir: str. Default `--run_dir`.
+        model_name: str. Default `--model_name`.
+    """
+    global _training
+    _training = training
+    flags.DEFINE_string("data_dir", None, data_help)
+    flags.DEFINE_string("tfds_name", None, "TFDS dataset name; used instead of --data_dir's files, "
+                        "--data_dir is then the TFDS data_dir.")
+    flags.DEFINE_float("validation_split", validation_split,
+                       "Share of the training data held out for validation (seeded, per class); 0 or unset "
+                       "keeps the data's own split if it has one (train/ + val/, a TFDS validation split).")
+    flags.DEFINE_string("backbone", backbone, backbone_help)
+    flags.DEFINE_integer("batch_size", batch_size,
+                         "Batch size per replica; each step takes batch_size * replicas (the global batch).")
+    flags.DEFINE_integer("epochs", training.epochs, "Phase-1 epochs (frozen backbone).")
+    flags.DEFINE_integer("fine_tune_epochs", training.fine_tune_epochs,
+                         "Phase-2 epochs (top of backbone unfrozen); 0 skips.")
+    flags.DEFINE_string("fine_tune_at", str(training.fine_tune_at),
+                        "First backbone layer to unfreeze in phase 2: index, fraction of layers from the top "
+                        "or layer name.")
+    flags.DEFINE_float("learning_rate", training.learning_rate, "Phase-1 peak learning rate.")
+    flags.DEFINE_float("fine_tune_learning_rate", training.fine_tune_learning_rate, "Phase-2 peak learning rate.")
+    flags.DEFINE_integer("seed", seed, "Seed for the split, shuffling, augmentation and weights.")
+    flags.DEFINE_string("run_dir", run_dir, "Where metrics.json goes.")
+    flags.DEFINE_string("export_dir", "saved_models", "Base folder of exported models.")
+    flags.DEFINE_string("model_name", model_name, "Exports go to <export_dir>/<model_name>/<version>/.")
+    flags.DEFINE_integer("warmup_examples", 3, "Validation examples in the TF Serving warmup file; 0 writes none.")
+    flags.DEFINE_enum("strategy", "auto", tfxfer.list_strategies(),
+                      "tf.distribute strategy: auto (TPU if --tpu, all GPUs if > 1, else one device), default, "
+                      "one_device, mirrored, multi_worker (reads TF_CONFIG) or tpu.")
+    flags.DEFINE_string("tpu", None, "Cloud TPU name, grpc://host:port address, or 'local' on a TPU VM.")
+    flags.DEFINE_integer("num_gpus", None, "GPUs to use with mirrored / one_device / auto; all visible if unset.")
+    flags.DEFINE_bool("scale_learning_rate", False,
+                      "Multiply both learning rates by the number of replicas (linear scaling with the global "
+                      "batch).")
+    flags.DEFINE_string("backup_dir", None,
+                        "Back up the training state here each epoch; the same command resumes a killed run.")
+
+
+def create_strategy() -> tuple[tf.distribute.Strategy, int]:
+    """The strategy `--strategy`/`--tpu`/`--num_gpus` ask for, and the global batch (logged)."""
+    strategy = tfxfer.create_strategy(FLAGS.strategy, tpu=FLAGS.tpu, num_gpus=FLAGS.num_gpus)
+    global_batch = tfxfer.global_batch_size(FLAGS.batch_size, strategy)
+    logging.info("Batch size %d per replica x %d replicas = global batch %d.",
+                 FLAGS.batch_size, strategy.num_replicas_in_sync, global_batch)
+    return strategy, global_batch
+
+
+def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
+    """A `FineTuneConfig` from the training flags, learning rates scaled with `--scale_learning_rate`.
+
+    Args:
+        global_batch: int. The batch of one step over all replicas.
+        **changes: More `FineTuneConfig` fields the recipe sets (e.g. `layer_decay`).
+    """
+    learning_rates = [FLAGS.learning_rate, FLAGS.fine_tune_learning_rate]
+    if FLAGS.scale_learning_rate:
+        learning_rates = [tfxfer.scale_learning_rate(rate, global_batch, FLAGS.batch_size) for rate in learning_rates]
+    return _training.replace(
+        epochs=FLAGS.epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
+        fine_tune_at=tfxfer.parse_fine_tune_at(FLAGS.fine_tune_at),
+        learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1], **changes)
+
+
+def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfer.FineTuneConfig) -> dict:
+    """The `metrics.json` fields about batches, distribution and learning rates."""
+    return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": FLAGS.strategy,
+            "num_replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
+            "fine_tune_learning_rate": config.fine_tune_learning_rate}
+
+
+def output_dirs() -> tuple[str, str]:
+    """`(run_dir, export_dir/model_name)`; temporary folders on a worker that is not the chief.
+
+    In multi-worker training every worker runs the writing code too; only the
+    chief's files are kept.
+    """
+    run_dir = tfxfer.chief_or_temp_dir(FLAGS.run_dir)
+    export_dir = os.path.join(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name)
+    return run_dir, export_dir
