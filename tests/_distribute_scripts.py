@@ -20,6 +20,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from absl import logging  # noqa: E402
+
 import tfxfer  # noqa: E402
 
 PER_REPLICA_BATCH = 8
@@ -124,6 +126,7 @@ def resume(out_dir, kill_at):
 
 def multi_worker(out_dir):
     """One worker of a two-phase run under MultiWorkerMirroredStrategy, then its export."""
+    logging.set_verbosity(logging.INFO)  # the test reads which worker logs progress
     strategy = tfxfer.create_strategy("multi_worker")
     task_index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     global_batch = tfxfer.global_batch_size(PER_REPLICA_BATCH, strategy)

@@ -40,6 +40,7 @@ def _wait(process, expect_killed=False, timeout=300):
         if process.poll() is None:
             process.kill()
     assert process.returncode == (-9 if expect_killed else 0), stderr[-3000:]
+    return stderr
 
 
 def _run_script(*args, expect_killed=False):
@@ -250,12 +251,17 @@ def test_chief_writes_to_the_path_and_others_to_a_temp_dir(tmp_path):
 
 # Fault tolerance: backups of fine_tune.
 
-def _tiny_run(backup_dir, **config_changes):
+def _scripts():
     sys.path.insert(0, os.path.dirname(SCRIPT))
     try:
-        import _distribute_scripts as scripts
+        import _distribute_scripts
     finally:
         sys.path.pop(0)
+    return _distribute_scripts
+
+
+def _tiny_run(backup_dir, **config_changes):
+    scripts = _scripts()
     model = scripts.tiny_classifier()
     config = scripts.config()
     config = config.replace(**config_changes)
@@ -275,6 +281,55 @@ def test_phase1_marker_skips_phase1_and_restores_its_weights(tmp_path):
     for saved, restored in zip(model.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(saved, restored)
     assert not (tmp_path / "backup").exists()  # the run completed: its backup is gone
+
+
+class _FailInPhase2(keras.callbacks.Callback):
+    """Stops a run with an error at the start of phase 2, as a crash would."""
+
+    def on_train_begin(self, logs=None):
+        if self.model.get_layer("backbone").trainable:
+            raise RuntimeError("crash in phase 2")
+
+
+def test_backups_work_on_any_gfile_filesystem():
+    # ram:// goes through tf.io.gfile like gs:// does: no local-only file calls.
+    backup_dir = f"ram://tfxfer_backup_{os.getpid()}"
+    keras.utils.set_random_seed(3)
+    scripts = _scripts()
+    model, data = scripts.tiny_classifier(), scripts.colour_data(16, 0, 8)
+    with pytest.raises(RuntimeError, match="crash in phase 2"):
+        tfxfer.fine_tune(model, data, data, config=scripts.config(1), backup_dir=backup_dir,
+                         callbacks=[_FailInPhase2()])
+    assert tf.io.gfile.exists(f"{backup_dir}/{backup_lib.PHASE1_DONE}")
+    phase1_weights = model.get_weights()
+
+    keras.utils.set_random_seed(4)
+    resumed = scripts.tiny_classifier()
+    result = tfxfer.fine_tune(resumed, data, data, config=scripts.config(1), backup_dir=backup_dir)
+    assert result.phase1.epochs_run == 1 and result.phase2.epochs_run == 1
+    assert not tf.io.gfile.exists(backup_dir)  # finished: deleted
+    # Phase 1 was restored, not retrained: the frozen part of the backbone is phase 1's.
+    np.testing.assert_array_equal(resumed.get_layer("backbone").get_layer("conv_1").kernel.numpy(),
+                                  model.get_layer("backbone").get_layer("conv_1").kernel.numpy())
+    assert len(phase1_weights) == len(resumed.get_weights())
+
+
+def test_a_worker_that_is_not_the_chief_restores_but_never_writes(tmp_path):
+    keras.utils.set_random_seed(3)
+    model, _ = _tiny_run(None, epochs=1, fine_tune_epochs=0)
+    phase1 = tfxfer.PhaseResult({"loss": [0.5]}, 1.0, 1, {"val_loss": 0.25}, 51)
+    worker = backup_lib.RunBackup(tmp_path / "backup", is_chief=False)
+    worker.save_phase1(model, phase1)
+    assert not (tmp_path / "backup").exists()
+    backup_lib.RunBackup(tmp_path / "backup").save_phase1(model, phase1)  # the chief's
+    assert worker.restore_phase1(model, tfxfer.PhaseResult) == phase1
+    callback, = worker.callbacks("phase2")
+    assert isinstance(callback, keras.callbacks.BackupAndRestore)  # restores like the chief's
+    callback.set_model(model)
+    callback.on_epoch_end(0)
+    assert not (tmp_path / "backup" / "phase2").exists()
+    worker.finish()
+    assert (tmp_path / "backup").exists()  # the chief's to delete
 
 
 def test_no_marker_means_nothing_to_restore(tmp_path):
@@ -350,8 +405,9 @@ def test_multi_worker_on_two_localhost_workers_trains_identical_weights_and_only
                "TF_CONFIG": json.dumps(tf_config)}
         workers.append(subprocess.Popen([sys.executable, SCRIPT, "multi_worker", str(tmp_path)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env))
-    for worker in workers:
-        _wait(worker, timeout=240)
+    chief_log, other_log = (_wait(worker, timeout=240) for worker in workers)
+    # Epoch progress ("phase 1 epoch 1/2 (...): ...") from the chief only.
+    assert "phase 2 epoch 2/2" in chief_log and "epoch 1/2" not in other_log
 
     chief, other = (json.loads((tmp_path / f"worker{index}.json").read_text()) for index in range(2))
     assert (chief["is_chief"], other["is_chief"]) == (True, False)

@@ -252,11 +252,12 @@ def test_fine_tune_uses_layer_decay_in_phase2_only(bert_classifier):
             optimizers.append(self.model.optimizer)
 
     config = tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=1, fine_tune_at=1.0, layer_decay=0.5,
-                                   early_stopping_patience=None)
+                                   global_clipnorm=1.0, early_stopping_patience=None)
     tfxfer.fine_tune(model, data, config=config, callbacks=[RecordOptimizer()])
     phase1, phase2 = optimizers
     assert type(phase1) is keras.optimizers.AdamW
     assert isinstance(phase2, LayerwiseAdamW)
+    assert phase1.global_clipnorm == phase2.global_clipnorm == 1.0
     assert phase2.lr_multipliers == layer_learning_rate_multipliers(model, 0.5)
     assert min(phase2.lr_multipliers.values()) == 0.25  # embeddings of the 2-block encoder
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from tfxfer.data import text_data, text_files
+from tfxfer.data import text_data, text_files, tfds_builders
 from tfxfer.data.text_data import TextDatasets
 
 # Used when the builder has neither a validation nor a labelled test split.
@@ -69,8 +69,8 @@ def load_tfds_text(
     ```
     """
     text_data.check_loader_args(batch_size, validation_split)
-    builder = _builder(name, data_dir)
-    _ensure_prepared(builder, name, data_dir, download)
+    builder = tfds_builders.prepared_builder(
+        name, data_dir, download, alternative="use load_text_data with a .csv/.tsv file or a folder of texts")
     text_key, label_key = _text_and_label_keys(name, builder.info, text_key, label_key)
     class_names = [str(class_name) for class_name in builder.info.features[label_key].names]
     splits = builder.info.splits
@@ -90,43 +90,6 @@ def load_tfds_text(
         train, validation=validation, class_names=class_names, batch_size=batch_size,
         validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length,
         source_format="tfds", source=source, skip_reasons=("undecodable", "empty", "no_label"))
-
-
-def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-    try:
-        return tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as err:
-        # TFDS's own message lists every registered dataset, hundreds of lines.
-        raise ValueError(
-            f"Unknown TFDS dataset {name!r}. Check the spelling against `tfds.list_builders()` or "
-            "https://www.tensorflow.org/datasets/catalog, or use load_text_data for a .csv/.tsv file "
-            f"or a folder of texts. Received: name={name!r}"
-        ) from err
-
-
-def _not_prepared_message(name: str, data_dir: str | None, looked_in: str) -> str:
-    return (
-        f"TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} (looked in {looked_in!r}) "
-        "and could not be downloaded; this machine may have no internet access. Prepare it on a "
-        f"machine with internet, with `tfds build {name} --data_dir=DIR` or "
-        f"`tfds.load({name!r}, data_dir=DIR)` once, copy DIR to this machine and pass it as data_dir. "
-        "Or use load_text_data with a .csv/.tsv file or a folder of texts instead."
-    )
-
-
-def _ensure_prepared(builder: tfds.core.DatasetBuilder, name: str, data_dir: str | None, download: bool) -> None:
-    if builder.is_prepared():
-        return
-    message = _not_prepared_message(name, data_dir, str(builder.data_dir))
-    if not download:
-        raise RuntimeError(f"{message} (download=False.)")
-    try:
-        builder.download_and_prepare()
-    # Network errors, missing optional packages, manual-download datasets and
-    # checksum failures all surface here with different types; for each the
-    # remedy is the same: prepare the data where that works and copy it.
-    except Exception as err:  # pylint: disable=broad-except
-        raise RuntimeError(f"{message} Download failed with: {err!r}") from err
 
 
 def _is_text(feature) -> bool:

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from tfxfer.data import image_ops
-from tfxfer.data import pipeline
+from tfxfer.data import pipeline, tfds_builders
 
 # Used when the builder has neither a validation nor a test split.
 DEFAULT_VALIDATION_SPLIT = 0.1
@@ -73,8 +73,8 @@ def load_tfds_images(
         validation_split=validation_split,
         cache=cache,
     )
-    builder = _builder(name, data_dir)
-    _ensure_prepared(builder, name, data_dir, download)
+    builder = tfds_builders.prepared_builder(
+        name, data_dir, download, alternative="use load_image_folders with a folder of class sub-folders of images")
     image_key, label_key = _supervised_keys(name, builder.info)
     to_model_input = _model_input_fn(builder.info.features[image_key].shape[-1], image_size)
     train_spec, validation_spec = _choose_splits(
@@ -120,46 +120,6 @@ def load_tfds_images(
         batch_size=batch_size,
     )
     return datasets
-
-
-def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-    try:
-        return tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as err:
-        # TFDS's own message lists every registered dataset, hundreds of lines.
-        raise ValueError(
-            f"Unknown TFDS dataset {name!r}. Check the spelling against "
-            "`tfds.list_builders()` or https://www.tensorflow.org/datasets/catalog, "
-            f"or use load_image_folders for image files. Received: name={name!r}"
-        ) from err
-
-
-def _not_prepared_message(name: str, data_dir: str | None, looked_in: str) -> str:
-    return (
-        f"TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} (looked in "
-        f"{looked_in!r}) and could not be downloaded; this machine may have no "
-        "internet access. Prepare it on a machine with internet, with "
-        f"`tfds build {name} --data_dir=DIR` or `tfds.load({name!r}, data_dir=DIR)` "
-        "once, copy DIR to this machine and pass it as data_dir. Or pass --data_dir "
-        "with a folder of class sub-folders of images instead."
-    )
-
-
-def _ensure_prepared(
-    builder: tfds.core.DatasetBuilder, name: str, data_dir: str | None, download: bool
-) -> None:
-    if builder.is_prepared():
-        return
-    message = _not_prepared_message(name, data_dir, str(builder.data_dir))
-    if not download:
-        raise RuntimeError(f"{message} (download=False.)")
-    try:
-        builder.download_and_prepare()
-    # Network errors, missing optional packages, manual-download datasets and
-    # checksum failures all surface here with different types; for each the
-    # remedy is the same: prepare the data where that works and copy it.
-    except Exception as err:  # pylint: disable=broad-except
-        raise RuntimeError(f"{message} Download failed with: {err!r}") from err
 
 
 def _supervised_keys(name: str, info: tfds.core.DatasetInfo) -> tuple[str, str]:

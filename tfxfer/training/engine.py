@@ -79,7 +79,9 @@ def fine_tune(
         train_data: tf.data.Dataset. Batches of (inputs, labels), finite.
         validation_data: tf.data.Dataset. Batches of (inputs, labels), or None.
         config: FineTuneConfig. Epochs, learning rates, etc.; defaults if None.
-        callbacks: list. Extra Keras callbacks, used in both phases.
+        callbacks: list. Extra Keras callbacks, used in both phases. In
+            multi-worker training they run on every worker; ones that write
+            files should do so only where `tfxfer.is_chief()`.
         class_counts: list of int. Training examples per class, for
             `class_weight="balanced"`; counted from `train_data` if None.
         cache_features: bool. Phase 1 trains the head on features the frozen
@@ -153,7 +155,8 @@ def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, k
     # ready for the user's own evaluate/predict.
     loss = losses.loss_for(kind, config.label_smoothing)
     with model.distribute_strategy.scope():
-        settings = dict(learning_rate=schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm)
+        settings = dict(learning_rate=schedule, weight_decay=config.weight_decay,
+                        global_clipnorm=config.global_clipnorm)
         optimizer = (layerwise_lr.LayerwiseAdamW(lr_multipliers=lr_multipliers, **settings) if lr_multipliers
                      else keras.optimizers.AdamW(**settings))
         model.compile(optimizer=optimizer, loss=loss, metrics=losses.metrics_for(kind))
@@ -162,7 +165,9 @@ def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, k
     phase_callbacks = [
         *backup_callbacks,  # first: restores weights and epoch before the others start
         *callbacks_lib.early_stopping(config.early_stopping_patience, validation_data is not None),
-        callbacks_lib.EpochLogger(phase),
+        # Progress from the chief only; every worker runs the others, so that they
+        # decide alike (early stopping) and restore alike (backups).
+        *([callbacks_lib.EpochLogger(phase)] if distribute.is_chief() else []),
         *callbacks,
     ]
     start = time.perf_counter()
