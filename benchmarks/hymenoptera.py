@@ -8,7 +8,6 @@ each and their ratios.
   python benchmarks/hymenoptera.py --shared_dir=../shared --seeds=42,43,44 --output=runs/bench_hymenoptera.json
 """
 
-import json
 import os
 import sys
 import time
@@ -18,6 +17,8 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import tfxfer
+
+import results as results_lib
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_list("seeds", ["42"], "Seeds; each runs both recipes, and means are reported.")
@@ -95,12 +96,7 @@ def main(argv):
             metric: results["tfxfer"][metric] / results["keras_guide"][metric]
             for metric in ("mean_val_accuracy", "mean_seconds")
         }
-    text = json.dumps(results, indent=2)
-    print(text)
-    if FLAGS.output:
-        os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-        with open(FLAGS.output, "w") as f:
-            f.write(text)
+    results_lib.report(results, FLAGS.output)
     logging.info("Benchmark done.")
 
 

@@ -28,6 +28,8 @@ from absl import app, flags, logging
 
 import tfxfer
 
+import results as results_lib
+
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_integer("seed", 42, "Seed of the split and of training.")
 flags.DEFINE_bool("probe", True, "Also run the logistic-regression probe.")
@@ -145,12 +147,7 @@ def main(argv):
         results["keras_hub"] = time_keras_hub(backbone, train, FLAGS.keras_hub_steps)
         results["time_ratio_to_keras_hub_estimate"] = (
             results["tfxfer"]["seconds"] / results["keras_hub"]["estimated_seconds_for_2_epochs"])
-    text = json.dumps(results, indent=2)
-    print(text)
-    if FLAGS.output:
-        os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-        with open(FLAGS.output, "w") as f:
-            f.write(text)
+    results_lib.report(results, FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
 flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")
 flags.DEFINE_string("label_separator", None,
                     "Multi-label CSV/TSV: separator of the class names in a label cell (e.g. '|').")
+flags.DEFINE_string("weights", "pretrained",
+                    "Weights of a keras-hub --backbone: 'pretrained' (the preset's), 'none' (random init) or a "
+                    ".weights.h5 file of the same backbone.")
 flags.DEFINE_string("word_vectors", None, "GloVe/word2vec text-format file; used instead of --backbone.")
 flags.DEFINE_enum("encoder", _TEXT.encoder, ["bilstm", "mean"], "Encoder over word vectors.")
 flags.DEFINE_integer("sequence_length", _TEXT.sequence_length, "Tokens per text (longer texts are truncated).")
@@ -61,7 +64,7 @@ def main(argv):
                 encoder=FLAGS.encoder, max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
         model = tfxfer.build_text_classifier(
             backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
-            dropout=_TEXT.dropout, multi_label=data.multi_label)
+            dropout=_TEXT.dropout, multi_label=data.multi_label, weights=tfxfer.parse_weights(FLAGS.weights))
     tokenized = data.map_inputs(model.preprocessor)
     layer_decay = FLAGS.layer_decay
     if layer_decay is None and FLAGS.word_vectors:  # word-vector encoders have no transformer blocks

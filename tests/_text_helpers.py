@@ -100,3 +100,12 @@ def save_tiny_hf_bert(folder, hidden=8, intermediate=16, layers=1, positions=32,
     with open(os.path.join(folder, "vocab.txt"), "w") as f:
         f.write("\n".join(VOCAB) + "\n")
     return tensors
+
+
+def texts_and_labels(dataset):
+    """All `(texts, labels)` of a batched dataset of strings and labels, as Python lists."""
+    texts, labels = [], []
+    for batch_texts, batch_labels in dataset:
+        texts += [t.decode() for t in batch_texts.numpy()]
+        labels += batch_labels.numpy().tolist()
+    return texts, labels

@@ -64,6 +64,34 @@ def test_pooling_error():
         TokenPooling("max")
 
 
+def _token_embedding(model):
+    return model.get_layer("backbone").get_layer("token_embedding").embeddings.numpy()
+
+
+def test_weights_pretrained_random_or_from_a_file(preset, tmp_path):
+    pretrained = _token_embedding(tfxfer.build_text_classifier(preset, num_classes=2, sequence_length=8))
+    np.testing.assert_array_equal(
+        pretrained, keras_hub.models.Backbone.from_preset(preset).get_layer("token_embedding").embeddings.numpy())
+
+    random = _token_embedding(tfxfer.build_text_classifier(preset, num_classes=2, sequence_length=8, weights=None))
+    assert random.shape == pretrained.shape and not np.allclose(random, pretrained)
+
+    adapted = keras_hub.models.Backbone.from_preset(preset)
+    adapted.get_layer("token_embedding").embeddings.assign(pretrained + 1.0)
+    adapted.save_weights(tmp_path / "adapted.weights.h5")
+    loaded = tfxfer.build_text_classifier(preset, num_classes=2, sequence_length=8,
+                                          weights=tmp_path / "adapted.weights.h5")
+    np.testing.assert_allclose(_token_embedding(loaded), pretrained + 1.0)
+
+
+def test_weights_errors(preset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="No weights file at this path"):
+        tfxfer.build_text_classifier(preset, num_classes=2, weights=tmp_path / "missing.weights.h5")
+    backbone = tfxfer.load_hub_backbone(preset, sequence_length=8)
+    with pytest.raises(ValueError, match="a TextBackbone .* brings its own"):
+        tfxfer.build_text_classifier(backbone, num_classes=2, weights=None)
+
+
 def test_sequence_length_beyond_backbone_is_an_error(preset):
     with pytest.raises(ValueError, match="at most 32 tokens per text.*sequence_length=64"):
         tfxfer.build_text_classifier(preset, num_classes=2, sequence_length=64)

@@ -8,15 +8,7 @@ import pytest
 import tfxfer
 from tfxfer.data import text_data, text_files
 
-from _text_helpers import write_line_files
-
-
-def _all(dataset):
-    texts, labels = [], []
-    for batch_texts, batch_labels in dataset:
-        texts += [t.decode() for t in batch_texts.numpy()]
-        labels += batch_labels.numpy().tolist()
-    return texts, labels
+from _text_helpers import texts_and_labels, write_line_files
 
 
 def test_line_files_use_extensions_as_classes_and_count_skipped_lines(tmp_path):
@@ -28,7 +20,7 @@ def test_line_files_use_extensions_as_classes_and_count_skipped_lines(tmp_path):
     assert data.class_names == ["neg", "pos"]
     assert data.skipped == {"undecodable": 1, "empty": 2}  # The final newline ends a line, not an empty one.
     assert data.train_class_counts == [11, 10]
-    texts, labels = _all(data.train)
+    texts, labels = texts_and_labels(data.train)
     assert "bad plot" in texts and labels[texts.index("bad plot")] == 0
     assert data.validation is None and data.validation_size == 0
 
@@ -46,10 +38,10 @@ def test_validation_split_is_seeded_and_per_class(tmp_path):
     other = tfxfer.load_text_data(folder, batch_size=8, validation_split=0.25, seed=4)
     assert (first.train_size, first.validation_size) == (30, 10)
     assert first.train_class_counts == [15, 15]
-    assert _all(first.validation) == _all(again.validation)
-    assert _all(first.validation) != _all(other.validation)
-    assert sorted(_all(first.train)[0] + _all(first.validation)[0]) == sorted(_all(other.train)[0] + _all(other.validation)[0])
-    assert np.bincount(_all(first.validation)[1]).tolist() == [5, 5]
+    assert texts_and_labels(first.validation) == texts_and_labels(again.validation)
+    assert texts_and_labels(first.validation) != texts_and_labels(other.validation)
+    assert sorted(texts_and_labels(first.train)[0] + texts_and_labels(first.validation)[0]) == sorted(texts_and_labels(other.train)[0] + texts_and_labels(other.validation)[0])
+    assert np.bincount(texts_and_labels(first.validation)[1]).tolist() == [5, 5]
 
 
 def test_class_folders_one_text_per_file_with_train_and_val(tmp_path):
@@ -66,7 +58,7 @@ def test_class_folders_one_text_per_file_with_train_and_val(tmp_path):
     assert data.class_names == ["ham", "spam"]
     assert (data.train_size, data.validation_size) == (6, 4)
     assert data.skipped == {"undecodable": 1, "empty": 1}
-    texts, labels = _all(data.validation)
+    texts, labels = texts_and_labels(data.validation)
     assert "spam message 1\nsecond line" in texts
     assert labels[texts.index("spam message 1\nsecond line")] == 1
 
@@ -83,7 +75,7 @@ def test_csv_and_tsv_with_named_columns(tmp_path, extension, delimiter):
     assert data.source_format == "csv"
     assert data.class_names == ["negative", "positive"]
     assert data.skipped == {"undecodable": 1, "empty": 1}
-    texts, labels = _all(data.train)
+    texts, labels = texts_and_labels(data.train)
     assert sorted(zip(texts, labels)) == [("a great film", 1), ("boring, really", 0), ("fine", 1)]
 
 
@@ -155,7 +147,7 @@ def test_multi_label_csv_gives_multi_hot_labels_and_counts_examples_per_class(tm
     assert data.class_names == ["billing", "outage", "urgent"]
     assert data.skipped == {"undecodable": 0, "empty": 0, "no_label": 2}
     assert data.train_class_counts == [4, 3, 2]
-    texts, labels = _all(data.train)
+    texts, labels = texts_and_labels(data.train)
     by_text = dict(zip(texts, labels))
     assert by_text["card charged twice"] == [1.0, 0.0, 1.0]
     assert by_text["site down now"] == [0.0, 1.0, 1.0]  # Spaces stripped, the repeated class counted once.
@@ -171,8 +163,8 @@ def test_multi_label_split_is_seeded_and_keeps_the_rarest_class_on_both_sides(tm
     data, same = load(0), load(0)
     assert (data.train_size, data.validation_size) == (15, 5)
     assert data.train_class_counts == [15, 3]
-    assert np.sum(_all(data.validation)[1], axis=0).tolist() == [5.0, 1.0]
-    assert _all(data.validation) == _all(same.validation)
+    assert np.sum(texts_and_labels(data.validation)[1], axis=0).tolist() == [5.0, 1.0]
+    assert texts_and_labels(data.validation) == texts_and_labels(same.validation)
 
 
 def test_stratification_keys_pick_each_examples_rarest_class():
@@ -210,10 +202,10 @@ def test_bucketed_batches_are_counted_up_front_and_hold_one_length_bucket(tmp_pa
 def test_bucketed_epochs_hold_every_text_once_in_a_new_seeded_order(tmp_path):
     path = _varied_lengths(tmp_path)
     data = tfxfer.load_text_data(path, batch_size=8, seed=1)
-    first, second = _all(data.train)[0], _all(data.train)[0]
+    first, second = texts_and_labels(data.train)[0], texts_and_labels(data.train)[0]
     assert sorted(first) == sorted(second) and len(set(first)) == 90
     assert first != second
-    assert _all(tfxfer.load_text_data(path, batch_size=8, seed=1).train)[0] == first
+    assert texts_and_labels(tfxfer.load_text_data(path, batch_size=8, seed=1).train)[0] == first
 
 
 def test_without_bucketing_and_for_validation_batches_are_plain(tmp_path):
@@ -222,4 +214,4 @@ def test_without_bucketing_and_for_validation_batches_are_plain(tmp_path):
     assert int(data.train.cardinality()) == -(-72 // 8)
     assert [len(texts) for texts, _ in data.validation] == [8, 8, 2]
     bucketed = tfxfer.load_text_data(path, batch_size=8, validation_split=0.2)
-    assert _all(bucketed.validation) == _all(data.validation)  # In order, the same split.
+    assert texts_and_labels(bucketed.validation) == texts_and_labels(data.validation)  # In order, the same split.

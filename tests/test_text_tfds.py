@@ -11,6 +11,8 @@ import tensorflow_datasets as tfds
 
 import tfxfer
 
+from _text_helpers import texts_and_labels
+
 
 @contextlib.contextmanager
 def _mock_tfds(data_dir, name, examples):
@@ -47,14 +49,6 @@ def _reviews(prefix, count, first_label=0):
     return [((f"{prefix} {i} " + "word " * (i % 5)).strip().encode(), (i + first_label) % 2) for i in range(count)]
 
 
-def _all(dataset):
-    texts, labels = [], []
-    for batch_texts, batch_labels in dataset:
-        texts += [t.decode() for t in batch_texts.numpy()]
-        labels += batch_labels.numpy().tolist()
-    return texts, labels
-
-
 def test_imdb_reviews_trains_on_train_and_validates_on_test_with_a_warning(tmp_path, caplog):
     train = _reviews("train", 10) + [(b"\xff\xfe bad bytes", 0), (b"   ", 1)]
     splits = {"train": train, "test": _reviews("test", 4), "unsupervised": [(b"no label", -1)]}
@@ -66,8 +60,8 @@ def test_imdb_reviews_trains_on_train_and_validates_on_test_with_a_warning(tmp_p
     assert data.class_names == ["neg", "pos"]
     assert data.skipped == {"undecodable": 1, "empty": 1, "no_label": 0}
     assert (data.train_size, data.validation_size, data.train_class_counts) == (10, 4, [5, 5])
-    assert sorted(zip(*_all(data.train))) == sorted((t.decode(), label) for t, label in _reviews("train", 10))
-    assert _all(data.validation) == ([t.decode() for t, _ in _reviews("test", 4)], [0, 1, 0, 1])
+    assert sorted(zip(*texts_and_labels(data.train))) == sorted((t.decode(), label) for t, label in _reviews("train", 10))
+    assert texts_and_labels(data.validation) == ([t.decode() for t, _ in _reviews("test", 4)], [0, 1, 0, 1])
     assert int(data.train.cardinality()) == len(list(data.train))
 
 
@@ -79,7 +73,7 @@ def test_glue_sst2_finds_its_keys_and_validates_on_validation_not_unlabelled_tes
     assert "test" not in reads
     assert data.class_names == ["negative", "positive"]
     assert (data.train_size, data.validation_size) == (12, 3)
-    assert _all(data.validation) == (["val 0", "val 1 word", "val 2 word word"], [1, 0, 1])
+    assert texts_and_labels(data.validation) == (["val 0", "val 1 word", "val 2 word word"], [1, 0, 1])
 
 
 def test_validation_split_holds_out_a_seeded_share_of_train(tmp_path):
@@ -89,8 +83,8 @@ def test_validation_split_holds_out_a_seeded_share_of_train(tmp_path):
             "glue/sst2", data_dir=str(tmp_path), validation_split=0.2, seed=seed)
         data, same, other = load(1), load(1), load(2)
     assert (data.train_size, data.validation_size, data.train_class_counts) == (16, 4, [8, 8])
-    assert all(text.startswith("train") for text in _all(data.validation)[0])
-    assert _all(data.validation) == _all(same.validation) != _all(other.validation)
+    assert all(text.startswith("train") for text in texts_and_labels(data.validation)[0])
+    assert texts_and_labels(data.validation) == texts_and_labels(same.validation) != texts_and_labels(other.validation)
 
 
 def test_without_labelled_validation_or_test_a_tenth_of_train_is_held_out(tmp_path, caplog):
@@ -100,7 +94,7 @@ def test_without_labelled_validation_or_test_a_tenth_of_train_is_held_out(tmp_pa
         data = tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path))
     assert (data.train_size, data.validation_size) == (18, 2)
     assert "holding out 10% of train" in caplog.text
-    assert np.bincount(_all(data.validation)[1]).tolist() == [1, 1]
+    assert np.bincount(texts_and_labels(data.validation)[1]).tolist() == [1, 1]
 
 
 def test_keys_that_are_not_text_and_class_label_are_an_error(tmp_path):

@@ -4,7 +4,8 @@ from tfxfer.freezing import FineTuneAt
 
 
 def parse_weights(text: str | None) -> str | None:
-    """`--weights` text: "imagenet", "none"/"" (random init) or a path, as keras.applications takes."""
+    """`--weights` text: "none"/"" (random init) becomes None; anything else ("imagenet",
+    "pretrained", a path) is kept, as the image and text builders take it."""
     if text is None or text.strip().lower() in ("", "none"):
         return None
     return text

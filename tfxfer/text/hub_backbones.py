@@ -10,7 +10,11 @@ from tfxfer import layer_names
 from tfxfer.text.text_backbone import TextBackbone
 
 
-def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128) -> TextBackbone:
+PRETRAINED = "pretrained"
+
+
+def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
+                      weights: str | os.PathLike | None = PRETRAINED) -> TextBackbone:
     """Loads a keras-hub encoder and its classifier preprocessor.
 
     The returned encoder is a Functional model named `backbone` that reuses the
@@ -26,6 +30,10 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128) 
             Face-format folder (`config.json`, `*.safetensors`, vocabulary).
         sequence_length: int. Tokens per text after packing (longer texts are
             truncated); at most the backbone's `max_sequence_length`.
+        weights: str, path or None. `"pretrained"`: the preset's weights; None:
+            random initialisation (the preset's architecture only); a path: a
+            `.weights.h5` file saved from the same keras-hub backbone
+            (`backbone.save_weights`), e.g. after domain-adaptive pretraining.
     """
     import keras_hub  # Deferred: only text models pay for importing keras-hub.
 
@@ -37,8 +45,13 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128) 
             f"that path. Pass a keras-hub preset folder (save_to_preset output), a "
             f"Hugging Face-format folder, or a preset name. Received: backbone={preset!r}"
         )
+    weights_file = None if weights in (PRETRAINED, None) else os.fspath(weights)
+    if weights_file is not None and not os.path.isfile(weights_file):
+        raise FileNotFoundError(
+            f"No weights file at this path. Pass {PRETRAINED!r}, None (random initialisation) or a "
+            f".weights.h5 file of the same backbone. Received: weights={weights!r}")
     try:
-        hub_backbone = keras_hub.models.Backbone.from_preset(preset)
+        hub_backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=weights == PRETRAINED)
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
             preset, sequence_length=sequence_length)
     except Exception as error:  # keras-hub raises many kinds, from HTTP to KeyError.
@@ -48,6 +61,8 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128) 
             "folder instead: a keras-hub preset saved with save_to_preset, or a Hugging "
             f"Face-format checkpoint (config.json + *.safetensors + vocabulary). Received: backbone={preset!r}"
         ) from error
+    if weights_file is not None:
+        hub_backbone.load_weights(weights_file)
     max_length = getattr(hub_backbone, "max_sequence_length", None)
     if max_length is not None and sequence_length > max_length:
         raise ValueError(
@@ -58,8 +73,9 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128) 
     sequence = output["sequence_output"] if isinstance(output, dict) else output
     encoder = keras.Model(hub_backbone.input, sequence, name=layer_names.BACKBONE)
     name = os.path.basename(preset.rstrip("/\\")) or type(hub_backbone).__name__
-    logging.info("Loaded text backbone %s (%s): %d layers, %d parameters, sequence length %d.",
-                 name, type(hub_backbone).__name__, len(encoder.layers), encoder.count_params(), sequence_length)
+    logging.info("Loaded text backbone %s (%s, weights %s): %d layers, %d parameters, sequence length %d.",
+                 name, type(hub_backbone).__name__, weights, len(encoder.layers), encoder.count_params(),
+                 sequence_length)
     return TextBackbone(encoder=encoder, preprocessor=preprocessor, name=name)
 
 

@@ -22,6 +22,7 @@ def build_text_classifier(
     pooling: str = "mean",
     dropout: float = 0.1,
     multi_label: bool = False,
+    weights: str | os.PathLike | None = "pretrained",
 ) -> keras.Model:
     """Builds a text classifier: token ids in, class probabilities out.
 
@@ -44,6 +45,9 @@ def build_text_classifier(
             one vector per text.
         dropout: float. Dropout rate before the Dense head.
         multi_label: bool. Independent sigmoid per class.
+        weights: str, path or None. For keras-hub backbones: `"pretrained"`
+            (the preset's), None (random initialisation) or a `.weights.h5`
+            file of the backbone; see `load_hub_backbone`.
 
     Example:
     ```python
@@ -51,8 +55,12 @@ def build_text_classifier(
     probabilities = model.predict(model.preprocessor(tf.constant(["a fine film"])))
     ```
     """
+    if isinstance(backbone, TextBackbone) and weights != "pretrained":
+        raise ValueError(
+            "weights applies to keras-hub backbones; a TextBackbone (e.g. word vectors) brings its own. "
+            f"Received: weights={weights!r}")
     if not isinstance(backbone, TextBackbone):
-        backbone = load_hub_backbone(backbone, sequence_length=sequence_length)
+        backbone = load_hub_backbone(backbone, sequence_length=sequence_length, weights=weights)
     encoder = backbone.encoder
     if encoder.name != layer_names.BACKBONE:
         raise ValueError(

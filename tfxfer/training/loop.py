@@ -82,9 +82,8 @@ class TrainLoop:
             totals = _Totals()
             for step, batch in enumerate(train):
                 callback_list.on_train_batch_begin(step)
-                sums = self._train_step(batch)
-                totals.add(sums)
-                callback_list.on_train_batch_end(step, {"loss": sums[0] / tf.maximum(sums[2], 1.0)})
+                loss_sum, _, count = totals.add(self._train_step(batch))
+                callback_list.on_train_batch_end(step, {"loss": loss_sum / max(count, 1.0)})
                 if model.stop_training:
                     break
             logs = totals.logs()
@@ -161,8 +160,11 @@ class _Totals:
         self._sums = np.zeros(3)
 
     def add(self, sums):
+        """Adds one step's sums (tensors) and returns them as floats."""
         # One host transfer per step; the step already waited for its all-reduce.
-        self._sums += [float(value) for value in sums]
+        values = [float(value) for value in sums]
+        self._sums += values
+        return values
 
     def logs(self, prefix=""):
         loss, correct, count = self._sums
