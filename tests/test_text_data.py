@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tfxfer
-from tfxfer.data import text_data, text_files
+from tfxfer.data import text_batching, text_data, text_files
 
 from _text_helpers import texts_and_labels, write_line_files
 
@@ -193,10 +193,10 @@ def test_bucketed_batches_are_counted_up_front_and_hold_one_length_bucket(tmp_pa
     data = tfxfer.load_text_data(_varied_lengths(tmp_path), batch_size=8)
     batches = [texts.numpy() for texts, _ in data.train]
     assert int(data.train.cardinality()) == len(batches)
-    buckets = np.bincount(text_data.length_buckets([t.decode() for b in batches for t in b]))
+    buckets = np.bincount(text_batching.length_buckets([t.decode() for b in batches for t in b]))
     assert len(batches) == sum(-(-int(n) // 8) for n in buckets) > -(-90 // 8)
     for batch in batches:
-        assert len(batch) <= 8 and len(set(text_data.length_buckets([t.decode() for t in batch]))) == 1
+        assert len(batch) <= 8 and len(set(text_batching.length_buckets([t.decode() for t in batch]))) == 1
 
 
 def test_bucketed_epochs_hold_every_text_once_in_a_new_seeded_order(tmp_path):

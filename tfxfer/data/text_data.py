@@ -14,16 +14,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import text_csv, text_files
+from tfxfer.data import text_batching, text_csv, text_files
 
 FORMATS = ("csv", "class_folders", "line_files")
-# Upper bounds (exclusive) of the length buckets, in whitespace-separated words
-# (~1.3 word pieces each). Within a bucket the longest text is at most ~1.5x the
-# shortest above 16 words; more buckets would leave more partial batches per epoch.
-LENGTH_BUCKET_BOUNDARIES = (8, 16, 24, 32, 48, 64, 96, 128, 256)
-# Bucketed batches of one length come out together; shuffling this many batches
-# mixes lengths again, and spreads the partial batches flushed at the epoch's end.
-BATCH_SHUFFLE_WINDOW = 64
 
 
 @dataclasses.dataclass
@@ -150,7 +143,7 @@ def load_text_data(
         label_separator: str | None. Separator of class names in CSV/TSV label
             cells, e.g. `"|"`, for multi-label data; None: one class per text.
         bucket_by_length: bool. Batch training texts of similar word count
-            together (see `LENGTH_BUCKET_BOUNDARIES`), so trimmed batches are short.
+            together (see `text_batching.LENGTH_BUCKET_BOUNDARIES`), so trimmed batches are short.
 
     Example:
     ```python
@@ -255,9 +248,9 @@ def make_text_datasets(
         raise ValueError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
     counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
     data = TextDatasets(
-        train=bucketed_batches(texts, labels, batch_size, seed) if bucket_by_length
-        else _batched(texts, labels, batch_size, shuffle_seed=seed),
-        validation=None if val_texts is None else _batched(val_texts, val_labels, batch_size),
+        train=text_batching.bucketed_batches(texts, labels, batch_size, seed) if bucket_by_length
+        else text_batching.plain_batches(texts, labels, batch_size, shuffle_seed=seed),
+        validation=None if val_texts is None else text_batching.plain_batches(val_texts, val_labels, batch_size),
         class_names=list(class_names),
         train_size=len(texts),
         validation_size=0 if val_texts is None else len(val_texts),
@@ -313,43 +306,3 @@ def split_mask(labels: np.ndarray, validation_split: float, seed: int) -> np.nda
         count = min(max(count, 1 if len(indices) > 1 else 0), len(indices) - 1)
         mask[indices[:count]] = True
     return mask
-
-
-def length_buckets(texts, boundaries=LENGTH_BUCKET_BOUNDARIES) -> np.ndarray:
-    """Bucket index of each text by its whitespace-separated word count.
-
-    Bucket `i` holds counts in `[boundaries[i-1], boundaries[i])`, like
-    `tf.data.Dataset.bucket_by_sequence_length`.
-    """
-    words = np.fromiter((len(text.split()) for text in texts), np.int64, count=len(texts))
-    return np.searchsorted(np.asarray(boundaries), words, side="right").astype(np.int64)
-
-
-def bucketed_batches(texts: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Training batches of texts from one length bucket each, reshuffled every epoch.
-
-    Examples are shuffled, grouped by bucket into batches (a bucket's last
-    batch of the epoch may be partial), then batches are shuffled in a window.
-    Buckets are computed here once, so the batches per epoch are known exactly:
-    the sum over buckets of ceil(size / batch_size).
-    """
-    buckets = length_buckets(texts)
-    num_batches = int(sum(-(-int(size) // batch_size) for size in np.bincount(buckets)))
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(list(texts), tf.string), tf.constant(labels), tf.constant(buckets)))
-    dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.group_by_window(
-        key_func=lambda text, label, bucket: bucket,
-        reduce_func=lambda bucket, window: window.batch(batch_size),
-        window_size=batch_size)
-    dataset = dataset.map(lambda texts, labels, buckets: (texts, labels))
-    dataset = dataset.shuffle(BATCH_SHUFFLE_WINDOW, seed=seed + 1, reshuffle_each_iteration=True)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _batched(texts, labels, batch_size, shuffle_seed=None):
-    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(list(texts), tf.string), tf.constant(labels)))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
