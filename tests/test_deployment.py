@@ -10,10 +10,8 @@ tensors run in a fresh process that imports only TensorFlow, as TF Serving would
 import base64
 import json
 import os
-import pickle
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -25,10 +23,11 @@ from tfxfer import prediction
 from tfxfer.data import image_ops
 from tfxfer.export import rest, warmup
 
+from _serving_child import ENV, run_in_tensorflow_only
+
 HEIGHT, WIDTH = 32, 48
 CLASS_NAMES = ["cat", "dog", "café au lait"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def _classifier(num_classes=3):
@@ -53,33 +52,6 @@ def _decoded(encoded):
 
 
 # Loads the SavedModels with TensorFlow only and runs each job's signature on its tensors.
-CHILD = textwrap.dedent("""
-    import pickle, sys
-    import tensorflow as tf
-
-    jobs = pickle.load(open(sys.argv[1], "rb"))
-    loaded = {}
-    results = []
-    for job in jobs:
-        model = loaded.setdefault(job["export_dir"], tf.saved_model.load(job["export_dir"]))
-        signature = model.signatures[job["signature_name"]]
-        outputs = signature(**{name: tf.constant(value) for name, value in job["inputs"].items()})
-        results.append({name: value.numpy() for name, value in outputs.items()})
-    tfxfer_modules = sorted(m for m in sys.modules if m.split(".")[0] == "tfxfer")
-    pickle.dump({"results": results, "tfxfer_modules": tfxfer_modules}, open(sys.argv[2], "wb"))
-""")
-
-
-def _run_in_tensorflow_only(folder, jobs):
-    (folder / "jobs.pkl").write_bytes(pickle.dumps(jobs))
-    child = subprocess.run([sys.executable, "-c", CHILD, str(folder / "jobs.pkl"), str(folder / "out.pkl")],
-                           capture_output=True, text=True, env=ENV, cwd=folder, timeout=120)
-    assert child.returncode == 0, child.stderr[-3000:]
-    reply = pickle.loads((folder / "out.pkl").read_bytes())
-    assert reply["tfxfer_modules"] == []
-    return reply["results"]
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     keras.utils.set_random_seed(1234)
@@ -245,10 +217,7 @@ def tensorflow_only(exported, rest_requests, tmp_path_factory):
     path = os.path.join(exported["path"], "assets.extra", warmup.WARMUP_FILE)
     jobs = {f"warmup/{name}": (name, inputs) for name, inputs in warmup.read_warmup_requests(path)}
     jobs.update({name: (r.signature_name, r.inputs) for name, r in rest_requests.items()})
-    results = _run_in_tensorflow_only(tmp_path_factory.mktemp("child"), [
-        {"export_dir": exported["path"], "signature_name": signature_name, "inputs": inputs}
-        for signature_name, inputs in jobs.values()])
-    return dict(zip(jobs, results))
+    return run_in_tensorflow_only(tmp_path_factory.mktemp("child"), exported["path"], jobs)
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ run in a fresh process that imports only tensorflow and tensorflow_text.
 
 import json
 import os
-import pickle
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ import tfxfer
 from tfxfer import prediction
 from tfxfer.export import rest, text_serving, tflite, warmup
 
+from _serving_child import ENV, run_in_tensorflow_only
 from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
 
 NAMES = ["negative", "neutral", "positive ✓"]
@@ -27,33 +26,6 @@ TEXTS = ["the movie was good", "awful plot, I hated it", "café crème unknown w
 WARMUP_TEXTS = ["i liked the film", "boring plot"]
 WV_TEXTS = TEXTS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-
-CHILD = textwrap.dedent("""
-    import pickle, sys
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  Registers the tokenizer ops, as TF Serving links them.
-
-    jobs = pickle.load(open(sys.argv[1], "rb"))
-    model = tf.saved_model.load(jobs["path"])
-    results = {}
-    for name, (signature_name, inputs) in jobs["jobs"].items():
-        outputs = model.signatures[signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
-        results[name] = {k: v.numpy() for k, v in outputs.items()}
-    modules = sorted(m for m in sys.modules if m.split(".")[0] in ("keras_hub", "keras_nlp", "tfxfer"))
-    pickle.dump({"results": results, "modules": modules}, open(sys.argv[2], "wb"))
-""")
-
-
-def _run_in_tensorflow_only(folder, path, jobs):
-    (folder / "jobs.pkl").write_bytes(pickle.dumps({"path": path, "jobs": jobs}))
-    child = subprocess.run([sys.executable, "-c", CHILD, str(folder / "jobs.pkl"), str(folder / "out.pkl")],
-                           capture_output=True, text=True, env=ENV, cwd=folder, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]
-    reply = pickle.loads((folder / "out.pkl").read_bytes())
-    assert reply["modules"] == []
-    return reply["results"]
-
 
 def _keras(model, texts):
     return model.predict(model.preprocessor(tf.constant(texts)), verbose=0)
@@ -169,7 +141,8 @@ def served(bert, tmp_path_factory):
     jobs = {name: (r.signature_name, r.inputs) for name, r in requests.items()}
     path = os.path.join(bert["path"], "assets.extra", warmup.WARMUP_FILE)
     jobs.update({f"warmup/{name}": (name, inputs) for name, inputs in warmup.read_warmup_requests(path)})
-    results = _run_in_tensorflow_only(tmp_path_factory.mktemp("child"), bert["path"], jobs)
+    results = run_in_tensorflow_only(tmp_path_factory.mktemp("child"), bert["path"], jobs,
+                                     imports=("tensorflow_text",))
     replies = {name: json.loads(json.dumps(rest.format_response(results[name], r.format)))
                for name, r in requests.items()}
     return dict(requests=requests, results=results, replies=replies)
