@@ -21,10 +21,6 @@ import tensorflow as tf
 from tfxfer import heads
 from tfxfer.training import losses
 
-# The metric logs of a phase; validation ones get a `val_` prefix.
-METRIC_NAMES = ("loss", "accuracy")
-
-
 class TrainLoop:
     """Trains and evaluates `model` under the strategy its variables were created in.
 
