@@ -5,20 +5,22 @@ labels per class, prints the comparison with training from scratch, writes
 metrics.json and exports a SavedModel for TF Serving.
 
   python recipes/digits_transfer.py --run_dir=runs/digits --export_dir=saved_models
+  python recipes/digits_transfer.py --seed=3 --deterministic   # identical metrics when rerun here
 """
 
-import os
-
-import keras
-from absl import app, flags
+from absl import flags
 
 import tfxfer
-from tfxfer import digits_transfer
-from tfxfer.data import digits
-from tfxfer.export import warmup
+from tfxfer.export import versioning, warmup
+
+import cli
+import digits_data
+import digits_task
 
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target examples per class (digits 5-9).")
 flags.DEFINE_integer("seed", 0, "Seed of splits and weights.")
+flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops: rerunning the same command on the same "
+                  "machine gives identical metrics (slower).")
 flags.DEFINE_string("run_dir", "runs/digits", "Where metrics.json and the pretrained source model go.")
 flags.DEFINE_string("export_dir", "saved_models", "Base folder of exported models.")
 flags.DEFINE_string("model_name", "digits", "Exports go to <export_dir>/<model_name>/<version>/.")
@@ -29,15 +31,16 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    keras.utils.set_random_seed(FLAGS.seed)
-    model, report = digits_transfer.run_digits_transfer(
+    export_dir = versioning.model_dir(FLAGS.export_dir, FLAGS.model_name)
+    versioning.check_base_dir(export_dir)  # a bad --export_dir fails now, not after training
+    tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
+    model, report = digits_task.run_digits_transfer(
         FLAGS.run_dir, labels_per_class=FLAGS.labels_per_class, seed=FLAGS.seed)
-    metrics = {**report.transfer_metrics, "comparison": report.comparison()}
+    metrics = {**report.transfer_metrics, "comparison": report.comparison(), "deterministic": FLAGS.deterministic}
     tfxfer.write_metrics(FLAGS.run_dir, metrics)
-    task = digits.load_digits_transfer(FLAGS.labels_per_class, FLAGS.seed)  # the same seeded split
-    path = tfxfer.export_saved_model(model, os.path.join(FLAGS.export_dir, FLAGS.model_name),
-                                     class_names=report.class_names, metadata={"metrics": metrics},
-                                     top_k=FLAGS.top_k or None,
+    task = digits_data.load_digits_transfer(FLAGS.labels_per_class, FLAGS.seed)  # the same seeded split
+    path = tfxfer.export_saved_model(model, export_dir, class_names=report.class_names,
+                                     metadata={"metrics": metrics}, top_k=FLAGS.top_k or None,
                                      warmup_examples=warmup.encode_images(task.target_validation.dataset(8)))
     print(report.table())
     print(f"Exported SavedModel: {path}")
@@ -51,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

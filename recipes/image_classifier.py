@@ -11,12 +11,12 @@ All GPUs of the machine, or a Cloud TPU (--batch_size is per replica):
 All flags can also come from a file: --flagfile=photos.flags
 """
 
-import keras
 from absl import app, flags, logging
 
 import tfxfer
 from tfxfer.export import warmup
 
+import cli
 import training_flags
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
@@ -31,6 +31,8 @@ training_flags.define_flags(
 flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
 flags.DEFINE_float("alpha", None, "Width multiplier of the MobileNet families.")
 flags.DEFINE_string("weights", "imagenet", "'imagenet', 'none' (random init) or a path to a weights file.")
+flags.DEFINE_bool("safe_mode", True, "Load a .keras --backbone in Keras safe mode (no arbitrary code from Lambda "
+                  "layers); --nosafe_mode only for files you trust.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels; defaults to the backbone's.")
 flags.DEFINE_integer("top_k", 5, "Signatures also return the top_k best scores and class names; 0 leaves them out.")
 flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-range/float16/int8 TFLite models "
@@ -40,13 +42,15 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    keras.utils.set_random_seed(FLAGS.seed)
+    training_flags.check_paths("tflite_dir")
+    tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     with strategy.scope():  # the model's variables are created once per replica
         backbone = FLAGS.backbone
         if backbone.endswith(".keras"):
-            backbone = tfxfer.backbone_from_model(backbone, FLAGS.backbone_output_layer)
-        image_size = FLAGS.image_size or tfxfer.default_image_size(backbone)
+            backbone = tfxfer.backbone_from_model(backbone, FLAGS.backbone_output_layer, safe_mode=FLAGS.safe_mode)
+        # Before the data: a size the backbone cannot take fails before any image is decoded.
+        image_size = tfxfer.image_classifier.resolve_image_size(backbone, FLAGS.image_size)
         data = load_data((image_size, image_size), global_batch)
         model = tfxfer.build_image_classifier(
             backbone, len(data.class_names), weights=tfxfer.parse_weights(FLAGS.weights),
@@ -82,4 +86,4 @@ def load_data(image_size, batch_size):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -19,6 +19,8 @@ from absl import app, flags
 from tfxfer import prediction
 from tfxfer.export import rest
 
+import cli
+
 flags.DEFINE_string("model_dir", None, "SavedModel version folder, or a base folder (uses its latest version).")
 flags.DEFINE_integer("top_k", 5, "Classes to print per input, best first.")
 flags.DEFINE_integer("batch_size", 32, "Inputs per call of the model.")
@@ -42,6 +44,8 @@ def main(argv):
     else:
         if FLAGS.text or FLAGS.text_file:
             raise app.UsageError("--text and --text_file are for text models; this model takes image files.")
+        if not argv[1:]:
+            raise app.UsageError("This model takes images: pass image files or folders of images as arguments.")
         paths = prediction.image_files(argv[1:])
         body = rest.image_request([open(path, "rb").read() for path in paths]) if FLAGS.print_request else None
         run = lambda: prediction.predict_image_files(FLAGS.model_dir, paths, top_k=FLAGS.top_k,  # noqa: E731
@@ -57,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

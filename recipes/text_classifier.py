@@ -17,11 +17,11 @@ one-text-per-line class files; the format is detected.
 All flags can also come from a file: --flagfile=reviews.flags
 """
 
-import keras
 from absl import app, flags, logging
 
 import tfxfer
 
+import cli
 import training_flags
 
 _TEXT = tfxfer.defaults.TextDefaults()
@@ -53,7 +53,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    keras.utils.set_random_seed(FLAGS.seed)
+    training_flags.check_paths()
+    tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     data = load_data(global_batch)
     with strategy.scope():  # the model's variables are created once per replica
@@ -95,4 +96,4 @@ def load_data(batch_size):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -6,6 +6,8 @@ A recipe defines them with its own defaults, then its own flags, and reads
     training_flags.define_flags(data_help="Image folders ...", backbone="mobilenet_v2",
                                 backbone_help="...", batch_size=32, training=FineTuneConfig(), ...)
     ...
+    training_flags.check_paths()          # first: unusable paths fail before any work
+    tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     config = training_flags.fine_tune_config(global_batch)
 
@@ -16,9 +18,10 @@ differ (backbone, batch size, the training config, ...) are arguments.
 import os
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import app, flags, logging
 
 import tfxfer
+from tfxfer.export import versioning
 
 FLAGS = flags.FLAGS
 # The recipe's default training config, set by define_flags; the flags override its fields.
@@ -72,6 +75,9 @@ def define_flags(
     flags.DEFINE_float("learning_rate", training.learning_rate, "Phase-1 peak learning rate.")
     flags.DEFINE_float("fine_tune_learning_rate", training.fine_tune_learning_rate, "Phase-2 peak learning rate.")
     flags.DEFINE_integer("seed", seed, "Seed for the split, shuffling, augmentation and weights.")
+    flags.DEFINE_bool("deterministic", False,
+                      "Make TensorFlow's ops repeatable too: a rerun on the same machine gives identical "
+                      "weights and metrics, at some cost in speed.")
     flags.DEFINE_string("run_dir", run_dir, "Where metrics.json goes.")
     flags.DEFINE_string("export_dir", "saved_models", "Base folder of exported models.")
     flags.DEFINE_string("model_name", model_name, "Exports go to <export_dir>/<model_name>/<version>/.")
@@ -86,6 +92,33 @@ def define_flags(
                       "batch).")
     flags.DEFINE_string("backup_dir", None,
                         "Back up the training state here each epoch; the same command resumes a killed run.")
+
+
+def check_paths(*folder_flags: str) -> None:
+    """Fails before any work on path flags that cannot work (a usage error, or `versioning.model_dir`'s ConfigError).
+
+    `--data_dir` must exist (unless it is the TFDS data_dir of `--tfds_name`);
+    `--model_name` must be one plain folder name (`versioning.model_dir`), so
+    that exports cannot land outside `--export_dir`; `--run_dir`, `--export_dir`
+    (and `<export_dir>/<model_name>`), `--backup_dir` and `folder_flags` must
+    not be, or lie inside, an existing file. Remote paths (`gs://...`) are left
+    to the code that writes them.
+
+    folder_flags: str. Names of the recipe's own folder flags, e.g. "tflite_dir".
+    """
+    if (FLAGS.data_dir and not FLAGS.tfds_name and versioning.is_local(FLAGS.data_dir)
+            and not os.path.exists(FLAGS.data_dir)):
+        raise app.UsageError(f"--data_dir does not exist; pass the path of your data, or --tfds_name. "
+                             f"Received: --data_dir={FLAGS.data_dir}")
+    folders = {f"--{name}": FLAGS[name].value for name in ("run_dir", "export_dir", "backup_dir", *folder_flags)}
+    # Checked before any work: a name like ../x would put the export outside --export_dir, after training.
+    folders["--export_dir/--model_name"] = versioning.model_dir(FLAGS.export_dir or "", FLAGS.model_name)
+    for flag, path in folders.items():
+        blocking = versioning.file_in_the_way(path) if path else None
+        if blocking is not None:
+            where = "is a file" if blocking == os.path.abspath(path) else f"is inside a file ({blocking})"
+            raise app.UsageError(f"{flag} must be a folder (it is created if missing), but it {where}; pass "
+                                 f"another path. Received: {flag}={path}")
 
 
 def create_strategy() -> tuple[tf.distribute.Strategy, int]:
@@ -127,5 +160,5 @@ def output_dirs() -> tuple[str, str]:
     chief's files are kept.
     """
     run_dir = tfxfer.chief_or_temp_dir(FLAGS.run_dir)
-    export_dir = os.path.join(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name)
+    export_dir = versioning.model_dir(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name)
     return run_dir, export_dir

@@ -40,9 +40,24 @@ def run_in_tensorflow_only(folder, export_dir, jobs, imports=()):
         imports: tuple of str. Modules the child imports besides tensorflow.
     """
     (folder / "jobs.pkl").write_bytes(pickle.dumps({"path": str(export_dir), "jobs": jobs, "imports": imports}))
-    child = subprocess.run([sys.executable, "-c", CHILD, str(folder / "jobs.pkl"), str(folder / "out.pkl")],
-                           capture_output=True, text=True, env=ENV, cwd=folder, timeout=300)
+    child = run_script(CHILD, folder / "jobs.pkl", folder / "out.pkl", cwd=folder)
     assert child.returncode == 0, child.stderr[-3000:]
     reply = pickle.loads((folder / "out.pkl").read_bytes())
     assert reply["modules"] == []
     return reply["results"]
+
+
+def run_script(script, *args, cwd, timeout=300):
+    """The finished child process that ran Python source `script` with `args`, as TF Serving's stand-in.
+
+    The caller checks `returncode`: a crash (e.g. a native abort) is a result
+    to assert on, not an exception here.
+
+    Args:
+        script: str. Python source; it should import tensorflow and little else.
+        *args: str or Path. Its command-line arguments.
+        cwd: Path. Working folder.
+        timeout: float. Seconds before the child is killed (raises TimeoutExpired).
+    """
+    return subprocess.run([sys.executable, "-c", script, *map(str, args)],
+                          capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout)

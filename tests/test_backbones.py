@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfxfer.image_classifier import build_image_classifier
+from tfxfer.errors import ConfigError, MissingFileError, UserError
+from tfxfer.image_classifier import build_image_classifier, resolve_image_size
 from tfxfer.backbones import (
     BackbonePreprocessing,
     BackboneSpec,
@@ -125,6 +126,52 @@ def test_unknown_name_lists_valid_names_and_close_matches():
         get_backbone_spec("MobileNetV2")
     with pytest.raises(ValueError, match=r"Expected one of: convnext_base, .*xception\. Received: name='bert'"):
         create_backbone("bert", weights=None)
+
+
+def test_unknown_name_is_a_user_error():
+    # recipes/cli.py shows UserErrors as a message without a traceback.
+    with pytest.raises(ConfigError, match=r"Unknown backbone\..*Received: name='mobilenetv2'") as info:
+        get_backbone_spec("mobilenetv2")
+    assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)
+
+
+# --- image sizes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, too_small, minimum", [
+    ("mobilenet_v2", 16, 32), ("resnet50", 31, 32), ("xception", 70, 71), ("inception_v3", 74, 75),
+])
+def test_resolve_image_size_rejects_sizes_below_the_family_minimum(name, too_small, minimum):
+    expected = rf"'{name}' needs inputs of at least {minimum}x{minimum} pixels.*Received: input_shape=\({too_small}, "
+    with pytest.raises(ConfigError, match=expected):
+        resolve_image_size(name, too_small)
+    assert resolve_image_size(name, minimum) == minimum
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "mobilenet_v2", "mobilenet_v3_small", "xception", "inception_v3"])
+def test_registry_minimums_are_keras_minimums(name):
+    # One pixel less is what keras.applications itself refuses.
+    spec = get_backbone_spec(name)
+    side = spec.min_image_size - 1
+    with pytest.raises(ValueError, match=rf"at least {spec.min_image_size}x{spec.min_image_size}"):
+        spec.constructor(include_top=False, weights=None, input_shape=(side, side, 3))
+
+
+def test_resolve_image_size_defaults_to_the_backbone_and_keeps_a_pair():
+    assert resolve_image_size("efficientnet_b3") == 300
+    assert resolve_image_size("mobilenet_v2", (32, 48)) == (32, 48)
+    with pytest.raises(ConfigError, match=r"Received: input_shape=\(16, 48, 3\)"):
+        resolve_image_size("mobilenet_v2", (16, 48))
+    with pytest.raises(ConfigError, match=r"Unknown backbone"):
+        resolve_image_size("mobilenetv2", 96)
+
+
+def test_resolve_image_size_of_your_own_model_must_be_its_input_size():
+    model = keras.Model(*(lambda x: (x, keras.layers.Conv2D(2, 3)(x)))(keras.Input((40, 40, 3))))
+    assert resolve_image_size(model) == 40
+    assert resolve_image_size(model, 40) == 40
+    with pytest.raises(ConfigError, match=r"takes \(40, 40\) images; image_size must match.*Received: image_size=64"):
+        resolve_image_size(model, 64)
 
 
 # --- create_backbone ------------------------------------------------------------------
@@ -243,8 +290,51 @@ def test_efficientnet_imagenet_file_by_path_scales_like_imagenet(tmp_path):
 
 def test_missing_weights_file(tmp_path):
     missing = tmp_path / "nope.weights.h5"
-    with pytest.raises(FileNotFoundError, match="nope.weights.h5"):
+    with pytest.raises(FileNotFoundError, match="nope.weights.h5") as info:
         create_backbone("mobilenet_v2", input_shape=(32, 32, 3), weights=missing, alpha=0.35)
+    assert isinstance(info.value, MissingFileError)
+
+
+def test_weights_file_of_another_width_names_the_file_the_architecture_and_the_fix(tmp_path):
+    path = tmp_path / "mobilenet_v2_1.0.weights.h5"
+    source = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=1.0, input_shape=(32, 32, 3))
+    source.save_weights(path)
+    with pytest.raises(ConfigError) as info:
+        create_backbone("mobilenet_v2", input_shape=(32, 32, 3), weights=path, alpha=0.35)
+    message = str(info.value)
+    assert f"The weights file {str(path)!r} does not fit backbone 'mobilenet_v2'" in message
+    assert "keras.applications.MobileNetV2, alpha=0.35, include_top=False" in message
+    assert "--backbone, --alpha in the recipes" in message and "weights=None" in message
+    assert "variable.shape=(3, 3, 3, 16), Received: value.shape=(3, 3, 3, 32)" in message  # keras' reason, cut short
+    assert len(message) < 1200
+    assert message.endswith(f"Received: weights={str(path)!r}")
+
+
+def test_weights_file_of_another_architecture_is_a_config_error(tmp_path):
+    path = tmp_path / "resnet50.weights.h5"
+    create_backbone("resnet50", input_shape=(32, 32, 3), weights=None).save_weights(path)
+    with pytest.raises(ConfigError, match=r"resnet50\.weights\.h5' does not fit backbone 'mobilenet_v2' "
+                                          r"\(keras\.applications\.MobileNetV2, alpha=1\.0, include_top=False\)"):
+        create_backbone("mobilenet_v2", input_shape=(32, 32, 3), weights=path)
+
+
+def test_legacy_h5_weights_of_another_width_is_a_config_error(tmp_path):
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    path = tmp_path / "mobilenet_v2_no_top.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(
+            f, create_backbone("mobilenet_v2", input_shape=(32, 32, 3), weights=None, alpha=1.0))
+    with pytest.raises(ConfigError, match=r"does not fit backbone 'mobilenet_v2'.*Keras reported: Shape mismatch"):
+        create_backbone("mobilenet_v2", input_shape=(32, 32, 3), weights=path, alpha=0.35)
+
+
+def test_weights_file_that_is_not_hdf5_is_a_config_error(tmp_path):
+    path = tmp_path / "notes.weights.h5"
+    path.write_text("not weights")
+    with pytest.raises(ConfigError, match=r"or is not a Keras weights file.*Received: weights='.*notes\.weights\.h5'"):
+        create_backbone("resnet50", input_shape=(32, 32, 3), weights=path)
 
 
 @pytest.mark.parametrize(
@@ -277,7 +367,7 @@ def test_offline_imagenet_says_how_to_pass_a_local_file(monkeypatch):
     with pytest.raises(ImageNetWeightsUnavailableError) as info:
         create_backbone("mobilenet_v2", input_shape=(96, 96, 3), alpha=0.35)
     message = str(info.value)
-    assert isinstance(info.value, RuntimeError)
+    assert isinstance(info.value, RuntimeError) and isinstance(info.value, UserError)
     assert "ImageNet weights of backbone 'mobilenet_v2' could not be downloaded" in message
     assert "~/.keras/models" in message
     assert 'weights="/path/to/<file>.weights.h5"' in message

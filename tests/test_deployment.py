@@ -10,6 +10,7 @@ tensors run in a fresh process that imports only TensorFlow, as TF Serving would
 import base64
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ import tensorflow as tf
 
 import tfxfer
 from tfxfer import prediction
-from tfxfer.data import image_ops
+from tfxfer.data import exif, image_ops
 from tfxfer.export import rest, warmup
 
 from _serving_child import ENV, run_in_tensorflow_only
@@ -345,6 +346,40 @@ def test_predict_image_files_caps_top_k_and_batches(exported):
     assert [len(r.top_k) for r in results] == [3, 3, 3]
     for result, expected in zip(results, exported["expected"]):
         assert [p for _, p in result.top_k] == pytest.approx(sorted(expected, reverse=True), abs=1e-4)
+
+
+def _with_exif_orientation(jpeg, orientation):
+    """`jpeg` with an Exif APP1 segment (little-endian TIFF, one Orientation entry) after its start marker."""
+    tiff = b"II" + struct.pack("<HIH", 42, 8, 1) + struct.pack("<HHIH2x", exif.ORIENTATION_TAG, 3, 1, orientation)
+    payload = b"Exif\0\0" + tiff + b"\0\0\0\0"
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", 2 + len(payload)) + payload + jpeg[2:]
+
+
+def test_an_exif_rotated_photo_is_predicted_upright_as_the_serving_signature_does(exported, tmp_path):
+    # Stored landscape (32x48), vertical stripes, tagged "turn 90 degrees clockwise": upright it is
+    # portrait with horizontal stripes, so a path that ignored the tag would feed the model other pixels.
+    stripes = np.where(np.arange(WIDTH) // 4 % 2 == 0, 230, 20).astype(np.uint8)
+    stored = tf.io.encode_jpeg(np.stack([np.tile(stripes, (HEIGHT, 1))] * 3, axis=-1), quality=95).numpy()
+    photo = _with_exif_orientation(stored, 6)
+    assert int(exif.jpeg_orientation(tf.constant(photo))) == 6
+    (tmp_path / "phone.jpg").write_bytes(photo)
+    signatures = tf.saved_model.load(exported["path"]).signatures
+
+    [result] = prediction.predict_image_files(exported["path"], [str(tmp_path / "phone.jpg")], top_k=3)
+
+    predicted = np.zeros(len(CLASS_NAMES))
+    for name, probability in result.top_k:
+        predicted[CLASS_NAMES.index(name)] = probability
+    served = signatures["serving_default"](image_bytes=tf.constant([photo]))["probabilities"].numpy()[0]
+    np.testing.assert_allclose(predicted, served, atol=1e-6)
+    # Both are the model's answer for the upright pixels (turned here with numpy, not tfxfer's EXIF code) ...
+    pixels = tf.io.decode_jpeg(stored).numpy()
+    upright = image_ops.resize_image(np.rot90(pixels, k=-1).copy(), (HEIGHT, WIDTH))
+    expected = signatures["serving_images"](images=upright[None])["probabilities"].numpy()[0]
+    np.testing.assert_allclose(predicted, expected, atol=1e-4)
+    # ... not for the pixels as stored.
+    as_stored = signatures["serving_images"](images=image_ops.resize_image(pixels, (HEIGHT, WIDTH))[None])
+    assert np.abs(as_stored["probabilities"].numpy()[0] - expected).max() > 1e-3
 
 
 def test_predicting_a_file_that_is_not_an_image_names_it(exported, tmp_path):

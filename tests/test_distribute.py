@@ -442,11 +442,14 @@ def _run_recipe(*flags, script="image_classifier.py", env_extra=None, timeout=30
 
 @pytest.mark.parametrize("script", ["image_classifier.py", "text_classifier.py"])
 def test_recipe_fails_fast_on_an_impossible_strategy(tmp_path, script):
-    # No data at --data_dir: the strategy must fail before anything reads it.
-    process = _run_recipe(f"--data_dir={tmp_path / 'missing'}", "--strategy=mirrored", "--num_gpus=4",
-                          script=script)
-    assert process.returncode != 0
-    assert "Asked for 4 GPUs, but 0 are visible" in process.stderr
+    # An empty --data_dir: reading it would fail with another message, so the strategy must fail first.
+    (tmp_path / "empty").mkdir()
+    process = _run_recipe(f"--data_dir={tmp_path / 'empty'}", "--strategy=mirrored", "--num_gpus=4",
+                          f"--run_dir={tmp_path / 'run'}", script=script)
+    assert process.returncode == 2, process.stderr[-3000:]
+    assert "Traceback" not in process.stderr
+    assert f"{script}: error: Asked for 4 GPUs, but 0 are visible" in process.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def _colour_folders(root, per_class=4):

@@ -10,10 +10,12 @@ height/width mix-up anywhere in the serving path shows.
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
+import zlib
 
 import keras
 import numpy as np
@@ -205,6 +207,17 @@ def test_bytes_that_are_not_an_image_are_an_invalid_argument(served):
         serve(image_bytes=tf.constant([b"not an image at all"]))
     with pytest.raises(tf.errors.InvalidArgumentError):
         serve(image_bytes=tf.constant([_jpeg((8, 8, 3), 0), b""]))
+
+
+def test_png_declaring_sides_near_2_to_the_32_is_refused_before_decoding(served):
+    # width x height = (2^32 - 1)^2 wraps int64 to a negative count, which would pass the pixel cap.
+    png = bytearray(_png((8, 8, 3), 0))
+    png[16:24] = struct.pack(">II", 2 ** 32 - 1, 2 ** 32 - 1)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # a valid IHDR: only its size is wrong
+    serve = tf.saved_model.load(served["export_dirs"]["multiclass"]).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"declares an impossible size: its width x height "
+                                                             r"overflows 64 bits"):
+        serve(image_bytes=tf.constant([bytes(png)]))
 
 
 def test_serving_an_empty_batch_gives_empty_outputs(served):

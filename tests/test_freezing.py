@@ -14,6 +14,7 @@ import tensorflow as tf
 
 import tfxfer
 from tfxfer.defaults import FineTuneConfig
+from tfxfer.errors import ConfigError, UserError
 from tfxfer.freezing import first_trainable_index, freeze_backbone, unfreeze_top
 
 
@@ -135,6 +136,20 @@ def test_index_out_of_range_is_an_error(backbone, index):
     assert len(backbone.layers) == 154
     with pytest.raises(ValueError, match=rf"one of the backbone's 154 layers\. Received: fine_tune_at={index}"):
         unfreeze_top(backbone, index)
+
+
+def test_index_past_the_layers_says_what_to_pass_instead(backbone):
+    expected = (r"index of the first backbone layer to unfreeze: pass 0 to 153, a fraction of the layers such as "
+                r"0\.3, or a layer name \(e\.g\. one of the last: \[.*'out_relu'\]\)\..*Received: fine_tune_at=5000")
+    with pytest.raises(ConfigError, match=expected):
+        first_trainable_index(backbone.layers, 5000)
+
+
+@pytest.mark.parametrize("value", ["block_99", 1.5, 154])
+def test_bad_fine_tune_at_is_a_user_error(backbone, value):
+    # recipes/cli.py shows UserErrors as a message without a traceback.
+    with pytest.raises(UserError, match=r"Received: fine_tune_at="):
+        first_trainable_index(backbone.layers, value)
 
 
 @pytest.mark.parametrize("value", [True, None, [3]])

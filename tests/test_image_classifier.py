@@ -75,6 +75,25 @@ def test_own_keras_file_is_cut_at_the_named_layer(tmp_path):
     assert tfxfer.default_image_size(backbone) == 40
 
 
+def test_flatten_pooling_keeps_where_each_feature_is():
+    source = _own_model()
+    model = tfxfer.build_image_classifier(source, 3, backbone_output_layer="features", pooling="flatten",
+                                          augmentation=False, dropout=0.0)
+    assert isinstance(model.get_layer("pooler"), keras.layers.Flatten)
+    assert model.get_layer("predictions").kernel.shape == (36 * 36 * 6, 3)
+    # Moving a blob to another corner changes the features a flattened head sees, not only their mean.
+    images = np.zeros((2, 40, 40, 3), "float32")
+    images[0, :8, :8] = 255.0
+    images[1, -8:, -8:] = 255.0
+    pooled = keras.Model(model.input, model.get_layer("pooler").output).predict(images, verbose=0)
+    assert not np.allclose(pooled[0], pooled[1])
+
+
+def test_unknown_pooling_lists_the_choices():
+    with pytest.raises(ValueError, match=r"pooling must be one of \['avg', 'flatten', 'max'\].*Received: pooling='sum'"):
+        tfxfer.build_image_classifier(_own_model(), 3, backbone_output_layer="features", pooling="sum")
+
+
 def test_own_model_image_size_must_match():
     with pytest.raises(ValueError, match=r"image_size must match"):
         tfxfer.build_image_classifier(_own_model(), 3, image_size=64, backbone_output_layer="features")

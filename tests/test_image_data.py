@@ -336,7 +336,7 @@ def _mock_tfds(data_dir: Path, name: str, split_sizes: dict[str, int]):
     builder.info.write_to_directory(builder.data_dir)  # The metadata mock_data reads.
 
     def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
-        del decoders, read_config, shuffle_files  # Images are raw already.
+        del read_config, shuffle_files
         splits = dict(self.info.splits.items())
         instructions = tfds.core.ReadInstruction.from_spec(split).to_absolute(splits)
         indices = np.concatenate(
@@ -348,12 +348,17 @@ def _mock_tfds(data_dir: Path, name: str, split_sizes: dict[str, int]):
         image_key, label_key = self.info.supervised_keys
         shape = [dim or 7 for dim in self.info.features[image_key].shape]
         num_classes = self.info.features[label_key].num_classes
-        return tf.data.Dataset.from_tensor_slices(indices).map(
-            lambda i: {
-                image_key: tf.fill(shape, tf.cast(i, tf.uint8)),
+        # With SkipDecoding, TFDS hands out the stored bytes: a PNG here.
+        encoded = decoders is not None and image_key in decoders
+
+        def example(i):
+            image = tf.fill(shape, tf.cast(i, tf.uint8))
+            return {
+                image_key: tf.io.encode_png(image) if encoded else image,
                 label_key: i % num_classes,
             }
-        )
+
+        return tf.data.Dataset.from_tensor_slices(indices).map(example)
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(data_dir)):
         yield

@@ -102,6 +102,32 @@ def test_image_recipe_registry_backbone_with_flagfile_and_split(tmp_path):
     assert sorted(os.listdir(tmp_path / "exports" / "m")) == ["1", "2"]
 
 
+@pytest.mark.slow
+def test_image_recipe_with_deterministic_repeats_its_metrics_exactly(tmp_path):
+    _write_colour_folders(tmp_path / "data", per_class=4)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    runs = []
+    for run in ("a", "b"):  # side by side: half the wall time, and no shared state but the data
+        # MobileNet v1 at width 0.25: the registry backbone that traces and exports fastest.
+        flags = [f"--data_dir={tmp_path / 'data'}", "--backbone=mobilenet", "--alpha=0.25", "--weights=none",
+                 "--image_size=32", "--batch_size=4", "--epochs=1", "--fine_tune_epochs=1", "--fine_tune_at=0.5",
+                 "--learning_rate=0.03", "--fine_tune_learning_rate=0.01", "--deterministic",
+                 "--warmup_examples=0", "--top_k=0", f"--run_dir={tmp_path / run}",
+                 f"--export_dir={tmp_path / run / 'exports'}"]
+        runs.append(subprocess.Popen([sys.executable, os.path.join(REPO, "recipes", "image_classifier.py"), *flags],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO))
+    for process in runs:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-4000:]
+        assert "Deterministic ops on, seed 42" in stderr
+
+    first, second = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("a", "b"))
+    for phase in ("phase1", "phase2"):
+        for name in ("val_loss", "val_accuracy"):
+            assert first[phase][name] == second[phase][name], (phase, name)
+    assert first["phase1"]["val_loss"] != first["phase2"]["val_loss"]  # phase 2 trained: numbers to compare
+
+
 def test_image_recipe_without_data_is_a_usage_error(tmp_path):
     process = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "image_classifier.py")],
                              capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -115,8 +141,11 @@ def test_offline_main_job_transfers_better_than_scratch(tmp_path):
                           f"--export_dir={tmp_path / 'exports'}")
     comparison = json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison"]
     assert comparison["source_val_accuracy"] >= 0.9
-    assert comparison["transfer_val_accuracy"] >= 0.75
-    assert comparison["transfer_val_accuracy"] > comparison["scratch_val_accuracy"]
+    # The margin the design has on every seed, oneDNN on and off (benchmarks/digits_seeds.py,
+    # README): at least 0.08 of 846 validation images, so 0.05 leaves room for other CPUs.
+    assert comparison["transfer_val_accuracy"] - comparison["scratch_val_accuracy"] >= 0.05
+    assert comparison["transfer_val_accuracy"] >= 0.88
+    assert 0.5 < comparison["pixel_logistic_regression_val_accuracy"] <= 1.0
     assert "trained from scratch" in process.stdout
     version = tmp_path / "exports" / "digits" / "1"
     assert (version / "assets" / "labels.txt").read_text().split() == ["5", "6", "7", "8", "9"]

@@ -8,9 +8,10 @@ import tensorflow as tf
 
 import tfxfer
 from tfxfer import freezing
+from tfxfer.errors import ConfigError, UserError
 from tfxfer.text import TokenPooling
 
-from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, save_tiny_hf_bert, sentences
+from _text_helpers import NEGATIVE, POSITIVE, VOCAB, save_tiny_bert_preset, save_tiny_hf_bert, sentences
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,16 @@ def test_weights_errors(preset, tmp_path):
         tfxfer.build_text_classifier(backbone, num_classes=2, weights=None)
 
 
+def test_weights_of_another_backbone_size_name_the_file_and_the_fix(preset, tmp_path):
+    wider = keras_hub.models.BertBackbone(vocabulary_size=len(VOCAB), num_layers=2, num_heads=2, hidden_dim=16,
+                                          intermediate_dim=16, max_sequence_length=32)
+    wider.save_weights(tmp_path / "wider.weights.h5")
+    with pytest.raises(ConfigError, match=r"The weights file does not fit the text backbone .*Pass a \.weights\.h5 "
+                                          r"file saved with save_weights\(\) from this same backbone.*Received: "
+                                          r"weights='.*wider\.weights\.h5'"):
+        tfxfer.build_text_classifier(preset, num_classes=2, sequence_length=8, weights=tmp_path / "wider.weights.h5")
+
+
 def test_sequence_length_beyond_backbone_is_an_error(preset):
     with pytest.raises(ValueError, match="at most 32 tokens per text.*sequence_length=64"):
         tfxfer.build_text_classifier(preset, num_classes=2, sequence_length=64)
@@ -109,8 +120,11 @@ def test_preset_download_failure_says_how_to_work_offline(monkeypatch):
         raise OSError("Failed to resolve 'api.kaggle.com'")
 
     monkeypatch.setattr(keras_hub.models.Backbone, "from_preset", offline)
-    with pytest.raises(RuntimeError, match="needs a download.*Offline, pass a local folder"):
+    with pytest.raises(RuntimeError, match="needs a download.*Offline, pass a local folder") as info:
         tfxfer.build_text_classifier("bert_tiny_en_uncased", num_classes=2)
+    assert isinstance(info.value, UserError)  # The recipes show it as a message, not a traceback.
+    assert "Failed to resolve 'api.kaggle.com'" in str(info.value)
+    assert str(info.value).endswith("Received: backbone='bert_tiny_en_uncased'")
 
 
 @pytest.mark.slow

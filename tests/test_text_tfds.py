@@ -125,3 +125,20 @@ def test_download_failure_explains_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
     with pytest.raises(RuntimeError, match=r"(?s)not prepared.*tfds build glue/sst2.*Temporary failure"):
         tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path))
+
+
+def test_bad_examples_cost_only_themselves_counted_by_reason(tmp_path, caplog):
+    train = _reviews("train", 6) + [(b"caf\xe9", 0), (b"", 1), (b"x" * 40, 1), (b"no class", 7), (b"unlabelled", -1)]
+    splits = {"train": train, "validation": _reviews("val", 2) + [(b"y" * 35, 0)]}
+    with _mock_tfds(tmp_path, "glue/sst2", splits), caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path), max_text_chars=30)
+    assert data.skipped == {"undecodable": 1, "empty": 1, "no_label": 1, "unknown_label": 1}
+    assert data.changed == {"truncated_chars": 2}
+    assert sorted(texts_and_labels(data.train)[0]) == sorted([t.decode() for t, _ in _reviews("train", 6)] + ["x" * 30])
+    assert texts_and_labels(data.validation)[0] == ["val 0", "val 1 word", "y" * 30]
+    assert "unknown_label 1 (a label outside the class names; first at example 9 (label 7))" in caplog.text
+
+
+def test_max_text_chars_must_be_a_positive_integer(tmp_path):
+    with pytest.raises(ValueError, match=r"max_text_chars must be a positive integer.*Received: max_text_chars=-1"):
+        tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path), max_text_chars=-1)

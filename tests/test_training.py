@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import tfxfer
 from tfxfer.defaults import FineTuneConfig
+from tfxfer.errors import ConfigError
 from tfxfer.heads import HeadKind
 from tfxfer.training import engine, losses, schedules
 from tfxfer.training.engine import balanced_class_weight, count_labels, steps_per_epoch
@@ -196,6 +197,143 @@ def test_bad_fine_tune_at_fails_before_phase1_trains():
         tfxfer.fine_tune(model, _colour_data(8, seed=0), config=_config(fine_tune_at="conv_9"))
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(weights, model.weights))
 
+
+
+# Data that does not fit the model: ConfigErrors before any training.
+
+def _weights_of(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+def _unchanged(model, weights):
+    return all(np.array_equal(a, w.numpy()) for a, w in zip(weights, model.weights))
+
+
+def test_images_of_another_size_fail_before_training_naming_both_shapes():
+    model = _classifier()  # takes 32x32 images
+    weights = _weights_of(model)
+    labels = np.arange(8) % NUM_CLASSES
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((8, 48, 48, 3), "float32"), labels)).batch(4)
+    expected = (r"The model takes 32x32x3 images but train_data's inputs are 48x48x3 images\. Resize them in the "
+                r"loader to the model's size, e\.g\. load_image_folders\(\.\.\., image_size=\(32, 32\)\).*"
+                r"Received: train_data's inputs of shape \(None, 48, 48, 3\), model input shape \(None, 32, 32, 3\)")
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(model, data, config=_config())
+    assert _unchanged(model, weights)
+
+
+def test_validation_data_of_another_size_fails_before_training():
+    model = _classifier()
+    weights = _weights_of(model)
+    labels = np.arange(8) % NUM_CLASSES
+    validation = tf.data.Dataset.from_tensor_slices((np.zeros((8, 64, 64, 3), "float32"), labels)).batch(4)
+    with pytest.raises(ConfigError, match=r"but validation_data's inputs are 64x64x3 images"):
+        tfxfer.fine_tune(model, _colour_data(8, seed=0), validation, config=_config())
+    assert _unchanged(model, weights)
+
+
+def test_grey_images_are_named_as_a_channel_mismatch():
+    labels = np.arange(4) % NUM_CLASSES
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((4, 32, 32, 1), "float32"), labels)).batch(2)
+    with pytest.raises(ConfigError, match=r"images with 3 channels but train_data's inputs have 1; load them as RGB"):
+        tfxfer.fine_tune(_classifier(), data, config=_config())
+
+
+def test_an_unbatched_dataset_is_named_as_such():
+    data = _colour_data(8, seed=0).unbatch()
+    with pytest.raises(ConfigError, match=r"must be batched: dataset\.batch\(32\)\. Received: train_data's inputs "
+                                          r"of shape \(32, 32, 3\)"):
+        tfxfer.fine_tune(_classifier(), data, config=_config())
+
+
+def test_a_label_past_the_head_fails_before_training():
+    model = _classifier()  # 3 classes
+    weights = _weights_of(model)
+    labels = np.array([0, 7, 1, 2])
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(labels % 3, seed=0), labels)).batch(4)
+    expected = (r"train_data has label 7, but the model's head has 3 classes \(labels 0 to 2\)\. Build the model with "
+                r"num_classes equal to the number of classes in the data.*Received: labels \[0, 1, 2, 7\]")
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(model, data, config=_config())
+    assert _unchanged(model, weights)
+
+
+def test_a_binary_head_rejects_a_third_class():
+    labels = np.array([0, 1, 2, 1])
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(4)
+    with pytest.raises(ConfigError, match=r"has label 2, but the model's head has 2 classes"):
+        tfxfer.fine_tune(_classifier(num_classes=2), data, config=_config())
+
+
+def test_fractional_labels_are_not_class_indices():
+    labels = np.array([0.0, 0.5, 1.0, 2.0], "float32")
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(np.array([0, 0, 1, 2]), seed=0), labels)).batch(4)
+    with pytest.raises(ConfigError, match=r"class indices \(whole numbers\)\. Received: values \[0, 0\.5, 1, 2\]"):
+        tfxfer.fine_tune(_classifier(), data, config=_config())
+
+
+@pytest.mark.parametrize("width", [3, 5])
+def test_one_hot_labels_for_a_single_label_head_fail_before_training(width):
+    labels = np.eye(width, dtype="float32")[np.arange(6) % 3]
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(np.arange(6) % 3, seed=0), labels)).batch(3)
+    expected = (rf"The model's 3-class head takes one class index per example \(labels of shape \(batch,\)\), but "
+                rf"train_data's labels have {width} columns: one-hot or multi-hot rows\. Pass class indices "
+                rf"\(tf\.argmax\(labels, axis=-1\) for one-hot\), or build the model with multi_label=True.*"
+                rf"Received: train_data labels of shape \(None, {width}\)")
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(_classifier(), data, config=_config())
+
+
+def test_multi_hot_labels_of_another_width_fail_before_training():
+    labels = np.zeros((4, 5), "float32")
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((4, 32, 32, 3), "float32"), labels)).batch(2)
+    expected = (r"multi-label head has 3 classes but train_data's labels have 5 columns\. Build the model with "
+                r"num_classes=5.*Received: train_data labels of shape \(None, 5\)")
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(_classifier(multi_label=True), data, config=_config())
+
+
+def test_class_indices_for_a_multi_label_head_fail_before_training():
+    with pytest.raises(ConfigError, match=r"multi-label head: it takes multi-hot labels of shape \(batch, 3\).*"
+                                          r"multi_label=False\. Received: train_data labels of shape \(None,\)"):
+        tfxfer.fine_tune(_classifier(multi_label=True), _colour_data(8, seed=0), config=_config())
+
+
+def test_multi_hot_values_must_be_zero_or_one():
+    labels = np.array([[0, 2, 1], [1, 0, 0]], "float32")
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((2, 32, 32, 3), "float32"), labels)).batch(2)
+    with pytest.raises(ConfigError, match=r"must be 0 or 1 in every column\. Received: values \[0, 1, 2\]"):
+        tfxfer.fine_tune(_classifier(multi_label=True), data, config=_config())
+
+
+def test_string_labels_fail_before_training():
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((2, 32, 32, 3), "float32"), ["red", "blue"])).batch(2)
+    with pytest.raises(ConfigError, match=r"not class names.*Received: train_data labels of dtype string"):
+        tfxfer.fine_tune(_classifier(), data, config=_config())
+
+
+def test_class_counts_of_another_number_of_classes_fail_before_training():
+    expected = (r"class_counts counts 5 classes but the model's head has 3.*num_classes=5.*"
+                r"Received: class_counts=\[1, 1, 1, 1, 1\]")
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(), class_counts=[1] * 5)
+
+
+def test_datasets_that_are_not_input_label_pairs_fail_before_training():
+    data = tf.data.Dataset.from_tensor_slices(np.zeros((4, 32, 32, 3), "float32")).batch(2)
+    with pytest.raises(ConfigError, match=r"batches of \(inputs, labels\).*Received: train_data with element_spec="):
+        tfxfer.fine_tune(_classifier(), data, config=_config())
+
+
+def test_an_image_size_the_spec_leaves_open_is_read_from_the_first_batch():
+    def generate():
+        for label in range(4):
+            yield np.zeros((40, 40, 3), "float32"), label % NUM_CLASSES
+
+    signature = (tf.TensorSpec((None, None, 3), tf.float32), tf.TensorSpec((), tf.int64))
+    data = tf.data.Dataset.from_generator(generate, output_signature=signature).batch(2)
+    with pytest.raises(ConfigError, match=r"takes 32x32x3 images but train_data's inputs are 40x40x3 images"):
+        tfxfer.fine_tune(_classifier(), data, config=_config())
 
 # Loss and metrics.
 

@@ -42,6 +42,7 @@ from tfxfer.freezing import freeze_backbone, unfreeze_top
 from tfxfer.heads import HeadKind
 from tfxfer.image_classifier import build_image_classifier, default_image_size
 from tfxfer.reporting import write_metrics
+from tfxfer.reproducibility import seed_everything
 from tfxfer.text import TextBackbone, build_text_classifier, load_hub_backbone, load_word_vector_backbone
 from tfxfer.training.engine import FineTuneResult, PhaseResult, fine_tune
 
@@ -76,6 +77,7 @@ __all__ = [
     "parse_fine_tune_at",
     "parse_weights",
     "scale_learning_rate",
+    "seed_everything",
     "load_image_folders",
     "load_tfds_images",
     "load_tfds_text",

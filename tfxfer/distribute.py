@@ -25,6 +25,8 @@ from collections.abc import Callable
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.errors import ConfigError
+
 CHIEF_TASK_TYPES = ("chief", "master")
 
 
@@ -80,16 +82,16 @@ def create_strategy(name: str = "auto", *, tpu: str | None = None,
         The strategy; create the model inside its `scope()`.
     """
     if name not in _FACTORIES:
-        raise ValueError(f"Unknown strategy. Expected one of {list_strategies()}. Received: name={name!r}")
+        raise ConfigError(f"Unknown strategy. Expected one of {list_strategies()}. Received: name={name!r}")
     if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 0):
-        raise ValueError(
+        raise ConfigError(
             f"num_gpus must be an integer >= 0, or None for all visible GPUs. Received: num_gpus={num_gpus!r}")
     if tpu is not None and name not in ("auto", "tpu"):
-        raise ValueError(
+        raise ConfigError(
             f"tpu is only used by the strategies 'tpu' and 'auto'; drop it or pass name='tpu'. "
             f"Received: name={name!r}, tpu={tpu!r}")
     if num_gpus is not None and name in ("default", "multi_worker", "tpu"):
-        raise ValueError(
+        raise ConfigError(
             f"num_gpus is only used by the strategies 'auto', 'mirrored' and 'one_device'; "
             f"strategy {name!r} picks its own devices. Received: num_gpus={num_gpus}")
     if name == "auto":
@@ -108,7 +110,7 @@ def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int
         strategy: tf.distribute.Strategy. The strategy the model trains under.
     """
     if isinstance(per_replica, bool) or not isinstance(per_replica, int) or per_replica < 1:
-        raise ValueError(f"The per-replica batch size must be an integer >= 1. Received: per_replica={per_replica!r}")
+        raise ConfigError(f"The per-replica batch size must be an integer >= 1. Received: per_replica={per_replica!r}")
     return per_replica * strategy.num_replicas_in_sync
 
 
@@ -121,7 +123,7 @@ def scale_learning_rate(learning_rate: float, global_batch: int, base_batch: int
         base_batch: int. The batch `learning_rate` was tuned for.
     """
     if base_batch < 1 or global_batch < 1:
-        raise ValueError(f"Batch sizes must be >= 1. Received: global_batch={global_batch}, base_batch={base_batch}")
+        raise ConfigError(f"Batch sizes must be >= 1. Received: global_batch={global_batch}, base_batch={base_batch}")
     return learning_rate * global_batch / base_batch
 
 
@@ -166,12 +168,13 @@ def _task(tf_config):
         return None, 0, {}
     try:
         config = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ValueError(
+        task = config.get("task") or {}
+        return task.get("type"), int(task.get("index", 0)), config.get("cluster") or {}
+    # Not JSON (a ValueError), not an object (AttributeError), or an index that is no integer.
+    except (ValueError, AttributeError, TypeError) as error:
+        raise ConfigError(
             'TF_CONFIG must be JSON like {"cluster": {"worker": ["host1:port", "host2:port"]}, '
             f'"task": {{"type": "worker", "index": 0}}}}. Received: TF_CONFIG={raw!r}') from error
-    task = config.get("task") or {}
-    return task.get("type"), int(task.get("index", 0)), config.get("cluster") or {}
 
 
 def _visible_gpus() -> list[str]:
@@ -183,7 +186,7 @@ def _gpus(num_gpus):
     if num_gpus is None:
         return visible
     if num_gpus > len(visible):
-        raise ValueError(
+        raise ConfigError(
             f"Asked for {num_gpus} GPUs, but {len(visible)} are visible to TensorFlow "
             f"({visible or 'none'}). Pass a smaller num_gpus, or check CUDA_VISIBLE_DEVICES "
             f"and the GPU drivers. Received: num_gpus={num_gpus}")
@@ -202,7 +205,7 @@ def _default(tpu, num_gpus):
 
 def _one_device(tpu, num_gpus):
     if num_gpus not in (None, 0, 1):
-        raise ValueError(f"one_device uses at most one GPU; use 'mirrored' for more. Received: num_gpus={num_gpus}")
+        raise ConfigError(f"one_device uses at most one GPU; use 'mirrored' for more. Received: num_gpus={num_gpus}")
     gpus = _gpus(num_gpus)[:1]
     return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
 
@@ -228,13 +231,13 @@ def _multi_worker(tpu, num_gpus):
 
 def _tpu(tpu, num_gpus):
     if tpu is not None and (not isinstance(tpu, str) or not tpu.strip()):
-        raise ValueError(
+        raise ConfigError(
             "tpu must be a TPU name, a grpc://host:port address or 'local' (on a TPU VM), "
             f"or None to use TPU_NAME. Received: tpu={tpu!r}")
     try:
         resolver = tpu_system.resolver(tpu=tpu)
     except (ValueError, RuntimeError) as error:
-        raise ValueError(
+        raise ConfigError(
             f"Could not find the Cloud TPU {tpu!r}: {error}. Pass its name or grpc:// address "
             "(--tpu), or 'local' on a TPU VM, and check that this machine can reach it. "
             f"Received: tpu={tpu!r}") from error

@@ -9,6 +9,8 @@ pretrained weights rely on.
 import keras
 from absl import logging
 
+from tfxfer.errors import ConfigError
+
 FineTuneAt = int | float | str
 
 
@@ -45,13 +47,19 @@ def unfreeze_top(backbone: keras.Model, fine_tune_at: FineTuneAt) -> int:
 
 
 def first_trainable_index(layers: list[keras.Layer], fine_tune_at: FineTuneAt) -> int:
-    """Resolves `fine_tune_at` (see `unfreeze_top`) to a layer index."""
+    """Resolves `fine_tune_at` (see `unfreeze_top`) to a layer index.
+
+    Raises:
+        ConfigError: a layer name the backbone does not have, an index past
+            its layers, or a fraction outside (0, 1].
+        TypeError: `fine_tune_at` is not an int, float or str.
+    """
     if isinstance(fine_tune_at, bool):
         raise TypeError(f"fine_tune_at must be an int, float or str. Received: fine_tune_at={fine_tune_at!r}")
     if isinstance(fine_tune_at, str):
         names = [layer.name for layer in layers]
         if fine_tune_at not in names:
-            raise ValueError(
+            raise ConfigError(
                 f"No backbone layer is named {fine_tune_at!r}. Pass a layer name "
                 f"(e.g. one of the last: {names[-5:]}), an index or a fraction. "
                 f"Received: fine_tune_at={fine_tune_at!r}"
@@ -59,16 +67,19 @@ def first_trainable_index(layers: list[keras.Layer], fine_tune_at: FineTuneAt) -
         return names.index(fine_tune_at)
     if isinstance(fine_tune_at, float):
         if not 0.0 < fine_tune_at <= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 "A fractional fine_tune_at is the share of backbone layers to "
                 f"unfreeze and must be in (0, 1]. Received: fine_tune_at={fine_tune_at}"
             )
         return len(layers) - max(1, round(fine_tune_at * len(layers)))
     if isinstance(fine_tune_at, int):
         if not 0 <= fine_tune_at < len(layers):
-            raise ValueError(
-                f"fine_tune_at must index one of the backbone's {len(layers)} layers. "
-                f"Received: fine_tune_at={fine_tune_at}"
+            names = [layer.name for layer in layers]
+            raise ConfigError(
+                "An integer fine_tune_at is the index of the first backbone layer to unfreeze: pass "
+                f"0 to {len(layers) - 1}, a fraction of the layers such as 0.3, or a layer name "
+                f"(e.g. one of the last: {names[-3:]}). It must index one of the backbone's "
+                f"{len(layers)} layers. Received: fine_tune_at={fine_tune_at}"
             )
         return fine_tune_at
     raise TypeError(f"fine_tune_at must be an int, float or str. Received: fine_tune_at={fine_tune_at!r}")

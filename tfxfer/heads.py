@@ -9,7 +9,16 @@ import enum
 import keras
 
 from tfxfer import layer_names
+from tfxfer.errors import ConfigError
+
 PREDICTIONS_LAYER = layer_names.PREDICTIONS
+
+
+_POOLERS = {
+    "avg": keras.layers.GlobalAveragePooling2D,
+    "max": keras.layers.GlobalMaxPooling2D,
+    "flatten": keras.layers.Flatten,
+}
 
 
 class HeadKind(str, enum.Enum):
@@ -28,7 +37,7 @@ def head_kind_for(num_classes: int, multi_label: bool = False) -> HeadKind:
         multi_label: bool. Whether an example may carry several labels.
     """
     if num_classes < 2:
-        raise ValueError(
+        raise ConfigError(
             "A classifier needs at least 2 classes (a binary task has 2: pass "
             f"num_classes=2). Received: num_classes={num_classes}"
         )
@@ -52,20 +61,22 @@ def classification_head(
         num_classes: int. Number of classes.
         multi_label: bool. Sigmoid per class instead of softmax.
         dropout: float. Dropout rate before the Dense layer; 0 disables it.
-        pooling: str. `"avg"` or `"max"` global pooling of a 4D feature map.
+        pooling: str. How a 4D feature map becomes a vector: `"avg"` or
+            `"max"` global pooling, or `"flatten"`, which keeps where each
+            feature is (for small maps of small inputs, where layout matters:
+            a 4x4 map of a digit). 2D features are used as they are.
     """
     kind = head_kind_for(num_classes, multi_label)
     x = features
     if len(x.shape) == 4:
-        if pooling not in ("avg", "max"):
-            raise ValueError(
-                "pooling must be 'avg' or 'max' for a 4D feature map. "
+        if pooling not in _POOLERS:
+            raise ConfigError(
+                f"pooling must be one of {sorted(_POOLERS)} for a 4D feature map. "
                 f"Received: pooling={pooling!r}"
             )
-        pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
-        x = pool(name=layer_names.POOLER)(x)
+        x = _POOLERS[pooling](name=layer_names.POOLER)(x)
     elif len(x.shape) != 2:
-        raise ValueError(
+        raise ConfigError(
             "The backbone must output a feature map (N, H, W, C) or a feature "
             f"vector (N, C). Received: shape={tuple(x.shape)}"
         )
@@ -82,7 +93,7 @@ def head_kind(model: keras.Model) -> HeadKind:
     try:
         layer = model.get_layer(PREDICTIONS_LAYER)
     except ValueError as error:
-        raise ValueError(
+        raise ConfigError(
             f"The model has no layer named {PREDICTIONS_LAYER!r}; build it with "
             "tfxfer.build_image_classifier (or name your output Dense layer "
             f"{PREDICTIONS_LAYER!r}). Received: model={model.name!r}"
@@ -92,7 +103,7 @@ def head_kind(model: keras.Model) -> HeadKind:
         return HeadKind.MULTICLASS
     if "sigmoid" in activation:
         return HeadKind.BINARY if layer.units == 1 else HeadKind.MULTILABEL
-    raise ValueError(
+    raise ConfigError(
         f"The {PREDICTIONS_LAYER!r} layer must use softmax or sigmoid. "
         f"Received: activation={activation!r}"
     )
@@ -100,5 +111,6 @@ def head_kind(model: keras.Model) -> HeadKind:
 
 def num_classes(model: keras.Model) -> int:
     """Number of classes the model predicts (2 for a one-unit binary head)."""
-    units = model.get_layer(PREDICTIONS_LAYER).units
-    return 2 if head_kind(model) is HeadKind.BINARY else units
+    # head_kind first: it explains a missing `predictions` layer, get_layer alone does not.
+    kind = head_kind(model)
+    return 2 if kind is HeadKind.BINARY else model.get_layer(PREDICTIONS_LAYER).units

@@ -8,6 +8,8 @@ from absl import logging
 from tfxfer import augmentation as augmentation_lib
 from tfxfer import heads, layer_names
 from tfxfer.backbones import BackbonePreprocessing, backbone_from_model, create_backbone, get_backbone_spec
+from tfxfer.backbones.registry import check_input_shape
+from tfxfer.errors import ConfigError
 
 
 
@@ -25,6 +27,7 @@ def build_image_classifier(
     dropout: float = 0.2,
     augmentation: bool | keras.Layer = True,
     seed: int | None = None,
+    safe_mode: bool = True,
 ) -> keras.Model:
     """Builds an image classifier that takes raw images with values in [0, 255].
 
@@ -47,11 +50,15 @@ def build_image_classifier(
         preprocessing: str. For your own model: `"tf"`, `"torch"`, `"caffe"` or
             `"none"` (default: the model takes [0, 255] pixels as they are).
         multi_label: bool. Independent sigmoid per class.
-        pooling: str. `"avg"` or `"max"` pooling of the feature map.
+        pooling: str. `"avg"` or `"max"` pooling of the feature map, or
+            `"flatten"` to keep its spatial layout (small inputs).
         dropout: float. Dropout rate before the Dense head.
         augmentation: bool or layer. True adds `default_image_augmentation()`,
             a layer adds that layer, False adds none. Active only in training.
         seed: int. Seed for the augmentation layers.
+        safe_mode: bool. For your own `.keras` file: load it in Keras' safe
+            mode, which refuses `Lambda` layers holding Python code. Pass False
+            only for files you trust.
 
     Example:
     ```python
@@ -61,7 +68,7 @@ def build_image_classifier(
     """
     backbone_model, mode, backbone_name = _make_backbone(
         backbone, weights=weights, image_size=image_size, alpha=alpha,
-        output_layer=backbone_output_layer, preprocessing=preprocessing,
+        output_layer=backbone_output_layer, preprocessing=preprocessing, safe_mode=safe_mode,
     )
     height, width = backbone_model.input_shape[1:3]
     inputs = keras.Input(shape=(height, width, 3), name=layer_names.INPUTS)
@@ -81,12 +88,12 @@ def build_image_classifier(
     return model
 
 
-def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, preprocessing):
+def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, preprocessing, safe_mode):
     """Returns (backbone model, preprocessing mode, display name)."""
     size = (image_size, image_size) if isinstance(image_size, int) else image_size
     if isinstance(backbone, str) and not backbone.endswith(".keras"):
         if output_layer is not None or preprocessing is not None:
-            raise ValueError(
+            raise ConfigError(
                 "backbone_output_layer and preprocessing apply only to your own "
                 "model; registry backbones bring their own. "
                 f"Received: backbone={backbone!r}"
@@ -95,14 +102,11 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
         input_shape = (*size, 3) if size else None
         model = create_backbone(backbone, input_shape=input_shape, weights=weights, alpha=alpha)
         return model, spec.preprocessing, spec.name
-    model = backbone_from_model(backbone, output_layer)
-    if size and tuple(model.input_shape[1:3]) != tuple(size):
-        raise ValueError(
-            f"Your backbone takes {model.input_shape[1:3]} images; image_size must "
-            f"match it or be left out. Received: image_size={image_size}"
-        )
+    model = backbone_from_model(backbone, output_layer, safe_mode=safe_mode)
+    if size:
+        _check_own_model_size(model, size, image_size)
     if model.input_shape[-1] != 3:
-        raise ValueError(
+        raise ConfigError(
             "Your backbone must take RGB images (3 channels). "
             f"Received: input_shape={model.input_shape}"
         )
@@ -114,3 +118,46 @@ def default_image_size(backbone: str | keras.Model) -> int:
     if isinstance(backbone, str):
         return get_backbone_spec(backbone).default_image_size
     return backbone.input_shape[1]
+
+
+def resolve_image_size(
+    backbone: str | keras.Model, image_size: int | tuple[int, int] | None = None
+) -> int | tuple[int, int]:
+    """The size to load the images at and build with: `image_size` once the backbone
+    is known to take it, or the backbone's default (`default_image_size`).
+
+    Call it before loading data, so that a size the backbone cannot take fails
+    before any image is decoded. `build_image_classifier` makes the same checks.
+
+    Args:
+        backbone: str or keras.Model. A name from `tfxfer.list_backbones()`, or
+            your own model (load a `.keras` file with `backbone_from_model` first).
+        image_size: int or (height, width). The size asked for; None for the default.
+
+    Raises:
+        ConfigError: an unknown backbone name, a size below the registry
+            backbone's minimum (`BackboneSpec.min_image_size`), or, for your own
+            model, a size other than its input size.
+
+    Example:
+    ```python
+    size = resolve_image_size("mobilenet_v2", 96)  # 96; 16 would raise: the minimum is 32
+    data = tfxfer.load_image_folders("photos/", image_size=(size, size))
+    ```
+    """
+    if image_size is None:
+        return default_image_size(backbone)
+    size = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    if isinstance(backbone, str):
+        check_input_shape(get_backbone_spec(backbone), (*size, 3))
+    else:
+        _check_own_model_size(backbone, size, image_size)
+    return image_size
+
+
+def _check_own_model_size(model: keras.Model, size: tuple, image_size) -> None:
+    if tuple(model.input_shape[1:3]) != tuple(size):
+        raise ConfigError(
+            f"Your backbone takes {model.input_shape[1:3]} images; image_size must "
+            f"match it or be left out. Received: image_size={image_size}"
+        )

@@ -7,12 +7,14 @@ is what a user without tfxfer's model classes can run, and what TF Serving runs.
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.errors import ConfigError, MissingFileError
 from tfxfer.export import versioning
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
@@ -50,14 +52,14 @@ def image_files(inputs: Sequence[str]) -> list[str]:
                 if name.lower().endswith(IMAGE_EXTENSIONS)
             )
             if not found:
-                raise FileNotFoundError(f"No {'/'.join(IMAGE_EXTENSIONS)} files in folder. Received: {path!r}")
+                raise MissingFileError(f"No {'/'.join(IMAGE_EXTENSIONS)} files in folder. Received: {path!r}")
             files.extend(found)
         elif os.path.isfile(path):
             files.append(path)
         else:
-            raise FileNotFoundError(f"Expected an image file or a folder of images. Received: {path!r}")
+            raise MissingFileError(f"Expected an image file or a folder of images. Received: {path!r}")
     if not files:
-        raise ValueError("Pass at least one image file or folder.")
+        raise ConfigError("Pass at least one image file or folder. Received: none")
     return files
 
 
@@ -68,7 +70,7 @@ def class_names(version_dir: str) -> list[str]:
     """
     path = os.path.join(version_dir, LABELS_ASSET)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Expected the class names in {path!r}, as tfxfer's export_saved_model writes them. "
             f"Received: a SavedModel without it at {version_dir!r}"
         )
@@ -107,8 +109,8 @@ def input_kind(model_dir: str) -> str:
 
     model_dir: str. A version folder, or a model's base folder (its latest version).
     """
-    version_dir = versioning.latest_version_dir(model_dir)
-    return _kind(_load(version_dir).signatures["serving_default"], version_dir)
+    version_dir = _version_dir(model_dir)
+    return _kind(_serving_default(version_dir), version_dir)
 
 
 def read_text_lines(path: str) -> list[str]:
@@ -117,21 +119,48 @@ def read_text_lines(path: str) -> list[str]:
     path: str. A text file with one text per line.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected a text file with one text per line. Received: {path!r}")
+        raise MissingFileError(f"Expected a text file with one text per line. Received: {path!r}")
     with open(path, encoding="utf-8") as f:
         lines = [line.rstrip("\r\n") for line in f]
     texts = [line for line in lines if line.strip()]
     if not texts:
-        raise ValueError(f"Expected at least one non-empty line of text. Received: an empty file {path!r}")
+        raise ConfigError(f"Expected at least one non-empty line of text. Received: an empty file {path!r}")
     return texts
 
 
-def _load(version_dir):
+def _version_dir(model_dir):
+    """The version folder `model_dir` means, or a `MissingFileError` saying what a model folder holds."""
+    expected = ("Pass an export's version folder (holding saved_model.pb) or its base folder (holding "
+                "version folders 1/, 2/, ...), as export_saved_model writes them.")
+    if not tf.io.gfile.isdir(model_dir):
+        raise MissingFileError(f"No model folder at this path. {expected} Received: model_dir={model_dir!r}")
+    try:
+        return versioning.latest_version_dir(model_dir)
+    except FileNotFoundError as error:
+        raise MissingFileError(
+            f"No SavedModel in this folder: no saved_model.pb and no version folders. {expected} "
+            f"Received: model_dir={model_dir!r}"
+        ) from error
+
+
+def _serving_default(version_dir):
     try:
         import tensorflow_text  # noqa: F401  Registers the tokenizer ops text exports use, as TF Serving links them.
     except ImportError:
         logging.debug("tensorflow_text is not installed; only exports without its ops will load.")
-    return tf.saved_model.load(version_dir)
+    try:
+        loaded = tf.saved_model.load(version_dir)
+    except OSError as error:  # e.g. a version folder without saved_model.pb
+        raise MissingFileError(
+            f"Expected a SavedModel (saved_model.pb) in the version folder; export the model again or "
+            f"pick another version. Received: {version_dir!r} ({error})"
+        ) from error
+    if "serving_default" not in loaded.signatures:
+        raise ConfigError(
+            "Expected a tfxfer export, whose serving_default signature takes images or texts. "
+            f"Received: a SavedModel with signatures {sorted(loaded.signatures)} at {version_dir!r}"
+        )
+    return loaded.signatures["serving_default"]
 
 
 def _kind(serve, version_dir):
@@ -139,7 +168,7 @@ def _kind(serve, version_dir):
     for kind, input_name in ((TEXT, TEXTS_INPUT), (IMAGE, IMAGE_INPUT)):
         if names == {input_name}:
             return kind
-    raise ValueError(
+    raise ConfigError(
         f"Expected a tfxfer export whose serving_default takes {TEXTS_INPUT!r} (text) or {IMAGE_INPUT!r} "
         f"(images). Received: inputs {sorted(names)} in {version_dir!r}"
     )
@@ -147,16 +176,16 @@ def _kind(serve, version_dir):
 
 def _predict(model_dir, kind, inputs, *, top_k, batch_size):
     if top_k < 1 or batch_size < 1:
-        raise ValueError(f"top_k and batch_size must be positive. Received: top_k={top_k}, batch_size={batch_size}")
+        raise ConfigError(f"top_k and batch_size must be positive. Received: top_k={top_k}, batch_size={batch_size}")
     inputs = list(inputs)
     if not inputs:
-        raise ValueError(f"Pass at least one {kind} to predict. Received: none")
-    version_dir = versioning.latest_version_dir(model_dir)
+        raise ConfigError(f"Pass at least one {kind} to predict. Received: none")
+    version_dir = _version_dir(model_dir)
     names = class_names(version_dir)
-    serve = _load(version_dir).signatures["serving_default"]
+    serve = _serving_default(version_dir)
     model_kind = _kind(serve, version_dir)
     if model_kind != kind:
-        raise ValueError(
+        raise ConfigError(
             f"The model at {version_dir!r} takes {model_kind} inputs; pass {model_kind}s "
             f"(predict.py: {'--text/--text_file' if model_kind == TEXT else 'image files'}). Received: {kind} inputs"
         )
@@ -186,22 +215,32 @@ def serving_model_name(model_dir: str) -> str:
 
 def _probabilities(serve, paths):
     try:
-        return serve(**{IMAGE_INPUT: tf.constant([_read(path) for path in paths])})["probabilities"].numpy()
+        return _serve_images(serve, paths)
     except tf.errors.InvalidArgumentError as error:
-        # The signature fails the whole batch; name the files it cannot decode.
-        bad = [path for path in paths if not _decodes(path)]
-        raise ValueError(
+        # The signature fails the whole batch. Each file goes through it again alone, so the
+        # verdict is the export's own decoding (tfxfer.data.image_ops inside the graph, as in
+        # training and TF Serving), never a local decoder that may accept or refuse other files.
+        reasons = {path: _serving_error(serve, path) for path in paths}
+        bad = [path for path, reason in reasons.items() if reason is not None]
+        reason = f" The model said about {bad[0]!r}: {reasons[bad[0]]}" if bad else ""
+        raise ConfigError(
             "Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, leave them out. "
-            f"Received: {bad or paths}"
+            f"Received: {bad or paths}.{reason}"
         ) from error
 
 
-def _decodes(path):
+def _serve_images(serve, paths):
+    return serve(**{IMAGE_INPUT: tf.constant([_read(path) for path in paths])})["probabilities"].numpy()
+
+
+def _serving_error(serve, path):
+    """Why the signature refuses `path` alone (its message without TensorFlow's op names), or None."""
     try:
-        tf.io.decode_image(_read(path), channels=3, expand_animations=False)
-    except tf.errors.InvalidArgumentError:
-        return False
-    return True
+        _serve_images(serve, [path])
+    except tf.errors.InvalidArgumentError as error:
+        message = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
+        return " ".join(message.split())[:300]
+    return None
 
 
 def _read(path):

@@ -11,6 +11,7 @@ import keras
 from absl import logging
 
 from tfxfer.backbones.registry import BACKBONE_NAME
+from tfxfer.errors import ConfigError, MissingFileError
 
 # Long layer lists are cut in the error message, keeping both ends: the
 # candidates for a feature layer are usually among the last ones.
@@ -20,6 +21,8 @@ _MAX_LISTED_LAYERS = 30
 def backbone_from_model(
     model: keras.Model | str | os.PathLike,
     output_layer: str | None = None,
+    *,
+    safe_mode: bool = True,
 ) -> keras.Model:
     """Turns a Keras model (or a `.keras` file) into a backbone named `"backbone"`.
 
@@ -33,15 +36,19 @@ def backbone_from_model(
         output_layer: str. Name of the layer whose output becomes the features,
             e.g. the layer before the classification head. None uses the whole
             model's output.
+        safe_mode: bool. Load a `.keras` file in Keras' safe mode, which refuses
+            `Lambda` layers holding Python code (loading them would run that
+            code). Pass False only for files you trust, e.g. saved yourself.
 
     Returns:
         A functional `keras.Model` named `"backbone"` whose output is a feature
         map `(N, H, W, C)` or a feature vector `(N, C)`.
 
     Raises:
-        FileNotFoundError: `model` is a path that does not exist.
-        ValueError: the path is not a `.keras` file, `output_layer` is not a
-            layer of the model, or the output is neither 4D nor 2D.
+        MissingFileError: `model` is a path that does not exist (a `FileNotFoundError`).
+        ConfigError: the path is not a `.keras` file, the file holds Python
+            code and `safe_mode` is True, `output_layer` is not a layer of the
+            model, or the output is neither 4D nor 2D.
 
     Example:
     ```python
@@ -49,7 +56,7 @@ def backbone_from_model(
     ```
     """
     if isinstance(model, (str, os.PathLike)):
-        model = _load(os.fspath(model))
+        model = _load(os.fspath(model), safe_mode)
     if not isinstance(model, keras.Model):
         raise TypeError(
             "model must be a keras.Model or the path to a .keras file. "
@@ -65,17 +72,31 @@ def backbone_from_model(
     return backbone
 
 
-def _load(path: str) -> keras.Model:
+def _load(path: str, safe_mode: bool) -> keras.Model:
     if not path.endswith(".keras"):
-        raise ValueError(
+        raise ConfigError(
             "A model path must be a .keras file saved with model.save(); for a "
             "SavedModel or .h5 file, load it yourself and pass the keras.Model. "
             f"Received: model={path!r}"
         )
     if not os.path.exists(path):
-        raise FileNotFoundError(f"Model file not found: {path!r}. Check the path.")
-    # compile=False: the optimizer and loss of task A are of no use for task B.
-    return keras.saving.load_model(path, compile=False)
+        raise MissingFileError(
+            "Model file not found. Expected an existing .keras file; check the path. "
+            f"Received: model={path!r}")
+    try:
+        # compile=False: the optimizer and loss of task A are of no use for task B.
+        return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+    except ValueError as error:
+        # Keras' own refusal names `safe_mode` but neither tfxfer's flag nor the risk in plain words.
+        if not safe_mode or "safe_mode" not in str(error):
+            raise
+        raise ConfigError(
+            f"Refusing to load {path!r}: it contains a Lambda layer (or other Python code stored in "
+            "the file), which loading would run, so a file from someone else could run any code on "
+            "this machine. Expected: a .keras file without Lambda layers. Only if you trust the file "
+            "(e.g. you saved it yourself), pass safe_mode=False (recipes: --nosafe_mode). "
+            f"Received: model={path!r}, safe_mode=True. Keras said: {error}"
+        ) from error
 
 
 def _graph_ends(model: keras.Model, output_layer: str | None):
@@ -85,18 +106,18 @@ def _graph_ends(model: keras.Model, output_layer: str | None):
     except (AttributeError, ValueError):
         inputs = outputs = None
     if not inputs or not outputs:
-        raise ValueError(
+        raise ConfigError(
             "The model must be functional or a built Sequential model (subclassed "
             "models have no graph to cut). Received: model of type "
             f"{type(model).__name__}"
         )
     if len(inputs) != 1:
-        raise ValueError(
+        raise ConfigError(
             f"A backbone takes one image input. Received: a model with {len(inputs)} inputs"
         )
     if output_layer is None:
         if len(outputs) != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"The model has {len(outputs)} outputs; pick the features with "
                 "output_layer. Received: output_layer=None"
             )
@@ -120,7 +141,7 @@ def _layer(model: keras.Model, name: str) -> keras.layers.Layer:
         return model.get_layer(name)
     close = difflib.get_close_matches(name, names, n=3)
     hint = f" Did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
-    raise ValueError(
+    raise ConfigError(
         f"Model {model.name!r} has no layer named {name!r}.{hint} Its layers: "
         f"{_format_names(names)}. Received: output_layer={name!r}"
     )
@@ -138,7 +159,7 @@ def _check_features(backbone: keras.Model, output_layer: str | None) -> None:
     shape = backbone.output_shape
     if len(shape) in (2, 4):
         return
-    raise ValueError(
+    raise ConfigError(
         "A backbone must output a feature map (N, H, W, C) or a feature vector "
         f"(N, C); pick another output_layer. Received: output_layer={output_layer!r} "
         f"with output shape {shape}"

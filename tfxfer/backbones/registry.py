@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from absl import logging
 
+from tfxfer.errors import ConfigError, MissingFileError, UserError
+
 BACKBONE_NAME = "backbone"
 IMAGENET = "imagenet"
 
@@ -50,7 +52,7 @@ class BackboneSpec:
     supports_alpha: bool = False
 
 
-class ImageNetWeightsUnavailableError(RuntimeError):
+class ImageNetWeightsUnavailableError(UserError, RuntimeError):
     """The ImageNet weights could not be downloaded (typically: no internet)."""
 
 
@@ -121,13 +123,13 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     """The `BackboneSpec` registered under `name`.
 
     Raises:
-        ValueError: `name` is not registered. The message lists the valid names
+        ConfigError: `name` is not registered. The message lists the valid names
             and the closest matches.
     """
     spec = _REGISTRY.get(name)
     if spec is not None:
         return spec
-    raise ValueError(
+    raise ConfigError(
         f"Unknown backbone.{_did_you_mean(name)} Expected one of: "
         f"{', '.join(list_backbones())}. Received: name={name!r}"
     )
@@ -173,9 +175,10 @@ def create_backbone(
         A `keras.Model` named `"backbone"`.
 
     Raises:
-        ValueError: unknown name, `alpha` for a family without it, an input
-            smaller than `spec.min_image_size`, or an unusable `weights`.
-        FileNotFoundError: `weights` is a path that does not exist.
+        ConfigError: unknown name, `alpha` for a family without it, an input
+            smaller than `spec.min_image_size`, or an unusable `weights`
+            (including a file saved from another architecture or width).
+        MissingFileError: `weights` is a path that does not exist.
         ImageNetWeightsUnavailableError: `weights="imagenet"` and the download
             failed (no internet); the message says how to pass a local file.
 
@@ -187,11 +190,13 @@ def create_backbone(
     """
     spec = get_backbone_spec(name)
     kwargs = {"include_top": False, "pooling": None}
-    kwargs["input_shape"] = _check_input_shape(spec, input_shape)
+    kwargs["input_shape"] = check_input_shape(spec, input_shape)
     kwargs["weights"] = _check_weights(weights)
     if alpha is not None:
         kwargs["alpha"] = _check_alpha(spec, alpha)
     model = _construct(spec, kwargs)
+    if kwargs["weights"] not in (None, IMAGENET):
+        _load_weights(model, spec, kwargs)
     if spec.name.startswith("efficientnet_b") and kwargs["weights"] not in (None, IMAGENET):
         _match_imagenet_efficientnet_graph(model)
     # Renamed after construction, not through the constructor's `name=`: ConvNeXt
@@ -206,21 +211,32 @@ def create_backbone(
     return model
 
 
-def _check_input_shape(spec: BackboneSpec, input_shape) -> tuple[int, int, int]:
+def check_input_shape(spec: BackboneSpec, input_shape) -> tuple[int, int, int]:
+    """`input_shape` as a tuple if the backbone can take it, else a `ConfigError`.
+
+    Args:
+        spec: BackboneSpec. The backbone's registry entry.
+        input_shape: tuple. `(height, width, 3)`, or None for the default size.
+    """
     if input_shape is None:
         return (spec.default_image_size, spec.default_image_size, 3)
     input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or not all(isinstance(dim, (int, np.integer)) for dim in input_shape):
-        raise ValueError(
+    if len(input_shape) != 3 or not all(
+        isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) for dim in input_shape
+    ):
+        raise ConfigError(
             "input_shape must be three integers (height, width, channels), e.g. "
             f"(224, 224, 3). Received: input_shape={input_shape}"
         )
     height, width, _ = input_shape
     if min(height, width) < spec.min_image_size:
-        raise ValueError(
+        # keras.applications' own minimum for the family (`obtain_input_shape`'s
+        # `min_size`): below it the strided layers run out of pixels.
+        raise ConfigError(
             f"Backbone {spec.name!r} needs inputs of at least "
             f"{spec.min_image_size}x{spec.min_image_size} pixels; use a larger "
-            f"image size. Received: input_shape={input_shape}"
+            f"image size (its ImageNet weights were trained at {spec.default_image_size}). "
+            f"Received: input_shape={input_shape}"
         )
     return tuple(int(dim) for dim in input_shape)
 
@@ -229,23 +245,23 @@ def _check_weights(weights) -> str | None:
     if weights is None or weights == IMAGENET:
         return weights
     if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
+        raise ConfigError(
             'weights must be "imagenet", None or the path to a weights file. '
             f"Received: weights={weights!r}"
         )
     path = os.fspath(weights)
     if path.endswith(".keras"):
-        raise ValueError(
+        raise ConfigError(
             "A .keras file holds a whole model, not backbone weights; pass it to "
             f"tfxfer.backbones.backbone_from_model() instead. Received: weights={path!r}"
         )
     if not path.endswith(".h5"):
-        raise ValueError(
+        raise ConfigError(
             'weights must be "imagenet", None or the path to a .weights.h5 (or legacy '
             f".h5) file. Received: weights={path!r}"
         )
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Weights file not found: {path!r}. Check the path, or pass "
             'weights="imagenet" or weights=None.'
         )
@@ -255,28 +271,67 @@ def _check_weights(weights) -> str | None:
 def _check_alpha(spec: BackboneSpec, alpha) -> float:
     if not spec.supports_alpha:
         families = ", ".join(s.name for s in _SPECS if s.supports_alpha)
-        raise ValueError(
+        raise ConfigError(
             f"Backbone {spec.name!r} has no width multiplier alpha; only {families} "
             f"take one. Leave alpha=None. Received: alpha={alpha}"
         )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"alpha must be a positive number such as 0.35 or 1.0. Received: alpha={alpha!r}")
+        raise ConfigError(f"alpha must be a positive number such as 0.35 or 1.0. Received: alpha={alpha!r}")
     return float(alpha)
 
 
 def _construct(spec: BackboneSpec, kwargs: dict) -> keras.Model:
-    if kwargs["weights"] != IMAGENET:
-        return spec.constructor(**kwargs)
+    # A weights file is loaded by `_load_weights`, as keras would at the end of
+    # the constructor, so that its errors can name the file.
+    weights = kwargs["weights"]
+    kwargs = {**kwargs, "weights": weights if weights == IMAGENET else None}
     try:
         return spec.constructor(**kwargs)
+    except ValueError as error:
+        # keras checks argument combinations of its own, e.g. the alphas its
+        # ImageNet files exist for.
+        raise ConfigError(
+            f"keras.applications.{spec.constructor.__name__} rejects these arguments: {error} "
+            f"Received: backbone={spec.name!r}, weights={weights!r}, "
+            f"alpha={kwargs.get('alpha')}, input_shape={kwargs['input_shape']}"
+        ) from error
     except Exception as error:
         # keras' `file_utils.get_file` turns a failed fetch into a bare
         # `Exception("URL fetch failure on ...")`; socket errors surface as
-        # OSError. Everything else (ValueError for arguments keras rejects, such
-        # as an alpha without ImageNet weights) is not a download problem.
-        if type(error) is not Exception and not isinstance(error, OSError):
+        # OSError. Anything else is not a download problem.
+        if weights != IMAGENET or (type(error) is not Exception and not isinstance(error, OSError)):
             raise
         raise ImageNetWeightsUnavailableError(_offline_message(spec, error)) from error
+
+
+def _load_weights(model: keras.Model, spec: BackboneSpec, kwargs: dict) -> None:
+    path = kwargs["weights"]
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError, OSError) as error:
+        # ValueError: variables of other shapes or counts (another width or
+        # architecture); KeyError: layers the file lacks; OSError: not HDF5.
+        width = f", alpha={kwargs.get('alpha', 1.0)}" if spec.supports_alpha else ""
+        raise ConfigError(
+            f"The weights file {path!r} does not fit backbone {spec.name!r} "
+            f"(keras.applications.{spec.constructor.__name__}{width}, include_top=False): it was "
+            "saved from another architecture or width, or is not a Keras weights file. Pass a file "
+            f"saved from this backbone{' with this alpha' if spec.supports_alpha else ''} (keras' "
+            "own ImageNet file of it, or create_backbone(...).save_weights()), or pick the backbone"
+            f"{' and alpha' if spec.supports_alpha else ''} the file was saved from (--backbone"
+            f"{', --alpha' if spec.supports_alpha else ''} in the recipes), or use weights=None. "
+            f"Keras reported: {_first_reason(error)} Received: weights={path!r}"
+        ) from error
+
+
+def _first_reason(error: Exception) -> str:
+    # keras' load errors run to pages (every object that failed, with its
+    # values); one line about shapes or counts says enough.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if "shape" in line.lower() or "expected" in line.lower()),
+                  lines[0] if lines else type(error).__name__)
+    reason = reason.split(" Target variable:")[0]
+    return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
 def _offline_message(spec: BackboneSpec, error: Exception) -> str:

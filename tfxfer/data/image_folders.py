@@ -7,11 +7,13 @@ Two layouts are understood:
 
 Files that cannot be decoded are found in one parallel pass before training and
 left out, so a corrupt JPEG never ends an epoch halfway and the number of steps
-per epoch is known in advance.
+per epoch is known in advance. Hidden files and folders (".DS_Store",
+"._photo.jpg", ".ipynb_checkpoints/") are tool clutter, never images or classes.
 """
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +22,7 @@ from absl import logging
 
 from tfxfer.data import image_ops
 from tfxfer.data import pipeline
+from tfxfer.errors import ConfigError, MissingFileError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 _VALIDATION_DIR_NAMES = ("val", "validation")
@@ -41,11 +44,14 @@ def load_image_folders(
 
     Class names are the sorted names of the class sub-folders (hidden ones such as
     `.ipynb_checkpoints` are left out). Files are listed recursively under each
-    class folder; only `IMAGE_EXTENSIONS` (any case) count, other files are ignored.
-    Images are decoded and resized with `tfxfer.data.image_ops.decode_and_resize`,
-    the same function the exported serving graph uses. Loading decodes every image
-    once (in parallel) to find files that cannot be decoded; they are left out and
-    listed in `skipped_files`.
+    class folder, skipping hidden files and folders; only `IMAGE_EXTENSIONS` (any
+    case) count, other files are ignored and counted in the log. Images are decoded
+    and resized with `tfxfer.data.image_ops.decode_and_resize`, the same function
+    the exported serving graph uses (EXIF orientation, grayscale, alpha, CMYK and
+    16-bit PNGs are handled as `image_ops.decode_image` says). Loading decodes
+    every image once (in parallel) to find files that cannot be decoded (truncated,
+    corrupt, or not an image despite the extension); they are left out, counted
+    in the log with their reasons and listed in `skipped_files`.
 
     Args:
         data_dir: str | os.PathLike. Either holds `train/` plus `val/` (or
@@ -64,6 +70,12 @@ def load_image_folders(
 
     Returns:
         A `tfxfer.data.ImageDatasets`.
+
+    Raises:
+        MissingFileError: `data_dir` is not a folder.
+        ConfigError: no class folders; a class folder without images, or whose
+            images all fail to decode; train/ and val/ with different classes;
+            or invalid arguments.
 
     Example:
 
@@ -129,10 +141,13 @@ class _Files:
         counts = np.bincount(np.asarray(kept.labels, np.int64), minlength=len(class_names))
         empty = [os.path.join(root, class_names[i]) for i in np.flatnonzero(counts == 0)]
         if empty:
-            raise ValueError(
+            undecodable = [path for path in self.paths if path in skipped]
+            raise ConfigError(
                 f"No decodable images left in class folders {empty}: every image "
-                "there failed to decode (see the warning above). Replace the files "
-                "or remove the folders."
+                "there failed to decode (the warning above gives the reasons). Replace "
+                "the files with JPEG, PNG, GIF or BMP images, or remove the class. "
+                f"Received: {len(undecodable)} undecodable files, e.g. "
+                f"{undecodable[:_PATHS_IN_WARNING]}"
             )
         return kept
 
@@ -179,7 +194,7 @@ def _find_split_roots(
 ) -> tuple[str, str | None]:
     """Returns (folder of training class folders, folder of validation ones or None)."""
     if not tf.io.gfile.isdir(data_dir):
-        raise FileNotFoundError(
+        raise MissingFileError(
             "`data_dir` must be an existing folder of class sub-folders (or of "
             "train/ and val/ folders of class sub-folders). "
             f"Received: data_dir={data_dir!r}"
@@ -193,12 +208,12 @@ def _find_split_roots(
         if tf.io.gfile.isdir(os.path.join(data_dir, name))
     ]
     if len(found) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"{data_dir!r} has both val/ and validation/ folders; keep only one so "
             f"it is clear which holds the validation images. Received: {found}"
         )
     if found and validation_split is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{data_dir!r} already has a validation folder ({found[0]!r}), so "
             "`validation_split` cannot also carve one out of train/. Drop "
             "`validation_split`, or remove the validation folder to split train/ "
@@ -213,16 +228,19 @@ def _subfolders(root: str) -> list[str]:
     return sorted(
         name
         for name in names
-        if not name.startswith(".") and tf.io.gfile.isdir(os.path.join(root, name))
+        if not _is_hidden(name) and tf.io.gfile.isdir(os.path.join(root, name))
     )
 
 
 def _class_names(train_root: str, validation_root: str | None) -> list[str]:
     names = _subfolders(train_root)
     if not names:
-        raise ValueError(
+        entries = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(train_root))
+        raise ConfigError(
             f"Found no class sub-folders in {train_root!r}. Expected one folder per "
-            f"class, e.g. {os.path.join(train_root, 'cats', 'img1.jpg')!r}."
+            f"class, e.g. {os.path.join(train_root, 'cats', 'img1.jpg')!r} (hidden "
+            "folders do not count). Move the images into class folders. Received: "
+            f"{len(entries)} entries, e.g. {entries[:_PATHS_IN_WARNING]}"
         )
     if validation_root is None:
         return names
@@ -230,45 +248,73 @@ def _class_names(train_root: str, validation_root: str | None) -> list[str]:
     if validation_names != names:
         only_train = sorted(set(names) - set(validation_names))
         only_validation = sorted(set(validation_names) - set(names))
-        raise ValueError(
+        raise ConfigError(
             "Training and validation folders must hold the same class folders. "
             f"Only in {train_root!r}: {only_train}; only in {validation_root!r}: "
-            f"{only_validation}. Add the missing class folders or remove the extra ones."
+            f"{only_validation}. Add the missing class folders (with images) or "
+            "remove the extra ones."
         )
     return names
 
 
-def _is_image_file(name: str) -> bool:
-    # Hidden files such as macOS "._photo.jpg" resource forks are not images.
-    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+def _is_hidden(name: str) -> bool:
+    # macOS ".DS_Store" and "._photo.jpg" resource forks, ".ipynb_checkpoints/",
+    # ".thumbnails/": tool clutter, even with an image extension.
+    return name.rstrip("/").startswith(".")
+
+
+@dataclasses.dataclass
+class _ClassFolder:
+    """What one class folder holds: image paths, and the other entries left out."""
+
+    images: list[str]
+    others: list[str]  # Files without an image extension.
+    hidden: list[str]  # Hidden files and folders (a hidden folder counts once).
+
+
+def _scan_class_folder(class_dir: str) -> _ClassFolder:
+    """Walks `class_dir` recursively, not descending into hidden folders."""
+    found = _ClassFolder([], [], [])
+    for folder, subfolders, names in tf.io.gfile.walk(class_dir):
+        found.hidden += [os.path.join(folder, name) for name in subfolders if _is_hidden(name)]
+        subfolders[:] = [name for name in subfolders if not _is_hidden(name)]  # walk() follows this list.
+        for name in names:
+            path = os.path.join(folder, name)
+            if _is_hidden(name):
+                found.hidden.append(path)
+            elif name.lower().endswith(IMAGE_EXTENSIONS):
+                found.images.append(path)
+            else:
+                found.others.append(path)
+    return found
 
 
 def _list_images(root: str, class_names: list[str]) -> _Files:
     """Lists image files under `root/<class>/` recursively, in a stable order."""
-    files, labels, ignored = [], [], 0
+    files, labels, others, hidden = [], [], 0, 0
     for label, name in enumerate(class_names):
         class_dir = os.path.join(root, name)
-        found = []
-        for folder, _, names in tf.io.gfile.walk(class_dir):
-            for file_name in names:
-                if _is_image_file(file_name):
-                    found.append(os.path.join(folder, file_name))
-                else:
-                    ignored += 1
-        if not found:
-            raise ValueError(
+        found = _scan_class_folder(class_dir)
+        if not found.images:
+            left_out = sorted(os.path.basename(p) for p in found.others + found.hidden)
+            raise ConfigError(
                 f"Class folder {class_dir!r} holds no images. Expected files ending "
-                f"in {', '.join(IMAGE_EXTENSIONS)} (any case); add images or remove "
-                "the folder."
+                f"in {', '.join(IMAGE_EXTENSIONS)} (any case, not hidden); add images, "
+                "or remove the class (from both train/ and val/ if there are both). "
+                f"Received: {len(left_out)} other entries, e.g. {left_out[:_PATHS_IN_WARNING]}"
             )
-        files.extend(sorted(found))
-        labels.extend([label] * len(found))
-    if ignored:
+        files.extend(sorted(found.images))
+        labels.extend([label] * len(found.images))
+        others += len(found.others)
+        hidden += len(found.hidden)
+    if others or hidden:
         logging.info(
-            "Ignored %d files under %r that are not images (%s).",
-            ignored,
+            "Ignored %d files under %r that are not images (%s), and %d hidden files "
+            "and folders.",
+            others,
             root,
             ", ".join(IMAGE_EXTENSIONS),
+            hidden,
         )
     return _Files(files, labels)
 
@@ -284,10 +330,9 @@ def _find_undecodable(paths: Sequence[str]) -> list[str]:
         return []
 
     def decode(index, path):
-        image = image_ops.decode_image(tf.io.read_file(path))
-        # Returning something computed from the image keeps the decode from
-        # being pruned as dead code.
-        return index, tf.shape(image)
+        # uint8, as training decodes it before resizing; the shape keeps the
+        # decode from being pruned as dead code.
+        return index, tf.shape(image_ops.decode_uint8(tf.io.read_file(path)))
 
     decoded = (
         tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
@@ -297,13 +342,27 @@ def _find_undecodable(paths: Sequence[str]) -> list[str]:
     good = {int(index) for index, _ in decoded.as_numpy_iterator()}
     skipped = sorted(path for i, path in enumerate(paths) if i not in good)
     if skipped:
+        # Only the failures are decoded again, one by one, to learn why.
+        reasons = [f"{path} ({_decode_error(path)})" for path in skipped[:_PATHS_IN_WARNING]]
         logging.warning(
-            "Skipping %d files that cannot be decoded as images, e.g. %s. The full "
-            "list is in ImageDatasets.skipped_files.",
+            "Skipping %d files (of %d) that cannot be decoded as images (truncated, "
+            "corrupt, or not an image despite the extension), e.g. %s. The full list "
+            "is in ImageDatasets.skipped_files.",
             len(skipped),
-            skipped[:_PATHS_IN_WARNING],
+            len(paths),
+            "; ".join(reasons),
         )
     return skipped
+
+
+def _decode_error(path: str) -> str:
+    """Why `path` does not decode: TensorFlow's message without its op and device prefix."""
+    try:
+        image_ops.decode_uint8(tf.io.read_file(path))
+    except tf.errors.OpError as error:
+        message = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
+        return " ".join(message.split())
+    return "it decodes now; it may have changed while loading"
 
 
 def _split_per_class(
@@ -328,7 +387,7 @@ def _split_per_class(
         validation_idx.extend(members[:n_validation].tolist())
         train_idx.extend(members[n_validation:].tolist())
     if not validation_idx:
-        raise ValueError(
+        raise ConfigError(
             f"validation_split={validation_split} of {len(labels)} images in "
             f"{num_classes} classes rounds to no validation images per class. Use a "
             "larger validation_split, add images, or pass validation_split=None."

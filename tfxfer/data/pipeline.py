@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.errors import ConfigError
+
 # The shuffle buffer holds decoded float32 images on top of the cache, so its
 # default is capped by memory rather than by a number of examples.
 _SHUFFLE_BUFFER_BYTES = 256 * 1024 * 1024
@@ -32,7 +34,9 @@ class ImageDatasets:
         class_names: list[str]. Label `i` means `class_names[i]`.
         train_size: int. Training examples (after dropping undecodable files).
         validation_size: int. Validation examples (0 when `validation` is None).
-        skipped_files: list[str]. Files left out because they could not be decoded.
+        skipped_files: list[str]. Files left out because they could not be
+            decoded (truncated, corrupt, or not an image despite the extension);
+            the log gives the reasons for the first few.
         train_class_counts: list[int]. Training examples per class, in
             `class_names` order (what `class_weight="balanced"` needs).
     """
@@ -77,12 +81,12 @@ def check_loader_args(
         or len(image_size) != 2
         or not all(_is_positive_int(side) for side in image_size)
     ):
-        raise ValueError(
+        raise ConfigError(
             "`image_size` must be (height, width) with two positive integers. "
             f"Received: image_size={image_size!r}"
         )
     if not _is_positive_int(batch_size):
-        raise ValueError(
+        raise ConfigError(
             f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
         )
     if validation_split is not None and not (
@@ -90,17 +94,17 @@ def check_loader_args(
         and not isinstance(validation_split, bool)
         and 0.0 < validation_split < 1.0
     ):
-        raise ValueError(
+        raise ConfigError(
             "`validation_split` must be None or a fraction strictly between 0 and 1, "
             f"e.g. 0.2. Received: validation_split={validation_split!r}"
         )
     if not isinstance(cache, (bool, str)) or cache == "":
-        raise ValueError(
+        raise ConfigError(
             "`cache` must be True (in memory), False (no cache) or a cache file path "
             f"prefix. Received: cache={cache!r}"
         )
     if shuffle_buffer is not None and not _is_positive_int(shuffle_buffer):
-        raise ValueError(
+        raise ConfigError(
             "`shuffle_buffer` must be None (automatic) or a positive number of "
             f"examples. Received: shuffle_buffer={shuffle_buffer!r}"
         )

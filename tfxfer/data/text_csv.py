@@ -1,12 +1,16 @@
 """Reading labelled texts from a CSV or TSV file with named text and label columns."""
 
+import contextlib
 import csv
-import io
 import os
 
-from tfxfer.data.text_files import LabelledTexts, log_skipped
+from tfxfer.data.text_files import MAX_TEXT_CHARS, LabelledTexts, check_not_utf16, log_losses
+from tfxfer.errors import ConfigError
 
 CSV_EXTENSIONS = (".csv", ".tsv")
+# The csv module refuses fields over 131,072 characters by default; long texts
+# are read whole and cut to max_chars like any other (2**31 - 1: a C long everywhere).
+_FIELD_SIZE_LIMIT = 2**31 - 1
 
 
 def read_text_csv(
@@ -16,14 +20,23 @@ def read_text_csv(
     label_column: str = "label",
     delimiter: str | None = None,
     label_separator: str | None = None,
+    max_chars: int = MAX_TEXT_CHARS,
 ) -> LabelledTexts:
     """Reads `(text, label)` rows from a CSV/TSV file with a header row.
 
-    Rows whose text is not UTF-8 or is empty (or whose label is empty) are
-    skipped and counted; quoted fields may span lines. With `label_separator`,
-    a label cell holds several class names (`billing|urgent`): each label is
-    then a tuple of names (stripped, duplicates dropped), and a row without
-    any name is skipped and counted as `"no_label"`.
+    Quoted fields may span lines, and a UTF-8 byte-order mark is dropped. A bad
+    row costs only itself, counted by reason: its text is not UTF-8
+    (`"undecodable"`; its cells keep their bytes, so the delimiters around them
+    still parse), empty (`"empty"`, as are blank lines), its label is empty
+    (`"no_label"`), or it has more fields than the header or lacks the text
+    or label field (`"malformed"`: usually an unquoted delimiter or line
+    break inside a text). Texts over `max_chars` characters are cut.
+
+    With `label_separator`, a label cell holds several class names
+    (`billing|urgent`): each label is then a tuple of names (stripped,
+    duplicates dropped); empty names (`billing||urgent`, `billing|`) are
+    dropped and counted in `changed["empty_class_names"]`, and a row without
+    any name is skipped as `"no_label"`.
 
     Args:
         path: str. The file.
@@ -32,44 +45,91 @@ def read_text_csv(
         delimiter: str. Field separator; `"\\t"` for `.tsv`, `","` otherwise if None.
         label_separator: str | None. Separator of class names in a label cell
             (multi-label data); None reads one class name per row.
+        max_chars: int. Longer texts are cut to this many characters.
     """
     if label_separator is not None and (not isinstance(label_separator, str) or not label_separator):
-        raise ValueError(
+        raise ConfigError(
             "label_separator must be None or a non-empty string, e.g. '|'. "
             f"Received: label_separator={label_separator!r}"
         )
     if delimiter is None:
         delimiter = "\t" if path.lower().endswith(".tsv") else ","
     with open(path, "rb") as f:
-        # surrogateescape keeps undecodable bytes as lone surrogates, so one bad
-        # row is found and skipped instead of failing the whole file.
-        content = f.read().decode("utf-8", errors="surrogateescape")
-    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
-    columns = reader.fieldnames or []
-    missing = [name for name in (text_column, label_column) if name not in columns]
-    if missing:
-        raise ValueError(
-            f"{os.path.basename(path)} has no column {missing[0]!r}; its columns are {columns}. "
-            f"Pass text_column= and label_column= (--text_column, --label_column). "
-            f"Received: text_column={text_column!r}, label_column={label_column!r}"
-        )
-    result = LabelledTexts()
-    for row in reader:
-        label = (row.get(label_column) or "").strip()
-        if not label:
-            result.skipped["no_label" if label_separator else "empty"] += 1
-            continue
-        try:
-            label.encode("utf-8")
-        except UnicodeEncodeError:  # Lone surrogates: the label's bytes were not UTF-8.
-            result.skipped["undecodable"] += 1
-            continue
-        if label_separator:
-            label = tuple(dict.fromkeys(name.strip() for name in label.split(label_separator) if name.strip()))
-            if not label:
-                result.skipped["no_label"] += 1
-                continue
-        text = row.get(text_column) or ""
-        result.add(text.encode("utf-8", errors="surrogateescape"), label)
-    log_skipped(path, result)
+        check_not_utf16(path, f.read(4))
+    result = LabelledTexts(max_chars=max_chars)
+    # newline="": the csv module itself finds line breaks, including those inside
+    # quoted fields. surrogateescape keeps bytes that are not UTF-8 as lone
+    # surrogates, so one bad row is found and skipped instead of failing the file.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f, _long_fields():
+        reader = csv.reader(f, delimiter=delimiter)
+        header = next(reader, [])
+        text_index = _column_index(path, header, text_column, "text_column", delimiter)
+        label_index = _column_index(path, header, label_column, "label_column", delimiter)
+        for row in reader:
+            _add_row(result, row, len(header), text_index, label_index, label_separator,
+                     where=f"line {reader.line_num}")
+    log_losses(path, result)
     return result
+
+
+@contextlib.contextmanager
+def _long_fields():
+    """Lets the csv module read fields of any length, then restores its (process-wide) limit."""
+    previous = csv.field_size_limit(_FIELD_SIZE_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _column_index(path: str, header: list[str], name: str, argument: str, delimiter: str) -> int:
+    """Where column `name` is in `header`; a ValueError naming the columns there are if absent."""
+    if name in header:
+        return header.index(name)
+    hints = [f"did you mean {column!r}?" for column in header if column.strip().lower() == name.strip().lower()]
+    other = "\t" if delimiter == "," else ","
+    if len(header) == 1 and other in header[0]:
+        hints.append(f"the file looks separated by {other!r}, not {delimiter!r}: name it .tsv or .csv to match")
+    flag = "--" + argument
+    raise ConfigError(
+        f"{os.path.basename(path)} has no column {name!r}; its columns are {header}. "
+        f"Pass the name of its {argument.split('_')[0]} column as {argument}= ({flag})"
+        + (f"; {'; '.join(hints)}" if hints else "") + f". Received: {argument}={name!r}"
+    )
+
+
+def _add_row(result: LabelledTexts, row: list[str], width: int, text_index: int, label_index: int,
+             label_separator: str | None, where: str) -> None:
+    """Adds one CSV row to `result`, or counts why it was skipped."""
+    if not row:
+        result.skip("empty", where)  # A blank line.
+        return
+    if any(row[width:]) or len(row) <= max(text_index, label_index):
+        result.skip("malformed", where)
+        return
+    label = _read_label(result, row[label_index], label_separator, where)
+    if label is not None:
+        result.add(row[text_index].encode("utf-8", errors="surrogateescape"), label, where)
+
+
+def _read_label(result: LabelledTexts, cell: str, label_separator: str | None,
+                where: str) -> str | tuple[str, ...] | None:
+    """The class name (or names) of a label cell; None, counted, when there is none."""
+    label = cell.strip()
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:  # Lone surrogates: the label's bytes were not UTF-8.
+        result.skip("undecodable", where)
+        return None
+    if label_separator is None:
+        if not label:
+            result.skip("no_label", where)
+        return label or None
+    parts = [name.strip() for name in label.split(label_separator)]
+    names = tuple(dict.fromkeys(name for name in parts if name))
+    if not names:
+        result.skip("no_label", where)
+        return None
+    if "" in parts:
+        result.note("empty_class_names", where)
+    return names

@@ -5,8 +5,14 @@ them. Examples stay raw strings here; the model's own preprocessor (tokenizer
 and packer, or word vectorizer) is mapped over them with `map_inputs`.
 Training batches group texts of similar length, so a batch of short texts
 costs a short sequence once `map_inputs` trims the padding.
+
+Bad input never crashes a run and is never lost unseen: each text skipped or
+changed is counted by reason (`TextDatasets.skipped`, `.changed`, both in
+`summary()`) and logged with where it first happened; what would lose a whole
+file, column or class stops the load with an error saying how to fix it.
 """
 
+import collections
 import dataclasses
 import os
 
@@ -15,6 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer.data import text_batching, text_csv, text_files
+from tfxfer.errors import ConfigError, MissingFileError
 
 FORMATS = ("csv", "class_folders", "line_files")
 
@@ -35,10 +42,23 @@ class TextDatasets:
         validation_size: int. Validation examples (0 without validation).
         train_class_counts: list[int]. Training examples per class (with
             `multi_label`, examples carrying the class).
-        skipped: dict[str, int]. Texts left out: `"undecodable"` (not UTF-8)
-            and `"empty"`; multi-label and TFDS data add `"no_label"`.
+        skipped: dict[str, int]. Texts left out, by reason: always
+            `"undecodable"` (not UTF-8) and `"empty"` (empty or whitespace
+            only; blank CSV lines too), plus `"no_label"` for multi-label and
+            TFDS data; any other reason only when it happened: `"no_label"`
+            (an empty CSV label cell), `"malformed"` (a CSV row that does not
+            fit its header), `"unknown_label"` (a TFDS label outside its class names).
         source_format: str. `"csv"`, `"class_folders"`, `"line_files"` or `"tfds"`.
         multi_label: bool. Whether an example may carry several classes.
+        changed: dict[str, int]. Texts kept but altered: always
+            `"truncated_chars"` (longer than `max_text_chars`, cut to it);
+            `"empty_class_names"` for multi-label data (cells like
+            `billing||urgent`, the empty name dropped); and, once `map_inputs`
+            ran, `"truncated_tokens"` (more tokens than the preprocessor
+            keeps: the model reads only their first ones).
+        raw_texts: np.ndarray | None. Every training and validation text as
+            loaded, so `map_inputs` can count them without iterating (and so
+            reshuffling) `train`.
     """
 
     train: tf.data.Dataset
@@ -50,19 +70,32 @@ class TextDatasets:
     skipped: dict[str, int]
     source_format: str
     multi_label: bool = False
+    changed: dict[str, int] = dataclasses.field(default_factory=dict)
+    raw_texts: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def map_inputs(self, preprocessor, *, trim_padding: bool = True) -> "TextDatasets":
         """A copy whose batches are `(preprocessor(texts), labels)`.
+
+        Also counts the texts with more tokens than the preprocessor keeps, as
+        `changed["truncated_tokens"]` of these datasets and the copy (so
+        `summary()` of either reports it), and logs how many there are.
 
         preprocessor: callable. Strings to model inputs, e.g. `model.preprocessor`.
         trim_padding: bool. Cut each batch's token sequences to its longest
             text (see `tfxfer.text.preprocess_dataset`).
         """
-        from tfxfer.text.text_classifier import preprocess_dataset  # The data layer needs no model code otherwise.
+        # The data layer needs no model code otherwise.
+        from tfxfer.text import truncation
+        from tfxfer.text.text_classifier import preprocess_dataset
 
         def preprocess(dataset):
             return None if dataset is None else preprocess_dataset(dataset, preprocessor, trim_padding=trim_padding)
 
+        if self.raw_texts is not None:
+            truncated = truncation.count_truncated_tokens(self.raw_texts, preprocessor)
+            if truncated is not None:
+                # In place: the copy shares this dict, and a run may report either's summary().
+                self.changed["truncated_tokens"] = truncated
         return dataclasses.replace(self, train=preprocess(self.train), validation=preprocess(self.validation))
 
     def texts(self, split: str = "train") -> tf.data.Dataset:
@@ -82,7 +115,8 @@ class TextDatasets:
         """JSON-ready facts about the data, for run reports and export metadata."""
         return {"class_names": self.class_names, "train_size": self.train_size,
                 "validation_size": self.validation_size, "train_class_counts": self.train_class_counts,
-                "skipped": self.skipped, "format": self.source_format, "multi_label": self.multi_label}
+                "skipped": self.skipped, "changed": self.changed, "format": self.source_format,
+                "multi_label": self.multi_label}
 
 
 def detect_format(path: str) -> str:
@@ -90,9 +124,9 @@ def detect_format(path: str) -> str:
     if os.path.isfile(path):
         if path.lower().endswith(text_csv.CSV_EXTENSIONS):
             return "csv"
-        raise ValueError(f"A text data file must be .csv or .tsv. Received: path={path!r}")
+        raise ConfigError(f"A text data file must be .csv or .tsv. Received: path={path!r}")
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"No text data at this path; pass a folder or a .csv/.tsv file. Received: path={path!r}")
+        raise MissingFileError(f"No text data at this path; pass a folder or a .csv/.tsv file. Received: path={path!r}")
     entries = text_files.visible_entries(path)
     folders = [e for e in entries if os.path.isdir(os.path.join(path, e))]
     files = [e for e in entries if os.path.isfile(os.path.join(path, e))]
@@ -100,7 +134,7 @@ def detect_format(path: str) -> str:
         return "class_folders"
     if files and not folders:
         return "line_files"
-    raise ValueError(
+    raise ConfigError(
         "Expected a folder of class folders (<class>/<file>, or train/ and val/ holding them), "
         "or a folder of class files (one text per line), not both. "
         f"Received: folders={folders}, files={files} in {path!r}"
@@ -117,6 +151,7 @@ def load_text_data(
     label_column: str = "label",
     label_separator: str | None = None,
     bucket_by_length: bool = True,
+    max_text_chars: int = text_files.MAX_TEXT_CHARS,
 ) -> TextDatasets:
     """Loads labelled texts, finding the format from `path`.
 
@@ -131,6 +166,16 @@ def load_text_data(
     `"no_label"` rather than kept as "none of the classes": an empty cell
     cannot be told apart from a row nobody labelled.
 
+    Bad texts cost only themselves, counted in `skipped` and `changed` (see
+    `TextDatasets`) and logged: a line or CSV row that is not UTF-8 is skipped
+    (not decoded with replacement characters, which would train on garbled
+    words and hide the file's real encoding), as are empty texts, rows without
+    a label and CSV rows that do not fit the header; texts over
+    `max_text_chars` are cut. Errors stop the load for what would lose more:
+    a missing column (naming the columns there are), a UTF-16 file, a class
+    folder or file without one usable text, a validation class with no
+    training texts.
+
     Args:
         path: str. File or folder, as above.
         batch_size: int. Texts per batch.
@@ -144,6 +189,9 @@ def load_text_data(
             cells, e.g. `"|"`, for multi-label data; None: one class per text.
         bucket_by_length: bool. Batch training texts of similar word count
             together (see `text_batching.LENGTH_BUCKET_BOUNDARIES`), so trimmed batches are short.
+        max_text_chars: int. Longer texts are cut to this many characters
+            (default `text_files.MAX_TEXT_CHARS`, 100,000: far more than a
+            model reads, but a bound on what one pathological text costs).
 
     Example:
     ```python
@@ -154,25 +202,26 @@ def load_text_data(
     """
     path = os.fspath(path)
     check_loader_args(batch_size, validation_split)
+    text_files.check_max_chars(max_text_chars)
     source_format = detect_format(path)
     if label_separator is not None and source_format != "csv":
-        raise ValueError(
+        raise ConfigError(
             "label_separator applies to .csv/.tsv data only (several class names in one label cell). "
             f"Received: label_separator={label_separator!r} for {source_format} data in {path!r}"
         )
     validation = None
     if source_format == "csv":
         train = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column,
-                                       label_separator=label_separator)
+                                       label_separator=label_separator, max_chars=max_text_chars)
     elif source_format == "class_folders" and os.path.isdir(os.path.join(path, "train")):
-        train = text_files.read_class_folders(os.path.join(path, "train"))
+        train = text_files.read_class_folders(os.path.join(path, "train"), max_chars=max_text_chars)
         for name in ("val", "validation"):
             if os.path.isdir(os.path.join(path, name)):
-                validation = text_files.read_class_folders(os.path.join(path, name))
+                validation = text_files.read_class_folders(os.path.join(path, name), max_chars=max_text_chars)
     elif source_format == "class_folders":
-        train = text_files.read_class_folders(path)
+        train = text_files.read_class_folders(path, max_chars=max_text_chars)
     else:
-        train = text_files.read_line_files(path)
+        train = text_files.read_line_files(path, max_chars=max_text_chars)
     multi_label = label_separator is not None
     class_names = sorted({name for label in train.labels for name in (label if multi_label else (label,))})
     return make_text_datasets(
@@ -185,9 +234,9 @@ def load_text_data(
 def check_loader_args(batch_size: int, validation_split: float | None) -> None:
     """Raises a ValueError for a batch size or validation share that cannot work."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+        raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if validation_split is not None and not 0.0 < validation_split < 1.0:
-        raise ValueError(
+        raise ConfigError(
             "validation_split must be None or a fraction strictly between 0 and 1, e.g. 0.1. "
             f"Received: validation_split={validation_split!r}"
         )
@@ -221,21 +270,23 @@ def make_text_datasets(
         validation_split: float | None. Share of `train` to hold out instead.
         bucket_by_length: bool. Batch training texts of similar length together.
         multi_label: bool. Labels are tuples of class names (multi-hot).
-        skip_reasons: tuple[str, ...]. Keys of `TextDatasets.skipped`.
+        skip_reasons: tuple[str, ...]. Keys of `TextDatasets.skipped` even
+            when 0 (other reasons are listed when they happened).
     """
+    # Counts of both splits add up: a text skipped in val/ is as lost as one in train/.
+    skipped, changed = collections.Counter(train.skipped), collections.Counter(train.changed)
+    if validation is not None:
+        skipped.update(validation.skipped)
+        changed.update(validation.changed)
     if len(class_names) < 2:
-        raise ValueError(
-            f"A classifier needs texts of at least 2 classes. Received: classes={class_names} in {source!r}")
+        raise ConfigError(
+            f"A classifier needs texts of at least 2 classes. Received: classes={class_names} in {source!r} "
+            f"(skipped: {dict(skipped)})")
+    check_every_class_has_texts(train, class_names, skipped)
     texts = np.asarray(train.texts, dtype=object)
     labels = encode_labels(train.labels, class_names, multi_label)
-    skipped = train.skipped.copy()
     if validation is not None:
-        names = {name for label in validation.labels for name in (label if multi_label else (label,))}
-        unknown = sorted(names - set(class_names))
-        if unknown:
-            raise ValueError(
-                f"Validation classes must also be training classes. Received: {unknown} only in validation")
-        skipped.update(validation.skipped)
+        check_validation_classes(validation, class_names, multi_label)
         val_texts = np.asarray(validation.texts, dtype=object)
         val_labels = encode_labels(validation.labels, class_names, multi_label)
     elif validation_split:
@@ -245,7 +296,8 @@ def make_text_datasets(
     else:
         val_texts = val_labels = None
     if not len(texts):
-        raise ValueError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
+        raise ConfigError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
+    changes = ("truncated_chars", "empty_class_names") if multi_label else ("truncated_chars",)
     counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
     data = TextDatasets(
         train=text_batching.bucketed_batches(texts, labels, batch_size, seed) if bucket_by_length
@@ -255,15 +307,44 @@ def make_text_datasets(
         train_size=len(texts),
         validation_size=0 if val_texts is None else len(val_texts),
         train_class_counts=[int(count) for count in counts],
-        skipped={key: int(skipped.get(key, 0)) for key in skip_reasons},
+        skipped=counts_by_reason(skipped, skip_reasons),
         source_format=source_format,
         multi_label=multi_label,
+        changed=counts_by_reason(changed, changes),
+        raw_texts=texts if val_texts is None else np.concatenate([texts, val_texts]),
     )
     logging.info("Loaded %s texts from %s: classes %s%s, train %d (per class %s) in %d batches, "
-                 "validation %d, skipped %s.", source_format, source, class_names,
+                 "validation %d, skipped %s, changed %s.", source_format, source, class_names,
                  " (multi-label)" if multi_label else "", data.train_size, data.train_class_counts,
-                 int(data.train.cardinality()), data.validation_size, data.skipped)
+                 int(data.train.cardinality()), data.validation_size, data.skipped, data.changed)
     return data
+
+
+def counts_by_reason(counts: dict, always: tuple[str, ...]) -> dict[str, int]:
+    """`counts` as plain ints: the `always` reasons (0 if none), then any other that happened."""
+    return {**{key: 0 for key in always}, **{key: int(count) for key, count in counts.items() if count}}
+
+
+def check_every_class_has_texts(train: text_files.LabelledTexts, class_names: list[str], skipped: dict) -> None:
+    """Raises a ValueError when a class folder or file gave no usable text: training
+    would otherwise go on without that class, unnoticed."""
+    empty = [name for name in train.class_sources if name not in class_names]
+    if empty:
+        raise ConfigError(
+            "Every class folder or file needs at least one usable text. Add texts to it, fix its "
+            f"encoding (UTF-8) or remove it. Received: no usable text in {[train.class_sources[n] for n in empty]} "
+            f"(skipped: {dict(skipped)})")
+
+
+def check_validation_classes(validation: text_files.LabelledTexts, class_names: list[str], multi_label: bool) -> None:
+    """Raises a ValueError naming validation classes that have no training texts."""
+    names = {name for label in validation.labels for name in (label if multi_label else (label,))}
+    unknown = sorted(names - set(class_names))
+    if unknown:
+        where = [validation.class_sources.get(name, name) for name in unknown]
+        raise ConfigError(
+            f"Validation classes must also be training classes. Received: {unknown} only in validation "
+            f"({where}). Add training texts of these classes, or remove them from validation.")
 
 
 def encode_labels(labels: list, class_names: list[str], multi_label: bool = False) -> np.ndarray:

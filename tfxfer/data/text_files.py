@@ -1,45 +1,119 @@
 """Reading labelled texts from files: class folders, and one-file-per-class line files.
 
-Readers return plain Python lists; `text_data` turns them into tf.data. Bytes
-that are not UTF-8 and empty texts are skipped and counted, never fatal.
+Readers return plain Python lists; `text_data` turns them into tf.data. A bad
+text costs only itself: bytes that are not UTF-8 and empty texts are skipped,
+texts longer than `MAX_TEXT_CHARS` are cut, and each is counted and logged
+with where it first happened. Problems that would lose a whole file or class
+stop the load with an error saying how to fix them.
 """
 
+import codecs
 import collections
 import dataclasses
 import os
 
 from absl import logging
 
+from tfxfer.errors import ConfigError
+
+# Far more than any text classifier reads (512 tokens are about 2,500 characters
+# of English; 8,192 about 40,000), yet it bounds what one text costs: a 50 MB
+# line would otherwise be held, length-bucketed and tokenized whole every epoch.
+MAX_TEXT_CHARS = 100_000
+
+# What each count of `LabelledTexts.skipped` and `.changed` means, for the log.
+REASONS = {
+    "undecodable": "not UTF-8: re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 in > out`",
+    "empty": "empty or whitespace only",
+    "no_label": "no class name",
+    "unknown_label": "a label outside the class names",
+    "malformed": "more or fewer fields than the header: quote fields holding the delimiter or a line break",
+    "truncated_chars": "longer than max_text_chars, cut to it",
+    "empty_class_names": "empty class names between separators, as in 'billing||urgent', dropped",
+}
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
 
 @dataclasses.dataclass
 class LabelledTexts:
-    """Texts with string labels, and what was skipped reading them.
+    """Texts with string labels, and what was skipped or changed reading them.
 
     Attributes:
         texts: list[str]. One example each.
         labels: list[str] | list[tuple[str, ...]]. The class name of each text,
             or its class names for multi-label data.
-        skipped: collections.Counter. `{"undecodable": n, "empty": n}`: texts
-            (lines or files) left out because they were not UTF-8, or empty;
-            `"no_label"` counts examples without any class.
+        skipped: collections.Counter. Texts (lines, files, rows) left out, by
+            reason: `"undecodable"` (not UTF-8), `"empty"` (empty or whitespace
+            only), `"no_label"` (no class), `"unknown_label"` (a label outside
+            the class names), `"malformed"` (a CSV row that does not fit its header).
+        changed: collections.Counter. Texts kept but altered: `"truncated_chars"`
+            (cut to `max_chars`), `"empty_class_names"` (empty names dropped
+            from a multi-label cell).
+        first_at: dict[str, str]. Where each reason of `skipped` and `changed`
+            first happened (`"reviews.neg line 12"`), for the log.
+        max_chars: int. Longer texts are cut to this many characters.
+        class_sources: dict[str, str]. For layouts whose classes are folders
+            or files: each class and where its texts come from.
     """
 
     texts: list[str] = dataclasses.field(default_factory=list)
     labels: list = dataclasses.field(default_factory=list)
     skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    changed: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    first_at: dict = dataclasses.field(default_factory=dict)
+    max_chars: int = MAX_TEXT_CHARS
+    class_sources: dict = dataclasses.field(default_factory=dict)
 
-    def add(self, raw: bytes, label: str | tuple[str, ...]) -> None:
-        """Adds one text given as bytes, or counts why it was skipped."""
+    def add(self, raw: bytes, label: str | tuple[str, ...], where: str | None = None) -> None:
+        """Adds one text given as bytes, or counts why it was skipped.
+
+        A UTF-8 byte-order mark is dropped: files joined with `cat` carry one
+        at the start of a line, and it would otherwise become part of a word.
+        """
         try:
-            text = raw.decode("utf-8").strip()
+            text = raw.decode("utf-8-sig").strip()
         except UnicodeDecodeError:
-            self.skipped["undecodable"] += 1
+            self.skip("undecodable", where)
             return
         if not text:
-            self.skipped["empty"] += 1
+            self.skip("empty", where)
             return
+        if len(text) > self.max_chars:
+            text = text[: self.max_chars].rstrip()
+            self.note("truncated_chars", where)
         self.texts.append(text)
         self.labels.append(label)
+
+    def skip(self, reason: str, where: str | None = None) -> None:
+        """Counts a text left out, and where it was first."""
+        self.skipped[reason] += 1
+        self._first(reason, where)
+
+    def note(self, change: str, where: str | None = None) -> None:
+        """Counts a text kept but changed, and where it was first."""
+        self.changed[change] += 1
+        self._first(change, where)
+
+    def _first(self, reason: str, where: str | None) -> None:
+        if where is not None:
+            self.first_at.setdefault(reason, where)
+
+
+def check_max_chars(max_text_chars: int) -> None:
+    """Raises a ValueError unless `max_text_chars` is a positive integer."""
+    if isinstance(max_text_chars, bool) or not isinstance(max_text_chars, int) or max_text_chars < 1:
+        raise ConfigError(
+            f"max_text_chars must be a positive integer, e.g. {MAX_TEXT_CHARS}. "
+            f"Received: max_text_chars={max_text_chars!r}")
+
+
+def check_not_utf16(path: str, head: bytes) -> None:
+    """Raises a ValueError for a UTF-16 file, which would lose every line as undecodable."""
+    if head.startswith(_UTF16_BOMS):
+        raise ConfigError(
+            f"{path} is UTF-16 (it starts with a UTF-16 byte-order mark); texts are read as UTF-8. "
+            "Re-save it as UTF-8, e.g. `iconv -f utf-16 -t utf-8 in > out`. "
+            f"Received: first bytes {head[:4]!r}")
 
 
 def visible_entries(folder: str) -> list[str]:
@@ -47,29 +121,31 @@ def visible_entries(folder: str) -> list[str]:
     return sorted(name for name in os.listdir(folder) if not name.startswith("."))
 
 
-def read_class_folders(data_dir: str) -> LabelledTexts:
+def read_class_folders(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> LabelledTexts:
     """Reads `data_dir/<class>/<file>`: one text per file, the folder is its class.
 
     The layout of `keras.utils.text_dataset_from_directory`.
 
     Args:
         data_dir: str. A folder of class folders.
+        max_chars: int. Longer texts are cut to this many characters.
     """
     classes = [name for name in visible_entries(data_dir) if os.path.isdir(os.path.join(data_dir, name))]
     if len(classes) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"Expected at least 2 class folders (data_dir/<class>/<file>) in {data_dir}. "
             f"Received: {classes}"
         )
-    result = LabelledTexts()
+    result = LabelledTexts(max_chars=max_chars)
     for class_name in classes:
         folder = os.path.join(data_dir, class_name)
+        result.class_sources[class_name] = folder
         for name in visible_entries(folder):
             path = os.path.join(folder, name)
             if os.path.isfile(path):
                 with open(path, "rb") as f:
-                    result.add(f.read(), class_name)
-    log_skipped(data_dir, result)
+                    result.add(f.read(), class_name, where=os.path.join(class_name, name))
+    log_losses(data_dir, result)
     return result
 
 
@@ -85,28 +161,40 @@ def line_file_class_names(file_names: list[str]) -> list[str]:
     return list(file_names)
 
 
-def read_line_files(data_dir: str) -> LabelledTexts:
+def read_line_files(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> LabelledTexts:
     """Reads one file per class, one text per line (`data/rt-polarity/rt-polarity.pos|.neg`).
+
+    Lines are split on bytes before decoding, so a line that is not UTF-8
+    costs only itself. A UTF-16 file is an error: every line of it would be lost.
 
     Args:
         data_dir: str. A folder holding only the class files.
+        max_chars: int. Longer lines are cut to this many characters.
     """
     files = [name for name in visible_entries(data_dir) if os.path.isfile(os.path.join(data_dir, name))]
     if len(files) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"Expected at least 2 class files (one text per line) in {data_dir}. Received: {files}"
         )
-    result = LabelledTexts()
+    result = LabelledTexts(max_chars=max_chars)
     for name, class_name in zip(files, line_file_class_names(files)):
-        with open(os.path.join(data_dir, name), "rb") as f:
-            # splitlines: no phantom empty line after the final newline; \r\n works too.
-            for line in f.read().splitlines():
-                result.add(line, class_name)
-    log_skipped(data_dir, result)
+        path = os.path.join(data_dir, name)
+        result.class_sources[class_name] = path
+        with open(path, "rb") as f:
+            content = f.read()
+        check_not_utf16(path, content)
+        # splitlines: no phantom empty line after the final newline; \r\n works too.
+        for number, line in enumerate(content.splitlines(), start=1):
+            result.add(line, class_name, where=f"{name} line {number}")
+    log_losses(data_dir, result)
     return result
 
 
-def log_skipped(source: str, result: LabelledTexts) -> None:
-    """Logs how many texts `source` lost, and why."""
-    if result.skipped:
-        logging.warning("Skipped in %s: %s (not UTF-8, empty, or without a label).", source, dict(result.skipped))
+def log_losses(source: str, result: LabelledTexts) -> None:
+    """Logs, by reason, how many texts `source` lost or had changed, and where first."""
+    for kind, counts in (("Skipped", result.skipped), ("Kept but changed", result.changed)):
+        if counts:
+            logging.warning("%s in %s: %s.", kind, source, "; ".join(
+                f"{reason} {count} ({REASONS.get(reason, reason)}"
+                + (f"; first at {result.first_at[reason]})" if reason in result.first_at else ")")
+                for reason, count in sorted(counts.items())))

@@ -2,9 +2,13 @@
 `imdb_reviews` or `glue/sst2`.
 
 The texts are read into memory once, through the same skipping (not UTF-8,
-empty) and the same split, length bucketing and batching as `load_text_data`,
-so a TFDS dataset and a CSV file give interchangeable `TextDatasets`.
+empty), cutting (`max_text_chars`) and counting, and the same split, length
+bucketing and batching as `load_text_data`, so a TFDS dataset and a CSV file
+give interchangeable `TextDatasets`.
 """
+
+import functools
+from collections.abc import Callable
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -12,6 +16,7 @@ from absl import logging
 
 from tfxfer.data import text_data, text_files, tfds_builders
 from tfxfer.data.text_data import TextDatasets
+from tfxfer.errors import ConfigError
 
 # Used when the builder has neither a validation nor a labelled test split.
 DEFAULT_VALIDATION_SPLIT = 0.1
@@ -32,6 +37,7 @@ def load_tfds_text(
     label_key: str | None = None,
     bucket_by_length: bool = True,
     download: bool = True,
+    max_text_chars: int = text_files.MAX_TEXT_CHARS,
 ) -> TextDatasets:
     """Loads a TFDS text classification dataset as batched `(texts, labels)`.
 
@@ -42,7 +48,9 @@ def load_tfds_text(
     (`imdb_reviews`); else `DEFAULT_VALIDATION_SPLIT` of `train`. A split
     whose labels are all -1 (GLUE's `test`) is unlabelled and never used.
     Other splits (`imdb_reviews`' `unsupervised`) are ignored. Examples
-    labelled -1 are skipped and counted as `"no_label"`.
+    labelled -1 are skipped and counted as `"no_label"`, labels outside the
+    label feature's names as `"unknown_label"`; texts are skipped, cut and
+    counted like `load_text_data`'s (see `TextDatasets.skipped`, `.changed`).
 
     Args:
         name: str. TFDS name, optionally with config and version, e.g.
@@ -60,6 +68,7 @@ def load_tfds_text(
         bucket_by_length: bool. Batch training texts of similar length together.
         download: bool. Whether to download and prepare the dataset when it is
             not already prepared in `data_dir`.
+        max_text_chars: int. Longer texts are cut to this many characters.
 
     Example:
     ```python
@@ -69,17 +78,20 @@ def load_tfds_text(
     ```
     """
     text_data.check_loader_args(batch_size, validation_split)
+    text_files.check_max_chars(max_text_chars)
     builder = tfds_builders.prepared_builder(
         name, data_dir, download, alternative="use load_text_data with a .csv/.tsv file or a folder of texts")
     text_key, label_key = _text_and_label_keys(name, builder.info, text_key, label_key)
     class_names = [str(class_name) for class_name in builder.info.features[label_key].names]
     splits = builder.info.splits
     if "train" not in splits:
-        raise ValueError(f"TFDS dataset {name!r} has no 'train' split to train on. Received splits: {sorted(splits)}")
-    train = _read_split(builder, "train", text_key, label_key, class_names)
+        raise ConfigError(f"TFDS dataset {name!r} has no 'train' split to train on. Received splits: {sorted(splits)}")
+    read = functools.partial(_read_split, builder, text_key=text_key, label_key=label_key,
+                             class_names=class_names, max_chars=max_text_chars)
+    train = read("train")
     validation, validation_name = None, None
     if validation_split is None:
-        validation, validation_name = _builder_validation(builder, name, text_key, label_key, class_names)
+        validation, validation_name = _builder_validation(builder, name, read)
         if validation is None:
             validation_split = DEFAULT_VALIDATION_SPLIT
             logging.info("TFDS dataset %r has no labelled validation or test split; holding out %.0f%% of train "
@@ -114,7 +126,7 @@ def _text_and_label_keys(
     label_key = label_key or default_label
     if not (text_key in features and _is_text(features[text_key])
             and label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)):
-        raise ValueError(
+        raise ConfigError(
             f"TFDS dataset {name!r} needs a text feature and a ClassLabel feature to classify texts. "
             "Pass text_key= and label_key= naming them. "
             f"Received: text_key={text_key!r}, label_key={label_key!r}, features={features}"
@@ -123,30 +135,34 @@ def _text_and_label_keys(
 
 
 def _read_split(
-    builder: tfds.core.DatasetBuilder, split: str, text_key: str, label_key: str, class_names: list[str]
+    builder: tfds.core.DatasetBuilder, split: str, text_key: str, label_key: str, class_names: list[str],
+    max_chars: int = text_files.MAX_TEXT_CHARS,
 ) -> text_files.LabelledTexts:
-    """Reads a split into memory, skipping and counting texts like the file readers."""
+    """Reads a split into memory, skipping, cutting and counting texts like the file readers."""
     examples = builder.as_dataset(split=split, shuffle_files=False)
     pairs = examples.map(lambda example: (example[text_key], example[label_key])).batch(_READ_BATCH)
-    result = text_files.LabelledTexts()
-    for texts, labels in pairs.as_numpy_iterator():
-        for raw, label in zip(texts, labels):
-            if label == _NO_LABEL:
-                result.skipped["no_label"] += 1
-            else:
-                result.add(raw, class_names[label])
-    text_files.log_skipped(f"TFDS {builder.name!r} split {split!r}", result)
+    result = text_files.LabelledTexts(max_chars=max_chars)
+    examples = ((raw, label) for texts, labels in pairs.as_numpy_iterator() for raw, label in zip(texts, labels))
+    for index, (raw, label) in enumerate(examples):
+        if label == _NO_LABEL:
+            result.skip("no_label", f"example {index}")
+        elif not 0 <= label < len(class_names):
+            result.skip("unknown_label", f"example {index} (label {label})")
+        else:
+            result.add(raw, class_names[label], f"example {index}")
+    text_files.log_losses(f"TFDS {builder.name!r} split {split!r}", result)
     return result
 
 
 def _builder_validation(
-    builder: tfds.core.DatasetBuilder, name: str, text_key: str, label_key: str, class_names: list[str]
+    builder: tfds.core.DatasetBuilder, name: str, read: Callable[[str], text_files.LabelledTexts]
 ) -> tuple[text_files.LabelledTexts | None, str | None]:
-    """The builder's `validation`, else labelled `test` split, and its name; (None, None) without one."""
+    """The builder's `validation`, else labelled `test` split (`read(split)` reads one), and
+    its name; (None, None) without one."""
     for split in ("validation", "test"):
         if split not in builder.info.splits:
             continue
-        examples = _read_split(builder, split, text_key, label_key, class_names)
+        examples = read(split)
         if not examples.texts:
             logging.info("TFDS dataset %r: its %r split has no labelled texts; not validating on it.", name, split)
             continue

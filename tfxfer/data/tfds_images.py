@@ -1,8 +1,11 @@
 """Image classification data from a TensorFlow Datasets (TFDS) builder.
 
-The examples go through the same resize and the same cache/shuffle/batch/prefetch
+The examples go through the same decode, resize and cache/shuffle/batch/prefetch
 tail as image folders (`tfxfer.data.pipeline`), so switching between a TFDS
 dataset and a folder of JPEGs changes where the pixels come from, nothing else.
+TFDS keeps the bytes of the source files, so its images are decoded here by
+`tfxfer.data.image_ops` rather than by TFDS: grayscale, alpha, 16-bit and EXIF
+orientation come out as the exported serving graph will treat them.
 """
 
 import numpy as np
@@ -12,6 +15,7 @@ from absl import logging
 
 from tfxfer.data import image_ops
 from tfxfer.data import pipeline, tfds_builders
+from tfxfer.errors import ConfigError
 
 # Used when the builder has neither a validation nor a test split.
 DEFAULT_VALIDATION_SPLIT = 0.1
@@ -76,7 +80,7 @@ def load_tfds_images(
     builder = tfds_builders.prepared_builder(
         name, data_dir, download, alternative="use load_image_folders with a folder of class sub-folders of images")
     image_key, label_key = _supervised_keys(name, builder.info)
-    to_model_input = _model_input_fn(builder.info.features[image_key].shape[-1], image_size)
+    to_model_input = _model_input_fn(name, builder.info.features[image_key], image_size)
     train_spec, validation_spec = _choose_splits(
         name, builder.info.splits, validation_split, seed
     )
@@ -87,6 +91,7 @@ def load_tfds_images(
         as_supervised=True,
         with_info=True,
         download=download,
+        decoders={image_key: tfds.decode.SkipDecoding()},  # Encoded bytes, for image_ops.
     )
     class_names = list(info.features[label_key].names)
     counts = _count_labels(name, train_spec, data_dir, image_key, len(class_names))
@@ -134,7 +139,7 @@ def _supervised_keys(name: str, info: tfds.core.DatasetInfo) -> tuple[str, str]:
         and isinstance(info.features[image_key], tfds.features.Image)
         and isinstance(info.features[label_key], tfds.features.ClassLabel)
     ):
-        raise ValueError(
+        raise ConfigError(
             f"TFDS dataset {name!r} is not an image classification dataset: expected "
             "supervised keys (image, label) with an Image and a ClassLabel feature. "
             f"Received: supervised_keys={keys!r}"
@@ -147,7 +152,7 @@ def _choose_splits(
 ) -> tuple[str, str]:
     """Returns TFDS split strings (train, validation)."""
     if "train" not in splits:
-        raise ValueError(
+        raise ConfigError(
             f"TFDS dataset {name!r} has no 'train' split to train on. "
             f"Received splits: {sorted(splits)}"
         )
@@ -175,9 +180,10 @@ def _slice_train(
     and counts let the window start anywhere.
     """
     if num_examples < 2:
-        raise ValueError(
+        raise ConfigError(
             f"TFDS dataset {name!r} has {num_examples} training examples; at least 2 "
-            "are needed to hold some out for validation."
+            "are needed to hold some out for validation. Pick a dataset with more "
+            f"training examples. Received: {num_examples} in split 'train'"
         )
     n_validation = min(max(int(num_examples * validation_split + 0.5), 1), num_examples - 1)
     start = int(np.random.default_rng(seed).integers(num_examples))
@@ -212,22 +218,26 @@ def _count_labels(
     return counts
 
 
-def _model_input_fn(channels: int | None, image_size: tuple[int, int]):
-    """Returns a map function from TFDS `(uint8 image, label)` to model input."""
-    if channels not in (1, 3, 4):
-        raise ValueError(
-            "Expected TFDS images with 1 (grayscale), 3 (RGB) or 4 (RGBA) channels. "
-            f"Received: channels={channels!r}"
+def _model_input_fn(name: str, feature: tfds.features.Image, image_size: tuple[int, int]):
+    """Returns a map function from TFDS `(encoded image bytes, label)` to model input.
+
+    name: str. The dataset, for error messages.
+    feature: tfds.features.Image. The dataset's image feature.
+    image_size: tuple[int, int]. (height, width) of the model input.
+    """
+    # uint16 images are stored as 16-bit PNGs, which image_ops scales to [0, 255];
+    # float32 ones are stored as bit patterns that only TFDS can read back, in no
+    # known pixel range.
+    if feature.np_dtype not in (np.uint8, np.uint16):
+        raise ConfigError(
+            f"TFDS dataset {name!r} has images that are not 8- or 16-bit: expected "
+            "uint8 or uint16 pixels, which have a known range to scale to [0, 255]. "
+            "Export the images as PNG files in class folders and use "
+            f"load_image_folders instead. Received: dtype={np.dtype(feature.np_dtype).name}"
         )
 
-    def to_model_input(image, label):
-        image = tf.cast(image, tf.float32)
-        # Same RGB conversion `image_ops.decode_image` applies to image files.
-        if channels == 1:
-            image = tf.image.grayscale_to_rgb(image)
-        elif channels == 4:
-            image = image[..., :3]
-        return image_ops.resize_image(image, image_size), tf.cast(label, tf.int32)
+    def to_model_input(contents, label):
+        return image_ops.decode_and_resize(contents, image_size), tf.cast(label, tf.int32)
 
     return to_model_input
 

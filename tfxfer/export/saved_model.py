@@ -12,6 +12,7 @@ from absl import logging
 
 from tfxfer import __version__, heads, layer_names
 from tfxfer.data import image_ops
+from tfxfer.errors import ConfigError
 from tfxfer.export import serving, text_serving, versioning, warmup
 
 LABELS_FILE = "labels.txt"
@@ -56,8 +57,18 @@ def export_saved_model(
             or for a text classifier a few raw texts; if set,
             `assets.extra/tf_serving_warmup_requests` replays them through every
             signature when TF Serving loads the model.
+
+    The version folder and its files get the permissions of any folder and
+    file the user creates (0o777 / 0o666 minus the umask), so TF Serving
+    running as another user can read them when the umask allows it.
+
+    Raises:
+        NotAFolderError: `export_dir`, or a parent of it, is a file (a `NotADirectoryError`).
+        ConfigError: a class name is empty or holds a line break, or the
+            number of class names does not match the model.
     """
     export_dir = os.fspath(export_dir)
+    versioning.check_base_dir(export_dir)
     kind = heads.head_kind(model)
     class_names = _check_class_names(class_names, heads.num_classes(model))
     top_k = serving.check_top_k(top_k, len(class_names))
@@ -109,14 +120,30 @@ def _check_class_names(class_names, num_classes):
         return [str(index) for index in range(num_classes)]
     class_names = [str(name) for name in class_names]
     if len(class_names) != num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"The model predicts {num_classes} classes but {len(class_names)} class names "
             f"were given. Received: class_names={class_names}"
         )
-    bad = [name for name in class_names if not name or "\n" in name or "\r" in name]
-    if bad:
-        raise ValueError(f"Class names must be non-empty single lines. Received: {bad}")
+    check_label_lines(class_names)
     return class_names
+
+
+def check_label_lines(class_names: list[str]) -> None:
+    """Raises if a class name is empty or spans lines: `labels.txt` holds one name per line.
+
+    A name with a line break would shift every later class to the wrong id for
+    anyone reading the file line by line. Every break Python's `str.splitlines`
+    knows counts (carriage return, form feed, U+2028, ...), not only newline.
+
+    class_names: list of str. The names, in label order.
+    """
+    bad = [name for name in class_names if not name or name.splitlines() != [name]]
+    if bad:
+        raise ConfigError(
+            "Class names are written one per line to labels.txt; rename these classes (e.g. "
+            f"their folders) so that each is non-empty and has no line break. Expected: "
+            f"non-empty single lines. Received: {bad}"
+        )
 
 
 def _image_metadata(model, text_preprocessor):

@@ -13,8 +13,9 @@ signature computes the same function; tests/test_export.py checks that).
 | `float16` | float16 | float32 | float32 / float32 |
 | `int8` | int8 | int8, calibrated on training images | int8 / int8: quantize the [0, 255] pixels with the input's `(scale, zero_point)`, dequantize the output with the output's |
 
-Text classifiers are not supported (`NotImplementedError`): their tokenizers
-have no TFLite builtin ops, and tfxfer does not convert or measure them.
+Text classifiers are refused (`UnsupportedModelError`, a `NotImplementedError`):
+their tokenizers have no TFLite builtin ops, and tfxfer does not convert or
+measure them.
 
 Every model takes one `(1, H, W, 3)` image per call (the fixed shape mobile
 runtimes prefer) and ends in the `predictions` layer (for a binary head: P(class 1)).
@@ -35,8 +36,20 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import heads, layer_names
+from tfxfer.errors import ConfigError
+from tfxfer.export.saved_model import check_label_lines
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
+
+
+class UnsupportedModelError(ConfigError, NotImplementedError):
+    """A model TFLite export does not cover (a text classifier).
+
+    A `NotImplementedError`, since tfxfer has no TFLite path for it, and a
+    `ConfigError`: tfxfer works as intended, and the caller is the one who
+    can act (pass an image classifier, or serve the SavedModel instead), so
+    the recipes show its message rather than a traceback.
+    """
 REPORT_FILE = "tflite_report.json"
 LABELS_FILE = "labels.txt"
 
@@ -89,22 +102,23 @@ def export_tflite(
     _reject_text_model(model)
     unknown = [variant for variant in variants if variant not in VARIANTS]
     if unknown or not variants:
-        raise ValueError(f"variants must be a non-empty subset of {list(VARIANTS)}. Received: {list(variants)}")
+        raise ConfigError(f"variants must be a non-empty subset of {list(VARIANTS)}. Received: {list(variants)}")
     if validation is None:
-        raise ValueError(
+        raise ConfigError(
             "export_tflite measures each model on validation data: pass validation batches "
             "(e.g. load the images with validation_split=0.2). Received: validation=None"
         )
     kind = heads.head_kind(model)
     if kind is heads.HeadKind.MULTILABEL:
-        raise ValueError(
+        raise ConfigError(
             "export_tflite measures top-1 accuracy, which needs a multiclass or binary head. "
             f"Received: a {kind.value} model {model.name!r}; convert it with convert_tflite instead."
         )
     if len(class_names) != heads.num_classes(model):
-        raise ValueError(
+        raise ConfigError(
             f"The model predicts {heads.num_classes(model)} classes. Received: {len(class_names)} class_names"
         )
+    check_label_lines([str(name) for name in class_names])
     output_dir = os.fspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, LABELS_FILE), "w", encoding="utf-8") as f:
@@ -142,9 +156,9 @@ def convert_tflite(
     """
     _reject_text_model(model)
     if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {list(VARIANTS)}. Received: variant={variant!r}")
+        raise ConfigError(f"variant must be one of {list(VARIANTS)}. Received: variant={variant!r}")
     if variant == "int8" and not representative_images:
-        raise ValueError(
+        raise ConfigError(
             "The int8 variant calibrates on real images: pass representative_images "
             "(a few hundred training images). Received: none"
         )
@@ -173,11 +187,11 @@ def convert_tflite(
 
 
 def _reject_text_model(model: keras.Model) -> None:
-    """Raises NotImplementedError for text classifiers: TFLite export covers image classifiers only."""
+    """Raises `UnsupportedModelError` for text classifiers: TFLite export covers image classifiers only."""
     from tfxfer.text.text_classifier import text_preprocessor  # Deferred: the text package is optional here.
 
     if text_preprocessor(model) is not None:
-        raise NotImplementedError(
+        raise UnsupportedModelError(
             "TFLite export supports image classifiers only. Expected: a model from "
             f"build_image_classifier. Received: the text classifier {model.name!r}. Its tokenizer "
             "(tensorflow_text WordPiece ops or a TextVectorization string lookup) has no TFLite builtin "
@@ -272,7 +286,8 @@ def _evaluate(model, kind, validation, paths):
             correct[variant] += int(np.sum(predicted == labels))
             agree[variant] += int(np.sum(predicted == reference))
     if not total:
-        raise ValueError("The validation dataset is empty; export_tflite needs examples to measure accuracy on.")
+        raise ConfigError("The validation dataset is empty; export_tflite needs examples to measure accuracy on. "
+                          "Pass at least one batch. Received: 0 examples")
     results = {
         variant: TFLiteResult(variant, path, os.path.getsize(path), correct[variant] / total, agree[variant] / total)
         for variant, path in paths.items()

@@ -7,10 +7,17 @@ import keras
 from absl import logging
 
 from tfxfer import layer_names
+from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UserError
 from tfxfer.text.text_backbone import TextBackbone
 
 
 PRETRAINED = "pretrained"
+
+
+class TextBackboneUnavailableError(UserError, RuntimeError):
+    """keras-hub could not load the text backbone: a preset that needs a download
+    (typically: no internet), or a local folder that is not a keras-hub or
+    Hugging Face checkpoint."""
 
 
 def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
@@ -40,14 +47,15 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
     preset = os.fspath(preset)
     _check_sequence_length(sequence_length)
     if _looks_like_path(preset) and not os.path.isdir(preset):
-        raise FileNotFoundError(
-            "The text backbone looks like a local folder, but there is no folder at "
-            f"that path. Pass a keras-hub preset folder (save_to_preset output), a "
-            f"Hugging Face-format folder, or a preset name. Received: backbone={preset!r}"
-        )
+        expected = ("Pass a keras-hub preset folder (save_to_preset output), a Hugging Face-format folder, "
+                    f"or a preset name. Received: backbone={preset!r}")
+        if os.path.exists(preset):
+            raise NotAFolderError(f"The text backbone must be a folder, but this path is a file. {expected}")
+        raise MissingFileError(
+            f"The text backbone looks like a local folder, but there is no folder at that path. {expected}")
     weights_file = None if weights in (PRETRAINED, None) else os.fspath(weights)
     if weights_file is not None and not os.path.isfile(weights_file):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"No weights file at this path. Pass {PRETRAINED!r}, None (random initialisation) or a "
             f".weights.h5 file of the same backbone. Received: weights={weights!r}")
     try:
@@ -56,16 +64,16 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
             preset, sequence_length=sequence_length)
     except Exception as error:  # keras-hub raises many kinds, from HTTP to KeyError.
         where = "the local folder" if os.path.isdir(preset) else "the preset (needs a download)"
-        raise RuntimeError(
+        raise TextBackboneUnavailableError(
             f"Could not load the text backbone from {where}: {error}. Offline, pass a local "
             "folder instead: a keras-hub preset saved with save_to_preset, or a Hugging "
             f"Face-format checkpoint (config.json + *.safetensors + vocabulary). Received: backbone={preset!r}"
         ) from error
     if weights_file is not None:
-        hub_backbone.load_weights(weights_file)
+        _load_weights(hub_backbone, weights_file, preset)
     max_length = getattr(hub_backbone, "max_sequence_length", None)
     if max_length is not None and sequence_length > max_length:
-        raise ValueError(
+        raise ConfigError(
             f"The backbone takes at most {max_length} tokens per text. Pass "
             f"sequence_length <= {max_length}. Received: sequence_length={sequence_length}"
         )
@@ -79,6 +87,22 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
     return TextBackbone(encoder=encoder, preprocessor=preprocessor, name=name)
 
 
+def _load_weights(hub_backbone: keras.Model, weights_file: str, preset: str) -> None:
+    try:
+        hub_backbone.load_weights(weights_file)
+    except (ValueError, KeyError, OSError) as error:
+        # ValueError: variables of other shapes or counts (another preset); KeyError:
+        # layers the file lacks; OSError: not an HDF5 file. Keras' own message runs
+        # to pages, so only its first line is kept.
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ConfigError(
+            f"The weights file does not fit the text backbone {preset!r}: it was saved from another "
+            "architecture or size, or is not a Keras weights file. Pass a .weights.h5 file saved with "
+            "save_weights() from this same backbone, or weights='pretrained' or None. "
+            f"Keras reported: {reason[:300]} Received: weights={weights_file!r}"
+        ) from error
+
+
 def _looks_like_path(preset: str) -> bool:
     # Preset names are bare ("bert_base_en") or URIs ("kaggle://...", "hf://...").
     if "://" in preset:
@@ -88,7 +112,7 @@ def _looks_like_path(preset: str) -> bool:
 
 def _check_sequence_length(sequence_length) -> None:
     if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
-        raise ValueError(
+        raise ConfigError(
             "sequence_length must be an integer >= 2 (room for the start and end "
             f"tokens). Received: sequence_length={sequence_length!r}"
         )

@@ -2,6 +2,8 @@
 
 import keras
 
+from tfxfer.errors import ConfigError
+
 POOLING_MODES = ("cls", "mean")
 
 
@@ -17,7 +19,7 @@ class TokenPooling(keras.layers.Layer):
     def __init__(self, mode: str = "cls", **kwargs):
         super().__init__(**kwargs)
         if mode not in POOLING_MODES:
-            raise ValueError(f"pooling must be one of {POOLING_MODES}. Received: pooling={mode!r}")
+            raise ConfigError(f"pooling must be one of {POOLING_MODES}. Received: pooling={mode!r}")
         self.mode = mode
 
     def call(self, sequence, padding_mask=None):

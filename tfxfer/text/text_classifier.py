@@ -1,5 +1,6 @@
 """`build_text_classifier`: a text encoder plus the shared Dense head, as a plain `keras.Model`."""
 
+import difflib
 import os
 
 import keras
@@ -7,7 +8,8 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import heads, layer_names
-from tfxfer.text.hub_backbones import load_hub_backbone
+from tfxfer.errors import ConfigError
+from tfxfer.text.hub_backbones import _looks_like_path, load_hub_backbone
 from tfxfer.text.pooling import TokenPooling
 from tfxfer.text.text_backbone import TextBackbone
 
@@ -56,14 +58,15 @@ def build_text_classifier(
     ```
     """
     if isinstance(backbone, TextBackbone) and weights != "pretrained":
-        raise ValueError(
+        raise ConfigError(
             "weights applies to keras-hub backbones; a TextBackbone (e.g. word vectors) brings its own. "
             f"Received: weights={weights!r}")
     if not isinstance(backbone, TextBackbone):
+        _check_preset_name(backbone)
         backbone = load_hub_backbone(backbone, sequence_length=sequence_length, weights=weights)
     encoder = backbone.encoder
     if encoder.name != layer_names.BACKBONE:
-        raise ValueError(
+        raise ConfigError(
             f"The encoder of a TextBackbone must be named {layer_names.BACKBONE!r} so "
             f"fine_tune can freeze it. Received: name={encoder.name!r}"
         )
@@ -72,7 +75,7 @@ def build_text_classifier(
     if len(features.shape) == 3:
         mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
         if pooling == "mean" and mask is None:
-            raise ValueError(
+            raise ConfigError(
                 "pooling='mean' needs the encoder's 'padding_mask' input to skip "
                 f"padding. Use pooling='cls'. Received: inputs={sorted(inputs) if isinstance(inputs, dict) else inputs}"
             )
@@ -113,7 +116,7 @@ def preprocess_dataset(
             their number; 1 trims exactly.
     """
     if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
-        raise ValueError(
+        raise ConfigError(
             f"pad_to_multiple_of must be a positive integer. Received: pad_to_multiple_of={pad_to_multiple_of!r}")
 
     def preprocess(texts, labels):
@@ -143,6 +146,25 @@ def trim_to_longest(inputs, pad_to_multiple_of: int = 1):
     length = tf.minimum(-(-length // pad_to_multiple_of) * pad_to_multiple_of, tf.shape(mask)[1])
     return {key: value[:, :length] if value.shape.rank >= 2 and value.shape[1] == full_length else value
             for key, value in inputs.items()}
+
+
+def _check_preset_name(backbone) -> None:
+    # A name keras-hub does not know would otherwise fail as a download error
+    # (or, offline, look like a network problem); the known names are local.
+    if not isinstance(backbone, str) or "://" in backbone or _looks_like_path(backbone):
+        return
+    import keras_hub  # Deferred, as in hub_backbones: only text models pay for importing keras-hub.
+
+    presets = sorted(keras_hub.models.TextClassifierPreprocessor.presets)
+    if backbone in presets:
+        return
+    close = difflib.get_close_matches(backbone.lower(), presets, n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(name) for name in close)}?" if close else ""
+    raise ConfigError(
+        f"Unknown keras-hub text preset.{hint} Pass a local keras-hub preset folder (save_to_preset "
+        "output), a Hugging Face-format folder, a kaggle:// or hf:// handle, or one of: "
+        f"{', '.join(presets)}. Received: backbone={backbone!r}"
+    )
 
 
 def _inputs_like(spec):

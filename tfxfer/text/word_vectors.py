@@ -10,6 +10,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import layer_names
+from tfxfer.errors import ConfigError, MissingFileError
 from tfxfer.text.text_backbone import TextBackbone
 from tfxfer.text.pooling import TokenPooling
 
@@ -33,7 +34,7 @@ def read_word_vectors(path: str | os.PathLike, vocabulary: list[str]) -> tuple[n
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             "word_vectors must be a GloVe/word2vec text-format file "
             f"('word v1 ... vD' per line). Received: word_vectors={path!r}"
         )
@@ -53,7 +54,7 @@ def read_word_vectors(path: str | os.PathLike, vocabulary: list[str]) -> tuple[n
                 dim = len(parts) - 1
                 vectors = np.zeros((len(vocabulary), dim), np.float32)
             elif len(parts) - 1 != dim:
-                raise ValueError(
+                raise ConfigError(
                     f"Every vector in {path} must have {dim} values (as on its first line). "
                     f"Received: {len(parts) - 1} values on line {line_number}"
                 )
@@ -64,10 +65,16 @@ def read_word_vectors(path: str | os.PathLike, vocabulary: list[str]) -> tuple[n
                 i = lower_index.get(word.lower())
                 if i is None or found[i]:
                     continue
-            vectors[i] = np.asarray(parts[1:], np.float32)
+            try:
+                vectors[i] = np.asarray(parts[1:], np.float32)
+            except ValueError as error:
+                raise ConfigError(
+                    f"Every vector in {path} must be numbers ('word v1 ... vD' per line). "
+                    f"Received: {' '.join(parts[1:4])!r}... on line {line_number}"
+                ) from error
             found[i] = True
     if dim is None:
-        raise ValueError(f"No word vectors in {path}; expected lines 'word v1 ... vD'. Received: an empty file")
+        raise ConfigError(f"No word vectors in {path}; expected lines 'word v1 ... vD'. Received: an empty file")
     return vectors, found
 
 
@@ -118,9 +125,9 @@ def load_word_vector_backbone(
         seed: int. Seed of the vectors given to words the file lacks.
     """
     if encoder not in ENCODERS:
-        raise ValueError(f"encoder must be one of {ENCODERS}. Received: encoder={encoder!r}")
+        raise ConfigError(f"encoder must be one of {ENCODERS}. Received: encoder={encoder!r}")
     if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
-        raise ValueError(f"sequence_length must be a positive integer. Received: sequence_length={sequence_length!r}")
+        raise ConfigError(f"sequence_length must be a positive integer. Received: sequence_length={sequence_length!r}")
     vectorizer = build_vocabulary(texts, max_tokens=max_tokens, sequence_length=sequence_length)
     vocabulary = vectorizer.get_vocabulary()
     vectors, found = read_word_vectors(word_vectors, vocabulary)

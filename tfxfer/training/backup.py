@@ -43,6 +43,7 @@ from absl import logging
 
 PHASE1_DONE = "phase1_done.json"
 PHASE1_WEIGHTS = "phase1_final.weights.npz"
+PHASES = ("phase1", "phase2")
 
 
 class RunBackup:
@@ -61,6 +62,9 @@ class RunBackup:
 
     def callbacks(self, phase: str) -> list[keras.callbacks.Callback]:
         """The `BackupAndRestore` of `phase` ("phase1" or "phase2")."""
+        if phase not in PHASES:
+            # `phase` names a sub-folder of backup_dir: any other string could point outside it.
+            raise ValueError(f"phase must be one of {PHASES}. Received: phase={phase!r}")
         if not self.backup_dir:
             return []
         # Kept at the end of the phase (delete_checkpoint=False): a kill between the end
@@ -81,7 +85,8 @@ class RunBackup:
         if not tf.io.gfile.exists(marker):
             return None
         with tf.io.gfile.GFile(os.path.join(self.backup_dir, PHASE1_WEIGHTS), "rb") as f:
-            with np.load(io.BytesIO(f.read())) as saved:
+            # allow_pickle=False: weights are plain arrays, and a pickle in the file could run code.
+            with np.load(io.BytesIO(f.read()), allow_pickle=False) as saved:
                 model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
         with tf.io.gfile.GFile(marker, "r") as f:
             result = result_type(**json.loads(f.read()))

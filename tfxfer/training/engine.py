@@ -17,9 +17,10 @@ from absl import logging
 
 from tfxfer import distribute, freezing, heads, layer_names
 from tfxfer.defaults import FineTuneConfig
+from tfxfer.errors import ConfigError
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
-from tfxfer.training import feature_cache, layerwise_lr, losses, schedules
+from tfxfer.training import feature_cache, input_checks, layerwise_lr, losses, schedules
 from tfxfer.training.loop import TrainLoop
 
 
@@ -84,6 +85,8 @@ def fine_tune(
             files should do so only where `tfxfer.is_chief()`.
         class_counts: list of int. Training examples per class, for
             `class_weight="balanced"`; counted from `train_data` if None.
+            Also vouches for the labels: given, its length is checked against
+            the head instead of reading the first batch of each dataset.
         cache_features: bool. Phase 1 trains the head on features the frozen
             backbone computed once (`tfxfer.training.feature_cache`) instead of
             running the backbone every epoch. None (default): cache unless the
@@ -96,6 +99,13 @@ def fine_tune(
 
     Returns:
         A `FineTuneResult`; the model is trained in place.
+
+    Raises:
+        ConfigError: before any training, when the data does not fit the
+            model: another image size or input structure, labels of another
+            width or kind than the head's, a label past its classes (seen in
+            the first batch, when `class_counts` is None), or a bad
+            `fine_tune_at` / `class_weight`.
     """
     config = config or FineTuneConfig()
     backbone = _backbone(model)
@@ -106,6 +116,11 @@ def fine_tune(
         if config.layer_decay != 1.0:
             lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
     kind = heads.head_kind(model)
+    if class_counts is not None:
+        input_checks.check_class_counts(class_counts, heads.num_classes(model))
+    for name, data in (("train_data", train_data), ("validation_data", validation_data)):
+        if data is not None:
+            input_checks.check_dataset(model, data, name=name, peek=class_counts is None)
     steps = steps_per_epoch(train_data)
     class_weight = _class_weight(config.class_weight, kind, class_counts, train_data, heads.num_classes(model))
     run = dict(train_data=train_data, validation_data=validation_data, kind=kind, config=config,
@@ -188,7 +203,7 @@ def _backbone(model: keras.Model) -> keras.Model:
     try:
         return model.get_layer(layer_names.BACKBONE)
     except ValueError as error:
-        raise ValueError(
+        raise ConfigError(
             f"fine_tune needs a model with a layer named {layer_names.BACKBONE!r} (the part "
             "to freeze, then fine-tune); build it with tfxfer.build_image_classifier. "
             f"Received: model={model.name!r}"
@@ -199,7 +214,7 @@ def steps_per_epoch(dataset: tf.data.Dataset) -> int:
     """Batches per epoch, which the learning-rate schedules need up front."""
     cardinality = int(dataset.cardinality())
     if cardinality == tf.data.INFINITE_CARDINALITY:
-        raise ValueError(
+        raise ConfigError(
             "The training dataset is infinite (.repeat() without a count); fine_tune "
             "runs whole epochs. Remove the .repeat() or give it a count."
         )
@@ -208,7 +223,7 @@ def steps_per_epoch(dataset: tf.data.Dataset) -> int:
         cardinality = int(dataset.reduce(0, lambda count, _: count + 1))
         logging.info("Counted %d batches per epoch in the training dataset.", cardinality)
     if cardinality == 0:
-        raise ValueError("The training dataset is empty.")
+        raise ConfigError("The training dataset is empty; pass at least one batch. Received: 0 batches")
     return cardinality
 
 
@@ -216,15 +231,16 @@ def _class_weight(setting, kind, class_counts, train_data, num_classes):
     if setting is None or isinstance(setting, dict):
         return setting
     if setting != "balanced":
-        raise ValueError(
+        raise ConfigError(
             f"class_weight must be None, 'balanced' or a dict. Received: class_weight={setting!r}"
         )
     if kind is heads.HeadKind.MULTILABEL:
-        raise ValueError("class_weight='balanced' needs one label per example; it does not apply to multi-label heads.")
+        raise ConfigError(
+            "class_weight='balanced' needs one label per example; it does not apply to multi-label heads.")
     if class_counts is None:
         class_counts = count_labels(train_data, num_classes)
     if len(class_counts) != num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"class_counts needs one count per class of the model ({num_classes}). "
             f"Received: class_counts={list(class_counts)}"
         )
@@ -235,7 +251,8 @@ def balanced_class_weight(class_counts: list[int]) -> dict[int, float]:
     """Weights inversely proportional to class frequency (scikit-learn's "balanced")."""
     counts = np.asarray(class_counts, dtype=np.float64)
     if (counts <= 0).any():
-        raise ValueError(f"Every class needs at least one training example. Received: class_counts={list(class_counts)}")
+        raise ConfigError(
+            f"Every class needs at least one training example. Received: class_counts={list(class_counts)}")
     weights = counts.sum() / (len(counts) * counts)
     return {index: float(weight) for index, weight in enumerate(weights)}
 
@@ -250,7 +267,7 @@ def count_labels(dataset: tf.data.Dataset, num_classes: int) -> list[int]:
     for _, labels in dataset:
         labels = np.asarray(labels).reshape(-1).astype(np.int64)
         if labels.size and not 0 <= labels.min() <= labels.max() < num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"Labels must be class indices in [0, {num_classes}). "
                 f"Received: labels={sorted(set(labels.tolist()))}"
             )

@@ -20,6 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import layer_names
+from tfxfer.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -54,7 +55,7 @@ def split_at_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
         except ValueError:
             continue
     if first_head_layer is None:
-        raise ValueError(
+        raise ConfigError(
             f"Feature caching needs a head layer named {layer_names.DROPOUT!r} or "
             f"{layer_names.PREDICTIONS!r} (build the model with tfxfer), or pass "
             f"cache_features=False. Received: model={model.name!r}")
@@ -102,5 +103,5 @@ def _extract(extract, dataset):
         labels.append(batch_labels.numpy())
         batch_size = max(batch_size, len(labels[-1]))
     if not labels:
-        raise ValueError("Cannot cache features of an empty dataset.")
+        raise ConfigError("Cannot cache features of an empty dataset; pass at least one batch. Received: 0 batches")
     return np.concatenate(features), np.concatenate(labels), batch_size

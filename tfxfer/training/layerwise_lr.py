@@ -13,6 +13,7 @@ import keras
 from absl import logging
 
 from tfxfer import layer_names
+from tfxfer.errors import ConfigError
 
 # keras-hub's names for the blocks of its encoders (BERT, RoBERTa, ELECTRA,
 # DistilBERT; DeBERTa-v3; FNet; XLNet; decoder-only models). Only needed when the
@@ -63,7 +64,7 @@ def layer_learning_rate_multipliers(model: keras.Model, decay: float) -> dict[st
     blocks = _find_blocks(backbone)
     if not blocks:
         names = [layer.name for layer in backbone.layers]
-        raise ValueError(
+        raise ConfigError(
             "Layer-wise learning-rate decay needs a transformer backbone (a keras-hub encoder with "
             "blocks named transformer_layer_0, transformer_layer_1, ...), but the backbone has no "
             f"transformer blocks. Pass decay=1.0 to train every layer at the same rate. Received: "
@@ -74,7 +75,7 @@ def layer_learning_rate_multipliers(model: keras.Model, decay: float) -> dict[st
     for variable in variables:
         multiplier = float(decay ** exponents.get(id(variable), 0))
         if multipliers.setdefault(variable.path, multiplier) != multiplier:
-            raise ValueError(
+            raise ConfigError(
                 "Two variables share a path but need different learning rates, so the multipliers "
                 "cannot be keyed by path. Give the layers unique names. Received: "
                 f"path={variable.path!r}"
@@ -163,7 +164,7 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
 
 def _check_decay(decay) -> None:
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 < decay <= 1.0:
-        raise ValueError(
+        raise ConfigError(
             "decay must be a number in (0, 1]: the factor between the learning rates of adjacent "
             f"transformer blocks (1.0 turns layer-wise decay off). Received: decay={decay!r}"
         )
@@ -174,7 +175,7 @@ def _check_multipliers(multipliers) -> dict[str, float]:
     for path, multiplier in dict(multipliers).items():
         if (isinstance(multiplier, bool) or not isinstance(multiplier, (int, float))
                 or not math.isfinite(multiplier) or multiplier < 0):
-            raise ValueError(
+            raise ConfigError(
                 "lr_multipliers must map variable paths to finite numbers >= 0. Received: "
                 f"lr_multipliers[{path!r}]={multiplier!r}"
             )
@@ -186,7 +187,7 @@ def _get_backbone(model: keras.Model) -> keras.Model:
     try:
         return model.get_layer(layer_names.BACKBONE)
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"Layer-wise learning-rate decay needs a tfxfer classifier with a layer named "
             f"{layer_names.BACKBONE!r} (its encoder). Pass decay=1.0 for other models. Received: "
             f"layers={[layer.name for layer in model.layers]}"
@@ -215,7 +216,7 @@ def _exponents_by_variable(backbone: keras.Model, blocks: list) -> dict[int, int
     block_index = {id(block): i for i, block in enumerate(blocks)}
     layers = _layers_in_order(backbone, block_index)
     if sum(id(layer) in block_index for layer in layers) != len(blocks):
-        raise ValueError(
+        raise ConfigError(
             "Could not place the backbone's transformer blocks among its layers, so layer-wise "
             "decay cannot tell the embeddings from the top. Pass decay=1.0. Received: "
             f"blocks={[block.name for block in blocks]}"

@@ -1,0 +1,45 @@
+"""How every recipe starts: `cli.run(main)` instead of `absl.app.run(main)`.
+
+A user's mistake (a bad flag value, a missing file, data that does not fit the
+model) ends with its message on stderr and exit code 2, without a traceback:
+
+    image_classifier.py: error: Unknown backbone. Did you mean 'mobilenet_v2'? ...
+
+Mistakes are `app.UsageError`s the recipe raises about its flags, and
+`tfxfer.errors.UserError`s the library raises. Anything else is a bug in
+tfxfer or below it, and keeps its traceback.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+
+from absl import app
+
+from tfxfer import errors
+
+USAGE_ERROR_EXIT_CODE = 2  # what argparse and most Unix tools use for "you asked for something impossible"
+
+
+def run(main: Callable[[list[str]], object]) -> None:
+    """Parses the flags and runs `main(argv)`, as `absl.app.run` does; user errors become a message.
+
+    main: callable. The recipe's `main(argv)`.
+    """
+
+    def main_with_messages(argv):
+        try:
+            return main(argv)
+        except (app.UsageError, errors.UserError) as error:
+            exit_with_message(error)
+
+    app.run(main_with_messages)
+
+
+def exit_with_message(error: Exception) -> None:
+    """Writes `<script>: error: <message>` to stderr and exits with code 2."""
+    script = os.path.basename(sys.argv[0])
+    hint = f"\nRun {script} --helpshort for its flags." if isinstance(error, app.UsageError) else ""
+    sys.stderr.write(f"{script}: error: {error}{hint}\n")
+    sys.stderr.flush()
+    sys.exit(USAGE_ERROR_EXIT_CODE)

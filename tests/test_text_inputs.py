@@ -1,0 +1,263 @@
+"""Bad text input: every skipped or changed text is counted, or the load stops with a clear error."""
+
+import csv
+import logging
+import os
+
+import pytest
+
+import tfxfer
+from tfxfer import errors
+from tfxfer.data import text_files
+
+from _text_helpers import save_tiny_bert_preset, texts_and_labels
+
+
+def _line_files(folder, pos: bytes, neg: bytes, stem="reviews"):
+    os.makedirs(folder, exist_ok=True)
+    (folder / f"{stem}.pos").write_bytes(pos)
+    (folder / f"{stem}.neg").write_bytes(neg)
+    return str(folder)
+
+
+def _csv(path, content: bytes):
+    path.write_bytes(content)
+    return str(path)
+
+
+def _by_class(data, split="train"):
+    """`{class name: sorted texts}` of a split."""
+    texts, labels = texts_and_labels(getattr(data, split))
+    result = {}
+    for text, label in zip(texts, labels):
+        result.setdefault(data.class_names[label], []).append(text)
+    return {name: sorted(values) for name, values in result.items()}
+
+
+# Not UTF-8: skipped and counted, one line or row at a time.
+
+def test_a_bad_line_in_a_line_file_loses_only_that_line(tmp_path, caplog):
+    folder = _line_files(tmp_path / "rt", b"good one\nfine \xe9t\xe9\nlovely\n", b"bad\npoor\n")
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_text_data(folder)
+    assert _by_class(data) == {"pos": ["good one", "lovely"], "neg": ["bad", "poor"]}
+    assert data.skipped == {"undecodable": 1, "empty": 0}
+    assert "undecodable 1 (not UTF-8: re-save the file as UTF-8, e.g. `iconv" in caplog.text
+    assert "first at reviews.pos line 2" in caplog.text
+
+
+def test_skips_in_train_and_val_folders_add_up(tmp_path):
+    for split, texts in (("train", [b"a good film", b"\xff\xfe bad", b"   "]), ("val", [b"\xe9t\xe9", b"fine", b""])):
+        for label in ("neg", "pos"):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for index, text in enumerate(texts):
+                (folder / f"{index}.txt").write_bytes(text)
+    data = tfxfer.load_text_data(str(tmp_path), validation_split=None)
+    assert data.skipped["undecodable"] == 4  # one per class folder of each split
+    assert data.skipped["empty"] == 4
+    assert (data.train_size, data.validation_size) == (2, 2)
+
+
+def test_a_csv_row_with_bad_bytes_loses_only_that_row(tmp_path):
+    path = _csv(tmp_path / "r.csv", b"id,text,label\n1,good,pos\n2,caf\xe9 bad,neg\n3,awful,neg\n"
+                                    b"4,\"quoted, \xff\",pos\n5,fine,p\xe9s\n6,liked,pos\n\xff7,hated,neg\n")
+    data = tfxfer.load_text_data(path)
+    # Bad bytes in an unused column (row 7's id) cost nothing; in the text or label, the row only.
+    assert _by_class(data) == {"pos": ["good", "liked"], "neg": ["awful", "hated"]}
+    assert data.skipped == {"undecodable": 3, "empty": 0}
+
+
+def test_a_utf16_file_is_an_error_not_every_line_lost(tmp_path):
+    folder = _line_files(tmp_path / "rt", "good\nfine\n".encode("utf-16"), b"bad\n")
+    with pytest.raises(ValueError, match=r"reviews.pos is UTF-16 .*Re-save it as UTF-8.*Received: first bytes"):
+        tfxfer.load_text_data(folder)
+    path = _csv(tmp_path / "r.csv", "text,label\ngood,pos\nbad,neg\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"r.csv is UTF-16"):
+        tfxfer.load_text_data(path)
+
+
+def test_a_utf8_byte_order_mark_is_dropped_from_files_and_lines(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    folder = _line_files(tmp_path / "rt", bom + b"good\n" + bom + b"fine\n", b"bad\n")
+    assert _by_class(tfxfer.load_text_data(folder)) == {"pos": ["fine", "good"], "neg": ["bad"]}
+    for name, text in (("ham", b"hello"), ("spam", b"buy now")):
+        (tmp_path / "mail" / name).mkdir(parents=True)
+        (tmp_path / "mail" / name / "1.txt").write_bytes(bom + text)
+    assert _by_class(tfxfer.load_text_data(str(tmp_path / "mail"))) == {"ham": ["hello"], "spam": ["buy now"]}
+
+
+# Empty texts: skipped and counted.
+
+def test_empty_and_whitespace_only_texts_are_counted_in_every_format(tmp_path):
+    folder = _line_files(tmp_path / "rt", b"good\n\n \t \r\nfine\r\n", b"bad\n\n")
+    data = tfxfer.load_text_data(folder)
+    assert data.skipped == {"undecodable": 0, "empty": 3}
+    assert _by_class(data) == {"pos": ["fine", "good"], "neg": ["bad"]}
+    path = _csv(tmp_path / "r.csv", b"text,label\ngood,pos\n   ,pos\n\"\",neg\n\nbad,neg\n")
+    data = tfxfer.load_text_data(path)
+    assert data.skipped == {"undecodable": 0, "empty": 3}  # Two empty texts and the blank line.
+    assert _by_class(data) == {"pos": ["good"], "neg": ["bad"]}
+
+
+# Long texts: cut and counted.
+
+def test_texts_over_max_text_chars_are_cut_and_counted(tmp_path, caplog):
+    folder = _line_files(tmp_path / "rt", b"short\n" + b"x" * 25 + b"\n", b"0123456789 abcdef\nbad\n")
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_text_data(folder, max_text_chars=10)
+    assert _by_class(data) == {"pos": ["short", "x" * 10], "neg": ["0123456789", "bad"]}
+    assert data.changed == {"truncated_chars": 2}
+    assert data.summary()["changed"] == {"truncated_chars": 2}
+    assert "truncated_chars 2 (longer than max_text_chars, cut to it; first at reviews.neg line 1)" in caplog.text
+
+
+def test_a_50_mb_line_is_cut_to_the_default_limit(tmp_path):
+    huge = b"word " * (10 * 2**20)  # 50 MB on one line.
+    folder = _line_files(tmp_path / "rt", b"good\n" + huge + b"\n", b"bad\n")
+    data = tfxfer.load_text_data(folder)
+    texts, _ = texts_and_labels(data.train)
+    assert sorted(len(text) for text in texts) == [3, 4, text_files.MAX_TEXT_CHARS - 1]  # The cut space stripped.
+    assert data.changed == {"truncated_chars": 1}
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_read_and_cut(tmp_path):
+    limit = csv.field_size_limit()
+    path = _csv(tmp_path / "r.csv", b'text,label\n"' + b"a" * 200_000 + b'",pos\nbad,neg\n')
+    data = tfxfer.load_text_data(path, max_text_chars=1000)
+    assert _by_class(data) == {"pos": ["a" * 1000], "neg": ["bad"]}
+    assert data.changed == {"truncated_chars": 1}
+    assert csv.field_size_limit() == limit  # The process-wide limit is restored.
+
+
+def test_max_text_chars_must_be_a_positive_integer(tmp_path):
+    folder = _line_files(tmp_path / "rt", b"good\n", b"bad\n")
+    with pytest.raises(ValueError, match=r"max_text_chars must be a positive integer.*Received: max_text_chars=0"):
+        tfxfer.load_text_data(folder, max_text_chars=0)
+
+
+@pytest.fixture(scope="module")
+def bert_preprocessor(tmp_path_factory):
+    preset = save_tiny_bert_preset(tmp_path_factory.mktemp("tiny_bert"))
+    return tfxfer.text.load_hub_backbone(preset, sequence_length=8).preprocessor  # 6 words + [CLS] + [SEP].
+
+
+def test_map_inputs_counts_texts_longer_than_the_sequence_length(tmp_path, bert_preprocessor, caplog):
+    six, seven = " ".join(["good"] * 6), " ".join(["bad"] * 7)
+    folder = _line_files(tmp_path / "rt", f"{six}\ngood film\n{seven} good\n".encode(),
+                         f"bad\n{seven}\nthe plot was bad\n".encode())
+    data = tfxfer.load_text_data(folder, validation_split=0.4, seed=0)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        tokens = data.map_inputs(bert_preprocessor)
+    # Six words fit exactly; the two texts of 7 and 8 words are cut, whichever split holds them.
+    assert tokens.changed == data.changed == {"truncated_chars": 0, "truncated_tokens": 2}
+    assert data.summary()["changed"]["truncated_tokens"] == 2
+    assert "2 of 6 texts (33.3%) have more than 6 tokens" in caplog.text and "--sequence_length" in caplog.text
+    assert next(iter(tokens.train))[0]["token_ids"].shape[1] <= 8
+
+
+def test_map_inputs_counts_words_a_word_vector_vectorizer_cuts(tmp_path):
+    folder = _line_files(tmp_path / "rt", b"good film\nvery, very good -- film\n", b"bad\nbad bad bad\n")
+    data = tfxfer.load_text_data(folder)
+    vectorizer = tfxfer.text.build_vocabulary(["good film bad"], sequence_length=3)
+    data.map_inputs(vectorizer)
+    assert data.changed["truncated_tokens"] == 1  # Punctuation is stripped: 4 words, then 3, 2 and 1.
+    padded = tfxfer.text.build_vocabulary(["good film bad"])  # No sequence_length: pads, never cuts.
+    assert data.map_inputs(padded).changed["truncated_tokens"] == 0
+
+
+def test_map_inputs_leaves_the_count_out_for_a_preprocessor_it_cannot_read(tmp_path):
+    data = tfxfer.load_text_data(_line_files(tmp_path / "rt", b"good\n", b"bad\n"))
+    data.map_inputs(lambda texts: texts)
+    assert data.changed == {"truncated_chars": 0}
+
+
+# Labels outside the label set.
+
+def test_an_empty_csv_label_cell_is_skipped_as_no_label(tmp_path, caplog):
+    path = _csv(tmp_path / "r.csv", b"text,label\ngood,pos\nunsure,\nmeh,  \nbad,neg\n")
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_text_data(path)
+    assert data.skipped == {"undecodable": 0, "empty": 0, "no_label": 2}
+    assert _by_class(data) == {"pos": ["good"], "neg": ["bad"]}
+    assert "no_label 2 (no class name; first at line 3)" in caplog.text
+
+
+def test_empty_class_names_in_a_multi_label_cell_are_dropped_and_counted(tmp_path):
+    path = _csv(tmp_path / "t.csv", b"text,tags\ncharged twice,billing||urgent\nsite down,urgent|\n"
+                                    b"invoice,billing\nnothing,||\n")
+    data = tfxfer.load_text_data(path, label_column="tags", label_separator="|")
+    assert data.class_names == ["billing", "urgent"]
+    assert dict(zip(*texts_and_labels(data.train))) == {
+        "charged twice": [1.0, 1.0], "site down": [0.0, 1.0], "invoice": [1.0, 0.0]}
+    assert data.skipped == {"undecodable": 0, "empty": 0, "no_label": 1}
+    assert data.changed == {"truncated_chars": 0, "empty_class_names": 2}
+
+
+def test_a_validation_class_without_training_texts_names_its_folder(tmp_path):
+    for split, names in (("train", ["a", "b"]), ("val", ["a", "b", "c"])):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            (tmp_path / split / name / "1.txt").write_text(f"text of {name}")
+    with pytest.raises(ValueError, match=r"Received: \['c'\] only in validation \(\['.*val/c'\]\)\. "
+                                         r"Add training texts of these classes, or remove them"):
+        tfxfer.load_text_data(str(tmp_path))
+
+
+def test_a_class_whose_texts_were_all_skipped_is_an_error_naming_it(tmp_path):
+    folder = _line_files(tmp_path / "rt", b"good\n", b"bad\n")
+    (tmp_path / "rt" / "reviews.meh").write_bytes(b"\xe9\xe9\n\n")
+    with pytest.raises(ValueError, match=r"at least one usable text.*Received: no usable text in "
+                                         r"\['.*reviews.meh'\] \(skipped: \{'undecodable': 1, 'empty': 1\}\)"):
+        tfxfer.load_text_data(folder)
+    for name in ("ham", "spam", "eggs"):
+        (tmp_path / "mail" / name).mkdir(parents=True)
+    (tmp_path / "mail" / "ham" / "1.txt").write_text("hello")
+    (tmp_path / "mail" / "spam" / "1.txt").write_text("buy")
+    with pytest.raises(ValueError, match=r"no usable text in \['.*mail/eggs'\]"):
+        tfxfer.load_text_data(str(tmp_path / "mail"))
+
+
+# CSV structure.
+
+def test_quoted_newlines_crlf_and_a_byte_order_mark_parse_as_one_row_each(tmp_path):
+    path = _csv(tmp_path / "r.csv", b'\xef\xbb\xbftext,label\r\n"first line\r\nsecond, line",pos\r\n'
+                                    b'"she said ""no""",neg\r\n"a\nb",neg\r\n')
+    data = tfxfer.load_text_data(path)
+    assert data.skipped == {"undecodable": 0, "empty": 0}
+    assert _by_class(data) == {"pos": ["first line\r\nsecond, line"], "neg": ["a\nb", 'she said "no"']}
+
+
+def test_rows_that_do_not_fit_the_header_are_skipped_as_malformed(tmp_path, caplog):
+    path = _csv(tmp_path / "r.csv", b"text,label\ngood,pos\na great, moving film,pos\nno label field\n"
+                                    b"trailing empty field,neg,\nbad,neg\n")
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_text_data(path)
+    assert data.skipped == {"undecodable": 0, "empty": 0, "malformed": 2}
+    assert _by_class(data) == {"pos": ["good"], "neg": ["bad", "trailing empty field"]}
+    expected = ("malformed 2 (more or fewer fields than the header: quote fields holding the delimiter "
+                "or a line break; first at line 3)")
+    assert expected in caplog.text
+
+
+def test_a_missing_text_column_names_the_columns_there_are(tmp_path):
+    path = _csv(tmp_path / "file.csv", b"text,label\ngood,pos\nbad,neg\n")
+    # A ConfigError: the recipes print its message alone, as the user's mistake, not a traceback.
+    with pytest.raises(errors.ConfigError, match=r"file.csv has no column 'review'; its columns are \['text', 'label'\]\. "
+                                         r"Pass the name of its text column as text_column= \(--text_column\)\. "
+                                         r"Received: text_column='review'"):
+        tfxfer.load_text_data(path, text_column="review")
+
+
+def test_a_missing_label_column_names_the_columns_there_are(tmp_path):
+    path = _csv(tmp_path / "file.csv", b"text,Stars\ngood,5\nbad,1\n")
+    with pytest.raises(ValueError, match=r"no column 'stars'; its columns are \['text', 'Stars'\]\. "
+                                         r"Pass the name of its label column as label_column= \(--label_column\); "
+                                         r"did you mean 'Stars'\?\. Received: label_column='stars'"):
+        tfxfer.load_text_data(path, label_column="stars")
+
+
+def test_a_tab_separated_file_named_csv_says_so(tmp_path):
+    path = _csv(tmp_path / "file.csv", b"text\tlabel\ngood\tpos\nbad\tneg\n")
+    with pytest.raises(ValueError, match=r"columns are \['text\\tlabel'\].*looks separated by '\\t', not ','"):
+        tfxfer.load_text_data(path)

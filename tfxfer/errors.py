@@ -1,0 +1,27 @@
+"""The errors a caller fixes by changing what they passed, not by changing tfxfer.
+
+Each one subclasses `UserError` *and* the built-in type the same check would
+raise anyway (`ValueError`, `FileNotFoundError`, ...), so `except ValueError`
+keeps working. The recipes (`recipes/cli.py`) show a `UserError` as its message
+alone, with exit code 2; any other exception is a bug and keeps its traceback.
+Raise them only with a message that says what was expected, what was received
+(`Received: arg=value`) and what to do.
+"""
+
+
+class UserError(Exception):
+    """Base of the errors caused by the caller's arguments, files, data or environment."""
+
+
+class ConfigError(UserError, ValueError):
+    """An argument value, or data, that does not fit: an unknown name, a size the
+    model cannot take, labels that do not match the head, a weights file of
+    another architecture."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A path the caller passed does not exist, or does not hold what it should."""
+
+
+class NotAFolderError(UserError, NotADirectoryError):
+    """A path the caller passed as a folder is a file, or lies inside one."""

@@ -1,0 +1,195 @@
+"""Checks that the data fits the model, run by `fine_tune` before it trains.
+
+A mismatch would otherwise surface mid-training: an image size or label width
+the model does not take as a shape error from inside the compiled step, and a
+label past the head's classes as a silently wrong loss. Shapes and dtypes come
+from the dataset's `element_spec`; label values from its first batch, which is
+read only when asked (`peek`): a pipeline with `.cache()` discards a cache left
+half-written, and reading also advances a seeded shuffle.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxfer import heads
+from tfxfer.errors import ConfigError
+
+
+def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, peek: bool = True) -> None:
+    """Raises a `ConfigError` if `dataset` does not fit `model`'s inputs and head.
+
+    Args:
+        model: keras.Model. A tfxfer classifier (a `predictions` head).
+        dataset: tf.data.Dataset. Batches of `(inputs, labels)`.
+        name: str. The argument the dataset came in as, for the messages.
+        peek: bool. Also check the label values (and any input size the
+            spec leaves open) on the first batch.
+    """
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ConfigError(
+            "fine_tune trains on batches of (inputs, labels); map the dataset to such pairs. "
+            f"Received: {name} with element_spec={spec}"
+        )
+    kind, num_classes = heads.head_kind(model), heads.num_classes(model)
+    _check_inputs(model.input, spec[0], name)
+    _check_label_spec(kind, num_classes, spec[1], name)
+    if not peek:
+        return
+    for inputs, labels in dataset.take(1):
+        # The batch's own shapes settle what the spec leaves as None.
+        _check_inputs(model.input, tf.nest.map_structure(tf.type_spec_from_value, inputs), name)
+        _check_label_spec(kind, num_classes, tf.type_spec_from_value(labels), name)
+        _check_label_values(kind, num_classes, labels, name)
+
+
+def check_class_counts(class_counts: list[int], num_classes: int) -> None:
+    """Raises a `ConfigError` unless there is one count per class of the model's head."""
+    if len(class_counts) != num_classes:
+        raise ConfigError(
+            f"class_counts counts {len(class_counts)} classes but the model's head has {num_classes}: "
+            f"the data and the model disagree. Build the model with num_classes={len(class_counts)} "
+            f"(len(data.class_names)). Received: class_counts={list(class_counts)}"
+        )
+
+
+def _check_inputs(expected, actual, name: str) -> None:
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            raise ConfigError(
+                f"The model takes a dict of inputs {sorted(expected)}{_strings_hint(actual)}. "
+                f"Received: {name} inputs {_describe(actual)}"
+            )
+        missing = sorted(set(expected) - set(actual))
+        if missing:
+            raise ConfigError(
+                f"The model takes inputs {sorted(expected)}; {name} lacks {missing}. "
+                f"Received: {name} inputs {sorted(actual)}"
+            )
+        for key, tensor in expected.items():
+            _check_tensor(tensor, actual[key], f"{name}'s input {key!r}")
+        return
+    if isinstance(expected, (list, tuple)) or not isinstance(actual, tf.TensorSpec):
+        return  # Several inputs, or ragged/sparse data: left to Keras.
+    _check_tensor(expected, actual, f"{name}'s inputs")
+
+
+def _check_tensor(expected, actual, where: str) -> None:
+    if not isinstance(actual, tf.TensorSpec):
+        return
+    if actual.dtype == tf.string and expected.dtype != "string":
+        raise ConfigError(
+            f"The model takes {expected.dtype} inputs, not strings{_strings_hint(actual)}. "
+            f"Received: {where} of dtype string"
+        )
+    want, got = tuple(expected.shape), actual.shape
+    if got.rank is None:
+        return
+    got = tuple(got)
+    if len(got) == len(want) - 1:
+        raise ConfigError(
+            f"The model takes batches of shape {want}, so the data must be batched: "
+            f"dataset.batch(32). Received: {where} of shape {got}"
+        )
+    if len(got) == len(want) and all(w is None or g is None or w == g for w, g in zip(want[1:], got[1:])):
+        return
+    if len(want) == 4 and len(got) == 4 and want[1:3] == got[1:3]:
+        raise ConfigError(
+            f"The model takes images with {want[3]} channels but {where} have {got[3]}; load them "
+            f"as RGB (tfxfer's loaders do; tf.image.grayscale_to_rgb converts grey images). "
+            f"Received: {where} of shape {got}, model input shape {want}"
+        )
+    if len(want) == 4 and len(got) == 4:  # images of another size
+        raise ConfigError(
+            f"The model takes {want[1]}x{want[2]}x{want[3]} images but {where} are "
+            f"{got[1]}x{got[2]}x{got[3]} images. Resize them in the loader to the model's size, "
+            f"e.g. load_image_folders(..., image_size=({want[1]}, {want[2]})), or build the model "
+            f"at the data's size (image_size=({got[1]}, {got[2]})). Received: {where} of shape {got}, "
+            f"model input shape {want}"
+        )
+    raise ConfigError(
+        f"The model takes inputs of shape {want}; make the data match it. "
+        f"Received: {where} of shape {got}"
+    )
+
+
+def _check_label_spec(kind: heads.HeadKind, num_classes: int, spec, name: str) -> None:
+    if not isinstance(spec, tf.TensorSpec) or spec.shape.rank is None:
+        return
+    if spec.dtype == tf.string:
+        raise ConfigError(
+            "Labels must be class indices (or multi-hot rows for a multi-label head), not class "
+            "names: map each name to its index in your class list (tfxfer's loaders do). "
+            f"Received: {name} labels of dtype string"
+        )
+    shape = tuple(spec.shape)
+    width = shape[1] if len(shape) == 2 else None
+    if kind is heads.HeadKind.MULTILABEL:
+        if len(shape) != 2 or width == 1:
+            raise ConfigError(
+                f"The model has a multi-label head: it takes multi-hot labels of shape (batch, "
+                f"{num_classes}), one 0/1 column per class. For one class per example, build the "
+                f"model with multi_label=False. Received: {name} labels of shape {shape}"
+            )
+        if width is not None and width != num_classes:
+            raise ConfigError(
+                f"The model's multi-label head has {num_classes} classes but {name}'s labels have "
+                f"{width} columns. Build the model with num_classes={width} (len(data.class_names)). "
+                f"Received: {name} labels of shape {shape}"
+            )
+        return
+    if len(shape) == 1 or (len(shape) == 2 and width in (1, None)):
+        return
+    if len(shape) == 2:
+        raise ConfigError(
+            f"The model's {num_classes}-class head takes one class index per example (labels of "
+            f"shape (batch,)), but {name}'s labels have {width} columns: one-hot or multi-hot rows. "
+            "Pass class indices (tf.argmax(labels, axis=-1) for one-hot), or build the model with "
+            f"multi_label=True for several labels per example. Received: {name} labels of shape {shape}"
+        )
+    raise ConfigError(
+        f"Labels must be class indices of shape (batch,). Received: {name} labels of shape {shape}"
+    )
+
+
+def _check_label_values(kind: heads.HeadKind, num_classes: int, labels, name: str) -> None:
+    values = np.asarray(labels).astype(np.float64)
+    if values.size == 0:
+        return
+    seen = sorted(set(np.unique(values).tolist()))
+    shown = [int(v) if float(v).is_integer() else v for v in seen[:10]]
+    if kind is heads.HeadKind.MULTILABEL:
+        if values.min() < 0 or values.max() > 1:
+            raise ConfigError(
+                "Multi-hot labels must be 0 or 1 in every column. "
+                f"Received: values {shown} in the first batch of {name}"
+            )
+        return
+    if not np.all(np.equal(np.mod(values, 1), 0)):
+        raise ConfigError(
+            "Labels must be class indices (whole numbers). "
+            f"Received: values {shown} in the first batch of {name}"
+        )
+    if values.min() < 0 or values.max() >= num_classes:
+        bad = int(values.max()) if values.max() >= num_classes else int(values.min())
+        raise ConfigError(
+            f"{name} has label {bad}, but the model's head has {num_classes} classes (labels 0 to "
+            f"{num_classes - 1}). Build the model with num_classes equal to the number of classes in "
+            f"the data (len(data.class_names)), or fix the labels. "
+            f"Received: labels {shown} in the first batch of {name}"
+        )
+
+
+def _strings_hint(actual) -> str:
+    specs = tf.nest.flatten(actual)
+    if any(isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string for spec in specs):
+        return ("; the data holds raw strings: train on token ids, "
+                "data.map_inputs(model.preprocessor) for a tfxfer text classifier")
+    return ""
+
+
+def _describe(spec) -> str:
+    if isinstance(spec, tf.TensorSpec):
+        return f"a {spec.dtype.name} tensor of shape {tuple(spec.shape)}"
+    return str(spec)
