@@ -25,3 +25,9 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class NotAFolderError(UserError, NotADirectoryError):
     """A path the caller passed as a folder is a file, or lies inside one."""
+
+
+class UnavailableOfflineError(UserError, RuntimeError):
+    """Something the run must download (ImageNet weights, a keras-hub preset, a TFDS
+    dataset) could not be had, typically for want of internet; the message says
+    how to pass a local copy instead."""

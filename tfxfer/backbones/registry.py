@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tfxfer.errors import ConfigError, MissingFileError, UserError
+from tfxfer.errors import ConfigError, MissingFileError, UnavailableOfflineError
 
 BACKBONE_NAME = "backbone"
 IMAGENET = "imagenet"
@@ -52,7 +52,7 @@ class BackboneSpec:
     supports_alpha: bool = False
 
 
-class ImageNetWeightsUnavailableError(UserError, RuntimeError):
+class ImageNetWeightsUnavailableError(UnavailableOfflineError):
     """The ImageNet weights could not be downloaded (typically: no internet)."""
 
 

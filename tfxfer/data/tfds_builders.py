@@ -6,6 +6,8 @@ to train without TFDS that its error messages suggest.
 
 import tensorflow_datasets as tfds
 
+from tfxfer.errors import ConfigError, UnavailableOfflineError
+
 
 def prepared_builder(name: str, data_dir: str | None, download: bool, alternative: str) -> tfds.core.DatasetBuilder:
     """The builder of TFDS dataset `name`, prepared (downloading if allowed and needed).
@@ -21,7 +23,7 @@ def prepared_builder(name: str, data_dir: str | None, download: bool, alternativ
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as err:
         # TFDS's own message lists every registered dataset, hundreds of lines.
-        raise ValueError(
+        raise ConfigError(
             f"Unknown TFDS dataset {name!r}. Check the spelling against `tfds.list_builders()` or "
             f"https://www.tensorflow.org/datasets/catalog, or {alternative}. Received: name={name!r}"
         ) from err
@@ -35,12 +37,12 @@ def prepared_builder(name: str, data_dir: str | None, download: bool, alternativ
         f"Or {alternative} instead."
     )
     if not download:
-        raise RuntimeError(f"{message} (download=False.)")
+        raise UnavailableOfflineError(f"{message} (download=False.)")
     try:
         builder.download_and_prepare()
     # Network errors, missing optional packages, manual-download datasets and
     # checksum failures all surface here with different types; for each the
     # remedy is the same: prepare the data where that works and copy it.
     except Exception as err:  # pylint: disable=broad-except
-        raise RuntimeError(f"{message} Download failed with: {err!r}") from err
+        raise UnavailableOfflineError(f"{message} Download failed with: {err!r}") from err
     return builder

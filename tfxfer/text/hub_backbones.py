@@ -7,14 +7,14 @@ import keras
 from absl import logging
 
 from tfxfer import layer_names
-from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UserError
+from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UnavailableOfflineError
 from tfxfer.text.text_backbone import TextBackbone
 
 
 PRETRAINED = "pretrained"
 
 
-class TextBackboneUnavailableError(UserError, RuntimeError):
+class TextBackboneUnavailableError(UnavailableOfflineError):
     """keras-hub could not load the text backbone: a preset that needs a download
     (typically: no internet), or a local folder that is not a keras-hub or
     Hugging Face checkpoint."""
