@@ -147,10 +147,11 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
 
 
 def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfer.FineTuneConfig) -> dict:
-    """The `metrics.json` fields about batches, distribution and learning rates."""
+    """The `metrics.json` fields about batches, distribution, learning rates and determinism."""
     return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": FLAGS.strategy,
             "num_replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
-            "fine_tune_learning_rate": config.fine_tune_learning_rate}
+            "fine_tune_learning_rate": config.fine_tune_learning_rate, "seed": FLAGS.seed,
+            "deterministic": FLAGS.deterministic}
 
 
 def output_dirs() -> tuple[str, str]:

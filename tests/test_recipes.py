@@ -122,6 +122,7 @@ def test_image_recipe_with_deterministic_repeats_its_metrics_exactly(tmp_path):
         assert "Deterministic ops on, seed 42" in stderr
 
     first, second = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("a", "b"))
+    assert first["deterministic"] is True and first["seed"] == 42
     for phase in ("phase1", "phase2"):
         for name in ("val_loss", "val_accuracy"):
             assert first[phase][name] == second[phase][name], (phase, name)
