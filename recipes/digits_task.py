@@ -6,7 +6,8 @@ the backbone of a tfxfer classifier for digits 5-9 with only a few labels per
 class (the target task). The same network trained from scratch on those few
 labels is the baseline the transfer must beat.
 
-What makes the margin hold on any machine rather than on one:
+What gives the margin room to hold across machines (measured over seeds with
+oneDNN on and off: benchmarks/digits_seeds.py):
 - The head reads the backbone's 4x4 feature map flattened, not averaged: which
   strokes are where is what tells a 7 from a 9, and global pooling throws it
   away. It is also the larger part of the margin over scratch.
