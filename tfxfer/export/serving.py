@@ -73,20 +73,6 @@ def predict_batch(model: keras.Model, batch_size: tf.Tensor, inputs_fn) -> tf.Te
     )
 
 
-def decode_request_image(contents: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
-    """Decodes one request's image bytes to a float `(H, W, 3)` image, refusing what could OOM the server.
-
-    Never decodes an image declaring more than `image_ops.MAX_SERVING_PIXELS`
-    pixels, nor one declaring an impossible size (a side above
-    `image_ops.MAX_SIDE`): `image_ops.check_image_size` refuses both.
-
-    Args:
-        contents: tf.Tensor. Scalar tf.string of encoded image bytes.
-        image_size: tuple[int, int]. The model's (height, width).
-    """
-    return image_ops.decode_and_resize(contents, image_size, image_ops.MAX_SERVING_PIXELS)
-
-
 def image_endpoints(
     model: keras.Model, kind: HeadKind, labels: tf.lookup.StaticHashTable, top_k: int | None = None,
 ) -> dict:
@@ -99,7 +85,8 @@ def image_endpoints(
 
     def predict_image_bytes(image_bytes):
         images = tf.map_fn(
-            lambda contents: decode_request_image(contents, (height, width)),
+            # Capped: a small file declaring a huge (or impossible) image must not OOM the server.
+            lambda contents: image_ops.decode_and_resize(contents, (height, width), image_ops.MAX_SERVING_PIXELS),
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )
