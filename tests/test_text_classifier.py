@@ -188,7 +188,7 @@ def test_preprocess_dataset_trims_padding_without_changing_predictions(preset):
 
 
 def test_trimming_leaves_plain_token_id_tensors_alone():
-    from tfxfer.text.text_classifier import trim_to_longest
+    from tfxfer.data.token_batches import trim_to_longest
 
     token_ids = tf.constant([[3, 4, 0, 0]])
     assert trim_to_longest(token_ids) is token_ids

@@ -2,7 +2,7 @@
 
 A transformer's cost grows with the padded length of a batch. Grouping texts of
 similar length (`bucketed_batches`) lets the tokenized batch be trimmed to its
-longest text (`tfxfer.text.text_classifier.preprocess_dataset`) instead of
+longest text (`tfxfer.data.token_batches.preprocess_dataset`) instead of
 padding every short sentence to `sequence_length`.
 """
 

@@ -86,7 +86,7 @@ class TextDatasets:
         """
         # The data layer needs no model code otherwise.
         from tfxfer.text import truncation
-        from tfxfer.text.text_classifier import preprocess_dataset
+        from tfxfer.data.token_batches import preprocess_dataset
 
         def preprocess(dataset):
             return None if dataset is None else preprocess_dataset(dataset, preprocessor, trim_padding=trim_padding)

@@ -3,7 +3,8 @@
 from tfxfer.text.hub_backbones import load_hub_backbone
 from tfxfer.text.pooling import TokenPooling
 from tfxfer.text.text_backbone import TextBackbone
-from tfxfer.text.text_classifier import build_text_classifier, preprocess_dataset, text_preprocessor
+from tfxfer.data.token_batches import preprocess_dataset
+from tfxfer.text.text_classifier import build_text_classifier, text_preprocessor
 from tfxfer.text.word_vectors import build_vocabulary, load_word_vector_backbone, read_word_vectors
 
 __all__ = [
