@@ -61,7 +61,7 @@ def test_mean_pooling_ignores_padding():
 
 
 def test_pooling_error():
-    with pytest.raises(ValueError, match=r"pooling must be one of \('cls', 'mean'\). Received: pooling='max'"):
+    with pytest.raises(ValueError, match=r"pooling must be one of \('avg', 'cls'\). Received: pooling='max'"):
         TokenPooling("max")
 
 
@@ -166,7 +166,7 @@ def test_text_backbone_errors():
     with pytest.raises(ValueError, match="must be named 'backbone'.*Received: name='encoder'"):
         tfxfer.build_text_classifier(unnamed, num_classes=2)
     no_mask = tfxfer.TextBackbone(keras.Model(token_ids, sequence, name="backbone"), preprocessor=None, name="x")
-    with pytest.raises(ValueError, match="pooling='mean' needs the encoder's 'padding_mask' input"):
+    with pytest.raises(ValueError, match="pooling='avg' needs the encoder's 'padding_mask' input"):
         tfxfer.build_text_classifier(no_mask, num_classes=2, pooling="mean")
 
 

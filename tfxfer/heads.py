@@ -89,7 +89,11 @@ def classification_head(
 
 
 def head_kind(model: keras.Model) -> HeadKind:
-    """Reads the head kind back from a model built by tfxfer."""
+    """The head kind of a model: a tfxfer classifier's from its config, any
+    other model's read back from its `predictions` layer."""
+    kind = getattr(model, "head_kind", None)
+    if isinstance(kind, HeadKind):  # a tfxfer.Classifier, which knows its own
+        return kind
     try:
         layer = model.get_layer(PREDICTIONS_LAYER)
     except ValueError as error:
@@ -111,6 +115,8 @@ def head_kind(model: keras.Model) -> HeadKind:
 
 def num_classes(model: keras.Model) -> int:
     """Number of classes the model predicts (2 for a one-unit binary head)."""
+    if isinstance(getattr(model, "head_kind", None), HeadKind):
+        return model.num_classes
     # head_kind first: it explains a missing `predictions` layer, get_layer alone does not.
     kind = head_kind(model)
     return 2 if kind is HeadKind.BINARY else model.get_layer(PREDICTIONS_LAYER).units

@@ -1,4 +1,4 @@
-"""`build_image_classifier`: a pretrained backbone plus a Dense head, as a plain `keras.Model`."""
+"""`ImageClassifier` and `build_image_classifier`: a pretrained backbone plus a Dense head."""
 
 import os
 
@@ -6,18 +6,69 @@ import keras
 from absl import logging
 
 from tfxfer import augmentation as augmentation_lib
-from tfxfer import heads, layer_names
+from tfxfer import classifier, layer_names
 from tfxfer.backbones import BackbonePreprocessing, backbone_from_model, create_backbone, get_backbone_spec
 from tfxfer.backbones.registry import check_input_shape
 from tfxfer.errors import ConfigError
 
+PRETRAINED = "pretrained"
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class ImageClassifier(classifier.Classifier):
+    """Raw images in [0, 255] to class probabilities; saves and reloads whole.
+
+    The model is `images -> augmentation -> preprocessing -> backbone -> pooler
+    -> dropout -> predictions`. The backbone is always called with
+    `training=False`, so its BatchNorm layers use their moving statistics in both
+    training phases, as fine-tuning on small data requires.
+
+    Args:
+        backbone: keras.Model. Images `(N, H, W, 3)` to a feature map or vector;
+            see `create_backbone` and `backbone_from_model`.
+        num_classes: int. Number of classes (2 gives one sigmoid unit).
+        preprocessing: str. How [0, 255] pixels become the backbone's input
+            (`BackbonePreprocessing` mode: `"tf"`, `"torch"`, `"caffe"`, `"none"`).
+        augmentation: keras.Layer or None. Random augmentation, active only in training.
+        pooling: str. `"avg"`, `"max"` or `"flatten"` of the feature map.
+        dropout: float. Dropout rate before the Dense head.
+        multi_label: bool. Independent sigmoid per class.
+        backbone_name: str. The backbone's registry name, or `"custom"`.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Use `build_image_classifier` to build one from a backbone name.
+    """
+
+    task = classifier.IMAGE
+    LAYER_ARGUMENTS = ("backbone", "augmentation")
+
+    def __init__(self, backbone, num_classes, *, preprocessing="none", augmentation=None, pooling="avg",
+                 dropout=0.2, multi_label=False, backbone_name="custom", **kwargs):
+        self.augmentation = augmentation
+        inputs = keras.Input(shape=(*backbone.input_shape[1:3], 3), name=layer_names.INPUTS)
+        x = augmentation(inputs) if augmentation is not None else inputs
+        x = BackbonePreprocessing(preprocessing, name=layer_names.PREPROCESSING)(x)
+        features = backbone(x, training=False)
+        super().__init__(inputs=inputs, features=features, backbone=backbone, num_classes=num_classes,
+                         multi_label=multi_label, pooling=pooling, dropout=dropout, backbone_name=backbone_name,
+                         **kwargs)
+        self.preprocessing = preprocessing
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the images the model takes."""
+        return tuple(self.input_shape[1:3])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "preprocessing": self.preprocessing,
+                "augmentation": keras.saving.serialize_keras_object(self.augmentation)}
 
 
 def build_image_classifier(
     backbone: str | keras.Model | os.PathLike,
     num_classes: int,
     *,
-    weights: str | None = "imagenet",
+    weights: str | None = PRETRAINED,
     image_size: int | tuple[int, int] | None = None,
     alpha: float | None = None,
     backbone_output_layer: str | None = None,
@@ -28,20 +79,16 @@ def build_image_classifier(
     augmentation: bool | keras.Layer = True,
     seed: int | None = None,
     safe_mode: bool = True,
-) -> keras.Model:
-    """Builds an image classifier that takes raw images with values in [0, 255].
-
-    The model is `images -> augmentation -> preprocessing -> backbone -> pooler
-    -> dropout -> predictions`. The backbone is always called with
-    `training=False`, so its BatchNorm layers use their moving statistics in both
-    training phases, as fine-tuning on small data requires.
+) -> ImageClassifier:
+    """Builds an `ImageClassifier` that takes raw images with values in [0, 255].
 
     Args:
         backbone: str, `keras.Model` or path. A name from `tfxfer.list_backbones()`,
             or your own pretrained model (object or `.keras` file).
         num_classes: int. Number of classes (2 gives one sigmoid unit).
-        weights: str. `"imagenet"`, None (random init) or a path to a weights
-            file, as in `keras.applications`. Registry backbones only.
+        weights: str. `"pretrained"` (the backbone's ImageNet weights; `"imagenet"`,
+            Keras' name, also works), None (random init) or a path to a weights
+            file. Registry backbones only.
         image_size: int or (height, width). Input size; defaults to the
             backbone's own (its input shape, for your own model).
         alpha: float. Width multiplier of the MobileNet families.
@@ -71,19 +118,14 @@ def build_image_classifier(
         output_layer=backbone_output_layer, preprocessing=preprocessing, safe_mode=safe_mode,
     )
     height, width = backbone_model.input_shape[1:3]
-    inputs = keras.Input(shape=(height, width, 3), name=layer_names.INPUTS)
-    x = inputs
     if augmentation is True:
-        x = augmentation_lib.default_image_augmentation(seed=seed)(x)
-    elif augmentation:
-        x = augmentation(x)
-    x = BackbonePreprocessing(mode, name=layer_names.PREPROCESSING)(x)
-    x = backbone_model(x, training=False)
-    outputs = heads.classification_head(x, num_classes, multi_label=multi_label, dropout=dropout, pooling=pooling)
-    model = keras.Model(inputs, outputs, name=f"{backbone_name}_classifier")
+        augmentation = augmentation_lib.default_image_augmentation(seed=seed)
+    model = ImageClassifier(
+        backbone_model, num_classes, preprocessing=mode, augmentation=augmentation or None, pooling=pooling,
+        dropout=dropout, multi_label=multi_label, backbone_name=backbone_name, name=f"{backbone_name}_classifier")
     logging.info(
         "Built %s: input %dx%d, %d classes (%s head), %d parameters.",
-        model.name, height, width, num_classes, heads.head_kind(model).value, model.count_params(),
+        model.name, height, width, num_classes, model.head_kind.value, model.count_params(),
     )
     return model
 
@@ -100,6 +142,7 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
             )
         spec = get_backbone_spec(backbone)
         input_shape = (*size, 3) if size else None
+        weights = "imagenet" if weights == PRETRAINED else weights
         model = create_backbone(backbone, input_shape=input_shape, weights=weights, alpha=alpha)
         return model, spec.preprocessing, spec.name
     model = backbone_from_model(backbone, output_layer, safe_mode=safe_mode)

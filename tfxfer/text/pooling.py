@@ -4,7 +4,10 @@ import keras
 
 from tfxfer.errors import ConfigError
 
-POOLING_MODES = ("cls", "mean")
+POOLING_MODES = ("avg", "cls")
+# "mean" was the text models' first name for "avg"; Keras (`pooling="avg"` in
+# keras.applications) and the image classifier call it "avg".
+_ALIASES = {"mean": "avg"}
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -12,15 +15,14 @@ class TokenPooling(keras.layers.Layer):
     """Pools `(N, T, D)` token features to `(N, D)`.
 
     Args:
-        mode: str. `"cls"` takes the first token (BERT's `[CLS]`); `"mean"`
-            averages the tokens that `padding_mask` marks as real.
+        mode: str. `"avg"` (default) averages the tokens that `padding_mask`
+            marks as real (`"mean"` is accepted for it); `"cls"` takes the first
+            token (BERT's `[CLS]`).
     """
 
-    def __init__(self, mode: str = "cls", **kwargs):
+    def __init__(self, mode: str = "avg", **kwargs):
         super().__init__(**kwargs)
-        if mode not in POOLING_MODES:
-            raise ConfigError(f"pooling must be one of {POOLING_MODES}. Received: pooling={mode!r}")
-        self.mode = mode
+        self.mode = canonical_pooling(mode)
 
     def call(self, sequence, padding_mask=None):
         if self.mode == "cls":
@@ -37,3 +39,11 @@ class TokenPooling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+def canonical_pooling(mode: str) -> str:
+    """`mode` under its one name (`"mean"` becomes `"avg"`); raises for unknown modes."""
+    mode = _ALIASES.get(mode, mode)
+    if mode not in POOLING_MODES:
+        raise ConfigError(f"pooling must be one of {POOLING_MODES}. Received: pooling={mode!r}")
+    return mode

@@ -1,19 +1,96 @@
-"""`build_text_classifier`: a text encoder plus the shared Dense head, as a plain `keras.Model`."""
+"""`TextClassifier` and `build_text_classifier`: a text encoder, its tokenizer and the shared Dense head."""
 
 import difflib
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import heads, layer_names
+from tfxfer import classifier, layer_names
 from tfxfer.errors import ConfigError
-from tfxfer.text.hub_backbones import _looks_like_path, load_hub_backbone
-from tfxfer.text.pooling import TokenPooling
+from tfxfer.text.hub_backbones import PRETRAINED, _looks_like_path, load_hub_backbone
+from tfxfer.text.pooling import TokenPooling, canonical_pooling
 from tfxfer.text.text_backbone import TextBackbone
 
-PREPROCESSOR_ATTRIBUTE = "preprocessor"
+# Batch size of `predict` on raw strings when none is given, as in `keras.Model.predict`.
+_PREDICT_BATCH_SIZE = 32
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class TextClassifier(classifier.Classifier):
+    """Token ids in, class probabilities out, with its tokenizer as `preprocessor`; saves and reloads whole.
+
+    The model is `token inputs -> backbone -> pooler -> dropout -> predictions`.
+    Its string-to-token-ids step, `preprocessor` (keras-hub's name), is part of
+    the model and its saved file, but runs outside the graph: train on
+    `data.map_inputs(model.preprocessor)` (tokenizing in tf.data, in parallel);
+    `predict` also takes raw strings; `tfxfer.export_saved_model` puts the
+    preprocessor in the serving graph, so the SavedModel takes raw strings.
+
+    Args:
+        backbone: keras.Model. The encoder, named `"backbone"`: token inputs to
+            a sequence `(N, T, D)` or a vector `(N, D)`.
+        preprocessor: keras.Layer. Strings `(N,)` to the encoder's inputs.
+        num_classes: int. Number of classes (2 gives one sigmoid unit).
+        pooling: str. `"avg"` (masked mean) or `"cls"` (first token) of a
+            sequence; unused for encoders that output one vector per text.
+        dropout: float. Dropout rate before the Dense head.
+        multi_label: bool. Independent sigmoid per class.
+        backbone_name: str. The preset or encoder name.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Use `build_text_classifier` to build one from a preset or a `TextBackbone`.
+    """
+
+    task = classifier.TEXT
+    LAYER_ARGUMENTS = ("backbone", "preprocessor")
+
+    def __init__(self, backbone, preprocessor, num_classes, *, pooling="avg", dropout=0.1, multi_label=False,
+                 backbone_name="custom", **kwargs):
+        if backbone.name != layer_names.BACKBONE:
+            raise ConfigError(
+                f"The encoder of a TextBackbone must be named {layer_names.BACKBONE!r} so "
+                f"fine_tune can freeze it. Received: name={backbone.name!r}"
+            )
+        pooling = canonical_pooling(pooling)
+        inputs = _inputs_like(backbone.input)
+        features = backbone(inputs)
+        if len(features.shape) == 3:
+            mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+            if pooling == "avg" and mask is None:
+                raise ConfigError(
+                    f"pooling={pooling!r} needs the encoder's 'padding_mask' input to skip padding. "
+                    f"Use pooling='cls'. Received: inputs={sorted(inputs) if isinstance(inputs, dict) else inputs}"
+                )
+            features = TokenPooling(pooling, name=layer_names.POOLER)(features, mask)
+        if not isinstance(preprocessor, keras.Layer):
+            raise ConfigError(
+                "The preprocessor of a text classifier must be a keras.Layer (a keras-hub preprocessor or a "
+                "TextVectorization) so that it saves with the model. "
+                f"Received: preprocessor={type(preprocessor).__name__}")
+        super().__init__(inputs=inputs, features=features, backbone=backbone, num_classes=num_classes,
+                         multi_label=multi_label, pooling=pooling, dropout=dropout, backbone_name=backbone_name,
+                         **kwargs)
+        # Set after the graph is built: it is not a layer of the graph, and Functional's build
+        # would warn about its unbuilt state (it builds on its first call, or when loaded with its vocabulary).
+        self.preprocessor = preprocessor
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """`keras.Model.predict`, which also takes raw texts: a list or array of strings.
+
+        Raw texts run through `preprocessor` in tf.data, in batches of
+        `batch_size` (32 by default); token inputs are predicted as they are.
+        """
+        if _is_raw_text(x):
+            texts = tf.data.Dataset.from_tensor_slices(tf.constant(np.asarray(x, dtype=object), tf.string))
+            x = texts.batch(batch_size or _PREDICT_BATCH_SIZE).map(self.preprocessor)
+            batch_size = None  # a dataset brings its own batches
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "preprocessor": keras.saving.serialize_keras_object(self.preprocessor)}
 
 
 def build_text_classifier(
@@ -21,18 +98,12 @@ def build_text_classifier(
     num_classes: int,
     *,
     sequence_length: int = 128,
-    pooling: str = "mean",
+    pooling: str = "avg",
     dropout: float = 0.1,
     multi_label: bool = False,
-    weights: str | os.PathLike | None = "pretrained",
-) -> keras.Model:
-    """Builds a text classifier: token ids in, class probabilities out.
-
-    The model is `token inputs -> backbone -> pooler -> dropout -> predictions`
-    and carries its string-to-token-ids step as `model.preprocessor` (keras-hub's
-    name for it). Train on `data.map_inputs(model.preprocessor)` (tokenizing in
-    tf.data); `tfxfer.export_saved_model(model, ...)` puts the preprocessor in
-    the serving graph, so the SavedModel takes raw strings.
+    weights: str | os.PathLike | None = PRETRAINED,
+) -> TextClassifier:
+    """Builds a `TextClassifier` from a keras-hub preset or a `TextBackbone`.
 
     Args:
         backbone: str, path or TextBackbone. A keras-hub preset name (downloads),
@@ -41,10 +112,10 @@ def build_text_classifier(
         num_classes: int. Number of classes (2 gives one sigmoid unit).
         sequence_length: int. Tokens per text for preset backbones (a
             `TextBackbone` brings its own).
-        pooling: str. `"mean"` (masked mean, the default: see
-            `tfxfer.defaults.TextDefaults`) or `"cls"` (first token) of a
-            transformer's token features; ignored for encoders that output
-            one vector per text.
+        pooling: str. `"avg"` (masked mean, the default: see
+            `tfxfer.defaults.TextDefaults`; `"mean"` also works) or `"cls"`
+            (first token) of a transformer's token features; ignored for
+            encoders that output one vector per text.
         dropout: float. Dropout rate before the Dense head.
         multi_label: bool. Independent sigmoid per class.
         weights: str, path or None. For keras-hub backbones: `"pretrained"`
@@ -54,46 +125,32 @@ def build_text_classifier(
     Example:
     ```python
     model = tfxfer.build_text_classifier("path/to/bert_preset", num_classes=2, sequence_length=64)
-    probabilities = model.predict(model.preprocessor(tf.constant(["a fine film"])))
+    probabilities = model.predict(["a fine film"])
     ```
     """
-    if isinstance(backbone, TextBackbone) and weights != "pretrained":
+    if isinstance(backbone, TextBackbone) and weights != PRETRAINED:
         raise ConfigError(
             "weights applies to keras-hub backbones; a TextBackbone (e.g. word vectors) brings its own. "
             f"Received: weights={weights!r}")
     if not isinstance(backbone, TextBackbone):
         _check_preset_name(backbone)
         backbone = load_hub_backbone(backbone, sequence_length=sequence_length, weights=weights)
-    encoder = backbone.encoder
-    if encoder.name != layer_names.BACKBONE:
-        raise ConfigError(
-            f"The encoder of a TextBackbone must be named {layer_names.BACKBONE!r} so "
-            f"fine_tune can freeze it. Received: name={encoder.name!r}"
-        )
-    inputs = _inputs_like(encoder.input)
-    features = encoder(inputs)
-    if len(features.shape) == 3:
-        mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
-        if pooling == "mean" and mask is None:
-            raise ConfigError(
-                "pooling='mean' needs the encoder's 'padding_mask' input to skip "
-                f"padding. Use pooling='cls'. Received: inputs={sorted(inputs) if isinstance(inputs, dict) else inputs}"
-            )
-        features = TokenPooling(pooling, name=layer_names.POOLER)(features, mask)
-    outputs = heads.classification_head(features, num_classes, multi_label=multi_label, dropout=dropout)
-    model = keras.Model(inputs, outputs, name=f"{_clean(backbone.name)}_text_classifier")
-    # A plain attribute, not a layer of the graph: the model itself takes token ids.
-    setattr(model, PREPROCESSOR_ATTRIBUTE, backbone.preprocessor)
-    # One call builds the preprocessor: the export can only track built layers.
-    backbone.preprocessor(tf.constant(["build"]))
+    model = TextClassifier(backbone.encoder, backbone.preprocessor, num_classes, pooling=pooling, dropout=dropout,
+                           multi_label=multi_label, backbone_name=backbone.name,
+                           name=f"{_clean(backbone.name)}_text_classifier")
     logging.info("Built %s: %d classes (%s head), pooling %s, %d parameters.",
-                 model.name, num_classes, heads.head_kind(model).value, pooling, model.count_params())
+                 model.name, num_classes, model.head_kind.value, model.pooling, model.count_params())
     return model
 
 
-def text_preprocessor(model: keras.Model):
-    """The string-to-token-ids step of a text classifier, or None for other models."""
-    return getattr(model, PREPROCESSOR_ATTRIBUTE, None)
+def _is_raw_text(x) -> bool:
+    if isinstance(x, str):
+        raise ConfigError(f"predict takes a batch of texts: wrap one text in a list. Received: x={x!r}")
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(isinstance(item, (str, bytes)) for item in x)
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "OUS"
+    return isinstance(x, tf.Tensor) and x.dtype == tf.string
 
 
 def _check_preset_name(backbone) -> None:

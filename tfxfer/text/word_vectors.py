@@ -146,7 +146,7 @@ def load_word_vector_backbone(
     else:
         # TokenPooling, not GlobalAveragePooling1D: an empty text (all padding)
         # must pool to zeros, not divide by a zero count into NaN.
-        x = TokenPooling("mean", name="encoder")(x, padding_mask=keras.ops.not_equal(token_ids, 0))
+        x = TokenPooling("avg", name="encoder")(x, padding_mask=keras.ops.not_equal(token_ids, 0))
     model = keras.Model(token_ids, x, name=layer_names.BACKBONE)
     return TextBackbone(encoder=model, preprocessor=vectorizer, name=f"word_vectors_{encoder}")
 

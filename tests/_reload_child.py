@@ -1,0 +1,48 @@
+"""Child process of test_model_saving: a fresh Python loads a saved classifier and uses all of it.
+
+argv: the `.keras` file, a `.npz` of `inputs` (raw images or raw texts) and
+`labels`, and an output folder. Writes `result.npz` there: the reloaded model's
+predictions on the raw inputs, its predictions after fine-tuning, and the
+exported SavedModel's probabilities for the same inputs.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfxfer  # noqa: E402  (registers the classifier types with Keras)
+
+
+def main(model_path, data_path, out_dir):
+    data = np.load(data_path)
+    inputs, labels = data["inputs"], data["labels"]
+    model = keras.models.load_model(model_path)
+    before = model.predict(inputs, verbose=0)
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(4)
+    if model.task == "text":
+        dataset = dataset.map(lambda texts, y: (model.preprocessor(texts), y))
+    config = tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=1, early_stopping_patience=None)
+    tfxfer.fine_tune(model, dataset, dataset, config=config)
+    after = model.predict(inputs, verbose=0)
+    class_names = [f"class_{i}" for i in range(model.num_classes)]
+    export = tfxfer.export_saved_model(model, os.path.join(out_dir, "export"), class_names=class_names)
+    serving = tf.saved_model.load(export)
+    if model.task == "text":
+        served = serving.signatures["serving_default"](texts=tf.constant(inputs))
+    else:
+        served = next(fn for fn in serving.signatures.values()
+                      if next(iter(fn.structured_input_signature[1].values())).dtype == tf.float32)(
+            tf.constant(inputs))
+    np.savez(os.path.join(out_dir, "result.npz"), before=before, after=after,
+             served=served["probabilities"].numpy(), task=model.task, head=model.head_kind.value,
+             backbone=model.backbone_name, type=type(model).__name__)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,84 @@
+"""A classifier saved with `model.save` comes back whole in a fresh process: it
+predicts raw images or raw strings as before, fine-tunes again and exports."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from _text_helpers import NEGATIVE, POSITIVE, VOCAB, save_tiny_bert_preset, sentences, write_word_vectors
+
+CHILD = os.path.join(os.path.dirname(__file__), "_reload_child.py")
+
+
+def _image_case(tmp_path):
+    model = tfxfer.build_image_classifier("mobilenet_v2", 3, weights=None, image_size=32, alpha=0.35, seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    return model, images, np.arange(8) % 3
+
+
+def _bert_case(tmp_path):
+    model = tfxfer.build_text_classifier(save_tiny_bert_preset(tmp_path / "bert"), 3, sequence_length=16)
+    texts = sentences(POSITIVE, 4, seed=0) + sentences(NEGATIVE, 4, seed=1)
+    return model, np.array(texts), np.arange(8) % 3
+
+
+def _word_vector_case(tmp_path):
+    write_word_vectors(tmp_path / "vectors.txt", VOCAB)
+    texts = sentences(POSITIVE, 4, seed=0) + sentences(NEGATIVE, 4, seed=1)
+    backbone = tfxfer.load_word_vector_backbone(tmp_path / "vectors.txt", texts, sequence_length=8, seed=0)
+    return tfxfer.build_text_classifier(backbone, 2), np.array(texts), np.array([1] * 4 + [0] * 4)
+
+
+@pytest.mark.parametrize("case, kind, head", [
+    (_image_case, "ImageClassifier", "multiclass"),
+    (_bert_case, "TextClassifier", "multiclass"),
+    (_word_vector_case, "TextClassifier", "binary"),
+])
+def test_saved_classifier_predicts_fine_tunes_and_exports_in_a_fresh_process(tmp_path, case, kind, head):
+    model, inputs, labels = case(tmp_path)
+    expected = model.predict(inputs, verbose=0)
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", inputs=inputs, labels=labels)
+    child = subprocess.run([sys.executable, CHILD, str(tmp_path / "model.keras"), str(tmp_path / "data.npz"),
+                            str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr[-3000:]
+    result = np.load(tmp_path / "result.npz")
+    assert (str(result["type"]), str(result["head"])) == (kind, head)
+    assert str(result["task"]) == model.task and str(result["backbone"]) == model.backbone_name
+    np.testing.assert_allclose(result["before"], expected, atol=1e-6)
+    assert not np.allclose(result["after"], expected, atol=1e-4)  # fine-tuning moved the reloaded weights
+    # A binary head's one unit is P(class 1); the export serves both classes' probabilities.
+    np.testing.assert_allclose(result["served"][:, -result["after"].shape[1]:], result["after"], atol=1e-5)
+
+
+def test_config_describes_the_model_without_layer_names():
+    model = tfxfer.build_image_classifier("mobilenet_v2", 2, weights=None, image_size=32, alpha=0.35,
+                                          pooling="max", augmentation=False)
+    config = model.get_config()
+    assert {key: config[key] for key in ("num_classes", "multi_label", "pooling", "backbone_name", "preprocessing")} \
+        == {"num_classes": 2, "multi_label": False, "pooling": "max", "backbone_name": "mobilenet_v2",
+            "preprocessing": "tf"}
+    rebuilt = tfxfer.ImageClassifier.from_config(config)
+    assert rebuilt.head_kind is tfxfer.HeadKind.BINARY and rebuilt.image_size == (32, 32)
+    assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in model.layers]
+
+
+def test_text_classifier_predicts_raw_strings_like_token_ids(tmp_path):
+    model, texts, _ = _word_vector_case(tmp_path)
+    from_tokens = model.predict(model.preprocessor(tf.constant(list(texts))), verbose=0)
+    np.testing.assert_allclose(model.predict(list(texts), batch_size=3, verbose=0), from_tokens, atol=1e-6)
+    with pytest.raises(ValueError, match="wrap one text in a list"):
+        model.predict("one text")
+
+
+def test_a_preprocessor_that_cannot_be_saved_is_refused():
+    token_ids = keras.Input((4,), dtype="int32", name="token_ids")
+    encoder = keras.Model(token_ids, keras.layers.Embedding(10, 3)(token_ids), name="backbone")
+    with pytest.raises(ValueError, match="must be a keras.Layer .* so that it saves with the model"):
+        tfxfer.TextClassifier(encoder, lambda texts: texts, 2, pooling="cls")

@@ -1,0 +1,75 @@
+"""`Classifier`: the model type of tfxfer, a backbone and a Dense head that save and reload whole.
+
+Like keras-hub's `Task`, a classifier is a functional `keras.Model` built in
+`__init__` from its parts (backbone, preprocessing, head settings). `get_config`
+returns those parts and `from_config` calls `__init__` with them again, so
+`model.save("m.keras")` and `keras.models.load_model("m.keras")` give back the
+same model, and what it is (image or text, head kind, backbone name) is read
+from its config rather than guessed from layer names.
+"""
+
+import keras
+
+from tfxfer import heads
+
+IMAGE = "image"
+TEXT = "text"
+
+
+class Classifier(keras.Model):
+    """Base of `ImageClassifier` and `TextClassifier`; not built directly.
+
+    Attributes:
+        task: str. `"image"` or `"text"`: what the model takes and serves.
+        backbone: keras.Model. The pretrained feature extractor (layer `"backbone"`).
+        num_classes: int. Number of classes (2 for a one-unit binary head).
+        multi_label: bool. Independent sigmoid per class.
+        head_kind: HeadKind. What the `predictions` layer computes.
+        backbone_name: str. Which backbone this is, for metadata and logs.
+    """
+
+    task = None
+
+    def __init__(self, *, inputs, features, backbone, num_classes, multi_label, pooling, dropout, backbone_name,
+                 **kwargs):
+        # Layers first, then the functional graph, then plain settings: the order keras-hub's tasks use,
+        # which lets Keras track `backbone` as a layer and restore its weights by that path.
+        self.backbone = backbone
+        outputs = heads.classification_head(
+            features, num_classes, multi_label=multi_label, dropout=dropout, pooling=pooling)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.pooling = pooling
+        self.dropout = dropout
+        self.backbone_name = backbone_name
+        self.head_kind = heads.head_kind_for(num_classes, multi_label)
+
+    def get_config(self) -> dict:
+        # Not chained to Functional.get_config: that describes the graph, and __init__ takes the parts.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+            "multi_label": self.multi_label,
+            "pooling": self.pooling,
+            "dropout": self.dropout,
+            "backbone_name": self.backbone_name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Classifier":
+        config = dict(config)
+        for key in cls.LAYER_ARGUMENTS:
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    # Constructor arguments that are layers, serialised in `get_config`.
+    LAYER_ARGUMENTS = ("backbone",)
+
+
+def text_preprocessor(model: keras.Model) -> keras.Layer | None:
+    """The string-to-token-ids step of a text classifier; None for any other model."""
+    return model.preprocessor if isinstance(model, Classifier) and model.task == TEXT else None
