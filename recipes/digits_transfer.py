@@ -16,6 +16,7 @@ from tfxfer.export import versioning, warmup
 import cli
 import digits_data
 import digits_task
+import metrics_file
 
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target examples per class (digits 5-9).")
 flags.DEFINE_integer("seed", 0, "Seed of splits and weights.")
@@ -37,7 +38,7 @@ def main(argv):
     model, report = digits_task.run_digits_transfer(
         FLAGS.run_dir, labels_per_class=FLAGS.labels_per_class, seed=FLAGS.seed)
     metrics = {**report.transfer_metrics, "comparison": report.comparison(), "deterministic": FLAGS.deterministic}
-    tfxfer.write_metrics(FLAGS.run_dir, metrics)
+    metrics_file.write_metrics(FLAGS.run_dir, metrics)
     task = digits_data.load_digits_transfer(FLAGS.labels_per_class, FLAGS.seed)  # the same seeded split
     path = tfxfer.export_saved_model(model, export_dir, class_names=report.class_names,
                                      metadata={"metrics": metrics}, top_k=FLAGS.top_k or None,

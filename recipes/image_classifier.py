@@ -17,6 +17,7 @@ import tfxfer
 from tfxfer.export import warmup
 
 import cli
+import metrics_file
 import training_flags
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
@@ -30,7 +31,8 @@ training_flags.define_flags(
     run_dir="runs/image_classifier", model_name="image_classifier")
 flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
 flags.DEFINE_float("alpha", None, "Width multiplier of the MobileNet families.")
-flags.DEFINE_string("weights", "imagenet", "'imagenet', 'none' (random init) or a path to a weights file.")
+flags.DEFINE_string("weights", "pretrained",
+                    "'pretrained' (ImageNet; 'imagenet' also works), 'none' (random init) or a path to a weights file.")
 flags.DEFINE_bool("safe_mode", True, "Load a .keras --backbone in Keras safe mode (no arbitrary code from Lambda "
                   "layers); --nosafe_mode only for files you trust.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels; defaults to the backbone's.")
@@ -53,7 +55,7 @@ def main(argv):
         image_size = tfxfer.image_classifier.resolve_image_size(backbone, FLAGS.image_size)
         data = load_data((image_size, image_size), global_batch)
         model = tfxfer.build_image_classifier(
-            backbone, len(data.class_names), weights=tfxfer.parse_weights(FLAGS.weights),
+            backbone, len(data.class_names), weights=training_flags.parse_weights(FLAGS.weights),
             image_size=image_size, alpha=FLAGS.alpha, seed=FLAGS.seed)
     config = training_flags.fine_tune_config(global_batch)
     result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
@@ -62,7 +64,7 @@ def main(argv):
                "image_size": image_size, **training_flags.run_facts(strategy, global_batch, config)}
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
-    tfxfer.write_metrics(run_dir, metrics)
+    metrics_file.write_metrics(run_dir, metrics)
     warmup_examples = None
     if FLAGS.warmup_examples and data.validation is not None:
         warmup_examples = warmup.encode_images(data.validation, FLAGS.warmup_examples)

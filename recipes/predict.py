@@ -1,5 +1,9 @@
 r"""Classifies images or texts with an exported SavedModel (TensorFlow only) and prints the top-k classes.
 
+It loads neither Keras, keras-hub, TFDS nor tfxfer's model and training code
+(tensorflow_text too for text models), so it runs wherever the model is served.
+Paths may be on any filesystem TensorFlow supports (gs://...).
+
   python recipes/predict.py --model_dir=saved_models/digits photo.png more_photos/
   python recipes/predict.py --model_dir=saved_models/digits/3 --top_k=3 photo.png
 Text models (detected from the export's signature) take texts instead:
@@ -17,9 +21,9 @@ import json
 from absl import app, flags
 
 from tfxfer import prediction
-from tfxfer.export import rest
 
 import cli
+import rest_requests
 
 flags.DEFINE_string("model_dir", None, "SavedModel version folder, or a base folder (uses its latest version).")
 flags.DEFINE_integer("top_k", 5, "Classes to print per input, best first.")
@@ -38,7 +42,7 @@ def main(argv):
         if not texts:
             raise app.UsageError("This model takes texts: pass --text=TEXT (repeatable), texts as arguments, "
                                  "or --text_file=FILE with one text per line.")
-        body = rest.text_request(texts) if FLAGS.print_request else None
+        body = rest_requests.text_request(texts) if FLAGS.print_request else None
         run = lambda: prediction.predict_texts(FLAGS.model_dir, texts, top_k=FLAGS.top_k,  # noqa: E731
                                                batch_size=FLAGS.batch_size)
     else:
@@ -47,12 +51,12 @@ def main(argv):
         if not argv[1:]:
             raise app.UsageError("This model takes images: pass image files or folders of images as arguments.")
         paths = prediction.image_files(argv[1:])
-        body = rest.image_request([open(path, "rb").read() for path in paths]) if FLAGS.print_request else None
+        body = rest_requests.image_request(prediction.read_files(paths)) if FLAGS.print_request else None
         run = lambda: prediction.predict_image_files(FLAGS.model_dir, paths, top_k=FLAGS.top_k,  # noqa: E731
                                                      batch_size=FLAGS.batch_size)
     if FLAGS.print_request:
         print(json.dumps(body))
-        print(rest.curl_command(body, prediction.serving_model_name(FLAGS.model_dir), host=FLAGS.host))
+        print(rest_requests.curl_command(body, prediction.serving_model_name(FLAGS.model_dir), host=FLAGS.host))
         return
     for result in run():
         print(result.source)

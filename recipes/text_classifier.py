@@ -22,6 +22,7 @@ from absl import app, flags, logging
 import tfxfer
 
 import cli
+import metrics_file
 import training_flags
 
 _TEXT = tfxfer.defaults.TextDefaults()
@@ -44,10 +45,12 @@ flags.DEFINE_string("weights", "pretrained",
 flags.DEFINE_string("word_vectors", None, "GloVe/word2vec text-format file; used instead of --backbone.")
 flags.DEFINE_enum("encoder", _TEXT.encoder, ["bilstm", "mean"], "Encoder over word vectors.")
 flags.DEFINE_integer("sequence_length", _TEXT.sequence_length, "Tokens per text (longer texts are truncated).")
-flags.DEFINE_enum("pooling", _TEXT.pooling, ["cls", "mean"], "Pooling of a transformer's token features.")
+flags.DEFINE_enum("pooling", _TEXT.pooling, ["avg", "cls", "mean"],
+                  "Pooling of a transformer's token features (\"mean\" is \"avg\").")
 flags.DEFINE_float("layer_decay", None,
                    "Phase 2: layer-wise learning-rate decay of a transformer backbone (1.0 = off). "
-                   f"Default {_TEXT.fine_tune_config().layer_decay} for a transformer, 1.0 with --word_vectors.")
+                   f"Default {_TEXT.fine_tune_config().layer_decay} for a transformer, "
+                   f"{_TEXT.fine_tune_config(word_vectors=True).layer_decay} with --word_vectors.")
 FLAGS = flags.FLAGS
 
 
@@ -65,11 +68,11 @@ def main(argv):
                 encoder=FLAGS.encoder, max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
         model = tfxfer.build_text_classifier(
             backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
-            dropout=_TEXT.dropout, multi_label=data.multi_label, weights=tfxfer.parse_weights(FLAGS.weights))
+            dropout=_TEXT.dropout, multi_label=data.multi_label, weights=training_flags.parse_weights(FLAGS.weights))
     tokenized = data.map_inputs(model.preprocessor)
     layer_decay = FLAGS.layer_decay
-    if layer_decay is None and FLAGS.word_vectors:  # word-vector encoders have no transformer blocks
-        layer_decay = 1.0
+    if layer_decay is None:  # the default: none for word vectors, which have no transformer blocks
+        layer_decay = _TEXT.fine_tune_config(word_vectors=bool(FLAGS.word_vectors)).layer_decay
     config = training_flags.fine_tune_config(global_batch, layer_decay=layer_decay)
     result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
                               class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir)
@@ -78,7 +81,7 @@ def main(argv):
                "layer_decay": config.layer_decay, **training_flags.run_facts(strategy, global_batch, config)}
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
-    tfxfer.write_metrics(run_dir, metrics)
+    metrics_file.write_metrics(run_dir, metrics)
     path = tfxfer.export_saved_model(model, export_dir, class_names=data.class_names,
                                      metadata={"metrics": metrics},
                                      warmup_examples=data.warmup_texts(FLAGS.warmup_examples))

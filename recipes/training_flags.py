@@ -12,7 +12,9 @@ A recipe defines them with its own defaults, then its own flags, and reads
     config = training_flags.fine_tune_config(global_batch)
 
 Only flags that mean the same in every recipe live here; the defaults that
-differ (backbone, batch size, the training config, ...) are arguments.
+differ (backbone, batch size, the training config, ...) are arguments. So do
+the parsers that turn flag text into library values (`parse_weights`,
+`parse_fine_tune_at`): the library itself never reads flags.
 """
 
 import os
@@ -22,6 +24,7 @@ from absl import app, flags, logging
 
 import tfxfer
 from tfxfer.export import versioning
+from tfxfer.freezing import FineTuneAt
 
 FLAGS = flags.FLAGS
 # The recipe's default training config, set by define_flags; the flags override its fields.
@@ -142,7 +145,7 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
         learning_rates = [tfxfer.scale_learning_rate(rate, global_batch, FLAGS.batch_size) for rate in learning_rates]
     return _training.replace(
         epochs=FLAGS.epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
-        fine_tune_at=tfxfer.parse_fine_tune_at(FLAGS.fine_tune_at),
+        fine_tune_at=parse_fine_tune_at(FLAGS.fine_tune_at),
         learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1], **changes)
 
 
@@ -163,3 +166,21 @@ def output_dirs() -> tuple[str, str]:
     run_dir = tfxfer.chief_or_temp_dir(FLAGS.run_dir)
     export_dir = versioning.model_dir(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name)
     return run_dir, export_dir
+
+
+def parse_weights(text: str | None) -> str | None:
+    """`--weights` text: "none"/"" (random init) becomes None; anything else ("imagenet",
+    "pretrained", a path) is kept, as the image and text builders take it."""
+    if text is None or text.strip().lower() in ("", "none"):
+        return None
+    return text
+
+
+def parse_fine_tune_at(text: str) -> FineTuneAt:
+    """`--fine_tune_at` text: "100" -> 100 (index), "0.3" -> 0.3 (fraction), else a layer name."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -1,6 +1,11 @@
 """Shared pytest setup: quiet, deterministic, CPU-only, never touches the network."""
 
 import os
+import sys
+
+# The recipes import each other as top-level modules (`import cli`), as `python recipes/x.py`
+# lets them; tests of the recipes' helpers (rest_requests, metrics_file, training_flags) do too.
+sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes"))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

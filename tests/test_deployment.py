@@ -2,7 +2,7 @@
 
 One tiny multiclass model (32x48 input, so a height/width mix-up shows) is
 exported once with `top_k=2` and warmup examples. REST bodies are decoded in
-this process by `tfxfer.export.rest` (our reading of TF Serving's documented
+this process by `recipes/rest_requests.py` (our reading of TF Serving's documented
 JSON mapping: in production TF Serving does that part) and the resulting
 tensors run in a fresh process that imports only TensorFlow, as TF Serving would.
 """
@@ -22,9 +22,10 @@ import tensorflow as tf
 import tfxfer
 from tfxfer import prediction
 from tfxfer.data import exif, image_ops
-from tfxfer.export import rest, warmup
+from tfxfer.export import warmup
 
-from _serving_child import ENV, run_in_tensorflow_only
+from _serving_child import ENV, heavy_modules, model_code_modules, run_child, run_in_tensorflow_only
+import rest_requests as rest  # recipes/rest_requests.py
 
 HEIGHT, WIDTH = 32, 48
 CLASS_NAMES = ["cat", "dog", "café au lait"]
@@ -391,7 +392,7 @@ def test_predicting_a_file_that_is_not_an_image_names_it(exported, tmp_path):
 def test_image_files_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Expected an image file or a folder of images\. Received: '.*nope'"):
         prediction.image_files([str(tmp_path / "nope")])
-    with pytest.raises(FileNotFoundError, match=r"No \.jpg/\.jpeg/\.png/\.gif/\.bmp files in folder\. Received"):
+    with pytest.raises(FileNotFoundError, match=r"No \.jpg/\.jpeg/\.png/\.gif/\.bmp/\.webp files in folder\. Received"):
         prediction.image_files([str(tmp_path)])
     with pytest.raises(ValueError, match="Pass at least one image file or folder"):
         prediction.image_files([])
@@ -405,3 +406,25 @@ def test_class_names_need_the_labels_asset(tmp_path):
 def test_serving_model_name_is_the_base_folder_name():
     assert prediction.serving_model_name("saved_models/pets/12") == "pets"
     assert prediction.serving_model_name("saved_models/pets/") == "pets"
+
+
+@pytest.mark.slow  # a whole recipe in a fresh process
+def test_prediction_and_predict_recipe_need_tensorflow_only(exported, tmp_path):
+    # What a user without Keras, keras-hub or TFDS runs: tfxfer.prediction, then recipes/predict.py, in a
+    # fresh process. Nothing beyond what `import tensorflow` loads may come in, and of tfxfer only the
+    # TensorFlow-free constants and helpers prediction reads.
+    base = os.path.dirname(exported["path"])
+    reply = run_child(tmp_path, calls={"predicted": ("tfxfer.prediction:predict_image_files",
+                                                     (base, exported["files"]), {"top_k": 2})},
+                      script=[os.path.join(REPO, "recipes", "predict.py"), f"--model_dir={base}", "--top_k=2",
+                              exported["files"][0]])
+    assert reply["exit_code"] in (0, None), reply["stderr"][-2000:]
+    predicted = reply["results"]["predicted"]
+    assert [r.source for r in predicted] == exported["files"]
+    for result, expected in zip(predicted, exported["expected"]):
+        assert [p for _, p in result.top_k] == pytest.approx(sorted(expected, reverse=True)[:2], abs=1e-4)
+    assert reply["stdout"].splitlines()[0] == exported["files"][0]
+    tfxfer_modules = [m for m in reply["modules"] if m.split(".")[0] == "tfxfer"]
+    assert "tfxfer.prediction" in tfxfer_modules  # the check below saw the real thing
+    assert heavy_modules(set(reply["modules"]) - set(tfxfer_modules)) == []
+    assert model_code_modules(tfxfer_modules) == []

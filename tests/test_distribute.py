@@ -322,7 +322,7 @@ def test_a_worker_that_is_not_the_chief_restores_but_never_writes(tmp_path):
     worker.save_phase1(model, phase1)
     assert not (tmp_path / "backup").exists()
     backup_lib.RunBackup(tmp_path / "backup").save_phase1(model, phase1)  # the chief's
-    assert worker.restore_phase1(model, tfxfer.PhaseResult) == phase1
+    assert worker.restore_phase1(model) == phase1
     callback, = worker.callbacks("phase2")
     assert isinstance(callback, keras.callbacks.BackupAndRestore)  # restores like the chief's
     callback.set_model(model)
@@ -333,7 +333,7 @@ def test_a_worker_that_is_not_the_chief_restores_but_never_writes(tmp_path):
 
 
 def test_no_marker_means_nothing_to_restore(tmp_path):
-    assert backup_lib.RunBackup(tmp_path).restore_phase1(keras.Sequential(), tfxfer.PhaseResult) is None
+    assert backup_lib.RunBackup(tmp_path).restore_phase1(keras.Sequential()) is None
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import training_flags  # recipes/training_flags.py
 
 import tfxfer
 from tfxfer.defaults import FineTuneConfig
@@ -171,14 +172,14 @@ def test_first_trainable_index_needs_no_model():
     assert first_trainable_index(layers, 9) == 9
 
 
-# Flag parsing: tfxfer.parse_fine_tune_at, used by the recipes.
+# Flag parsing: the recipes' parse_fine_tune_at turns --fine_tune_at text into what freezing takes.
 
 @pytest.mark.parametrize("text, expected", [
     ("100", 100), ("0", 0), ("-1", -1), ("0.3", 0.3), ("1.0", 1.0), ("1e-1", 0.1),
     ("block_16_expand", "block_16_expand"), ("Conv_1", "Conv_1"),
 ])
 def test_parse_fine_tune_at(text, expected):
-    parsed = tfxfer.parse_fine_tune_at(text)
+    parsed = training_flags.parse_fine_tune_at(text)
     assert parsed == expected
     assert type(parsed) is type(expected)  # "1" is an index, "1.0" the whole backbone
 

@@ -2,12 +2,11 @@
 
 Folder images are solid-colour 8x8 PNGs whose red channel encodes the class and
 green channel a per-file id, so every example read back can be traced to its file.
-TFDS tests fake the data with `tfds.testing.mock_data` (no network): each fake
-example's pixels hold its absolute index in the split, which makes TFDS slicing
-observable.
+TFDS tests fake the data with `_tfds_fake.fake_tfds` (no network): each fake
+example's pixels hold its absolute index in the split, which makes the split
+the loader takes observable.
 """
 
-import contextlib
 import functools
 import io
 import logging
@@ -21,9 +20,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tfxfer.data import ImageDatasets
-from tfxfer.data import load_image_folders
-from tfxfer.data import load_tfds_images
+from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
+
+from _tfds_fake import fake_tfds, indexed_image
 
 IMAGE_SIZE = (6, 5)
 HYMENOPTERA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hymenoptera"
@@ -314,54 +313,13 @@ def test_invalid_arguments_raise(tmp_path, kwargs, match):
 # --- TFDS ---------------------------------------------------------------------
 
 
-@contextlib.contextmanager
 def _mock_tfds(data_dir: Path, name: str, split_sizes: dict[str, int]):
     """Fakes a prepared TFDS dataset with `split_sizes` examples per split.
 
     Example `i` of a split is a solid image of value `i` with label `i % classes`,
-    so tests can tell which examples a sliced split really holds.
+    so tests can tell which examples a loader's split really holds.
     """
-    builder = tfds.builder(name, data_dir=str(data_dir))
-    builder.info.set_splits(
-        tfds.core.SplitDict(
-            [
-                tfds.core.SplitInfo(
-                    name=split, shard_lengths=[n], num_bytes=0, filename_template=None
-                )
-                for split, n in split_sizes.items()
-            ]
-        )
-    )
-    os.makedirs(builder.data_dir, exist_ok=True)
-    builder.info.write_to_directory(builder.data_dir)  # The metadata mock_data reads.
-
-    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
-        del read_config, shuffle_files
-        splits = dict(self.info.splits.items())
-        instructions = tfds.core.ReadInstruction.from_spec(split).to_absolute(splits)
-        indices = np.concatenate(
-            [
-                np.arange(splits[i.splitname].num_examples)[i.from_ : i.to]
-                for i in instructions
-            ]
-        )
-        image_key, label_key = self.info.supervised_keys
-        shape = [dim or 7 for dim in self.info.features[image_key].shape]
-        num_classes = self.info.features[label_key].num_classes
-        # With SkipDecoding, TFDS hands out the stored bytes: a PNG here.
-        encoded = decoders is not None and image_key in decoders
-
-        def example(i):
-            image = tf.fill(shape, tf.cast(i, tf.uint8))
-            return {
-                image_key: tf.io.encode_png(image) if encoded else image,
-                label_key: i % num_classes,
-            }
-
-        return tf.data.Dataset.from_tensor_slices(indices).map(example)
-
-    with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(data_dir)):
-        yield
+    return fake_tfds(data_dir, name, {split: range(n) for split, n in split_sizes.items()}, indexed_image)
 
 
 def _indices(dataset: tf.data.Dataset) -> list[int]:
@@ -371,7 +329,7 @@ def _indices(dataset: tf.data.Dataset) -> list[int]:
     return found
 
 
-def test_tfds_train_only_dataset_holds_out_a_seeded_window(tmp_path):
+def test_tfds_train_only_dataset_holds_out_a_seeded_share_per_class(tmp_path):
     with _mock_tfds(tmp_path, "tf_flowers", {"train": 20}):
         load = functools.partial(
             load_tfds_images, "tf_flowers", image_size=IMAGE_SIZE, data_dir=str(tmp_path)
@@ -389,6 +347,8 @@ def test_tfds_train_only_dataset_holds_out_a_seeded_window(tmp_path):
         assert data.train_class_counts == expected_counts.tolist()
         assert _indices(same.validation) == validation
         assert _indices(other.validation) != validation
+        # 0.4 of each class's 4 examples: the 2 go to two classes drawn from the seed.
+        assert len({index % 5 for index in validation}) == 2
 
 
 def test_tfds_uses_builder_validation_split(tmp_path):
@@ -408,6 +368,17 @@ def test_tfds_explicit_validation_split_slices_train(tmp_path):
         )
 
         assert (data.train_size, data.validation_size) == (6, 4)  # 3.5 rounds up.
+
+
+def test_tfds_explicit_validation_split_holds_out_the_same_share_of_every_class(tmp_path):
+    # Labels are `index % 3`: 10 examples per class; 20% of each is held out, as for folders.
+    with _mock_tfds(tmp_path, "beans", {"train": 30, "validation": 3}):
+        data = load_tfds_images("beans", image_size=IMAGE_SIZE, data_dir=str(tmp_path), validation_split=0.2, seed=1)
+        validation = _indices(data.validation)
+
+    assert data.train_class_counts == [8, 8, 8]
+    assert np.bincount(np.array(validation) % 3).tolist() == [2, 2, 2]
+    assert sorted(_indices(data.train) + validation) == list(range(30))
 
 
 def test_tfds_grayscale_falls_back_to_test_split_and_becomes_rgb(tmp_path, caplog):

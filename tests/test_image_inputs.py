@@ -340,6 +340,19 @@ def test_every_decodable_kind_of_file_is_loaded_with_its_colour(tmp_path):
     np.testing.assert_allclose(loaded, expected, atol=3)
 
 
+def test_webp_files_count_as_images_any_case(tmp_path):
+    # decode_image reads WebP (lossy, lossless, alpha), so folders list .webp files as images.
+    _write(tmp_path / "a" / "photo.webp", _solid(BLUE, "WEBP", lossless=True))
+    _write(tmp_path / "a" / "upper.WEBP", _solid(BLUE, "WEBP"))
+    _write(tmp_path / "b" / "plain.png", _solid(RED))
+
+    data = load_image_folders(tmp_path, image_size=IMAGE_SIZE)
+
+    assert data.train_class_counts == [2, 1] and data.skipped_files == []
+    assert all(np.allclose(_mean_colour(image), BLUE, atol=3) for label, image in _all_examples(data.train)
+               if label == 0)
+
+
 def test_folder_photos_are_turned_upright_by_their_exif(tmp_path):
     # Stored landscape, left half red, right half blue; orientation 6 turns it 90 degrees
     # clockwise, so upright the red half is on top.

@@ -42,6 +42,13 @@ def _word_vector_case(tmp_path):
 ])
 def test_saved_classifier_predicts_fine_tunes_and_exports_in_a_fresh_process(tmp_path, case, kind, head):
     model, inputs, labels = case(tmp_path)
+    # Trained first, as users save models: the file must not need the training code's
+    # optimizer (layer-wise AdamW for text) or loss to load.
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(4)
+    if model.task == "text":
+        dataset = dataset.map(lambda texts, y: (model.preprocessor(texts), y))
+    config = tfxfer.defaults.TextDefaults.fine_tune_config() if case is _bert_case else tfxfer.FineTuneConfig()
+    tfxfer.fine_tune(model, dataset, config=config.replace(epochs=1, fine_tune_epochs=1))
     expected = model.predict(inputs, verbose=0)
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", inputs=inputs, labels=labels)

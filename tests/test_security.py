@@ -8,7 +8,6 @@ cannot point outside their folder, and class names cannot break `labels.txt`.
 import os
 import pathlib
 import re
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -81,11 +80,6 @@ class _Payload:
         return os.makedirs, (self.path,)
 
 
-@dataclass
-class _Result:
-    epochs: int
-
-
 def test_backup_restore_refuses_pickled_weights(tmp_path):
     proof = tmp_path / "pickle_ran"
     with open(tmp_path / backup.PHASE1_WEIGHTS, "wb") as f:
@@ -93,7 +87,7 @@ def test_backup_restore_refuses_pickled_weights(tmp_path):
     (tmp_path / backup.PHASE1_DONE).write_text('{"epochs": 1}')
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="allow_pickle=False"):
-        backup.RunBackup(tmp_path).restore_phase1(model, _Result)
+        backup.RunBackup(tmp_path).restore_phase1(model)
     assert not proof.exists()
 
 

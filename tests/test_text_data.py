@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tfxfer
-from tfxfer.data import text_batching, text_data, text_files
+from tfxfer.data import splits, text_batching, text_data, text_files
 
 from _text_helpers import texts_and_labels, write_line_files
 
@@ -111,8 +111,10 @@ def test_loader_argument_errors(tmp_path):
         tfxfer.load_text_data(str(one))
 
 
-def test_split_mask_keeps_one_training_example_per_class():
-    mask = text_data.split_mask(np.array([0, 0, 1, 1, 1, 1]), 0.9, seed=0)
+def test_split_keeps_one_training_example_per_class():
+    # The one split of every loader (tfxfer.data.splits, tested in test_data_splits.py).
+    _, validation = splits.split_per_class(np.array([0, 0, 1, 1, 1, 1]), 0.9, seed=0)
+    mask = np.isin(np.arange(6), validation)
     assert mask[:2].sum() == 1 and mask[2:].sum() == 3
 
 

@@ -1,7 +1,7 @@
 """Text models in TF Serving: warmup requests of raw strings, the `serving_token_ids`
 signature, REST bodies of texts, predict.py on texts, and TFLite's refusal.
 
-REST bodies are decoded in this process by `tfxfer.export.rest`; the tensors then
+REST bodies are decoded in this process by `recipes/rest_requests.py`; the tensors then
 run in a fresh process that imports only tensorflow and tensorflow_text.
 """
 
@@ -17,9 +17,10 @@ import tensorflow as tf
 import tfxfer
 from tfxfer import prediction
 from tfxfer.errors import UserError
-from tfxfer.export import rest, text_serving, tflite, warmup
+from tfxfer.export import text_serving, tflite, warmup
 
-from _serving_child import ENV, run_in_tensorflow_only
+from _serving_child import ENV, heavy_modules, model_code_modules, run_child, run_in_tensorflow_only
+import rest_requests as rest  # recipes/rest_requests.py
 from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
 
 NAMES = ["negative", "neutral", "positive ✓"]
@@ -234,6 +235,25 @@ def test_predict_recipe_on_texts_from_flags_arguments_and_a_file(word_vectors, t
             probability, name = line.split(maxsplit=1)
             assert name == NAMES[class_id]
             assert float(probability) == pytest.approx(expected[class_id], abs=1e-3)
+
+
+@pytest.mark.slow  # a whole recipe in a fresh process
+def test_text_prediction_and_predict_recipe_need_tensorflow_and_tensorflow_text_only(word_vectors, tmp_path):
+    # As for images (tests/test_deployment.py); tfxfer.prediction imports tensorflow_text itself.
+    base = os.path.dirname(word_vectors["path"])
+    reply = run_child(tmp_path, calls={"predicted": ("tfxfer.prediction:predict_texts", (base, WV_TEXTS),
+                                                     {"top_k": 2})},
+                      script=[os.path.join(REPO, "recipes", "predict.py"), f"--model_dir={base}", "--top_k=2",
+                              f"--text={TEXTS[0]}"])
+    assert reply["exit_code"] in (0, None), reply["stderr"][-2000:]
+    for result, expected in zip(reply["results"]["predicted"], word_vectors["expected"]):
+        assert [name for name, _ in result.top_k] == [NAMES[i] for i in np.argsort(-expected)[:2]]
+    assert reply["stdout"].splitlines()[0] == TEXTS[0]
+    assert "tensorflow_text" in {m.split(".")[0] for m in reply["modules"]}
+    tfxfer_modules = [m for m in reply["modules"] if m.split(".")[0] == "tfxfer"]
+    assert "tfxfer.prediction" in tfxfer_modules
+    assert heavy_modules(set(reply["modules"]) - set(tfxfer_modules)) == []
+    assert model_code_modules(tfxfer_modules) == []
 
 
 # Item 5: TFLite.

@@ -1,47 +1,23 @@
-"""Tests for load_tfds_text on faked TFDS datasets (`tfds.testing.mock_data`, no network)."""
+"""Tests for load_tfds_text on faked TFDS datasets (`_tfds_fake.fake_tfds`, no network)."""
 
-import contextlib
 import logging
-import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tfxfer
 
 from _text_helpers import texts_and_labels
+from _tfds_fake import fake_tfds, labelled_text
 
 
-@contextlib.contextmanager
 def _mock_tfds(data_dir, name, examples):
     """Fakes a prepared TFDS text dataset holding `examples[split]`: `(text bytes, label)` pairs.
 
     Records the splits read in the yielded list.
     """
-    builder = tfds.builder(name, data_dir=str(data_dir))
-    builder.info.set_splits(tfds.core.SplitDict([
-        tfds.core.SplitInfo(name=split, shard_lengths=[len(rows)], num_bytes=0, filename_template=None)
-        for split, rows in examples.items()]))
-    os.makedirs(builder.data_dir, exist_ok=True)
-    builder.info.write_to_directory(builder.data_dir)  # The metadata mock_data reads.
-    features = builder.info.features
-    text_key = next(key for key in features.keys() if isinstance(features[key], tfds.features.Text))
-    label_key = next(key for key in features.keys() if isinstance(features[key], tfds.features.ClassLabel))
-    reads = []
-
-    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
-        del self, decoders, read_config, shuffle_files
-        reads.append(split)
-        texts, labels = zip(*examples[split])
-        columns = {text_key: tf.constant(texts, tf.string), label_key: tf.constant(labels, tf.int64)}
-        if "idx" in features.keys():
-            columns["idx"] = tf.range(len(texts), dtype=tf.int32)
-        return tf.data.Dataset.from_tensor_slices(columns)
-
-    with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(data_dir)):
-        yield reads
+    return fake_tfds(data_dir, name, examples, labelled_text)
 
 
 def _reviews(prefix, count, first_label=0):

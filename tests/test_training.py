@@ -14,8 +14,9 @@ import tfxfer
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.heads import HeadKind
-from tfxfer.training import engine, losses, schedules
-from tfxfer.training.engine import balanced_class_weight, count_labels, steps_per_epoch
+from tfxfer.training import class_weights, losses, schedules
+from tfxfer.training.class_weights import balanced_class_weight, count_labels
+from tfxfer.training.planner import steps_per_epoch
 
 NUM_CLASSES = 3
 
@@ -153,6 +154,38 @@ def test_early_stopping_restores_the_best_epoch():
     assert result.phase1.epochs_run == 2
     assert val_losses[1] > val_losses[0]
     assert result.phase1.final_metrics["val_loss"] == pytest.approx(val_losses[0], rel=1e-5)
+
+
+# FineTuneConfig.replace: None is a value, as in dataclasses.replace.
+
+def test_replace_early_stopping_patience_none_turns_early_stopping_off():
+    config = _config(epochs=4, fine_tune_epochs=0, learning_rate=1e-3, early_stopping_patience=1)
+    config = config.replace(early_stopping_patience=None)
+    assert config.early_stopping_patience is None
+    result = tfxfer.fine_tune(_classifier(), _colour_data(16, seed=0), _colour_data(8, seed=1), config=config,
+                              callbacks=[_WreckHeadAfterFirstEpoch()])
+    # With patience 1, the worse second epoch would stop the phase after 2 epochs.
+    assert result.phase1.epochs_run == 4
+
+
+def test_replace_global_clipnorm_none_turns_clipping_off():
+    config = _config(epochs=1, fine_tune_epochs=0, global_clipnorm=1.0)
+    clipped, unclipped = _classifier(), _classifier()
+    tfxfer.fine_tune(clipped, _colour_data(8, seed=0), config=config)
+    tfxfer.fine_tune(unclipped, _colour_data(8, seed=0), config=config.replace(global_clipnorm=None))
+    assert clipped.optimizer.global_clipnorm == 1.0
+    assert unclipped.optimizer.global_clipnorm is None
+
+
+def test_replace_keeps_the_fields_it_is_not_given():
+    config = FineTuneConfig(epochs=2, global_clipnorm=1.0)
+    assert config.replace(fine_tune_epochs=0) == FineTuneConfig(epochs=2, fine_tune_epochs=0, global_clipnorm=1.0)
+
+
+def test_replace_with_an_unknown_field_is_an_error():
+    with pytest.raises(TypeError, match=r"FineTuneConfig has no field 'epoch'; its fields are: epochs, "
+                                        r"fine_tune_epochs, .*class_weight\. Received: epoch=3"):
+        FineTuneConfig().replace(epoch=3)
 
 
 def test_binary_head_trains_with_one_sigmoid_unit():
@@ -444,27 +477,27 @@ def test_balanced_class_weight_with_a_class_missing_from_the_data_is_an_error():
 
 def test_class_counts_of_the_wrong_length_are_an_error():
     with pytest.raises(ValueError, match=r"one count per class of the model \(3\)\. Received: class_counts=\[5, 5\]"):
-        engine._class_weight("balanced", HeadKind.MULTICLASS, [5, 5], None, 3)
+        class_weights.resolve("balanced", HeadKind.MULTICLASS, [5, 5], None, 3)
 
 
 def test_class_counts_given_skip_counting():
     # train_data=None: the counts given are used as they are.
-    weights = engine._class_weight("balanced", HeadKind.BINARY, [1, 3], None, 2)
+    weights = class_weights.resolve("balanced", HeadKind.BINARY, [1, 3], None, 2)
     assert weights == pytest.approx({0: 2.0, 1: 2 / 3})
 
 
 def test_unknown_class_weight_setting_is_an_error():
     with pytest.raises(ValueError, match=r"None, 'balanced' or a dict\. Received: class_weight='auto'"):
-        engine._class_weight("auto", HeadKind.MULTICLASS, None, None, 3)
+        class_weights.resolve("auto", HeadKind.MULTICLASS, None, None, 3)
 
 
 def test_balanced_class_weight_for_multi_label_is_an_error():
     with pytest.raises(ValueError, match=r"does not apply to multi-label heads"):
-        engine._class_weight("balanced", HeadKind.MULTILABEL, [1, 1, 1], None, 3)
+        class_weights.resolve("balanced", HeadKind.MULTILABEL, [1, 1, 1], None, 3)
 
 
 def test_explicit_class_weight_passes_through():
-    assert engine._class_weight({0: 1.0, 1: 5.0}, HeadKind.BINARY, None, None, 2) == {0: 1.0, 1: 5.0}
+    assert class_weights.resolve({0: 1.0, 1: 5.0}, HeadKind.BINARY, None, None, 2) == {0: 1.0, 1: 5.0}
 
 
 # Steps per epoch.

@@ -9,81 +9,82 @@ model = tfxfer.build_image_classifier("mobilenet_v2", num_classes=len(data.class
 result = tfxfer.fine_tune(model, data.train, data.validation)
 tfxfer.export_saved_model(model, "saved_models/photos", class_names=data.class_names)
 ```
+
+The names below are imported on first use (PEP 562), not with the package: a
+module that needs TensorFlow only, such as `tfxfer.prediction`, must not pay
+for keras-hub, TFDS or the training code because its package's `__init__` ran.
 """
 
-__version__ = "0.1.0"
+import importlib
 
-from tfxfer.augmentation import default_image_augmentation
-from tfxfer.backbones import (
-    BackbonePreprocessing,
-    BackboneSpec,
-    backbone_from_model,
-    create_backbone,
-    get_backbone_spec,
-    list_backbones,
-)
-from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
-from tfxfer.data.text_data import TextDatasets, load_text_data
-from tfxfer.data.text_tfds import load_tfds_text
-from tfxfer.defaults import FineTuneConfig
-from tfxfer.distribute import (
-    chief_or_temp_dir,
-    create_strategy,
-    global_batch_size,
-    is_chief,
-    list_strategies,
-    scale_learning_rate,
-)
-from tfxfer.export.saved_model import export_saved_model
-from tfxfer.export.tflite import export_tflite
-from tfxfer.flag_values import parse_fine_tune_at, parse_weights
-from tfxfer.export.versioning import latest_version_dir
-from tfxfer.freezing import freeze_backbone, unfreeze_top
-from tfxfer.heads import HeadKind
-from tfxfer.image_classifier import build_image_classifier, default_image_size
-from tfxfer.reporting import write_metrics
-from tfxfer.reproducibility import seed_everything
-from tfxfer.text import TextBackbone, build_text_classifier, load_hub_backbone, load_word_vector_backbone
-from tfxfer.training.engine import FineTuneResult, PhaseResult, fine_tune
+from tfxfer.version import __version__
 
-__all__ = [
-    "BackbonePreprocessing",
-    "BackboneSpec",
-    "FineTuneConfig",
-    "FineTuneResult",
-    "HeadKind",
-    "ImageDatasets",
-    "PhaseResult",
-    "TextBackbone",
-    "TextDatasets",
-    "backbone_from_model",
-    "build_image_classifier",
-    "build_text_classifier",
-    "chief_or_temp_dir",
-    "create_backbone",
-    "create_strategy",
-    "default_image_augmentation",
-    "default_image_size",
-    "export_saved_model",
-    "export_tflite",
-    "fine_tune",
-    "freeze_backbone",
-    "get_backbone_spec",
-    "global_batch_size",
-    "is_chief",
-    "latest_version_dir",
-    "list_backbones",
-    "list_strategies",
-    "parse_fine_tune_at",
-    "parse_weights",
-    "scale_learning_rate",
-    "seed_everything",
-    "load_image_folders",
-    "load_tfds_images",
-    "load_tfds_text",
-    "load_hub_backbone",
-    "load_text_data",
-    "load_word_vector_backbone",
-    "unfreeze_top",
-    "write_metrics",
-]
+# Imported with the package, not on first use: `keras.models.load_model` finds a
+# saved classifier's type only once its module has registered it with Keras.
+# Neither module loads keras-hub, TFDS or the training code.
+from tfxfer.classifier import Classifier
+from tfxfer.image_classifier import ImageClassifier
+from tfxfer.text.text_classifier import TextClassifier
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "BackbonePreprocessing": "tfxfer.backbones",
+    "BackboneSpec": "tfxfer.backbones",
+    "FineTuneConfig": "tfxfer.defaults",
+    "FineTuneResult": "tfxfer.training.engine",
+    "HeadKind": "tfxfer.heads",
+    "ImageDatasets": "tfxfer.data",
+    "PhaseResult": "tfxfer.training.engine",
+    "TextBackbone": "tfxfer.text",
+    "TextDatasets": "tfxfer.data.text_data",
+    "backbone_from_model": "tfxfer.backbones",
+    "build_image_classifier": "tfxfer.image_classifier",
+    "build_text_classifier": "tfxfer.text",
+    "chief_or_temp_dir": "tfxfer.distribute",
+    "create_backbone": "tfxfer.backbones",
+    "create_strategy": "tfxfer.distribute",
+    "default_image_augmentation": "tfxfer.augmentation",
+    "default_image_size": "tfxfer.image_classifier",
+    "export_saved_model": "tfxfer.export.saved_model",
+    "export_tflite": "tfxfer.export.tflite",
+    "fine_tune": "tfxfer.training.engine",
+    "freeze_backbone": "tfxfer.freezing",
+    "get_backbone_spec": "tfxfer.backbones",
+    "global_batch_size": "tfxfer.distribute",
+    "is_chief": "tfxfer.distribute",
+    "latest_version_dir": "tfxfer.export.versioning",
+    "list_backbones": "tfxfer.backbones",
+    "list_strategies": "tfxfer.distribute",
+    "load_hub_backbone": "tfxfer.text",
+    "load_image_folders": "tfxfer.data",
+    "load_text_data": "tfxfer.data.text_data",
+    "load_tfds_images": "tfxfer.data",
+    "load_tfds_text": "tfxfer.data.text_tfds",
+    "load_word_vector_backbone": "tfxfer.text",
+    "scale_learning_rate": "tfxfer.distribute",
+    "seed_everything": "tfxfer.reproducibility",
+    "unfreeze_top": "tfxfer.freezing",
+}
+
+__all__ = sorted([*_EXPORTS, "Classifier", "ImageClassifier", "TextClassifier", "__version__"])
+
+
+def __getattr__(name):
+    module_name = _EXPORTS.get(name)
+    if module_name is not None:
+        value = getattr(importlib.import_module(module_name), name)
+        globals()[name] = value  # later lookups find it without coming here
+        return value
+    if not name.startswith("__"):
+        # Sub-modules (`tfxfer.heads`, `tfxfer.defaults`, ...) stay reachable as attributes
+        # of the package, as they were when this file imported everything.
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise  # the sub-module exists but one of its own imports is missing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})

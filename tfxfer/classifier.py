@@ -58,6 +58,12 @@ class Classifier(keras.Model):
             "backbone_name": self.backbone_name,
         }
 
+    def get_compile_config(self) -> None:
+        # A saved classifier is the model, not a training run: `fine_tune` compiles it anew for
+        # every phase (a new optimizer each time), so the optimizer and loss it last used are
+        # not saved, and loading needs no training code. Compile a loaded model to `fit` it.
+        return None
+
     @classmethod
     def from_config(cls, config: dict) -> "Classifier":
         config = dict(config)

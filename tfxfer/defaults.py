@@ -50,8 +50,22 @@ class FineTuneConfig:
     class_weight: None | str | dict[int, float] = None
 
     def replace(self, **changes) -> "FineTuneConfig":
-        """A copy with `changes` applied; None values keep the default."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with `changes` applied, as `dataclasses.replace`: every value is taken as given.
+
+        None is a value too: `replace(early_stopping_patience=None)` turns early
+        stopping off and `replace(global_clipnorm=None)` turns clipping off. To
+        keep a field as it is, leave it out.
+
+        Raises:
+            TypeError: a name that is not a field of `FineTuneConfig`.
+        """
+        fields = [field.name for field in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            received = ", ".join(f"{name}={changes[name]!r}" for name in unknown)
+            raise TypeError(f"FineTuneConfig has no field {', '.join(map(repr, unknown))}; its fields are: "
+                            f"{', '.join(fields)}. Received: {received}")
+        return dataclasses.replace(self, **changes)
 
 
 @dataclasses.dataclass
@@ -80,14 +94,14 @@ class TextDefaults:
       of the pretrained features when every block is unfrozen (transformer
       backbones only; word-vector encoders have no blocks).
 
-    `pooling="mean"`: phase 1 trains on frozen features, and the masked mean of
+    `pooling="avg"`: phase 1 trains on frozen features, and the masked mean of
     the token features is the better frozen sentence feature for most encoders
     (the first token's is only trained as one by some pretraining objectives).
     """
 
     backbone: str = "bert_small_en_uncased"
     sequence_length: int = 128
-    pooling: str = "mean"
+    pooling: str = "avg"
     dropout: float = 0.1
     validation_split: float = 0.1
     batch_size: int = 32
@@ -96,7 +110,12 @@ class TextDefaults:
     max_tokens: int = 20000
 
     @staticmethod
-    def fine_tune_config() -> FineTuneConfig:
-        """How the text recipe trains by default."""
-        return FineTuneConfig(fine_tune_epochs=3, fine_tune_at=0.5, fine_tune_learning_rate=5e-5, layer_decay=0.9,
-                              global_clipnorm=1.0)
+    def fine_tune_config(*, word_vectors: bool = False) -> FineTuneConfig:
+        """How the text recipe trains by default.
+
+        Args:
+            word_vectors: bool. For a word-vector backbone, which has no
+                transformer blocks for layer-wise decay: `layer_decay=1.0`.
+        """
+        return FineTuneConfig(fine_tune_epochs=3, fine_tune_at=0.5, fine_tune_learning_rate=5e-5,
+                              layer_decay=1.0 if word_vectors else 0.9, global_clipnorm=1.0)

@@ -150,8 +150,13 @@ def chief_or_temp_dir(path: str | os.PathLike, tf_config: str | None = None) -> 
     lines that write metrics and exports (they may hold collective ops); only
     the chief's files are kept, the others go to a temporary folder.
 
+    `path` may be on any filesystem TensorFlow supports (`gs://...`): it is
+    returned as it is, and nothing is written there. The other workers' folder
+    is a local one whatever `path` is: their files are thrown away, so they
+    should cost no upload and leave nothing behind in a bucket.
+
     Args:
-        path: str. The folder the chief writes to.
+        path: str. The folder the chief writes to: a local path or a URL.
         tf_config: str. `TF_CONFIG` JSON; None reads the environment variable.
     """
     if is_chief(tf_config):

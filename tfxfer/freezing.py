@@ -14,6 +14,14 @@ from tfxfer.errors import ConfigError
 FineTuneAt = int | float | str
 
 
+def set_trainable(backbone: keras.Model, fine_tune_at: FineTuneAt | None) -> None:
+    """Freezes the whole backbone (`fine_tune_at` None: phase 1), or unfreezes its top (phase 2)."""
+    if fine_tune_at is None:
+        freeze_backbone(backbone)
+    else:
+        unfreeze_top(backbone, fine_tune_at)
+
+
 def freeze_backbone(backbone: keras.Model) -> None:
     """Freezes every layer of the backbone (phase 1)."""
     backbone.trainable = False

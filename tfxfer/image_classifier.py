@@ -8,10 +8,8 @@ from absl import logging
 from tfxfer import augmentation as augmentation_lib
 from tfxfer import classifier, layer_names
 from tfxfer.backbones import BackbonePreprocessing, backbone_from_model, create_backbone, get_backbone_spec
-from tfxfer.backbones.registry import check_input_shape
+from tfxfer.backbones.registry import PRETRAINED, check_input_shape
 from tfxfer.errors import ConfigError
-
-PRETRAINED = "pretrained"
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -142,7 +140,6 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
             )
         spec = get_backbone_spec(backbone)
         input_shape = (*size, 3) if size else None
-        weights = "imagenet" if weights == PRETRAINED else weights
         model = create_backbone(backbone, input_shape=input_shape, weights=weights, alpha=alpha)
         return model, spec.preprocessing, spec.name
     model = backbone_from_model(backbone, output_layer, safe_mode=safe_mode)

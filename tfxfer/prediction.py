@@ -3,9 +3,15 @@
 The export's `serving_default` signature does all the work (decode, resize,
 model, class names), so this module never builds or loads Keras model code: it
 is what a user without tfxfer's model classes can run, and what TF Serving runs.
+Of tfxfer it imports only constants and TensorFlow-only helpers (plus
+tensorflow_text when a text export needs its ops): no keras-hub, TFDS, data
+loaders, training or export code (`tests/test_deployment.py` checks it in a
+fresh process). It reads models and files through `tf.io.gfile`, so any
+filesystem TensorFlow supports works (`gs://...`).
 """
 
 import dataclasses
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -14,14 +20,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.data.constants import IMAGE_EXTENSIONS, LABELS_FILE
 from tfxfer.errors import ConfigError, MissingFileError
-from tfxfer.export import versioning
+from tfxfer.export import layout, versioning
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 IMAGE, TEXT = "image", "text"
-# serving_default's input names (tfxfer.export.serving / text_serving); not imported, to stay TensorFlow-only.
-IMAGE_INPUT, TEXTS_INPUT = "image_bytes", "texts"
-LABELS_ASSET = os.path.join("assets", "labels.txt")
+LABELS_ASSET = os.path.join(layout.ASSETS_DIR, LABELS_FILE)
 
 
 @dataclasses.dataclass
@@ -44,17 +48,17 @@ def image_files(inputs: Sequence[str]) -> list[str]:
     """
     files = []
     for path in inputs:
-        if os.path.isdir(path):
+        if tf.io.gfile.isdir(path):
             found = sorted(
                 os.path.join(root, name)
-                for root, _, names in os.walk(path)
+                for root, _, names in tf.io.gfile.walk(path)
                 for name in names
                 if name.lower().endswith(IMAGE_EXTENSIONS)
             )
             if not found:
                 raise MissingFileError(f"No {'/'.join(IMAGE_EXTENSIONS)} files in folder. Received: {path!r}")
             files.extend(found)
-        elif os.path.isfile(path):
+        elif tf.io.gfile.exists(path):
             files.append(path)
         else:
             raise MissingFileError(f"Expected an image file or a folder of images. Received: {path!r}")
@@ -69,13 +73,12 @@ def class_names(version_dir: str) -> list[str]:
     version_dir: str. A SavedModel version folder written by `export_saved_model`.
     """
     path = os.path.join(version_dir, LABELS_ASSET)
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise MissingFileError(
             f"Expected the class names in {path!r}, as tfxfer's export_saved_model writes them. "
             f"Received: a SavedModel without it at {version_dir!r}"
         )
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
+    return _read(path).decode("utf-8").splitlines()
 
 
 def predict_image_files(
@@ -118,10 +121,10 @@ def read_text_lines(path: str) -> list[str]:
 
     path: str. A text file with one text per line.
     """
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise MissingFileError(f"Expected a text file with one text per line. Received: {path!r}")
-    with open(path, encoding="utf-8") as f:
-        lines = [line.rstrip("\r\n") for line in f]
+    # newline=None: "\n", "\r\n" and "\r" all end a line, as open() reads text files.
+    lines = [line.rstrip("\r\n") for line in io.StringIO(_read(path).decode("utf-8"), newline=None)]
     texts = [line for line in lines if line.strip()]
     if not texts:
         raise ConfigError(f"Expected at least one non-empty line of text. Received: an empty file {path!r}")
@@ -155,21 +158,22 @@ def _serving_default(version_dir):
             f"Expected a SavedModel (saved_model.pb) in the version folder; export the model again or "
             f"pick another version. Received: {version_dir!r} ({error})"
         ) from error
-    if "serving_default" not in loaded.signatures:
+    if layout.SERVING_DEFAULT not in loaded.signatures:
         raise ConfigError(
             "Expected a tfxfer export, whose serving_default signature takes images or texts. "
             f"Received: a SavedModel with signatures {sorted(loaded.signatures)} at {version_dir!r}"
         )
-    return loaded.signatures["serving_default"]
+    return loaded.signatures[layout.SERVING_DEFAULT]
 
 
 def _kind(serve, version_dir):
     names = set(serve.structured_input_signature[1])
-    for kind, input_name in ((TEXT, TEXTS_INPUT), (IMAGE, IMAGE_INPUT)):
+    for kind, input_name in ((TEXT, layout.TEXTS_INPUT), (IMAGE, layout.IMAGE_BYTES_INPUT)):
         if names == {input_name}:
             return kind
     raise ConfigError(
-        f"Expected a tfxfer export whose serving_default takes {TEXTS_INPUT!r} (text) or {IMAGE_INPUT!r} "
+        f"Expected a tfxfer export whose serving_default takes {layout.TEXTS_INPUT!r} (text) or "
+        f"{layout.IMAGE_BYTES_INPUT!r} "
         f"(images). Received: inputs {sorted(names)} in {version_dir!r}"
     )
 
@@ -194,7 +198,7 @@ def _predict(model_dir, kind, inputs, *, top_k, batch_size):
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start:start + batch_size]
         if kind == TEXT:
-            probabilities = serve(**{TEXTS_INPUT: tf.constant(batch, tf.string)})["probabilities"].numpy()
+            probabilities = serve(**{layout.TEXTS_INPUT: tf.constant(batch, tf.string)})["probabilities"].numpy()
         else:
             probabilities = _probabilities(serve, batch)
         for source, row in zip(batch, probabilities):
@@ -230,7 +234,7 @@ def _probabilities(serve, paths):
 
 
 def _serve_images(serve, paths):
-    return serve(**{IMAGE_INPUT: tf.constant([_read(path) for path in paths])})["probabilities"].numpy()
+    return serve(**{layout.IMAGE_BYTES_INPUT: tf.constant(read_files(paths))})["probabilities"].numpy()
 
 
 def _serving_error(serve, path):
@@ -243,6 +247,14 @@ def _serving_error(serve, path):
     return None
 
 
+def read_files(paths: Sequence[str]) -> list[bytes]:
+    """The contents of files, e.g. encoded images for a TF Serving request, from any filesystem TensorFlow reads.
+
+    paths: sequence of str. Local paths or URLs such as `gs://bucket/photo.jpg`.
+    """
+    return [_read(path) for path in paths]
+
+
 def _read(path):
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()

@@ -21,6 +21,7 @@ from tfxfer.errors import ConfigError, MissingFileError, UnavailableOfflineError
 
 BACKBONE_NAME = "backbone"
 IMAGENET = "imagenet"
+PRETRAINED = "pretrained"
 
 # What the official EfficientNet (B0-B7) ImageNet files store as the variance of
 # their input `Normalization` layer: the standard deviations, not their squares
@@ -152,7 +153,7 @@ def create_backbone(
     name: str,
     *,
     input_shape: tuple[int, int, int] | None = None,
-    weights: str | os.PathLike | None = IMAGENET,
+    weights: str | os.PathLike | None = PRETRAINED,
     alpha: float | None = None,
 ) -> keras.Model:
     """Builds a registered backbone as a feature extractor named `"backbone"`.
@@ -165,7 +166,8 @@ def create_backbone(
         name: str. A name from `list_backbones()`.
         input_shape: tuple. `(height, width, 3)`; defaults to the size the
             ImageNet weights were trained at (`spec.default_image_size`).
-        weights: str. `"imagenet"`, None (random initialization) or the path
+        weights: str. `"pretrained"` or `"imagenet"` (Keras' name, the same
+            weights), None (random initialization) or the path
             to a weights file (`.weights.h5`, or a legacy `.h5` such as the
             files keras downloads into `~/.keras/models`).
         alpha: float. Width multiplier, MobileNet families only. None keeps
@@ -242,11 +244,13 @@ def check_input_shape(spec: BackboneSpec, input_shape) -> tuple[int, int, int]:
 
 
 def _check_weights(weights) -> str | None:
+    if weights == PRETRAINED:  # tfxfer's one name for "the backbone's own weights", image and text
+        return IMAGENET
     if weights is None or weights == IMAGENET:
         return weights
     if not isinstance(weights, (str, os.PathLike)):
         raise ConfigError(
-            'weights must be "imagenet", None or the path to a weights file. '
+            'weights must be "pretrained" ("imagenet"), None or the path to a weights file. '
             f"Received: weights={weights!r}"
         )
     path = os.fspath(weights)
@@ -257,7 +261,7 @@ def _check_weights(weights) -> str | None:
         )
     if not path.endswith(".h5"):
         raise ConfigError(
-            'weights must be "imagenet", None or the path to a .weights.h5 (or legacy '
+            'weights must be "pretrained" ("imagenet"), None or the path to a .weights.h5 (or legacy '
             f".h5) file. Received: weights={path!r}"
         )
     if not os.path.exists(path):

@@ -4,6 +4,7 @@ Two layouts are understood:
 
     data_dir/train/<class>/*.jpg   and   data_dir/val/<class>/*.jpg  (or validation/)
     data_dir/<class>/*.jpg         split by a seeded, stratified `validation_split`
+                                   (`tfxfer.data.splits`)
 
 Files that cannot be decoded are found in one parallel pass before training and
 left out, so a corrupt JPEG never ends an epoch halfway and the number of steps
@@ -20,12 +21,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import image_ops
-from tfxfer.data import pipeline
+from tfxfer.data import image_ops, layout, pipeline, splits
+from tfxfer.data.constants import IMAGE_EXTENSIONS
+from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError, MissingFileError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-_VALIDATION_DIR_NAMES = ("val", "validation")
 # How many skipped paths a warning shows; the full list is in `skipped_files`.
 _PATHS_IN_WARNING = 5
 
@@ -60,8 +60,9 @@ def load_image_folders(
         image_size: tuple[int, int]. (height, width) every image is resized to.
         batch_size: int. Examples per batch.
         validation_split: float | None. Fraction of each class held out for
-            validation when `data_dir` has no validation folder. Must be None
-            when it has one. None without a validation folder means no validation.
+            validation when `data_dir` has no validation folder, rounded as
+            `tfxfer.data.splits` says. Must be None when it has one. None
+            without a validation folder means no validation.
         seed: int. Seeds the train/validation split and the per-epoch shuffle.
         cache: bool | str. True caches decoded images in memory, a str caches them
             in files with that path prefix, False decodes every epoch.
@@ -75,7 +76,7 @@ def load_image_folders(
         MissingFileError: `data_dir` is not a folder.
         ConfigError: no class folders; a class folder without images, or whose
             images all fail to decode; train/ and val/ with different classes;
-            or invalid arguments.
+            both val/ and validation/; or invalid arguments.
 
     Example:
 
@@ -84,13 +85,14 @@ def load_image_folders(
     model.fit(data.train, validation_data=data.validation, epochs=5)
     ```
     """
-    image_size = pipeline.check_loader_args(
+    check_loader_args(
         image_size=image_size,
         batch_size=batch_size,
         validation_split=validation_split,
         cache=cache,
         shuffle_buffer=shuffle_buffer,
     )
+    image_size = (int(image_size[0]), int(image_size[1]))
     data_dir = os.fspath(data_dir)
     class_names, train_files, validation_files, skipped_files = _collect_files(
         data_dir, validation_split, seed
@@ -145,7 +147,7 @@ class _Files:
             raise ConfigError(
                 f"No decodable images left in class folders {empty}: every image "
                 "there failed to decode (the warning above gives the reasons). Replace "
-                "the files with JPEG, PNG, GIF or BMP images, or remove the class. "
+                "the files with JPEG, PNG, GIF, BMP or WebP images, or remove the class. "
                 f"Received: {len(undecodable)} undecodable files, e.g. "
                 f"{undecodable[:_PATHS_IN_WARNING]}"
             )
@@ -176,9 +178,10 @@ def _collect_files(
         )
 
     if validation_split is not None:
-        train_files, validation_files = _split_per_class(
-            train_files, len(class_names), validation_split, seed
+        train_idx, validation_idx = splits.split_per_class(
+            train_files.labels, validation_split, seed, what="images"
         )
+        train_files, validation_files = train_files.take(train_idx), train_files.take(validation_idx)
     elif validation_files is None:
         logging.warning(
             "No validation data: %r has no val/ or validation/ folder and "
@@ -199,37 +202,19 @@ def _find_split_roots(
             "train/ and val/ folders of class sub-folders). "
             f"Received: data_dir={data_dir!r}"
         )
-    train_root = os.path.join(data_dir, "train")
-    if not tf.io.gfile.isdir(train_root):
-        return data_dir, None
-    found = [
-        os.path.join(data_dir, name)
-        for name in _VALIDATION_DIR_NAMES
-        if tf.io.gfile.isdir(os.path.join(data_dir, name))
-    ]
-    if len(found) > 1:
+    train_root, validation_root = layout.train_and_validation_folders(data_dir)
+    if validation_root is not None and validation_split is not None:
         raise ConfigError(
-            f"{data_dir!r} has both val/ and validation/ folders; keep only one so "
-            f"it is clear which holds the validation images. Received: {found}"
-        )
-    if found and validation_split is not None:
-        raise ConfigError(
-            f"{data_dir!r} already has a validation folder ({found[0]!r}), so "
+            f"{data_dir!r} already has a validation folder ({validation_root!r}), so "
             "`validation_split` cannot also carve one out of train/. Drop "
             "`validation_split`, or remove the validation folder to split train/ "
             f"instead. Received: validation_split={validation_split!r}"
         )
-    return train_root, (found[0] if found else None)
+    return train_root, validation_root
 
 
 def _subfolders(root: str) -> list[str]:
-    # GCS listings end folder names with "/"; hidden folders are tool clutter.
-    names = [name.rstrip("/") for name in tf.io.gfile.listdir(root)]
-    return sorted(
-        name
-        for name in names
-        if not _is_hidden(name) and tf.io.gfile.isdir(os.path.join(root, name))
-    )
+    return [name for name in layout.visible_names(root) if tf.io.gfile.isdir(os.path.join(root, name))]
 
 
 def _class_names(train_root: str, validation_root: str | None) -> list[str]:
@@ -257,12 +242,6 @@ def _class_names(train_root: str, validation_root: str | None) -> list[str]:
     return names
 
 
-def _is_hidden(name: str) -> bool:
-    # macOS ".DS_Store" and "._photo.jpg" resource forks, ".ipynb_checkpoints/",
-    # ".thumbnails/": tool clutter, even with an image extension.
-    return name.rstrip("/").startswith(".")
-
-
 @dataclasses.dataclass
 class _ClassFolder:
     """What one class folder holds: image paths, and the other entries left out."""
@@ -276,11 +255,11 @@ def _scan_class_folder(class_dir: str) -> _ClassFolder:
     """Walks `class_dir` recursively, not descending into hidden folders."""
     found = _ClassFolder([], [], [])
     for folder, subfolders, names in tf.io.gfile.walk(class_dir):
-        found.hidden += [os.path.join(folder, name) for name in subfolders if _is_hidden(name)]
-        subfolders[:] = [name for name in subfolders if not _is_hidden(name)]  # walk() follows this list.
+        found.hidden += [os.path.join(folder, name) for name in subfolders if layout.is_hidden(name)]
+        subfolders[:] = [name for name in subfolders if not layout.is_hidden(name)]  # walk() follows this list.
         for name in names:
             path = os.path.join(folder, name)
-            if _is_hidden(name):
+            if layout.is_hidden(name):
                 found.hidden.append(path)
             elif name.lower().endswith(IMAGE_EXTENSIONS):
                 found.images.append(path)
@@ -363,36 +342,6 @@ def _decode_error(path: str) -> str:
         message = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
         return " ".join(message.split())
     return "it decodes now; it may have changed while loading"
-
-
-def _split_per_class(
-    files: _Files, num_classes: int, validation_split: float, seed: int
-) -> tuple[_Files, _Files]:
-    """Splits `files` into (train, validation), the same fraction of every class.
-
-    Deterministic for a given `seed` and file list. Each class keeps at least one
-    training image, so a class with a single image has none in validation.
-
-    files: _Files. The images to split.
-    num_classes: int. Number of classes.
-    validation_split: float. Fraction of each class, rounded, for validation.
-    seed: int. Seed of the per-class permutations.
-    """
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(files.labels, dtype=np.int64)
-    train_idx, validation_idx = [], []
-    for label in range(num_classes):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        n_validation = min(int(len(members) * validation_split + 0.5), len(members) - 1)
-        validation_idx.extend(members[:n_validation].tolist())
-        train_idx.extend(members[n_validation:].tolist())
-    if not validation_idx:
-        raise ConfigError(
-            f"validation_split={validation_split} of {len(labels)} images in "
-            f"{num_classes} classes rounds to no validation images per class. Use a "
-            "larger validation_split, add images, or pass validation_split=None."
-        )
-    return files.take(sorted(train_idx)), files.take(sorted(validation_idx))
 
 
 def _batched(

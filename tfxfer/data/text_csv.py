@@ -2,9 +2,11 @@
 
 import contextlib
 import csv
+import io
 import os
 
-from tfxfer.data.text_files import MAX_TEXT_CHARS, LabelledTexts, check_not_utf16, log_losses
+from tfxfer.data.constants import MAX_TEXT_CHARS
+from tfxfer.data.text_files import LabelledTexts, check_not_utf16, log_losses, read_bytes
 from tfxfer.errors import ConfigError
 
 CSV_EXTENSIONS = (".csv", ".tsv")
@@ -54,13 +56,15 @@ def read_text_csv(
         )
     if delimiter is None:
         delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    with open(path, "rb") as f:
-        check_not_utf16(path, f.read(4))
+    # Read whole through tf.io.gfile (gs:// works); the texts are all kept in memory anyway.
+    content = read_bytes(path)
+    check_not_utf16(path, content[:4])
     result = LabelledTexts(max_chars=max_chars)
     # newline="": the csv module itself finds line breaks, including those inside
     # quoted fields. surrogateescape keeps bytes that are not UTF-8 as lone
     # surrogates, so one bad row is found and skipped instead of failing the file.
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f, _long_fields():
+    text = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", errors="surrogateescape", newline="")
+    with text as f, _long_fields():
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, [])
         text_index = _column_index(path, header, text_column, "text_column", delimiter)

@@ -20,28 +20,28 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import text_batching, text_csv, text_files
+from tfxfer.data import datasets, layout, splits, text_batching, text_csv, text_files, token_counts
+from tfxfer.data.constants import MAX_TEXT_CHARS
+from tfxfer.data.loader_args import check_loader_args
+from tfxfer.data.token_batches import preprocess_dataset
 from tfxfer.errors import ConfigError, MissingFileError
 
 FORMATS = ("csv", "class_folders", "line_files")
 
 
 @dataclasses.dataclass
-class TextDatasets:
+class TextDatasets(datasets.Datasets):
     """Batched training and validation texts for a text classifier.
 
+    The fields of `tfxfer.data.Datasets`, where `train` holds batches of
+    `(texts, labels)`: tf.string `(B,)` and int32 `(B,)`, or float32 multi-hot
+    `(B, num_classes)` when `multi_label`, texts of similar length batched
+    together unless that was turned off; `validation` is in order, not
+    bucketed; `class_names` are sorted, or the TFDS label feature's order; with
+    `multi_label`, `train_class_counts` counts the examples carrying each class.
+    And:
+
     Attributes:
-        train: tf.data.Dataset. Batches of `(texts, labels)`: tf.string `(B,)`
-            and int32 `(B,)`, or float32 multi-hot `(B, num_classes)` when
-            `multi_label`. Reshuffled every epoch (seeded), texts of similar
-            length batched together unless that was turned off; cardinality known.
-        validation: tf.data.Dataset | None. Batched like `train`, in order, not bucketed.
-        class_names: list[str]. Label `i` means `class_names[i]` (sorted, or
-            the TFDS label feature's order).
-        train_size: int. Training examples.
-        validation_size: int. Validation examples (0 without validation).
-        train_class_counts: list[int]. Training examples per class (with
-            `multi_label`, examples carrying the class).
         skipped: dict[str, int]. Texts left out, by reason: always
             `"undecodable"` (not UTF-8) and `"empty"` (empty or whitespace
             only; blank CSV lines too), plus `"no_label"` for multi-label and
@@ -61,12 +61,6 @@ class TextDatasets:
             reshuffling) `train`.
     """
 
-    train: tf.data.Dataset
-    validation: tf.data.Dataset | None
-    class_names: list[str]
-    train_size: int
-    validation_size: int
-    train_class_counts: list[int]
     skipped: dict[str, int]
     source_format: str
     multi_label: bool = False
@@ -84,15 +78,11 @@ class TextDatasets:
         trim_padding: bool. Cut each batch's token sequences to its longest
             text (see `tfxfer.text.preprocess_dataset`).
         """
-        # The data layer needs no model code otherwise.
-        from tfxfer.text import truncation
-        from tfxfer.data.token_batches import preprocess_dataset
-
         def preprocess(dataset):
             return None if dataset is None else preprocess_dataset(dataset, preprocessor, trim_padding=trim_padding)
 
         if self.raw_texts is not None:
-            truncated = truncation.count_truncated_tokens(self.raw_texts, preprocessor)
+            truncated = token_counts.count_truncated_tokens(self.raw_texts, preprocessor)
             if truncated is not None:
                 # In place: the copy shares this dict, and a run may report either's summary().
                 self.changed["truncated_tokens"] = truncated
@@ -113,23 +103,19 @@ class TextDatasets:
 
     def summary(self) -> dict:
         """JSON-ready facts about the data, for run reports and export metadata."""
-        return {"class_names": self.class_names, "train_size": self.train_size,
-                "validation_size": self.validation_size, "train_class_counts": self.train_class_counts,
-                "skipped": self.skipped, "changed": self.changed, "format": self.source_format,
-                "multi_label": self.multi_label}
+        return {**super().summary(), "skipped": self.skipped, "changed": self.changed,
+                "format": self.source_format, "multi_label": self.multi_label}
 
 
 def detect_format(path: str) -> str:
     """`"csv"`, `"class_folders"` or `"line_files"`, from what `path` holds."""
-    if os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
+        raise MissingFileError(f"No text data at this path; pass a folder or a .csv/.tsv file. Received: path={path!r}")
+    if not tf.io.gfile.isdir(path):
         if path.lower().endswith(text_csv.CSV_EXTENSIONS):
             return "csv"
         raise ConfigError(f"A text data file must be .csv or .tsv. Received: path={path!r}")
-    if not os.path.isdir(path):
-        raise MissingFileError(f"No text data at this path; pass a folder or a .csv/.tsv file. Received: path={path!r}")
-    entries = text_files.visible_entries(path)
-    folders = [e for e in entries if os.path.isdir(os.path.join(path, e))]
-    files = [e for e in entries if os.path.isfile(os.path.join(path, e))]
+    folders, files = text_files.visible_folders(path), text_files.visible_files(path)
     if folders and not files:
         return "class_folders"
     if files and not folders:
@@ -151,7 +137,7 @@ def load_text_data(
     label_column: str = "label",
     label_separator: str | None = None,
     bucket_by_length: bool = True,
-    max_text_chars: int = text_files.MAX_TEXT_CHARS,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> TextDatasets:
     """Loads labelled texts, finding the format from `path`.
 
@@ -180,8 +166,10 @@ def load_text_data(
         path: str. File or folder, as above.
         batch_size: int. Texts per batch.
         validation_split: float. Share held out for validation, per class and
-            seeded (multi-label: per each example's rarest class); None keeps
-            everything for training (except `train/`+`val/`).
+            seeded, rounded as `tfxfer.data.splits` says (multi-label: per each
+            example's rarest class); None keeps everything for training. Not
+            used with `train/` + `val/` (or `validation/`) folders, which fix
+            the split; both `val/` and `validation/` is an error.
         seed: int. Seed of the split and the per-epoch shuffle.
         text_column: str. CSV/TSV text column.
         label_column: str. CSV/TSV label column.
@@ -190,7 +178,7 @@ def load_text_data(
         bucket_by_length: bool. Batch training texts of similar word count
             together (see `text_batching.LENGTH_BUCKET_BOUNDARIES`), so trimmed batches are short.
         max_text_chars: int. Longer texts are cut to this many characters
-            (default `text_files.MAX_TEXT_CHARS`, 100,000: far more than a
+            (default `tfxfer.data.constants.MAX_TEXT_CHARS`, 100,000: far more than a
             model reads, but a bound on what one pathological text costs).
 
     Example:
@@ -201,8 +189,7 @@ def load_text_data(
     ```
     """
     path = os.fspath(path)
-    check_loader_args(batch_size, validation_split)
-    text_files.check_max_chars(max_text_chars)
+    check_loader_args(batch_size=batch_size, validation_split=validation_split, max_text_chars=max_text_chars)
     source_format = detect_format(path)
     if label_separator is not None and source_format != "csv":
         raise ConfigError(
@@ -213,13 +200,11 @@ def load_text_data(
     if source_format == "csv":
         train = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column,
                                        label_separator=label_separator, max_chars=max_text_chars)
-    elif source_format == "class_folders" and os.path.isdir(os.path.join(path, "train")):
-        train = text_files.read_class_folders(os.path.join(path, "train"), max_chars=max_text_chars)
-        for name in ("val", "validation"):
-            if os.path.isdir(os.path.join(path, name)):
-                validation = text_files.read_class_folders(os.path.join(path, name), max_chars=max_text_chars)
     elif source_format == "class_folders":
-        train = text_files.read_class_folders(path, max_chars=max_text_chars)
+        train_dir, validation_dir = layout.train_and_validation_folders(path)
+        train = text_files.read_class_folders(train_dir, max_chars=max_text_chars)
+        if validation_dir is not None:
+            validation = text_files.read_class_folders(validation_dir, max_chars=max_text_chars)
     else:
         train = text_files.read_line_files(path, max_chars=max_text_chars)
     multi_label = label_separator is not None
@@ -229,17 +214,6 @@ def load_text_data(
         validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length,
         multi_label=multi_label, source_format=source_format, source=path,
         skip_reasons=("undecodable", "empty", "no_label") if multi_label else ("undecodable", "empty"))
-
-
-def check_loader_args(batch_size: int, validation_split: float | None) -> None:
-    """Raises a ValueError for a batch size or validation share that cannot work."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-    if validation_split is not None and not 0.0 < validation_split < 1.0:
-        raise ConfigError(
-            "validation_split must be None or a fraction strictly between 0 and 1, e.g. 0.1. "
-            f"Received: validation_split={validation_split!r}"
-        )
 
 
 def make_text_datasets(
@@ -290,9 +264,10 @@ def make_text_datasets(
         val_texts = np.asarray(validation.texts, dtype=object)
         val_labels = encode_labels(validation.labels, class_names, multi_label)
     elif validation_split:
-        is_val = split_mask(stratification_keys(labels) if multi_label else labels, validation_split, seed)
-        texts, val_texts = texts[~is_val], texts[is_val]
-        labels, val_labels = labels[~is_val], labels[is_val]
+        train_idx, val_idx = splits.split_per_class(
+            stratification_keys(labels) if multi_label else labels, validation_split, seed, what="texts")
+        texts, val_texts = texts[train_idx], texts[val_idx]
+        labels, val_labels = labels[train_idx], labels[val_idx]
     else:
         val_texts = val_labels = None
     if not len(texts):
@@ -369,21 +344,3 @@ def stratification_keys(multi_hot: np.ndarray) -> np.ndarray:
     counts = multi_hot.sum(axis=0)
     # Absent classes get an infinite count; argmin breaks ties by class index.
     return np.argmin(np.where(multi_hot > 0, counts, np.inf), axis=1).astype(np.int32)
-
-
-def split_mask(labels: np.ndarray, validation_split: float, seed: int) -> np.ndarray:
-    """A seeded, per-class validation mask: each class gives about the same share.
-
-    labels: np.ndarray. Integer class of each example.
-    validation_split: float. Share of each class to hold out (at least one
-        example per class with two or more).
-    seed: int. Same seed and labels, same split.
-    """
-    rng = np.random.default_rng(seed)
-    mask = np.zeros(len(labels), bool)
-    for label in np.unique(labels):
-        indices = rng.permutation(np.flatnonzero(labels == label))
-        count = int(round(len(indices) * validation_split))
-        count = min(max(count, 1 if len(indices) > 1 else 0), len(indices) - 1)
-        mask[indices[:count]] = True
-    return mask

@@ -4,7 +4,8 @@ Readers return plain Python lists; `text_data` turns them into tf.data. A bad
 text costs only itself: bytes that are not UTF-8 and empty texts are skipped,
 texts longer than `MAX_TEXT_CHARS` are cut, and each is counted and logged
 with where it first happened. Problems that would lose a whole file or class
-stop the load with an error saying how to fix them.
+stop the load with an error saying how to fix them. Files are read through
+`tf.io.gfile`, so they may be on any filesystem TensorFlow reads (`gs://`, ...).
 """
 
 import codecs
@@ -12,14 +13,12 @@ import collections
 import dataclasses
 import os
 
+import tensorflow as tf
 from absl import logging
 
+from tfxfer.data import layout
+from tfxfer.data.constants import MAX_TEXT_CHARS
 from tfxfer.errors import ConfigError
-
-# Far more than any text classifier reads (512 tokens are about 2,500 characters
-# of English; 8,192 about 40,000), yet it bounds what one text costs: a 50 MB
-# line would otherwise be held, length-bucketed and tokenized whole every epoch.
-MAX_TEXT_CHARS = 100_000
 
 # What each count of `LabelledTexts.skipped` and `.changed` means, for the log.
 REASONS = {
@@ -99,14 +98,6 @@ class LabelledTexts:
             self.first_at.setdefault(reason, where)
 
 
-def check_max_chars(max_text_chars: int) -> None:
-    """Raises a ValueError unless `max_text_chars` is a positive integer."""
-    if isinstance(max_text_chars, bool) or not isinstance(max_text_chars, int) or max_text_chars < 1:
-        raise ConfigError(
-            f"max_text_chars must be a positive integer, e.g. {MAX_TEXT_CHARS}. "
-            f"Received: max_text_chars={max_text_chars!r}")
-
-
 def check_not_utf16(path: str, head: bytes) -> None:
     """Raises a ValueError for a UTF-16 file, which would lose every line as undecodable."""
     if head.startswith(_UTF16_BOMS):
@@ -116,9 +107,20 @@ def check_not_utf16(path: str, head: bytes) -> None:
             f"Received: first bytes {head[:4]!r}")
 
 
-def visible_entries(folder: str) -> list[str]:
-    """Sorted names in `folder`, without hidden ones (`.DS_Store`, `.ipynb_checkpoints`)."""
-    return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+def read_bytes(path: str) -> bytes:
+    """The whole file, through `tf.io.gfile` (so `gs://` and other filesystems work)."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def visible_files(folder: str) -> list[str]:
+    """Sorted names of the files (not folders) in `folder`, without hidden ones."""
+    return [name for name in layout.visible_names(folder) if not tf.io.gfile.isdir(os.path.join(folder, name))]
+
+
+def visible_folders(folder: str) -> list[str]:
+    """Sorted names of the folders in `folder`, without hidden ones."""
+    return [name for name in layout.visible_names(folder) if tf.io.gfile.isdir(os.path.join(folder, name))]
 
 
 def read_class_folders(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> LabelledTexts:
@@ -130,7 +132,7 @@ def read_class_folders(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> Lab
         data_dir: str. A folder of class folders.
         max_chars: int. Longer texts are cut to this many characters.
     """
-    classes = [name for name in visible_entries(data_dir) if os.path.isdir(os.path.join(data_dir, name))]
+    classes = visible_folders(data_dir)
     if len(classes) < 2:
         raise ConfigError(
             f"Expected at least 2 class folders (data_dir/<class>/<file>) in {data_dir}. "
@@ -140,11 +142,8 @@ def read_class_folders(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> Lab
     for class_name in classes:
         folder = os.path.join(data_dir, class_name)
         result.class_sources[class_name] = folder
-        for name in visible_entries(folder):
-            path = os.path.join(folder, name)
-            if os.path.isfile(path):
-                with open(path, "rb") as f:
-                    result.add(f.read(), class_name, where=os.path.join(class_name, name))
+        for name in visible_files(folder):
+            result.add(read_bytes(os.path.join(folder, name)), class_name, where=os.path.join(class_name, name))
     log_losses(data_dir, result)
     return result
 
@@ -171,7 +170,7 @@ def read_line_files(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> Labell
         data_dir: str. A folder holding only the class files.
         max_chars: int. Longer lines are cut to this many characters.
     """
-    files = [name for name in visible_entries(data_dir) if os.path.isfile(os.path.join(data_dir, name))]
+    files = visible_files(data_dir)
     if len(files) < 2:
         raise ConfigError(
             f"Expected at least 2 class files (one text per line) in {data_dir}. Received: {files}"
@@ -180,8 +179,7 @@ def read_line_files(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> Labell
     for name, class_name in zip(files, line_file_class_names(files)):
         path = os.path.join(data_dir, name)
         result.class_sources[class_name] = path
-        with open(path, "rb") as f:
-            content = f.read()
+        content = read_bytes(path)
         check_not_utf16(path, content)
         # splitlines: no phantom empty line after the final newline; \r\n works too.
         for number, line in enumerate(content.splitlines(), start=1):

@@ -8,18 +8,16 @@ give interchangeable `TextDatasets`.
 """
 
 import functools
-from collections.abc import Callable
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from absl import logging
 
 from tfxfer.data import text_data, text_files, tfds_builders
+from tfxfer.data.constants import DEFAULT_VALIDATION_SPLIT, MAX_TEXT_CHARS
+from tfxfer.data.loader_args import check_loader_args
 from tfxfer.data.text_data import TextDatasets
 from tfxfer.errors import ConfigError
 
-# Used when the builder has neither a validation nor a labelled test split.
-DEFAULT_VALIDATION_SPLIT = 0.1
 # Examples read per step while loading a split into memory.
 _READ_BATCH = 1024
 # TFDS marks unlabelled examples (GLUE test splits) with this label.
@@ -37,15 +35,16 @@ def load_tfds_text(
     label_key: str | None = None,
     bucket_by_length: bool = True,
     download: bool = True,
-    max_text_chars: int = text_files.MAX_TEXT_CHARS,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> TextDatasets:
     """Loads a TFDS text classification dataset as batched `(texts, labels)`.
 
     Training data is the builder's `train` split. Validation data is, in order
     of preference: a seeded per-class share of `train` when `validation_split`
-    is given; else the builder's `validation` split (`glue/sst2`); else its
-    `test` split, with a warning since that leaves no untouched test data
-    (`imdb_reviews`); else `DEFAULT_VALIDATION_SPLIT` of `train`. A split
+    is given (rounded as `tfxfer.data.splits` says); else the builder's
+    `validation` split (`glue/sst2`); else its `test` split, with a warning
+    since that leaves no untouched test data (`imdb_reviews`); else
+    `DEFAULT_VALIDATION_SPLIT` of `train`. A split
     whose labels are all -1 (GLUE's `test`) is unlabelled and never used.
     Other splits (`imdb_reviews`' `unsupervised`) are ignored. Examples
     labelled -1 are skipped and counted as `"no_label"`, labels outside the
@@ -77,25 +76,20 @@ def load_tfds_text(
     tokenized = data.map_inputs(model.preprocessor)
     ```
     """
-    text_data.check_loader_args(batch_size, validation_split)
-    text_files.check_max_chars(max_text_chars)
+    check_loader_args(batch_size=batch_size, validation_split=validation_split, max_text_chars=max_text_chars)
     builder = tfds_builders.prepared_builder(
         name, data_dir, download, alternative="use load_text_data with a .csv/.tsv file or a folder of texts")
     text_key, label_key = _text_and_label_keys(name, builder.info, text_key, label_key)
     class_names = [str(class_name) for class_name in builder.info.features[label_key].names]
-    splits = builder.info.splits
-    if "train" not in splits:
-        raise ConfigError(f"TFDS dataset {name!r} has no 'train' split to train on. Received splits: {sorted(splits)}")
-    read = functools.partial(_read_split, builder, text_key=text_key, label_key=label_key,
-                             class_names=class_names, max_chars=max_text_chars)
+    # Cached: a split read to see whether it is labelled is the one validated on.
+    read = functools.cache(functools.partial(_read_split, builder, text_key=text_key, label_key=label_key,
+                                             class_names=class_names, max_chars=max_text_chars))
+    validation_name = tfds_builders.validation_split_name(
+        builder, name, validation_split, is_labelled=lambda split: bool(read(split).texts))
     train = read("train")
-    validation, validation_name = None, None
-    if validation_split is None:
-        validation, validation_name = _builder_validation(builder, name, read)
-        if validation is None:
-            validation_split = DEFAULT_VALIDATION_SPLIT
-            logging.info("TFDS dataset %r has no labelled validation or test split; holding out %.0f%% of train "
-                         "(seed %d) for validation.", name, 100 * validation_split, seed)
+    validation = None if validation_name is None else read(validation_name)
+    if validation is None:
+        validation_split = validation_split or DEFAULT_VALIDATION_SPLIT
     source = f"TFDS {name!r} (train='train', validation=" + (
         repr(validation_name) if validation_name else f"{validation_split:g} of 'train'") + ")"
     return text_data.make_text_datasets(
@@ -136,7 +130,7 @@ def _text_and_label_keys(
 
 def _read_split(
     builder: tfds.core.DatasetBuilder, split: str, text_key: str, label_key: str, class_names: list[str],
-    max_chars: int = text_files.MAX_TEXT_CHARS,
+    max_chars: int = MAX_TEXT_CHARS,
 ) -> text_files.LabelledTexts:
     """Reads a split into memory, skipping, cutting and counting texts like the file readers."""
     examples = builder.as_dataset(split=split, shuffle_files=False)
@@ -152,25 +146,3 @@ def _read_split(
             result.add(raw, class_names[label], f"example {index}")
     text_files.log_losses(f"TFDS {builder.name!r} split {split!r}", result)
     return result
-
-
-def _builder_validation(
-    builder: tfds.core.DatasetBuilder, name: str, read: Callable[[str], text_files.LabelledTexts]
-) -> tuple[text_files.LabelledTexts | None, str | None]:
-    """The builder's `validation`, else labelled `test` split (`read(split)` reads one), and
-    its name; (None, None) without one."""
-    for split in ("validation", "test"):
-        if split not in builder.info.splits:
-            continue
-        examples = read(split)
-        if not examples.texts:
-            logging.info("TFDS dataset %r: its %r split has no labelled texts; not validating on it.", name, split)
-            continue
-        if split == "test":
-            logging.warning("TFDS dataset %r has no validation split; validating on its test split, which then "
-                            "no longer gives an unbiased final score. Pass validation_split to hold out part of "
-                            "train instead.", name)
-        else:
-            logging.info("TFDS dataset %r: validating on its %r split.", name, split)
-        return examples, split
-    return None, None

@@ -1,11 +1,16 @@
-"""Finding and preparing a TFDS dataset, with errors that say what to do offline.
+"""Finding and preparing a TFDS dataset, with errors that say what to do offline,
+and choosing the split to validate on.
 
 Shared by the image and text TFDS loaders; each passes `alternative`, the way
 to train without TFDS that its error messages suggest.
 """
 
-import tensorflow_datasets as tfds
+from collections.abc import Callable
 
+import tensorflow_datasets as tfds
+from absl import logging
+
+from tfxfer.data.constants import DEFAULT_VALIDATION_SPLIT
 from tfxfer.errors import ConfigError, UnavailableOfflineError
 
 
@@ -46,3 +51,40 @@ def prepared_builder(name: str, data_dir: str | None, download: bool, alternativ
     except Exception as err:  # pylint: disable=broad-except
         raise UnavailableOfflineError(f"{message} Download failed with: {err!r}") from err
     return builder
+
+
+def validation_split_name(
+    builder: tfds.core.DatasetBuilder, name: str, validation_split: float | None,
+    is_labelled: Callable[[str], bool] = lambda split: True,
+) -> str | None:
+    """The builder's split to validate on; None to hold out part of `train` instead.
+
+    With `validation_split` given, None. Else the builder's `validation` split,
+    else its `test` split (with a warning: it then no longer gives an unbiased
+    final score), skipping a split that is not `is_labelled` (GLUE's `test`,
+    all -1); else None, logging that `DEFAULT_VALIDATION_SPLIT` of `train` is held out.
+
+    Raises:
+        ConfigError: the builder has no `train` split.
+    """
+    splits = builder.info.splits
+    if "train" not in splits:
+        raise ConfigError(f"TFDS dataset {name!r} has no 'train' split to train on. Received splits: {sorted(splits)}")
+    if validation_split is not None:
+        return None
+    for split in ("validation", "test"):
+        if split not in splits:
+            continue
+        if not is_labelled(split):
+            logging.info("TFDS dataset %r: its %r split has no labelled examples; not validating on it.", name, split)
+            continue
+        if split == "test":
+            logging.warning("TFDS dataset %r has no validation split; validating on its test split, which then "
+                            "no longer gives an unbiased final score. Pass validation_split to hold out part of "
+                            "train instead.", name)
+        else:
+            logging.info("TFDS dataset %r: validating on its %r split.", name, split)
+        return split
+    logging.info("TFDS dataset %r has no labelled validation or test split; holding out %.0f%% of train "
+                 "for validation.", name, 100 * DEFAULT_VALIDATION_SPLIT)
+    return None

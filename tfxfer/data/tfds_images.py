@@ -11,16 +11,14 @@ orientation come out as the exported serving graph will treat them.
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from absl import logging
 
-from tfxfer.data import image_ops
-from tfxfer.data import pipeline, tfds_builders
+from tfxfer.data import image_ops, pipeline, splits, tfds_builders
+from tfxfer.data.constants import DEFAULT_VALIDATION_SPLIT
+from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError
 
-# Used when the builder has neither a validation nor a test split.
-DEFAULT_VALIDATION_SPLIT = 0.1
-# Labels are counted in large batches; they are scalars, so this is cheap.
-_LABEL_COUNT_BATCH = 8192
+# Labels are read in large batches; they are scalars, so this is cheap.
+_LABEL_READ_BATCH = 8192
 
 
 def load_tfds_images(
@@ -40,11 +38,11 @@ def load_tfds_images(
     `validation_split` is given; else the builder's `validation` split; else its
     `test` split (with a warning, since that leaves no untouched test data); else
     `DEFAULT_VALIDATION_SPLIT` of `train`. The held-out part of `train` is a
-    contiguous window of examples whose start is drawn from `seed` (TFDS
-    already stored `train` in shuffled order), so it is deterministic per seed.
+    seeded share of each class, as for image folders (`tfxfer.data.splits`).
 
-    `train_class_counts` comes from one pass over the training labels at load
-    time, with image decoding skipped: it reads the records once but decodes none.
+    The training labels are read in one pass at load time, with image decoding
+    skipped (it reads the records once but decodes none): they give
+    `train_class_counts` and the per-class split.
 
     Args:
         name: str. TFDS name, optionally with config and version, e.g.
@@ -55,7 +53,7 @@ def load_tfds_images(
             (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
         validation_split: float | None. Fraction of `train` to hold out for
             validation instead of using the builder's validation/test split.
-        seed: int. Seeds the held-out window and the per-epoch shuffle.
+        seed: int. Seeds the held-out share and the per-epoch shuffle.
         cache: bool | str. True caches resized images in memory, a str caches them
             in files with that path prefix, False does not cache.
         download: bool. Whether to download and prepare the dataset when it is
@@ -71,42 +69,48 @@ def load_tfds_images(
     model.fit(data.train, validation_data=data.validation, epochs=5)
     ```
     """
-    image_size = pipeline.check_loader_args(
-        image_size=image_size,
-        batch_size=batch_size,
-        validation_split=validation_split,
-        cache=cache,
-    )
+    check_loader_args(image_size=image_size, batch_size=batch_size, validation_split=validation_split, cache=cache)
+    image_size = (int(image_size[0]), int(image_size[1]))
     builder = tfds_builders.prepared_builder(
         name, data_dir, download, alternative="use load_image_folders with a folder of class sub-folders of images")
     image_key, label_key = _supervised_keys(name, builder.info)
     to_model_input = _model_input_fn(name, builder.info.features[image_key], image_size)
-    train_spec, validation_spec = _choose_splits(
-        name, builder.info.splits, validation_split, seed
-    )
-    (train_raw, validation_raw), info = tfds.load(
-        name,
-        split=[train_spec, validation_spec],
-        data_dir=data_dir,
-        as_supervised=True,
-        with_info=True,
-        download=download,
-        decoders={image_key: tfds.decode.SkipDecoding()},  # Encoded bytes, for image_ops.
-    )
-    class_names = list(info.features[label_key].names)
-    counts = _count_labels(name, train_spec, data_dir, image_key, len(class_names))
+    class_names = list(builder.info.features[label_key].names)
+
+    def read(split):
+        # Encoded bytes, for image_ops; in the stored order, so indices are stable.
+        return builder.as_dataset(
+            split=split, as_supervised=True, shuffle_files=False,
+            decoders={image_key: tfds.decode.SkipDecoding()})
+
+    validation_name = tfds_builders.validation_split_name(builder, name, validation_split)
+    train_labels = _read_labels(read("train"))
+    if validation_name is not None:
+        train_raw, validation_raw = read("train"), read(validation_name)
+        train_counts = np.bincount(train_labels, minlength=len(class_names))
+        validation_size = _num_examples(validation_raw, builder.info, validation_name)
+        train_spec = "train"
+    else:
+        validation_split = validation_split or DEFAULT_VALIDATION_SPLIT
+        train_idx, validation_idx = splits.split_per_class(train_labels, validation_split, seed, what="images")
+        train_raw = _take(read("train"), train_idx, len(train_labels))
+        validation_raw = _take(read("train"), validation_idx, len(train_labels))
+        train_counts = np.bincount(train_labels[train_idx], minlength=len(class_names))
+        validation_size = len(validation_idx)
+        train_spec = f"train less {validation_split:g} per class (seed {seed})"
+        validation_name = f"{validation_split:g} of train per class (seed {seed})"
 
     batching = dict(batch_size=batch_size, seed=seed)
-    fingerprint = [info.full_name, f"{image_size}"]
+    fingerprint = [builder.info.full_name, f"{image_size}"]
     train = pipeline.finish_dataset(
         train_raw.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE),
         cache=pipeline.resolve_cache(cache, "train", fingerprint + [train_spec]),
-        shuffle_buffer=pipeline.default_shuffle_buffer(int(counts.sum()), image_size),
+        shuffle_buffer=pipeline.default_shuffle_buffer(int(train_counts.sum()), image_size),
         **batching,
     )
     validation = pipeline.finish_dataset(
         validation_raw.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE),
-        cache=pipeline.resolve_cache(cache, "validation", fingerprint + [validation_spec]),
+        cache=pipeline.resolve_cache(cache, "validation", fingerprint + [validation_name]),
         shuffle_buffer=None,
         **batching,
     )
@@ -114,14 +118,14 @@ def load_tfds_images(
         train=train,
         validation=validation,
         class_names=class_names,
-        train_size=int(counts.sum()),
-        validation_size=_num_examples(validation_raw, info, validation_spec),
+        train_size=int(train_counts.sum()),
+        validation_size=validation_size,
         skipped_files=[],
-        train_class_counts=counts.tolist(),
+        train_class_counts=train_counts.tolist(),
     )
     pipeline.log_summary(
         datasets,
-        source=f"TFDS {name!r} (train={train_spec!r}, validation={validation_spec!r})",
+        source=f"TFDS {name!r} (train={train_spec!r}, validation={validation_name!r})",
         batch_size=batch_size,
     )
     return datasets
@@ -147,75 +151,21 @@ def _supervised_keys(name: str, info: tfds.core.DatasetInfo) -> tuple[str, str]:
     return image_key, label_key
 
 
-def _choose_splits(
-    name: str, splits, validation_split: float | None, seed: int
-) -> tuple[str, str]:
-    """Returns TFDS split strings (train, validation)."""
-    if "train" not in splits:
-        raise ConfigError(
-            f"TFDS dataset {name!r} has no 'train' split to train on. "
-            f"Received splits: {sorted(splits)}"
-        )
-    if validation_split is None:
-        if "validation" in splits:
-            return "train", "validation"
-        if "test" in splits:
-            logging.warning(
-                "TFDS dataset %r has no validation split; validating on its test "
-                "split, which then no longer gives an unbiased final score. Pass "
-                "validation_split to hold out part of train instead.",
-                name,
-            )
-            return "train", "test"
-        validation_split = DEFAULT_VALIDATION_SPLIT
-    return _slice_train(name, splits["train"].num_examples, validation_split, seed)
+def _read_labels(examples: tf.data.Dataset) -> np.ndarray:
+    """The labels of `(encoded image, label)` examples, in order; no image is decoded."""
+    labels = examples.map(lambda _, label: label).batch(_LABEL_READ_BATCH)
+    batches = list(labels.as_numpy_iterator())
+    return np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
 
 
-def _slice_train(
-    name: str, num_examples: int, validation_split: float, seed: int
-) -> tuple[str, str]:
-    """Holds out a seeded, contiguous (wrapping) window of `train` for validation.
-
-    Example counts rather than percents: percent slices must be whole numbers,
-    and counts let the window start anywhere.
-    """
-    if num_examples < 2:
-        raise ConfigError(
-            f"TFDS dataset {name!r} has {num_examples} training examples; at least 2 "
-            "are needed to hold some out for validation. Pick a dataset with more "
-            f"training examples. Received: {num_examples} in split 'train'"
-        )
-    n_validation = min(max(int(num_examples * validation_split + 0.5), 1), num_examples - 1)
-    start = int(np.random.default_rng(seed).integers(num_examples))
-    end = start + n_validation
-    if end > num_examples:  # The window wraps around the end of train.
-        end -= num_examples
-        return f"train[{end}:{start}]", f"train[{start}:]+train[:{end}]"
-    train_parts = []
-    if start > 0:
-        train_parts.append(f"train[:{start}]")
-    if end < num_examples:
-        train_parts.append(f"train[{end}:]")
-    return "+".join(train_parts), f"train[{start}:{end}]"
-
-
-def _count_labels(
-    name: str, split: str, data_dir: str | None, image_key: str, num_classes: int
-) -> np.ndarray:
-    """Counts examples per class in `split`, reading records without decoding images."""
-    examples = tfds.load(
-        name,
-        split=split,
-        data_dir=data_dir,
-        as_supervised=True,
-        download=False,
-        decoders={image_key: tfds.decode.SkipDecoding()},
-    )
-    labels = examples.map(lambda _, label: label).batch(_LABEL_COUNT_BATCH)
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for batch in labels.as_numpy_iterator():
-        counts += np.bincount(batch, minlength=num_classes)
-    return counts
+def _take(examples: tf.data.Dataset, indices: np.ndarray, total: int) -> tf.data.Dataset:
+    """The examples at `indices` (sorted) of `total`, in order, with a known cardinality."""
+    keep = np.zeros(total, bool)
+    keep[indices] = True
+    keep = tf.constant(keep)
+    taken = examples.enumerate().filter(lambda index, example: tf.gather(keep, index))
+    taken = taken.map(lambda index, example: example)
+    return taken.apply(tf.data.experimental.assert_cardinality(len(indices)))
 
 
 def _model_input_fn(name: str, feature: tfds.features.Image, image_size: tuple[int, int]):

@@ -10,13 +10,14 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import __version__, heads, layer_names
+from tfxfer import heads
+from tfxfer.classifier import Classifier, text_preprocessor
 from tfxfer.data import image_ops
+from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
-from tfxfer.export import serving, text_serving, versioning, warmup
-
-LABELS_FILE = "labels.txt"
-METADATA_FILE = "tfxfer_metadata.json"
+from tfxfer.export import layout, serving, text_serving, versioning, warmup
+from tfxfer.export.layout import METADATA_FILE
+from tfxfer.version import __version__
 
 
 def export_saved_model(
@@ -74,7 +75,7 @@ def export_saved_model(
     top_k = serving.check_top_k(top_k, len(class_names))
     # Checked before anything is written: a failing warmup request makes TF Serving reject the version.
     warmup_requests = None
-    preprocessor = text_serving.text_preprocessor(model)
+    preprocessor = text_preprocessor(model)
     if warmup_examples is not None:
         warmup.require_serving_api()
         if preprocessor is not None:  # A text classifier: its requests carry raw strings.
@@ -82,6 +83,7 @@ def export_saved_model(
         else:
             warmup_requests = warmup.image_warmup_inputs(warmup_examples, model.input_shape[1:3])
     with tempfile.TemporaryDirectory() as scratch, versioning.staging_dir(export_dir) as staging:
+        # On the local disk whatever export_dir is: TensorFlow copies it into the version's assets/.
         labels_path = os.path.join(scratch, LABELS_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
             f.write("\n".join(class_names) + "\n")
@@ -96,6 +98,8 @@ def export_saved_model(
         archive.track(model)
         archive.track(labels)
         if preprocessor is not None:  # A text classifier: the export takes raw strings.
+            # One call builds it (a reloaded model's has not run yet): the archive tracks built layers only.
+            preprocessor(tf.constant(["build"]))
             archive.track(preprocessor)
             endpoints = text_serving.text_endpoints(model, preprocessor, kind, labels, top_k)
         else:
@@ -152,19 +156,16 @@ def _image_metadata(model, text_preprocessor):
         return {}
     facts = {"resize": image_ops.RESIZE_METHOD, "pixel_range": [0, 255],
              "max_serving_pixels": image_ops.MAX_SERVING_PIXELS}
-    try:
-        facts["backbone_preprocessing"] = model.get_layer(layer_names.PREPROCESSING).mode
-    except ValueError:  # not built by tfxfer: the model takes pixels as they are
-        pass
-    # build_image_classifier names its models "<backbone>_classifier".
-    facts["backbone"] = model.name.removesuffix("_classifier")
+    if isinstance(model, Classifier):  # a model built by hand takes pixels as they are
+        facts["backbone_preprocessing"] = model.preprocessing
+        facts["backbone"] = model.backbone_name
     return facts
 
 
 def _write_metadata(version_dir, model, kind, class_names, extra):
     # assets.extra/ is where TF Serving looks for extras (e.g. warmup requests).
-    folder = os.path.join(version_dir, "assets.extra")
-    os.makedirs(folder, exist_ok=True)
+    folder = os.path.join(version_dir, layout.EXTRA_ASSETS_DIR)
+    versioning.make_folders(folder)
     metadata = {
         "model_name": model.name,
         "head": kind.value,
@@ -175,5 +176,5 @@ def _write_metadata(version_dir, model, kind, class_names, extra):
                      "keras": keras.__version__, "python": platform.python_version()},
         **(extra or {}),
     }
-    with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True, default=str)
+    with tf.io.gfile.GFile(os.path.join(folder, METADATA_FILE), "w") as f:  # any filesystem, as the version
+        f.write(json.dumps(metadata, indent=2, sort_keys=True, default=str))

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from tfxfer.data import image_ops
+from tfxfer.export import layout
 from tfxfer.heads import HeadKind
 
 
@@ -94,6 +95,8 @@ def image_endpoints(
 
     return {
         # First, so it is also `serving_default`: what TF Serving's REST {"b64": ...} sends.
-        "serving_default": (predict_image_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
-        "serving_images": (predict_images, [tf.TensorSpec([None, height, width, 3], tf.float32, name="images")]),
+        layout.SERVING_DEFAULT: (predict_image_bytes,
+                                 [tf.TensorSpec([None], tf.string, name=layout.IMAGE_BYTES_INPUT)]),
+        layout.SERVING_IMAGES: (predict_images,
+                                [tf.TensorSpec([None, height, width, 3], tf.float32, name=layout.IMAGES_INPUT)]),
     }

@@ -9,10 +9,10 @@ import keras
 import tensorflow as tf
 
 from tfxfer.export import serving
+from tfxfer.export.layout import TEXTS_INPUT
 from tfxfer.heads import HeadKind
-from tfxfer.text.text_classifier import text_preprocessor
+from tfxfer.classifier import text_preprocessor
 
-TEXTS_INPUT = "texts"
 TOKEN_IDS_SIGNATURE = "serving_token_ids"
 
 __all__ = ["TEXTS_INPUT", "TOKEN_IDS_SIGNATURE", "text_endpoints", "text_metadata", "text_preprocessor",

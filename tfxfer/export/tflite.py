@@ -36,7 +36,10 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import heads, layer_names
+from tfxfer.classifier import text_preprocessor
+from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
+from tfxfer.export import versioning
 from tfxfer.export.saved_model import check_label_lines
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
@@ -51,7 +54,6 @@ class UnsupportedModelError(ConfigError, NotImplementedError):
     the recipes show its message rather than a traceback.
     """
 REPORT_FILE = "tflite_report.json"
-LABELS_FILE = "labels.txt"
 
 
 @dataclasses.dataclass
@@ -120,14 +122,14 @@ def export_tflite(
         )
     check_label_lines([str(name) for name in class_names])
     output_dir = os.fspath(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, LABELS_FILE), "w", encoding="utf-8") as f:
+    versioning.make_folders(output_dir)
+    with tf.io.gfile.GFile(os.path.join(output_dir, LABELS_FILE), "w") as f:
         f.write("\n".join(class_names) + "\n")
     paths = {}
     for variant in variants:
         representative = _representative_images(train, representative_examples) if variant == "int8" else None
         paths[variant] = os.path.join(output_dir, f"{variant}.tflite")
-        with open(paths[variant], "wb") as f:
+        with tf.io.gfile.GFile(paths[variant], "wb") as f:
             f.write(convert_tflite(model, variant, representative_images=representative))
     keras_accuracy, validation_size, results = _evaluate(model, kind, validation, paths)
     report = {
@@ -135,8 +137,8 @@ def export_tflite(
         "validation_size": validation_size,
         "tflite": {variant: dataclasses.asdict(result) for variant, result in results.items()},
     }
-    with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_FILE), "w") as f:
+        f.write(json.dumps(report, indent=2))
     for variant, result in results.items():
         logging.info("TFLite %-13s %9d bytes  accuracy %.4f (Keras %.4f)", variant, result.size_bytes,
                      result.accuracy, keras_accuracy)
@@ -188,7 +190,6 @@ def convert_tflite(
 
 def _reject_text_model(model: keras.Model) -> None:
     """Raises `UnsupportedModelError` for text classifiers: TFLite export covers image classifiers only."""
-    from tfxfer.text.text_classifier import text_preprocessor  # Deferred: the text package is optional here.
 
     if text_preprocessor(model) is not None:
         raise UnsupportedModelError(

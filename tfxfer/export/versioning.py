@@ -6,6 +6,11 @@ into place, so a poll never sees half a model; existing versions are never
 overwritten. A published version gets the permissions of any folder the user
 creates (the umask decides), so a TF Serving container running as another user
 can read it: the staging folder itself is private while it is being written.
+
+Every folder is read and written through `tf.io.gfile`, so a base folder may
+be on any filesystem TensorFlow supports (`gs://...`, `ram://...`). Permissions
+and the atomic rename are local-disk features; what remote paths get instead
+is said where it happens (`publish`, `share_like_user_folders`).
 """
 
 import contextlib
@@ -15,22 +20,28 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 
+import tensorflow as tf
 from absl import logging
 
 from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError
+from tfxfer.export.layout import SAVED_MODEL_FILE
+
+STAGING_PREFIX = ".tmp-export-"
 
 
 def existing_versions(base_dir: str) -> list[int]:
     """Integer-named sub-folders of `base_dir`, ascending."""
-    if not os.path.isdir(base_dir):
+    if not tf.io.gfile.isdir(base_dir):
         return []
-    return sorted(int(name) for name in os.listdir(base_dir)
-                  if name.isascii() and name.isdigit() and os.path.isdir(os.path.join(base_dir, name)))
+    # Object stores list sub-folders with a trailing "/" (e.g. "3/").
+    names = (name.rstrip("/") for name in tf.io.gfile.listdir(base_dir))
+    return sorted(int(name) for name in names
+                  if name.isascii() and name.isdigit() and tf.io.gfile.isdir(os.path.join(base_dir, name)))
 
 
 def latest_version_dir(base_dir: str) -> str:
     """The highest version folder in `base_dir`, or `base_dir` itself if it is a SavedModel."""
-    if os.path.exists(os.path.join(base_dir, "saved_model.pb")):
+    if tf.io.gfile.exists(os.path.join(base_dir, SAVED_MODEL_FILE)):
         return base_dir
     versions = existing_versions(base_dir)
     if not versions:
@@ -110,19 +121,54 @@ def is_local(path: str) -> bool:
     return "://" not in os.fspath(path)
 
 
+def make_folders(path: str) -> None:
+    """Creates folder `path` and its missing parents, on any filesystem; fine if it exists.
+
+    Local folders are made by `os.makedirs`, so they get the modes of any folder
+    the user creates (TensorFlow's own are 0o755 whatever the umask).
+
+    path: str. A local path or a `scheme://` URL TensorFlow can write.
+    """
+    if is_local(path):
+        os.makedirs(path, exist_ok=True)
+    else:
+        tf.io.gfile.makedirs(path)
+
+
 @contextlib.contextmanager
 def staging_dir(base_dir: str) -> Iterator[str]:
     """A hidden temporary folder inside `base_dir`, removed unless `publish`ed.
 
-    It is private (0o700) while being written; `publish` opens it up.
+    On a local disk it is private (0o700) while being written; `publish` opens it up.
     """
     check_base_dir(base_dir)
-    os.makedirs(base_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=base_dir)
+    make_folders(base_dir)
+    if is_local(base_dir):
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
+    else:  # No modes to keep private there; the random name keeps concurrent exports apart.
+        staging = os.path.join(base_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+        tf.io.gfile.makedirs(staging)
     try:
         yield staging
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_folder(staging)
+
+
+def _remove_folder(folder: str) -> None:
+    """Removes `folder` and everything in it if it is still there (a published one is gone); never raises.
+
+    A leftover hidden folder must not hide the export's own error.
+    """
+    if is_local(folder):
+        # shutil, not tf.io.gfile.rmtree: TensorFlow's would follow a symlink to a
+        # folder and empty the folder it points to.
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    try:
+        if tf.io.gfile.exists(folder):
+            tf.io.gfile.rmtree(folder)
+    except tf.errors.OpError as error:
+        logging.warning("Could not remove the staging folder %s: %s", folder, error)
 
 
 def publish(staging: str, base_dir: str) -> str:
@@ -138,15 +184,44 @@ def publish(staging: str, base_dir: str) -> str:
         version = max([version, *existing_versions(base_dir)]) + 1
         target = os.path.join(base_dir, str(version))
         try:
-            # rename() onto an existing non-empty folder fails, so a concurrent
-            # export that took this number makes us try the next one.
-            os.rename(staging, target)
-        except OSError:
-            if os.path.exists(target):
-                continue
-            raise
+            _move_folder(staging, target)
+        except tf.errors.AlreadyExistsError:  # taken, e.g. by a concurrent export: try the next number
+            continue
         logging.info("Published version %d at %s", version, target)
         return target
+
+
+def _move_folder(source: str, target: str) -> None:
+    """Renames the folder `source` to `target`; raises `tf.errors.AlreadyExistsError` if `target` is taken.
+
+    A local disk renames a folder in one step, so TF Serving never sees half a
+    version. Object stores (`gs://`) have no folders to rename, only files,
+    and `ram://` renames a folder's name without its files: there each file is
+    renamed (copied, on GCS) on its own, `saved_model.pb` last, so that the
+    version is complete before TF Serving can load it. Claiming the number
+    there is not atomic either: two exports racing to one bucket may collide.
+    """
+    if tf.io.gfile.exists(target):
+        raise tf.errors.AlreadyExistsError(None, None, f"{target} exists")
+    if is_local(source):
+        try:
+            tf.io.gfile.rename(source, target)
+        except tf.errors.OpError as error:
+            # rename() onto an existing non-empty folder fails too, so a concurrent
+            # export that took the number between the check and here is not overwritten.
+            if tf.io.gfile.exists(target):
+                raise tf.errors.AlreadyExistsError(None, None, f"{target} exists") from error
+            raise
+        return
+    files = []
+    for folder, _, names in tf.io.gfile.walk(source):
+        relative = folder[len(source):].strip("/")
+        tf.io.gfile.makedirs(os.path.join(target, relative))
+        # ram:// lists names by prefix (`assets.extra` shows in `assets` as `.extra`): keep real files only.
+        files.extend(os.path.join(relative, name) for name in names
+                     if tf.io.gfile.exists(os.path.join(folder, name)))
+    for name in sorted(files, key=lambda name: name == SAVED_MODEL_FILE):
+        tf.io.gfile.rename(os.path.join(source, name), os.path.join(target, name))
 
 
 def share_like_user_folders(folder: str) -> None:
@@ -157,7 +232,9 @@ def share_like_user_folders(folder: str) -> None:
     by a TF Serving container running as another user, or would ignore a
     stricter umask. Folders become 0o777 and files 0o666, both minus the umask.
     Symlinks are left alone (chmod would follow them out of the folder).
-    Remote paths (`gs://`, ...) have no POSIX modes and are skipped.
+    Remote paths (`gs://`, ...) are skipped: they have no POSIX modes, who may
+    read them is the bucket's access control, and `os.chmod` would act on a
+    local folder named `gs:`.
 
     folder: str. A local folder, e.g. a staged version.
     """

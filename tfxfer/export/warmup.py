@@ -24,8 +24,8 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer.data import image_ops
-
-WARMUP_FILE = "tf_serving_warmup_requests"
+from tfxfer.export import layout, text_serving, versioning
+from tfxfer.export.layout import WARMUP_FILE
 # TF Serving reads at most this many warmup records.
 MAX_RECORDS = 1000
 
@@ -64,8 +64,8 @@ def image_warmup_inputs(examples: Sequence[bytes], image_size: tuple[int, int]) 
                 f"starting {contents[:8]!r}"
             ) from error
     return {
-        "serving_default": {"image_bytes": np.array(list(examples), dtype=object)},
-        "serving_images": {"images": np.stack(images).astype(np.float32)},
+        layout.SERVING_DEFAULT: {layout.IMAGE_BYTES_INPUT: np.array(list(examples), dtype=object)},
+        layout.SERVING_IMAGES: {layout.IMAGES_INPUT: np.stack(images).astype(np.float32)},
     }
 
 
@@ -81,8 +81,6 @@ def text_warmup_inputs(examples: Sequence[str], model) -> dict[str, dict[str, np
         `{"serving_default": {"texts": (N,) UTF-8 bytes}, "serving_token_ids":
         {input_name: (N, T) array}}`, each one batched request.
     """
-    from tfxfer.export import text_serving  # Deferred: text_serving imports the text package.
-
     if isinstance(examples, (bytes, str)) or not examples:
         raise ValueError(
             "warmup_examples of a text model must be a non-empty list of strings (a few typical "
@@ -97,7 +95,7 @@ def text_warmup_inputs(examples: Sequence[str], model) -> dict[str, dict[str, np
             )
     tokens = text_serving.tokenize(model, list(examples))
     return {
-        "serving_default": {text_serving.TEXTS_INPUT: np.array([t.encode("utf-8") for t in examples], dtype=object)},
+        layout.SERVING_DEFAULT: {layout.TEXTS_INPUT: np.array([t.encode("utf-8") for t in examples], dtype=object)},
         text_serving.TOKEN_IDS_SIGNATURE: {name: value.numpy() for name, value in tokens.items()},
     }
 
@@ -128,16 +126,17 @@ def write_warmup_requests(version_dir: str, requests: dict[str, dict[str, np.nda
     """Writes one `PredictionLog` per signature to `<version_dir>/assets.extra/`; returns the file path.
 
     Args:
-        version_dir: str. A SavedModel folder (typically still being staged).
+        version_dir: str. A SavedModel folder (typically still being staged), on
+            any filesystem TensorFlow supports.
         requests: dict. `{signature_name: {input_name: batched array}}`.
     """
     apis = _serving_apis()
     if not 0 < len(requests) <= MAX_RECORDS:
         raise ValueError(f"Expected 1 to {MAX_RECORDS} warmup requests. Received: {len(requests)}")
-    folder = os.path.join(version_dir, "assets.extra")
-    os.makedirs(folder, exist_ok=True)
+    folder = os.path.join(version_dir, layout.EXTRA_ASSETS_DIR)
+    versioning.make_folders(folder)
     path = os.path.join(folder, WARMUP_FILE)
-    with tf.io.TFRecordWriter(path) as writer:
+    with tf.io.TFRecordWriter(path) as writer:  # any filesystem TensorFlow supports
         for signature_name, inputs in requests.items():
             request = apis.predict_pb2.PredictRequest()
             request.model_spec.signature_name = signature_name

@@ -7,11 +7,10 @@ import keras
 from absl import logging
 
 from tfxfer import layer_names
+from tfxfer.backbones.registry import PRETRAINED
 from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UnavailableOfflineError
 from tfxfer.text.text_backbone import TextBackbone
 
-
-PRETRAINED = "pretrained"
 
 
 class TextBackboneUnavailableError(UnavailableOfflineError):

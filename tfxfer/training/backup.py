@@ -41,6 +41,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.training.results import PhaseResult
+
 PHASE1_DONE = "phase1_done.json"
 PHASE1_WEIGHTS = "phase1_final.weights.npz"
 PHASES = ("phase1", "phase2")
@@ -72,12 +74,11 @@ class RunBackup:
         backup_type = keras.callbacks.BackupAndRestore if self.is_chief else _RestoreOnly
         return [backup_type(os.path.join(self.backup_dir, phase), double_checkpoint=True, delete_checkpoint=False)]
 
-    def restore_phase1(self, model: keras.Model, result_type: type):
+    def restore_phase1(self, model: keras.Model) -> PhaseResult | None:
         """Loads phase 1's final weights into `model` and returns its result, or None if not done.
 
         Args:
             model: keras.Model. The model being trained, as phase 1 left it (frozen backbone).
-            result_type: type. The dataclass phase 1's result was saved from.
         """
         if not self.backup_dir:
             return None
@@ -89,12 +90,12 @@ class RunBackup:
             with np.load(io.BytesIO(f.read()), allow_pickle=False) as saved:
                 model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
         with tf.io.gfile.GFile(marker, "r") as f:
-            result = result_type(**json.loads(f.read()))
+            result = PhaseResult(**json.loads(f.read()))
         logging.info("Phase 1 already completed (%s): skipped, its final weights restored.", marker)
         return result
 
-    def save_phase1(self, model: keras.Model, result) -> None:
-        """Saves phase 1's final weights, then the marker with its `result` (a dataclass)."""
+    def save_phase1(self, model: keras.Model, result: PhaseResult) -> None:
+        """Saves phase 1's final weights, then the marker with its `result`."""
         if not self.backup_dir or not self.is_chief:
             return
         tf.io.gfile.makedirs(self.backup_dir)

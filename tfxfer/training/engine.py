@@ -2,7 +2,8 @@
 
 Phase 1 trains the head on a frozen backbone (on features the backbone computed
 once, when caching); phase 2 unfreezes the top of the backbone and trains on at a
-lower learning rate. Both phases run `TrainLoop`, one loop for every
+lower learning rate. `planner` checks the arguments once and describes each phase
+as a `Phase`; `run_phase` trains it with `TrainLoop`, one loop for every
 `tf.distribute` strategy, with Keras callbacks as under `fit`.
 """
 
@@ -15,50 +16,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import distribute, freezing, heads, layer_names
+from tfxfer import distribute, freezing, layer_names
 from tfxfer.defaults import FineTuneConfig
-from tfxfer.errors import ConfigError
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
-from tfxfer.training import feature_cache, input_checks, layerwise_lr, losses, schedules
+from tfxfer.training import feature_cache, layerwise_lr, losses, planner
 from tfxfer.training.loop import TrainLoop
-
-
-@dataclasses.dataclass
-class PhaseResult:
-    """What one phase did.
-
-    Attributes:
-        history: dict. Per-epoch metrics, as in `keras.callbacks.History.history`.
-        seconds: float. Wall time of the phase.
-        epochs_run: int. Epochs actually run (early stopping may cut them).
-        final_metrics: dict. Validation metrics of the weights the phase ended
-            with (after best-weight restore), `val_`-prefixed.
-        trainable_parameters: int. Trainable parameter count during the phase.
-    """
-
-    history: dict[str, list[float]]
-    seconds: float
-    epochs_run: int
-    final_metrics: dict[str, float]
-    trainable_parameters: int
-
-    def summary(self) -> dict:
-        return {**self.final_metrics, "seconds": round(self.seconds, 2),
-                "epochs_run": self.epochs_run, "trainable_parameters": self.trainable_parameters}
-
-
-@dataclasses.dataclass
-class FineTuneResult:
-    phase1: PhaseResult
-    phase2: PhaseResult | None
-
-    def metrics(self) -> dict:
-        """`{"phase1": {...}, "phase2": {...}}` with `val_accuracy`, `val_loss`, `seconds`, ..."""
-        result = {"phase1": self.phase1.summary()}
-        if self.phase2 is not None:
-            result["phase2"] = self.phase2.summary()
-        return result
+from tfxfer.training.phase import Phase
+from tfxfer.training.results import FineTuneResult, PhaseResult
 
 
 def fine_tune(
@@ -107,169 +72,87 @@ def fine_tune(
             the first batch, when `class_counts` is None), or a bad
             `fine_tune_at` / `class_weight`.
     """
-    config = config or FineTuneConfig()
-    backbone = _backbone(model)
-    lr_multipliers = None
-    if config.fine_tune_epochs:
-        # A bad fine_tune_at or layer_decay fails now, not after phase 1 has trained.
-        freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
-        if config.layer_decay != 1.0:
-            lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
-    kind = heads.head_kind(model)
-    if class_counts is not None:
-        input_checks.check_class_counts(class_counts, heads.num_classes(model))
-    for name, data in (("train_data", train_data), ("validation_data", validation_data)):
-        if data is not None:
-            input_checks.check_dataset(model, data, name=name, peek=class_counts is None)
-    steps = steps_per_epoch(train_data)
-    class_weight = _class_weight(config.class_weight, kind, class_counts, train_data, heads.num_classes(model))
-    run = dict(train_data=train_data, validation_data=validation_data, kind=kind, config=config,
-               callbacks=list(callbacks or []), class_weight=class_weight, steps=steps)
-
+    phases = planner.plan_phases(model, train_data, validation_data, config or FineTuneConfig(),
+                                 callbacks=callbacks, class_counts=class_counts, cache_features=cache_features)
     backup = backup_lib.RunBackup(backup_dir, is_chief=distribute.is_chief())
-    if cache_features is None:
-        cache_features = not feature_cache.has_augmentation(model)
-
-    freezing.freeze_backbone(backbone)
-    phase1 = backup.restore_phase1(model, PhaseResult)
-    if phase1 is None:
-        phase1 = _run_phase1(model, cache_features, backup.callbacks("phase1"), **run)
-        backup.save_phase1(model, phase1)
-    if not config.fine_tune_epochs:
-        backup.finish()
-        return FineTuneResult(phase1, None)
-
-    freezing.unfreeze_top(backbone, config.fine_tune_at)
-    schedule = schedules.warmup_cosine(
-        config.fine_tune_learning_rate, config.fine_tune_epochs * steps, config.warmup_fraction)
-    phase2 = _run_phase(model, "phase 2", epochs=config.fine_tune_epochs, schedule=schedule,
-                        backup_callbacks=backup.callbacks("phase2"), lr_multipliers=lr_multipliers, **run)
+    results = [run_phase(model, phase, backup) for phase in phases]
     backup.finish()
-    return FineTuneResult(phase1, phase2)
+    return FineTuneResult(results[0], results[1] if len(results) > 1 else None)
 
 
-def _run_phase1(model, cache_features, backup_callbacks, *, train_data, validation_data, steps, config,
-                **run) -> PhaseResult:
-    extract_seconds, head = 0.0, None
-    if cache_features:
-        cached = feature_cache.cache_phase(model, train_data, validation_data)
-        head, train_data, validation_data = cached.head, cached.train, cached.validation
-        extract_seconds, steps = cached.seconds, steps_per_epoch(cached.train)
-    result = _run_phase(model, "phase 1", epochs=config.epochs,
-                        schedule=schedules.warmup_cosine(config.learning_rate, config.epochs * steps),
-                        train_data=train_data, validation_data=validation_data, steps=steps, config=config,
-                        backup_callbacks=backup_callbacks, head=head, **run)
-    result.seconds += extract_seconds
+def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup) -> PhaseResult:
+    """Sets which layers train, then trains `phase`, or restores it if `backup` says it finished."""
+    freezing.set_trainable(model.get_layer(layer_names.BACKBONE), phase.fine_tune_at)
+    if phase.skip_when_done and (restored := backup.restore_phase1(model)) is not None:
+        return restored
+    result = _train(model, phase, backup.callbacks(phase.backup_slot))
+    if phase.skip_when_done:
+        backup.save_phase1(model, result)
     return result
 
 
-def _run_phase(model, phase, *, epochs, schedule, train_data, validation_data, kind, config, callbacks,
-               class_weight, steps, backup_callbacks=(), head=None, lr_multipliers=None) -> PhaseResult:
+def _train(model: keras.Model, phase: Phase, backup_callbacks: list) -> PhaseResult:
+    """Trains `model` through `phase` and says what that did."""
+    head, extract_seconds = None, 0.0
+    if phase.cache_features:
+        phase, head, extract_seconds = _on_cached_features(model, phase)
+    loss = _compile(model, phase)
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    logging.info("%s: %d epochs, %d trainable parameters.", phase.name, phase.epochs, trainable)
+    phase_callbacks = _callbacks(phase, backup_callbacks)
+    start = time.perf_counter()
+    loop = TrainLoop(model, phase.kind, loss, phase.class_weight, head=head)
+    history = loop.fit(phase.train, validation_data=phase.validation, epochs=phase.epochs, steps=phase.steps,
+                       callbacks=phase_callbacks)
+    final = _validation_metrics(loop, phase.validation)
+    seconds = time.perf_counter() - start
+    logging.info("%s done in %.1fs: %s", phase.name, seconds, final)
+    # A resumed phase's history starts at the resumed epoch; epochs_run counts from 0.
+    epochs_run = history.epoch[-1] + 1 if history.epoch else 0
+    return PhaseResult(history.history, seconds + extract_seconds, epochs_run, final, trainable)
+
+
+def _validation_metrics(loop: TrainLoop, validation: tf.data.Dataset | None) -> dict[str, float]:
+    """`val_`-prefixed metrics of the weights the phase ended with (after any best-weight restore)."""
+    if validation is None:
+        return {}
+    return {f"val_{name}": value for name, value in loop.evaluate(validation).items()}
+
+
+def _on_cached_features(model: keras.Model, phase: Phase) -> tuple[Phase, keras.Model, float]:
+    """`phase` on features the frozen backbone computed once, the head that takes them, and the extraction time."""
+    cached = feature_cache.cache_phase(model, phase.train, phase.validation)
+    # The cache keeps the largest batch's size, so its number of batches may differ.
+    cached_phase = dataclasses.replace(phase, train=cached.train, validation=cached.validation,
+                                       steps=planner.steps_per_epoch(cached.train))
+    return cached_phase, cached.head, cached.seconds
+
+
+def _compile(model: keras.Model, phase: Phase) -> keras.losses.Loss:
+    """Compiles `model` with the phase's loss and a new optimizer; returns the loss."""
     # The optimizer is created anew each phase: its slots must match the new trainable set.
     # compile attaches it (BackupAndRestore saves model.optimizer) and leaves the model
     # ready for the user's own evaluate/predict.
-    loss = losses.loss_for(kind, config.label_smoothing)
+    loss = losses.loss_for(phase.kind, phase.label_smoothing)
     with model.distribute_strategy.scope():
-        settings = dict(learning_rate=schedule, weight_decay=config.weight_decay,
-                        global_clipnorm=config.global_clipnorm)
-        optimizer = (layerwise_lr.LayerwiseAdamW(lr_multipliers=lr_multipliers, **settings) if lr_multipliers
-                     else keras.optimizers.AdamW(**settings))
-        model.compile(optimizer=optimizer, loss=loss, metrics=losses.metrics_for(kind))
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    logging.info("%s: %d epochs, %d trainable parameters.", phase, epochs, trainable)
-    phase_callbacks = [
+        model.compile(optimizer=_optimizer(phase), loss=loss, metrics=losses.metrics_for(phase.kind))
+    return loss
+
+
+def _optimizer(phase: Phase) -> keras.optimizers.Optimizer:
+    settings = {"learning_rate": phase.schedule(), "weight_decay": phase.weight_decay,
+                "global_clipnorm": phase.global_clipnorm}
+    if phase.lr_multipliers:
+        return layerwise_lr.LayerwiseAdamW(lr_multipliers=phase.lr_multipliers, **settings)
+    return keras.optimizers.AdamW(**settings)
+
+
+def _callbacks(phase: Phase, backup_callbacks: list) -> list[keras.callbacks.Callback]:
+    return [
         *backup_callbacks,  # first: restores weights and epoch before the others start
-        *callbacks_lib.early_stopping(config.early_stopping_patience, validation_data is not None),
+        *callbacks_lib.early_stopping(phase.early_stopping_patience, phase.validation is not None),
         # Progress from the chief only; every worker runs the others, so that they
         # decide alike (early stopping) and restore alike (backups).
-        *([callbacks_lib.EpochLogger(phase)] if distribute.is_chief() else []),
-        *callbacks,
+        *([callbacks_lib.EpochLogger(phase.name)] if distribute.is_chief() else []),
+        *phase.callbacks,
     ]
-    start = time.perf_counter()
-    loop = TrainLoop(model, kind, loss, class_weight, head=head)
-    history = loop.fit(train_data, validation_data=validation_data, epochs=epochs, steps=steps,
-                       callbacks=phase_callbacks)
-    final = {}
-    if validation_data is not None:
-        final = {f"val_{name}": value for name, value in loop.evaluate(validation_data).items()}
-    seconds = time.perf_counter() - start
-    logging.info("%s done in %.1fs: %s", phase, seconds, final)
-    # A resumed phase's history starts at the resumed epoch; epochs_run counts from 0.
-    epochs_run = history.epoch[-1] + 1 if history.epoch else 0
-    return PhaseResult(history.history, seconds, epochs_run, final, trainable)
-
-
-def _backbone(model: keras.Model) -> keras.Model:
-    try:
-        return model.get_layer(layer_names.BACKBONE)
-    except ValueError as error:
-        raise ConfigError(
-            f"fine_tune needs a model with a layer named {layer_names.BACKBONE!r} (the part "
-            "to freeze, then fine-tune); build it with tfxfer.build_image_classifier. "
-            f"Received: model={model.name!r}"
-        ) from error
-
-
-def steps_per_epoch(dataset: tf.data.Dataset) -> int:
-    """Batches per epoch, which the learning-rate schedules need up front."""
-    cardinality = int(dataset.cardinality())
-    if cardinality == tf.data.INFINITE_CARDINALITY:
-        raise ConfigError(
-            "The training dataset is infinite (.repeat() without a count); fine_tune "
-            "runs whole epochs. Remove the .repeat() or give it a count."
-        )
-    if cardinality == tf.data.UNKNOWN_CARDINALITY:
-        # Filtering or reading files hides the size; one pass counts it.
-        cardinality = int(dataset.reduce(0, lambda count, _: count + 1))
-        logging.info("Counted %d batches per epoch in the training dataset.", cardinality)
-    if cardinality == 0:
-        raise ConfigError("The training dataset is empty; pass at least one batch. Received: 0 batches")
-    return cardinality
-
-
-def _class_weight(setting, kind, class_counts, train_data, num_classes):
-    if setting is None or isinstance(setting, dict):
-        return setting
-    if setting != "balanced":
-        raise ConfigError(
-            f"class_weight must be None, 'balanced' or a dict. Received: class_weight={setting!r}"
-        )
-    if kind is heads.HeadKind.MULTILABEL:
-        raise ConfigError(
-            "class_weight='balanced' needs one label per example; it does not apply to multi-label heads.")
-    if class_counts is None:
-        class_counts = count_labels(train_data, num_classes)
-    if len(class_counts) != num_classes:
-        raise ConfigError(
-            f"class_counts needs one count per class of the model ({num_classes}). "
-            f"Received: class_counts={list(class_counts)}"
-        )
-    return balanced_class_weight(class_counts)
-
-
-def balanced_class_weight(class_counts: list[int]) -> dict[int, float]:
-    """Weights inversely proportional to class frequency (scikit-learn's "balanced")."""
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if (counts <= 0).any():
-        raise ConfigError(
-            f"Every class needs at least one training example. Received: class_counts={list(class_counts)}")
-    weights = counts.sum() / (len(counts) * counts)
-    return {index: float(weight) for index, weight in enumerate(weights)}
-
-
-def count_labels(dataset: tf.data.Dataset, num_classes: int) -> list[int]:
-    """Examples per class in a dataset of (inputs, integer labels) batches.
-
-    Sized by `num_classes`, not by the labels seen: a class absent from the data
-    counts 0 instead of vanishing from the end of the list.
-    """
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for _, labels in dataset:
-        labels = np.asarray(labels).reshape(-1).astype(np.int64)
-        if labels.size and not 0 <= labels.min() <= labels.max() < num_classes:
-            raise ConfigError(
-                f"Labels must be class indices in [0, {num_classes}). "
-                f"Received: labels={sorted(set(labels.tolist()))}"
-            )
-        counts += np.bincount(labels, minlength=num_classes)
-    return counts.tolist()

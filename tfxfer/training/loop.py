@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfxfer import heads
 from tfxfer.training import losses
 
+
 class TrainLoop:
     """Trains and evaluates `model` under the strategy its variables were created in.
 

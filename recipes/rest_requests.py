@@ -1,12 +1,13 @@
-"""TF Serving's REST JSON, as its API documentation specifies, in both directions.
+"""TF Serving's REST JSON, as its API documentation specifies, in both directions: the client's side.
 
-TF Serving, not tfxfer, decodes REST bodies in production. This module writes
+TF Serving, not tfxfer, decodes REST bodies in production, so this is no part
+of the library's serving code: it sits beside `predict.py`, which prints ready
+requests with it (`image_request`, `text_request`, `curl_command`). It writes
 down the documented mapping (https://www.tensorflow.org/tfx/serving/api_rest)
-so that tfxfer can build ready requests (`image_request`, `curl_command`) and so
-that tests can check that an exported SavedModel's signatures accept exactly
-the tensors TF Serving hands them (`decode_request`) and answer in the shape
-users get back (`format_response`). It is a reading of that documentation, not
-TF Serving itself:
+so that the tests can also check that an exported SavedModel's signatures
+accept exactly the tensors TF Serving hands them (`decode_request`) and answer
+in the shape users get back (`format_response`). It needs TensorFlow only, and
+is a reading of that documentation, not TF Serving itself:
 
 - Row format `{"instances": [...]}`: one list item per example. With a single
   input each item is that input's value; otherwise (or optionally) each item is
@@ -32,7 +33,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-DEFAULT_SIGNATURE = "serving_default"
+from tfxfer.export.layout import SERVING_DEFAULT as DEFAULT_SIGNATURE
 
 
 @dataclasses.dataclass

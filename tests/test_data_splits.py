@@ -1,0 +1,145 @@
+"""Tests for what every loader shares: the split, the argument check, the result type,
+the train/ + val/ layout rule."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tfxfer
+from tfxfer.data import Datasets, ImageDatasets, TextDatasets, check_loader_args, split_per_class
+from tfxfer.errors import ConfigError
+
+
+def _validation_per_class(labels, validation):
+    return np.bincount(np.asarray(labels)[validation], minlength=max(labels) + 1).tolist()
+
+
+# --- split_per_class ------------------------------------------------------------
+
+
+def test_every_index_is_in_exactly_one_split_each_sorted():
+    labels = np.random.default_rng(0).integers(0, 4, 101)
+    train, validation = split_per_class(labels, 0.3, seed=7)
+    assert sorted(np.concatenate([train, validation]).tolist()) == list(range(101))
+    assert train.tolist() == sorted(train.tolist()) and validation.tolist() == sorted(validation.tolist())
+
+
+def test_each_class_gives_its_share():
+    labels = [0] * 50 + [1] * 30 + [2] * 20
+    _, validation = split_per_class(labels, 0.2, seed=0)
+    assert _validation_per_class(labels, validation) == [10, 6, 4]
+
+
+def test_same_seed_same_split_other_seed_other_split():
+    labels = [0, 1] * 20
+    first, again, other = (split_per_class(labels, 0.25, seed=s)[1].tolist() for s in (3, 3, 4))
+    assert first == again != other
+
+
+def test_total_rounds_half_up_and_leftovers_go_to_the_largest_remainders():
+    # Shares 1.4, 1.05, 1.05 (3.5 in all): whole parts 1 each, the 4th to class 0.
+    labels = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
+    _, validation = split_per_class(labels, 0.35, seed=0)
+    assert _validation_per_class(labels, validation) == [2, 1, 1]
+
+
+def test_equal_remainders_are_broken_by_the_seed():
+    labels = np.arange(20) % 5  # 0.4 of each class: 2 of the 5 classes give one.
+    picked = {tuple(np.flatnonzero(_validation_per_class(labels, split_per_class(labels, 0.1, s)[1])))
+              for s in range(10)}
+    assert all(len(classes) == 2 for classes in picked) and len(picked) > 1
+
+
+def test_tiny_classes_keep_a_training_example():
+    labels = [0, 1, 1, 2, 2, 2, 2]  # A single example never goes to validation.
+    train, validation = split_per_class(labels, 0.9, seed=0)
+    assert _validation_per_class(labels, validation) == [0, 1, 3]
+    assert sorted(set(np.asarray(labels)[train].tolist())) == [0, 1, 2]
+
+
+def test_labels_need_not_be_contiguous_or_sorted():
+    labels = [9, 4, 9, 4, 9, 4, 9, 4, 9, 4]
+    _, validation = split_per_class(labels, 0.4, seed=0)
+    assert sorted(np.asarray(labels)[validation].tolist()) == [4, 4, 9, 9]
+
+
+def test_a_split_holding_out_nothing_is_an_error_naming_the_fix():
+    with pytest.raises(ConfigError, match=r"validation_split=0.1 of 4 texts in 2 classes rounds to no "
+                                          r"validation texts.*validation_split=None"):
+        split_per_class([0, 0, 1, 1], 0.1, seed=0, what="texts")
+
+
+# --- check_loader_args ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, r"batch_size must be a positive integer. Received: batch_size=0"),
+    ({"validation_split": 1.0}, r"validation_split must be None or a fraction strictly between 0 and 1"),
+    ({"validation_split": True}, r"Received: validation_split=True"),
+    ({"image_size": (8, 0)}, r"\(height, width\).*image_size=\(8, 0\)"),
+    ({"image_size": None}, r"image_size=None"),
+    ({"cache": None}, r"cache file path prefix.*cache=None"),
+    ({"shuffle_buffer": 0}, r"shuffle_buffer=0"),
+    ({"max_text_chars": True}, r"max_text_chars must be a positive integer.*max_text_chars=True"),
+])
+def test_check_loader_args_names_the_argument_and_value(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        check_loader_args(**{"batch_size": 8, "validation_split": 0.2, **kwargs})
+
+
+def test_check_loader_args_checks_only_what_it_is_given():
+    check_loader_args(batch_size=1, validation_split=None)
+    check_loader_args(batch_size=1, validation_split=0.5, image_size=(2, 3), cache="c", shuffle_buffer=None)
+    check_loader_args(batch_size=1, validation_split=0.5, max_text_chars=10)
+
+
+# --- one result type ------------------------------------------------------------
+
+
+def test_image_and_text_datasets_share_the_base_fields_and_summary():
+    shared = [field.name for field in dataclasses.fields(Datasets)]
+    assert shared == ["train", "validation", "class_names", "train_size", "validation_size", "train_class_counts"]
+    for cls in (ImageDatasets, TextDatasets):
+        assert issubclass(cls, Datasets) and [f.name for f in dataclasses.fields(cls)][:len(shared)] == shared
+    assert tfxfer.ImageDatasets is ImageDatasets and tfxfer.TextDatasets is TextDatasets
+    values = dict(train=None, validation=None, class_names=["a", "b"], train_size=3, validation_size=1,
+                  train_class_counts=[2, 1])
+    image = ImageDatasets(**values, skipped_files=["x.jpg"]).summary()
+    text = TextDatasets(**values, skipped={"empty": 0}, source_format="csv").summary()
+    base = Datasets(**values).summary()
+    assert image == {**base, "skipped_files": ["x.jpg"]}
+    assert {key: text[key] for key in base} == base
+
+
+# --- the train/ + val/ + validation/ rule -----------------------------------------
+
+
+def _both_validation_folders(root: Path, write):
+    for split in ("train", "val", "validation"):
+        for name in ("a", "b"):
+            write(root / split / name)
+    return root
+
+
+def _png(folder: Path):
+    folder.mkdir(parents=True)
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(folder / "1.png")
+
+
+def _txt(folder: Path):
+    folder.mkdir(parents=True)
+    (folder / "1.txt").write_text(f"a text of {folder.name}")
+
+
+@pytest.mark.parametrize("load", [
+    lambda root: tfxfer.load_image_folders(root / "images", image_size=(4, 4)),
+    lambda root: tfxfer.load_text_data(str(root / "texts")),
+], ids=["images", "texts"])
+def test_both_val_and_validation_folders_are_an_error_for_images_and_texts(tmp_path, load):
+    _both_validation_folders(tmp_path / "images", _png)
+    _both_validation_folders(tmp_path / "texts", _txt)
+    with pytest.raises(ConfigError, match=r"has both val/ and validation/ folders; keep only one.*merge them"):
+        load(tmp_path)

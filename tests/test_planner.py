@@ -1,0 +1,166 @@
+"""Tests for tfxfer.training.planner (the `Phase`s `fine_tune` runs) and the training package's imports."""
+
+import ast
+import dataclasses
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from tfxfer import layer_names
+from tfxfer.defaults import FineTuneConfig
+from tfxfer.errors import ConfigError
+from tfxfer.heads import HeadKind
+from tfxfer.training import planner
+
+
+def _classifier(augmentation=False):
+    inputs = keras.Input((5,))
+    x = inputs
+    if augmentation:  # stands for the image augmentation layer: only its name matters here
+        x = keras.layers.Identity(name=layer_names.AUGMENTATION)(x)
+    backbone_inputs = keras.Input((5,))
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(backbone_inputs)
+    top = keras.layers.Dense(8, activation="relu", name="top")(hidden)
+    backbone = keras.Model(backbone_inputs, top, name=layer_names.BACKBONE)
+    return keras.Model(inputs, tfxfer.heads.classification_head(backbone(x), 3, dropout=0.0))
+
+
+def _data(num_examples=12, batch_size=4):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(num_examples, 5)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((features, np.arange(num_examples) % 3)).batch(batch_size)
+
+
+def _plan(model, config, train=None, validation=None, **kwargs):
+    kwargs = {"callbacks": None, "class_counts": None, "cache_features": None, **kwargs}
+    return planner.plan_phases(model, train or _data(), validation, config, **kwargs)
+
+
+def test_two_phases_share_data_and_loss_and_differ_in_what_trains():
+    train, validation = _data(), _data(6)
+    callback = keras.callbacks.Callback()
+    config = FineTuneConfig(epochs=4, fine_tune_epochs=2, learning_rate=1e-2, fine_tune_learning_rate=1e-4,
+                            fine_tune_at="top", warmup_fraction=0.2, weight_decay=1e-3, label_smoothing=0.1,
+                            global_clipnorm=1.0, early_stopping_patience=2, class_weight={0: 2.0})
+    phase1, phase2 = _plan(_classifier(), config, train, validation, callbacks=[callback])
+    for phase in (phase1, phase2):
+        assert phase.train is train and phase.validation is validation and phase.steps == 3
+        assert (phase.kind, phase.label_smoothing, phase.class_weight) == (HeadKind.MULTICLASS, 0.1, {0: 2.0})
+        assert (phase.weight_decay, phase.global_clipnorm, phase.early_stopping_patience) == (1e-3, 1.0, 2)
+        assert phase.callbacks == (callback,)
+    assert (phase1.name, phase1.backup_slot, phase1.skip_when_done) == ("phase 1", "phase1", True)
+    assert (phase1.epochs, phase1.learning_rate, phase1.warmup_fraction) == (4, 1e-2, 0.0)
+    assert phase1.fine_tune_at is None and phase1.cache_features and phase1.lr_multipliers is None
+    assert (phase2.name, phase2.backup_slot, phase2.skip_when_done) == ("phase 2", "phase2", False)
+    assert (phase2.epochs, phase2.learning_rate, phase2.warmup_fraction) == (2, 1e-4, 0.2)
+    assert phase2.fine_tune_at == "top" and not phase2.cache_features and phase2.lr_multipliers is None
+
+
+def test_no_fine_tune_epochs_plans_phase1_only_and_leaves_fine_tune_at_unchecked():
+    phases = _plan(_classifier(), FineTuneConfig(fine_tune_epochs=0, fine_tune_at="no_such_layer"))
+    assert [phase.name for phase in phases] == ["phase 1"]
+
+
+def test_planning_leaves_the_model_as_it_is():
+    model = _classifier()
+    _plan(model, FineTuneConfig())
+    assert model.get_layer(layer_names.BACKBONE).trainable
+    assert getattr(model, "optimizer", None) is None  # not compiled
+
+
+@pytest.mark.parametrize("augmentation, cache_features, expected", [
+    (False, None, True), (True, None, False), (False, False, False), (True, True, True)])
+def test_the_feature_cache_is_planned_for_phase1_unless_augmentation_would_be_skipped(
+        augmentation, cache_features, expected):
+    phase1, _ = _plan(_classifier(augmentation), FineTuneConfig(), cache_features=cache_features)
+    assert phase1.cache_features is expected
+
+
+def test_the_schedule_spans_the_phase_and_warms_up():
+    _, phase2 = _plan(_classifier(), FineTuneConfig(epochs=1, fine_tune_epochs=2, fine_tune_learning_rate=1e-3,
+                                                   warmup_fraction=0.5))
+    schedule = phase2.schedule()  # 2 epochs x 3 steps, 3 of them warming up
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(3)) == pytest.approx(1e-3)
+    assert float(schedule(6)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_phase_cannot_be_changed_in_place():
+    phase1, _ = _plan(_classifier(), FineTuneConfig())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        phase1.epochs = 3
+
+
+def test_balanced_class_weight_is_resolved_from_class_counts():
+    phase1, _ = _plan(_classifier(), FineTuneConfig(class_weight="balanced"), class_counts=[1, 2, 3])
+    assert phase1.class_weight == pytest.approx({0: 2.0, 1: 1.0, 2: 2 / 3})
+
+
+def test_a_model_without_backbone_fails_to_plan():
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, tfxfer.heads.classification_head(inputs, 3, dropout=0.0), name="plain")
+    with pytest.raises(ConfigError, match=r"layer named 'backbone'.*Received: model='plain'"):
+        _plan(model, FineTuneConfig())
+
+
+# Imports inside tfxfer.training run one way: read from the source, so that a later
+# change cannot quietly bring a cycle or a function-level import back.
+
+TRAINING = pathlib.Path(tfxfer.__file__).parent / "training"
+ALLOWED = ("tfxfer.training", "tfxfer.data", "tfxfer.heads", "tfxfer.freezing", "tfxfer.defaults",
+           "tfxfer.distribute", "tfxfer.errors", "tfxfer.layer_names")
+
+
+def _tfxfer_imports(path):
+    """`(module imported, at module level?)` for each tfxfer import in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            # `from tfxfer.training import backup` imports the module tfxfer.training.backup.
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [(name, id(node) in top_level) for name in names if name.startswith("tfxfer")]
+    return found
+
+
+def _module(name, known):
+    while name not in known and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name if name in known else None
+
+
+def test_training_imports_only_lower_layers_at_module_level():
+    for path in sorted(TRAINING.glob("*.py")):
+        for name, top_level in _tfxfer_imports(path):
+            assert top_level, f"{path.name} imports {name} inside a function"
+            # `from tfxfer import heads` reads as tfxfer.heads.
+            assert name.startswith(ALLOWED), f"{path.name} imports {name}"
+
+
+def test_training_modules_import_each_other_without_cycles():
+    modules = {f"tfxfer.training.{path.stem}": path for path in TRAINING.glob("*.py") if path.stem != "__init__"}
+    edges = {module: {_module(name, modules) for name, _ in _tfxfer_imports(path)} - {None, module}
+             for module, path in modules.items()}
+    done, visiting = set(), []
+
+    def visit(module):
+        assert module not in visiting, f"import cycle: {' -> '.join(visiting[visiting.index(module):] + [module])}"
+        if module in done:
+            return
+        visiting.append(module)
+        for imported in edges[module]:
+            visit(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in modules:
+        visit(module)

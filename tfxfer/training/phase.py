@@ -1,0 +1,73 @@
+"""`Phase`: everything one phase of `fine_tune` trains with, planned once, then run by the engine.
+
+`tfxfer.training.planner` checks `fine_tune`'s arguments and builds the phases
+(phase 1: frozen backbone, maybe on cached features; phase 2: the top unfrozen);
+`tfxfer.training.engine` runs each, so nothing else travels between them.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from tfxfer.freezing import FineTuneAt
+from tfxfer.heads import HeadKind
+from tfxfer.training import schedules
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One training phase.
+
+    Attributes:
+        name: str. How the logs name it ("phase 1").
+        backup_slot: str. Its sub-folder of the run's backup ("phase1"),
+            see `tfxfer.training.backup`.
+        skip_when_done: bool. The backup records the finished phase (its
+            result and final weights), and a restarted run restores it
+            instead of training it again. Phase 1 only.
+        train: tf.data.Dataset. Batches of (inputs, labels).
+        validation: tf.data.Dataset | None. Same, or None.
+        steps: int. Batches per epoch of `train`.
+        epochs: int. Epochs to train.
+        learning_rate: float. Peak of the warmup-then-cosine schedule.
+        warmup_fraction: float. Share of the phase's steps spent warming up.
+        weight_decay: float. AdamW's decoupled weight decay.
+        global_clipnorm: float | None. Gradient clipping, or None.
+        lr_multipliers: dict | None. Per-variable learning-rate factors
+            (`layerwise_lr.LayerwiseAdamW`), or None for plain AdamW.
+        fine_tune_at: int, float, str or None. Which backbone layers train
+            (`freezing.set_trainable`): None freezes the whole backbone.
+        cache_features: bool. Train the head on features the frozen backbone
+            computed once (`feature_cache`) instead of running it every epoch.
+        kind: HeadKind. Decides the loss and accuracy.
+        label_smoothing: float. Of the loss.
+        class_weight: dict | None. `{class_index: weight}` of the training loss.
+        early_stopping_patience: int | None. Epochs without `val_loss`
+            improvement before the phase stops; None never stops early.
+        callbacks: tuple. The user's Keras callbacks.
+    """
+
+    name: str
+    backup_slot: str
+    skip_when_done: bool
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    steps: int
+    epochs: int
+    learning_rate: float
+    warmup_fraction: float
+    weight_decay: float
+    global_clipnorm: float | None
+    lr_multipliers: dict[str, float] | None
+    fine_tune_at: FineTuneAt | None
+    cache_features: bool
+    kind: HeadKind
+    label_smoothing: float
+    class_weight: dict[int, float] | None
+    early_stopping_patience: int | None
+    callbacks: tuple[keras.callbacks.Callback, ...]
+
+    def schedule(self) -> keras.optimizers.schedules.LearningRateSchedule:
+        """The learning rate over the phase's steps: warmup to `learning_rate`, then cosine decay."""
+        return schedules.warmup_cosine(self.learning_rate, self.epochs * self.steps, self.warmup_fraction)

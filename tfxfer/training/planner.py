@@ -1,0 +1,108 @@
+"""`plan_phases`: `fine_tune`'s arguments checked once and turned into the `Phase`s to run.
+
+Every check runs here, before any training: a bad `fine_tune_at`, layer decay,
+class weight or dataset fails now, not after phase 1 has trained.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tfxfer import freezing, heads, layer_names
+from tfxfer.defaults import FineTuneConfig
+from tfxfer.errors import ConfigError
+from tfxfer.training import class_weights, feature_cache, input_checks, layerwise_lr
+from tfxfer.training.phase import Phase
+
+
+def plan_phases(
+    model: keras.Model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None,
+    config: FineTuneConfig,
+    *,
+    callbacks: list[keras.callbacks.Callback] | None,
+    class_counts: list[int] | None,
+    cache_features: bool | None,
+) -> list[Phase]:
+    """Phase 1, and phase 2 unless `config.fine_tune_epochs` is 0 (arguments as in `fine_tune`).
+
+    Raises:
+        ConfigError: see `fine_tune`.
+    """
+    backbone = backbone_of(model)
+    lr_multipliers = None
+    if config.fine_tune_epochs:
+        # Phase 2's settings are resolved now, so that a bad one fails before phase 1 has trained.
+        freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
+        if config.layer_decay != 1.0:
+            lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
+    kind = heads.head_kind(model)
+    check_data(model, train_data, validation_data, class_counts)
+    steps = steps_per_epoch(train_data)
+    class_weight = class_weights.resolve(config.class_weight, kind, class_counts, train_data, heads.num_classes(model))
+    if cache_features is None:
+        # A random augmentation layer would be skipped by the cache's inference-mode extractor.
+        cache_features = not feature_cache.has_augmentation(model)
+    phase1 = Phase(
+        name="phase 1", backup_slot="phase1", skip_when_done=True,
+        train=train_data, validation=validation_data, steps=steps,
+        epochs=config.epochs, learning_rate=config.learning_rate, warmup_fraction=0.0,
+        weight_decay=config.weight_decay, global_clipnorm=config.global_clipnorm, lr_multipliers=None,
+        fine_tune_at=None, cache_features=cache_features,
+        kind=kind, label_smoothing=config.label_smoothing, class_weight=class_weight,
+        early_stopping_patience=config.early_stopping_patience, callbacks=tuple(callbacks or ()),
+    )
+    if not config.fine_tune_epochs:
+        return [phase1]
+    # Phase 2 trains on the same data with the same loss; the backbone's top
+    # trains too, so the frozen-backbone feature cache no longer applies.
+    phase2 = dataclasses.replace(
+        phase1, name="phase 2", backup_slot="phase2", skip_when_done=False,
+        epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
+        warmup_fraction=config.warmup_fraction, lr_multipliers=lr_multipliers,
+        fine_tune_at=config.fine_tune_at, cache_features=False,
+    )
+    return [phase1, phase2]
+
+
+def check_data(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
+               class_counts: list[int] | None) -> None:
+    """Raises a `ConfigError` if the datasets or `class_counts` do not fit `model`'s inputs and head."""
+    if class_counts is not None:
+        input_checks.check_class_counts(class_counts, heads.num_classes(model))
+    for name, data in (("train_data", train_data), ("validation_data", validation_data)):
+        if data is not None:
+            # Given class_counts vouch for the labels: no first batch is read then.
+            input_checks.check_dataset(model, data, name=name, peek=class_counts is None)
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The layer `fine_tune` freezes, then fine-tunes."""
+    try:
+        return model.get_layer(layer_names.BACKBONE)
+    except ValueError as error:
+        raise ConfigError(
+            f"fine_tune needs a model with a layer named {layer_names.BACKBONE!r} (the part "
+            "to freeze, then fine-tune); build it with tfxfer.build_image_classifier. "
+            f"Received: model={model.name!r}"
+        ) from error
+
+
+def steps_per_epoch(dataset: tf.data.Dataset) -> int:
+    """Batches per epoch, which the learning-rate schedules need up front."""
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ConfigError(
+            "The training dataset is infinite (.repeat() without a count); fine_tune "
+            "runs whole epochs. Remove the .repeat() or give it a count."
+        )
+    if cardinality == tf.data.UNKNOWN_CARDINALITY:
+        # Filtering or reading files hides the size; one pass counts it.
+        cardinality = int(dataset.reduce(0, lambda count, _: count + 1))
+        logging.info("Counted %d batches per epoch in the training dataset.", cardinality)
+    if cardinality == 0:
+        raise ConfigError("The training dataset is empty; pass at least one batch. Received: 0 batches")
+    return cardinality
