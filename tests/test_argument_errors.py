@@ -13,9 +13,11 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer import heads, prediction
+from tfxfer.models import heads
+from tfxfer import prediction
 from tfxfer.export import tflite, versioning
-from tfxfer.text import TokenPooling, read_word_vectors
+from tfxfer.models.token_pooling import TokenPooling
+from tfxfer.models.backbones.word_vectors import read_word_vectors
 from tfxfer.training import feature_cache, layerwise_lr
 from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UserError
 

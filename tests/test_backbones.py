@@ -1,4 +1,4 @@
-"""Tests for tfxfer.backbones: registry, preprocessing layer and custom backbones.
+"""Tests for tfxfer.models.backbones: registry, preprocessing layer and custom backbones.
 
 Everything builds with `weights=None` at tiny input sizes; nothing downloads.
 """
@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from tfxfer.errors import ConfigError, MissingFileError, UserError
-from tfxfer.image_classifier import build_image_classifier, resolve_image_size
-from tfxfer.backbones import (
+from tfxfer.models.image_classifier import build_image_classifier, resolve_image_size
+from tfxfer.models.backbones import (
     BackbonePreprocessing,
     BackboneSpec,
     ImageNetWeightsUnavailableError,

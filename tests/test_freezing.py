@@ -1,4 +1,4 @@
-"""Tests for tfxfer.freezing: which backbone layers train in each phase.
+"""Tests for tfxfer.training.freezing: which backbone layers train in each phase.
 
 Index/name/fraction resolution runs on a real (randomly initialised, 32x32,
 alpha=0.35) MobileNetV2 backbone, built once: `unfreeze_top` resets every
@@ -16,7 +16,7 @@ import training_flags  # recipes/training_flags.py
 import tfxfer
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError, UserError
-from tfxfer.freezing import first_trainable_index, freeze_backbone, unfreeze_top
+from tfxfer.training.freezing import first_trainable_index, freeze_backbone, unfreeze_top
 
 
 @pytest.fixture(scope="module")

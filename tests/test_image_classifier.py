@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tfxfer
-from tfxfer.heads import HeadKind, head_kind
+from tfxfer.models.heads import HeadKind, head_kind
 
 
 def _images(n=2, size=32, seed=0):

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer import layer_names
-from tfxfer.heads import HeadKind
+from tfxfer.models import layer_names
+from tfxfer.models.heads import HeadKind
 from tfxfer.training import feature_cache, losses
 from tfxfer.training.loop import TrainLoop
 
@@ -21,7 +21,7 @@ def _dense_model(num_classes=3, seed=0):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((5,))
     hidden = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
-    outputs = tfxfer.heads.classification_head(hidden, num_classes, dropout=0.0)
+    outputs = tfxfer.models.heads.classification_head(hidden, num_classes, dropout=0.0)
     return keras.Model(inputs, outputs)
 
 
@@ -58,9 +58,9 @@ def test_loop_trains_exactly_like_keras_fit(class_weight):
 def test_evaluate_matches_keras_evaluate_for_every_head(num_classes, multi_label):
     model = _dense_model(num_classes)
     if multi_label:
-        model = keras.Model(model.input, tfxfer.heads.classification_head(
+        model = keras.Model(model.input, tfxfer.models.heads.classification_head(
             model.get_layer("hidden").output, num_classes, multi_label=True, dropout=0.0))
-    kind = tfxfer.heads.head_kind(model)
+    kind = tfxfer.models.heads.head_kind(model)
     loss = losses.loss_for(kind)
     _compile(model, kind, loss)
     data = _data(num_classes=num_classes)
@@ -161,7 +161,7 @@ def _counting_classifier():
     backbone = keras.Model(inputs, keras.layers.Dense(8, activation="relu", name="hidden")(counted),
                            name=layer_names.BACKBONE)
     model_inputs = keras.Input((5,))
-    outputs = tfxfer.heads.classification_head(backbone(model_inputs), 3, dropout=0.0)
+    outputs = tfxfer.models.heads.classification_head(backbone(model_inputs), 3, dropout=0.0)
     return keras.Model(model_inputs, outputs)
 
 

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer import layer_names
+from tfxfer.models import layer_names
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
-from tfxfer.heads import HeadKind
+from tfxfer.models.heads import HeadKind
 from tfxfer.training import planner
 
 
@@ -26,7 +26,7 @@ def _classifier(augmentation=False):
     hidden = keras.layers.Dense(8, activation="relu", name="hidden")(backbone_inputs)
     top = keras.layers.Dense(8, activation="relu", name="top")(hidden)
     backbone = keras.Model(backbone_inputs, top, name=layer_names.BACKBONE)
-    return keras.Model(inputs, tfxfer.heads.classification_head(backbone(x), 3, dropout=0.0))
+    return keras.Model(inputs, tfxfer.models.heads.classification_head(backbone(x), 3, dropout=0.0))
 
 
 def _data(num_examples=12, batch_size=4):
@@ -102,7 +102,7 @@ def test_balanced_class_weight_is_resolved_from_class_counts():
 
 def test_a_model_without_backbone_fails_to_plan():
     inputs = keras.Input((5,))
-    model = keras.Model(inputs, tfxfer.heads.classification_head(inputs, 3, dropout=0.0), name="plain")
+    model = keras.Model(inputs, tfxfer.models.heads.classification_head(inputs, 3, dropout=0.0), name="plain")
     with pytest.raises(ConfigError, match=r"layer named 'backbone'.*Received: model='plain'"):
         _plan(model, FineTuneConfig())
 
@@ -111,8 +111,8 @@ def test_a_model_without_backbone_fails_to_plan():
 # change cannot quietly bring a cycle or a function-level import back.
 
 TRAINING = pathlib.Path(tfxfer.__file__).parent / "training"
-ALLOWED = ("tfxfer.training", "tfxfer.data", "tfxfer.heads", "tfxfer.freezing", "tfxfer.defaults",
-           "tfxfer.distribute", "tfxfer.errors", "tfxfer.layer_names")
+ALLOWED = ("tfxfer.training", "tfxfer.data", "tfxfer.models.heads", "tfxfer.training.freezing", "tfxfer.defaults",
+           "tfxfer.distribute", "tfxfer.errors", "tfxfer.models.layer_names")
 
 
 def _tfxfer_imports(path):
@@ -142,7 +142,7 @@ def test_training_imports_only_lower_layers_at_module_level():
     for path in sorted(TRAINING.glob("*.py")):
         for name, top_level in _tfxfer_imports(path):
             assert top_level, f"{path.name} imports {name} inside a function"
-            # `from tfxfer import heads` reads as tfxfer.heads.
+            # `from tfxfer import heads` reads as tfxfer.models.heads.
             assert name.startswith(ALLOWED), f"{path.name} imports {name}"
 
 

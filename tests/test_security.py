@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer.backbones import backbone_from_model
+from tfxfer.models.backbones import backbone_from_model
 from tfxfer.export import tflite, versioning
 from tfxfer.training import backup
 

@@ -139,7 +139,7 @@ def test_max_text_chars_must_be_a_positive_integer(tmp_path):
 @pytest.fixture(scope="module")
 def bert_preprocessor(tmp_path_factory):
     preset = save_tiny_bert_preset(tmp_path_factory.mktemp("tiny_bert"))
-    return tfxfer.text.load_hub_backbone(preset, sequence_length=8).preprocessor  # 6 words + [CLS] + [SEP].
+    return tfxfer.models.backbones.hub_text.load_hub_backbone(preset, sequence_length=8).preprocessor  # 6 words + [CLS] + [SEP].
 
 
 def test_map_inputs_counts_texts_longer_than_the_sequence_length(tmp_path, bert_preprocessor, caplog):
@@ -159,10 +159,10 @@ def test_map_inputs_counts_texts_longer_than_the_sequence_length(tmp_path, bert_
 def test_map_inputs_counts_words_a_word_vector_vectorizer_cuts(tmp_path):
     folder = _line_files(tmp_path / "rt", b"good film\nvery, very good -- film\n", b"bad\nbad bad bad\n")
     data = tfxfer.load_text_data(folder)
-    vectorizer = tfxfer.text.build_vocabulary(["good film bad"], sequence_length=3)
+    vectorizer = tfxfer.models.backbones.word_vectors.build_vocabulary(["good film bad"], sequence_length=3)
     data.map_inputs(vectorizer)
     assert data.changed["truncated_tokens"] == 1  # Punctuation is stripped: 4 words, then 3, 2 and 1.
-    padded = tfxfer.text.build_vocabulary(["good film bad"])  # No sequence_length: pads, never cuts.
+    padded = tfxfer.models.backbones.word_vectors.build_vocabulary(["good film bad"])  # No sequence_length: pads, never cuts.
     assert data.map_inputs(padded).changed["truncated_tokens"] == 0
 
 

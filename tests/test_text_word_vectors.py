@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer.text import read_word_vectors
+from tfxfer.models.backbones.word_vectors import read_word_vectors
 
 from _text_helpers import FILLER, NEGATIVE, POSITIVE, sentences, write_word_vectors
 
@@ -79,7 +79,7 @@ def test_phase1_freezes_vectors_and_phase2_trains_them(tmp_path):
     model = tfxfer.build_text_classifier(backbone, num_classes=2, dropout=0.0)
     assert [layer.name for layer in model.layers] == ["token_ids", "backbone", "predictions"]
     dataset = tf.data.Dataset.from_tensor_slices((TEXTS, LABELS)).shuffle(48, seed=0).batch(16)
-    tokenized = tfxfer.text.preprocess_dataset(dataset, model.preprocessor)
+    tokenized = tfxfer.data.token_batches.preprocess_dataset(dataset, model.preprocessor)
     table = model.get_layer("backbone").get_layer("embedding").embeddings
     before = table.numpy()
     config = tfxfer.FineTuneConfig(epochs=3, fine_tune_epochs=0, learning_rate=5e-2, label_smoothing=0.0)

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tfxfer
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
-from tfxfer.heads import HeadKind
+from tfxfer.models.heads import HeadKind
 from tfxfer.training import class_weights, losses, schedules
 from tfxfer.training.class_weights import balanced_class_weight, count_labels
 from tfxfer.training.planner import steps_per_epoch

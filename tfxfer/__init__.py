@@ -11,8 +11,9 @@ tfxfer.export_saved_model(model, "saved_models/photos", class_names=data.class_n
 ```
 
 The names below are imported on first use (PEP 562), not with the package: a
-module that needs TensorFlow only, such as `tfxfer.prediction`, must not pay
+module that needs only TensorFlow, such as `tfxfer.prediction`, must not pay
 for keras-hub, TFDS or the training code because its package's `__init__` ran.
+Only the model types are imported with the package, for `keras.models.load_model`.
 """
 
 import importlib
@@ -22,48 +23,48 @@ from tfxfer.version import __version__
 # Imported with the package, not on first use: `keras.models.load_model` finds a
 # saved classifier's type only once its module has registered it with Keras.
 # Neither module loads keras-hub, TFDS or the training code.
-from tfxfer.classifier import Classifier
-from tfxfer.image_classifier import ImageClassifier
-from tfxfer.text.text_classifier import TextClassifier
+from tfxfer.models.classifier import Classifier
+from tfxfer.models.image_classifier import ImageClassifier
+from tfxfer.models.text_classifier import TextClassifier
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "BackbonePreprocessing": "tfxfer.backbones",
-    "BackboneSpec": "tfxfer.backbones",
+    "BackbonePreprocessing": "tfxfer.models.backbones",
+    "BackboneSpec": "tfxfer.models.backbones",
     "FineTuneConfig": "tfxfer.defaults",
-    "FineTuneResult": "tfxfer.training.engine",
-    "HeadKind": "tfxfer.heads",
+    "FineTuneResult": "tfxfer.training.results",
+    "HeadKind": "tfxfer.models.heads",
     "ImageDatasets": "tfxfer.data",
-    "PhaseResult": "tfxfer.training.engine",
-    "TextBackbone": "tfxfer.text",
+    "PhaseResult": "tfxfer.training.results",
+    "TextBackbone": "tfxfer.models.backbones",
     "TextDatasets": "tfxfer.data.text_data",
-    "backbone_from_model": "tfxfer.backbones",
-    "build_image_classifier": "tfxfer.image_classifier",
-    "build_text_classifier": "tfxfer.text",
+    "backbone_from_model": "tfxfer.models.backbones",
+    "build_image_classifier": "tfxfer.models.image_classifier",
+    "build_text_classifier": "tfxfer.models.text_classifier",
     "chief_or_temp_dir": "tfxfer.distribute",
-    "create_backbone": "tfxfer.backbones",
+    "create_backbone": "tfxfer.models.backbones",
     "create_strategy": "tfxfer.distribute",
-    "default_image_augmentation": "tfxfer.augmentation",
-    "default_image_size": "tfxfer.image_classifier",
+    "default_image_augmentation": "tfxfer.models.augmentation",
+    "default_image_size": "tfxfer.models.image_classifier",
     "export_saved_model": "tfxfer.export.saved_model",
     "export_tflite": "tfxfer.export.tflite",
     "fine_tune": "tfxfer.training.engine",
-    "freeze_backbone": "tfxfer.freezing",
-    "get_backbone_spec": "tfxfer.backbones",
+    "freeze_backbone": "tfxfer.training.freezing",
+    "get_backbone_spec": "tfxfer.models.backbones",
     "global_batch_size": "tfxfer.distribute",
     "is_chief": "tfxfer.distribute",
     "latest_version_dir": "tfxfer.export.versioning",
-    "list_backbones": "tfxfer.backbones",
+    "list_backbones": "tfxfer.models.backbones",
     "list_strategies": "tfxfer.distribute",
-    "load_hub_backbone": "tfxfer.text",
+    "load_hub_backbone": "tfxfer.models.backbones",
     "load_image_folders": "tfxfer.data",
     "load_text_data": "tfxfer.data.text_data",
     "load_tfds_images": "tfxfer.data",
     "load_tfds_text": "tfxfer.data.text_tfds",
-    "load_word_vector_backbone": "tfxfer.text",
+    "load_word_vector_backbone": "tfxfer.models.backbones",
     "scale_learning_rate": "tfxfer.distribute",
     "seed_everything": "tfxfer.reproducibility",
-    "unfreeze_top": "tfxfer.freezing",
+    "unfreeze_top": "tfxfer.training.freezing",
 }
 
 __all__ = sorted([*_EXPORTS, "Classifier", "ImageClassifier", "TextClassifier", "__version__"])
@@ -76,7 +77,7 @@ def __getattr__(name):
         globals()[name] = value  # later lookups find it without coming here
         return value
     if not name.startswith("__"):
-        # Sub-modules (`tfxfer.heads`, `tfxfer.defaults`, ...) stay reachable as attributes
+        # Sub-modules (`tfxfer.models`, `tfxfer.defaults`, ...) stay reachable as attributes
         # of the package, as they were when this file imported everything.
         try:
             return importlib.import_module(f"{__name__}.{name}")

@@ -2,7 +2,9 @@
 
 import dataclasses
 
-from tfxfer.freezing import FineTuneAt
+# Where phase 2 starts unfreezing the backbone: a layer index, a fraction of the
+# layers counted from the top, or a layer name (see `tfxfer.training.freezing`).
+FineTuneAt = int | float | str
 
 
 @dataclasses.dataclass

@@ -1,13 +1,13 @@
-"""Predictions from an exported SavedModel, with TensorFlow only.
+"""Predictions from an exported SavedModel, with TensorFlow (and Keras, which it installs).
 
 The export's `serving_default` signature does all the work (decode, resize,
-model, class names), so this module never builds or loads Keras model code: it
-is what a user without tfxfer's model classes can run, and what TF Serving runs.
-Of tfxfer it imports only constants and TensorFlow-only helpers (plus
-tensorflow_text when a text export needs its ops): no keras-hub, TFDS, data
-loaders, training or export code (`tests/test_deployment.py` checks it in a
-fresh process). It reads models and files through `tf.io.gfile`, so any
-filesystem TensorFlow supports works (`gs://...`).
+model, class names), so this module never builds a Keras model: it is what a
+user without the training stack can run, and what TF Serving runs. Besides the
+model types that `import tfxfer` registers with Keras, it loads of tfxfer only
+constants and TensorFlow-only helpers (plus tensorflow_text when a text export
+needs its ops): no keras-hub, TFDS, data loaders, training or export code
+(`tests/test_deployment.py` checks it in a fresh process). It reads models and
+files through `tf.io.gfile`, so any filesystem TensorFlow supports works (`gs://...`).
 """
 
 import dataclasses

@@ -76,7 +76,7 @@ class TextDatasets(datasets.Datasets):
 
         preprocessor: callable. Strings to model inputs, e.g. `model.preprocessor`.
         trim_padding: bool. Cut each batch's token sequences to its longest
-            text (see `tfxfer.text.preprocess_dataset`).
+            text (see `tfxfer.data.token_batches.preprocess_dataset`).
         """
         def preprocess(dataset):
             return None if dataset is None else preprocess_dataset(dataset, preprocessor, trim_padding=trim_padding)

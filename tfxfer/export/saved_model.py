@@ -10,8 +10,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import heads
-from tfxfer.classifier import Classifier, text_preprocessor
+from tfxfer.models import heads
+from tfxfer.models.classifier import Classifier, text_preprocessor
 from tfxfer.data import image_ops
 from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError

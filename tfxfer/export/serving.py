@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfxfer.data import image_ops
 from tfxfer.export import layout
-from tfxfer.heads import HeadKind
+from tfxfer.models.heads import HeadKind
 
 
 def postprocess(

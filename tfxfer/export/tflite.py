@@ -35,8 +35,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import heads, layer_names
-from tfxfer.classifier import text_preprocessor
+from tfxfer.models import heads, layer_names
+from tfxfer.models.classifier import text_preprocessor
 from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
 from tfxfer.export import versioning

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tfxfer import heads
+from tfxfer.models import heads
 from tfxfer.errors import ConfigError
 
 

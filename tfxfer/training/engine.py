@@ -16,7 +16,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import distribute, freezing, layer_names
+from tfxfer import distribute
+from tfxfer.training import freezing
+from tfxfer.models import layer_names
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib

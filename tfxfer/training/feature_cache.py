@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import layer_names
+from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ import re
 import keras
 from absl import logging
 
-from tfxfer import layer_names
+from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError
 
 # keras-hub's names for the blocks of its encoders (BERT, RoBERTa, ELECTRA,

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer import heads
+from tfxfer.models import heads
 from tfxfer.training import losses
 
 

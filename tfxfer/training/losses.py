@@ -2,7 +2,7 @@
 
 import keras
 
-from tfxfer.heads import HeadKind
+from tfxfer.models.heads import HeadKind
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")

@@ -10,8 +10,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from tfxfer.freezing import FineTuneAt
-from tfxfer.heads import HeadKind
+from tfxfer.defaults import FineTuneAt
+from tfxfer.models.heads import HeadKind
 from tfxfer.training import schedules
 
 

@@ -10,7 +10,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import freezing, heads, layer_names
+from tfxfer.training import freezing
+from tfxfer.models import heads, layer_names
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.training import class_weights, feature_cache, input_checks, layerwise_lr

@@ -10,7 +10,7 @@ import os
 import keras
 from absl import logging
 
-from tfxfer.backbones.registry import BACKBONE_NAME
+from tfxfer.models.backbones.registry import BACKBONE_NAME
 from tfxfer.errors import ConfigError, MissingFileError
 
 # Long layer lists are cut in the error message, keeping both ends: the

@@ -8,7 +8,7 @@ import enum
 
 import keras
 
-from tfxfer import layer_names
+from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError
 
 PREDICTIONS_LAYER = layer_names.PREDICTIONS

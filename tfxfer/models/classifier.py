@@ -10,7 +10,7 @@ from its config rather than guessed from layer names.
 
 import keras
 
-from tfxfer import heads
+from tfxfer.models import heads
 
 IMAGE = "image"
 TEXT = "text"

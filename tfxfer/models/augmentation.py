@@ -6,7 +6,7 @@ The layers live inside the model, so they run only under `training=True`
 
 import keras
 
-from tfxfer import layer_names
+from tfxfer.models import layer_names
 
 
 def default_image_augmentation(

@@ -9,9 +9,8 @@ pretrained weights rely on.
 import keras
 from absl import logging
 
+from tfxfer.defaults import FineTuneAt
 from tfxfer.errors import ConfigError
-
-FineTuneAt = int | float | str
 
 
 def set_trainable(backbone: keras.Model, fine_tune_at: FineTuneAt | None) -> None:

@@ -6,10 +6,10 @@ import os
 import keras
 from absl import logging
 
-from tfxfer import layer_names
-from tfxfer.backbones.registry import PRETRAINED
+from tfxfer.models import layer_names
+from tfxfer.models.backbones.registry import PRETRAINED
 from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UnavailableOfflineError
-from tfxfer.text.text_backbone import TextBackbone
+from tfxfer.models.backbones.text_backbone import TextBackbone
 
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer import layer_names
+from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError, MissingFileError
-from tfxfer.text.text_backbone import TextBackbone
-from tfxfer.text.pooling import TokenPooling
+from tfxfer.models.backbones.text_backbone import TextBackbone
+from tfxfer.models.token_pooling import TokenPooling
 
 ENCODERS = ("bilstm", "mean")
 

@@ -257,7 +257,7 @@ def _check_weights(weights) -> str | None:
     if path.endswith(".keras"):
         raise ConfigError(
             "A .keras file holds a whole model, not backbone weights; pass it to "
-            f"tfxfer.backbones.backbone_from_model() instead. Received: weights={path!r}"
+            f"tfxfer.models.backbones.backbone_from_model() instead. Received: weights={path!r}"
         )
     if not path.endswith(".h5"):
         raise ConfigError(

@@ -1,0 +1,1 @@
+"""Models: the classifier types, their heads and backbones (image and text)."""
