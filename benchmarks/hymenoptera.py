@@ -13,12 +13,11 @@ import sys
 import time
 
 import keras
+import results as results_lib
 import tensorflow as tf
 from absl import app, flags, logging
 
 import tfxfer
-
-import results as results_lib
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_list("seeds", ["42"], "Seeds; each runs both recipes, and means are reported.")

@@ -25,10 +25,9 @@ import sys
 import tempfile
 
 import numpy as np
-from absl import app, flags, logging
-
 import results as results_lib
 import shared_assets
+from absl import app, flags, logging
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_integer("seed", 42, "Seed of the split and of training.")
@@ -45,6 +44,7 @@ TRAINING = {"epochs": 2, "fine_tune_epochs": 1, "early_stopping_patience": None}
 def build_and_save(task: str, work_dir: str) -> dict:
     """Trains a classifier briefly, saves it and its validation inputs; returns its accuracy."""
     import keras
+
     import tfxfer
 
     keras.utils.set_random_seed(FLAGS.seed)
@@ -85,6 +85,7 @@ def reload_and_use(work_dir: str) -> dict:
     """In a fresh process: load, predict, fine-tune again, export, serve."""
     import keras
     import tensorflow as tf
+
     import tfxfer
     from tfxfer import prediction
 

@@ -24,12 +24,11 @@ import tempfile
 import time
 
 import numpy as np
+import results as results_lib
+import shared_assets
 from absl import app, flags, logging
 
 import tfxfer
-
-import results as results_lib
-import shared_assets
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_integer("seed", 42, "Seed of the split and of training.")

@@ -21,12 +21,11 @@ import dataclasses
 import os
 import time
 
+import digits_data
 import keras
 from absl import logging
 
 import tfxfer
-
-import digits_data
 
 # Mid-level features (4x4 at 32x32 input) transfer to new digits far better than
 # the last block, which a 5-class source task specialises to its own classes.

@@ -8,15 +8,14 @@ metrics.json and exports a SavedModel for TF Serving.
   python recipes/digits_transfer.py --seed=3 --deterministic   # identical metrics when rerun here
 """
 
-from absl import flags
-
-import tfxfer
-from tfxfer.export import versioning, warmup
-
 import cli
 import digits_data
 import digits_task
 import metrics_file
+from absl import flags
+
+import tfxfer
+from tfxfer.export import versioning, warmup
 
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target examples per class (digits 5-9).")
 flags.DEFINE_integer("seed", 0, "Seed of splits and weights.")

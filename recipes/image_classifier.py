@@ -11,14 +11,13 @@ All GPUs of the machine, or a Cloud TPU (--batch_size is per replica):
 All flags can also come from a file: --flagfile=photos.flags
 """
 
+import cli
+import metrics_file
+import training_flags
 from absl import app, flags, logging
 
 import tfxfer
 from tfxfer.export import warmup
-
-import cli
-import metrics_file
-import training_flags
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
 

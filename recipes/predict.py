@@ -18,12 +18,11 @@ A ready request for TF Serving's REST API instead of predicting locally:
 
 import json
 
+import cli
+import rest_requests
 from absl import app, flags
 
 from tfxfer import prediction
-
-import cli
-import rest_requests
 
 flags.DEFINE_string("model_dir", None, "SavedModel version folder, or a base folder (uses its latest version).")
 flags.DEFINE_integer("top_k", 5, "Classes to print per input, best first.")

@@ -17,13 +17,12 @@ one-text-per-line class files; the format is detected.
 All flags can also come from a file: --flagfile=reviews.flags
 """
 
-from absl import app, flags, logging
-
-import tfxfer
-
 import cli
 import metrics_file
 import training_flags
+from absl import app, flags, logging
+
+import tfxfer
 
 _TEXT = tfxfer.defaults.TextDefaults()
 

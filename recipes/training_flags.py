@@ -23,8 +23,8 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import tfxfer
-from tfxfer.export import versioning
 from tfxfer.defaults import FineTuneAt
+from tfxfer.export import versioning
 
 FLAGS = flags.FLAGS
 # The recipe's default training config, set by define_flags; the flags override its fields.

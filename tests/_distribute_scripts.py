@@ -19,7 +19,6 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from absl import logging  # noqa: E402
 
 import tfxfer  # noqa: E402

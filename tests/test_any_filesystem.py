@@ -10,6 +10,7 @@ import os
 import uuid
 
 import keras
+import metrics_file  # recipes/metrics_file.py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,8 +19,6 @@ import tfxfer
 from tfxfer import prediction
 from tfxfer.data import image_ops
 from tfxfer.export import layout, versioning, warmup
-
-import metrics_file  # recipes/metrics_file.py
 
 HEIGHT, WIDTH = 24, 32
 CLASS_NAMES = ["cat", "dog", "café au lait"]

@@ -13,13 +13,13 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer.models import heads
 from tfxfer import prediction
-from tfxfer.export import tflite, versioning
-from tfxfer.models.token_pooling import TokenPooling
-from tfxfer.models.backbones.word_vectors import read_word_vectors
-from tfxfer.training import feature_cache, layerwise_lr
 from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UserError
+from tfxfer.export import tflite, versioning
+from tfxfer.models import heads
+from tfxfer.models.backbones.word_vectors import read_word_vectors
+from tfxfer.models.token_pooling import TokenPooling
+from tfxfer.training import feature_cache, layerwise_lr
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -300,6 +300,7 @@ def test_raw_strings_for_a_text_model_say_to_tokenize(tmp_path):
 
 def test_token_inputs_are_checked_by_name(tmp_path):
     from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, sentences
+
     from tfxfer.training import input_checks
 
     model = tfxfer.build_text_classifier(save_tiny_bert_preset(tmp_path / "bert"), 2, sequence_length=8)

@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 
 from tfxfer.errors import ConfigError, MissingFileError, UserError
-from tfxfer.models.image_classifier import build_image_classifier, resolve_image_size
 from tfxfer.models.backbones import (
     BackbonePreprocessing,
     BackboneSpec,
@@ -23,6 +22,7 @@ from tfxfer.models.backbones import (
     get_backbone_spec,
     list_backbones,
 )
+from tfxfer.models.image_classifier import build_image_classifier, resolve_image_size
 
 SHARED_DIR = pathlib.Path(os.environ.get("TFXFER_SHARED", pathlib.Path(__file__).parents[2] / "shared"))
 SHARED_MOBILENET_V2_WEIGHTS = SHARED_DIR / "weights" / "mobilenet_v2_0.35_224_no_top.weights.h5"

@@ -4,11 +4,10 @@ import io
 
 import numpy as np
 import tensorflow as tf
+from _text_helpers import texts_and_labels
 from PIL import Image
 
 import tfxfer
-
-from _text_helpers import texts_and_labels
 
 
 def _write(path: str, contents: bytes) -> None:

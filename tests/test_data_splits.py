@@ -9,7 +9,13 @@ import pytest
 from PIL import Image
 
 import tfxfer
-from tfxfer.data import Datasets, ImageDatasets, TextDatasets, check_loader_args, split_per_class
+from tfxfer.data import (
+    Datasets,
+    ImageDatasets,
+    TextDatasets,
+    check_loader_args,
+    split_per_class,
+)
 from tfxfer.errors import ConfigError
 
 

@@ -17,15 +17,20 @@ import sys
 import keras
 import numpy as np
 import pytest
+import rest_requests as rest  # recipes/rest_requests.py
 import tensorflow as tf
+from _serving_child import (
+    ENV,
+    heavy_modules,
+    model_code_modules,
+    run_child,
+    run_in_tensorflow_only,
+)
 
 import tfxfer
 from tfxfer import prediction
 from tfxfer.data import exif, image_ops
 from tfxfer.export import warmup
-
-from _serving_child import ENV, heavy_modules, model_code_modules, run_child, run_in_tensorflow_only
-import rest_requests as rest  # recipes/rest_requests.py
 
 HEIGHT, WIDTH = 32, 48
 CLASS_NAMES = ["cat", "dog", "café au lait"]

@@ -16,7 +16,11 @@ import training_flags  # recipes/training_flags.py
 import tfxfer
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError, UserError
-from tfxfer.training.freezing import first_trainable_index, freeze_backbone, unfreeze_top
+from tfxfer.training.freezing import (
+    first_trainable_index,
+    freeze_backbone,
+    unfreeze_top,
+)
 
 
 @pytest.fixture(scope="module")

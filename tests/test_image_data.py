@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from _tfds_fake import fake_tfds, indexed_image
 from PIL import Image
 
 from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
-
-from _tfds_fake import fake_tfds, indexed_image
 
 IMAGE_SIZE = (6, 5)
 HYMENOPTERA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hymenoptera"

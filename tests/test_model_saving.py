@@ -9,9 +9,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _text_helpers import (
+    NEGATIVE,
+    POSITIVE,
+    VOCAB,
+    save_tiny_bert_preset,
+    sentences,
+    write_word_vectors,
+)
 
 import tfxfer
-from _text_helpers import NEGATIVE, POSITIVE, VOCAB, save_tiny_bert_preset, sentences, write_word_vectors
 
 CHILD = os.path.join(os.path.dirname(__file__), "_reload_child.py")
 

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer.models import layer_names
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
+from tfxfer.models import layer_names
 from tfxfer.models.heads import HeadKind
 from tfxfer.training import planner
 

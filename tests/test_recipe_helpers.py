@@ -7,13 +7,11 @@ reads flags, and a run's `metrics.json` is the app's report.
 import json
 import os
 
-import pytest
-
-import tfxfer
-
 import metrics_file  # recipes/metrics_file.py
+import pytest
 import training_flags  # recipes/training_flags.py
 
+import tfxfer
 
 # training_flags.parse_fine_tune_at is tested with freezing (tests/test_freezing.py).
 

@@ -15,8 +15,8 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from tfxfer.models.backbones import backbone_from_model
 from tfxfer.export import tflite, versioning
+from tfxfer.models.backbones import backbone_from_model
 from tfxfer.training import backup
 
 PACKAGE = pathlib.Path(tfxfer.__file__).parent

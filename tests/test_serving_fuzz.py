@@ -15,12 +15,17 @@ import textwrap
 
 import keras
 import pytest
+from _serving_child import run_script
+from _text_helpers import (
+    NEGATIVE,
+    POSITIVE,
+    VOCAB,
+    save_tiny_bert_preset,
+    write_word_vectors,
+)
 from PIL import Image
 
 import tfxfer
-
-from _serving_child import run_script
-from _text_helpers import NEGATIVE, POSITIVE, VOCAB, save_tiny_bert_preset, write_word_vectors
 
 MAX_EXAMPLES = 150
 IMAGE_NAMES = ["cat", "dog", "café au lait"]

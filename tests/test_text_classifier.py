@@ -5,13 +5,19 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from _text_helpers import (
+    NEGATIVE,
+    POSITIVE,
+    VOCAB,
+    save_tiny_bert_preset,
+    save_tiny_hf_bert,
+    sentences,
+)
 
 import tfxfer
-from tfxfer.training import freezing
 from tfxfer.errors import ConfigError, UserError
 from tfxfer.models.token_pooling import TokenPooling
-
-from _text_helpers import NEGATIVE, POSITIVE, VOCAB, save_tiny_bert_preset, save_tiny_hf_bert, sentences
+from tfxfer.training import freezing
 
 
 @pytest.fixture(scope="module")

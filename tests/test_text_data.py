@@ -4,11 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from _text_helpers import texts_and_labels, write_line_files
 
 import tfxfer
 from tfxfer.data import splits, text_batching, text_data, text_files
-
-from _text_helpers import texts_and_labels, write_line_files
 
 
 def test_line_files_use_extensions_as_classes_and_count_skipped_lines(tmp_path):

@@ -10,10 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
 
 import tfxfer
-
-from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
 
 TEXTS = ["the movie was good", "awful plot, I hated it", "café crème unknown words", "", "GOOD " * 40]
 

@@ -5,12 +5,11 @@ import logging
 import os
 
 import pytest
+from _text_helpers import save_tiny_bert_preset, texts_and_labels
 
 import tfxfer
 from tfxfer import errors
 from tfxfer.data import text_files
-
-from _text_helpers import save_tiny_bert_preset, texts_and_labels
 
 
 def _line_files(folder, pos: bytes, neg: bytes, stem="reviews"):

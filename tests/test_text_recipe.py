@@ -8,9 +8,15 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from _text_helpers import (
+    NEGATIVE,
+    POSITIVE,
+    save_tiny_bert_preset,
+    sentences,
+    write_word_vectors,
+)
 
 import tfxfer
-from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, sentences, write_word_vectors
 from tfxfer.export.warmup import read_warmup_requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -12,16 +12,21 @@ import sys
 
 import numpy as np
 import pytest
+import rest_requests as rest  # recipes/rest_requests.py
 import tensorflow as tf
+from _serving_child import (
+    ENV,
+    heavy_modules,
+    model_code_modules,
+    run_child,
+    run_in_tensorflow_only,
+)
+from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
 
 import tfxfer
 from tfxfer import prediction
 from tfxfer.errors import UserError
 from tfxfer.export import text_serving, tflite, warmup
-
-from _serving_child import ENV, heavy_modules, model_code_modules, run_child, run_in_tensorflow_only
-import rest_requests as rest  # recipes/rest_requests.py
-from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
 
 NAMES = ["negative", "neutral", "positive ✓"]
 TEXTS = ["the movie was good", "awful plot, I hated it", "café crème unknown words", ""]

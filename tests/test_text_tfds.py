@@ -5,11 +5,10 @@ import logging
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-import tfxfer
-
 from _text_helpers import texts_and_labels
 from _tfds_fake import fake_tfds, labelled_text
+
+import tfxfer
 
 
 def _mock_tfds(data_dir, name, examples):

@@ -4,11 +4,10 @@ and phase 1 / phase 2 freezing on the shared engine."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from _text_helpers import FILLER, NEGATIVE, POSITIVE, sentences, write_word_vectors
 
 import tfxfer
 from tfxfer.models.backbones.word_vectors import read_word_vectors
-
-from _text_helpers import FILLER, NEGATIVE, POSITIVE, sentences, write_word_vectors
 
 TEXTS = sentences(POSITIVE, 24, 0) + sentences(NEGATIVE, 24, 1)
 LABELS = [1] * 24 + [0] * 24

@@ -23,9 +23,9 @@ from tfxfer.version import __version__
 # Imported with the package, not on first use: `keras.models.load_model` finds a
 # saved classifier's type only once its module has registered it with Keras.
 # Neither module loads keras-hub, TFDS or the training code.
-from tfxfer.models.classifier import Classifier
-from tfxfer.models.image_classifier import ImageClassifier
-from tfxfer.models.text_classifier import TextClassifier
+from tfxfer.models.classifier import Classifier  # isort: skip
+from tfxfer.models.image_classifier import ImageClassifier  # isort: skip
+from tfxfer.models.text_classifier import TextClassifier  # isort: skip
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -6,7 +6,12 @@ import io
 import os
 
 from tfxfer.data.constants import MAX_TEXT_CHARS
-from tfxfer.data.text_files import LabelledTexts, check_not_utf16, log_losses, read_bytes
+from tfxfer.data.text_files import (
+    LabelledTexts,
+    check_not_utf16,
+    log_losses,
+    read_bytes,
+)
 from tfxfer.errors import ConfigError
 
 CSV_EXTENSIONS = (".csv", ".tsv")

@@ -20,7 +20,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import datasets, layout, splits, text_batching, text_csv, text_files, token_counts
+from tfxfer.data import (
+    datasets,
+    layout,
+    splits,
+    text_batching,
+    text_csv,
+    text_files,
+    token_counts,
+)
 from tfxfer.data.constants import MAX_TEXT_CHARS
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.data.token_batches import preprocess_dataset

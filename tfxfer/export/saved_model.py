@@ -10,13 +10,13 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.models import heads
-from tfxfer.models.classifier import Classifier, text_preprocessor
 from tfxfer.data import image_ops
 from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
 from tfxfer.export import layout, serving, text_serving, versioning, warmup
 from tfxfer.export.layout import METADATA_FILE
+from tfxfer.models import heads
+from tfxfer.models.classifier import Classifier, text_preprocessor
 from tfxfer.version import __version__
 
 

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from tfxfer.export import serving
 from tfxfer.export.layout import TEXTS_INPUT
-from tfxfer.models.heads import HeadKind
 from tfxfer.models.classifier import text_preprocessor
+from tfxfer.models.heads import HeadKind
 
 TOKEN_IDS_SIGNATURE = "serving_token_ids"
 

@@ -35,12 +35,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.models import heads, layer_names
-from tfxfer.models.classifier import text_preprocessor
 from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
 from tfxfer.export import versioning
 from tfxfer.export.saved_model import check_label_lines
+from tfxfer.models import heads, layer_names
+from tfxfer.models.classifier import text_preprocessor
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
 

@@ -26,6 +26,7 @@ from absl import logging
 from tfxfer.data import image_ops
 from tfxfer.export import layout, text_serving, versioning
 from tfxfer.export.layout import WARMUP_FILE
+
 # TF Serving reads at most this many warmup records.
 MAX_RECORDS = 1000
 

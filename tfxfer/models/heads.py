@@ -8,8 +8,8 @@ import enum
 
 import keras
 
-from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError
+from tfxfer.models import layer_names
 
 PREDICTIONS_LAYER = layer_names.PREDICTIONS
 

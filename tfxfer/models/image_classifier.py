@@ -5,11 +5,16 @@ import os
 import keras
 from absl import logging
 
+from tfxfer.errors import ConfigError
 from tfxfer.models import augmentation as augmentation_lib
 from tfxfer.models import classifier, layer_names
-from tfxfer.models.backbones import BackbonePreprocessing, backbone_from_model, create_backbone, get_backbone_spec
+from tfxfer.models.backbones import (
+    BackbonePreprocessing,
+    backbone_from_model,
+    create_backbone,
+    get_backbone_spec,
+)
 from tfxfer.models.backbones.registry import PRETRAINED, check_input_shape
-from tfxfer.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")

@@ -8,11 +8,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.models import classifier, layer_names
 from tfxfer.errors import ConfigError
-from tfxfer.models.backbones.hub_text import PRETRAINED, _looks_like_path, load_hub_backbone
-from tfxfer.models.token_pooling import TokenPooling, canonical_pooling
+from tfxfer.models import classifier, layer_names
+from tfxfer.models.backbones.hub_text import (
+    PRETRAINED,
+    _looks_like_path,
+    load_hub_backbone,
+)
 from tfxfer.models.backbones.text_backbone import TextBackbone
+from tfxfer.models.token_pooling import TokenPooling, canonical_pooling
 
 # Batch size of `predict` on raw strings when none is given, as in `keras.Model.predict`.
 _PREDICT_BATCH_SIZE = 32

@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.models import heads
 from tfxfer.errors import ConfigError
+from tfxfer.models import heads
 
 
 def resolve(setting, kind: heads.HeadKind, class_counts: list[int] | None, train_data: tf.data.Dataset,

@@ -17,12 +17,11 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import distribute
-from tfxfer.training import freezing
-from tfxfer.models import layer_names
 from tfxfer.defaults import FineTuneConfig
+from tfxfer.models import layer_names
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
-from tfxfer.training import feature_cache, layerwise_lr, losses, planner
+from tfxfer.training import feature_cache, freezing, layerwise_lr, losses, planner
 from tfxfer.training.loop import TrainLoop
 from tfxfer.training.phase import Phase
 from tfxfer.training.results import FineTuneResult, PhaseResult

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError
+from tfxfer.models import layer_names
 
 
 @dataclasses.dataclass

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.models import heads
 from tfxfer.errors import ConfigError
+from tfxfer.models import heads
 
 
 def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, peek: bool = True) -> None:

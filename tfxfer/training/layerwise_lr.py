@@ -12,8 +12,8 @@ import re
 import keras
 from absl import logging
 
-from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError
+from tfxfer.models import layer_names
 
 # keras-hub's names for the blocks of its encoders (BERT, RoBERTa, ELECTRA,
 # DistilBERT; DeBERTa-v3; FNet; XLNet; decoder-only models). Only needed when the

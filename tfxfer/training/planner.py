@@ -10,11 +10,16 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.training import freezing
-from tfxfer.models import heads, layer_names
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
-from tfxfer.training import class_weights, feature_cache, input_checks, layerwise_lr
+from tfxfer.models import heads, layer_names
+from tfxfer.training import (
+    class_weights,
+    feature_cache,
+    freezing,
+    input_checks,
+    layerwise_lr,
+)
 from tfxfer.training.phase import Phase
 
 

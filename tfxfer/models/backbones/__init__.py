@@ -2,7 +2,10 @@
 image model, keras-hub text encoders and word vectors, and image preprocessing."""
 
 from tfxfer.models.backbones.custom import backbone_from_model
-from tfxfer.models.backbones.hub_text import TextBackboneUnavailableError, load_hub_backbone
+from tfxfer.models.backbones.hub_text import (
+    TextBackboneUnavailableError,
+    load_hub_backbone,
+)
 from tfxfer.models.backbones.image_preprocessing import BackbonePreprocessing
 from tfxfer.models.backbones.registry import (
     PRETRAINED,
@@ -13,7 +16,11 @@ from tfxfer.models.backbones.registry import (
     list_backbones,
 )
 from tfxfer.models.backbones.text_backbone import TextBackbone
-from tfxfer.models.backbones.word_vectors import build_vocabulary, load_word_vector_backbone, read_word_vectors
+from tfxfer.models.backbones.word_vectors import (
+    build_vocabulary,
+    load_word_vector_backbone,
+    read_word_vectors,
+)
 
 __all__ = [
     "PRETRAINED",

@@ -10,8 +10,8 @@ import os
 import keras
 from absl import logging
 
-from tfxfer.models.backbones.registry import BACKBONE_NAME
 from tfxfer.errors import ConfigError, MissingFileError
+from tfxfer.models.backbones.registry import BACKBONE_NAME
 
 # Long layer lists are cut in the error message, keeping both ends: the
 # candidates for a feature layer are usually among the last ones.

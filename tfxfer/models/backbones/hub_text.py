@@ -6,11 +6,15 @@ import os
 import keras
 from absl import logging
 
+from tfxfer.errors import (
+    ConfigError,
+    MissingFileError,
+    NotAFolderError,
+    UnavailableOfflineError,
+)
 from tfxfer.models import layer_names
 from tfxfer.models.backbones.registry import PRETRAINED
-from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UnavailableOfflineError
 from tfxfer.models.backbones.text_backbone import TextBackbone
-
 
 
 class TextBackboneUnavailableError(UnavailableOfflineError):

@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.models import layer_names
 from tfxfer.errors import ConfigError, MissingFileError
+from tfxfer.models import layer_names
 from tfxfer.models.backbones.text_backbone import TextBackbone
 from tfxfer.models.token_pooling import TokenPooling
 
