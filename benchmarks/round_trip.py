@@ -89,6 +89,7 @@ def reload_and_use(work_dir: str) -> dict:
     import tfxfer
     from tfxfer import prediction
 
+    keras.utils.set_random_seed(FLAGS.seed)
     saved = np.load(os.path.join(work_dir, "validation.npz"))
     with open(os.path.join(work_dir, "validation_files.json")) as f:
         meta = json.load(f)
@@ -134,7 +135,8 @@ def main(argv):
         work_dir = tempfile.mkdtemp(prefix=f"round_trip_{task}_")
         result = build_and_save(task, work_dir)
         child = subprocess.run([sys.executable, os.path.abspath(__file__), f"--reload={work_dir}",
-                                f"--shared_dir={FLAGS.shared_dir}"], capture_output=True, text=True, check=False)
+                                f"--shared_dir={FLAGS.shared_dir}", f"--seed={FLAGS.seed}"],
+                               capture_output=True, text=True, check=False)
         if child.returncode != 0:
             sys.exit(f"The reload of the {task} model failed:\n{child.stderr[-3000:]}")
         result.update(json.loads(child.stdout.strip().splitlines()[-1]))

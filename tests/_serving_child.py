@@ -8,9 +8,9 @@ TensorFlow only) and the parent's helpers that start it. A request may:
   - run SavedModel signatures on tensors (`jobs`),
   - call functions, e.g. `tfxfer.prediction.predict_image_files` (`calls`),
   - run a script as `__main__`, e.g. `recipes/predict.py` (`script`).
-The reply holds the results and every module the child imported after
-`import tensorflow`: the tests assert that Keras, keras-hub, TFDS and tfxfer's
-model code are not among them.
+The reply holds the results, the input specs of the signatures the jobs used,
+and every module the child imported after `import tensorflow`: the tests assert
+that Keras, keras-hub, TFDS and tfxfer's model code are not among them.
 """
 
 import os
@@ -35,11 +35,17 @@ TFXFER_MODEL_CODE = ("tfxfer.training", "tfxfer.data.image_folders", "tfxfer.dat
 def run_child(folder, *, path=None, jobs=None, calls=None, script=None, imports=(), timeout=300):
     """The reply of one serving child: `{"results": {name: ...}, "modules": [...], "exit_code": ...}`.
 
+    The reply also holds `input_specs`, `{signature name: {input name: (dtype name, shape list)}}` of
+    each signature the jobs ran (e.g. `{"serving_default": {"texts": ("string", [None])}}`), and
+    `tensorflow_modules`, the modules already loaded before the request (interpreter start-up and
+    `import tensorflow`); `modules` are the ones the request imported after them.
+
     Args:
         folder: Path. Scratch folder for the request and reply files; the child's working folder.
         path: str. A SavedModel the `jobs` run on.
         jobs: dict. `{name: (signature_name, {input name: numpy array})}`; results are
-            `{output name: numpy array}`.
+            `{output name: numpy array}`. Inputs go through `tf.constant`: strings are bytes (or str)
+            arrays, and an empty batch of strings is e.g. `np.array([], dtype=object)`.
         calls: dict. `{name: ("module:function", args, kwargs)}`; results are the return values.
         script: list of str. A Python file run as `__main__` (its folder first on sys.path, as
             `python script` does) with the rest as its arguments; `exit_code` is its exit code.
@@ -111,11 +117,14 @@ def _serve(request_path, reply_path):
         request = pickle.load(f)
     for module in request["imports"]:
         importlib.import_module(module)  # e.g. tensorflow_text: registers the tokenizer ops
-    results = {}
+    results, input_specs = {}, {}
     if request["jobs"]:
         signatures = tf.saved_model.load(request["path"]).signatures
         for name, (signature_name, inputs) in request["jobs"].items():
-            outputs = signatures[signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+            signature = signatures[signature_name]
+            input_specs[signature_name] = {key: (spec.dtype.name, spec.shape.as_list())
+                                           for key, spec in signature.structured_input_signature[1].items()}
+            outputs = signature(**{k: tf.constant(v) for k, v in inputs.items()})
             results[name] = {k: v.numpy() for k, v in outputs.items()}
     for name, (function, args, kwargs) in request["calls"].items():
         module, attribute = function.split(":")
@@ -132,7 +141,8 @@ def _serve(request_path, reply_path):
         sys.stdout.flush()
     modules = sorted(set(sys.modules) - baseline)
     with open(reply_path, "wb") as f:
-        pickle.dump({"results": results, "modules": modules, "exit_code": exit_code}, f)
+        pickle.dump({"results": results, "input_specs": input_specs, "modules": modules,
+                     "tensorflow_modules": sorted(baseline), "exit_code": exit_code}, f)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Tests for tfxfer.export: versioned SavedModels that plain TensorFlow serves.
 
 The key check reloads exported models in a fresh Python process that imports
-only TensorFlow (as TF Serving would: no Keras model code, no tfxfer), feeds
-real JPEG/PNG bytes to the signatures and compares with the Keras model.
+only TensorFlow (the serving child of `_serving_child.py`, as TF Serving would:
+no Keras model code, no tfxfer), feeds real JPEG/PNG bytes to the signatures and
+compares with the Keras model.
 Models use a tiny conv backbone with a non-square 32x48 input, so a
 height/width mix-up anywhere in the serving path shows.
 """
@@ -11,9 +12,6 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
-import sys
-import textwrap
 import threading
 import zlib
 
@@ -21,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _serving_child import run_child
 
 import tfxfer
 from tfxfer.data import image_ops
@@ -68,85 +67,52 @@ def _decoded(encoded):
     return np.stack([image_ops.decode_and_resize(tf.constant(e), (HEIGHT, WIDTH)).numpy() for e in encoded])
 
 
-# The fresh process: loads the SavedModels with tf.saved_model.load only.
-CHILD = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    import tensorflow as tf
+def _keras_modules(modules):
+    return sorted(m for m in modules if m == "keras" or m.startswith("keras."))
 
-    keras_after_tf_import = {m for m in sys.modules if m == "keras" or m.startswith("keras.")}
-    request = json.load(open(sys.argv[1]))
 
-    def run(signature, **inputs):
-        outputs = signature(**inputs)
-        return {
-            "probabilities": outputs["probabilities"].numpy().tolist(),
-            "class_ids": outputs["class_ids"].numpy().tolist(),
-            "class_names": [n.decode("utf-8") for n in outputs["class_names"].numpy()],
-        }
-
-    def read(paths):
-        return tf.constant([open(p, "rb").read() for p in paths])
-
-    reply = {}
-    for name, job in request.items():
-        loaded = tf.saved_model.load(job["export_dir"])
-        signatures = loaded.signatures
-        reply[name] = {
-            "jpeg": run(signatures["serving_default"], image_bytes=read(job["jpeg"])),
-            "png": run(signatures["serving_default"], image_bytes=read(job["png"])),
-            "images": run(signatures["serving_images"], images=tf.constant(np.load(job["images"]))),
-            "input_specs": {
-                key: [repr(spec.dtype), spec.shape.as_list()]
-                for key in ("serving_default", "serving_images")
-                for spec in signatures[key].structured_input_signature[1].values()
-            },
-        }
-    keras_after_serving = {m for m in sys.modules if m == "keras" or m.startswith("keras.")}
-    reply["modules"] = {
-        "tfxfer": sorted(m for m in sys.modules if m.split(".")[0] == "tfxfer"),
-        "keras_imported_by_serving": sorted(keras_after_serving - keras_after_tf_import),
+def _as_lists(outputs):
+    """A signature's outputs as the tests compare them: lists, class names decoded."""
+    return {
+        "probabilities": outputs["probabilities"].tolist(),
+        "class_ids": outputs["class_ids"].tolist(),
+        "class_names": [n.decode("utf-8") for n in outputs["class_names"]],
     }
-    json.dump(reply, open(sys.argv[2], "w"))
-""")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """Exports a multiclass and a binary model, serves them in a fresh process."""
+    """Exports a multiclass and a binary model, serves each in a fresh TensorFlow-only process."""
     keras.utils.set_random_seed(1234)
     folder = tmp_path_factory.mktemp("served")
     jpegs = [_jpeg((20, 30, 3), 0), _jpeg((64, 50, 3), 1), _jpeg((37, 41, 3), 2), _jpeg((HEIGHT, WIDTH, 3), 3)]
     pngs = [_png((17, 90, 3), 4), _png((48, 32, 1), 5), _png((40, 40, 4), 6)]  # RGB, grayscale, RGBA
     images = np.stack([_pixels((HEIGHT, WIDTH, 3), seed) for seed in range(7, 11)]).astype("float32")
-    files = {}
-    for kind, encoded in (("jpeg", jpegs), ("png", pngs)):
-        files[kind] = []
-        for index, contents in enumerate(encoded):
-            path = folder / f"{index}.{kind}"
-            path.write_bytes(contents)
-            files[kind].append(str(path))
-    np.save(folder / "images.npy", images)
+    jobs = {
+        "jpeg": ("serving_default", {"image_bytes": np.array(jpegs, dtype=object)}),
+        "png": ("serving_default", {"image_bytes": np.array(pngs, dtype=object)}),
+        "images": ("serving_images", {"images": images}),
+    }
 
-    expected, request = {}, {}
+    expected, reply, export_dirs = {}, {}, {}
+    tfxfer_modules, keras_imported_by_serving = set(), set()
     for name, num_classes, class_names in (("multiclass", 3, CLASS_NAMES), ("binary", 2, BINARY_NAMES)):
         model = _classifier(num_classes)
-        export_dir = tfxfer.export_saved_model(model, folder / name, class_names=class_names)
+        export_dirs[name] = tfxfer.export_saved_model(model, folder / name, class_names=class_names)
         expected[name] = {
             "jpeg": model.predict(_decoded(jpegs), verbose=0),
             "png": model.predict(_decoded(pngs), verbose=0),
             "images": model.predict(images, verbose=0),
         }
-        request[name] = {"export_dir": export_dir, **files, "images": str(folder / "images.npy")}
-    (folder / "request.json").write_text(json.dumps(request))
-
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(folder / "request.json"), str(folder / "reply.json")],
-        capture_output=True, text=True, env=env, cwd=folder, timeout=120)
-    assert child.returncode == 0, child.stderr[-3000:]
-    reply = json.loads((folder / "reply.json").read_text())
-    return dict(expected=expected, reply=reply, export_dirs={k: v["export_dir"] for k, v in request.items()})
+        (folder / f"child-{name}").mkdir()
+        child = run_child(folder / f"child-{name}", path=export_dirs[name], jobs=jobs, timeout=120)
+        reply[name] = {kind: _as_lists(outputs) for kind, outputs in child["results"].items()}
+        reply[name]["input_specs"] = child["input_specs"]
+        keras_imported_by_serving.update(_keras_modules(child["modules"]))  # beyond `import tensorflow`
+        loaded = child["tensorflow_modules"] + child["modules"]  # all of the child's modules
+        tfxfer_modules.update(m for m in loaded if m.split(".")[0] == "tfxfer")
+    reply["modules"] = {"tfxfer": sorted(tfxfer_modules), "keras_imported_by_serving": sorted(keras_imported_by_serving)}
+    return dict(expected=expected, reply=reply, export_dirs=export_dirs)
 
 
 @pytest.mark.parametrize("kind", ["jpeg", "png"])
@@ -190,8 +156,8 @@ def test_served_binary_model_gives_two_columns_summing_to_one(served, kind):
 
 def test_served_signatures_take_bytes_and_height_by_width_images(served):
     specs = served["reply"]["multiclass"]["input_specs"]
-    assert specs == {"serving_default": ["tf.string", [None]],
-                     "serving_images": ["tf.float32", [None, HEIGHT, WIDTH, 3]]}
+    assert specs == {"serving_default": {"image_bytes": ("string", [None])},
+                     "serving_images": {"images": ("float32", [None, HEIGHT, WIDTH, 3])}}
 
 
 def test_serving_needs_neither_keras_nor_tfxfer(served):

@@ -1,8 +1,6 @@
-"""Tests for tfxfer.training.planner (the `Phase`s `fine_tune` runs) and the training package's imports."""
+"""Tests for tfxfer.training.planner: the `Phase`s `fine_tune` runs."""
 
-import ast
 import dataclasses
-import pathlib
 
 import keras
 import numpy as np
@@ -105,62 +103,3 @@ def test_a_model_without_backbone_fails_to_plan():
     model = keras.Model(inputs, tfxfer.models.heads.classification_head(inputs, 3, dropout=0.0), name="plain")
     with pytest.raises(ConfigError, match=r"layer named 'backbone'.*Received: model='plain'"):
         _plan(model, FineTuneConfig())
-
-
-# Imports inside tfxfer.training run one way: read from the source, so that a later
-# change cannot quietly bring a cycle or a function-level import back.
-
-TRAINING = pathlib.Path(tfxfer.__file__).parent / "training"
-ALLOWED = ("tfxfer.training", "tfxfer.data", "tfxfer.models.heads", "tfxfer.training.freezing", "tfxfer.defaults",
-           "tfxfer.distribute", "tfxfer.errors", "tfxfer.models.layer_names")
-
-
-def _tfxfer_imports(path):
-    """`(module imported, at module level?)` for each tfxfer import in `path`."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    top_level = {id(node) for node in tree.body}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            # `from tfxfer.training import backup` imports the module tfxfer.training.backup.
-            names = [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        found += [(name, id(node) in top_level) for name in names if name.startswith("tfxfer")]
-    return found
-
-
-def _module(name, known):
-    while name not in known and "." in name:
-        name = name.rsplit(".", 1)[0]
-    return name if name in known else None
-
-
-def test_training_imports_only_lower_layers_at_module_level():
-    for path in sorted(TRAINING.glob("*.py")):
-        for name, top_level in _tfxfer_imports(path):
-            assert top_level, f"{path.name} imports {name} inside a function"
-            # `from tfxfer import heads` reads as tfxfer.models.heads.
-            assert name.startswith(ALLOWED), f"{path.name} imports {name}"
-
-
-def test_training_modules_import_each_other_without_cycles():
-    modules = {f"tfxfer.training.{path.stem}": path for path in TRAINING.glob("*.py") if path.stem != "__init__"}
-    edges = {module: {_module(name, modules) for name, _ in _tfxfer_imports(path)} - {None, module}
-             for module, path in modules.items()}
-    done, visiting = set(), []
-
-    def visit(module):
-        assert module not in visiting, f"import cycle: {' -> '.join(visiting[visiting.index(module):] + [module])}"
-        if module in done:
-            return
-        visiting.append(module)
-        for imported in edges[module]:
-            visit(imported)
-        visiting.pop()
-        done.add(module)
-
-    for module in modules:
-        visit(module)

@@ -15,6 +15,7 @@ from _text_helpers import (
 )
 
 import tfxfer
+from tfxfer.data.token_batches import preprocess_dataset
 from tfxfer.errors import ConfigError, UserError
 from tfxfer.models.token_pooling import TokenPooling
 from tfxfer.training import freezing
@@ -139,7 +140,7 @@ def test_fine_tune_trains_on_tokenized_strings_and_unfreezes_top_block(preset, t
     labels = [1] * 16 + [0] * 16
     dataset = tf.data.Dataset.from_tensor_slices((texts, labels)).shuffle(32, seed=0).batch(8)
     model = tfxfer.build_text_classifier(preset, num_classes=2, sequence_length=8, pooling="mean")
-    tokenized = tfxfer.data.token_batches.preprocess_dataset(dataset, model.preprocessor)
+    tokenized = preprocess_dataset(dataset, model.preprocessor)
     block0 = [w.numpy() for w in model.get_layer("backbone").get_layer("transformer_layer_0").weights]
     block1 = [w.numpy() for w in model.get_layer("backbone").get_layer("transformer_layer_1").weights]
     config = tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=1, fine_tune_at="transformer_layer_1",
@@ -180,9 +181,9 @@ def test_preprocess_dataset_trims_padding_without_changing_predictions(preset):
     model = tfxfer.build_text_classifier(preset, num_classes=3, sequence_length=16, pooling="mean")
     texts = tf.constant(["good", "the movie was bad", "i liked it"])
     dataset = tf.data.Dataset.from_tensors((texts, tf.constant([0, 1, 2])))
-    full, _ = next(iter(tfxfer.data.token_batches.preprocess_dataset(dataset, model.preprocessor, trim_padding=False)))
-    exact, _ = next(iter(tfxfer.data.token_batches.preprocess_dataset(dataset, model.preprocessor, pad_to_multiple_of=1)))
-    rounded, _ = next(iter(tfxfer.data.token_batches.preprocess_dataset(dataset, model.preprocessor)))
+    full, _ = next(iter(preprocess_dataset(dataset, model.preprocessor, trim_padding=False)))
+    exact, _ = next(iter(preprocess_dataset(dataset, model.preprocessor, pad_to_multiple_of=1)))
+    rounded, _ = next(iter(preprocess_dataset(dataset, model.preprocessor)))
     assert full["token_ids"].shape == (3, 16)
     assert exact.keys() == full.keys() and {v.shape for v in exact.values()} == {(3, 6)}  # [CLS] 4 words [SEP]
     for key in full:
@@ -202,4 +203,4 @@ def test_trimming_leaves_plain_token_id_tensors_alone():
                                "padding_mask": tf.zeros((2, 3), tf.bool)})
     assert trimmed["token_ids"].numpy().tolist() == [[3], [0]]  # An all-padding batch keeps one column.
     with pytest.raises(ValueError, match="must be a positive integer. Received: pad_to_multiple_of=0"):
-        tfxfer.data.token_batches.preprocess_dataset(tf.data.Dataset.range(1), None, pad_to_multiple_of=0)
+        preprocess_dataset(tf.data.Dataset.range(1), None, pad_to_multiple_of=0)

@@ -3,47 +3,34 @@ process that imports only tensorflow and tensorflow_text (TF Serving's op set)."
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from _serving_child import run_child
 from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_vectors
 
 import tfxfer
 
 TEXTS = ["the movie was good", "awful plot, I hated it", "café crème unknown words", "", "GOOD " * 40]
 
-CHILD = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  Registers the tokenizer ops, as TF Serving links them.
-
-    request = json.load(open(sys.argv[1]))
-    signature = tf.saved_model.load(request["path"]).signatures["serving_default"]
-    outputs = signature(texts=tf.constant(request["texts"]))
-    empty = signature(texts=tf.constant([], tf.string))
-    print(json.dumps({
-        "probabilities": outputs["probabilities"].numpy().tolist(),
-        "class_ids": outputs["class_ids"].numpy().tolist(),
-        "class_names": [n.decode() for n in outputs["class_names"].numpy()],
-        "empty_shape": empty["probabilities"].shape.as_list(),
-        "inputs": sorted(signature.structured_input_signature[1]),
-        "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("keras_hub", "keras_nlp", "tfxfer")),
-    }))
-""")
-
 
 def _serve_in_fresh_process(path, texts, tmp_path):
-    request = tmp_path / "request.json"
-    request.write_text(json.dumps({"path": path, "texts": texts}), encoding="utf-8")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    process = subprocess.run([sys.executable, "-c", CHILD, str(request)], capture_output=True, text=True,
-                             env=env, timeout=300, cwd=str(tmp_path))
-    assert process.returncode == 0, process.stderr[-3000:]
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    """`serving_default` on `texts` and on an empty batch, in a child with tensorflow and tensorflow_text only."""
+    jobs = {"texts": ("serving_default", {"texts": np.array(texts, dtype=object)}),
+            "empty": ("serving_default", {"texts": np.array([], dtype=object)})}
+    # tensorflow_text registers the tokenizer ops, as TF Serving links them.
+    reply = run_child(tmp_path, path=path, jobs=jobs, imports=("tensorflow_text",))
+    outputs = reply["results"]["texts"]
+    loaded = reply["tensorflow_modules"] + reply["modules"]  # all of the child's modules
+    return {
+        "probabilities": outputs["probabilities"].tolist(),
+        "class_ids": outputs["class_ids"].tolist(),
+        "class_names": [n.decode() for n in outputs["class_names"]],
+        "empty_shape": list(reply["results"]["empty"]["probabilities"].shape),
+        "inputs": sorted(reply["input_specs"]["serving_default"]),
+        "modules": sorted(m for m in loaded if m.split(".")[0] in ("keras_hub", "keras_nlp", "tfxfer")),
+    }
 
 
 def _keras_probabilities(model, texts):

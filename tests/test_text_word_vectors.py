@@ -7,6 +7,7 @@ import tensorflow as tf
 from _text_helpers import FILLER, NEGATIVE, POSITIVE, sentences, write_word_vectors
 
 import tfxfer
+from tfxfer.data.token_batches import preprocess_dataset
 from tfxfer.models.backbones.word_vectors import read_word_vectors
 
 TEXTS = sentences(POSITIVE, 24, 0) + sentences(NEGATIVE, 24, 1)
@@ -23,6 +24,15 @@ def test_reads_glove_and_word2vec_formats(tmp_path, header):
     np.testing.assert_allclose(vectors[2], written["good"], atol=1e-5)
     np.testing.assert_allclose(vectors[3], written["Bad"], atol=1e-5)  # Case-folded match.
     assert not vectors[4].any()
+
+
+def test_reads_vectors_from_any_filesystem_tensorflow_reads():
+    path = "ram://word_vectors/vectors.txt"
+    tf.io.gfile.makedirs("ram://word_vectors")
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("good 1 2\nbad\xa0 3 4\nmovie 5 6\n")
+    vectors, found = read_word_vectors(path, ["good", "movie", "missing"])
+    assert vectors.tolist() == [[1.0, 2.0], [5.0, 6.0], [0.0, 0.0]] and found.tolist() == [True, True, False]
 
 
 def test_exact_match_wins_over_case_folded(tmp_path):
@@ -78,7 +88,7 @@ def test_phase1_freezes_vectors_and_phase2_trains_them(tmp_path):
     model = tfxfer.build_text_classifier(backbone, num_classes=2, dropout=0.0)
     assert [layer.name for layer in model.layers] == ["token_ids", "backbone", "predictions"]
     dataset = tf.data.Dataset.from_tensor_slices((TEXTS, LABELS)).shuffle(48, seed=0).batch(16)
-    tokenized = tfxfer.data.token_batches.preprocess_dataset(dataset, model.preprocessor)
+    tokenized = preprocess_dataset(dataset, model.preprocessor)
     table = model.get_layer("backbone").get_layer("embedding").embeddings
     before = table.numpy()
     config = tfxfer.FineTuneConfig(epochs=3, fine_tune_epochs=0, learning_rate=5e-2, label_smoothing=0.0)

@@ -53,6 +53,18 @@ def report(tmp_path_factory):
                                                class_names=CLASS_NAMES, representative_examples=64)
 
 
+def test_exports_to_any_filesystem_tensorflow_writes(report):
+    _, model, result = report
+    folder = "ram://tflite_export"
+    written = tflite.export_tflite(model, folder, train=_dataset(32, 0), validation=_dataset(32, 1),
+                                   class_names=CLASS_NAMES, variants=("float32",))
+    assert sorted(tf.io.gfile.listdir(folder)) == ["float32.tflite", "labels.txt", "tflite_report.json"]
+    assert written["tflite"]["float32"]["size_bytes"] == tf.io.gfile.stat(f"{folder}/float32.tflite").length
+    runner = tflite.interpreter(f"{folder}/float32.tflite")  # read through tf.io.gfile, not a local open
+    image = _colour_images(1, 5)[0][0]
+    np.testing.assert_allclose(tflite.run_tflite(runner, image), model.predict(image[None], verbose=0)[0], atol=1e-4)
+
+
 def test_every_variant_is_written_with_labels_and_report(report):
     folder, _, result = report
     assert sorted(os.listdir(folder)) == ["dynamic_range.tflite", "float16.tflite", "float32.tflite",

@@ -15,8 +15,7 @@ from tfxfer.models.heads import HeadKind
 
 TOKEN_IDS_SIGNATURE = "serving_token_ids"
 
-__all__ = ["TEXTS_INPUT", "TOKEN_IDS_SIGNATURE", "text_endpoints", "text_metadata", "text_preprocessor",
-           "token_input_specs", "tokenize"]
+__all__ = ["TEXTS_INPUT", "TOKEN_IDS_SIGNATURE", "text_endpoints", "text_metadata", "token_input_specs", "tokenize"]
 
 
 def text_endpoints(

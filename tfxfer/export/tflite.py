@@ -125,13 +125,14 @@ def export_tflite(
     versioning.make_folders(output_dir)
     with tf.io.gfile.GFile(os.path.join(output_dir, LABELS_FILE), "w") as f:
         f.write("\n".join(class_names) + "\n")
-    paths = {}
+    flatbuffers, paths = {}, {}
     for variant in variants:
         representative = _representative_images(train, representative_examples) if variant == "int8" else None
+        flatbuffers[variant] = convert_tflite(model, variant, representative_images=representative)
         paths[variant] = os.path.join(output_dir, f"{variant}.tflite")
         with tf.io.gfile.GFile(paths[variant], "wb") as f:
-            f.write(convert_tflite(model, variant, representative_images=representative))
-    keras_accuracy, validation_size, results = _evaluate(model, kind, validation, paths)
+            f.write(flatbuffers[variant])
+    keras_accuracy, validation_size, results = _evaluate(model, kind, validation, paths, flatbuffers)
     report = {
         "keras": {"accuracy": keras_accuracy},
         "validation_size": validation_size,
@@ -215,11 +216,16 @@ def inference_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.get_layer(layer_names.PREPROCESSING).input, model.output, name=f"{model.name}_inference")
 
 
-def interpreter(model_path: str):
+def interpreter(model: str | bytes):
     """A ready TFLite interpreter: LiteRT's if `ai_edge_litert` is installed, else `tf.lite`'s.
 
-    model_path: str. A `.tflite` file.
+    model: str or bytes. A `.tflite` file on any filesystem TensorFlow reads
+        (`gs://...`), or the model's flatbuffer itself.
     """
+    if not isinstance(model, bytes):
+        # Read here, not by the interpreter: it opens local paths only.
+        with tf.io.gfile.GFile(model, "rb") as f:
+            model = f.read()
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -227,9 +233,9 @@ def interpreter(model_path: str):
             # TF 2.21 still ships tf.lite.Interpreter; it only warns that LiteRT replaces it.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
             Interpreter = tf.lite.Interpreter
-            runner = Interpreter(model_path=model_path)
+            runner = Interpreter(model_content=model)
     else:
-        runner = Interpreter(model_path=model_path)
+        runner = Interpreter(model_content=model)
     runner.allocate_tensors()
     return runner
 
@@ -271,9 +277,9 @@ def _class_ids(outputs, kind):
     return np.argmax(outputs, axis=-1)
 
 
-def _evaluate(model, kind, validation, paths):
+def _evaluate(model, kind, validation, paths, flatbuffers):
     """One pass over the validation data: (Keras accuracy, examples, {variant: TFLiteResult})."""
-    runners = {variant: interpreter(path) for variant, path in paths.items()}
+    runners = {variant: interpreter(flatbuffer) for variant, flatbuffer in flatbuffers.items()}
     correct = {variant: 0 for variant in paths}
     agree = {variant: 0 for variant in paths}
     keras_correct = total = 0
@@ -290,7 +296,8 @@ def _evaluate(model, kind, validation, paths):
         raise ConfigError("The validation dataset is empty; export_tflite needs examples to measure accuracy on. "
                           "Pass at least one batch. Received: 0 examples")
     results = {
-        variant: TFLiteResult(variant, path, os.path.getsize(path), correct[variant] / total, agree[variant] / total)
+        variant: TFLiteResult(variant, path, len(flatbuffers[variant]), correct[variant] / total,
+                              agree[variant] / total)
         for variant, path in paths.items()
     }
     return keras_correct / total, total, results

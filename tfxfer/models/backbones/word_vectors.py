@@ -33,7 +33,7 @@ def read_word_vectors(path: str | os.PathLike, vocabulary: list[str]) -> tuple[n
         are 0) and a bool `(len(vocabulary),)` mask of the words found.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise MissingFileError(
             "word_vectors must be a GloVe/word2vec text-format file "
             f"('word v1 ... vD' per line). Received: word_vectors={path!r}"
@@ -43,8 +43,10 @@ def read_word_vectors(path: str | os.PathLike, vocabulary: list[str]) -> tuple[n
     for i, word in enumerate(vocabulary):
         lower_index.setdefault(word.lower(), i)
     vectors, found, dim = None, np.zeros(len(vocabulary), bool), None
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_number, line in enumerate(f, start=1):
+    # Through tf.io.gfile, so a vectors file on any filesystem TensorFlow reads works (gs://...).
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for line_number, raw_line in enumerate(f, start=1):
+            line = raw_line.decode("utf-8", errors="replace")
             parts = line.rstrip().split(" ")
             if line_number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
                 continue  # word2vec header: "<count> <dim>"
