@@ -8,6 +8,7 @@ import difflib
 import os
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from tfxfer.errors import ConfigError, MissingFileError
@@ -79,7 +80,7 @@ def _load(path: str, safe_mode: bool) -> keras.Model:
             "SavedModel or .h5 file, load it yourself and pass the keras.Model. "
             f"Received: model={path!r}"
         )
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):  # any filesystem TensorFlow reads (gs://...), as Keras' loader does
         raise MissingFileError(
             "Model file not found. Expected an existing .keras file; check the path. "
             f"Received: model={path!r}")

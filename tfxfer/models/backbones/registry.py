@@ -15,6 +15,7 @@ from typing import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from tfxfer.errors import ConfigError, MissingFileError, UnavailableOfflineError
@@ -257,17 +258,17 @@ def _check_weights(weights) -> str | None:
     if path.endswith(".keras"):
         raise ConfigError(
             "A .keras file holds a whole model, not backbone weights; pass it to "
-            f"tfxfer.models.backbones.backbone_from_model() instead. Received: weights={path!r}"
+            f"tfxfer.backbone_from_model() instead. Received: weights={path!r}"
         )
     if not path.endswith(".h5"):
         raise ConfigError(
             'weights must be "pretrained" ("imagenet"), None or the path to a .weights.h5 (or legacy '
             f".h5) file. Received: weights={path!r}"
         )
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):  # any filesystem TensorFlow reads (gs://...), as Keras' loader does
         raise MissingFileError(
             f"Weights file not found: {path!r}. Check the path, or pass "
-            'weights="imagenet" or weights=None.'
+            'weights="pretrained" or weights=None.'
         )
     return path
 
