@@ -87,6 +87,8 @@ def test_text_classifier_predicts_raw_strings_like_token_ids(tmp_path):
     model, texts, _ = _word_vector_case(tmp_path)
     from_tokens = model.predict(model.preprocessor(tf.constant(list(texts))), verbose=0)
     np.testing.assert_allclose(model.predict(list(texts), batch_size=3, verbose=0), from_tokens, atol=1e-6)
+    batches = tf.data.Dataset.from_tensor_slices(list(texts)).batch(5)
+    np.testing.assert_allclose(model.predict(batches, verbose=0), from_tokens, atol=1e-6)
     with pytest.raises(ValueError, match="wrap one text in a list"):
         model.predict("one text")
 

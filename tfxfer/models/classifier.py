@@ -29,6 +29,8 @@ class Classifier(keras.Model):
     """
 
     task = None
+    # Constructor arguments that are layers: serialised in `get_config`, rebuilt in `from_config`.
+    LAYER_ARGUMENTS = ("backbone",)
 
     def __init__(self, *, inputs, features, backbone, num_classes, multi_label, pooling, dropout, backbone_name,
                  **kwargs):
@@ -71,9 +73,6 @@ class Classifier(keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-    # Constructor arguments that are layers, serialised in `get_config`.
-    LAYER_ARGUMENTS = ("backbone",)
 
 
 def text_preprocessor(model: keras.Model) -> keras.Layer | None:

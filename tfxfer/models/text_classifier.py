@@ -82,12 +82,15 @@ class TextClassifier(classifier.Classifier):
         self.preprocessor = preprocessor
 
     def predict(self, x, batch_size=None, **kwargs):
-        """`keras.Model.predict`, which also takes raw texts: a list or array of strings.
+        """`keras.Model.predict`, which also takes raw texts: a list or array of
+        strings, or a tf.data.Dataset of batches of strings.
 
         Raw texts run through `preprocessor` in tf.data, in batches of
-        `batch_size` (32 by default); token inputs are predicted as they are.
+        `batch_size` (32 by default) for a list; token inputs are predicted as they are.
         """
-        if _is_raw_text(x):
+        if isinstance(x, tf.data.Dataset) and x.element_spec == tf.TensorSpec([None], tf.string):
+            x = x.map(self.preprocessor)
+        elif _is_raw_text(x):
             texts = tf.data.Dataset.from_tensor_slices(tf.constant(np.asarray(x, dtype=object), tf.string))
             x = texts.batch(batch_size or _PREDICT_BATCH_SIZE).map(self.preprocessor)
             batch_size = None  # a dataset brings its own batches
