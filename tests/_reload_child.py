@@ -1,7 +1,7 @@
 """Child process of test_model_saving: a fresh Python loads a saved classifier and uses all of it.
 
-argv: the `.keras` file, a `.npz` of `inputs` (raw images or raw texts) and
-`labels`, and an output folder. Writes `result.npz` there: the reloaded model's
+argv: folders, each holding `model.keras` and `data.npz` (`inputs`, raw images
+or raw texts, and `labels`). Writes `result.npz` into each: the reloaded model's
 predictions on the raw inputs, its predictions after fine-tuning, and the
 exported SavedModel's probabilities for the same inputs.
 """
@@ -19,10 +19,10 @@ import tensorflow as tf  # noqa: E402
 import tfxfer  # noqa: E402  (registers the classifier types with Keras)
 
 
-def main(model_path, data_path, out_dir):
-    data = np.load(data_path)
+def main(out_dir):
+    data = np.load(os.path.join(out_dir, "data.npz"))
     inputs, labels = data["inputs"], data["labels"]
-    model = keras.models.load_model(model_path)
+    model = keras.models.load_model(os.path.join(out_dir, "model.keras"))
     before = model.predict(inputs, verbose=0)
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(4)
     if model.task == "text":
@@ -45,4 +45,5 @@ def main(model_path, data_path, out_dir):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    for folder in sys.argv[1:]:
+        main(folder)

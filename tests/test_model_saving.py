@@ -23,48 +23,66 @@ import tfxfer
 CHILD = os.path.join(os.path.dirname(__file__), "_reload_child.py")
 
 
-def _image_case(tmp_path):
-    model = tfxfer.build_image_classifier("mobilenet_v2", 3, weights=None, image_size=32, alpha=0.35, seed=0)
+def _image_case(folder):
+    # Your own small backbone, BatchNorm included (its moving statistics must come back too);
+    # benchmarks/round_trip.py does the same with ImageNet MobileNetV2.
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    own = keras.Model(inputs, keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x), name="own")
+    model = tfxfer.build_image_classifier(own, 3, preprocessing="tf", seed=0)  # with augmentation
     images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
-    return model, images, np.arange(8) % 3
+    return model, images, np.arange(8) % 3, tfxfer.FineTuneConfig()
 
 
-def _bert_case(tmp_path):
-    model = tfxfer.build_text_classifier(save_tiny_bert_preset(tmp_path / "bert"), 3, sequence_length=16)
+def _bert_case(folder):
+    model = tfxfer.build_text_classifier(save_tiny_bert_preset(folder / "bert"), 3, sequence_length=16)
     texts = sentences(POSITIVE, 4, seed=0) + sentences(NEGATIVE, 4, seed=1)
-    return model, np.array(texts), np.arange(8) % 3
+    # The text defaults train phase 2 with layer-wise AdamW: a saved model must not need it to load.
+    return model, np.array(texts), np.arange(8) % 3, tfxfer.defaults.TextDefaults.fine_tune_config()
 
 
-def _word_vector_case(tmp_path):
-    write_word_vectors(tmp_path / "vectors.txt", VOCAB)
+def _word_vector_case(folder):
+    write_word_vectors(folder / "vectors.txt", VOCAB)
     texts = sentences(POSITIVE, 4, seed=0) + sentences(NEGATIVE, 4, seed=1)
-    backbone = tfxfer.load_word_vector_backbone(tmp_path / "vectors.txt", texts, sequence_length=8, seed=0)
-    return tfxfer.build_text_classifier(backbone, 2), np.array(texts), np.array([1] * 4 + [0] * 4)
+    backbone = tfxfer.load_word_vector_backbone(folder / "vectors.txt", texts, sequence_length=8, seed=0)
+    config = tfxfer.defaults.TextDefaults.fine_tune_config(word_vectors=True)
+    return tfxfer.build_text_classifier(backbone, 2), np.array(texts), np.array([1] * 4 + [0] * 4), config
 
 
-@pytest.mark.parametrize("case, kind, head", [
-    (_image_case, "ImageClassifier", "multiclass"),
-    (_bert_case, "TextClassifier", "multiclass"),
-    (_word_vector_case, "TextClassifier", "binary"),
-])
-def test_saved_classifier_predicts_fine_tunes_and_exports_in_a_fresh_process(tmp_path, case, kind, head):
-    model, inputs, labels = case(tmp_path)
-    # Trained first, as users save models: the file must not need the training code's
-    # optimizer (layer-wise AdamW for text) or loss to load.
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(4)
-    if model.task == "text":
-        dataset = dataset.map(lambda texts, y: (model.preprocessor(texts), y))
-    config = tfxfer.defaults.TextDefaults.fine_tune_config() if case is _bert_case else tfxfer.FineTuneConfig()
-    tfxfer.fine_tune(model, dataset, config=config.replace(epochs=1, fine_tune_epochs=1))
-    expected = model.predict(inputs, verbose=0)
-    model.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "data.npz", inputs=inputs, labels=labels)
-    child = subprocess.run([sys.executable, CHILD, str(tmp_path / "model.keras"), str(tmp_path / "data.npz"),
-                            str(tmp_path)], capture_output=True, text=True, timeout=600)
+CASES = {"image": _image_case, "bert": _bert_case, "word_vectors": _word_vector_case}
+
+
+@pytest.fixture(scope="module")
+def reloaded(tmp_path_factory):
+    """Each case's model, fine-tuned and saved here, then reloaded, used and exported in one fresh process."""
+    folders, expected = [], {}
+    for name, case in CASES.items():
+        folder = tmp_path_factory.mktemp(name)
+        model, inputs, labels, config = case(folder)
+        # Trained first, as users save models.
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(4)
+        if model.task == "text":
+            dataset = dataset.map(lambda texts, y, model=model: (model.preprocessor(texts), y))
+        tfxfer.fine_tune(model, dataset, config=config.replace(epochs=1, fine_tune_epochs=1))
+        expected[name] = (model.predict(inputs, verbose=0), model.task, model.backbone_name)
+        model.save(folder / "model.keras")
+        np.savez(folder / "data.npz", inputs=inputs, labels=labels)
+        folders.append(folder)
+    child = subprocess.run([sys.executable, CHILD, *map(str, folders)], capture_output=True, text=True, timeout=600)
     assert child.returncode == 0, child.stderr[-3000:]
-    result = np.load(tmp_path / "result.npz")
+    return {name: (np.load(folder / "result.npz"), *expected[name]) for name, folder in zip(CASES, folders)}
+
+
+@pytest.mark.parametrize("name, kind, head", [
+    ("image", "ImageClassifier", "multiclass"),
+    ("bert", "TextClassifier", "multiclass"),
+    ("word_vectors", "TextClassifier", "binary"),
+])
+def test_saved_classifier_predicts_fine_tunes_and_exports_in_a_fresh_process(reloaded, name, kind, head):
+    result, expected, task, backbone_name = reloaded[name]
     assert (str(result["type"]), str(result["head"])) == (kind, head)
-    assert str(result["task"]) == model.task and str(result["backbone"]) == model.backbone_name
+    assert str(result["task"]) == task and str(result["backbone"]) == backbone_name
     np.testing.assert_allclose(result["before"], expected, atol=1e-6)
     assert not np.allclose(result["after"], expected, atol=1e-4)  # fine-tuning moved the reloaded weights
     # A binary head's one unit is P(class 1); the export serves both classes' probabilities.
@@ -84,7 +102,7 @@ def test_config_describes_the_model_without_layer_names():
 
 
 def test_text_classifier_predicts_raw_strings_like_token_ids(tmp_path):
-    model, texts, _ = _word_vector_case(tmp_path)
+    model, texts, _, _ = _word_vector_case(tmp_path)
     from_tokens = model.predict(model.preprocessor(tf.constant(list(texts))), verbose=0)
     np.testing.assert_allclose(model.predict(list(texts), batch_size=3, verbose=0), from_tokens, atol=1e-6)
     batches = tf.data.Dataset.from_tensor_slices(list(texts)).batch(5)
