@@ -153,17 +153,17 @@ def _unbatch(dataset):
     return np.concatenate(inputs), np.concatenate(labels)
 
 
+def _class_ids(probabilities):
+    # A binary head's one unit is P(class 1).
+    return (probabilities[:, 0] > 0.5).astype(int) if probabilities.shape[-1] == 1 else probabilities.argmax(-1)
+
+
 def _accuracy(probabilities, labels) -> float:
-    if probabilities.shape[-1] == 1:
-        predicted = (probabilities[:, 0] > 0.5).astype(int)
-    else:
-        predicted = probabilities.argmax(-1)
-    return float(np.mean(predicted == labels.reshape(-1)))
+    return float(np.mean(_class_ids(probabilities) == labels.reshape(-1)))
 
 
 def _top_class(probabilities, meta):
-    ids = (probabilities[:, 0] > 0.5).astype(int) if probabilities.shape[-1] == 1 else probabilities.argmax(-1)
-    return [meta["class_names"][i] for i in ids]
+    return [meta["class_names"][i] for i in _class_ids(probabilities)]
 
 
 if __name__ == "__main__":

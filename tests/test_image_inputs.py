@@ -474,18 +474,15 @@ def _png_16(value: int) -> np.ndarray:
     return np.full((4, 4, 1), value, np.uint16)
 
 
-class Gray16Scans(tfds.core.GeneratorBasedBuilder):
-    """Two classes of 16-bit grayscale images, prepared locally (no download)."""
-
-    VERSION = tfds.core.Version("1.0.0")
+def _local_tfds(class_name, doc, image_feature, class_names, images):
+    """A TFDS builder (registered by its class name, snake_cased) prepared locally, no download:
+    `images[i]` labelled `i`, in both its train and test splits."""
 
     def _info(self):
         return tfds.core.DatasetInfo(
             builder=self,
             features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 1), dtype=np.uint16),
-                "label": tfds.features.ClassLabel(names=["dark", "bright"]),
-            }),
+                "image": image_feature, "label": tfds.features.ClassLabel(names=class_names)}),
             supervised_keys=("image", "label"),
         )
 
@@ -493,52 +490,23 @@ class Gray16Scans(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples(), "test": self._generate_examples()}
 
     def _generate_examples(self):
-        yield 0, {"image": _png_16(257), "label": 0}
-        yield 1, {"image": _png_16(65280), "label": 1}
+        for label, image in enumerate(images):
+            yield label, {"image": image, "label": label}
+
+    return type(class_name, (tfds.core.GeneratorBasedBuilder,), {
+        "__doc__": doc, "VERSION": tfds.core.Version("1.0.0"), "_info": _info,
+        "_split_generators": _split_generators, "_generate_examples": _generate_examples})
 
 
-class PhonePhotos(tfds.core.GeneratorBasedBuilder):
-    """One JPEG with EXIF orientation 6, stored by TFDS as the original bytes."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-                "label": tfds.features.ClassLabel(names=["x", "y"]),
-            }),
-            supervised_keys=("image", "label"),
-        )
-
-    def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(), "test": self._generate_examples()}
-
-    def _generate_examples(self):
-        yield 0, {"image": _with_orientation(_asymmetric_jpeg(), 6, "phone_little_endian"), "label": 0}
-
-
-class FloatMaps(tfds.core.GeneratorBasedBuilder):
-    """float32 images: no known pixel range."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(4, 4, 1), dtype=np.float32),
-                "label": tfds.features.ClassLabel(names=["x", "y"]),
-            }),
-            supervised_keys=("image", "label"),
-        )
-
-    def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(), "test": self._generate_examples()}
-
-    def _generate_examples(self):
-        yield 0, {"image": np.full((4, 4, 1), 0.5, np.float32), "label": 0}
+_local_tfds("Gray16Scans", "Two classes of 16-bit grayscale images.",
+            tfds.features.Image(shape=(None, None, 1), dtype=np.uint16), ["dark", "bright"],
+            [_png_16(257), _png_16(65280)])
+_local_tfds("PhonePhotos", "One JPEG with EXIF orientation 6, stored by TFDS as the original bytes.",
+            tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"), ["x", "y"],
+            [_with_orientation(_asymmetric_jpeg(), 6, "phone_little_endian")])
+_local_tfds("FloatMaps", "float32 images: no known pixel range.",
+            tfds.features.Image(shape=(4, 4, 1), dtype=np.float32), ["x", "y"],
+            [np.full((4, 4, 1), 0.5, np.float32)])
 
 
 def test_tfds_16_bit_images_are_scaled_like_image_files(tmp_path):

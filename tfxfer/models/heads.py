@@ -91,9 +91,8 @@ def classification_head(
 def head_kind(model: keras.Model) -> HeadKind:
     """The head kind of a model: a tfxfer classifier's from its config, any
     other model's read back from its `predictions` layer."""
-    kind = getattr(model, "head_kind", None)
-    if isinstance(kind, HeadKind):  # a tfxfer.Classifier, which knows its own
-        return kind
+    if _knows_its_head(model):
+        return model.head_kind
     try:
         layer = model.get_layer(PREDICTIONS_LAYER)
     except ValueError as error:
@@ -115,8 +114,13 @@ def head_kind(model: keras.Model) -> HeadKind:
 
 def num_classes(model: keras.Model) -> int:
     """Number of classes the model predicts (2 for a one-unit binary head)."""
-    if isinstance(getattr(model, "head_kind", None), HeadKind):
+    if _knows_its_head(model):
         return model.num_classes
     # head_kind first: it explains a missing `predictions` layer, get_layer alone does not.
     kind = head_kind(model)
     return 2 if kind is HeadKind.BINARY else model.get_layer(PREDICTIONS_LAYER).units
+
+
+def _knows_its_head(model) -> bool:
+    # A tfxfer.Classifier carries its head in its config (duck-typed: classifier.py imports this module).
+    return isinstance(getattr(model, "head_kind", None), HeadKind)

@@ -120,7 +120,6 @@ def build_image_classifier(
         backbone, weights=weights, image_size=image_size, alpha=alpha,
         output_layer=backbone_output_layer, preprocessing=preprocessing, safe_mode=safe_mode,
     )
-    height, width = backbone_model.input_shape[1:3]
     if augmentation is True:
         augmentation = augmentation_lib.default_image_augmentation(seed=seed)
     model = ImageClassifier(
@@ -128,7 +127,7 @@ def build_image_classifier(
         dropout=dropout, multi_label=multi_label, backbone_name=backbone_name, name=f"{backbone_name}_classifier")
     logging.info(
         "Built %s: input %dx%d, %d classes (%s head), %d parameters.",
-        model.name, height, width, num_classes, model.head_kind.value, model.count_params(),
+        model.name, *model.image_size, num_classes, model.head_kind.value, model.count_params(),
     )
     return model
 
