@@ -25,6 +25,10 @@ ALLOWED = {
     "tfxfer.export": (*FOUNDATION, "tfxfer.data", "tfxfer.models"),
     # TensorFlow only: an export's names, its version folders and the data constants.
     "tfxfer.prediction": (*FOUNDATION, "tfxfer.data.constants", "tfxfer.export.layout", "tfxfer.export.versioning"),
+    # Pictures from plain numbers: nothing of tfxfer but the foundation.
+    "tfxfer.reports": FOUNDATION,
+    # Reports on a trained model or an export, on data read by the loaders.
+    "tfxfer.evaluation": (*FOUNDATION, "tfxfer.data", "tfxfer.models", "tfxfer.export", "tfxfer.prediction"),
 }
 
 

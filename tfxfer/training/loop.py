@@ -35,16 +35,21 @@ class TrainLoop:
             `model` (features in), which then computes the predictions. Its
             trainable variables must be all of `model`'s (the backbone frozen);
             callbacks still see `model`, so checkpoints hold the whole model.
+        optimizer: keras.optimizers.Optimizer. What to train with instead of
+            `model.optimizer`, which is then left untouched (the learning-rate
+            finder's sweep).
     """
 
     def __init__(self, model: keras.Model, kind: heads.HeadKind, loss: keras.losses.Loss,
-                 class_weight: dict[int, float] | None = None, head: keras.Model | None = None):
+                 class_weight: dict[int, float] | None = None, head: keras.Model | None = None,
+                 optimizer: keras.optimizers.Optimizer | None = None):
         if head is not None and len(head.trainable_variables) != len(model.trainable_variables):
             raise ValueError(
                 "Training on cached features needs a frozen backbone: the head must hold all of the "
                 f"model's trainable variables. Received: {len(head.trainable_variables)} in the head, "
                 f"{len(model.trainable_variables)} in the model")
         self.model = model
+        self.optimizer = optimizer or model.optimizer
         self._network = head or model
         self.strategy = model.distribute_strategy
         self._kind = kind
@@ -66,7 +71,7 @@ class TrainLoop:
         callback_list = keras.callbacks.CallbackList(
             [*callbacks, history], model=model, epochs=epochs, steps=steps, verbose=0)
         with self.strategy.scope():
-            model.optimizer.build(model.trainable_variables)
+            self.optimizer.build(model.trainable_variables)
         train = self.strategy.experimental_distribute_dataset(train_data)
         validation = None if validation_data is None else self.strategy.experimental_distribute_dataset(
             validation_data)
@@ -127,7 +132,7 @@ class TrainLoop:
             if model.losses:  # regularisers: once per global step, split over replicas
                 loss += tf.add_n(model.losses) / self.strategy.num_replicas_in_sync
         gradients = tape.gradient(loss, model.trainable_variables)
-        model.optimizer.apply(gradients, model.trainable_variables)
+        self.optimizer.apply(gradients, model.trainable_variables)
         return (tf.reduce_sum(example_losses * weights), self._correct(labels, probabilities), count)
 
     def _eval_replica(self, batch):
