@@ -8,7 +8,12 @@ model) ends with its message on stderr and exit code 2, without a traceback:
 Mistakes are `app.UsageError`s the recipe raises about its flags, and
 `tfxfer.errors.UserError`s the library raises. Anything else is a bug in
 tfxfer or below it, and keeps its traceback.
+
+Importing this module first (every recipe does) also keeps TensorFlow's
+start-up quiet: see `quiet_start`.
 """
+
+import quiet_start  # isort: skip  (before anything imports TensorFlow)
 
 import os
 import sys
@@ -28,6 +33,7 @@ def run(main: Callable[[list[str]], object]) -> None:
     """
 
     def main_with_messages(argv):
+        quiet_start.shorten_log_lines()
         try:
             return main(argv)
         except (app.UsageError, errors.UserError) as error:

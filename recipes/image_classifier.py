@@ -12,9 +12,9 @@ All flags can also come from a file: --flagfile=photos.flags
 """
 
 import cli
-import metrics_file
+import run_report
 import training_flags
-from absl import app, flags, logging
+from absl import app, flags
 
 import tfxfer
 from tfxfer.export import warmup
@@ -26,8 +26,7 @@ training_flags.define_flags(
     backbone=_IMAGE.backbone,
     backbone_help="Backbone name (see tfxfer.list_backbones()) or your own .keras model.",
     batch_size=_IMAGE.batch_size, seed=_IMAGE.seed, validation_split=None,
-    training=tfxfer.FineTuneConfig(),
-    run_dir="runs/image_classifier", model_name="image_classifier")
+    training=tfxfer.FineTuneConfig(), model_name="image_classifier")
 flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
 flags.DEFINE_float("alpha", None, "Width multiplier of the MobileNet families.")
 flags.DEFINE_string("weights", "pretrained",
@@ -38,6 +37,8 @@ flags.DEFINE_integer("image_size", None, "Input size in pixels; defaults to the 
 flags.DEFINE_integer("top_k", 5, "Signatures also return the top_k best scores and class names; 0 leaves them out.")
 flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-range/float16/int8 TFLite models "
                     "and their validation report (tflite_report.json) there.")
+# --help lists the shared flags too, not only this file's.
+flags.adopt_module_key_flags(training_flags)
 FLAGS = flags.FLAGS
 
 
@@ -57,23 +58,25 @@ def main(argv):
             backbone, len(data.class_names), weights=training_flags.parse_weights(FLAGS.weights),
             image_size=image_size, alpha=FLAGS.alpha, seed=FLAGS.seed)
     config = training_flags.fine_tune_config(global_batch)
-    result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
-                              class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir)
-    metrics = {**result.metrics(), "data": data.summary(), "backbone": FLAGS.backbone,
-               "image_size": image_size, **training_flags.run_facts(strategy, global_batch, config)}
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
-    metrics_file.write_metrics(run_dir, metrics)
+    result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
+                              class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
+                              tensorboard_dir=run_report.tensorboard_dir(run_dir),
+                              find_learning_rate=training_flags.find_learning_rate())
+    evaluation = run_report.evaluate(model, data.validation, data.class_names, multi_label=False)
+    metrics = {**result.metrics(), "data": data.summary(), "backbone": FLAGS.backbone,
+               "image_size": image_size, **training_flags.run_facts(strategy, global_batch, config)}
     warmup_examples = None
     if FLAGS.warmup_examples and data.validation is not None:
         warmup_examples = warmup.encode_images(data.validation, FLAGS.warmup_examples)
     path = tfxfer.export_saved_model(model, export_dir,
                                      class_names=data.class_names, metadata={"metrics": metrics},
                                      top_k=FLAGS.top_k or None, warmup_examples=warmup_examples)
-    logging.info("Exported to %s", path)
     if FLAGS.tflite_dir:
         tfxfer.export_tflite(model, tfxfer.chief_or_temp_dir(FLAGS.tflite_dir), train=data.train,
                              validation=data.validation, class_names=data.class_names)
+    run_report.finish(run_dir, metrics, result, evaluation, export_path=path)
 
 
 def load_data(image_size, batch_size):

@@ -18,9 +18,9 @@ All flags can also come from a file: --flagfile=reviews.flags
 """
 
 import cli
-import metrics_file
+import run_report
 import training_flags
-from absl import app, flags, logging
+from absl import app, flags
 
 import tfxfer
 
@@ -32,8 +32,7 @@ training_flags.define_flags(
     backbone=_TEXT.backbone,
     backbone_help="keras-hub preset name, preset folder or Hugging Face-format folder.",
     batch_size=_TEXT.batch_size, seed=_TEXT.seed, validation_split=_TEXT.validation_split,
-    training=_TEXT.fine_tune_config(),
-    run_dir="runs/text_classifier", model_name="text_classifier")
+    training=_TEXT.fine_tune_config(), model_name="text_classifier")
 flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
 flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")
 flags.DEFINE_string("label_separator", None,
@@ -50,6 +49,8 @@ flags.DEFINE_float("layer_decay", None,
                    "Phase 2: layer-wise learning-rate decay of a transformer backbone (1.0 = off). "
                    f"Default {_TEXT.fine_tune_config().layer_decay} for a transformer, "
                    f"{_TEXT.fine_tune_config(word_vectors=True).layer_decay} with --word_vectors.")
+# --help lists the shared flags too, not only this file's.
+flags.adopt_module_key_flags(training_flags)
 FLAGS = flags.FLAGS
 
 
@@ -73,18 +74,20 @@ def main(argv):
     if layer_decay is None:  # the default: none for word vectors, which have no transformer blocks
         layer_decay = _TEXT.fine_tune_config(word_vectors=bool(FLAGS.word_vectors)).layer_decay
     config = training_flags.fine_tune_config(global_batch, layer_decay=layer_decay)
+    # Every worker runs what follows; only the chief's files are kept.
+    run_dir, export_dir = training_flags.output_dirs()
     result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
-                              class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir)
+                              class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
+                              tensorboard_dir=run_report.tensorboard_dir(run_dir),
+                              find_learning_rate=training_flags.find_learning_rate())
+    evaluation = run_report.evaluate(model, tokenized.validation, data.class_names, multi_label=data.multi_label)
     metrics = {**result.metrics(), "data": data.summary(),
                "backbone": FLAGS.word_vectors or FLAGS.backbone, "sequence_length": FLAGS.sequence_length,
                "layer_decay": config.layer_decay, **training_flags.run_facts(strategy, global_batch, config)}
-    # Every worker runs what follows; only the chief's files are kept.
-    run_dir, export_dir = training_flags.output_dirs()
-    metrics_file.write_metrics(run_dir, metrics)
     path = tfxfer.export_saved_model(model, export_dir, class_names=data.class_names,
                                      metadata={"metrics": metrics},
                                      warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
-    logging.info("Exported to %s", path)
+    run_report.finish(run_dir, metrics, result, evaluation, export_path=path)
 
 
 def load_data(batch_size):

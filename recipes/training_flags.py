@@ -19,6 +19,7 @@ the parsers that turn flag text into library values (`parse_weights`,
 
 import os
 
+import run_folder
 import tensorflow as tf
 from absl import app, flags, logging
 
@@ -40,7 +41,6 @@ def define_flags(
     seed: int,
     validation_split: float | None,
     training: tfxfer.FineTuneConfig,
-    run_dir: str,
     model_name: str,
 ) -> None:
     """Defines the shared flags; the arguments are the recipe's defaults and help texts.
@@ -55,7 +55,6 @@ def define_flags(
         training: FineTuneConfig. The recipe's default training: the defaults of
             `--epochs`, `--fine_tune_epochs`, `--fine_tune_at`, `--learning_rate`,
             `--fine_tune_learning_rate`, and the rest of `fine_tune_config()`.
-        run_dir: str. Default `--run_dir`.
         model_name: str. Default `--model_name`.
     """
     global _training
@@ -81,7 +80,10 @@ def define_flags(
     flags.DEFINE_bool("deterministic", False,
                       "Make TensorFlow's ops repeatable too: a rerun on the same machine gives identical "
                       "weights and metrics, at some cost in speed.")
-    flags.DEFINE_string("run_dir", run_dir, "Where metrics.json goes.")
+    flags.DEFINE_string("run_dir", None,
+                        "The run's folder: metrics.json, training_curves.png, confusion_matrix.png, flags.txt "
+                        "(rerun with --flagfile=<run_dir>/flags.txt) and TensorBoard events. Default: a new "
+                        "runs/<model_name>/<date-time> folder; an earlier run is never overwritten.")
     flags.DEFINE_string("export_dir", "saved_models", "Base folder of exported models.")
     flags.DEFINE_string("model_name", model_name, "Exports go to <export_dir>/<model_name>/<version>/.")
     flags.DEFINE_integer("warmup_examples", 3, "Validation examples in the TF Serving warmup file; 0 writes none.")
@@ -93,6 +95,10 @@ def define_flags(
     flags.DEFINE_bool("scale_learning_rate", False,
                       "Multiply both learning rates by the number of replicas (linear scaling with the global "
                       "batch).")
+    flags.DEFINE_enum("find_learning_rate", None, ["1", "2"],
+                      "Run the learning-rate finder right before phase 1 or 2: it sweeps the rate from the "
+                      "current weights, restores them, and the phase trains at its suggestion (lr_find.png in "
+                      "the run folder). Replaces --learning_rate or --fine_tune_learning_rate.")
     flags.DEFINE_string("backup_dir", None,
                         "Back up the training state here each epoch; the same command resumes a killed run.")
 
@@ -102,7 +108,8 @@ def check_paths(*folder_flags: str) -> None:
 
     `--data_dir` must exist (unless it is the TFDS data_dir of `--tfds_name`);
     `--model_name` must be one plain folder name (`versioning.model_dir`), so
-    that exports cannot land outside `--export_dir`; `--run_dir`, `--export_dir`
+    that exports cannot land outside `--export_dir`; `--run_dir` must not hold a finished run
+    (`run_folder.check_unused`); `--run_dir`, `--export_dir`
     (and `<export_dir>/<model_name>`), `--backup_dir` and `folder_flags` must
     not be, or lie inside, an existing file. Remote paths (`gs://...`) are left
     to the code that writes them.
@@ -113,6 +120,7 @@ def check_paths(*folder_flags: str) -> None:
             and not os.path.exists(FLAGS.data_dir)):
         raise app.UsageError(f"--data_dir does not exist; pass the path of your data, or --tfds_name. "
                              f"Received: --data_dir={FLAGS.data_dir}")
+    run_folder.check_unused(FLAGS.run_dir)
     folders = {f"--{name}": FLAGS[name].value for name in ("run_dir", "export_dir", "backup_dir", *folder_flags)}
     # Checked before any work: a name like ../x would put the export outside --export_dir, after training.
     folders["--export_dir/--model_name"] = versioning.model_dir(FLAGS.export_dir or "", FLAGS.model_name)
@@ -158,14 +166,21 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
 
 
 def output_dirs() -> tuple[str, str]:
-    """`(run_dir, export_dir/model_name)`; temporary folders on a worker that is not the chief.
+    """`(run_dir, export_dir/model_name)` (`run_folder.choose`); temporary folders on a worker that
+    is not the chief.
 
     In multi-worker training every worker runs the writing code too; only the
     chief's files are kept.
     """
-    run_dir = tfxfer.chief_or_temp_dir(FLAGS.run_dir)
+    run_dir = run_folder.choose(FLAGS.run_dir, FLAGS.model_name) if tfxfer.is_chief() else (
+        tfxfer.chief_or_temp_dir(FLAGS.run_dir or run_folder.RUNS_ROOT))
     export_dir = versioning.model_dir(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name)
     return run_dir, export_dir
+
+
+def find_learning_rate() -> int | None:
+    """`--find_learning_rate` as `fine_tune` takes it: the phase number, or None."""
+    return None if FLAGS.find_learning_rate is None else int(FLAGS.find_learning_rate)
 
 
 def parse_weights(text: str | None) -> str | None:

@@ -47,7 +47,7 @@ def test_two_phases_share_data_and_loss_and_differ_in_what_trains():
     phase1, phase2 = _plan(_classifier(), config, train, validation, callbacks=[callback])
     for phase in (phase1, phase2):
         assert phase.train is train and phase.validation is validation and phase.steps == 3
-        assert (phase.kind, phase.label_smoothing, phase.class_weight) == (HeadKind.MULTICLASS, 0.1, {0: 2.0})
+        assert (phase.kind, phase.loss.label_smoothing, phase.class_weight) == (HeadKind.MULTICLASS, 0.1, {0: 2.0})
         assert (phase.weight_decay, phase.global_clipnorm, phase.early_stopping_patience) == (1e-3, 1.0, 2)
         assert phase.callbacks == (callback,)
     assert (phase1.name, phase1.backup_slot, phase1.skip_when_done) == ("phase 1", "phase1", True)

@@ -5,11 +5,17 @@ reads flags, and a run's `metrics.json` is the app's report.
 """
 
 import json
+import logging
 import os
+import re
 
 import metrics_file  # recipes/metrics_file.py
 import pytest
+import quiet_start  # recipes/quiet_start.py
+import run_folder  # recipes/run_folder.py
+import tensorflow as tf
 import training_flags  # recipes/training_flags.py
+from absl import app, flags
 
 import tfxfer
 
@@ -48,3 +54,86 @@ def test_the_package_names_its_public_api_and_loads_it_on_use():
     assert tfxfer.__version__ == tfxfer.version.__version__
     with pytest.raises(AttributeError, match="module 'tfxfer' has no attribute 'no_such_name'"):
         tfxfer.no_such_name  # noqa: B018
+
+
+def test_a_run_without_run_dir_gets_a_new_folder_each_time(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = run_folder.choose(None, "flowers")
+    assert not os.path.exists(first)  # made by the first file written: a failed run leaves no folder
+    run_folder.write_flagfile(first, flags.FlagValues(), script="recipe.py")
+    second = run_folder.choose(None, "flowers")  # the same second: a suffix, never the same folder
+    assert first != second
+    assert os.path.dirname(first) == os.path.dirname(second) == os.path.join("runs", "flowers")
+    assert re.fullmatch(r"\d{8}-\d{6}(-\d+)?", os.path.basename(second))
+
+
+def test_a_finished_run_is_never_overwritten_but_a_killed_one_is_continued(tmp_path):
+    finished, killed = tmp_path / "finished", tmp_path / "killed"
+    metrics_file.write_metrics(str(finished), {"val_accuracy": 0.5})
+    with pytest.raises(app.UsageError, match="holds an earlier run"):
+        run_folder.choose(str(finished), "flowers")
+    killed.mkdir()
+    (killed / "events.out.tfevents.1").write_text("")
+    assert run_folder.choose(str(killed), "flowers") == str(killed)
+    assert run_folder.choose(str(tmp_path / "new" / "run"), "flowers") == str(tmp_path / "new" / "run")
+
+
+def test_the_flagfile_holds_the_recipes_key_flags_and_reruns_them(tmp_path):
+    values = flags.FlagValues()
+    flags.DEFINE_string("data_dir", None, "data", flag_values=values, module_name="recipe.py")
+    flags.DEFINE_integer("epochs", 10, "epochs", flag_values=values, module_name="recipe.py")
+    flags.DEFINE_bool("deterministic", False, "deterministic", flag_values=values, module_name="recipe.py")
+    flags.DEFINE_string("run_dir", None, "run", flag_values=values, module_name="recipe.py")
+    flags.DEFINE_string("tpu", None, "unset flags are left out", flag_values=values, module_name="recipe.py")
+    flags.DEFINE_integer("other", 1, "another module's flag", flag_values=values, module_name="other.py")
+    values(["recipe.py", "--data_dir=photos dir", "--epochs=3", "--deterministic", f"--run_dir={tmp_path}"])
+
+    path = run_folder.write_flagfile(str(tmp_path), values, script="recipe.py")
+    lines = open(path, encoding="utf-8").read().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        "--data_dir=photos dir", "--deterministic", "--epochs=3"]
+    assert f"--flagfile={path}" in lines[0]
+    rerun = flags.FlagValues()
+    flags.DEFINE_string("data_dir", None, "data", flag_values=rerun)
+    flags.DEFINE_integer("epochs", 10, "epochs", flag_values=rerun)
+    flags.DEFINE_bool("deterministic", False, "deterministic", flag_values=rerun)
+    rerun(rerun.read_flags_from_files(["recipe.py", f"--flagfile={path}"]))
+    assert (rerun.data_dir, rerun.epochs, rerun.deterministic) == ("photos dir", 3, True)
+
+
+@pytest.mark.parametrize("line", [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796143286.442748   19473 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
+    "will not be used.",
+    "E0000 00:00:1796143291.398749   19473 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)",
+])
+def test_tensorflow_start_up_noise_is_recognised(line):
+    assert quiet_start._NOISE.search(line)
+
+
+@pytest.mark.parametrize("line", [
+    "E0000 00:00:1796143291.398749 19473 gpu_device.cc:2020] Cannot dlopen some GPU libraries.",
+    "Traceback (most recent call last):", "ImportError: libcudnn.so.9: cannot open shared object file",
+])
+def test_other_start_up_lines_are_kept(line):
+    assert not quiet_start._NOISE.search(line)
+
+
+def test_log_records_longer_than_a_screen_are_cut():
+    record = logging.LogRecord("tensorflow", logging.INFO, __file__, 1, "inputs %s", (", ".join(
+        f"input_{i}" for i in range(1, 300)),), None)
+    quiet_start._Shorten().filter(record)
+    message = record.getMessage()
+    assert len(message) < quiet_start.MAX_LOG_CHARS + 40
+    assert message.startswith("inputs input_1, input_2") and message.endswith("more characters)")
+
+
+def test_tensorflows_own_info_records_are_dropped_but_its_warnings_kept():
+    tensorflow_file = os.path.join(os.path.dirname(tf.__file__), "python", "saved_model", "save.py")
+    quiet = quiet_start._Shorten(quiet_tensorflow=True)
+    info = logging.LogRecord("absl", logging.INFO, tensorflow_file, 1, "Sharding callback duration", None, None)
+    warning = logging.LogRecord("absl", logging.WARNING, tensorflow_file, 1, "Retracing", None, None)
+    ours = logging.LogRecord("absl", logging.INFO, metrics_file.__file__, 1, "Wrote metrics.json", None, None)
+    assert [quiet.filter(record) for record in (info, warning, ours)] == [False, True, True]
+    assert quiet_start._Shorten(quiet_tensorflow=False).filter(info)

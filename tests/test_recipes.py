@@ -7,6 +7,7 @@ import sys
 
 import keras
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow as tf
 
@@ -55,7 +56,7 @@ def _tiny_backbone_file(path):
 def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
     _write_colour_folders(tmp_path / "data", per_class=12)
     backbone = _tiny_backbone_file(tmp_path / "own.keras")
-    _run_recipe(
+    process = _run_recipe(
         "image_classifier.py", f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}",
         "--backbone_output_layer=features", "--batch_size=8", "--epochs=12", "--fine_tune_epochs=2",
         "--learning_rate=0.03", "--fine_tune_at=0", f"--run_dir={tmp_path / 'run'}",
@@ -68,6 +69,7 @@ def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
     assert metrics["phase1"]["seconds"] > 0 and metrics["phase2"]["seconds"] > 0
     assert metrics["data"]["class_names"] == ["blue", "green", "red"]
     assert [os.path.basename(p) for p in metrics["data"]["skipped_files"]] == ["broken.jpg"]
+    _assert_run_report(tmp_path / "run", metrics, process)
 
     version = tmp_path / "exports" / "colours" / "1"
     assert (version / "saved_model.pb").exists()
@@ -84,6 +86,24 @@ def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
     assert report["tflite"]["float32"]["accuracy"] == report["keras"]["accuracy"] >= 0.9
 
 
+def _assert_run_report(run_dir, metrics, process):
+    """The evaluation, pictures, TensorBoard events and closing summary of a finished run."""
+    evaluation = metrics["evaluation"]
+    # The report evaluates the weights the run ended with, on the same validation data.
+    assert evaluation["accuracy"] == pytest.approx(metrics["phase2"]["val_accuracy"], abs=1e-6)
+    assert np.sum(evaluation["confusion_matrix"]) == metrics["data"]["validation_size"]
+    assert sorted(evaluation["per_class"]) == metrics["data"]["class_names"]
+    for picture in ("training_curves.png", "confusion_matrix.png"):
+        width, height = PIL.Image.open(run_dir / picture).size
+        assert width > 400 and height > 300, picture
+    for phase in ("phase1", "phase2"):
+        assert list((run_dir / "tensorboard" / phase / "train").glob("events.out.tfevents.*")), phase
+    assert "precision" in process.stdout and "macro avg" in process.stdout
+    assert f"Run folder: {run_dir}" in process.stdout and metrics["export"] in process.stdout
+    assert f"rerun with --flagfile={run_dir / 'flags.txt'}" in process.stdout
+    assert max(len(line) for line in process.stderr.splitlines()) < 600
+
+
 @pytest.mark.slow
 def test_image_recipe_registry_backbone_with_flagfile_and_split(tmp_path):
     _write_colour_folders(tmp_path / "data", per_class=6)
@@ -91,14 +111,21 @@ def test_image_recipe_registry_backbone_with_flagfile_and_split(tmp_path):
     flagfile.write_text("\n".join([
         f"--data_dir={tmp_path / 'data' / 'train'}", "--validation_split=0.34", "--backbone=mobilenet_v2",
         "--alpha=0.35", "--weights=none", "--image_size=32", "--batch_size=8", "--epochs=1",
-        "--fine_tune_epochs=1", "--fine_tune_at=0.5", f"--run_dir={tmp_path / 'run'}",
+        "--fine_tune_epochs=1", "--fine_tune_at=0.5", "--find_learning_rate=2", f"--run_dir={tmp_path / 'run'}",
         f"--export_dir={tmp_path / 'exports'}", "--model_name=m"]))
     _run_recipe("image_classifier.py", f"--flagfile={flagfile}")
-    _run_recipe("image_classifier.py", f"--flagfile={flagfile}", "--fine_tune_epochs=0")
+    first = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert first["phase2"]["learning_rate"] == first["phase2"]["learning_rate_suggestion"]
+    assert (tmp_path / "run" / "lr_find.png").stat().st_size > 10_000
+    # The run's own flagfile reruns it (into another run folder; a flag after it wins).
+    _run_recipe("image_classifier.py", f"--flagfile={tmp_path / 'run' / 'flags.txt'}", "--fine_tune_epochs=0",
+                "--find_learning_rate=1", f"--run_dir={tmp_path / 'rerun'}")
 
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "rerun" / "metrics.json").read_text())
+    assert metrics["data"] == first["data"]
     assert metrics["data"]["train_size"] + metrics["data"]["validation_size"] == 18
     assert metrics["image_size"] == 32 and "phase2" not in metrics
+    assert metrics["phase1"]["learning_rate_suggestion"] == metrics["phase1"]["learning_rate"]
     assert sorted(os.listdir(tmp_path / "exports" / "m")) == ["1", "2"]
 
 
@@ -129,11 +156,32 @@ def test_image_recipe_with_deterministic_repeats_its_metrics_exactly(tmp_path):
     assert first["phase1"]["val_loss"] != first["phase2"]["val_loss"]  # phase 2 trained: numbers to compare
 
 
-def test_image_recipe_without_data_is_a_usage_error(tmp_path):
-    process = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "image_classifier.py")],
-                             capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert process.returncode != 0
-    assert "Pass --data_dir (image folders) or --tfds_name" in process.stderr
+def _run_unquiet(script, *flags):
+    """The recipe as a user starts it: TF_CPP_MIN_LOG_LEVEL unset, so the recipe quiets TensorFlow itself."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, os.path.join(REPO, "recipes", script), *flags],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+
+
+def test_image_recipe_without_data_is_a_usage_error_and_nothing_else(tmp_path):
+    process = _run_unquiet("image_classifier.py")
+    assert process.returncode == 2
+    lines = process.stderr.splitlines()
+    assert lines[-2:] == ["image_classifier.py: error: Pass --data_dir (image folders) or --tfds_name.",
+                          "Run image_classifier.py --helpshort for its flags."]
+    # Before it, tfxfer's own log lines only: none of TensorFlow's start-up noise (CUDA probes, cuInit).
+    assert all(" distribute.py:" in line or " training_flags.py:" in line for line in lines[:-2]), lines
+
+
+@pytest.mark.parametrize("script, own_flag", [("image_classifier.py", "--tflite_dir"),
+                                              ("text_classifier.py", "--word_vectors")])
+def test_help_lists_every_flag_of_the_recipe(script, own_flag):
+    process = _run_unquiet(script, "--help")
+    assert process.stderr == ""  # no TensorFlow start-up noise either
+    for flag in (own_flag, "--data_dir", "--backbone", "--epochs", "--fine_tune_epochs", "--learning_rate",
+                 "--run_dir", "--export_dir", "--strategy", "--backup_dir", "--find_learning_rate", "--seed"):
+        assert f"  {flag}:" in process.stdout, flag
+    assert "--verbosity" not in process.stdout  # absl's own flags stay in --helpfull
 
 
 @pytest.mark.slow

@@ -102,6 +102,13 @@ def test_text_recipe_trains_and_exports_a_multi_label_csv(tmp_path):
     assert process.returncode == 0, process.stderr[-4000:]
     metrics = _read_metrics(tmp_path / "run")
     assert metrics["data"]["multi_label"] and metrics["data"]["class_names"] == ["neg", "plot", "pos"]
+    # Multi-label: per-label precision/recall/F1 at the threshold; no confusion matrix between labels.
+    evaluation = metrics["evaluation"]
+    assert evaluation["task"] == "multilabel" and evaluation["threshold"] == 0.5
+    assert sorted(evaluation["per_class"]) == ["neg", "plot", "pos"]
+    assert evaluation["num_examples"] == metrics["data"]["validation_size"]
+    assert sorted(os.listdir(tmp_path / "run")) == ["flags.txt", "metrics.json", "tensorboard", "training_curves.png"]
+    assert "subset accuracy" in process.stdout.lower()
     version = tmp_path / "exports" / "tickets" / "1"
     signature = tf.saved_model.load(str(version)).signatures["serving_default"]
     probabilities = signature(texts=tf.constant(["the plot was good", "it was awful"]))["probabilities"].numpy()

@@ -36,6 +36,16 @@ class FineTuneConfig:
             before a phase stops; the best epoch's weights are restored.
             None disables early stopping.
         class_weight: None, "balanced" or {class_index: weight}.
+
+    Example:
+
+    >>> config = tfxfer.FineTuneConfig(epochs=5, fine_tune_epochs=3, fine_tune_at=0.5)
+    >>> config.learning_rate, config.fine_tune_learning_rate
+    (0.003, 0.0001)
+    >>> config.replace(early_stopping_patience=None).early_stopping_patience is None
+    True
+
+    Then `tfxfer.fine_tune(model, data.train, data.validation, config=config)`.
     """
 
     epochs: int = 10
@@ -60,6 +70,13 @@ class FineTuneConfig:
 
         Raises:
             TypeError: a name that is not a field of `FineTuneConfig`.
+
+        Example:
+
+        >>> config = tfxfer.FineTuneConfig()
+        >>> shorter = config.replace(epochs=2, fine_tune_epochs=0)  # 0 skips phase 2
+        >>> shorter.epochs, shorter.fine_tune_epochs, config.epochs
+        (2, 0, 10)
         """
         fields = [field.name for field in dataclasses.fields(self)]
         unknown = sorted(set(changes) - set(fields))

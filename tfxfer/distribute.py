@@ -53,7 +53,13 @@ tpu_system = TPUSystem()
 
 
 def list_strategies() -> list[str]:
-    """Names accepted by `create_strategy`, sorted."""
+    """Names accepted by `create_strategy`, sorted.
+
+    Example:
+
+    >>> tfxfer.list_strategies()
+    ['auto', 'default', 'mirrored', 'multi_worker', 'one_device', 'tpu']
+    """
     return sorted(_FACTORIES)
 
 
@@ -80,6 +86,20 @@ def create_strategy(name: str = "auto", *, tpu: str | None = None,
 
     Returns:
         The strategy; create the model inside its `scope()`.
+
+    Example:
+
+    >>> strategy = tfxfer.create_strategy("default")  # "auto" picks TPU, GPUs or one device
+    >>> strategy.num_replicas_in_sync
+    1
+
+    Build the model in its scope; `fine_tune` then trains under it:
+
+    ```python
+    strategy = tfxfer.create_strategy("auto")
+    with strategy.scope():
+        model = tfxfer.build_image_classifier("mobilenet_v2", num_classes=5)
+    ```
     """
     if name not in _FACTORIES:
         raise ConfigError(f"Unknown strategy. Expected one of {list_strategies()}. Received: name={name!r}")
@@ -108,6 +128,12 @@ def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int
     Args:
         per_replica: int. Examples each replica (device) processes per step.
         strategy: tf.distribute.Strategy. The strategy the model trains under.
+
+    Example:
+
+    >>> strategy = tfxfer.create_strategy("default")
+    >>> tfxfer.global_batch_size(32, strategy)  # 32 per replica, 1 replica
+    32
     """
     if isinstance(per_replica, bool) or not isinstance(per_replica, int) or per_replica < 1:
         raise ConfigError(f"The per-replica batch size must be an integer >= 1. Received: per_replica={per_replica!r}")
@@ -121,6 +147,14 @@ def scale_learning_rate(learning_rate: float, global_batch: int, base_batch: int
         learning_rate: float. The learning rate tuned for `base_batch`.
         global_batch: int. The batch of one training step over all replicas.
         base_batch: int. The batch `learning_rate` was tuned for.
+
+    Returns:
+        `learning_rate * global_batch / base_batch`.
+
+    Example:
+
+    >>> tfxfer.scale_learning_rate(1e-3, global_batch=256, base_batch=32)
+    0.008
     """
     if base_batch < 1 or global_batch < 1:
         raise ConfigError(f"Batch sizes must be >= 1. Received: global_batch={global_batch}, base_batch={base_batch}")
@@ -135,6 +169,14 @@ def is_chief(tf_config: str | None = None) -> bool:
 
     Args:
         tf_config: str. `TF_CONFIG` JSON; None reads the environment variable.
+
+    Example:
+
+    >>> cluster = '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
+    >>> tfxfer.is_chief(cluster + '"task": {"type": "worker", "index": 0}}')
+    True
+    >>> tfxfer.is_chief(cluster + '"task": {"type": "worker", "index": 1}}')
+    False
     """
     task_type, task_index, cluster = _task(tf_config)
     if task_type is None or task_type in CHIEF_TASK_TYPES:
@@ -158,6 +200,16 @@ def chief_or_temp_dir(path: str | os.PathLike, tf_config: str | None = None) -> 
     Args:
         path: str. The folder the chief writes to: a local path or a URL.
         tf_config: str. `TF_CONFIG` JSON; None reads the environment variable.
+
+    Example:
+
+    >>> cluster = '{"cluster": {"chief": ["host1:2222"], "worker": ["host2:2222"]}, '
+    >>> chief = cluster + '"task": {"type": "chief", "index": 0}}'
+    >>> tfxfer.chief_or_temp_dir("gs://my-bucket/runs/1", tf_config=chief)
+    'gs://my-bucket/runs/1'
+
+    With `tf_config=None` it reads `TF_CONFIG`; on the worker it would return a
+    new local folder such as `/tmp/tfxfer_worker0_abc123`.
     """
     if is_chief(tf_config):
         return os.fspath(path)

@@ -242,9 +242,14 @@ def _serving_error(serve, path):
     try:
         _serve_images(serve, [path])
     except tf.errors.InvalidArgumentError as error:
-        message = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
-        return " ".join(message.split())[:300]
+        return _op_message(error)
     return None
+
+
+def _op_message(error):
+    """A TensorFlow op error's message without its op and device names, at most 300 characters."""
+    message = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
+    return " ".join(message.split())[:300]
 
 
 def read_files(paths: Sequence[str]) -> list[bytes]:
@@ -258,3 +263,64 @@ def read_files(paths: Sequence[str]) -> list[bytes]:
 def _read(path):
     with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingModel:
+    """An export's `serving_default` signature, loaded once to be called batch after batch.
+
+    Attributes:
+        version_dir: str. The version folder it was loaded from.
+        kind: str. `"image"` (it takes encoded image bytes) or `"text"` (raw strings).
+        class_names: list[str]. Its class names, in the order of its probability columns.
+        signature: The concrete function of `serving_default`.
+    """
+
+    version_dir: str
+    kind: str
+    class_names: list[str]
+    signature: object
+
+
+def load_serving_model(model_dir: str) -> ServingModel:
+    """Loads the `serving_default` signature of an export, with its input kind and class names.
+
+    model_dir: str. A version folder, or a model's base folder (meaning its latest version).
+    """
+    version_dir = _version_dir(model_dir)
+    signature = _serving_default(version_dir)
+    return ServingModel(version_dir, _kind(signature, version_dir), class_names(version_dir), signature)
+
+
+def serving_probabilities(model: ServingModel, inputs: Sequence[bytes] | Sequence[str]) -> tuple[np.ndarray, dict]:
+    """Runs `serving_default` on one batch; inputs it refuses (images that do not decode) are left out.
+
+    Args:
+        model: ServingModel. From `load_serving_model`.
+        inputs: sequence of bytes or str. Encoded images (file contents) for an image
+            export, raw texts for a text export: what a TF Serving request carries.
+
+    Returns:
+        (probabilities, refused): float32 `(M, C)` probabilities of the accepted inputs, in
+        order, and `{index in inputs: the model's reason}` for the refused ones (M + len(refused) = N).
+    """
+    name = layout.TEXTS_INPUT if model.kind == TEXT else layout.IMAGE_BYTES_INPUT
+
+    def serve(batch):
+        return model.signature(**{name: tf.constant(batch, tf.string)})["probabilities"].numpy()
+
+    inputs = list(inputs)
+    try:
+        return serve(inputs), {}
+    except tf.errors.InvalidArgumentError:
+        # The signature fails the whole batch. Each input goes through it again alone, so the verdict
+        # is the export's own decoding (as TF Serving would decide), never a local decoder's.
+        rows, refused = [], {}
+        for index, value in enumerate(inputs):
+            try:
+                rows.append(serve([value])[0])
+            except tf.errors.InvalidArgumentError as error:
+                # What the decoder said, after graph mode's "Detected at node ... <stack traces unavailable>".
+                refused[index] = _op_message(error).rpartition("<stack traces unavailable>")[2].strip()
+        probabilities = np.stack(rows) if rows else np.zeros((0, len(model.class_names)), np.float32)
+        return probabilities, refused

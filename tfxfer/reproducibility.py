@@ -28,6 +28,14 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
     Example:
 
+    >>> tfxfer.seed_everything(42)
+    >>> first = np.random.rand(3)
+    >>> tfxfer.seed_everything(42)
+    >>> bool((np.random.rand(3) == first).all())
+    True
+
+    For repeatable training, before building the model and loading the data:
+
     ```python
     tfxfer.seed_everything(0, deterministic=True)
     model = tfxfer.build_image_classifier("mobilenet_v2", num_classes=3, weights=None)

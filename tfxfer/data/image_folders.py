@@ -81,7 +81,7 @@ def load_image_folders(
     Example:
 
     ```python
-    data = load_image_folders("hymenoptera", image_size=(224, 224), batch_size=16)
+    data = tfxfer.load_image_folders("hymenoptera", image_size=(224, 224), batch_size=16)
     model.fit(data.train, validation_data=data.validation, epochs=5)
     ```
     """

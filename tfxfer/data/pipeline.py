@@ -34,6 +34,14 @@ class ImageDatasets(datasets.Datasets):
         skipped_files: list[str]. Files left out because they could not be
             decoded (truncated, corrupt, or not an image despite the extension);
             the log gives the reasons for the first few.
+
+    Example:
+
+    ```python
+    data = tfxfer.load_image_folders("photos", image_size=(224, 224), validation_split=0.2)
+    print(data.class_names, data.train_size, data.validation_size, data.skipped_files)
+    model.fit(data.train, validation_data=data.validation)
+    ```
     """
 
     skipped_files: list[str]

@@ -67,6 +67,14 @@ class TextDatasets(datasets.Datasets):
         raw_texts: np.ndarray | None. Every training and validation text as
             loaded, so `map_inputs` can count them without iterating (and so
             reshuffling) `train`.
+
+    Example:
+
+    ```python
+    data = tfxfer.load_text_data("tickets.csv", validation_split=0.2)
+    print(data.class_names, data.train_size, data.skipped, data.changed)
+    tokenized = data.map_inputs(model.preprocessor)  # batches of (token inputs, labels)
+    ```
     """
 
     skipped: dict[str, int]
@@ -190,9 +198,11 @@ def load_text_data(
             model reads, but a bound on what one pathological text costs).
 
     Example:
+
     ```python
     data = tfxfer.load_text_data("tickets.csv", label_separator="|", validation_split=0.2)
-    model = tfxfer.build_text_classifier(preset, len(data.class_names), multi_label=data.multi_label)
+    model = tfxfer.build_text_classifier("bert_tiny_en_uncased", len(data.class_names),
+                                         multi_label=data.multi_label)
     tokenized = data.map_inputs(model.preprocessor)
     ```
     """

@@ -70,9 +70,10 @@ def load_tfds_text(
         max_text_chars: int. Longer texts are cut to this many characters.
 
     Example:
+
     ```python
     data = tfxfer.load_tfds_text("glue/sst2", batch_size=32)
-    model = tfxfer.build_text_classifier(preset, len(data.class_names))
+    model = tfxfer.build_text_classifier("bert_tiny_en_uncased", len(data.class_names))
     tokenized = data.map_inputs(model.preprocessor)
     ```
     """
@@ -98,7 +99,8 @@ def load_tfds_text(
         source_format="tfds", source=source, skip_reasons=("undecodable", "empty", "no_label"))
 
 
-def _is_text(feature) -> bool:
+def is_text_feature(feature) -> bool:
+    """A TFDS feature holding one text per example (Text, or a scalar string Tensor)."""
     return isinstance(feature, tfds.features.Text) or (
         isinstance(feature, tfds.features.Tensor) and feature.tf_dtype == tf.string and not feature.shape)
 
@@ -112,13 +114,13 @@ def _text_and_label_keys(
     if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(key, str) for key in keys):
         default_text, default_label = keys
     else:
-        texts = [key for key, feature in features.items() if _is_text(feature)]
+        texts = [key for key, feature in features.items() if is_text_feature(feature)]
         labels = [key for key, feature in features.items() if isinstance(feature, tfds.features.ClassLabel)]
         default_text = texts[0] if len(texts) == 1 else None
         default_label = labels[0] if len(labels) == 1 else None
     text_key = text_key or default_text
     label_key = label_key or default_label
-    if not (text_key in features and _is_text(features[text_key])
+    if not (text_key in features and is_text_feature(features[text_key])
             and label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)):
         raise ConfigError(
             f"TFDS dataset {name!r} needs a text feature and a ClassLabel feature to classify texts. "

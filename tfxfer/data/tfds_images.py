@@ -65,7 +65,7 @@ def load_tfds_images(
     Example:
 
     ```python
-    data = load_tfds_images("tf_flowers", image_size=(224, 224), batch_size=32)
+    data = tfxfer.load_tfds_images("tf_flowers", image_size=(224, 224), batch_size=32)
     model.fit(data.train, validation_data=data.validation, epochs=5)
     ```
     """

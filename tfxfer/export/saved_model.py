@@ -67,6 +67,18 @@ def export_saved_model(
         NotAFolderError: `export_dir`, or a parent of it, is a file (a `NotADirectoryError`).
         ConfigError: a class name is empty or holds a line break, or the
             number of class names does not match the model.
+
+    Returns:
+        The version folder written, e.g. `saved_models/photos/1`.
+
+    Example:
+
+    ```python
+    path = tfxfer.export_saved_model(model, "saved_models/photos", class_names=data.class_names, top_k=3)
+    loaded = tf.saved_model.load(path)
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant([open("bee.jpg", "rb").read()]))
+    print(outputs["class_names"], outputs["probabilities"])
+    ```
     """
     export_dir = os.fspath(export_dir)
     versioning.check_base_dir(export_dir)

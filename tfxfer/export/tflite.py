@@ -100,6 +100,14 @@ def export_tflite(
     Returns:
         `{"keras": {"accuracy": ...}, "validation_size": n, "tflite": {variant:
         {"path", "size_bytes", "accuracy", "agreement"}}}`.
+
+    Example:
+
+    ```python
+    report = tfxfer.export_tflite(model, "tflite/photos", train=data.train, validation=data.validation,
+                                  class_names=data.class_names, variants=("float32", "int8"))
+    print(report["tflite"]["int8"]["accuracy"], report["tflite"]["int8"]["size_bytes"])
+    ```
     """
     _reject_text_model(model)
     unknown = [variant for variant in variants if variant not in VARIANTS]

@@ -40,7 +40,23 @@ def existing_versions(base_dir: str) -> list[int]:
 
 
 def latest_version_dir(base_dir: str) -> str:
-    """The highest version folder in `base_dir`, or `base_dir` itself if it is a SavedModel."""
+    """The highest version folder in `base_dir`, or `base_dir` itself if it is a SavedModel.
+
+    Args:
+        base_dir: str. An export's base folder (holding `1/`, `2/`, ...) or a
+            SavedModel folder; a local path or a URL (`gs://...`).
+
+    Raises:
+        MissingFileError: neither a SavedModel nor a folder of version folders.
+
+    Example:
+
+    ```python
+    tfxfer.export_saved_model(model, "saved_models/photos", class_names=data.class_names)
+    serving_dir = tfxfer.latest_version_dir("saved_models/photos")  # e.g. "saved_models/photos/3", the newest
+    reloaded = tf.saved_model.load(serving_dir)
+    ```
+    """
     if tf.io.gfile.exists(os.path.join(base_dir, SAVED_MODEL_FILE)):
         return base_dir
     versions = existing_versions(base_dir)

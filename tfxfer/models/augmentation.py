@@ -28,6 +28,14 @@ def default_image_augmentation(
         zoom: float. Max zoom in or out, as a fraction of the image size.
         translation: float. Max shift, as a fraction of the image size.
         seed: int. Seed for the random layers.
+
+    Example:
+
+    >>> augmentation = tfxfer.default_image_augmentation(rotation=0.05, seed=0)
+    >>> [layer.__class__.__name__ for layer in augmentation.layers]
+    ['RandomFlip', 'RandomRotation', 'RandomZoom', 'RandomTranslation']
+
+    Pass it on as `tfxfer.build_image_classifier("mobilenet_v2", 5, augmentation=augmentation)`.
     """
     layers = []
     if flip:

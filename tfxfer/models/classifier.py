@@ -26,6 +26,14 @@ class Classifier(keras.Model):
         multi_label: bool. Independent sigmoid per class.
         head_kind: HeadKind. What the `predictions` layer computes.
         backbone_name: str. Which backbone this is, for metadata and logs.
+
+    Example:
+
+    ```python
+    model = keras.models.load_model("flowers.keras")  # saved with model.save()
+    if isinstance(model, tfxfer.Classifier):  # an ImageClassifier or a TextClassifier
+        print(model.task, model.num_classes, model.head_kind, model.backbone_name)
+    ```
     """
 
     task = None

@@ -22,7 +22,18 @@ _POOLERS = {
 
 
 class HeadKind(str, enum.Enum):
-    """What the `predictions` layer computes; decides loss, metrics and serving outputs."""
+    """What the `predictions` layer computes; decides loss, metrics and serving outputs.
+
+    A model's kind is `model.head_kind`, chosen by `num_classes` and `multi_label`
+    (2 classes give `BINARY`, one sigmoid unit).
+
+    Example:
+
+    >>> tfxfer.HeadKind("binary")
+    <HeadKind.BINARY: 'binary'>
+    >>> tfxfer.HeadKind.MULTILABEL == "multilabel"  # a str enum: equal to its value
+    True
+    """
 
     MULTICLASS = "multiclass"  # softmax over num_classes, one label per example
     BINARY = "binary"  # one sigmoid unit: P(class 1) of two classes

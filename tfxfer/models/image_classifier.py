@@ -40,6 +40,14 @@ class ImageClassifier(classifier.Classifier):
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Use `build_image_classifier` to build one from a backbone name.
+
+    Example:
+
+    ```python
+    backbone = tfxfer.create_backbone("resnet50")  # ImageNet weights
+    model = tfxfer.ImageClassifier(backbone, 5, preprocessing="caffe", backbone_name="resnet50")
+    model.save("flowers.keras")  # keras.models.load_model gives an ImageClassifier back
+    ```
     """
 
     task = classifier.IMAGE
@@ -111,6 +119,7 @@ def build_image_classifier(
             only for files you trust.
 
     Example:
+
     ```python
     model = tfxfer.build_image_classifier("mobilenet_v2", num_classes=5, weights=None, image_size=96)
     probabilities = model(np.zeros((1, 96, 96, 3), "float32"))
@@ -158,7 +167,18 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
 
 
 def default_image_size(backbone: str | keras.Model) -> int:
-    """The input size a backbone expects: its registry default, or your model's input height."""
+    """The input size a backbone expects: its registry default, or your model's input height.
+
+    Args:
+        backbone: str or keras.Model. A name from `tfxfer.list_backbones()`, or your own model.
+
+    Example:
+
+    >>> tfxfer.default_image_size("efficientnet_v2_s")
+    384
+    >>> tfxfer.default_image_size("mobilenet_v2")
+    224
+    """
     if isinstance(backbone, str):
         return get_backbone_spec(backbone).default_image_size
     return backbone.input_shape[1]
@@ -184,6 +204,7 @@ def resolve_image_size(
             model, a size other than its input size.
 
     Example:
+
     ```python
     size = resolve_image_size("mobilenet_v2", 96)  # 96; 16 would raise: the minimum is 32
     data = tfxfer.load_image_folders("photos/", image_size=(size, size))

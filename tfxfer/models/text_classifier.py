@@ -46,6 +46,14 @@ class TextClassifier(classifier.Classifier):
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Use `build_text_classifier` to build one from a preset or a `TextBackbone`.
+
+    Example:
+
+    ```python
+    backbone = tfxfer.load_hub_backbone("bert_tiny_en_uncased", sequence_length=64)
+    model = tfxfer.TextClassifier(backbone.encoder, backbone.preprocessor, 2, backbone_name=backbone.name)
+    probabilities = model.predict(["a fine film", "a dull film"])  # raw texts are fine
+    ```
     """
 
     task = classifier.TEXT
@@ -130,6 +138,7 @@ def build_text_classifier(
             file of the backbone; see `load_hub_backbone`.
 
     Example:
+
     ```python
     model = tfxfer.build_text_classifier("path/to/bert_preset", num_classes=2, sequence_length=64)
     probabilities = model.predict(["a fine film"])

@@ -1,5 +1,6 @@
 """Callbacks the engine adds to every phase."""
 
+import os
 import time
 
 import keras
@@ -30,3 +31,14 @@ def early_stopping(patience: int | None, has_validation: bool) -> list[keras.cal
     if patience is None or not has_validation:
         return []
     return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+
+
+def tensorboard(log_dir: str | None, phase_slot: str) -> list[keras.callbacks.Callback]:
+    """TensorBoard event files of one phase in `<log_dir>/<phase_slot>`: its epochs' metrics and learning rate.
+
+    Each phase has its own folder, so TensorBoard shows the phases as runs side by side.
+    """
+    if log_dir is None:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=os.path.join(log_dir, phase_slot), write_graph=False,
+                                        update_freq="epoch")]

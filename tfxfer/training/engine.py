@@ -12,16 +12,24 @@ import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from tfxfer import distribute
 from tfxfer.defaults import FineTuneConfig
+from tfxfer.errors import ConfigError
 from tfxfer.models import layer_names
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
-from tfxfer.training import feature_cache, freezing, layerwise_lr, losses, planner
+from tfxfer.training import (
+    console,
+    feature_cache,
+    freezing,
+    losses,
+    lr_finder,
+    optimizers,
+    planner,
+)
 from tfxfer.training.loop import TrainLoop
 from tfxfer.training.phase import Phase
 from tfxfer.training.results import FineTuneResult, PhaseResult
@@ -37,6 +45,10 @@ def fine_tune(
     class_counts: list[int] | None = None,
     cache_features: bool | None = None,
     backup_dir: str | os.PathLike | None = None,
+    verbose: str | int = "auto",
+    tensorboard_dir: str | os.PathLike | None = None,
+    find_learning_rate: int | None = None,
+    loss: keras.losses.Loss | None = None,
 ) -> FineTuneResult:
     """Trains a tfxfer model in two phases: frozen backbone, then its top unfrozen.
 
@@ -62,9 +74,42 @@ def fine_tune(
             arguments resumes where it stopped (phase 1 or phase 2; see
             `tfxfer.training.backup`). Deleted when the run completes. None
             disables backups.
+        verbose: "auto", 0, 1 or 2, as in `fit`: 0 silent, 1 a progress bar
+            inside each epoch, 2 one line per epoch. "auto" (default) is 1 in
+            an interactive terminal and 2 otherwise (logs, CI). Keras draws
+            them on stdout; with 0, each epoch is logged through absl instead.
+            Before each phase, a summary of what it trains (epochs, learning
+            rate, trainable vs frozen parameters and layers) is logged through
+            absl: `absl.logging.set_verbosity("info")` shows it.
+        tensorboard_dir: str. TensorBoard event files go to
+            `<tensorboard_dir>/phase1` and `.../phase2`: each epoch's loss,
+            accuracy, validation metrics and learning rate. None writes none.
+        find_learning_rate: 1 or 2. Right before that phase, the learning-rate
+            finder (`tfxfer.training.lr_finder`) sweeps the rate from the
+            current weights, restores them, and the phase trains at its
+            suggestion instead of the config's rate. The sweep is in the
+            result (`PhaseResult.learning_rate_sweep`). None (default) keeps
+            the config's rates.
+        loss: keras.losses.Loss. Your own training loss instead of the head's
+            (cross-entropy with `config.label_smoothing`), e.g.
+            `keras.losses.SparseCategoricalCrossentropy()` or a subclass. It
+            gets the labels as the data holds them (class ids, or multi-hot
+            rows for a multi-label head) and the head's probabilities (not
+            logits); its `call` must return one loss per example, which
+            class weights then weight.
 
     Returns:
         A `FineTuneResult`; the model is trained in place.
+
+    Example:
+
+    ```python
+    data = tfxfer.load_image_folders("photos", image_size=(224, 224), validation_split=0.2)
+    model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names))
+    result = tfxfer.fine_tune(model, data.train, data.validation,
+                              config=tfxfer.FineTuneConfig(epochs=5, fine_tune_epochs=5))
+    print(result.metrics()["phase2"]["val_accuracy"])
+    ```
 
     Raises:
         ConfigError: before any training, when the data does not fit the
@@ -73,44 +118,75 @@ def fine_tune(
             the first batch, when `class_counts` is None), or a bad
             `fine_tune_at` / `class_weight`.
     """
+    if find_learning_rate not in (None, 1, 2):
+        raise ConfigError(f"find_learning_rate must be 1 or 2 (the phase whose learning rate the finder picks), "
+                          f"or None. Received: find_learning_rate={find_learning_rate!r}")
+    verbose = console.resolve_verbose(verbose)
     phases = planner.plan_phases(model, train_data, validation_data, config or FineTuneConfig(),
-                                 callbacks=callbacks, class_counts=class_counts, cache_features=cache_features)
+                                 callbacks=callbacks, class_counts=class_counts, cache_features=cache_features,
+                                 loss=loss)
+    if find_learning_rate is not None and find_learning_rate > len(phases):
+        raise ConfigError("find_learning_rate=2 needs a phase 2; set fine_tune_epochs > 0, or pass "
+                          "find_learning_rate=1.")
     backup = backup_lib.RunBackup(backup_dir, is_chief=distribute.is_chief())
-    results = [run_phase(model, phase, backup) for phase in phases]
+    results = [run_phase(model, phase, backup, verbose=verbose, find_learning_rate=number == find_learning_rate,
+                         tensorboard_dir=tensorboard_dir)
+               for number, phase in enumerate(phases, start=1)]
     backup.finish()
     return FineTuneResult(results[0], results[1] if len(results) > 1 else None)
 
 
-def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup) -> PhaseResult:
-    """Sets which layers train, then trains `phase`, or restores it if `backup` says it finished."""
+def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup, *, verbose: int = 0,
+              find_learning_rate: bool = False, tensorboard_dir: str | os.PathLike | None = None) -> PhaseResult:
+    """Sets which layers train, then trains `phase`, or restores it if `backup` says it finished.
+
+    With `find_learning_rate`, the phase trains at the finder's suggestion (see `fine_tune`).
+    """
     freezing.set_trainable(model.get_layer(layer_names.BACKBONE), phase.fine_tune_at)
     if phase.skip_when_done and (restored := backup.restore_phase1(model)) is not None:
         return restored
-    result = _train(model, phase, backup.callbacks(phase.backup_slot))
+    sweep, cached = None, None
+    if find_learning_rate:
+        if phase.cache_features:  # extracted once, for the sweep and the phase
+            cached = feature_cache.cache_phase(model, phase.train, phase.validation)
+        sweep = lr_finder.sweep_phase(model, phase, cached=cached)
+        phase = dataclasses.replace(phase, learning_rate=sweep.suggestion)
+    if tensorboard_dir is not None and distribute.is_chief():
+        phase = dataclasses.replace(
+            phase, callbacks=(*phase.callbacks, *callbacks_lib.tensorboard(os.fspath(tensorboard_dir),
+                                                                           phase.backup_slot)))
+    result = _train(model, phase, backup.callbacks(phase.backup_slot), verbose=verbose, cached=cached)
+    result.learning_rate_sweep = None if sweep is None else sweep.to_dict()
     if phase.skip_when_done:
         backup.save_phase1(model, result)
     return result
 
 
-def _train(model: keras.Model, phase: Phase, backup_callbacks: list) -> PhaseResult:
-    """Trains `model` through `phase` and says what that did."""
+def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose: int,
+           cached: feature_cache.CachedPhase | None = None) -> PhaseResult:
+    """Trains `model` through `phase` (on `cached` features, if given) and says what that did."""
+    logging.info("%s", console.phase_summary(model, phase))
     head, extract_seconds = None, 0.0
     if phase.cache_features:
-        phase, head, extract_seconds = _on_cached_features(model, phase)
+        phase, head, extract_seconds = _on_cached_features(model, phase, cached)
     loss = _compile(model, phase)
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    logging.info("%s: %d epochs, %d trainable parameters.", phase.name, phase.epochs, trainable)
-    phase_callbacks = _callbacks(phase, backup_callbacks)
+    trainable = console.parameter_count(model.trainable_weights)
+    # Progress from the chief only; every worker runs the other callbacks, so that they
+    # decide alike (early stopping) and restore alike (backups).
+    verbose = verbose if distribute.is_chief() else 0
+    phase_callbacks = _callbacks(phase, backup_callbacks, log_epochs=verbose == 0 and distribute.is_chief())
     start = time.perf_counter()
     loop = TrainLoop(model, phase.kind, loss, phase.class_weight, head=head)
     history = loop.fit(phase.train, validation_data=phase.validation, epochs=phase.epochs, steps=phase.steps,
-                       callbacks=phase_callbacks)
+                       callbacks=phase_callbacks, verbose=verbose)
     final = _validation_metrics(loop, phase.validation)
     seconds = time.perf_counter() - start
-    logging.info("%s done in %.1fs: %s", phase.name, seconds, final)
+    logging.info("%s done in %.1fs%s", phase.name, seconds,
+                 "".join(f", {name} {value:.4f}" for name, value in final.items()))
     # A resumed phase's history starts at the resumed epoch; epochs_run counts from 0.
     epochs_run = history.epoch[-1] + 1 if history.epoch else 0
-    return PhaseResult(history.history, seconds + extract_seconds, epochs_run, final, trainable)
+    return PhaseResult(history.history, seconds + extract_seconds, epochs_run, final, trainable,
+                       learning_rate=phase.learning_rate)
 
 
 def _validation_metrics(loop: TrainLoop, validation: tf.data.Dataset | None) -> dict[str, float]:
@@ -120,9 +196,10 @@ def _validation_metrics(loop: TrainLoop, validation: tf.data.Dataset | None) -> 
     return {f"val_{name}": value for name, value in loop.evaluate(validation).items()}
 
 
-def _on_cached_features(model: keras.Model, phase: Phase) -> tuple[Phase, keras.Model, float]:
+def _on_cached_features(model: keras.Model, phase: Phase,
+                        cached: feature_cache.CachedPhase | None) -> tuple[Phase, keras.Model, float]:
     """`phase` on features the frozen backbone computed once, the head that takes them, and the extraction time."""
-    cached = feature_cache.cache_phase(model, phase.train, phase.validation)
+    cached = cached or feature_cache.cache_phase(model, phase.train, phase.validation)
     # The cache keeps the largest batch's size, so its number of batches may differ.
     cached_phase = dataclasses.replace(phase, train=cached.train, validation=cached.validation,
                                        steps=planner.steps_per_epoch(cached.train))
@@ -134,26 +211,17 @@ def _compile(model: keras.Model, phase: Phase) -> keras.losses.Loss:
     # The optimizer is created anew each phase: its slots must match the new trainable set.
     # compile attaches it (BackupAndRestore saves model.optimizer) and leaves the model
     # ready for the user's own evaluate/predict.
-    loss = losses.loss_for(phase.kind, phase.label_smoothing)
     with model.distribute_strategy.scope():
-        model.compile(optimizer=_optimizer(phase), loss=loss, metrics=losses.metrics_for(phase.kind))
-    return loss
+        model.compile(optimizer=optimizers.for_phase(phase, phase.schedule()), loss=phase.loss,
+                      metrics=losses.metrics_for(phase.kind))
+    return phase.loss
 
 
-def _optimizer(phase: Phase) -> keras.optimizers.Optimizer:
-    settings = {"learning_rate": phase.schedule(), "weight_decay": phase.weight_decay,
-                "global_clipnorm": phase.global_clipnorm}
-    if phase.lr_multipliers:
-        return layerwise_lr.LayerwiseAdamW(lr_multipliers=phase.lr_multipliers, **settings)
-    return keras.optimizers.AdamW(**settings)
-
-
-def _callbacks(phase: Phase, backup_callbacks: list) -> list[keras.callbacks.Callback]:
+def _callbacks(phase: Phase, backup_callbacks: list, *, log_epochs: bool) -> list[keras.callbacks.Callback]:
     return [
         *backup_callbacks,  # first: restores weights and epoch before the others start
         *callbacks_lib.early_stopping(phase.early_stopping_patience, phase.validation is not None),
-        # Progress from the chief only; every worker runs the others, so that they
-        # decide alike (early stopping) and restore alike (backups).
-        *([callbacks_lib.EpochLogger(phase.name)] if distribute.is_chief() else []),
+        # Without Keras' progress output, each epoch still gets a line in the log.
+        *([callbacks_lib.EpochLogger(phase.name)] if log_epochs else []),
         *phase.callbacks,
     ]

@@ -22,7 +22,18 @@ def set_trainable(backbone: keras.Model, fine_tune_at: FineTuneAt | None) -> Non
 
 
 def freeze_backbone(backbone: keras.Model) -> None:
-    """Freezes every layer of the backbone (phase 1)."""
+    """Freezes every layer of the backbone (phase 1).
+
+    Args:
+        backbone: keras.Model. The backbone sub-model (`model.backbone`).
+
+    Example:
+
+    >>> backbone = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8)], name="backbone")
+    >>> tfxfer.freeze_backbone(backbone)  # with a tfxfer model: model.backbone
+    >>> backbone.trainable
+    False
+    """
     backbone.trainable = False
 
 
@@ -38,6 +49,17 @@ def unfreeze_top(backbone: keras.Model, fine_tune_at: FineTuneAt) -> int:
 
     Returns:
         The index of the first unfrozen layer.
+
+    Example:
+
+    >>> backbone = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, name="block1"),
+    ...                              keras.layers.Dense(8, name="block2")], name="backbone")
+    >>> tfxfer.unfreeze_top(backbone, "block2")  # or 0.5 (top half), or 1 (an index)
+    1
+    >>> [layer.trainable for layer in backbone.layers]
+    [False, True]
+
+    With a tfxfer model: `tfxfer.unfreeze_top(model.backbone, 0.3)`.
     """
     layers = backbone.layers
     start = first_trainable_index(layers, fine_tune_at)

@@ -49,9 +49,11 @@ class TrainLoop:
                 f"model's trainable variables. Received: {len(head.trainable_variables)} in the head, "
                 f"{len(model.trainable_variables)} in the model")
         self.model = model
-        self.optimizer = optimizer or model.optimizer
-        self._network = head or model
         self.strategy = model.distribute_strategy
+        self.optimizer = optimizer or model.optimizer
+        with self.strategy.scope():
+            self.optimizer.build(model.trainable_variables)
+        self._network = head or model
         self._kind = kind
         self._loss = loss
         self._class_weights = None
@@ -64,17 +66,21 @@ class TrainLoop:
 
     def fit(self, train_data: tf.data.Dataset, *, epochs: int, steps: int,
             validation_data: tf.data.Dataset | None = None,
-            callbacks: list[keras.callbacks.Callback] = ()) -> keras.callbacks.History:
-        """Trains for `epochs` whole passes over `train_data`; returns the History, as `fit` does."""
+            callbacks: list[keras.callbacks.Callback] = (), verbose: int = 0) -> keras.callbacks.History:
+        """Trains for `epochs` whole passes over `train_data`; returns the History, as `fit` does.
+
+        Batch logs hold the epoch's running mean `loss` and `accuracy`, epoch
+        logs also the validation metrics, as under `fit`.
+
+        verbose: int. 0, 1 or 2 as in `fit`: Keras' `ProgbarLogger` shows the progress.
+        """
         model = self.model
         history = keras.callbacks.History()
         callback_list = keras.callbacks.CallbackList(
-            [*callbacks, history], model=model, epochs=epochs, steps=steps, verbose=0)
-        with self.strategy.scope():
-            self.optimizer.build(model.trainable_variables)
-        train = self.strategy.experimental_distribute_dataset(train_data)
-        validation = None if validation_data is None else self.strategy.experimental_distribute_dataset(
-            validation_data)
+            [*callbacks, history], add_progbar=verbose != 0, model=model, epochs=epochs, steps=steps,
+            verbose=verbose)
+        train = self.distribute(train_data)
+        validation = None if validation_data is None else self.distribute(validation_data)
         model.stop_training = False
         model._initial_epoch = None  # BackupAndRestore sets it in on_train_begin when it restores.
         callback_list.on_train_begin()
@@ -84,8 +90,8 @@ class TrainLoop:
             totals = _Totals()
             for step, batch in enumerate(train):
                 callback_list.on_train_batch_begin(step)
-                loss_sum, _, count = totals.add(self._train_step(batch))
-                callback_list.on_train_batch_end(step, {"loss": loss_sum / max(count, 1.0)})
+                totals.add(self.train_step(batch))
+                callback_list.on_train_batch_end(step, totals.logs())
                 if model.stop_training:
                     break
             logs = totals.logs()
@@ -97,9 +103,19 @@ class TrainLoop:
         callback_list.on_train_end()
         return history
 
+    def distribute(self, dataset: tf.data.Dataset) -> tf.distribute.DistributedDataset:
+        """`dataset` split over the strategy's replicas: its elements are what `train_step` takes."""
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    def train_step(self, batch) -> tuple[float, float, float]:
+        """One optimizer step on a global batch (from `distribute`): its `(loss sum, correct, examples)`
+        over all replicas, with class weights."""
+        # One host transfer per step; the step already waited for its all-reduce.
+        return tuple(float(value) for value in self._train_step(batch))
+
     def evaluate(self, data: tf.data.Dataset) -> dict[str, float]:
         """`{"loss": ..., "accuracy": ...}` of the model on `data`, without class weights."""
-        return self._evaluate_distributed(self.strategy.experimental_distribute_dataset(data))
+        return self._evaluate_distributed(self.distribute(data))
 
     def _evaluate_distributed(self, data, prefix=""):
         totals = _Totals()
@@ -162,13 +178,10 @@ class _Totals:
         self._sums = np.zeros(3)
 
     def add(self, sums):
-        """Adds one step's sums (tensors) and returns them as floats."""
-        # One host transfer per step; the step already waited for its all-reduce.
-        values = [float(value) for value in sums]
-        self._sums += values
-        return values
+        """Adds one step's sums (tensors or floats)."""
+        self._sums += [float(value) for value in sums]
 
     def logs(self, prefix=""):
         loss, correct, count = self._sums
         count = max(count, 1.0)
-        return {f"{prefix}loss": loss / count, f"{prefix}accuracy": correct / count}
+        return {f"{prefix}loss": float(loss / count), f"{prefix}accuracy": float(correct / count)}

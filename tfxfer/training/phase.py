@@ -41,7 +41,9 @@ class Phase:
         cache_features: bool. Train the head on features the frozen backbone
             computed once (`feature_cache`) instead of running it every epoch.
         kind: HeadKind. Decides the loss and accuracy.
-        label_smoothing: float. Of the loss.
+        loss: keras.losses.Loss. The training loss; its `call` gives the
+            per-example losses (the head's default, with the config's label
+            smoothing, or the user's own).
         class_weight: dict | None. `{class_index: weight}` of the training loss.
         early_stopping_patience: int | None. Epochs without `val_loss`
             improvement before the phase stops; None never stops early.
@@ -63,7 +65,7 @@ class Phase:
     fine_tune_at: FineTuneAt | None
     cache_features: bool
     kind: HeadKind
-    label_smoothing: float
+    loss: keras.losses.Loss
     class_weight: dict[int, float] | None
     early_stopping_patience: int | None
     callbacks: tuple[keras.callbacks.Callback, ...]

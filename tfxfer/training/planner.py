@@ -19,6 +19,7 @@ from tfxfer.training import (
     freezing,
     input_checks,
     layerwise_lr,
+    losses,
 )
 from tfxfer.training.phase import Phase
 
@@ -32,6 +33,7 @@ def plan_phases(
     callbacks: list[keras.callbacks.Callback] | None,
     class_counts: list[int] | None,
     cache_features: bool | None,
+    loss: keras.losses.Loss | None = None,
 ) -> list[Phase]:
     """Phase 1, and phase 2 unless `config.fine_tune_epochs` is 0 (arguments as in `fine_tune`).
 
@@ -58,7 +60,7 @@ def plan_phases(
         epochs=config.epochs, learning_rate=config.learning_rate, warmup_fraction=0.0,
         weight_decay=config.weight_decay, global_clipnorm=config.global_clipnorm, lr_multipliers=None,
         fine_tune_at=None, cache_features=cache_features,
-        kind=kind, label_smoothing=config.label_smoothing, class_weight=class_weight,
+        kind=kind, loss=loss or losses.loss_for(kind, config.label_smoothing), class_weight=class_weight,
         early_stopping_patience=config.early_stopping_patience, callbacks=tuple(callbacks or ()),
     )
     if not config.fine_tune_epochs:

@@ -52,8 +52,10 @@ def backbone_from_model(
             model, or the output is neither 4D nor 2D.
 
     Example:
+
     ```python
-    backbone = backbone_from_model("task_a.keras", output_layer="pooler")
+    backbone = tfxfer.backbone_from_model("task_a.keras", output_layer="pooler")
+    model = tfxfer.build_image_classifier(backbone, num_classes=3)
     ```
     """
     if isinstance(model, (str, os.PathLike)):

@@ -44,6 +44,18 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
             random initialisation (the preset's architecture only); a path: a
             `.weights.h5` file saved from the same keras-hub backbone
             (`backbone.save_weights`), e.g. after domain-adaptive pretraining.
+
+    Returns:
+        A `TextBackbone`: `encoder` and `preprocessor`, for `build_text_classifier`.
+
+    Example:
+
+    ```python
+    backbone = tfxfer.load_hub_backbone("bert_tiny_en_uncased", sequence_length=64)
+    inputs = backbone.preprocessor(tf.constant(["a fine film"]))  # token_ids, segment_ids, padding_mask
+    features = backbone.encoder(inputs)  # (1, 64, hidden size)
+    model = tfxfer.build_text_classifier(backbone, num_classes=2)
+    ```
     """
     import keras_hub  # Deferred: only text models pay for importing keras-hub.
 

@@ -29,10 +29,11 @@ class BackbonePreprocessing(keras.layers.Layer):
         **kwargs: Base layer arguments (`name`, `dtype`, ...).
 
     Example:
-    ```python
-    layer = BackbonePreprocessing("tf")
-    layer(np.full((1, 2, 2, 3), 255.0, "float32"))  # all ones
-    ```
+
+    >>> layer = tfxfer.BackbonePreprocessing("tf")  # x / 127.5 - 1
+    >>> keras.ops.convert_to_numpy(layer(np.full((1, 1, 2, 3), 255.0, "float32")))
+    array([[[[1., 1., 1.],
+             [1., 1., 1.]]]], dtype=float32)
     """
 
     def __init__(self, mode: str, **kwargs):

@@ -44,6 +44,12 @@ class BackboneSpec:
         default_image_size: int. The size its ImageNet weights were trained at.
         min_image_size: int. The smallest height/width the architecture accepts.
         supports_alpha: bool. Whether it takes a width multiplier `alpha`.
+
+    Example:
+
+    >>> spec = tfxfer.get_backbone_spec("resnet50")
+    >>> spec.preprocessing, spec.default_image_size, spec.min_image_size, spec.supports_alpha
+    ('caffe', 224, 32, False)
     """
 
     name: str
@@ -114,6 +120,11 @@ def list_backbones(pattern: str | None = None) -> list[str]:
     Args:
         pattern: str. Optional shell-style pattern, as in timm's `list_models`:
             `list_backbones("efficientnet_v2_*")`.
+
+    Example:
+
+    >>> tfxfer.list_backbones("mobilenet*")
+    ['mobilenet', 'mobilenet_v2', 'mobilenet_v3_large', 'mobilenet_v3_small']
     """
     names = sorted(_REGISTRY)
     if pattern is None:
@@ -124,9 +135,18 @@ def list_backbones(pattern: str | None = None) -> list[str]:
 def get_backbone_spec(name: str) -> BackboneSpec:
     """The `BackboneSpec` registered under `name`.
 
+    Args:
+        name: str. A name from `list_backbones()`.
+
     Raises:
         ConfigError: `name` is not registered. The message lists the valid names
             and the closest matches.
+
+    Example:
+
+    >>> spec = tfxfer.get_backbone_spec("mobilenet_v2")
+    >>> spec.preprocessing, spec.default_image_size, spec.supports_alpha
+    ('tf', 224, True)
     """
     spec = _REGISTRY.get(name)
     if spec is not None:
@@ -186,9 +206,11 @@ def create_backbone(
             failed (no internet); the message says how to pass a local file.
 
     Example:
+
     ```python
-    backbone = create_backbone("mobilenet_v2", input_shape=(96, 96, 3), weights=None, alpha=0.35)
-    features = backbone(np.zeros((1, 96, 96, 3), "float32"))  # (1, 3, 3, 1280)
+    backbone = tfxfer.create_backbone("mobilenet_v2", input_shape=(96, 96, 3), alpha=0.35)  # ImageNet weights
+    preprocess = tfxfer.BackbonePreprocessing(tfxfer.get_backbone_spec("mobilenet_v2").preprocessing)
+    features = backbone(preprocess(images))  # images (N, 96, 96, 3) in [0, 255] -> (N, 3, 3, 1280)
     ```
     """
     spec = get_backbone_spec(name)

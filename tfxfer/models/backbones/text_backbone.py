@@ -21,6 +21,17 @@ class TextBackbone:
             (a tensor or a dict of tensors). Must be traceable by `tf.function`
             with TensorFlow and tensorflow_text ops only, so the export serves it.
         name: str. Display name, used for the classifier's name.
+
+    Example:
+
+    ```python
+    vectorizer = keras.layers.TextVectorization(max_tokens=20000, output_sequence_length=128)
+    vectorizer.adapt(data.texts("train"))  # data from tfxfer.load_text_data
+    token_ids = keras.Input((128,), dtype="int64", name="token_ids")
+    features = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20000, 64)(token_ids))
+    encoder = keras.Model(token_ids, features, name="backbone")
+    model = tfxfer.build_text_classifier(tfxfer.TextBackbone(encoder, vectorizer, "my_encoder"), num_classes=2)
+    ```
     """
 
     encoder: keras.Model

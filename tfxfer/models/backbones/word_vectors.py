@@ -125,6 +125,18 @@ def load_word_vector_backbone(
         units: int. LSTM units per direction.
         max_tokens: int. Vocabulary size cap.
         seed: int. Seed of the vectors given to words the file lacks.
+
+    Returns:
+        A `TextBackbone` for `build_text_classifier`.
+
+    Example:
+
+    ```python
+    data = tfxfer.load_text_data("reviews.csv", validation_split=0.2)
+    backbone = tfxfer.load_word_vector_backbone("glove.6B.100d.txt", data.texts("train"), seed=0)
+    model = tfxfer.build_text_classifier(backbone, len(data.class_names))
+    tokenized = data.map_inputs(model.preprocessor)
+    ```
     """
     if encoder not in ENCODERS:
         raise ConfigError(f"encoder must be one of {ENCODERS}. Received: encoder={encoder!r}")

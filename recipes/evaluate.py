@@ -1,0 +1,83 @@
+r"""Evaluates an exported SavedModel on labelled data, through its serving signature (what TF Serving runs).
+
+Prints per-class precision, recall, F1 and support, accuracy, top-k accuracy,
+the most confused classes (binary models: ROC AUC and PR AUC; multi-label
+models: per-class scores at --threshold), and writes the whole report,
+confusion matrix included, as JSON to --output.
+
+  python recipes/evaluate.py --model_dir=saved_models/flowers --data_dir=flowers   # flowers/val/ if it has one
+  python recipes/evaluate.py --model_dir=saved_models/reviews --data_dir=test.csv --text_column=review
+  python recipes/evaluate.py --model_dir=saved_models/tickets --data_dir=tickets.csv --label_separator="|"
+  python recipes/evaluate.py --model_dir=saved_models/flowers --tfds_name=tf_flowers --split="train[90%:]"
+
+The model's input kind (images or texts) and classes come from the export; the
+data's classes are matched to them by name (the data may hold only some).
+--model_dir is a version folder, or a model's base folder (its latest version).
+"""
+
+import json
+import os
+
+import cli
+import tensorflow as tf
+from absl import app, flags
+
+from tfxfer import prediction
+from tfxfer.evaluation import exported_model, labelled_data, report_text, tfds_examples
+from tfxfer.export import versioning
+
+flags.DEFINE_string("model_dir", None, "SavedModel version folder, or a base folder (uses its latest version).")
+flags.DEFINE_string("data_dir", None, "Labelled data: image class folders (train/ + val/: val/ is used), a .csv/.tsv "
+                    "file or a folder of texts; with --tfds_name, the TFDS data_dir.")
+flags.DEFINE_string("tfds_name", None, "TFDS dataset to evaluate on instead of --data_dir's files.")
+flags.DEFINE_string("split", None, "TFDS split, e.g. test or 'train[90%:]'; default: validation, else test.")
+flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
+flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")
+flags.DEFINE_string("label_separator", None, "Separator of several class names in a CSV/TSV label cell (multi-label).")
+flags.DEFINE_float("threshold", 0.5, "Multi-label models: probability above which a class is predicted.")
+flags.DEFINE_integer("top_k", 5, "k of the top-k accuracy (reported when 1 < k < the number of classes).")
+flags.DEFINE_integer("batch_size", 32, "Inputs per call of the model.")
+flags.DEFINE_string("output", "metrics.json", "Where the JSON report goes (any filesystem TensorFlow writes).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments {argv[1:]}; pass the data with --data_dir or --tfds_name.")
+    if not FLAGS.model_dir:
+        raise app.UsageError("Pass the export to evaluate: --model_dir=saved_models/NAME (or a version folder in it).")
+    if not FLAGS.data_dir and not FLAGS.tfds_name:
+        raise app.UsageError("Pass the labelled data to evaluate on: --data_dir=FOLDER_OR_CSV, or --tfds_name=NAME.")
+    if FLAGS.split and not FLAGS.tfds_name:
+        raise app.UsageError("--split is for TFDS data (--tfds_name); --data_dir folders use their val/ folder.")
+    model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
+    kind = model.kind
+    if FLAGS.tfds_name:
+        data = tfds_examples.read_tfds_examples(FLAGS.tfds_name, split=FLAGS.split, data_dir=FLAGS.data_dir)
+        if data.kind != kind:
+            raise app.UsageError(f"TFDS {FLAGS.tfds_name!r} holds {data.kind}s, but the model takes {kind}s.")
+    else:
+        data = labelled_data.read_labelled_data(
+            FLAGS.data_dir, kind, text_column=FLAGS.text_column, label_column=FLAGS.label_column,
+            label_separator=FLAGS.label_separator)
+    report = exported_model.evaluate_export(
+        model, data.inputs, data.labels, threshold=FLAGS.threshold, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size)
+    report["data"] = data.summary()
+    print(report_text.format_report(report))
+    print(f"\nWrote {_write_json(FLAGS.output, report)}")
+
+
+def _write_json(path, report):
+    """Writes `report` to `path` atomically: readers see the old file or the new one, never half of one."""
+    folder = os.path.dirname(path)
+    if folder:
+        versioning.make_folders(folder)
+    staging = path + ".tmp"
+    with tf.io.gfile.GFile(staging, "w") as f:
+        f.write(json.dumps(report, indent=2, ensure_ascii=False))
+    tf.io.gfile.rename(staging, path, overwrite=True)
+    return path
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,72 @@
+"""What a recipe does after training: evaluate, draw, write metrics.json, and say where it all went.
+
+    evaluation = run_report.evaluate(model, data.validation, data.class_names, multi_label=False)
+    ...export...
+    run_report.finish(run_dir, metrics, result, evaluation, export_path=path)
+
+`finish` writes `flags.txt` (`run_folder.write_flagfile`), `metrics.json` (with the evaluation under "evaluation"), the
+pictures (`training_curves.png`, `confusion_matrix.png` for single-label tasks,
+`lr_find.png` when the finder ran), then prints the evaluation table and a
+closing summary naming every file. Only the chief prints.
+"""
+
+import os
+
+import metrics_file
+import run_folder
+from absl import logging
+
+import tfxfer
+from tfxfer.evaluation import keras_model, report_text
+from tfxfer.reports import plots
+
+TENSORBOARD_DIR = "tensorboard"
+TRAINING_CURVES = "training_curves.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+LR_FIND = "lr_find.png"
+
+
+def tensorboard_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, TENSORBOARD_DIR)
+
+
+def evaluate(model, validation, class_names: list[str], *, multi_label: bool) -> dict | None:
+    """The evaluation report of `model` on the validation data, or None without validation data."""
+    if validation is None:
+        logging.info("No validation data: no evaluation report.")
+        return None
+    return keras_model.evaluate_model(model, validation, class_names, multi_label=multi_label)
+
+
+def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluation: dict | None, *,
+           export_path: str) -> None:
+    """Writes the run's report to `run_dir` and prints the evaluation and where everything was written."""
+    metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
+    flags_path = run_folder.write_flagfile(run_dir)
+    written = [metrics_file.write_metrics(run_dir, metrics)]
+    written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, TRAINING_CURVES)))
+    if evaluation is not None and "confusion_matrix" in evaluation:
+        written.append(plots.save_confusion_matrix(evaluation["confusion_matrix"], evaluation["class_names"],
+                                                   os.path.join(run_dir, CONFUSION_MATRIX)))
+    for phase in (result.phase1, result.phase2):
+        if phase is not None and phase.learning_rate_sweep is not None:
+            sweep = phase.learning_rate_sweep
+            written.append(plots.save_learning_rate_sweep(
+                sweep["learning_rates"], sweep["losses"], sweep["smoothed_losses"], sweep["suggestion"],
+                os.path.join(run_dir, LR_FIND)))
+    if not tfxfer.is_chief():
+        return
+    if evaluation is not None:
+        print(report_text.format_report(evaluation))
+    print(closing_summary(run_dir, flags_path, written, export_path))
+
+
+def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str) -> str:
+    """Where the run wrote what, and the commands that use it."""
+    lines = [f"Run folder: {run_dir}", f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}"]
+    lines += [f"  {os.path.basename(path)}" for path in written]
+    lines += [f"  {TENSORBOARD_DIR}/: tensorboard --logdir={tensorboard_dir(run_dir)}",
+              f"Exported SavedModel: {export_path}",
+              f"  evaluate it: python recipes/evaluate.py --model_dir={export_path} --data_dir=<labelled data>",
+              f"  predict: python recipes/predict.py --model_dir={export_path} <inputs>"]
+    return "\n".join(lines)

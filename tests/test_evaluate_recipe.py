@@ -1,0 +1,263 @@
+"""recipes/evaluate.py and tfxfer.evaluation's export path end to end: exports, raw data, reports.
+
+The expected numbers come from the export's own predictions (`tfxfer.prediction`,
+or its serving signature called directly), matched to the data by class name.
+One image and one text export per module; recipe runs are few (each is a
+TensorFlow start-up).
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from _text_helpers import NEGATIVE, POSITIVE, sentences, write_word_vectors
+from _tfds_fake import fake_tfds, indexed_image, labelled_text
+from sklearn.metrics import roc_auc_score
+
+import tfxfer
+from tfxfer import prediction
+from tfxfer.errors import ConfigError
+from tfxfer.evaluation import exported_model, labelled_data, tfds_examples
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# tf_flowers' classes in another order than its ClassLabel's (dandelion, daisy, tulips, sunflowers, roses).
+EXPORT_NAMES = ["roses", "tulips", "daisy", "dandelion", "sunflowers"]
+# The evaluation folders hold two of them (listed as daisy, roses: another order again).
+VAL_IMAGES = {"roses": 4, "daisy": 3}
+TEXT_NAMES = ["pos", "neg"]  # the export's order; sorted data classes are neg, pos
+
+
+def _run_recipe(*flags):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, os.path.join(REPO, "recipes", "evaluate.py"), *flags],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=REPO, check=False)
+
+
+def _png(seed):
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.uniform(0, 255, 3) + rng.normal(0, 30, (20, 24, 3)), 0, 255).astype(np.uint8)
+    return tf.io.encode_png(pixels).numpy()
+
+
+@pytest.fixture(scope="module")
+def image_export(tmp_path_factory):
+    """A tiny random 5-class image classifier, exported; its base folder."""
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, name="conv")(inputs)
+    backbone = keras.Model(inputs, keras.layers.ReLU(name="relu")(x), name="tiny")
+    model = tfxfer.build_image_classifier(backbone, num_classes=5, preprocessing="tf", augmentation=False)
+    kernel = model.get_layer("predictions").kernel
+    kernel.assign(kernel * 20.0)  # A sharper head, so that the images land in several classes.
+    base = tmp_path_factory.mktemp("image_export") / "flowers"
+    tfxfer.export_saved_model(model, base, class_names=EXPORT_NAMES)
+    return str(base)
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory):
+    """train/ and val/ class folders; val/ has PNGs, a broken PNG, a hidden file and a note."""
+    root = tmp_path_factory.mktemp("image_data")
+    seed = 0
+    for split, counts in (("train", {"daisy": 1, "roses": 1}), ("val", VAL_IMAGES)):
+        for name, count in counts.items():
+            (root / split / name).mkdir(parents=True)
+            for index in range(count):
+                seed += 1
+                (root / split / name / f"{index}.png").write_bytes(_png(seed))
+    (root / "val" / "roses" / "broken.png").write_bytes(b"not a png")
+    (root / "val" / "roses" / "._0.png").write_bytes(b"macOS clutter")
+    (root / "val" / "daisy" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def image_run(image_export, image_data, tmp_path_factory):
+    output = tmp_path_factory.mktemp("image_run") / "reports" / "flowers.json"
+    run = _run_recipe(f"--model_dir={image_export}", f"--data_dir={image_data}", f"--output={output}", "--top_k=2",
+                      "--batch_size=3")
+    assert run.returncode == 0, run.stderr[-4000:]
+    return run, json.loads(output.read_text(encoding="utf-8")), str(output)
+
+
+def _good_images(image_data):
+    return sorted(str(image_data / "val" / name / f"{i}.png") for name, count in VAL_IMAGES.items()
+                  for i in range(count))
+
+
+def test_image_report_matches_the_exports_own_predictions(image_run, image_export, image_data):
+    _, report, _ = image_run
+    files = _good_images(image_data)
+    truth = [os.path.basename(os.path.dirname(path)) for path in files]
+    predicted = prediction.predict_image_files(image_export, files, top_k=2)
+    top1 = [result.top_k[0][0] for result in predicted]
+    assert len(set(top1)) > 1  # a model that predicts one class would hide mix-ups of rows and columns
+    assert report["num_examples"] == len(files) == 7
+    assert report["accuracy"] == pytest.approx(np.mean([p == t for p, t in zip(top1, truth)]))
+    assert report["top_k_accuracy"] == pytest.approx(
+        np.mean([t in [name for name, _ in result.top_k] for result, t in zip(predicted, truth)]))
+    # Rows and columns in the export's class order, whatever order the folders are listed in.
+    expected = np.zeros((5, 5), int)
+    for t, p in zip(truth, top1):
+        expected[EXPORT_NAMES.index(t), EXPORT_NAMES.index(p)] += 1
+    assert report["confusion_matrix"] == expected.tolist()
+    assert report["class_names"] == EXPORT_NAMES
+    assert {name: scores["support"] for name, scores in report["per_class"].items()} == {
+        "roses": 4, "tulips": 0, "daisy": 3, "dandelion": 0, "sunflowers": 0}
+    assert report["classes_without_examples"] == ["tulips", "dandelion", "sunflowers"]
+    assert report["skipped_files"] == [str(image_data / "val" / "roses" / "broken.png")]
+    assert report["model_dir"] == os.path.join(image_export, "1")
+    assert report["data"]["source"] == str(image_data / "val")
+
+
+def test_image_recipe_prints_the_table_and_where_it_wrote(image_run):
+    run, report, output = image_run
+    lines = run.stdout.splitlines()
+    assert lines[0] == "Evaluated 7 examples of 5 classes."
+    assert f"accuracy          {report['accuracy']:.4f}" in lines
+    assert lines[-1] == f"Wrote {output}"
+    assert any(line.startswith("Skipped 1 input the model could not read") for line in lines)
+    assert "Traceback" not in run.stderr
+
+
+def test_image_folders_are_read_from_val_without_hidden_files(image_data):
+    data = labelled_data.read_labelled_data(str(image_data), "image")
+    assert data.source == str(image_data / "val")
+    assert data.inputs == sorted(_good_images(image_data)[:3]) + sorted(
+        _good_images(image_data)[3:] + [str(image_data / "val" / "roses" / "broken.png")])
+    assert data.labels == ["daisy"] * 3 + ["roses"] * 5
+
+
+def test_tfds_images_are_evaluated_as_their_stored_bytes(image_export, tmp_path):
+    with fake_tfds(tmp_path, "tf_flowers", {"train": range(5), "test": range(5, 15)}, indexed_image):
+        data = tfds_examples.read_tfds_examples("tf_flowers", data_dir=str(tmp_path))
+    assert data.source == "TFDS tf_flowers split test" and data.kind == "image"
+    flowers = ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    assert data.labels == [flowers[index % 5] for index in range(5, 15)]
+    assert tf.io.decode_png(data.inputs[0]).numpy().max() == 5  # example 5: a solid image of value 5
+    report = exported_model.evaluate_export(image_export, data.inputs, data.labels, top_k=3)
+    serve = tf.saved_model.load(os.path.join(image_export, "1")).signatures["serving_default"]
+    served = serve(image_bytes=tf.constant(data.inputs))["probabilities"].numpy()
+    truth = [EXPORT_NAMES.index(name) for name in data.labels]
+    assert report["accuracy"] == pytest.approx(np.mean(served.argmax(axis=1) == truth))
+    assert report["per_class"]["daisy"]["support"] == 2 and report["classes_without_examples"] == []
+
+
+def test_tfds_texts_skip_unlabelled_and_empty_ones(tmp_path):
+    splits = {"train": [(b"fine", 1)], "test": [(b"a good film", 1), (b"   ", 0), (b"dull", 0), (b"?", -1)]}
+    with fake_tfds(tmp_path, "imdb_reviews", splits, labelled_text):
+        data = tfds_examples.read_tfds_examples("imdb_reviews", data_dir=str(tmp_path))
+    assert (data.kind, data.inputs, data.labels) == ("text", ["a good film", "dull"], ["pos", "neg"])
+    assert data.skipped == {"empty": 1, "no_label": 1}
+    with fake_tfds(tmp_path, "imdb_reviews", {"train": [(b"fine", 1)]}, labelled_text), \
+            pytest.raises(ConfigError, match=r"no validation or test split.*--split"):
+        tfds_examples.read_tfds_examples("imdb_reviews", data_dir=str(tmp_path))
+
+
+def test_text_folders_are_read_from_val_and_line_files_by_class(tmp_path):
+    folders = {"train": {"neg": ["bad"], "pos": ["good"]}, "val": {"neg": ["awful", " "], "pos": ["fine"]}}
+    for split, texts in folders.items():
+        for name, contents in texts.items():
+            (tmp_path / "folders" / split / name).mkdir(parents=True)
+            for index, text in enumerate(contents):
+                (tmp_path / "folders" / split / name / f"{index}.txt").write_text(text)
+    data = labelled_data.read_labelled_data(str(tmp_path / "folders"), "text")
+    assert (data.source, data.inputs, data.labels) == (str(tmp_path / "folders" / "val"), ["awful", "fine"],
+                                                       ["neg", "pos"])
+    assert data.skipped == {"empty": 1}
+    (tmp_path / "lines").mkdir()
+    (tmp_path / "lines" / "reviews.pos").write_text("good\nfine\n")
+    (tmp_path / "lines" / "reviews.neg").write_text("bad\n")
+    data = labelled_data.read_labelled_data(str(tmp_path / "lines"), "text")
+    assert (data.inputs, data.labels) == (["bad", "good", "fine"], ["neg", "pos", "pos"])
+    with pytest.raises(ConfigError, match="label_separator applies to .csv/.tsv data only"):
+        labelled_data.read_labelled_data(str(tmp_path / "lines"), "text", label_separator="|")
+
+
+def test_unknown_classes_are_named(image_export):
+    with pytest.raises(ConfigError, match=r"unknown classes \['lilies', 'orchids'\] \(2\)"):
+        exported_model.evaluate_export(image_export, [_png(1)] * 3, ["roses", "orchids", "lilies"])
+
+
+@pytest.fixture(scope="module")
+def text_export(tmp_path_factory):
+    """A word-vector binary text classifier whose class 1 is "neg", exported; and a CSV of reviews."""
+    folder = tmp_path_factory.mktemp("text")
+    write_word_vectors(folder / "vectors.txt", POSITIVE + NEGATIVE, dim=4)
+    texts = sentences(POSITIVE, 8, seed=1) + sentences(NEGATIVE, 8, seed=2)
+    backbone = tfxfer.load_word_vector_backbone(folder / "vectors.txt", texts, sequence_length=8, encoder="mean",
+                                                seed=0)
+    model = tfxfer.build_text_classifier(backbone, num_classes=2)
+    path = tfxfer.export_saved_model(model, folder / "reviews", class_names=TEXT_NAMES)
+    rows = [(text, "pos") for text in texts[:8]] + [(text, "neg") for text in texts[8:]] + [("", "neg")]
+    with open(folder / "reviews.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("review", "sentiment"), *rows])
+    return {"path": path, "csv": folder / "reviews.csv", "texts": texts, "folder": folder}
+
+
+def test_text_csv_report_matches_the_exports_own_predictions(text_export):
+    output = text_export["folder"] / "report.json"
+    run = _run_recipe(f"--model_dir={text_export['path']}", f"--data_dir={text_export['csv']}",
+                      "--text_column=review", "--label_column=sentiment", f"--output={output}")
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads(output.read_text(encoding="utf-8"))
+    truth = ["pos"] * 8 + ["neg"] * 8
+    predicted = prediction.predict_texts(text_export["path"], text_export["texts"], top_k=2)
+    p_neg = np.array([dict(result.top_k)["neg"] for result in predicted])
+    assert report["task"] == "binary" and report["positive_class"] == "neg"
+    assert report["accuracy"] == pytest.approx(np.mean([r.top_k[0][0] == t for r, t in zip(predicted, truth)]))
+    assert report["roc_auc"] == pytest.approx(roc_auc_score([t == "neg" for t in truth], p_neg))
+    assert [s["support"] for s in report["per_class"].values()] == [8, 8]
+    assert report["data"]["skipped"] == {"empty": 1}
+    assert "ROC AUC" in run.stdout
+
+
+def test_a_class_the_model_does_not_know_ends_with_a_message(text_export):
+    data = text_export["folder"] / "other.csv"
+    data.write_text("text,label\nthe film was good,pos\nit was fine,meh\n", encoding="utf-8")
+    run = _run_recipe(f"--model_dir={text_export['path']}", f"--data_dir={data}",
+                      f"--output={text_export['folder'] / 'never.json'}")
+    assert run.returncode == 2
+    assert "evaluate.py: error: The evaluation data has classes the model does not know" in run.stderr
+    assert "unknown classes ['meh'] (1)" in run.stderr and "Traceback" not in run.stderr
+    assert not (text_export["folder"] / "never.json").exists()
+
+
+def test_missing_model_dir_ends_with_a_message():
+    run = _run_recipe("--data_dir=somewhere")
+    assert run.returncode == 2
+    assert "evaluate.py: error: Pass the export to evaluate: --model_dir=" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_multi_label_export_is_scored_per_class_at_the_threshold(tmp_path):
+    write_word_vectors(tmp_path / "vectors.txt", POSITIVE + NEGATIVE, dim=4)
+    texts = sentences(POSITIVE, 4, seed=3) + sentences(NEGATIVE, 4, seed=4)
+    backbone = tfxfer.load_word_vector_backbone(tmp_path / "vectors.txt", texts, sequence_length=8, encoder="mean",
+                                                seed=0)
+    model = tfxfer.build_text_classifier(backbone, num_classes=3, multi_label=True)
+    kernel = model.get_layer("predictions").kernel
+    kernel.assign(kernel * 20.0)
+    path = tfxfer.export_saved_model(model, tmp_path / "tags", class_names=["x", "y", "z"])
+    labels = [("x", "z"), ("y",), "z", ()] * 2  # a plain name is one class; () none
+    report = exported_model.evaluate_export(path, texts, labels, threshold=0.4)
+    served = tf.saved_model.load(path).signatures["serving_default"](texts=tf.constant(texts))["probabilities"]
+    predicted = served.numpy() > 0.4
+    truth = np.array([[name in label for name in "xyz"] for label in labels])
+    assert report["task"] == "multilabel" and report["threshold"] == 0.4  # the head, read from the export
+    assert report["subset_accuracy"] == pytest.approx(np.mean((predicted == truth).all(axis=1)))
+    for column, name in enumerate("xyz"):
+        counts = report["per_class"][name]
+        assert counts["true_positives"] == int((predicted & truth)[:, column].sum())
+        assert counts["false_positives"] == int((predicted & ~truth)[:, column].sum())
+        assert counts["support"] == int(truth[:, column].sum())
+    single = tfxfer.export_saved_model(tfxfer.build_text_classifier(backbone, num_classes=3), tmp_path / "one",
+                                       class_names=["x", "y", "z"])
+    with pytest.raises(ConfigError, match=r"predicts one class per example.*Received: e\.g\. \['x', 'z'\]"):
+        exported_model.evaluate_export(single, texts, labels)

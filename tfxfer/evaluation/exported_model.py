@@ -1,0 +1,174 @@
+"""`evaluate_export`: the evaluation report of an exported SavedModel, through what TF Serving runs.
+
+The inputs go through the export's `serving_default` signature as a client
+sends them (encoded image bytes, raw texts), so the report measures the
+model's decoding, resizing and tokenizing too, not only its weights. The
+data's labels are class names, matched to the export's classes by name: the
+data may list its classes in another order, or only some of them.
+"""
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfxfer import prediction
+from tfxfer.errors import ConfigError
+from tfxfer.evaluation import metrics
+from tfxfer.export import layout
+
+_LOG_EVERY = 20  # batches between progress lines
+_NAMES_IN_MESSAGE = 20
+_NAMES_IN_LOG = 5  # skipped inputs named in the log; the report lists them all
+
+
+def evaluate_export(
+    model_dir: str | prediction.ServingModel,
+    examples: Sequence[str] | Sequence[bytes],
+    labels: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    multi_label: bool | None = None,
+    threshold: float = 0.5,
+    top_k: int = 5,
+    batch_size: int = 32,
+) -> dict:
+    """Runs an export's `serving_default` on labelled examples; returns `classification_report`'s dict.
+
+    Images the signature cannot decode are skipped, not fatal (as the training
+    loaders skip them): they are logged with the model's reason and listed in
+    the report's `skipped_files`. The report's classes are the export's, in its
+    order; classes of the export the data has no example of are listed in
+    `classes_without_examples`.
+
+    Args:
+        model_dir: str. A version folder, or a model's base folder (its latest version); or
+            the export already loaded by `tfxfer.prediction.load_serving_model`.
+        examples: For an image export, image file paths (str, read batch by batch through
+            `tf.io.gfile`) or encoded images (bytes); for a text export, raw texts (str).
+        labels: The class name of each example; for multi-label data, a sequence of class
+            names per example (a plain name counts as one).
+        multi_label: bool | None. Whether the model predicts several classes per example;
+            None reads it from the export's metadata (its head).
+        threshold: float. Multi-label only: the probability above which a class is predicted.
+        top_k: int. Single-label only: k of `top_k_accuracy`.
+        batch_size: int. Examples per call of the signature.
+
+    Returns:
+        The report of `tfxfer.evaluation.metrics.classification_report`, plus `model_dir`
+        (the version folder evaluated) and `skipped_files` (inputs the model refused).
+
+    Raises:
+        ConfigError: a class name in `labels` the model does not know (naming it), no
+            examples, examples and labels of different lengths, inputs of the wrong kind,
+            or no input the model could read.
+
+    Example:
+
+    ```python
+    report = evaluate_export("saved_models/flowers", ["val/rose/1.jpg", "val/tulip/7.jpg"], ["rose", "tulip"])
+    ```
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    examples, labels = list(examples), list(labels)
+    if not examples or len(examples) != len(labels):
+        raise ConfigError("Pass one label per example, and at least one example. "
+                          f"Received: {len(examples)} examples, {len(labels)} labels")
+    if isinstance(model_dir, prediction.ServingModel):
+        model = model_dir
+    else:
+        model = prediction.load_serving_model(model_dir)
+    if multi_label is None:
+        multi_label = _head(model.version_dir) == metrics.MULTILABEL
+    targets = _encode_labels(labels, model.class_names, multi_label, model.version_dir)
+    _check_kind(model, examples)
+    logging.info("Evaluating %s on %d %ss in batches of %d.", model.version_dir, len(examples), model.kind, batch_size)
+    probabilities, kept, reasons = _serve(model, examples, batch_size)
+    skipped = list(reasons)
+    if skipped:
+        logging.warning("Skipped %d of %d inputs the model cannot read (listed in the report's skipped_files), "
+                        "e.g. %s", len(skipped), len(examples),
+                        "; ".join(f"{name} ({reasons[name]})" for name in skipped[:_NAMES_IN_LOG]))
+    if not kept:
+        raise ConfigError(f"The model could read none of the {len(examples)} inputs; expected JPEG/PNG/GIF/BMP "
+                          f"images. Received: e.g. {skipped[:3]} ({reasons[skipped[0]]})")
+    report = metrics.classification_report(
+        targets[kept], probabilities, model.class_names, multi_label=multi_label, threshold=threshold,
+        top_k=top_k)
+    return {**report, "model_dir": model.version_dir, "skipped_files": skipped}
+
+
+def _serve(model, examples, batch_size):
+    """(probabilities of the inputs the model read, their indices, {name of a refused input: reason})."""
+    rows, kept, reasons = [], [], {}
+    for number, start in enumerate(range(0, len(examples), batch_size), start=1):
+        batch = examples[start:start + batch_size]
+        probabilities, refused = prediction.serving_probabilities(model, _inputs(model, batch))
+        rows.append(probabilities)
+        kept += [start + i for i in range(len(batch)) if i not in refused]
+        reasons.update({_name(batch[i], start + i): reason for i, reason in refused.items()})
+        if number % _LOG_EVERY == 0:
+            logging.info("Evaluated %d of %d examples.", min(start + batch_size, len(examples)), len(examples))
+    return np.concatenate(rows), kept, reasons
+
+
+def _encode_labels(labels, class_names, multi_label, version_dir):
+    """Class ids `(N,)`, or multi-hot `(N, C)`, in the export's class order; unknown names are an error."""
+    index = {name: i for i, name in enumerate(class_names)}
+    names = [(label,) if isinstance(label, str) else tuple(label) for label in labels]
+    unknown = sorted({name for label in names for name in label} - set(index))
+    if unknown:
+        raise ConfigError(
+            f"The evaluation data has classes the model does not know; the model at {version_dir!r} predicts "
+            f"{_listed(class_names)}. Evaluate on data of these classes only (remove or rename the others). "
+            f"Received: unknown classes {_listed(unknown)}")
+    if multi_label:
+        multi_hot = np.zeros((len(names), len(class_names)), np.int64)
+        for row, label in enumerate(names):
+            multi_hot[row, [index[name] for name in label]] = 1
+        return multi_hot
+    several = [label for label in names if len(label) != 1]
+    if several:
+        raise ConfigError(f"The model at {version_dir!r} predicts one class per example, but some examples carry "
+                          f"{len(several[0])} classes; evaluate a multi-label model on multi-label data. "
+                          f"Received: e.g. {list(several[0])}")
+    return np.asarray([index[label[0]] for label in names], np.int64)
+
+
+def _check_kind(model, examples):
+    wanted = str if model.kind == prediction.TEXT else (str, bytes)
+    wrong = next((example for example in examples if not isinstance(example, wanted)), None)
+    if wrong is not None:
+        expected = "texts (str)" if model.kind == prediction.TEXT else "image file paths (str) or image bytes"
+        raise ConfigError(f"The model at {model.version_dir!r} takes {model.kind}s: pass {expected}. "
+                          f"Received: a {type(wrong).__name__}")
+
+
+def _inputs(model, batch):
+    """What the signature takes: file contents for image paths, everything else as it is."""
+    if model.kind == prediction.TEXT:
+        return batch
+    return [prediction.read_files([item])[0] if isinstance(item, str) else item for item in batch]
+
+
+def _head(version_dir):
+    """The export's head kind from its metadata ("multiclass", "binary", "multilabel"), or None without it."""
+    path = os.path.join(version_dir, layout.EXTRA_ASSETS_DIR, layout.METADATA_FILE)
+    if not tf.io.gfile.exists(path):
+        logging.warning("No %s in %s: evaluating it as a single-label model (pass multi_label to say otherwise).",
+                        layout.METADATA_FILE, version_dir)
+        return None
+    with tf.io.gfile.GFile(path, "r") as f:
+        return json.loads(f.read()).get("head")
+
+
+def _name(example, index):
+    return example if isinstance(example, str) else f"example {index}"
+
+
+def _listed(names):
+    shown = ", ".join(repr(name) for name in names[:_NAMES_IN_MESSAGE])
+    return f"[{shown}{', ...' if len(names) > _NAMES_IN_MESSAGE else ''}] ({len(names)})"

@@ -1,0 +1,168 @@
+"""Labelled raw examples to evaluate an export on: image folders, or texts in CSV/TSV files and folders.
+
+Raw means what a TF Serving client sends: image files (read as bytes batch by
+batch, never decoded here) or texts. The labels are class names, so that
+`tfxfer.evaluation.exported_model` can match them to the export's classes by
+name, whatever order or subset of classes the data has. The listing rules are
+the training loaders': `IMAGE_EXTENSIONS` (any case), hidden files and folders
+skipped (`tfxfer.data.layout`); texts go through the training readers
+(`tfxfer.data.text_files`, `text_csv`), which skip and count bad texts.
+A data folder holding `train/` and `val/` (or `validation/`) is evaluated on
+its validation folder.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from tfxfer.data import layout, text_csv, text_data, text_files
+from tfxfer.data.constants import IMAGE_EXTENSIONS
+from tfxfer.errors import ConfigError, MissingFileError
+
+IMAGE, TEXT = "image", "text"  # as tfxfer.prediction names the input kinds
+
+
+@dataclasses.dataclass
+class LabelledExamples:
+    """Raw inputs and their true class names.
+
+    Attributes:
+        kind: str. `"image"` or `"text"`.
+        inputs: list. Image file paths (str) or encoded image bytes; or texts (str).
+        labels: list. The class name of each input, or a tuple of names for multi-label data.
+        source: str. Where the examples come from (the folder, file or TFDS split read).
+        multi_label: bool. Whether the labels are tuples of class names.
+        skipped: dict[str, int]. Examples left out while reading, by reason (texts that
+            are not UTF-8 or empty, rows without a label, ...), as the training readers count them.
+    """
+
+    kind: str
+    inputs: list
+    labels: list
+    source: str
+    multi_label: bool = False
+    skipped: dict = dataclasses.field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """JSON-ready facts about the examples, for the evaluation report."""
+        return {"source": self.source, "kind": self.kind, "num_examples": len(self.inputs),
+                "multi_label": self.multi_label, "skipped": dict(self.skipped)}
+
+
+def read_labelled_data(
+    path: str,
+    kind: str,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_separator: str | None = None,
+) -> LabelledExamples:
+    """Reads labelled image folders (`kind="image"`) or texts (`kind="text"`) from `path`.
+
+    Args:
+        path: str. Images: a folder of class folders, or of `train/` + `val/` ones.
+            Texts: a .csv/.tsv file, a folder of class folders (one text per file;
+            or `train/` + `val/` holding them) or a folder of class files (one text per line).
+        kind: str. `"image"` or `"text"`: what the model takes.
+        text_column: str. CSV/TSV column of the texts.
+        label_column: str. CSV/TSV column of the class names.
+        label_separator: str | None. Separator of class names in CSV/TSV label cells
+            (multi-label data), e.g. `"|"`; None: one class per text.
+
+    Returns:
+        LabelledExamples.
+
+    Raises:
+        MissingFileError: `path` does not exist.
+        ConfigError: no examples, or a layout the readers do not understand.
+
+    Example:
+
+    ```python
+    data = read_labelled_data("flowers/", "image")   # flowers/val/<class>/*.jpg when there is a val/
+    ```
+    """
+    path = os.fspath(path)
+    if kind == IMAGE:
+        if label_separator is not None:
+            raise ConfigError("label_separator is for multi-label texts in a .csv/.tsv file; image folders name "
+                              f"one class each. Received: label_separator={label_separator!r}")
+        return read_image_folders(path)
+    if kind == TEXT:
+        return read_texts(path, text_column=text_column, label_column=label_column, label_separator=label_separator)
+    raise ConfigError(f"kind must be {IMAGE!r} or {TEXT!r}. Received: kind={kind!r}")
+
+
+def read_image_folders(data_dir: str) -> LabelledExamples:
+    """Lists the images of `data_dir`'s class folders (of its validation folder, if it has one).
+
+    A class folder without images is a class without examples, not an error:
+    evaluation data may hold only some classes.
+
+    data_dir: str. A folder of class folders, or of `train/` + `val/` (or `validation/`) ones.
+    """
+    if not tf.io.gfile.isdir(data_dir):
+        raise MissingFileError("Expected a folder of class folders of images (or of train/ and val/ folders "
+                               f"holding them). Received: {data_dir!r}")
+    root = _evaluation_folder(data_dir)
+    classes = [name for name in layout.visible_names(root) if tf.io.gfile.isdir(os.path.join(root, name))]
+    inputs, labels = [], []
+    for name in classes:
+        found = _images_under(os.path.join(root, name))
+        inputs += found
+        labels += [name] * len(found)
+    if not inputs:
+        raise ConfigError(f"Found no images in class folders of {root!r}. Expected {root}/<class>/<image> with "
+                          f"names ending in {', '.join(IMAGE_EXTENSIONS)} (any case, not hidden). "
+                          f"Received: class folders {classes}")
+    logging.info("Evaluation data: %d images in %d class folders of %s.", len(inputs), len(classes), root)
+    return LabelledExamples(IMAGE, inputs, labels, source=root)
+
+
+def read_texts(
+    path: str, *, text_column: str = "text", label_column: str = "label", label_separator: str | None = None
+) -> LabelledExamples:
+    """Reads labelled texts with the training readers (see `read_labelled_data` for the arguments)."""
+    source_format = text_data.detect_format(path)
+    if label_separator is not None and source_format != "csv":
+        raise ConfigError("label_separator applies to .csv/.tsv data only (several class names in one label "
+                          f"cell). Received: label_separator={label_separator!r} for {source_format} data in {path!r}")
+    source = path
+    if source_format == "csv":
+        texts = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column,
+                                       label_separator=label_separator)
+    elif source_format == "class_folders":
+        source = _evaluation_folder(path)
+        texts = text_files.read_class_folders(source)
+    else:
+        texts = text_files.read_line_files(path)
+    if not texts.texts:
+        raise ConfigError(f"No usable text with a label in {path!r}. Received: skipped {dict(texts.skipped)}")
+    logging.info("Evaluation data: %d texts from %s (%s).", len(texts.texts), source, source_format)
+    return LabelledExamples(TEXT, list(texts.texts), list(texts.labels), source=source,
+                            multi_label=label_separator is not None,
+                            skipped={reason: int(count) for reason, count in texts.skipped.items()})
+
+
+def _evaluation_folder(data_dir):
+    """`data_dir`'s validation folder when it has `train/` and one, else where its class folders are."""
+    train, validation = layout.train_and_validation_folders(data_dir)
+    if validation is not None:
+        logging.info("%r holds train/ and %s/: evaluating on %s.", data_dir, os.path.basename(validation), validation)
+        return validation
+    if train != data_dir:
+        logging.warning("%r holds train/ but no val/ or validation/ folder: evaluating on the training data %s, "
+                        "which says little about new data.", data_dir, train)
+    return train
+
+
+def _images_under(class_dir):
+    """Image files under `class_dir`, recursively and sorted, hidden files and folders left out."""
+    found = []
+    for folder, subfolders, names in tf.io.gfile.walk(class_dir):
+        subfolders[:] = [name for name in subfolders if not layout.is_hidden(name)]  # walk() follows this list.
+        found += [os.path.join(folder, name) for name in names
+                  if not layout.is_hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)

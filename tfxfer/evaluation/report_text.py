@@ -1,0 +1,118 @@
+"""`format_report`: a `classification_report` dict as a plain-text table for a console or a log.
+
+Every line stays under `MAX_LINE` characters whatever the class names: long
+names are cut with an ellipsis, long lists are wrapped. A confusion matrix of 50
+classes does not fit a console, so the text shows the most confused pairs
+instead; the whole matrix stays in the report (`metrics.json`).
+"""
+
+import textwrap
+
+import numpy as np
+
+MAX_LINE = 119
+NAME_WIDTH = 40  # Longest class name shown whole.
+CONFUSED_PAIRS = 10  # How many of the most confused (true, predicted) pairs are shown.
+_NUMBER = 9  # Width of a score column.
+
+
+def format_report(report: dict) -> str:
+    """A readable table of `report` (from `tfxfer.evaluation.metrics.classification_report`).
+
+    Per-class precision, recall, F1 and support rows, the averages, accuracy
+    (single-label: top-k accuracy, ROC AUC and PR AUC when the report has them;
+    multi-label: subset and label accuracy at its threshold), classes without
+    examples, for single-label tasks the `CONFUSED_PAIRS` most confused pairs
+    ("true -> predicted: count"), and skipped inputs when the report lists them.
+
+    Args:
+        report: dict. A report from `classification_report` (or `evaluate_model`,
+            `evaluate_export`).
+
+    Returns:
+        str. Lines joined by "\\n", each at most `MAX_LINE` characters, without a final newline.
+
+    Example:
+
+    ```python
+    print(format_report(classification_report(labels, probabilities, class_names)))
+    ```
+    """
+    multi_label = report["task"] == "multilabel"
+    width = max([len("weighted avg")] + [len(_short(name)) for name in report["class_names"]])
+    lines = [f"Evaluated {report['num_examples']} examples of {report['num_classes']} classes"
+             + (f" (multi-label, threshold {report['threshold']:g})" if multi_label else "") + "."]
+    lines += ["", _row("class", width, ("precision", "recall", "f1", "support"))]
+    for name in report["class_names"]:
+        scores = report["per_class"][name]
+        lines.append(_row(_short(name), width, _scores(scores) + (str(scores["support"]),)))
+    total = str(sum(scores["support"] for scores in report["per_class"].values()))
+    for average in ("micro", "macro", "weighted"):
+        if average in report:
+            lines.append(_row(f"{average} avg", width, _scores(report[average]) + (total,)))
+    lines.append("")
+    lines += _headline(report)
+    if report["classes_without_examples"]:
+        lines += _wrapped(f"Classes without examples (precision/recall 0 by convention, left out of the macro "
+                          f"average): {', '.join(_short(name) for name in report['classes_without_examples'])}")
+    if not multi_label:
+        lines += _confused_pairs(report)
+    if report.get("skipped_files"):
+        skipped = report["skipped_files"]
+        examples = ", ".join(_short(str(path), 60) for path in skipped[:3])
+        inputs = "input" if len(skipped) == 1 else "inputs"
+        lines += [""] + _wrapped(f"Skipped {len(skipped)} {inputs} the model could not read, e.g. {examples}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _headline(report):
+    """The one-number metrics, one per line."""
+    if report["task"] == "multilabel":
+        return [f"subset accuracy   {report['subset_accuracy']:.4f}  (every class of an example right)",
+                f"label accuracy    {report['label_accuracy']:.4f}  (1 - Hamming loss)"]
+    lines = [f"accuracy          {report['accuracy']:.4f}"]
+    if "top_k_accuracy" in report:
+        lines.append(f"top-{report['top_k']} accuracy    {report['top_k_accuracy']:.4f}")
+    if "roc_auc" in report:
+        positive = _short(report["positive_class"])
+        if report["roc_auc"] is None:
+            lines += _wrapped(f"ROC AUC, PR AUC    undefined: {report['auc_undefined']}")
+        else:
+            lines += [f"ROC AUC           {report['roc_auc']:.4f}",
+                      f"PR AUC            {report['pr_auc']:.4f}  (average precision of {positive})"]
+    return lines
+
+
+def _confused_pairs(report):
+    """The most frequent mistakes, "true -> predicted: count", most frequent first."""
+    matrix = np.asarray(report["confusion_matrix"])
+    mistakes = matrix.copy()
+    np.fill_diagonal(mistakes, 0)
+    if not mistakes.any():
+        return ["", "No confusions: every example was predicted as its own class."]
+    rows, columns = np.nonzero(mistakes)
+    # Most frequent first; ties in class order, so the text is the same on every run.
+    order = sorted(zip(-mistakes[rows, columns], rows, columns))[:CONFUSED_PAIRS]
+    names = report["class_names"]
+    shown = len(order)
+    lines = ["", f"Most confused (true -> predicted: count, {shown} of {len(rows)} pairs):"]
+    for count, true, predicted in order:
+        lines.append(f"  {_short(names[true])} -> {_short(names[predicted])}: {-count}")
+    return lines
+
+
+def _scores(scores):
+    return tuple("-" if scores[key] is None else f"{scores[key]:.3f}" for key in ("precision", "recall", "f1"))
+
+
+def _row(name, width, cells):
+    return name.ljust(width) + "".join(cell.rjust(_NUMBER + 1) for cell in cells)
+
+
+def _short(name, limit=NAME_WIDTH):
+    """`name`, cut to `limit` characters with an ellipsis when longer."""
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _wrapped(text):
+    return textwrap.wrap(text, width=MAX_LINE, subsequent_indent="  ", break_long_words=True)
