@@ -354,7 +354,7 @@ def test_docstring_examples_run():
 
 
 def test_the_suggestion_is_logged(caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")
     sweep = find_learning_rate(_model(), _data(), config=CONFIG, steps=10, max_learning_rate=1e-2)
     assert f"suggested learning rate {sweep.suggestion:.3g}" in caplog.text
     assert "Learning-rate sweep of phase 1: 10 of 10 steps from 1e-07 to 0.01" in caplog.text

@@ -39,13 +39,18 @@ def test_text_recipe_with_word_vectors_on_csv(tmp_path):
     process = _run(
         f"--data_dir={path}", "--text_column=review", "--label_column=stars", f"--word_vectors={vectors}",
         "--encoder=mean", "--sequence_length=4", "--epochs=2", "--fine_tune_epochs=1", "--fine_tune_at=0",
-        f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--model_name=stars")
+        "--find_learning_rate=1", f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}",
+        "--model_name=stars")
     assert process.returncode == 0, process.stderr[-4000:]
     with open(tmp_path / "run" / "metrics.json", encoding="utf-8") as f:
         metrics = json.load(f)
     assert metrics["data"]["class_names"] == ["five", "one"]
     assert metrics["phase2"]["trainable_parameters"] > metrics["phase1"]["trainable_parameters"]
     assert metrics["backbone"] == str(vectors)
+    # The finder chose phase 1's rate (and drew its sweep); phase 2 kept its flag's.
+    assert metrics["phase1"]["learning_rate"] == metrics["phase1"]["learning_rate_suggestion"]
+    assert metrics["phase2"]["learning_rate"] == metrics["fine_tune_learning_rate"]
+    assert (tmp_path / "run" / "lr_find.png").stat().st_size > 10_000
     signature = tf.saved_model.load(str(tmp_path / "exports" / "stars" / "1")).signatures["serving_default"]
     outputs = signature(texts=tf.constant(["good film", "awful film"]))
     assert outputs["probabilities"].shape == (2, 2)
