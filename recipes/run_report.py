@@ -21,9 +21,6 @@ from tfxfer.evaluation import keras_model, report_text
 from tfxfer.reports import plots
 
 TENSORBOARD_DIR = "tensorboard"
-TRAINING_CURVES = "training_curves.png"
-CONFUSION_MATRIX = "confusion_matrix.png"
-LR_FIND = "lr_find.png"
 
 
 def tensorboard_dir(run_dir: str) -> str:
@@ -44,16 +41,16 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
     metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
     flags_path = run_folder.write_flagfile(run_dir)
     written = [metrics_file.write_metrics(run_dir, metrics)]
-    written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, TRAINING_CURVES)))
+    written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, plots.TRAINING_CURVES_FILE)))
     if evaluation is not None and "confusion_matrix" in evaluation:
         written.append(plots.save_confusion_matrix(evaluation["confusion_matrix"], evaluation["class_names"],
-                                                   os.path.join(run_dir, CONFUSION_MATRIX)))
+                                                   os.path.join(run_dir, plots.CONFUSION_MATRIX_FILE)))
     for phase in (result.phase1, result.phase2):
         if phase is not None and phase.learning_rate_sweep is not None:
             sweep = phase.learning_rate_sweep
             written.append(plots.save_learning_rate_sweep(
                 sweep["learning_rates"], sweep["losses"], sweep["smoothed_losses"], sweep["suggestion"],
-                os.path.join(run_dir, LR_FIND)))
+                os.path.join(run_dir, plots.LR_FIND_FILE)))
     if not tfxfer.is_chief():
         return
     if evaluation is not None:

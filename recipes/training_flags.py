@@ -172,8 +172,7 @@ def output_dirs() -> tuple[str, str]:
     In multi-worker training every worker runs the writing code too; only the
     chief's files are kept.
     """
-    run_dir = run_folder.choose(FLAGS.run_dir, FLAGS.model_name) if tfxfer.is_chief() else (
-        tfxfer.chief_or_temp_dir(FLAGS.run_dir or run_folder.RUNS_ROOT))
+    run_dir = tfxfer.chief_or_temp_dir(run_folder.choose(FLAGS.run_dir, FLAGS.model_name))
     export_dir = versioning.model_dir(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name)
     return run_dir, export_dir
 
