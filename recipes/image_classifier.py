@@ -17,6 +17,7 @@ import training_flags
 from absl import app, flags
 
 import tfxfer
+from tfxfer.data import image_cache
 from tfxfer.export import warmup
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
@@ -34,7 +35,12 @@ flags.DEFINE_string("weights", "pretrained",
 flags.DEFINE_bool("safe_mode", True, "Load a .keras --backbone in Keras safe mode (no arbitrary code from Lambda "
                   "layers); --nosafe_mode only for files you trust.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels; defaults to the backbone's.")
+flags.DEFINE_bool("augmentation", True, "Random flips, rotations, zooms and shifts of the training images in phase 2 "
+                  "(tfxfer.default_image_augmentation); --noaugmentation leaves them out, e.g. for --jit_compile.")
 flags.DEFINE_integer("top_k", 5, "Signatures also return the top_k best scores and class names; 0 leaves them out.")
+flags.DEFINE_integer("cache_memory_mb", image_cache.DEFAULT_CACHE_MEMORY_MB,
+                     "Most MB of decoded images (uint8, H x W x 3 bytes each) kept in memory; beyond it they are "
+                     "cached in files in the run folder, removed when the run ends.")
 flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-range/float16/int8 TFLite models "
                     "and their validation report (tflite_report.json) there.")
 # --help lists the shared flags too, not only this file's.
@@ -47,19 +53,20 @@ def main(argv):
     training_flags.check_paths("tflite_dir")
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
+    # Every worker runs what follows; only the chief's files are kept. Before the
+    # data: decoded images beyond --cache_memory_mb spill into the run folder.
+    run_dir, export_dir = training_flags.output_dirs()
     with strategy.scope():  # the model's variables are created once per replica
         backbone = FLAGS.backbone
         if backbone.endswith(".keras"):
             backbone = tfxfer.backbone_from_model(backbone, FLAGS.backbone_output_layer, safe_mode=FLAGS.safe_mode)
         # Before the data: a size the backbone cannot take fails before any image is decoded.
         image_size = tfxfer.models.image_classifier.resolve_image_size(backbone, FLAGS.image_size)
-        data = load_data((image_size, image_size), global_batch)
+        data = load_data((image_size, image_size), global_batch, run_dir)
         model = tfxfer.build_image_classifier(
             backbone, len(data.class_names), weights=training_flags.parse_weights(FLAGS.weights),
-            image_size=image_size, alpha=FLAGS.alpha, seed=FLAGS.seed)
+            image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, seed=FLAGS.seed)
     config = training_flags.fine_tune_config(global_batch)
-    # Every worker runs what follows; only the chief's files are kept.
-    run_dir, export_dir = training_flags.output_dirs()
     result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
                               class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
                               tensorboard_dir=run_report.tensorboard_dir(run_dir),
@@ -79,9 +86,14 @@ def main(argv):
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path)
 
 
-def load_data(image_size, batch_size):
+def load_data(image_size, batch_size, run_dir):
+    """Loads --data_dir or --tfds_name; decoded images beyond --cache_memory_mb spill to a folder in `run_dir`.
+
+    The loaders remove that folder at process exit: the decoded images can take
+    gigabytes, and the run's results do not need them.
+    """
     common = dict(image_size=image_size, batch_size=batch_size, validation_split=FLAGS.validation_split or None,
-                  seed=FLAGS.seed)
+                  seed=FLAGS.seed, cache_memory_mb=FLAGS.cache_memory_mb, spill_dir=run_dir)
     if FLAGS.tfds_name:
         return tfxfer.load_tfds_images(FLAGS.tfds_name, data_dir=FLAGS.data_dir, **common)
     if not FLAGS.data_dir:

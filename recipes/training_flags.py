@@ -26,8 +26,11 @@ from absl import app, flags, logging
 import tfxfer
 from tfxfer.defaults import FineTuneAt
 from tfxfer.export import versioning
+from tfxfer.training import precision
 
 FLAGS = flags.FLAGS
+# --mixed_precision's values: FineTuneConfig.mixed_precision's, with "off" for None.
+_MIXED_PRECISION = ["off", "auto", precision.BFLOAT16, precision.FLOAT16]
 # The recipe's default training config, set by define_flags; the flags override its fields.
 _training = tfxfer.FineTuneConfig()
 
@@ -101,6 +104,16 @@ def define_flags(
                       "the run folder). Replaces --learning_rate or --fine_tune_learning_rate.")
     flags.DEFINE_string("backup_dir", None,
                         "Back up the training state here each epoch; the same command resumes a killed run.")
+    flags.DEFINE_enum("mixed_precision", training.mixed_precision or "off", _MIXED_PRECISION,
+                      "Compute dtype while training (the predictions, the loss and the saved and exported model "
+                      "stay float32): off, auto (bfloat16 on TPUs and on CPUs with avx512_bf16/amx_bf16, float16 "
+                      "on GPUs, else float32), mixed_bfloat16, or mixed_float16 (with loss scaling). On CPUs "
+                      "without bf16 instructions bfloat16 is emulated and slower (benchmarks/precision.py).")
+    flags.DEFINE_bool("jit_compile", training.jit_compile,
+                      "Compile the training and evaluation steps with XLA. XLA compiles once per batch shape "
+                      "(text batches trimmed to their longest sentence compile once per length), and cannot "
+                      "compile Keras' random image augmentation (RandomRotation, RandomZoom, ...): a model "
+                      "with it is refused before training.")
 
 
 def check_paths(*folder_flags: str) -> None:
@@ -154,15 +167,22 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
     return _training.replace(
         epochs=FLAGS.epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
         fine_tune_at=parse_fine_tune_at(FLAGS.fine_tune_at),
-        learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1], **changes)
+        learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1],
+        mixed_precision=None if FLAGS.mixed_precision == "off" else FLAGS.mixed_precision,
+        jit_compile=FLAGS.jit_compile, **changes)
 
 
 def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfer.FineTuneConfig) -> dict:
-    """The `metrics.json` fields about batches, distribution, learning rates and determinism."""
+    """The `metrics.json` fields about batches, distribution, learning rates, precision and determinism.
+
+    `compute_policy` is the policy training ran in: what `mixed_precision="auto"` resolved to here.
+    """
     return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": FLAGS.strategy,
             "num_replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
             "fine_tune_learning_rate": config.fine_tune_learning_rate, "seed": FLAGS.seed,
-            "deterministic": FLAGS.deterministic}
+            "deterministic": FLAGS.deterministic, "mixed_precision": config.mixed_precision or "off",
+            "compute_policy": precision.resolve(config.mixed_precision, strategy),
+            "jit_compile": config.jit_compile}
 
 
 def output_dirs() -> tuple[str, str]:

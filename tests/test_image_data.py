@@ -198,20 +198,22 @@ def test_training_order_changes_every_epoch_validation_order_does_not(tmp_path):
     assert _examples(data.validation) == _examples(data.validation)
 
 
-def test_file_cache_is_written_per_split_and_replayed(tmp_path):
+def test_file_cache_is_written_once_while_loading_and_replayed(tmp_path):
+    # One cache file for both splits, written by the decoding pass: the split
+    # is made after decoding, on the files that decode.
     _make_classes(tmp_path / "images", {"a": 3, "b": 3})
     prefix = tmp_path / "cache" / "flowers"
 
     data = load_image_folders(
         tmp_path / "images", image_size=IMAGE_SIZE, validation_split=0.4, cache=str(prefix)
     )
-    first = sorted(_examples(data.train))
-    _examples(data.validation)  # A file cache is written while it is first read.
 
     written = os.listdir(tmp_path / "cache")
-    assert any(name.startswith("flowers_train_") for name in written)
-    assert any(name.startswith("flowers_validation_") for name in written)
+    assert any(name.startswith("flowers_decoded_") for name in written), written
+    assert data.decoded_cache == "files"
+    first = sorted(_examples(data.train))
     assert sorted(_examples(data.train)) == first
+    assert len(first) + len(_examples(data.validation)) == 6
 
 
 @pytest.mark.shared
@@ -299,6 +301,9 @@ def test_split_too_small_for_any_validation_raises(tmp_path):
         ({"batch_size": 0}, r"positive integer.*batch_size=0"),
         ({"cache": ""}, r"cache file path prefix.*cache=''"),
         ({"shuffle_buffer": -1}, r"positive number.*shuffle_buffer=-1"),
+        ({"cache_memory_mb": 0}, r"positive whole number of MB.*e\.g\. 1024.*cache_memory_mb=0"),
+        ({"cache_memory_mb": 0.5}, r"positive whole number of MB.*cache_memory_mb=0\.5"),
+        ({"spill_dir": ""}, r"folder path.*spill_dir=''"),
     ],
 )
 def test_invalid_arguments_raise(tmp_path, kwargs, match):

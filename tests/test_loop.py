@@ -194,8 +194,43 @@ def test_cached_phase1_trains_the_head_like_the_full_model():
     assert cached.history["loss"] == pytest.approx(full.history["loss"], rel=1e-5)
 
 
-def test_caching_is_off_by_default_for_models_with_augmentation():
+def test_the_default_image_model_has_the_augmentation_layer_a_cache_skips():
     augmented = tfxfer.build_image_classifier(
         "mobilenet_v2", num_classes=3, weights=None, image_size=(32, 32), alpha=0.35)
     assert feature_cache.has_augmentation(augmented)
     assert not feature_cache.has_augmentation(_dense_model())
+
+
+def _augmented_image_model_and_data():
+    """A default image model (with its augmentation layer) and 12 random images in batches of 5."""
+    model = tfxfer.build_image_classifier(
+        "mobilenet_v2", num_classes=3, weights=None, image_size=(32, 32), alpha=0.35, seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, size=(12, 32, 32, 3)).astype("float32")
+    labels = np.arange(12, dtype="int32") % 3
+    return model, images, tf.data.Dataset.from_tensor_slices((images, labels)).batch(5)
+
+
+def test_an_augmented_image_models_cached_head_predicts_what_the_whole_model_does():
+    # Phase 1 caches the clean images' features even with augmentation: at inference the
+    # augmentation is off, so the head on cached features must give the model's own predictions.
+    model, images, dataset = _augmented_image_model_and_data()
+    cached = feature_cache.cache_phase(model, dataset, dataset)
+    features = np.concatenate([batch for batch, _ in cached.validation])
+    np.testing.assert_allclose(cached.head.predict(features, verbose=0), model.predict(images, verbose=0),
+                               atol=1e-5)
+    assert features.shape == (12, model.get_layer(layer_names.PREDICTIONS).input.shape[-1])
+
+
+def test_augmented_passes_cache_differently_augmented_training_features_and_clean_validation_ones():
+    model, _, dataset = _augmented_image_model_and_data()
+    clean = feature_cache.cache_phase(model, dataset, dataset)
+    augmented = feature_cache.cache_phase(model, dataset, dataset, augmented_passes=2)
+    clean_features = np.concatenate([batch for batch, _ in clean.validation])
+    np.testing.assert_allclose(np.concatenate([batch for batch, _ in augmented.validation]), clean_features,
+                               atol=1e-6)
+    # An epoch still has the data's 3 batches, drawn from the 24 augmented examples.
+    epoch = list(augmented.train.as_numpy_iterator())
+    assert [len(batch_labels) for _, batch_labels in epoch] == [5, 5, 5]
+    drawn = np.concatenate([features for features, _ in epoch])
+    same = np.isclose(drawn[:, None, :], clean_features[None], rtol=1e-4, atol=0).all(axis=-1)
+    assert not same.any()  # none is a clean image's

@@ -71,11 +71,24 @@ def test_planning_leaves_the_model_as_it_is():
 
 
 @pytest.mark.parametrize("augmentation, cache_features, expected", [
-    (False, None, True), (True, None, False), (False, False, False), (True, True, True)])
-def test_the_feature_cache_is_planned_for_phase1_unless_augmentation_would_be_skipped(
-        augmentation, cache_features, expected):
-    phase1, _ = _plan(_classifier(augmentation), FineTuneConfig(), cache_features=cache_features)
+    (False, None, True), (True, None, True), (False, False, False), (True, False, False), (True, True, True)])
+def test_phase1_is_planned_on_cached_features_unless_turned_off(augmentation, cache_features, expected):
+    phase1, phase2 = _plan(_classifier(augmentation), FineTuneConfig(), cache_features=cache_features)
     assert phase1.cache_features is expected
+    assert phase2.cache_features is False  # the backbone trains: augmentation applies from here
+
+
+def test_the_log_says_augmentation_starts_in_phase2_when_phase1_is_cached(caplog):
+    with caplog.at_level("INFO", logger="absl"):
+        _plan(_classifier(augmentation=True), FineTuneConfig(), cache_features=None)
+    assert "features of the un-augmented images, computed once; augmentation runs in every step of phase 2" \
+        in caplog.text
+
+
+@pytest.mark.parametrize("passes", [-1, 1.5, True])
+def test_a_bad_number_of_augmented_feature_passes_fails_before_training(passes):
+    with pytest.raises(ConfigError, match=r"augmented_feature_passes must be an int >= 0.*Received"):
+        _plan(_classifier(augmentation=True), FineTuneConfig(augmented_feature_passes=passes))
 
 
 def test_the_schedule_spans_the_phase_and_warms_up():

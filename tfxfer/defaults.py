@@ -36,6 +36,22 @@ class FineTuneConfig:
             before a phase stops; the best epoch's weights are restored.
             None disables early stopping.
         class_weight: None, "balanced" or {class_index: weight}.
+        mixed_precision: None/"off" (default, float32), "auto",
+            "mixed_bfloat16" or "mixed_float16". Both phases compute in that
+            policy (the predictions layer and the loss in float32), set on the
+            built model's layers for the run only: the trained model is float32
+            again afterwards. "auto" picks bfloat16 on TPUs and on CPUs with
+            bf16 instructions, float16 (with loss scaling) on GPUs, else
+            float32. See `tfxfer.training.precision`.
+        augmented_feature_passes: int. Phase 1 of a model with an augmentation
+            layer trains on cached features: of the clean images (0, default),
+            or of this many randomly augmented passes over them, at that many
+            times the extraction cost. Measured on splits of the training data,
+            2 passes did no better than the clean images (README, "Benchmarks").
+        jit_compile: bool. Compile the training and evaluation steps with XLA
+            (a TPU strategy compiles them anyway). XLA compiles once per batch
+            shape, so text batches trimmed to their longest sequence compile
+            once per length seen.
 
     Example:
 
@@ -60,6 +76,9 @@ class FineTuneConfig:
     layer_decay: float = 1.0
     early_stopping_patience: int | None = 3
     class_weight: None | str | dict[int, float] = None
+    augmented_feature_passes: int = 0
+    mixed_precision: str | None = None
+    jit_compile: bool = False
 
     def replace(self, **changes) -> "FineTuneConfig":
         """A copy with `changes` applied, as `dataclasses.replace`: every value is taken as given.

@@ -6,9 +6,11 @@ Two layouts are understood:
     data_dir/<class>/*.jpg         split by a seeded, stratified `validation_split`
                                    (`tfxfer.data.splits`)
 
-Files that cannot be decoded are found in one parallel pass before training and
-left out, so a corrupt JPEG never ends an epoch halfway and the number of steps
-per epoch is known in advance. Hidden files and folders (".DS_Store",
+Every file is decoded once, in one parallel pass before training that also fills
+the cache of decoded images (`tfxfer.data.image_cache`: memory within a budget,
+else files). Files that cannot be decoded are found by that pass and left out,
+so a corrupt JPEG never ends an epoch halfway and the number of steps per epoch
+is known in advance. Hidden files and folders (".DS_Store",
 "._photo.jpg", ".ipynb_checkpoints/") are tool clutter, never images or classes.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import image_ops, layout, pipeline, splits
+from tfxfer.data import image_cache, image_ops, layout, pipeline, splits
 from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError, MissingFileError
@@ -39,19 +41,25 @@ def load_image_folders(
     seed: int = 0,
     cache: bool | str = True,
     shuffle_buffer: int | None = None,
+    cache_memory_mb: int = image_cache.DEFAULT_CACHE_MEMORY_MB,
+    spill_dir: str | os.PathLike | None = None,
 ) -> pipeline.ImageDatasets:
     """Loads labelled images from class sub-folders into batched `tf.data` pipelines.
 
     Class names are the sorted names of the class sub-folders (hidden ones such as
     `.ipynb_checkpoints` are left out). Files are listed recursively under each
     class folder, skipping hidden files and folders; only `IMAGE_EXTENSIONS` (any
-    case) count, other files are ignored and counted in the log. Images are decoded
-    and resized with `tfxfer.data.image_ops.decode_and_resize`, the same function
-    the exported serving graph uses (EXIF orientation, grayscale, alpha, CMYK and
-    16-bit PNGs are handled as `image_ops.decode_image` says). Loading decodes
-    every image once (in parallel) to find files that cannot be decoded (truncated,
-    corrupt, or not an image despite the extension); they are left out, counted
-    in the log with their reasons and listed in `skipped_files`.
+    case) count, other files are ignored and counted in the log. Images are decoded,
+    resized and rounded to uint8 with `tfxfer.data.image_ops.decode_and_resize_uint8`,
+    the function the exported serving graph uses too (EXIF orientation, grayscale,
+    alpha, CMYK and 16-bit PNGs are handled as `image_ops.decode_image` says).
+
+    Loading decodes every file once, in parallel, into the cache: files that
+    cannot be decoded (truncated, corrupt, or not an image despite the extension)
+    are left out, counted in the log with their reasons and listed in
+    `skipped_files`, and training and validation then read only the cache. The
+    cache holds uint8 images (H x W x 3 bytes each, a quarter of float32); the
+    datasets cast each batch to float32 after the cache and the shuffle.
 
     Args:
         data_dir: str | os.PathLike. Either holds `train/` plus `val/` (or
@@ -64,10 +72,24 @@ def load_image_folders(
             `tfxfer.data.splits` says. Must be None when it has one. None
             without a validation folder means no validation.
         seed: int. Seeds the train/validation split and the per-epoch shuffle.
-        cache: bool | str. True caches decoded images in memory, a str caches them
-            in files with that path prefix, False decodes every epoch.
-        shuffle_buffer: int | None. Shuffle buffer in examples; None means the
-            whole training set, capped at roughly 256 MB of decoded images.
+        cache: bool | str. True caches the decoded images in memory when they fit
+            in `cache_memory_mb`, else in files in a new folder inside `spill_dir`
+            (removed at process exit). A str caches them in files with that path
+            prefix, named after a fingerprint of the files and image size (kept:
+            a later run on the same files replays them instead of decoding).
+            False decodes every epoch.
+        shuffle_buffer: int | None. Shuffle window in examples; None means the
+            whole training set, capped at a quarter of `cache_memory_mb` of
+            images. The cache is shuffled in chunks of images too, so a capped
+            window still draws every batch from the whole data set.
+        cache_memory_mb: int. Most MB (2**20 bytes) the decoded training and
+            validation images may take in memory: examples x H x W x 3 bytes,
+            known before decoding. The default, 1024, holds about 7,000 images of
+            224x224; beyond it, the images spill to files and memory stays flat
+            however large the data set.
+        spill_dir: str | os.PathLike | None. Where the spill folder is made when
+            `cache=True` exceeds `cache_memory_mb`, e.g. the run folder; None uses
+            the system's temporary folder.
 
     Returns:
         A `tfxfer.data.ImageDatasets`.
@@ -91,36 +113,40 @@ def load_image_folders(
         validation_split=validation_split,
         cache=cache,
         shuffle_buffer=shuffle_buffer,
+        cache_memory_mb=cache_memory_mb,
+        spill_dir=spill_dir,
     )
     image_size = (int(image_size[0]), int(image_size[1]))
     data_dir = os.fspath(data_dir)
-    class_names, train_files, validation_files, skipped_files = _collect_files(
-        data_dir, validation_split, seed
+    listing = _list_files(data_dir, validation_split)
+    order = _cache_order(listing, validation_split, seed)
+    plan = image_cache.plan_cache(
+        cache, cache_memory_mb=cache_memory_mb, spill_dir=spill_dir,
+        num_examples=len(order.paths), image_size=image_size,
     )
-    # The cache replays the first epoch's input order and the shuffle buffer may
-    # be smaller than the data set; a seeded permutation up front keeps class-sorted
-    # file lists from turning into single-class batches.
-    train_files = train_files.take(
-        np.random.default_rng(seed).permutation(len(train_files.paths))
-    )
+    decoded = _decode_once(order, image_size, plan)
+    train_files, validation_files = _split_decodable(listing, decoded.skipped, validation_split, seed, data_dir)
     if shuffle_buffer is None:
-        shuffle_buffer = pipeline.default_shuffle_buffer(len(train_files.paths), image_size)
+        shuffle_buffer = pipeline.default_shuffle_buffer(
+            len(train_files.paths), image_size, cache_memory_mb=cache_memory_mb
+        )
 
-    batching = dict(image_size=image_size, batch_size=batch_size, cache=cache, seed=seed)
+    batching = dict(batch_size=batch_size, seed=seed)
     datasets = pipeline.ImageDatasets(
-        train=_batched(train_files, "train", shuffle_buffer=shuffle_buffer, **batching),
+        train=decoded.select(train_files, shuffle_buffer=shuffle_buffer, **batching),
         validation=(
-            _batched(validation_files, "validation", shuffle_buffer=None, **batching)
+            decoded.select(validation_files, shuffle_buffer=None, **batching)
             if validation_files is not None
             else None
         ),
-        class_names=class_names,
+        class_names=listing.class_names,
         train_size=len(train_files.paths),
         validation_size=0 if validation_files is None else len(validation_files.paths),
-        skipped_files=skipped_files,
+        skipped_files=decoded.skipped,
         train_class_counts=np.bincount(
-            np.asarray(train_files.labels, np.int64), minlength=len(class_names)
+            np.asarray(train_files.labels, np.int64), minlength=len(listing.class_names)
         ).tolist(),
+        decoded_cache=plan.kind,
     )
     pipeline.log_summary(datasets, source=data_dir, batch_size=batch_size)
     return datasets
@@ -154,28 +180,58 @@ class _Files:
         return kept
 
 
-def _collect_files(
-    data_dir: str, validation_split: float | None, seed: int
-) -> tuple[list[str], "_Files", "_Files | None", list[str]]:
-    """Finds, checks and splits the images under `data_dir`.
+@dataclasses.dataclass
+class _Listing:
+    """The image files found under `data_dir`, before any is decoded."""
 
-    Returns (class names, training files, validation files or None, skipped files).
-    """
+    class_names: list[str]
+    train_root: str
+    train_files: _Files
+    validation_root: str | None
+    validation_files: "_Files | None"
+
+
+def _list_files(data_dir: str, validation_split: float | None) -> _Listing:
+    """Finds the class folders and their image files under `data_dir`."""
     train_root, validation_root = _find_split_roots(data_dir, validation_split)
     class_names = _class_names(train_root, validation_root)
-    train_files = _list_images(train_root, class_names)
     validation_files = None
     if validation_root is not None:
         validation_files = _list_images(validation_root, class_names)
+    return _Listing(class_names, train_root, _list_images(train_root, class_names), validation_root, validation_files)
 
-    skipped_files = _find_undecodable(
-        train_files.paths + (validation_files.paths if validation_files is not None else [])
-    )
-    train_files = train_files.without(skipped_files, train_root, class_names)
+
+def _cache_order(listing: _Listing, validation_split: float | None, seed: int) -> _Files:
+    """Every listed file, in the order the cache holds them: validation files first, then training ones.
+
+    The training part is a seeded permutation: the cache replays its order and
+    the shuffle buffer may be smaller than the data set, so class-sorted file
+    lists must not turn into single-class batches. With `validation_split`, the
+    split of the listed files is a guess of the split that is made after
+    decoding (on the decodable files only); it is right whenever every file
+    decodes, and then validation reads only the start of the cache.
+    """
+    train, validation = listing.train_files, listing.validation_files
+    if validation_split is not None:
+        try:
+            train_idx, validation_idx = splits.split_per_class(train.labels, validation_split, seed, what="images")
+            train, validation = train.take(train_idx), train.take(validation_idx)
+        except ConfigError:
+            pass  # The split after decoding raises it, or finds a split with fewer files.
+    train = train.take(np.random.default_rng(seed).permutation(len(train.paths)))
+    if validation is None:
+        return train
+    return _Files(validation.paths + train.paths, validation.labels + train.labels)
+
+
+def _split_decodable(
+    listing: _Listing, skipped: list[str], validation_split: float | None, seed: int, data_dir: str
+) -> tuple[_Files, "_Files | None"]:
+    """Drops the `skipped` files and splits the rest: (training files, validation files or None)."""
+    train_files = listing.train_files.without(skipped, listing.train_root, listing.class_names)
+    validation_files = listing.validation_files
     if validation_files is not None:
-        validation_files = validation_files.without(
-            skipped_files, validation_root, class_names
-        )
+        validation_files = validation_files.without(skipped, listing.validation_root, listing.class_names)
 
     if validation_split is not None:
         train_idx, validation_idx = splits.split_per_class(
@@ -189,7 +245,7 @@ def _collect_files(
             "hold out part of each class.",
             data_dir,
         )
-    return class_names, train_files, validation_files, skipped_files
+    return train_files, validation_files
 
 
 def _find_split_roots(
@@ -298,40 +354,113 @@ def _list_images(root: str, class_names: list[str]) -> _Files:
     return _Files(files, labels)
 
 
-def _find_undecodable(paths: Sequence[str]) -> list[str]:
-    """Returns, sorted, the paths that `image_ops.decode_image` cannot decode (or read).
+@dataclasses.dataclass
+class _Decoded:
+    """The decodable files of one `_cache_order`, decoded once, and how to read them.
 
-    One parallel tf.data pass decodes every file and drops the failures; the
-    indices that do not come out are the bad files. This costs one extra decode
-    per image, but lets the training pipeline keep a known, exact cardinality.
+    `chunks` holds chunks (`pipeline.chunk_size`) of `(position in the order,
+    uint8 image, int32 label)` of the decodable files, read from the cache the
+    decoding pass filled; without a cache it is None and `select` decodes the
+    files again every epoch.
     """
-    if not paths:
-        return []
 
-    def decode(index, path):
-        # uint8, as training decodes it before resizing; the shape keeps the
-        # decode from being pruned as dead code.
-        return index, tf.shape(image_ops.decode_uint8(tf.io.read_file(path)))
+    order: _Files
+    decodable: np.ndarray  # bool per position in `order`.
+    chunks: tf.data.Dataset | None
+    plan: image_cache.CachePlan
+    image_size: tuple[int, int]
 
-    decoded = (
-        tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), list(paths)))
-        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-        .ignore_errors()
-    )
-    good = {int(index) for index, _ in decoded.as_numpy_iterator()}
-    skipped = sorted(path for i, path in enumerate(paths) if i not in good)
-    if skipped:
-        # Only the failures are decoded again, one by one, to learn why.
-        reasons = [f"{path} ({_decode_error(path)})" for path in skipped[:_PATHS_IN_WARNING]]
-        logging.warning(
-            "Skipping %d files (of %d) that cannot be decoded as images (truncated, "
-            "corrupt, or not an image despite the extension), e.g. %s. The full list "
-            "is in ImageDatasets.skipped_files.",
-            len(skipped),
-            len(paths),
-            "; ".join(reasons),
+    @property
+    def skipped(self) -> list[str]:
+        return sorted(path for path, ok in zip(self.order.paths, self.decodable) if not ok)
+
+    def select(self, files: _Files, *, batch_size: int, shuffle_buffer: int | None, seed: int) -> tf.data.Dataset:
+        """The batched pipeline of `files` (decodable files of the order), in cache order when not shuffled."""
+        position_of = {path: i for i, path in enumerate(self.order.paths)}
+        positions = np.sort([position_of[path] for path in files.paths]).astype(np.int64)
+        if self.chunks is None:
+            return pipeline.finish_dataset(
+                _decode_files(self.order.take(positions), self.image_size),
+                batch_size=batch_size, cache=False, shuffle_buffer=shuffle_buffer, seed=seed,
+            )
+        chunk = pipeline.chunk_size(self.image_size)
+        # The chunks holding `positions`: the cache holds only decodable files, so
+        # a position's index in it counts the decodable positions before it.
+        # Skipping to the first and stopping after the last spares reading the
+        # rest of a file cache (validation is at its start).
+        index_in_cache = np.cumsum(self.decodable) - 1
+        first, last = index_in_cache[positions[0]] // chunk, index_in_cache[positions[-1]] // chunk
+        wanted = np.zeros(len(self.decodable), bool)
+        wanted[positions] = True
+        wanted = tf.constant(wanted)
+        in_memory = self.plan.in_memory
+        return pipeline.finish_chunks(
+            self.chunks.skip(int(first)).take(int(last - first + 1)),
+            num_examples=len(positions), batch_size=batch_size, shuffle_buffer=shuffle_buffer, seed=seed,
+            # From memory the chunk buffer holds references; from files, copies.
+            chunk_buffer=int(last - first + 1) if in_memory else max(1, (shuffle_buffer or 1) // chunk),
+            keep=lambda position, image, label: tf.gather(wanted, position),
         )
-    return skipped
+
+
+def _decode_once(order: _Files, image_size: tuple[int, int], plan: image_cache.CachePlan) -> _Decoded:
+    """Decodes every file of `order` once, in parallel, into the cache `plan` says; finds the undecodable ones.
+
+    The failures are dropped by `ignore_errors`: the positions that do not come
+    out of the pass are the bad files. The cache is filled by this one pass, so
+    training and validation never read or decode the files again, and their
+    datasets keep a known, exact cardinality.
+    """
+    def decode(position, path, label):
+        return position, image_ops.decode_and_resize_uint8(tf.io.read_file(path), image_size), label
+
+    chunks = (
+        tf.data.Dataset.from_tensor_slices(
+            (np.arange(len(order.paths), dtype=np.int64), order.paths, np.asarray(order.labels, np.int32))
+        )
+        # Deterministic: the cache's order, which the shuffle starts from, is then seeded.
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors()
+        .batch(pipeline.chunk_size(image_size))
+    )
+    if plan.cache is True:
+        chunks = chunks.cache()
+    elif plan.cache:
+        fingerprint = [f"{image_size} uint8 chunks"] + [f"{p}\t{y}" for p, y in zip(order.paths, order.labels)]
+        chunks = chunks.cache(pipeline.resolve_cache(plan.cache, "decoded", fingerprint))
+    decodable = np.zeros(len(order.paths), bool)
+    # Reading the positions to the end fills the cache (a partly read cache is discarded).
+    for positions in chunks.map(lambda position, image, label: position).as_numpy_iterator():
+        decodable[positions] = True
+    decoded = _Decoded(order, decodable, chunks if plan.cache else None, plan, image_size)
+    _warn_skipped(decoded.skipped, len(order.paths))
+    return decoded
+
+
+def _decode_files(files: _Files, image_size: tuple[int, int]) -> tf.data.Dataset:
+    """`(uint8 image, int32 label)` of `files`, decoded anew on every pass (`cache=False`)."""
+    def decode(path, label):
+        return image_ops.decode_and_resize_uint8(tf.io.read_file(path), image_size), label
+
+    return tf.data.Dataset.from_tensor_slices(
+        (files.paths, np.asarray(files.labels, dtype=np.int32))
+    ).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _warn_skipped(skipped: list[str], total: int) -> None:
+    """Logs the undecodable files, with the reasons of the first few."""
+    if not skipped:
+        return
+    # Only the failures are decoded again, one by one, to learn why.
+    reasons = [f"{path} ({_decode_error(path)})" for path in skipped[:_PATHS_IN_WARNING]]
+    logging.warning(
+        "Skipping %d files (of %d) that cannot be decoded as images (truncated, "
+        "corrupt, or not an image despite the extension), e.g. %s. The full list "
+        "is in ImageDatasets.skipped_files.",
+        len(skipped),
+        total,
+        "; ".join(reasons),
+    )
 
 
 def _decode_error(path: str) -> str:
@@ -342,30 +471,3 @@ def _decode_error(path: str) -> str:
         message = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
         return " ".join(message.split())
     return "it decodes now; it may have changed while loading"
-
-
-def _batched(
-    files: _Files,
-    split: str,
-    *,
-    image_size: tuple[int, int],
-    batch_size: int,
-    cache: bool | str,
-    shuffle_buffer: int | None,
-    seed: int,
-) -> tf.data.Dataset:
-    def decode(path, label):
-        return image_ops.decode_and_resize(tf.io.read_file(path), image_size), label
-
-    examples = tf.data.Dataset.from_tensor_slices(
-        (files.paths, np.asarray(files.labels, dtype=np.int32))
-    ).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    fingerprint = [f"{image_size}"]
-    fingerprint += [f"{p}\t{label}" for p, label in zip(files.paths, files.labels)]
-    return pipeline.finish_dataset(
-        examples,
-        batch_size=batch_size,
-        cache=pipeline.resolve_cache(cache, split, fingerprint),
-        shuffle_buffer=shuffle_buffer,
-        seed=seed,
-    )

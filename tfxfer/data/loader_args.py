@@ -4,6 +4,7 @@ Every loader (image folders, text files, TFDS images and texts) calls it with
 the arguments it has, so the same bad value gets the same message everywhere.
 """
 
+import os
 from collections.abc import Sequence
 
 from tfxfer.data.constants import MAX_TEXT_CHARS
@@ -21,6 +22,8 @@ def check_loader_args(
     cache: bool | str = _NOT_TAKEN,
     shuffle_buffer: int | None = None,
     max_text_chars: int = _NOT_TAKEN,
+    cache_memory_mb: int = _NOT_TAKEN,
+    spill_dir: str | None = None,
 ) -> None:
     """Raises a ConfigError, naming the argument and the value, for one that cannot work.
 
@@ -32,6 +35,8 @@ def check_loader_args(
     cache: bool | str. True, False, or a non-empty cache file path prefix.
     shuffle_buffer: int | None. None (automatic), or a positive number of examples.
     max_text_chars: int. Positive.
+    cache_memory_mb: int. A positive number of MB.
+    spill_dir: str | os.PathLike | None. None, or a non-empty folder path.
     """
     if not _is_positive_int(batch_size):
         raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
@@ -62,6 +67,17 @@ def check_loader_args(
         raise ConfigError(
             "`shuffle_buffer` must be None (automatic) or a positive number of "
             f"examples. Received: shuffle_buffer={shuffle_buffer!r}"
+        )
+    if cache_memory_mb is not _NOT_TAKEN and not _is_positive_int(cache_memory_mb):
+        raise ConfigError(
+            "`cache_memory_mb` must be a positive whole number of MB: the most memory the "
+            "decoded images may take before they are cached in files instead, e.g. 1024. "
+            f"Received: cache_memory_mb={cache_memory_mb!r}"
+        )
+    if spill_dir is not None and (not isinstance(spill_dir, (str, os.PathLike)) or os.fspath(spill_dir) == ""):
+        raise ConfigError(
+            "`spill_dir` must be None (the system's temporary folder) or a folder path in "
+            f"which to cache decoded images that exceed cache_memory_mb. Received: spill_dir={spill_dir!r}"
         )
     if max_text_chars is not _NOT_TAKEN and not _is_positive_int(max_text_chars):
         raise ConfigError(

@@ -8,11 +8,13 @@ TFDS keeps the bytes of the source files, so its images are decoded here by
 orientation come out as the exported serving graph will treat them.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfxfer.data import image_ops, pipeline, splits, tfds_builders
+from tfxfer.data import image_cache, image_ops, pipeline, splits, tfds_builders
 from tfxfer.data.constants import DEFAULT_VALIDATION_SPLIT
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError
@@ -31,6 +33,8 @@ def load_tfds_images(
     seed: int = 0,
     cache: bool | str = True,
     download: bool = True,
+    cache_memory_mb: int = image_cache.DEFAULT_CACHE_MEMORY_MB,
+    spill_dir: str | os.PathLike | None = None,
 ) -> pipeline.ImageDatasets:
     """Loads a TFDS image classification dataset into batched `tf.data` pipelines.
 
@@ -54,10 +58,17 @@ def load_tfds_images(
         validation_split: float | None. Fraction of `train` to hold out for
             validation instead of using the builder's validation/test split.
         seed: int. Seeds the held-out share and the per-epoch shuffle.
-        cache: bool | str. True caches resized images in memory, a str caches them
-            in files with that path prefix, False does not cache.
+        cache: bool | str. True caches the resized uint8 images in memory when
+            they fit in `cache_memory_mb`, else in files in a new folder inside
+            `spill_dir` (removed at process exit); a str caches them in files with
+            that path prefix; False decodes every epoch. The cache fills in the
+            first epoch (each image is decoded once) and is read after that.
         download: bool. Whether to download and prepare the dataset when it is
             not already prepared in `data_dir`.
+        cache_memory_mb: int. Most MB the decoded training and validation images
+            may take in memory, as in `load_image_folders` (default 1024).
+        spill_dir: str | os.PathLike | None. Where the spill folder is made, as in
+            `load_image_folders`; None uses the system's temporary folder.
 
     Returns:
         A `tfxfer.data.ImageDatasets` (its `skipped_files` is always empty).
@@ -69,7 +80,8 @@ def load_tfds_images(
     model.fit(data.train, validation_data=data.validation, epochs=5)
     ```
     """
-    check_loader_args(image_size=image_size, batch_size=batch_size, validation_split=validation_split, cache=cache)
+    check_loader_args(image_size=image_size, batch_size=batch_size, validation_split=validation_split, cache=cache,
+                      cache_memory_mb=cache_memory_mb, spill_dir=spill_dir)
     image_size = (int(image_size[0]), int(image_size[1]))
     builder = tfds_builders.prepared_builder(
         name, data_dir, download, alternative="use load_image_folders with a folder of class sub-folders of images")
@@ -100,17 +112,20 @@ def load_tfds_images(
         train_spec = f"train less {validation_split:g} per class (seed {seed})"
         validation_name = f"{validation_split:g} of train per class (seed {seed})"
 
+    plan = image_cache.plan_cache(cache, cache_memory_mb=cache_memory_mb, spill_dir=spill_dir,
+                                  num_examples=int(train_counts.sum()) + validation_size, image_size=image_size)
     batching = dict(batch_size=batch_size, seed=seed)
-    fingerprint = [builder.info.full_name, f"{image_size}"]
+    fingerprint = [builder.info.full_name, f"{image_size} uint8"]
     train = pipeline.finish_dataset(
         train_raw.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE),
-        cache=pipeline.resolve_cache(cache, "train", fingerprint + [train_spec]),
-        shuffle_buffer=pipeline.default_shuffle_buffer(int(train_counts.sum()), image_size),
+        cache=pipeline.resolve_cache(plan.cache, "train", fingerprint + [train_spec]),
+        shuffle_buffer=pipeline.default_shuffle_buffer(int(train_counts.sum()), image_size,
+                                                       cache_memory_mb=cache_memory_mb),
         **batching,
     )
     validation = pipeline.finish_dataset(
         validation_raw.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE),
-        cache=pipeline.resolve_cache(cache, "validation", fingerprint + [validation_name]),
+        cache=pipeline.resolve_cache(plan.cache, "validation", fingerprint + [validation_name]),
         shuffle_buffer=None,
         **batching,
     )
@@ -122,6 +137,7 @@ def load_tfds_images(
         validation_size=validation_size,
         skipped_files=[],
         train_class_counts=train_counts.tolist(),
+        decoded_cache=plan.kind,
     )
     pipeline.log_summary(
         datasets,
@@ -187,7 +203,8 @@ def _model_input_fn(name: str, feature: tfds.features.Image, image_size: tuple[i
         )
 
     def to_model_input(contents, label):
-        return image_ops.decode_and_resize(contents, image_size), tf.cast(label, tf.int32)
+        # uint8 for the cache; `pipeline.finish_dataset` casts batches to float32.
+        return image_ops.decode_and_resize_uint8(contents, image_size), tf.cast(label, tf.int32)
 
     return to_model_input
 

@@ -29,6 +29,7 @@ from tfxfer.training import (
     lr_finder,
     optimizers,
     planner,
+    precision,
 )
 from tfxfer.training.loop import TrainLoop
 from tfxfer.training.phase import Phase
@@ -122,40 +123,51 @@ def fine_tune(
         raise ConfigError(f"find_learning_rate must be 1 or 2 (the phase whose learning rate the finder picks), "
                           f"or None. Received: find_learning_rate={find_learning_rate!r}")
     verbose = console.resolve_verbose(verbose)
-    phases = planner.plan_phases(model, train_data, validation_data, config or FineTuneConfig(),
+    config = config or FineTuneConfig()
+    compute = precision.Compute.for_model(model, config.mixed_precision, config.jit_compile)
+    phases = planner.plan_phases(model, train_data, validation_data, config,
                                  callbacks=callbacks, class_counts=class_counts, cache_features=cache_features,
                                  loss=loss)
     if find_learning_rate is not None and find_learning_rate > len(phases):
         raise ConfigError("find_learning_rate=2 needs a phase 2; set fine_tune_epochs > 0, or pass "
                           "find_learning_rate=1.")
     backup = backup_lib.RunBackup(backup_dir, is_chief=distribute.is_chief())
-    results = [run_phase(model, phase, backup, verbose=verbose, find_learning_rate=number == find_learning_rate,
-                         tensorboard_dir=tensorboard_dir)
-               for number, phase in enumerate(phases, start=1)]
+    # The policy is set on the built layers for the run only: the trained model is float32 again.
+    with precision.mixed_precision(model, compute.policy):
+        results = [run_phase(model, phase, backup, verbose=verbose, find_learning_rate=number == find_learning_rate,
+                             tensorboard_dir=tensorboard_dir, compute=compute)
+                   for number, phase in enumerate(phases, start=1)]
     backup.finish()
     return FineTuneResult(results[0], results[1] if len(results) > 1 else None)
 
 
 def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup, *, verbose: int = 0,
-              find_learning_rate: bool = False, tensorboard_dir: str | os.PathLike | None = None) -> PhaseResult:
+              find_learning_rate: bool = False, tensorboard_dir: str | os.PathLike | None = None,
+              compute: precision.Compute | None = None) -> PhaseResult:
     """Sets which layers train, then trains `phase`, or restores it if `backup` says it finished.
 
     With `find_learning_rate`, the phase trains at the finder's suggestion (see `fine_tune`).
+    `compute` says whether the steps are XLA-compiled and whether the optimizer
+    scales the loss (None: float32 graph steps); the layers' dtype policies are
+    the caller's (`precision.mixed_precision`).
     """
+    compute = compute or precision.Compute()
     freezing.set_trainable(model.get_layer(layer_names.BACKBONE), phase.fine_tune_at)
     if phase.skip_when_done and (restored := backup.restore_phase1(model)) is not None:
         return restored
     sweep, cached = None, None
     if find_learning_rate:
         if phase.cache_features:  # extracted once, for the sweep and the phase
-            cached = feature_cache.cache_phase(model, phase.train, phase.validation)
+            cached = feature_cache.cache_phase(model, phase.train, phase.validation,
+                                                augmented_passes=phase.augmented_feature_passes)
         sweep = lr_finder.sweep_phase(model, phase, cached=cached)
         phase = dataclasses.replace(phase, learning_rate=sweep.suggestion)
     if tensorboard_dir is not None and distribute.is_chief():
         phase = dataclasses.replace(
             phase, callbacks=(*phase.callbacks, *callbacks_lib.tensorboard(os.fspath(tensorboard_dir),
                                                                            phase.backup_slot)))
-    result = _train(model, phase, backup.callbacks(phase.backup_slot), verbose=verbose, cached=cached)
+    result = _train(model, phase, backup.callbacks(phase.backup_slot), verbose=verbose, cached=cached,
+                    compute=compute)
     result.learning_rate_sweep = None if sweep is None else sweep.to_dict()
     if phase.skip_when_done:
         backup.save_phase1(model, result)
@@ -163,20 +175,21 @@ def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup, *,
 
 
 def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose: int,
-           cached: feature_cache.CachedPhase | None = None) -> PhaseResult:
+           cached: feature_cache.CachedPhase | None = None,
+           compute: precision.Compute) -> PhaseResult:
     """Trains `model` through `phase` (on `cached` features, if given) and says what that did."""
-    logging.info("%s", console.phase_summary(model, phase))
+    logging.info("%s Steps: %s.", console.phase_summary(model, phase), compute.describe())
     head, extract_seconds = None, 0.0
     if phase.cache_features:
         phase, head, extract_seconds = _on_cached_features(model, phase, cached)
-    loss = _compile(model, phase)
+    loss = _compile(model, phase, loss_scaling=compute.loss_scaling)
     trainable = console.parameter_count(model.trainable_weights)
     # Progress from the chief only; every worker runs the other callbacks, so that they
     # decide alike (early stopping) and restore alike (backups).
     verbose = verbose if distribute.is_chief() else 0
     phase_callbacks = _callbacks(phase, backup_callbacks, log_epochs=verbose == 0 and distribute.is_chief())
     start = time.perf_counter()
-    loop = TrainLoop(model, phase.kind, loss, phase.class_weight, head=head)
+    loop = TrainLoop(model, phase.kind, loss, phase.class_weight, head=head, jit_compile=compute.jit_compile)
     history = loop.fit(phase.train, validation_data=phase.validation, epochs=phase.epochs, steps=phase.steps,
                        callbacks=phase_callbacks, verbose=verbose)
     final = _validation_metrics(loop, phase.validation)
@@ -199,21 +212,22 @@ def _validation_metrics(loop: TrainLoop, validation: tf.data.Dataset | None) -> 
 def _on_cached_features(model: keras.Model, phase: Phase,
                         cached: feature_cache.CachedPhase | None) -> tuple[Phase, keras.Model, float]:
     """`phase` on features the frozen backbone computed once, the head that takes them, and the extraction time."""
-    cached = cached or feature_cache.cache_phase(model, phase.train, phase.validation)
+    cached = cached or feature_cache.cache_phase(model, phase.train, phase.validation,
+                                                 augmented_passes=phase.augmented_feature_passes)
     # The cache keeps the largest batch's size, so its number of batches may differ.
     cached_phase = dataclasses.replace(phase, train=cached.train, validation=cached.validation,
                                        steps=planner.steps_per_epoch(cached.train))
     return cached_phase, cached.head, cached.seconds
 
 
-def _compile(model: keras.Model, phase: Phase) -> keras.losses.Loss:
-    """Compiles `model` with the phase's loss and a new optimizer; returns the loss."""
+def _compile(model: keras.Model, phase: Phase, *, loss_scaling: bool = False) -> keras.losses.Loss:
+    """Compiles `model` with the phase's loss and a new optimizer (loss-scaled for float16); returns the loss."""
     # The optimizer is created anew each phase: its slots must match the new trainable set.
     # compile attaches it (BackupAndRestore saves model.optimizer) and leaves the model
     # ready for the user's own evaluate/predict.
     with model.distribute_strategy.scope():
-        model.compile(optimizer=optimizers.for_phase(phase, phase.schedule()), loss=phase.loss,
-                      metrics=losses.metrics_for(phase.kind))
+        optimizer = optimizers.for_phase(phase, phase.schedule(), loss_scaling=loss_scaling)
+        model.compile(optimizer=optimizer, loss=phase.loss, metrics=losses.metrics_for(phase.kind))
     return phase.loss
 
 

@@ -7,8 +7,10 @@ its `dropout`/`predictions` layers): the *extractor* is everything below, the
 *head* model reuses the head's own layers, so training it trains `model`.
 
 What the cache gives up: random augmentation before the backbone (an extractor
-in inference mode applies none), which is why `fine_tune` caches by default
-only for models without an augmentation layer.
+in inference mode applies none). `fine_tune` caches by default anyway: phase 1
+trains the head on the clean images' features (a linear probe), and
+augmentation starts in phase 2, when the backbone trains (see
+`planner._resolve_cache_features`).
 """
 
 import dataclasses
@@ -66,7 +68,7 @@ def split_at_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 
 
 def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
-                *, seed: int = 0) -> CachedPhase:
+                *, seed: int = 0, augmented_passes: int = 0) -> CachedPhase:
     """Runs the extractor of `model` once over both datasets and returns the head's phase.
 
     Args:
@@ -77,22 +79,41 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
         seed: int. Seed of the per-epoch reshuffle of the cached training
             set. Fixed, so every worker of a multi-worker run shuffles alike
             and the strategy's sharding hands each a disjoint part.
+        augmented_passes: int. For a model with an augmentation layer: the
+            training features are extracted this many times from randomly
+            augmented images, and each epoch draws as many batches as the
+            data has from that pool. 0 extracts the clean images once.
+            Validation features are always the clean images'.
     """
     start = time.perf_counter()
     extractor, head = split_at_head(model)
     # Inference mode: BatchNorm uses its moving statistics, dropout and augmentation are off.
     extract = tf.function(lambda inputs: extractor(inputs, training=False), reduce_retracing=True)
-    train_features, train_labels, batch_size = _extract(extract, train_data)
+    passes = augmented_passes if has_augmentation(model) else 0
+    if passes:
+        augment = model.get_layer(layer_names.AUGMENTATION)
+        # Augmented first, then the extractor in inference mode, whose own augmentation is then off.
+        extract_train = tf.function(lambda inputs: extractor(augment(inputs, training=True), training=False),
+                                    reduce_retracing=True)
+    else:
+        extract_train = extract
+    extracted = [_extract(extract_train, train_data) for _ in range(max(passes, 1))]
+    train_features = np.concatenate([features for features, _, _ in extracted])
+    train_labels = np.concatenate([labels for _, labels, _ in extracted])
+    batch_size = extracted[0][2]
+    # An epoch is as many batches as the data has, drawn from all passes.
+    steps = -(-len(extracted[0][1]) // batch_size)
     train = (tf.data.Dataset.from_tensor_slices((train_features, train_labels))
              .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)
-             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+             .batch(batch_size).take(steps).prefetch(tf.data.AUTOTUNE))
     validation = None
     if validation_data is not None:
         val_features, val_labels, val_batch_size = _extract(extract, validation_data)
         validation = tf.data.Dataset.from_tensor_slices((val_features, val_labels)).batch(val_batch_size)
     seconds = time.perf_counter() - start
-    logging.info("Cached phase-1 features of %d training examples (%s) in %.1fs.",
-                 len(train_labels), train_features.shape[1:], seconds)
+    logging.info("Cached phase-1 features of %d training examples (%s)%s in %.1fs.",
+                 len(extracted[0][1]), train_features.shape[1:],
+                 f", {passes} randomly augmented passes" if passes else "", seconds)
     return CachedPhase(head, train, validation, seconds)
 
 

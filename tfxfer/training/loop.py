@@ -12,6 +12,12 @@ Keras callbacks run as under `fit` (`CallbackList`: `on_train_begin`,
 `on_epoch_end` with `loss`/`accuracy`/`val_loss`/`val_accuracy` logs,
 `model.stop_training`, `BackupAndRestore`'s `model._initial_epoch`), so early
 stopping, backups and user callbacks keep working.
+
+With `jit_compile`, XLA compiles the per-replica step (as Keras' own trainer
+does), not the `strategy.run` around it. Mixed precision is the layers' own
+dtype policies (`tfxfer.training.precision`); the loop casts the predictions to
+float32 for the loss and scales the loss with the optimizer's `scale_loss`,
+which only a `LossScaleOptimizer` (float16) changes.
 """
 
 import keras
@@ -19,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.models import heads
-from tfxfer.training import losses
+from tfxfer.training import losses, precision
 
 
 class TrainLoop:
@@ -38,11 +44,15 @@ class TrainLoop:
         optimizer: keras.optimizers.Optimizer. What to train with instead of
             `model.optimizer`, which is then left untouched (the learning-rate
             finder's sweep).
+        jit_compile: bool. Compile each replica's training and evaluation step
+            with XLA. Ignored under a TPU strategy, which compiles them anyway.
+            XLA compiles again for every new batch shape (text batches trimmed
+            to their longest sequence), which can cost more than it saves.
     """
 
     def __init__(self, model: keras.Model, kind: heads.HeadKind, loss: keras.losses.Loss,
                  class_weight: dict[int, float] | None = None, head: keras.Model | None = None,
-                 optimizer: keras.optimizers.Optimizer | None = None):
+                 optimizer: keras.optimizers.Optimizer | None = None, jit_compile: bool = False):
         if head is not None and len(head.trainable_variables) != len(model.trainable_variables):
             raise ValueError(
                 "Training on cached features needs a frozen backbone: the head must hold all of the "
@@ -60,6 +70,9 @@ class TrainLoop:
         if class_weight:
             size = max(class_weight) + 1
             self._class_weights = tf.constant([class_weight.get(index, 1.0) for index in range(size)], tf.float32)
+        self.jit_compile = jit_compile and not precision.is_tpu_strategy(self.strategy)
+        self._train_replica_step = _compiled(self._train_replica, self.jit_compile)
+        self._eval_replica_step = _compiled(self._eval_replica, self.jit_compile)
         # reduce_retracing: text batches trimmed to their longest sequence vary in shape.
         self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
         self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
@@ -124,10 +137,10 @@ class TrainLoop:
         return totals.logs(prefix)
 
     def _distributed_train_step(self, batch):
-        return self._reduce(self.strategy.run(self._train_replica, args=(batch,)))
+        return self._reduce(self.strategy.run(self._train_replica_step, args=(batch,)))
 
     def _distributed_eval_step(self, batch):
-        return self._reduce(self.strategy.run(self._eval_replica, args=(batch,)))
+        return self._reduce(self.strategy.run(self._eval_replica_step, args=(batch,)))
 
     def _reduce(self, per_replica):
         return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica]
@@ -146,7 +159,10 @@ class TrainLoop:
             example_losses = self._example_losses(labels, probabilities)
             loss = tf.reduce_sum(example_losses * weights) / tf.maximum(global_count, 1.0)
             if model.losses:  # regularisers: once per global step, split over replicas
-                loss += tf.add_n(model.losses) / self.strategy.num_replicas_in_sync
+                loss += tf.add_n([tf.cast(value, tf.float32) for value in model.losses]) / (
+                    self.strategy.num_replicas_in_sync)
+            # Unchanged but under a LossScaleOptimizer (float16), whose `apply` unscales the gradients.
+            loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, model.trainable_variables)
         self.optimizer.apply(gradients, model.trainable_variables)
         return (tf.reduce_sum(example_losses * weights), self._correct(labels, probabilities), count)
@@ -169,6 +185,13 @@ class TrainLoop:
 
     def _correct(self, labels, probabilities):
         return tf.reduce_sum(losses.example_accuracy(self._kind, labels, tf.cast(probabilities, tf.float32)))
+
+
+def _compiled(replica_step, jit_compile):
+    """`replica_step` XLA-compiled (its own `tf.function`, run inside `strategy.run`), or as it is."""
+    if not jit_compile:
+        return replica_step
+    return tf.function(replica_step, jit_compile=True, reduce_retracing=True)
 
 
 class _Totals:

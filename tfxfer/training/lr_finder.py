@@ -292,7 +292,8 @@ def sweep_phase(
         head, train = None, phase.train
         if phase.cache_features:
             # The backbone runs once over the data, as in the phase itself (engine._on_cached_features).
-            cached = cached or feature_cache.cache_phase(model, phase.train, None)
+            cached = cached or feature_cache.cache_phase(model, phase.train, None,
+                                                         augmented_passes=phase.augmented_feature_passes)
             head, train = cached.head, cached.train
         with model.distribute_strategy.scope():
             optimizer = optimizers.for_phase(phase, schedule)

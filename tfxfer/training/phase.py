@@ -40,6 +40,8 @@ class Phase:
             (`freezing.set_trainable`): None freezes the whole backbone.
         cache_features: bool. Train the head on features the frozen backbone
             computed once (`feature_cache`) instead of running it every epoch.
+        augmented_feature_passes: int. When caching: how many randomly
+            augmented passes of the training images to cache (0: the clean ones).
         kind: HeadKind. Decides the loss and accuracy.
         loss: keras.losses.Loss. The training loss; its `call` gives the
             per-example losses (the head's default, with the config's label
@@ -64,6 +66,7 @@ class Phase:
     lr_multipliers: dict[str, float] | None
     fine_tune_at: FineTuneAt | None
     cache_features: bool
+    augmented_feature_passes: int
     kind: HeadKind
     loss: keras.losses.Loss
     class_weight: dict[int, float] | None
