@@ -13,10 +13,9 @@ _TEXT_ROWS = [("val_accuracy", "validation accuracy", "{:.4f}"), ("seconds", "en
 
 
 def markdown(results: dict) -> str:
-    """The whole page: the command, the machine, then a table for each half that ran."""
+    """The whole page: the machine, then the command and tables of each half that ran."""
     machine = results["machine"]
     lines = ["# Benchmark results", "",
-             f"`{results['command']}`", "",
              f"{machine['cpu_count']} CPUs ({machine['cpu']}), TensorFlow {machine['tensorflow']}, "
              f"Keras {machine['keras']}. Means over the seeds, with the range in brackets.", ""]
     if "image" in results:
@@ -37,6 +36,7 @@ def _cell(summary: dict, figure: str, form: str) -> str:
 def _image(image: dict) -> list[str]:
     seeds = [run["seed"] for run in image["runs"]["tfxfer"]]
     lines = [f"## Image: ants vs bees, MobileNetV2-0.35 (seeds {', '.join(map(str, seeds))})", "",
+             f"`{image['command']}`", "",
              "| | tfxfer | Keras-guide baseline | linear probe |", "|---|---|---|---|"]
     for figure, label, form in _IMAGE_ROWS:
         lines.append(f"| {label} | {_cell(image['tfxfer'], figure, form)} | {_cell(image['baseline'], figure, form)} "
@@ -52,6 +52,7 @@ def _image(image: dict) -> list[str]:
 def _text(text: dict) -> list[str]:
     seeds = [run["seed"] for run in text["runs"]["tfxfer"]]
     lines = [f"## Text: rt-polarity, MiniLM (seeds {', '.join(map(str, seeds))})", "",
+             f"`{text['command']}`", "",
              "| | tfxfer (text recipe) | logistic-regression probe |", "|---|---|---|"]
     for figure, label, form in _TEXT_ROWS:
         lines.append(f"| {label} | {_cell(text['tfxfer'], figure, form)} | {_cell(text['probe'], figure, form)} |")

@@ -16,7 +16,7 @@ mean-pooled MiniLM features, on the same seeded 90/10 split.
 
 writes the means over the seeds (and each run, and each figure's range) to
 `--output`, and a markdown table to `--markdown` (default: RESULTS.md beside
-the output). Ratios: `phase1_speedup` = the baseline's phase-1 seconds /
+the output). With `--only`, the other half of an existing `--output` is kept. Ratios: `phase1_speedup` = the baseline's phase-1 seconds /
 tfxfer's; `phase2_throughput` = tfxfer's phase-2 training images per second /
 the baseline's; `end_to_end_time` = tfxfer's seconds / the baseline's.
 """
@@ -86,14 +86,16 @@ def run_text(seeds: list[int]) -> dict:
 
 def main(argv):
     del argv
-    seeds = [int(seed) for seed in FLAGS.seeds]
+    command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
     results = {}
+    if FLAGS.only and os.path.exists(FLAGS.output):
+        with open(FLAGS.output) as f:  # the other half's last results stay
+            results = json.load(f)
     if FLAGS.only in (None, "image"):
-        results["image"] = run_image(seeds)
+        results["image"] = {**run_image([int(seed) for seed in FLAGS.seeds]), "command": command}
     if FLAGS.only in (None, "text"):
-        results["text"] = run_text([int(seed) for seed in FLAGS.text_seeds])
+        results["text"] = {**run_text([int(seed) for seed in FLAGS.text_seeds]), "command": command}
     results["machine"] = measure.machine()
-    results["command"] = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output, "w") as f:
         json.dump(results, f, indent=2)

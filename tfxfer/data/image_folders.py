@@ -411,15 +411,17 @@ def _decode_once(order: _Files, image_size: tuple[int, int], plan: image_cache.C
     training and validation never read or decode the files again, and their
     datasets keep a known, exact cardinality.
     """
-    def decode(position, path, label):
-        return position, image_ops.decode_and_resize_uint8(tf.io.read_file(path), image_size), label
+    def decode(position, contents, label):
+        return position, image_ops.decode_and_resize_uint8(contents, image_size), label
 
     chunks = (
-        tf.data.Dataset.from_tensor_slices(
-            (np.arange(len(order.paths), dtype=np.int64), order.paths, np.asarray(order.labels, np.int32))
+        _read_files(
+            tf.data.Dataset.from_tensor_slices(
+                (np.arange(len(order.paths), dtype=np.int64), order.paths, np.asarray(order.labels, np.int32))
+            )
         )
         # Deterministic: the cache's order, which the shuffle starts from, is then seeded.
-        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(decode, num_parallel_calls=_decode_parallelism(), deterministic=True)
         .ignore_errors()
         .batch(pipeline.chunk_size(image_size))
     )
@@ -439,12 +441,33 @@ def _decode_once(order: _Files, image_size: tuple[int, int], plan: image_cache.C
 
 def _decode_files(files: _Files, image_size: tuple[int, int]) -> tf.data.Dataset:
     """`(uint8 image, int32 label)` of `files`, decoded anew on every pass (`cache=False`)."""
-    def decode(path, label):
-        return image_ops.decode_and_resize_uint8(tf.io.read_file(path), image_size), label
+    def decode(contents, label):
+        return image_ops.decode_and_resize_uint8(contents, image_size), label
 
-    return tf.data.Dataset.from_tensor_slices(
-        (files.paths, np.asarray(files.labels, dtype=np.int32))
-    ).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    examples = tf.data.Dataset.from_tensor_slices((files.paths, np.asarray(files.labels, dtype=np.int32)))
+    return _read_files(examples).map(decode, num_parallel_calls=_decode_parallelism())
+
+
+def _read_files(examples: tf.data.Dataset) -> tf.data.Dataset:
+    """`examples` (`(..., path, label)`) with each path replaced by the file's bytes.
+
+    Reading is I/O: autotuned, many files may be in flight (a remote filesystem
+    answers slowly), holding only encoded bytes.
+    """
+    def read(*fields):
+        return (*fields[:-2], tf.io.read_file(fields[-2]), fields[-1])
+
+    return examples.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _decode_parallelism() -> int:
+    """Images decoded at once: one per CPU this process may run on.
+
+    Decoding is CPU-bound, so more at once gains no speed, while each decode
+    holds a whole photo's pixels (192 MB of uint8 for an 8000x8000 photo):
+    autotuned parallelism was seen decoding four at once on two CPUs.
+    """
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _warn_skipped(skipped: list[str], total: int) -> None:
