@@ -104,6 +104,9 @@ def define_flags(
                       "the run folder). Replaces --learning_rate or --fine_tune_learning_rate.")
     flags.DEFINE_string("backup_dir", None,
                         "Back up the training state here each epoch; the same command resumes a killed run.")
+    flags.DEFINE_float("fine_tune_ema_momentum", training.fine_tune_ema_momentum,
+                       "Phase 2 validates and ends with a moving average of its weights at this momentum per "
+                       "step (e.g. 0.9: about the last 10 steps); unset keeps the last weights.")
     flags.DEFINE_enum("mixed_precision", training.mixed_precision or "off", _MIXED_PRECISION,
                       "Compute dtype while training (the predictions, the loss and the saved and exported model "
                       "stay float32): off, auto (bfloat16 on TPUs and on CPUs with avx512_bf16/amx_bf16, float16 "
@@ -168,6 +171,7 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
         epochs=FLAGS.epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
         fine_tune_at=parse_fine_tune_at(FLAGS.fine_tune_at),
         learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1],
+        fine_tune_ema_momentum=FLAGS.fine_tune_ema_momentum,
         mixed_precision=None if FLAGS.mixed_precision == "off" else FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile, **changes)
 
@@ -179,7 +183,8 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
     """
     return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": FLAGS.strategy,
             "num_replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
-            "fine_tune_learning_rate": config.fine_tune_learning_rate, "seed": FLAGS.seed,
+            "fine_tune_learning_rate": config.fine_tune_learning_rate,
+            "fine_tune_ema_momentum": config.fine_tune_ema_momentum, "seed": FLAGS.seed,
             "deterministic": FLAGS.deterministic, "mixed_precision": config.mixed_precision or "off",
             "compute_policy": precision.resolve(config.mixed_precision, strategy),
             "jit_compile": config.jit_compile}

@@ -234,3 +234,24 @@ def test_augmented_passes_cache_differently_augmented_training_features_and_clea
     drawn = np.concatenate([features for features, _ in epoch])
     same = np.isclose(drawn[:, None, :], clean_features[None], rtol=1e-4, atol=0).all(axis=-1)
     assert not same.any()  # none is a clean image's
+
+
+def test_a_weight_average_trains_and_validates_exactly_like_keras_fit():
+    # SwapEMAWeights needs the loop to signal validation as fit does (on_test_begin/on_test_end).
+    kind, loss = HeadKind.MULTICLASS, losses.loss_for(HeadKind.MULTICLASS)
+    reference, model = _dense_model(), _dense_model()
+    for network in (reference, model):
+        network.compile(optimizer=keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), loss=loss,
+                        metrics=losses.metrics_for(kind))
+    history = reference.fit(_data(), validation_data=_data(seed=1), epochs=3, shuffle=False, verbose=0,
+                            callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True)])
+    loop_history = TrainLoop(model, kind, loss).fit(_data(), validation_data=_data(seed=1), epochs=3, steps=3,
+                                                    callbacks=[keras.callbacks.SwapEMAWeights(swap_on_epoch=True)])
+    for ours, theirs in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loop_history.history["val_loss"], history.history["val_loss"], rtol=1e-5)
+    # The model ends with the average, which is not the last step's weights.
+    plain = _dense_model()
+    _compile(plain, kind, loss)
+    TrainLoop(plain, kind, loss).fit(_data(), epochs=3, steps=3)
+    assert not np.allclose(plain.get_weights()[0], model.get_weights()[0], atol=1e-4)

@@ -312,8 +312,10 @@ def test_image_recipe_flags_reach_training_and_metrics(tmp_path):
               "--batch_size=8", "--epochs=1", "--fine_tune_epochs=1", "--fine_tune_at=0", "--warmup_examples=0",
               f"--export_dir={tmp_path / 'exports'}", "--model_name=m"]
     process = _run_recipe("image_classifier.py", *common, "--mixed_precision=mixed_bfloat16", "--jit_compile",
-                          "--noaugmentation", f"--run_dir={tmp_path / 'run'}")
+                          "--noaugmentation", "--fine_tune_ema_momentum=0.8", f"--run_dir={tmp_path / 'run'}")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["fine_tune_ema_momentum"] == 0.8
+    assert "weights averaged at momentum 0.8" in process.stderr
     assert metrics["mixed_precision"] == "mixed_bfloat16" and metrics["compute_policy"] == "mixed_bfloat16"
     assert metrics["jit_compile"] is True
     assert "compute mixed_bfloat16 (predictions float32), XLA-compiled steps" in process.stderr

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from _text_helpers import texts_and_labels, write_line_files
+from _text_helpers import save_tiny_bert_preset, texts_and_labels, write_line_files
 
 import tfxfer
 from tfxfer.data import splits, text_batching, text_data, text_files
@@ -216,3 +216,31 @@ def test_without_bucketing_and_for_validation_batches_are_plain(tmp_path):
     assert [len(texts) for texts, _ in data.validation] == [8, 8, 2]
     bucketed = tfxfer.load_text_data(path, batch_size=8, validation_split=0.2)
     assert texts_and_labels(bucketed.validation) == texts_and_labels(data.validation)  # In order, the same split.
+
+
+def test_map_inputs_regroups_training_batches_by_token_count(tmp_path):
+    # One word with n commas is n + 1 tokens (BERT splits punctuation): word buckets cannot tell these apart.
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 25, 80)
+    rows = ["text,label"] + [f'"{"good" + "," * int(n) if i % 2 else " ".join(["bad"] * int(n))}",{"ab"[i % 2]}'
+                             for i, n in enumerate(lengths)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    preset = save_tiny_bert_preset(tmp_path / "bert")
+    preprocessor = tfxfer.models.backbones.hub_text.load_hub_backbone(preset, sequence_length=32).preprocessor
+    data = tfxfer.load_text_data(str(tmp_path / "t.csv"), batch_size=8, seed=3)
+
+    def epoch(tokenized):
+        return [(inputs["padding_mask"].numpy(), labels.numpy()) for inputs, labels in tokenized.train]
+
+    by_tokens = epoch(data.map_inputs(preprocessor))
+    by_words = epoch(data.map_inputs(preprocessor, trim_padding=False))  # untrimmed: word-bucketed batches
+    packed = np.sort(np.concatenate([mask.sum(axis=1) for mask, _ in by_tokens]))
+    tokens = lengths + np.arange(len(lengths)) % 2  # the commas and "good"
+    assert np.array_equal(packed, np.sort(tokens + 2))  # every text once, with [CLS] and [SEP]
+    assert int(data.map_inputs(preprocessor).train.cardinality()) == len(by_tokens)
+    for mask, _ in by_tokens:
+        assert len(set((mask.sum(axis=1) - 1) // 8)) == 1  # one 8-token bucket per batch
+        assert mask.shape[1] <= 8 * ((mask.sum(axis=1).max() - 1) // 8 + 1)  # trimmed within the bucket
+    # What the word-bucketed batches would trim to, at the same multiple of 8.
+    word_trimmed = sum(len(mask) * 8 * -(-mask.sum(axis=1).max() // 8) for mask, _ in by_words)
+    assert sum(mask.size for mask, _ in by_tokens) < 0.8 * word_trimmed

@@ -549,3 +549,66 @@ def test_warmup_fraction_out_of_range_is_an_error(fraction):
     with pytest.raises(ValueError, match=rf"in \[0, 1\)\. Received: warmup_fraction={fraction}"):
         schedules.warmup_cosine(1e-3, total_steps=10, warmup_fraction=fraction)
 
+
+
+# A moving average of the weights in phase 2.
+
+def test_phase2_with_a_weight_average_ends_with_the_weights_it_validated():
+    keras.utils.set_random_seed(3)
+    train, validation = _colour_data(32, seed=0), _colour_data(16, seed=1)
+    runs = {}
+    for momentum in (None, 0.5):
+        model = _classifier()
+        keras.utils.set_random_seed(3)
+        runs[momentum] = (model, tfxfer.fine_tune(model, train, validation, config=_config(
+            epochs=1, fine_tune_epochs=3, fine_tune_ema_momentum=momentum)))
+    model, result = runs[0.5]
+    # The last epoch's validation measured the average, and the model holds it.
+    assert result.phase2.final_metrics["val_loss"] == pytest.approx(result.phase2.history["val_loss"][-1], rel=1e-5)
+    model.compile(loss=losses.loss_for(HeadKind.MULTICLASS))
+    assert model.evaluate(validation, verbose=0, return_dict=True)["loss"] == pytest.approx(result.phase2.history["val_loss"][-1], rel=1e-4)
+    plain = runs[None][1].phase2.history["val_loss"][-1]
+    assert result.phase2.history["val_loss"][-1] != pytest.approx(plain, rel=1e-4)
+
+
+@pytest.mark.parametrize("momentum", [0, 1, 1.5, True, "0.9"])
+def test_a_bad_weight_average_momentum_fails_before_training(momentum):
+    model = _classifier()
+    weights = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(ValueError, match=r"fine_tune_ema_momentum must be None \(off\) or a float between 0 and 1"):
+        tfxfer.fine_tune(model, _colour_data(8, seed=0), config=_config(fine_tune_ema_momentum=momentum))
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(weights, model.weights))
+
+
+class _KillInPhase2AfterEpoch(keras.callbacks.Callback):
+    """Stands for a killed process: raises once phase 2 (the second fit) has ended `epoch`."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.fits = epoch, 0
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.fits == 2 and epoch == self.epoch:
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_killed_phase2_with_a_weight_average_resumes_to_the_uninterrupted_weights(tmp_path):
+    train, validation = _colour_data(32, seed=0), _colour_data(16, seed=1)
+    config = _config(epochs=1, fine_tune_epochs=3, fine_tune_ema_momentum=0.5)
+
+    def run(callbacks=()):
+        keras.utils.set_random_seed(5)
+        model = _classifier()
+        tfxfer.fine_tune(model, train, validation, config=config, backup_dir=str(tmp_path / "backup"),
+                         callbacks=list(callbacks))
+        return model
+
+    expected = run()
+    with pytest.raises(KeyboardInterrupt):
+        run([_KillInPhase2AfterEpoch(epoch=0)])
+    resumed = run()  # the backup restores phase 1, then phase 2's first epoch: its weights and their average
+    for ours, theirs in zip(resumed.get_weights(), expected.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

@@ -35,6 +35,12 @@ class FineTuneConfig:
         early_stopping_patience: int. Epochs without `val_loss` improvement
             before a phase stops; the best epoch's weights are restored.
             None disables early stopping.
+        fine_tune_ema_momentum: float | None. Phase 2 keeps an exponential
+            moving average of the trainable weights (Keras' `use_ema`), with
+            this momentum per step; validation, early stopping and the trained
+            model use the average. None (default) keeps the last weights:
+            measured on splits of the training data, the average (0.9) did
+            not help (README, "Benchmarks").
         class_weight: None, "balanced" or {class_index: weight}.
         mixed_precision: None/"off" (default, float32), "auto",
             "mixed_bfloat16" or "mixed_float16". Both phases compute in that
@@ -77,6 +83,7 @@ class FineTuneConfig:
     early_stopping_patience: int | None = 3
     class_weight: None | str | dict[int, float] = None
     augmented_feature_passes: int = 0
+    fine_tune_ema_momentum: float | None = None
     mixed_precision: str | None = None
     jit_compile: bool = False
 

@@ -65,8 +65,10 @@ class TextDatasets(datasets.Datasets):
             ran, `"truncated_tokens"` (more tokens than the preprocessor
             keeps: the model reads only their first ones).
         raw_texts: np.ndarray | None. Every training and validation text as
-            loaded, so `map_inputs` can count them without iterating (and so
-            reshuffling) `train`.
+            loaded (training texts first), so `map_inputs` can count their
+            tokens without iterating (and so reshuffling) `train`.
+        bucketed: text_batching.BucketedTexts | None. The training texts
+            behind bucketed `train`, which `map_inputs` regroups by token count.
 
     Example:
 
@@ -82,13 +84,18 @@ class TextDatasets(datasets.Datasets):
     multi_label: bool = False
     changed: dict[str, int] = dataclasses.field(default_factory=dict)
     raw_texts: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    bucketed: text_batching.BucketedTexts | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def map_inputs(self, preprocessor, *, trim_padding: bool = True) -> "TextDatasets":
         """A copy whose batches are `(preprocessor(texts), labels)`.
 
-        Also counts the texts with more tokens than the preprocessor keeps, as
-        `changed["truncated_tokens"]` of these datasets and the copy (so
-        `summary()` of either reports it), and logs how many there are.
+        Counts every text's tokens under `preprocessor` once, and uses them twice:
+        - bucketed training batches are regrouped by token count, not word
+          count (`text_batching.token_buckets`), so trimmed batches carry
+          little padding;
+        - the texts with more tokens than the preprocessor keeps are counted,
+          as `changed["truncated_tokens"]` of these datasets and the copy (so
+          `summary()` of either reports it), and logged.
 
         preprocessor: callable. Strings to model inputs, e.g. `model.preprocessor`.
         trim_padding: bool. Cut each batch's token sequences to its longest
@@ -97,12 +104,14 @@ class TextDatasets(datasets.Datasets):
         def preprocess(dataset):
             return None if dataset is None else preprocess_dataset(dataset, preprocessor, trim_padding=trim_padding)
 
-        if self.raw_texts is not None:
-            truncated = token_counts.count_truncated_tokens(self.raw_texts, preprocessor)
-            if truncated is not None:
-                # In place: the copy shares this dict, and a run may report either's summary().
-                self.changed["truncated_tokens"] = truncated
-        return dataclasses.replace(self, train=preprocess(self.train), validation=preprocess(self.validation))
+        train = self.train
+        counted = None if self.raw_texts is None else token_counts.count_tokens(self.raw_texts, preprocessor)
+        if counted is not None:
+            # In place: the copy shares this dict, and a run may report either's summary().
+            self.changed["truncated_tokens"] = token_counts.report_truncated(counted)
+            if self.bucketed is not None and trim_padding:
+                train = self.bucketed.batches(text_batching.token_buckets(counted.packed()[:self.train_size]))
+        return dataclasses.replace(self, train=preprocess(train), validation=preprocess(self.validation))
 
     def texts(self, split: str = "train") -> tf.data.Dataset:
         """Batches of the split's raw strings only (e.g. to build a vocabulary)."""
@@ -192,7 +201,9 @@ def load_text_data(
         label_separator: str | None. Separator of class names in CSV/TSV label
             cells, e.g. `"|"`, for multi-label data; None: one class per text.
         bucket_by_length: bool. Batch training texts of similar word count
-            together (see `text_batching.LENGTH_BUCKET_BOUNDARIES`), so trimmed batches are short.
+            together (see `text_batching.LENGTH_BUCKET_BOUNDARIES`), and of
+            similar token count once `map_inputs` knows the tokenizer, so
+            trimmed batches are short.
         max_text_chars: int. Longer texts are cut to this many characters
             (default `tfxfer.data.constants.MAX_TEXT_CHARS`, 100,000: far more than a
             model reads, but a bound on what one pathological text costs).
@@ -292,9 +303,10 @@ def make_text_datasets(
         raise ConfigError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
     changes = ("truncated_chars", "empty_class_names") if multi_label else ("truncated_chars",)
     counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
+    bucketed = text_batching.BucketedTexts(texts, labels, batch_size, seed) if bucket_by_length else None
     data = TextDatasets(
-        train=text_batching.bucketed_batches(texts, labels, batch_size, seed) if bucket_by_length
-        else text_batching.plain_batches(texts, labels, batch_size, shuffle_seed=seed),
+        train=bucketed.batches() if bucketed else text_batching.plain_batches(texts, labels, batch_size,
+                                                                             shuffle_seed=seed),
         validation=None if val_texts is None else text_batching.plain_batches(val_texts, val_labels, batch_size),
         class_names=list(class_names),
         train_size=len(texts),
@@ -305,6 +317,7 @@ def make_text_datasets(
         multi_label=multi_label,
         changed=counts_by_reason(changed, changes),
         raw_texts=texts if val_texts is None else np.concatenate([texts, val_texts]),
+        bucketed=bucketed,
     )
     logging.info("Loaded %s texts from %s: classes %s%s, train %d (per class %s) in %d batches, "
                  "validation %d, skipped %s, changed %s.", source_format, source, class_names,

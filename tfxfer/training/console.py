@@ -59,7 +59,8 @@ def phase_summary(model: keras.Model, phase: Phase) -> str:
         layers = f"{_names(head)}; backbone frozen" + (
             " (its features computed once, then cached)" if phase.cache_features else "")
     epochs = f"{phase.epochs} epoch{'s' * (phase.epochs != 1)} of {phase.steps} steps"
-    return (f"{phase.name}: {epochs}, peak learning rate {phase.learning_rate:.3g}; "
+    average = "" if phase.ema_momentum is None else f", weights averaged at momentum {phase.ema_momentum:g}"
+    return (f"{phase.name}: {epochs}, peak learning rate {phase.learning_rate:.3g}{average}; "
             f"{trainable:,} trainable / {frozen:,} frozen parameters; training {layers}.")
 
 

@@ -234,6 +234,9 @@ def _compile(model: keras.Model, phase: Phase, *, loss_scaling: bool = False) ->
 def _callbacks(phase: Phase, backup_callbacks: list, *, log_epochs: bool) -> list[keras.callbacks.Callback]:
     return [
         *backup_callbacks,  # first: restores weights and epoch before the others start
+        # After the backups, which then save the last weights with the average in its optimizer slot;
+        # before early stopping, which then keeps the best epoch's average.
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if phase.ema_momentum is not None else []),
         *callbacks_lib.early_stopping(phase.early_stopping_patience, phase.validation is not None),
         # Without Keras' progress output, each epoch still gets a line in the log.
         *([callbacks_lib.EpochLogger(phase.name)] if log_epochs else []),

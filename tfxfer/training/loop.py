@@ -9,9 +9,11 @@ the global count, the optimizer sums gradients across replicas), so one device,
 several GPUs and several machines train alike on the same global batch.
 
 Keras callbacks run as under `fit` (`CallbackList`: `on_train_begin`,
-`on_epoch_end` with `loss`/`accuracy`/`val_loss`/`val_accuracy` logs,
-`model.stop_training`, `BackupAndRestore`'s `model._initial_epoch`), so early
-stopping, backups and user callbacks keep working.
+`on_test_begin`/`on_test_end` around validation, `on_epoch_end` with
+`loss`/`accuracy`/`val_loss`/`val_accuracy` logs, `model.stop_training`,
+`BackupAndRestore`'s `model._initial_epoch`), so early stopping, backups,
+`SwapEMAWeights` (which validates the weight average) and user callbacks keep
+working.
 
 With `jit_compile`, XLA compiles the per-replica step (as Keras' own trainer
 does), not the `strategy.run` around it. Mixed precision is the layers' own
@@ -109,7 +111,9 @@ class TrainLoop:
                     break
             logs = totals.logs()
             if validation is not None:
+                callback_list.on_test_begin()  # as in fit: SwapEMAWeights validates the average
                 logs.update(self._evaluate_distributed(validation, prefix="val_"))
+                callback_list.on_test_end(logs)
             callback_list.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break

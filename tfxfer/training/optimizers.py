@@ -7,7 +7,8 @@ from tfxfer.training.phase import Phase
 
 
 def for_phase(phase: Phase, learning_rate, *, loss_scaling: bool = False) -> keras.optimizers.Optimizer:
-    """AdamW with the phase's weight decay and clipping, or `LayerwiseAdamW` when it has layer-wise rates.
+    """AdamW with the phase's weight decay, clipping and weight average, or `LayerwiseAdamW` when it
+    has layer-wise rates.
 
     Args:
         phase: Phase. Its `weight_decay`, `global_clipnorm` and `lr_multipliers`.
@@ -26,6 +27,8 @@ def for_phase(phase: Phase, learning_rate, *, loss_scaling: bool = False) -> ker
     """
     settings = {"learning_rate": learning_rate, "weight_decay": phase.weight_decay,
                 "global_clipnorm": phase.global_clipnorm}
+    if phase.ema_momentum is not None:
+        settings.update(use_ema=True, ema_momentum=phase.ema_momentum)
     if phase.lr_multipliers:
         optimizer = layerwise_lr.LayerwiseAdamW(lr_multipliers=phase.lr_multipliers, **settings)
     else:

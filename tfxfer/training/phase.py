@@ -49,6 +49,8 @@ class Phase:
         class_weight: dict | None. `{class_index: weight}` of the training loss.
         early_stopping_patience: int | None. Epochs without `val_loss`
             improvement before the phase stops; None never stops early.
+        ema_momentum: float | None. Keep a moving average of the trainable
+            weights at this momentum, and validate and end with it; None: off.
         callbacks: tuple. The user's Keras callbacks.
     """
 
@@ -71,6 +73,7 @@ class Phase:
     loss: keras.losses.Loss
     class_weight: dict[int, float] | None
     early_stopping_patience: int | None
+    ema_momentum: float | None
     callbacks: tuple[keras.callbacks.Callback, ...]
 
     def schedule(self) -> keras.optimizers.schedules.LearningRateSchedule:

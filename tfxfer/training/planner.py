@@ -45,6 +45,7 @@ def plan_phases(
     if config.fine_tune_epochs:
         # Phase 2's settings are resolved now, so that a bad one fails before phase 1 has trained.
         freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
+        _check_ema_momentum(config.fine_tune_ema_momentum)
         if config.layer_decay != 1.0:
             lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
     kind = heads.head_kind(model)
@@ -59,7 +60,7 @@ def plan_phases(
         weight_decay=config.weight_decay, global_clipnorm=config.global_clipnorm, lr_multipliers=None,
         fine_tune_at=None, cache_features=cache_features, augmented_feature_passes=config.augmented_feature_passes,
         kind=kind, loss=loss or losses.loss_for(kind, config.label_smoothing), class_weight=class_weight,
-        early_stopping_patience=config.early_stopping_patience, callbacks=tuple(callbacks or ()),
+        early_stopping_patience=config.early_stopping_patience, ema_momentum=None, callbacks=tuple(callbacks or ()),
     )
     if not config.fine_tune_epochs:
         return [phase1]
@@ -69,9 +70,18 @@ def plan_phases(
         phase1, name="phase 2", backup_slot="phase2", skip_when_done=False,
         epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
         warmup_fraction=config.warmup_fraction, lr_multipliers=lr_multipliers,
-        fine_tune_at=config.fine_tune_at, cache_features=False,
+        fine_tune_at=config.fine_tune_at, cache_features=False, ema_momentum=config.fine_tune_ema_momentum,
     )
     return [phase1, phase2]
+
+
+def _check_ema_momentum(momentum) -> None:
+    if momentum is None:
+        return
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 < momentum < 1:
+        raise ConfigError("fine_tune_ema_momentum must be None (off) or a float between 0 and 1, e.g. 0.9: "
+                          f"the average then spans about 1 / (1 - momentum) steps. Received: "
+                          f"fine_tune_ema_momentum={momentum!r}")
 
 
 def _resolve_cache_features(model: keras.Model, cache_features: bool | None, config: FineTuneConfig) -> bool:
@@ -81,7 +91,7 @@ def _resolve_cache_features(model: keras.Model, cache_features: bool | None, con
     images (the extractor runs in inference mode): phase 1 is then a linear
     probe, and augmentation starts in phase 2, the order linear probing then
     fine-tuning recommends (Kumar et al., 2022). Chosen by measurement on
-    splits of the training data (`benchmarks/phase1_choice.py`, README
+    splits of the training data (`benchmarks/choose_defaults.py`, README
     "Benchmarks"): against phase 1 on augmented images every epoch, the final
     model was within the splits' noise, for a sixth of phase 1's time; two
     cached augmented passes did no better than the clean images.
