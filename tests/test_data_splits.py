@@ -113,10 +113,10 @@ def test_image_and_text_datasets_share_the_base_fields_and_summary():
     assert tfxfer.ImageDatasets is ImageDatasets and tfxfer.TextDatasets is TextDatasets
     values = dict(train=None, validation=None, class_names=["a", "b"], train_size=3, validation_size=1,
                   train_class_counts=[2, 1])
-    image = ImageDatasets(**values, skipped_files=["x.jpg"]).summary()
+    image = ImageDatasets(**values, skipped_files=["x.jpg"], decoded_cache="files").summary()
     text = TextDatasets(**values, skipped={"empty": 0}, source_format="csv").summary()
     base = Datasets(**values).summary()
-    assert image == {**base, "skipped_files": ["x.jpg"]}
+    assert image == {**base, "skipped_files": ["x.jpg"], "decoded_cache": "files"}
     assert {key: text[key] for key in base} == base
 
 

@@ -69,6 +69,7 @@ def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
     assert metrics["phase1"]["seconds"] > 0 and metrics["phase2"]["seconds"] > 0
     assert metrics["data"]["class_names"] == ["blue", "green", "red"]
     assert [os.path.basename(p) for p in metrics["data"]["skipped_files"]] == ["broken.jpg"]
+    assert metrics["data"]["decoded_cache"] == "memory"  # a few images: well within the memory budget
     _assert_run_report(tmp_path / "run", metrics, process)
 
     version = tmp_path / "exports" / "colours" / "1"

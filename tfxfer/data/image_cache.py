@@ -96,8 +96,9 @@ def plan_cache(
     folder = make_spill_folder(spill_dir)
     log = logging.info if spill_dir is not None else logging.warning
     log("Caching decoded images in files under %r, removed at process exit: %s, more than the budget. Pass "
-        "cache_memory_mb=%d or more to keep them in memory, or cache='folder/name' to choose where the files go "
-        "(kept, and replayed by later runs on the same files).", folder, facts, int(size_mb) + 1)
+        "cache_memory_mb=%d or more (--cache_memory_mb in the image recipe) to keep them in memory, or, in "
+        "Python, cache='folder/name' to choose where the files go (kept, and replayed by later runs on the same "
+        "files).", folder, facts, int(size_mb) + 1)
     return CachePlan(os.path.join(folder, "images"), "files")
 
 

@@ -57,7 +57,7 @@ class ImageDatasets(datasets.Datasets):
 
     def summary(self) -> dict:
         """JSON-ready facts about the data, for run reports and export metadata."""
-        return {**super().summary(), "skipped_files": self.skipped_files}
+        return {**super().summary(), "skipped_files": self.skipped_files, "decoded_cache": self.decoded_cache}
 
 
 def resolve_cache(cache: bool | str, split: str, fingerprint: Sequence[str]) -> bool | str:
