@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import results as results_lib
 import shared_assets
 import tensorflow as tf

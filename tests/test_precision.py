@@ -271,11 +271,16 @@ def test_policies_are_restored_when_training_fails():
 
 
 def test_for_phase_wraps_only_when_asked():
-    phase = types.SimpleNamespace(weight_decay=1e-4, global_clipnorm=1.0, lr_multipliers=None)
-    assert not isinstance(optimizers.for_phase(phase, 1e-3), keras.optimizers.LossScaleOptimizer)
+    phase = types.SimpleNamespace(weight_decay=1e-4, global_clipnorm=1.0, lr_multipliers=None, ema_momentum=None)
+    plain = optimizers.for_phase(phase, 1e-3)
+    assert not isinstance(plain, keras.optimizers.LossScaleOptimizer) and not plain.use_ema
     wrapped = optimizers.for_phase(phase, 1e-3, loss_scaling=True)
     assert isinstance(wrapped, keras.optimizers.LossScaleOptimizer)
     assert isinstance(wrapped.inner_optimizer, keras.optimizers.AdamW)
+    # The weight average stays on the inner optimizer, which applies the unscaled gradients.
+    averaged = optimizers.for_phase(types.SimpleNamespace(**{**vars(phase), "ema_momentum": 0.9}), 1e-3,
+                                    loss_scaling=True)
+    assert averaged.inner_optimizer.use_ema and averaged.inner_optimizer.ema_momentum == 0.9
 
 
 @pytest.mark.slow
