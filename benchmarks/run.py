@@ -16,9 +16,10 @@ mean-pooled MiniLM features, on the same seeded 90/10 split.
 
 writes the means over the seeds (and each run, and each figure's range) to
 `--output`, and a markdown table to `--markdown` (default: RESULTS.md beside
-the output). With `--only`, the other half of an existing `--output` is kept. Ratios: `phase1_speedup` = the baseline's phase-1 seconds /
-tfxfer's; `phase2_throughput` = tfxfer's phase-2 training images per second /
-the baseline's; `end_to_end_time` = tfxfer's seconds / the baseline's.
+the output). With `--only`, the other half of an existing `--output` is kept.
+Ratios: `phase1_speedup` = the baseline's phase-1 seconds / tfxfer's;
+`phase2_throughput` = tfxfer's phase-2 training images per second / the
+baseline's; `end_to_end_time` = tfxfer's seconds / the baseline's.
 """
 
 import json
