@@ -1,5 +1,6 @@
 """Shared pytest setup: quiet, deterministic, CPU-only, never touches the network."""
 
+import collections
 import os
 import sys
 
@@ -20,3 +21,15 @@ def _seeded():
     keras.utils.set_random_seed(1234)
     yield
     keras.backend.clear_session()
+
+
+def pytest_collection_modifyitems(items):
+    """Files with more tests marked slow go first, each file's own order kept.
+
+    `--dist loadfile` hands whole files to the two workers in collection order
+    (`--no-loadscope-reorder`; by default xdist would send the files with the most
+    tests first, which leaves the few-but-long recipe files for the end and one
+    worker idle while the other runs them).
+    """
+    slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
