@@ -53,9 +53,7 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
                               config=tfxfer.FineTuneConfig(**changes),
                               cache_features=cache_features, verbose=0)
     return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
-            "phase1_seconds": result.phase1.seconds, "phase2_seconds": result.phase2.seconds,
-            "phase1_val_accuracy": result.phase1.final_metrics["val_accuracy"],
-            "val_accuracy": result.phase2.final_metrics["val_accuracy"]}
+            **results_lib.fine_tune_figures(result)}
 
 
 def main(argv):
@@ -63,12 +61,8 @@ def main(argv):
     found = image_pair.assets(FLAGS.shared_dir)
     if found is None:
         sys.exit(f"Image assets not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
-    runs = {variant: [] for variant in FLAGS.variants}
-    for seed in map(int, FLAGS.seeds):
-        for variant in FLAGS.variants:
-            runs[variant].append(run_variant(*found, seed, variant))
-    results_lib.report({variant: {**results_lib.summarise(variant_runs), "runs": variant_runs}
-                        for variant, variant_runs in runs.items()}, FLAGS.output)
+    results_lib.compare_variants(lambda seed, variant: run_variant(*found, seed, variant),
+                                 list(map(int, FLAGS.seeds)), FLAGS.variants, FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -69,9 +69,7 @@ def run_variant(data_dir: str, backbone: str, seed: int, variant: str) -> dict:
         result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
                                   class_counts=data.train_class_counts, verbose=2)
     return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
-            "phase1_seconds": result.phase1.seconds, "phase2_seconds": result.phase2.seconds,
-            "phase1_val_accuracy": result.phase1.final_metrics["val_accuracy"],
-            "val_accuracy": result.phase2.final_metrics["val_accuracy"]}
+            **results_lib.fine_tune_figures(result)}
 
 
 def main(argv):
@@ -80,13 +78,8 @@ def main(argv):
     if not os.path.isdir(data_dir):
         sys.exit(f"rt-polarity not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
     backbone = shared_assets.minilm_folder()
-    runs = {variant: [] for variant in FLAGS.variants}
-    for seed in map(int, FLAGS.seeds):
-        for variant in FLAGS.variants:
-            runs[variant].append(run_variant(data_dir, backbone, seed, variant))
-            results_lib.report(runs, None)  # so far, in case a long run is stopped
-    results_lib.report({variant: {**results_lib.summarise(variant_runs), "runs": variant_runs}
-                        for variant, variant_runs in runs.items()}, FLAGS.output)
+    results_lib.compare_variants(lambda seed, variant: run_variant(data_dir, backbone, seed, variant),
+                                 list(map(int, FLAGS.seeds)), FLAGS.variants, FLAGS.output)
 
 
 if __name__ == "__main__":
