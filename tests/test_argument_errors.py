@@ -4,8 +4,6 @@ library errors behind them (`tfxfer.errors`).
 """
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -22,22 +20,22 @@ from tfxfer.models.token_pooling import TokenPooling
 from tfxfer.training import feature_cache, layerwise_lr
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 # Flags of a registry backbone small enough to build in a second; no download.
 TINY_MOBILENET = ["--backbone=mobilenet_v2", "--alpha=0.35", "--weights=none", "--image_size=32"]
 
 
-def _run(script, *args, timeout=300):
-    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=ENV,
-                          timeout=timeout, cwd=REPO)
+@pytest.fixture
+def recipe_fails(script_server):
+    """Runs recipes/<script> as a user would; asserts the user-error ending: exit code 2, no traceback.
+    Returns stderr."""
 
+    def run(script, *args):
+        process = script_server.run(os.path.join(REPO, "recipes", script), *args)
+        assert process.returncode == 2, process.stderr[-4000:]
+        assert "Traceback" not in process.stderr, process.stderr[-4000:]
+        return process.stderr
 
-def _recipe_fails(script, *args):
-    """Runs recipes/<script>; asserts the user-error ending: exit code 2, no traceback. Returns stderr."""
-    process = _run(os.path.join(REPO, "recipes", script), *args)
-    assert process.returncode == 2, process.stderr[-4000:]
-    assert "Traceback" not in process.stderr, process.stderr[-4000:]
-    return process.stderr
+    return run
 
 
 def _write_image_folders(root, per_class=4):
@@ -77,37 +75,37 @@ def cli_script(tmp_path_factory):
     return str(path)
 
 
-def test_cli_shows_a_user_error_as_its_message_with_exit_code_2(cli_script):
-    process = _run(cli_script, "user")
+def test_cli_shows_a_user_error_as_its_message_with_exit_code_2(cli_script, script_server):
+    process = script_server.run(cli_script, "user")
     assert process.returncode == 2
     assert process.stderr.endswith("script.py: error: Expected a file. Received: path='nope'\n")
     assert "Traceback" not in process.stderr
 
 
-def test_cli_shows_a_usage_error_with_a_pointer_to_the_flags(cli_script):
-    process = _run(cli_script, "usage")
+def test_cli_shows_a_usage_error_with_a_pointer_to_the_flags(cli_script, script_server):
+    process = script_server.run(cli_script, "usage")
     assert process.returncode == 2
     assert process.stderr.endswith("script.py: error: Pass --data_dir.\nRun script.py --helpshort for its flags.\n")
     assert "Traceback" not in process.stderr
 
 
-def test_cli_keeps_the_traceback_of_a_bug(cli_script):
-    process = _run(cli_script, "bug")
+def test_cli_keeps_the_traceback_of_a_bug(cli_script, script_server):
+    process = script_server.run(cli_script, "bug")
     assert process.returncode == 1
     assert "Traceback" in process.stderr and "KeyError: 'a bug'" in process.stderr
 
 
 # recipes/image_classifier.py: each mistake fails before the work it would spoil.
 
-def test_image_recipe_unknown_backbone_lists_the_valid_names():
-    stderr = _recipe_fails("image_classifier.py", "--backbone=mobilenetv2", "--weights=none")
+def test_image_recipe_unknown_backbone_lists_the_valid_names(recipe_fails):
+    stderr = recipe_fails("image_classifier.py", "--backbone=mobilenetv2", "--weights=none")
     assert "image_classifier.py: error: Unknown backbone. Did you mean 'mobilenet_v2'" in stderr
     assert "Expected one of: convnext_base, " in stderr and ", xception. Received: name='mobilenetv2'" in stderr
 
 
-def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path):
+def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path, recipe_fails):
     (tmp_path / "empty").mkdir()  # loading it would fail with another message: no class folders
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={tmp_path / 'empty'}", *TINY_MOBILENET,
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={tmp_path / 'empty'}", *TINY_MOBILENET,
                            "--image_size=16")
     assert ("error: Backbone 'mobilenet_v2' needs inputs of at least 32x32 pixels; use a larger image size "
             "(its ImageNet weights were trained at 224). Received: input_shape=(16, 16, 3)") in stderr
@@ -115,9 +113,9 @@ def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path):
 
 
 @pytest.mark.slow  # loads data and builds the model before failing
-def test_image_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path):
+def test_image_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path, recipe_fails):
     data = _write_image_folders(tmp_path / "data")
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5", *TINY_MOBILENET,
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5", *TINY_MOBILENET,
                            "--fine_tune_at=5000", "--epochs=1", "--fine_tune_epochs=1",
                            f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}")
     assert "error: An integer fine_tune_at is the index of the first backbone layer to unfreeze: pass 0 to 153" \
@@ -128,51 +126,51 @@ def test_image_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path
 
 
 @pytest.mark.slow  # loads data before building the model
-def test_image_recipe_fine_tune_at_unknown_layer_name(tmp_path):
+def test_image_recipe_fine_tune_at_unknown_layer_name(tmp_path, recipe_fails):
     data = _write_image_folders(tmp_path / "data")
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5", *TINY_MOBILENET,
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5", *TINY_MOBILENET,
                            "--fine_tune_at=block_99_expand", f"--run_dir={tmp_path / 'run'}")
     assert "error: No backbone layer is named 'block_99_expand'" in stderr
     assert "phase 1 epoch" not in stderr
 
 
 @pytest.mark.slow  # loads data before building the model
-def test_image_recipe_weights_of_another_width_name_the_file_and_the_fix(tmp_path):
+def test_image_recipe_weights_of_another_width_name_the_file_and_the_fix(tmp_path, recipe_fails):
     weights = tmp_path / "mobilenet_v2_1.0_no_top.weights.h5"
     keras.applications.MobileNetV2(include_top=False, weights=None, alpha=1.0,
                                    input_shape=(32, 32, 3)).save_weights(weights)
     data = _write_image_folders(tmp_path / "data")
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5",
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5",
                            "--backbone=mobilenet_v2", "--alpha=0.35", f"--weights={weights}", "--image_size=32")
     assert (f"error: The weights file {str(weights)!r} does not fit backbone 'mobilenet_v2' "
             "(keras.applications.MobileNetV2, alpha=0.35, include_top=False)") in stderr
     assert "(--backbone, --alpha in the recipes), or use weights=None" in stderr
 
 
-def test_image_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path):
+def test_image_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path, recipe_fails):
     (tmp_path / "some_file").write_text("")
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
                            *TINY_MOBILENET, f"--export_dir={tmp_path / 'some_file'}", f"--run_dir={tmp_path / 'run'}")
     assert (f"error: --export_dir must be a folder (it is created if missing), but it is a file; pass another "
             f"path. Received: --export_dir={tmp_path / 'some_file'}") in stderr
     assert "Built backbone" not in stderr and not (tmp_path / "run").exists()
 
 
-def test_image_recipe_output_folder_inside_a_file_fails(tmp_path):
+def test_image_recipe_output_folder_inside_a_file_fails(tmp_path, recipe_fails):
     (tmp_path / "some_file").write_text("")
-    stderr = _recipe_fails("image_classifier.py", *TINY_MOBILENET, f"--tflite_dir={tmp_path / 'some_file' / 'tfl'}")
+    stderr = recipe_fails("image_classifier.py", *TINY_MOBILENET, f"--tflite_dir={tmp_path / 'some_file' / 'tfl'}")
     assert ("--tflite_dir must be a folder (it is created if missing), but it is inside a file "
             f"({tmp_path / 'some_file'})") in stderr
 
 
-def test_image_recipe_data_dir_that_does_not_exist(tmp_path):
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={tmp_path / 'nope'}", *TINY_MOBILENET)
+def test_image_recipe_data_dir_that_does_not_exist(tmp_path, recipe_fails):
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={tmp_path / 'nope'}", *TINY_MOBILENET)
     assert f"error: --data_dir does not exist; pass the path of your data, or --tfds_name. " \
            f"Received: --data_dir={tmp_path / 'nope'}" in stderr
 
 
-def test_image_recipe_model_name_outside_export_dir_fails_before_any_work(tmp_path):
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
+def test_image_recipe_model_name_outside_export_dir_fails_before_any_work(tmp_path, recipe_fails):
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
                            *TINY_MOBILENET, f"--export_dir={tmp_path / 'exports'}", "--model_name=../escape",
                            f"--run_dir={tmp_path / 'run'}")
     assert ("image_classifier.py: error: model_name must be one folder name (no '/', not '.' or '..', not "
@@ -183,9 +181,9 @@ def test_image_recipe_model_name_outside_export_dir_fails_before_any_work(tmp_pa
     assert not (tmp_path / "exports").exists()
 
 
-def test_image_recipe_more_gpus_than_the_machine_has_fails_before_loading_data(tmp_path):
-    # ENV hides every GPU (CUDA_VISIBLE_DEVICES=""), so 4 is more than this machine has.
-    stderr = _recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
+def test_image_recipe_more_gpus_than_the_machine_has_fails_before_loading_data(tmp_path, recipe_fails):
+    # The script server hides every GPU (CUDA_VISIBLE_DEVICES=""), so 4 is more than this machine has.
+    stderr = recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
                            *TINY_MOBILENET, "--strategy=mirrored", "--num_gpus=4", f"--run_dir={tmp_path / 'run'}")
     assert ("image_classifier.py: error: Asked for 4 GPUs, but 0 are visible to TensorFlow (none). Pass a smaller "
             "num_gpus, or check CUDA_VISIBLE_DEVICES and the GPU drivers. Received: num_gpus=4") in stderr
@@ -199,14 +197,14 @@ def _lambda_backbone_file(path):
     return path
 
 
-def test_image_recipe_loads_a_backbone_with_code_only_with_nosafe_mode(tmp_path):
+def test_image_recipe_loads_a_backbone_with_code_only_with_nosafe_mode(tmp_path, recipe_fails):
     backbone = _lambda_backbone_file(tmp_path / "lambda.keras")
-    refused = _recipe_fails("image_classifier.py", f"--backbone={backbone}")
+    refused = recipe_fails("image_classifier.py", f"--backbone={backbone}")
     assert f"image_classifier.py: error: Refusing to load {str(backbone)!r}: it contains a Lambda layer" in refused
     assert "pass safe_mode=False (recipes: --nosafe_mode)" in refused
     assert f"Received: model={str(backbone)!r}, safe_mode=True" in refused
     # Trusted, it loads: the run gets as far as the next check (an image size the model does not take).
-    stderr = _recipe_fails("image_classifier.py", f"--backbone={backbone}", "--nosafe_mode", "--image_size=64")
+    stderr = recipe_fails("image_classifier.py", f"--backbone={backbone}", "--nosafe_mode", "--image_size=64")
     assert "error: Your backbone takes (32, 32) images; image_size must match it or be left out. " \
            "Received: image_size=64" in stderr
 
@@ -226,9 +224,9 @@ def export(tmp_path_factory):
     return {"root": root, "base": base, "version": version}
 
 
-def test_predict_recipe_missing_image_file(export):
+def test_predict_recipe_missing_image_file(export, recipe_fails):
     missing = export["root"] / "nope.jpg"
-    stderr = _recipe_fails("predict.py", f"--model_dir={export['base']}", str(missing))
+    stderr = recipe_fails("predict.py", f"--model_dir={export['base']}", str(missing))
     assert f"predict.py: error: Expected an image file or a folder of images. Received: {str(missing)!r}" in stderr
 
 
@@ -240,14 +238,14 @@ def test_predict_recipe_missing_image_file(export):
     ("half", "Expected a SavedModel (saved_model.pb) in the version folder; export the model again or pick "
              "another version."),
 ])
-def test_predict_recipe_wrong_model_dir(export, model_dir, expected):
+def test_predict_recipe_wrong_model_dir(export, model_dir, expected, recipe_fails):
     path = export["root"] / model_dir
-    stderr = _recipe_fails("predict.py", f"--model_dir={path}", str(path))
+    stderr = recipe_fails("predict.py", f"--model_dir={path}", str(path))
     assert f"predict.py: error: {expected}" in stderr
 
 
-def test_predict_recipe_without_inputs(export):
-    stderr = _recipe_fails("predict.py", f"--model_dir={export['version']}")
+def test_predict_recipe_without_inputs(export, recipe_fails):
+    stderr = recipe_fails("predict.py", f"--model_dir={export['version']}")
     assert "predict.py: error: This model takes images: pass image files or folders of images as arguments." in stderr
 
 

@@ -315,15 +315,14 @@ def test_saved_model_cli_lists_the_signatures(exported):
 
 # predict.py and tfxfer.prediction.
 
-def _predict(*args):
-    return subprocess.run([sys.executable, os.path.join(REPO, "recipes", "predict.py"), *args],
-                          capture_output=True, text=True, env=ENV, timeout=120)
+def _predict(script_server, *args):
+    return script_server.run(os.path.join(REPO, "recipes", "predict.py"), *args, timeout=120)
 
 
-@pytest.mark.slow  # a whole recipe in a subprocess, as in tests/test_recipes.py
-def test_predict_recipe_prints_top_k_class_names(exported):
+@pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py
+def test_predict_recipe_prints_top_k_class_names(exported, script_server):
     base = os.path.dirname(exported["path"])  # the model's base folder: its latest version
-    run = _predict(f"--model_dir={base}", "--top_k=2", os.path.dirname(exported["files"][0]))
+    run = _predict(script_server, f"--model_dir={base}", "--top_k=2", os.path.dirname(exported["files"][0]))
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
     assert lines[0::3] == sorted(exported["files"])  # 0.jpg, 1.jpg, 2.png
@@ -335,9 +334,10 @@ def test_predict_recipe_prints_top_k_class_names(exported):
             assert float(probability) == pytest.approx(expected[class_id], abs=1e-3)
 
 
-@pytest.mark.slow  # a whole recipe in a subprocess, as in tests/test_recipes.py
-def test_predict_recipe_prints_a_ready_rest_request(exported):
-    run = _predict(f"--model_dir={exported['path']}", "--print_request", "--host=serving:8501", *exported["files"][:2])
+@pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py
+def test_predict_recipe_prints_a_ready_rest_request(exported, script_server):
+    run = _predict(script_server, f"--model_dir={exported['path']}", "--print_request", "--host=serving:8501",
+                   *exported["files"][:2])
     assert run.returncode == 0, run.stderr[-2000:]
     body_line, curl_line = run.stdout.splitlines()
     body = json.loads(body_line)

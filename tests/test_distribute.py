@@ -3,7 +3,7 @@
 Everything runs on this CPU machine. Mirrored training uses two logical CPU
 devices, which must be configured before TensorFlow initialises, and
 kill-and-resume needs a process to kill: both run tests/_distribute_scripts.py
-in subprocesses.
+in processes of their own (`conftest.ScriptServer`).
 """
 
 import json
@@ -43,8 +43,9 @@ def _wait(process, expect_killed=False, timeout=300, with_stdout=False):
     return (stdout, stderr) if with_stdout else stderr
 
 
-def _run_script(*args, expect_killed=False):
-    _wait(_start_script(*args), expect_killed)
+def _run_script(script_server, *args, expect_killed=False):
+    process = script_server.run(SCRIPT, *args)
+    assert process.returncode == (-9 if expect_killed else 0), process.stderr[-3000:]
 
 
 # The factory: names and errors.
@@ -337,16 +338,16 @@ def test_no_marker_means_nothing_to_restore(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_at_the_next_epoch_in_either_phase(tmp_path):
+def test_killed_run_resumes_at_the_next_epoch_in_either_phase(tmp_path, script_server):
     """SIGKILL after phase-1 epoch 1, then after phase-2 epoch 0; each restart goes on from there."""
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     reference.mkdir()
     resumed.mkdir()
     uninterrupted = _start_script("resume", reference)  # in parallel with the first, killed, run
-    _run_script("resume", resumed, "--kill_at=1:1", expect_killed=True)
+    _run_script(script_server, "resume", resumed, "--kill_at=1:1", expect_killed=True)
     _wait(uninterrupted)
-    _run_script("resume", resumed, "--kill_at=2:0", expect_killed=True)
-    _run_script("resume", resumed)
+    _run_script(script_server, "resume", resumed, "--kill_at=2:0", expect_killed=True)
+    _run_script(script_server, "resume", resumed)
 
     epochs = [json.loads(line) for line in (resumed / "epochs.jsonl").read_text().splitlines()]
     # Run 1: phase 1 epochs 0-1, killed. Run 2: phase 1 epoch 2, phase 2 epoch 0, killed. Run 3: the rest.
@@ -368,8 +369,8 @@ def test_killed_run_resumes_at_the_next_epoch_in_either_phase(tmp_path):
 # Mirrored training on two logical CPU devices.
 
 @pytest.mark.slow
-def test_mirrored_on_two_cpu_replicas_matches_one_device_with_the_same_global_batch(tmp_path):
-    _run_script("mirrored", tmp_path)
+def test_mirrored_on_two_cpu_replicas_matches_one_device_with_the_same_global_batch(tmp_path, script_server):
+    _run_script(script_server, "mirrored", tmp_path)
     report = json.loads((tmp_path / "mirrored.json").read_text())
     assert report["strategy"] == "MirroredStrategy" and report["num_replicas"] == 2
     assert report["variable_type"] == "MirroredVariable"  # the model was built in strategy.scope()
@@ -434,18 +435,16 @@ def test_multi_worker_on_two_localhost_workers_trains_identical_weights_and_only
 RECIPES = os.path.join(os.path.dirname(os.path.dirname(SCRIPT)), "recipes")
 
 
-def _run_recipe(*flags, script="image_classifier.py", env_extra=None, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env_extra or {})}
-    return subprocess.run([sys.executable, os.path.join(RECIPES, script), *flags], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+def _run_recipe(script_server, *flags, script="image_classifier.py", env_extra=None):
+    return script_server.run(os.path.join(RECIPES, script), *flags, env=env_extra)
 
 
 @pytest.mark.parametrize("script", ["image_classifier.py", "text_classifier.py"])
-def test_recipe_fails_fast_on_an_impossible_strategy(tmp_path, script):
+def test_recipe_fails_fast_on_an_impossible_strategy(tmp_path, script, script_server):
     # An empty --data_dir: reading it would fail with another message, so the strategy must fail first.
     (tmp_path / "empty").mkdir()
-    process = _run_recipe(f"--data_dir={tmp_path / 'empty'}", "--strategy=mirrored", "--num_gpus=4",
-                          f"--run_dir={tmp_path / 'run'}", script=script)
+    process = _run_recipe(script_server, f"--data_dir={tmp_path / 'empty'}", "--strategy=mirrored",
+                          "--num_gpus=4", f"--run_dir={tmp_path / 'run'}", script=script)
     assert process.returncode == 2, process.stderr[-3000:]
     assert "Traceback" not in process.stderr
     assert f"{script}: error: Asked for 4 GPUs, but 0 are visible" in process.stderr
@@ -474,11 +473,11 @@ def _own_backbone(path):
 
 
 @pytest.mark.slow
-def test_recipe_on_a_non_chief_worker_reports_the_global_batch_and_writes_only_to_temp(tmp_path):
+def test_recipe_on_a_non_chief_worker_reports_the_global_batch_and_writes_only_to_temp(tmp_path, script_server):
     _colour_folders(tmp_path / "data")
     backbone = _own_backbone(tmp_path / "own.keras")
     worker1 = _tf_config("worker", 1)
-    process = _run_recipe(
+    process = _run_recipe(script_server,
         f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}", "--backbone_output_layer=features",
         "--image_size=24", "--weights=none", "--strategy=one_device", "--batch_size=4", "--scale_learning_rate",
         "--learning_rate=0.01", "--fine_tune_learning_rate=0.001", "--epochs=1", "--fine_tune_epochs=1",

@@ -9,8 +9,6 @@ TensorFlow start-up).
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -33,10 +31,8 @@ VAL_IMAGES = {"roses": 4, "daisy": 3}
 TEXT_NAMES = ["pos", "neg"]  # the export's order; sorted data classes are neg, pos
 
 
-def _run_recipe(*flags):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, os.path.join(REPO, "recipes", "evaluate.py"), *flags],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=REPO, check=False)
+def _run_recipe(script_server, *flags):
+    return script_server.run(os.path.join(REPO, "recipes", "evaluate.py"), *flags)
 
 
 def _png(seed):
@@ -78,10 +74,10 @@ def image_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def image_run(image_export, image_data, tmp_path_factory):
+def image_run(image_export, image_data, tmp_path_factory, script_server):
     output = tmp_path_factory.mktemp("image_run") / "reports" / "flowers.json"
-    run = _run_recipe(f"--model_dir={image_export}", f"--data_dir={image_data}", f"--output={output}", "--top_k=2",
-                      "--batch_size=3")
+    run = _run_recipe(script_server, f"--model_dir={image_export}", f"--data_dir={image_data}", f"--output={output}",
+                      "--top_k=2", "--batch_size=3")
     assert run.returncode == 0, run.stderr[-4000:]
     return run, json.loads(output.read_text(encoding="utf-8")), str(output)
 
@@ -201,9 +197,9 @@ def text_export(tmp_path_factory):
     return {"path": path, "csv": folder / "reviews.csv", "texts": texts, "folder": folder}
 
 
-def test_text_csv_report_matches_the_exports_own_predictions(text_export):
+def test_text_csv_report_matches_the_exports_own_predictions(text_export, script_server):
     output = text_export["folder"] / "report.json"
-    run = _run_recipe(f"--model_dir={text_export['path']}", f"--data_dir={text_export['csv']}",
+    run = _run_recipe(script_server, f"--model_dir={text_export['path']}", f"--data_dir={text_export['csv']}",
                       "--text_column=review", "--label_column=sentiment", f"--output={output}")
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(output.read_text(encoding="utf-8"))
@@ -218,10 +214,10 @@ def test_text_csv_report_matches_the_exports_own_predictions(text_export):
     assert "ROC AUC" in run.stdout
 
 
-def test_a_class_the_model_does_not_know_ends_with_a_message(text_export):
+def test_a_class_the_model_does_not_know_ends_with_a_message(text_export, script_server):
     data = text_export["folder"] / "other.csv"
     data.write_text("text,label\nthe film was good,pos\nit was fine,meh\n", encoding="utf-8")
-    run = _run_recipe(f"--model_dir={text_export['path']}", f"--data_dir={data}",
+    run = _run_recipe(script_server, f"--model_dir={text_export['path']}", f"--data_dir={data}",
                       f"--output={text_export['folder'] / 'never.json'}")
     assert run.returncode == 2
     assert "evaluate.py: error: The evaluation data has classes the model does not know" in run.stderr
@@ -229,8 +225,8 @@ def test_a_class_the_model_does_not_know_ends_with_a_message(text_export):
     assert not (text_export["folder"] / "never.json").exists()
 
 
-def test_missing_model_dir_ends_with_a_message():
-    run = _run_recipe("--data_dir=somewhere")
+def test_missing_model_dir_ends_with_a_message(script_server):
+    run = _run_recipe(script_server, "--data_dir=somewhere")
     assert run.returncode == 2
     assert "evaluate.py: error: Pass the export to evaluate: --model_dir=" in run.stderr
     assert "Traceback" not in run.stderr

@@ -7,8 +7,6 @@ what the backbone really computed in, not only the policies it was given.
 
 import json
 import os
-import subprocess
-import sys
 import types
 
 import keras
@@ -308,16 +306,17 @@ def test_a_text_transformer_trains_in_bfloat16_with_xla_and_ends_float32(tmp_pat
 
 
 @pytest.mark.slow
-def test_image_recipe_flags_reach_training_and_metrics(tmp_path):
-    from test_recipes import _run_recipe, _tiny_backbone_file, _write_colour_folders
+def test_image_recipe_flags_reach_training_and_metrics(tmp_path, script_server):
+    from test_recipes import REPO, _run_recipe, _tiny_backbone_file, _write_colour_folders
 
     _write_colour_folders(tmp_path / "data", per_class=6)
     backbone = _tiny_backbone_file(tmp_path / "own.keras")
     common = [f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}", "--backbone_output_layer=features",
               "--batch_size=8", "--epochs=1", "--fine_tune_epochs=1", "--fine_tune_at=0", "--warmup_examples=0",
               f"--export_dir={tmp_path / 'exports'}", "--model_name=m"]
-    process = _run_recipe("image_classifier.py", *common, "--mixed_precision=mixed_bfloat16", "--jit_compile",
-                          "--noaugmentation", "--fine_tune_ema_momentum=0.8", f"--run_dir={tmp_path / 'run'}")
+    process = _run_recipe(script_server, "image_classifier.py", *common, "--mixed_precision=mixed_bfloat16",
+                          "--jit_compile", "--noaugmentation", "--fine_tune_ema_momentum=0.8",
+                          f"--run_dir={tmp_path / 'run'}")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["fine_tune_ema_momentum"] == 0.8
     assert "weights averaged at momentum 0.8" in process.stderr
@@ -325,10 +324,7 @@ def test_image_recipe_flags_reach_training_and_metrics(tmp_path):
     assert metrics["jit_compile"] is True
     assert "compute mixed_bfloat16 (predictions float32), XLA-compiled steps" in process.stderr
     # With its augmentation, XLA cannot compile RandomRotation: a usage error before training, naming the fix.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    refused = subprocess.run([sys.executable, os.path.join("recipes", "image_classifier.py"), *common,
-                              "--jit_compile", f"--run_dir={tmp_path / 'jit'}"],
-                             capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(
-                                 os.path.abspath(__file__))), timeout=600, check=False)
+    refused = script_server.run(os.path.join(REPO, "recipes", "image_classifier.py"), *common, "--jit_compile",
+                                f"--run_dir={tmp_path / 'jit'}")
     assert refused.returncode == 2 and "RandomRotation" in refused.stderr, refused.stderr[-3000:]
     assert "--noaugmentation" in refused.stderr

@@ -1,4 +1,4 @@
-"""The recipes end to end, as a user runs them: a subprocess, flags in, files out."""
+"""The recipes end to end, as a user runs them: a process of its own, flags in, files out."""
 
 import json
 import os
@@ -17,10 +17,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 40, 220)}
 
 
-def _run_recipe(script, *flags, timeout=600):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    process = subprocess.run([sys.executable, os.path.join(REPO, "recipes", script), *flags],
-                             capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+def _run_recipe(script_server, script, *flags, timeout=600):
+    process = script_server.run(os.path.join(REPO, "recipes", script), *flags, timeout=timeout)
     assert process.returncode == 0, process.stderr[-4000:]
     return process
 
@@ -53,10 +51,10 @@ def _tiny_backbone_file(path):
 
 
 @pytest.mark.slow
-def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path):
+def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path, script_server):
     _write_colour_folders(tmp_path / "data", per_class=12)
     backbone = _tiny_backbone_file(tmp_path / "own.keras")
-    process = _run_recipe(
+    process = _run_recipe(script_server,
         "image_classifier.py", f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}",
         "--backbone_output_layer=features", "--batch_size=8", "--epochs=12", "--fine_tune_epochs=2",
         "--learning_rate=0.03", "--fine_tune_at=0", f"--run_dir={tmp_path / 'run'}",
@@ -106,7 +104,7 @@ def _assert_run_report(run_dir, metrics, process):
 
 
 @pytest.mark.slow
-def test_image_recipe_registry_backbone_with_flagfile_and_split(tmp_path):
+def test_image_recipe_registry_backbone_with_flagfile_and_split(tmp_path, script_server):
     _write_colour_folders(tmp_path / "data", per_class=6)
     flagfile = tmp_path / "run.flags"
     flagfile.write_text("\n".join([
@@ -114,11 +112,11 @@ def test_image_recipe_registry_backbone_with_flagfile_and_split(tmp_path):
         "--alpha=0.35", "--weights=none", "--image_size=32", "--batch_size=8", "--epochs=1",
         "--fine_tune_epochs=1", "--fine_tune_at=0.5", f"--run_dir={tmp_path / 'run'}",
         f"--export_dir={tmp_path / 'exports'}", "--model_name=m"]))
-    _run_recipe("image_classifier.py", f"--flagfile={flagfile}")
+    _run_recipe(script_server, "image_classifier.py", f"--flagfile={flagfile}")
     first = json.loads((tmp_path / "run" / "metrics.json").read_text())
     # The run's own flagfile reruns it (into another run folder; a flag after it wins).
-    _run_recipe("image_classifier.py", f"--flagfile={tmp_path / 'run' / 'flags.txt'}", "--fine_tune_epochs=0",
-                f"--run_dir={tmp_path / 'rerun'}")
+    _run_recipe(script_server, "image_classifier.py", f"--flagfile={tmp_path / 'run' / 'flags.txt'}",
+                "--fine_tune_epochs=0", f"--run_dir={tmp_path / 'rerun'}")
 
     metrics = json.loads((tmp_path / "rerun" / "metrics.json").read_text())
     assert metrics["data"] == first["data"]
@@ -183,8 +181,8 @@ def test_help_lists_every_flag_of_the_recipe(script, own_flag):
 
 
 @pytest.mark.slow
-def test_offline_main_job_transfers_better_than_scratch(tmp_path):
-    process = _run_recipe("digits_transfer.py", f"--run_dir={tmp_path / 'run'}",
+def test_offline_main_job_transfers_better_than_scratch(tmp_path, script_server):
+    process = _run_recipe(script_server, "digits_transfer.py", f"--run_dir={tmp_path / 'run'}",
                           f"--export_dir={tmp_path / 'exports'}")
     comparison = json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison"]
     assert comparison["source_val_accuracy"] >= 0.9

@@ -1,9 +1,7 @@
-"""The text recipe end to end, as a user runs it: a subprocess, flags in, files out."""
+"""The text recipe end to end, as a user runs it: a process of its own, flags in, files out."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,20 +21,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "recipes", "text_classifier.py")
 
 
-def _run(*flags):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, SCRIPT, *flags], capture_output=True, text=True,
-                          timeout=600, env=env, cwd=REPO)
+def _run(script_server, *flags):
+    return script_server.run(SCRIPT, *flags, timeout=600)
 
 
 @pytest.mark.slow
-def test_text_recipe_with_word_vectors_on_csv(tmp_path):
+def test_text_recipe_with_word_vectors_on_csv(tmp_path, script_server):
     path = tmp_path / "reviews.csv"
     rows = ["review,stars"] + [f"{w} film,five" for w in POSITIVE * 4] + [f"{w} film,one" for w in NEGATIVE * 4]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     vectors = tmp_path / "vectors.txt"
     write_word_vectors(vectors, POSITIVE + NEGATIVE + ["film"], dim=4)
-    process = _run(
+    process = _run(script_server,
         f"--data_dir={path}", "--text_column=review", "--label_column=stars", f"--word_vectors={vectors}",
         "--encoder=mean", "--sequence_length=4", "--epochs=2", "--fine_tune_epochs=1", "--fine_tune_at=0",
         "--find_learning_rate=1", f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}",
@@ -66,13 +62,13 @@ def _read_metrics(run_dir):
 
 
 @pytest.mark.slow
-def test_text_recipe_trains_a_transformer_under_a_strategy(tmp_path):
+def test_text_recipe_trains_a_transformer_under_a_strategy(tmp_path, script_server):
     preset = save_tiny_bert_preset(tmp_path / "bert")
     path = tmp_path / "reviews.csv"
     rows = ["text,label"] + [f"{t},pos" for t in sentences(POSITIVE, 16, 0)] + [
         f"{t},neg" for t in sentences(NEGATIVE, 16, 1)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    process = _run(
+    process = _run(script_server,
         f"--data_dir={path}", f"--backbone={preset}", "--sequence_length=8", "--batch_size=8",
         "--strategy=one_device", "--scale_learning_rate", "--epochs=1", "--fine_tune_epochs=1",
         "--fine_tune_learning_rate=0.001", "--warmup_examples=0", f"--backup_dir={tmp_path / 'backup'}",
@@ -92,7 +88,7 @@ def test_text_recipe_trains_a_transformer_under_a_strategy(tmp_path):
 
 
 @pytest.mark.slow
-def test_text_recipe_trains_and_exports_a_multi_label_csv(tmp_path):
+def test_text_recipe_trains_and_exports_a_multi_label_csv(tmp_path, script_server):
     preset = save_tiny_bert_preset(tmp_path / "bert")
     path = tmp_path / "tickets.csv"
     rows = ["text,tags"]
@@ -100,7 +96,7 @@ def test_text_recipe_trains_and_exports_a_multi_label_csv(tmp_path):
         # "plot" is a second class on top of the sentiment wherever the text mentions it.
         rows += [f"{t},{tag}|plot" if "plot" in t.split() else f"{t},{tag}" for t in sentences(words, 16, seed)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    process = _run(
+    process = _run(script_server,
         f"--data_dir={path}", "--label_column=tags", "--label_separator=|", f"--backbone={preset}",
         "--sequence_length=8", "--batch_size=8", "--epochs=1", "--fine_tune_epochs=1", "--warmup_examples=2",
         f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--model_name=tickets")
@@ -128,15 +124,15 @@ def test_text_recipe_trains_and_exports_a_multi_label_csv(tmp_path):
     assert len(texts) == 1 and texts[0].shape == (2,)
 
 
-def test_text_recipe_without_data_is_a_usage_error():
-    process = _run()
+def test_text_recipe_without_data_is_a_usage_error(script_server):
+    process = _run(script_server)
     assert process.returncode != 0
     assert "Pass --data_dir (a .csv/.tsv file or a folder of texts) or --tfds_name" in process.stderr
 
 
-def _fails(*flags):
+def _fails(script_server, *flags):
     """Runs the recipe; asserts the user-error ending (exit code 2, no traceback). Returns stderr."""
-    process = _run(*flags)
+    process = _run(script_server, *flags)
     assert process.returncode == 2, process.stderr[-4000:]
     assert "Traceback" not in process.stderr, process.stderr[-4000:]
     return process.stderr
@@ -148,20 +144,20 @@ def _reviews_csv(path):
     return path
 
 
-def test_text_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path):
+def test_text_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path, script_server):
     (tmp_path / "some_file").write_text("")
-    stderr = _fails(f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}", f"--export_dir={tmp_path / 'some_file'}",
-                    f"--run_dir={tmp_path / 'run'}")
+    stderr = _fails(script_server, f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}",
+                    f"--export_dir={tmp_path / 'some_file'}", f"--run_dir={tmp_path / 'run'}")
     assert (f"text_classifier.py: error: --export_dir must be a folder (it is created if missing), but it is a "
             f"file; pass another path. Received: --export_dir={tmp_path / 'some_file'}") in stderr
     assert "Loaded" not in stderr and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow  # loads the data and builds the model before failing
-def test_text_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path):
+def test_text_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path, script_server):
     vectors = tmp_path / "vectors.txt"
     write_word_vectors(vectors, POSITIVE + NEGATIVE + ["film"], dim=4)
-    stderr = _fails(f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}", f"--word_vectors={vectors}",
+    stderr = _fails(script_server, f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}", f"--word_vectors={vectors}",
                     "--encoder=mean", "--sequence_length=4", "--fine_tune_at=40", f"--run_dir={tmp_path / 'run'}")
     assert "text_classifier.py: error: An integer fine_tune_at is the index of the first backbone layer" in stderr
     assert "Received: fine_tune_at=40" in stderr
@@ -169,8 +165,8 @@ def test_text_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path)
 
 
 @pytest.mark.slow  # imports keras-hub
-def test_text_recipe_unknown_preset_lists_the_known_ones(tmp_path):
-    stderr = _fails(f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}", "--backbone=bert_smol_en_uncased",
-                    f"--run_dir={tmp_path / 'run'}")
+def test_text_recipe_unknown_preset_lists_the_known_ones(tmp_path, script_server):
+    stderr = _fails(script_server, f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}",
+                    "--backbone=bert_smol_en_uncased", f"--run_dir={tmp_path / 'run'}")
     assert "text_classifier.py: error: Unknown keras-hub text preset. Did you mean 'bert_small_en_uncased'" in stderr
     assert "bert_tiny_en_uncased, " in stderr and "Received: backbone='bert_smol_en_uncased'" in stderr

@@ -7,15 +7,12 @@ run in a fresh process that imports only tensorflow and tensorflow_text.
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import rest_requests as rest  # recipes/rest_requests.py
 import tensorflow as tf
 from _serving_child import (
-    ENV,
     heavy_modules,
     model_code_modules,
     run_child,
@@ -223,13 +220,12 @@ def test_read_text_lines(tmp_path):
         prediction.read_text_lines(str(tmp_path / "nope.txt"))
 
 
-@pytest.mark.slow  # a whole recipe in a subprocess, as in tests/test_recipes.py
-def test_predict_recipe_on_texts_from_flags_arguments_and_a_file(word_vectors, tmp_path):
+@pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py
+def test_predict_recipe_on_texts_from_flags_arguments_and_a_file(word_vectors, tmp_path, script_server):
     (tmp_path / "texts.txt").write_text("\n".join(TEXTS[2:3]) + "\n", encoding="utf-8")
-    run = subprocess.run([sys.executable, os.path.join(REPO, "recipes", "predict.py"),
-                          f"--model_dir={os.path.dirname(word_vectors['path'])}", "--top_k=2",
-                          f"--text={TEXTS[0]}", f"--text_file={tmp_path / 'texts.txt'}", TEXTS[1]],
-                         capture_output=True, text=True, env=ENV, timeout=300)
+    run = script_server.run(os.path.join(REPO, "recipes", "predict.py"),
+                            f"--model_dir={os.path.dirname(word_vectors['path'])}", "--top_k=2",
+                            f"--text={TEXTS[0]}", f"--text_file={tmp_path / 'texts.txt'}", TEXTS[1])
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
     order = [0, 1, 2]  # --text, then arguments, then the file's lines
