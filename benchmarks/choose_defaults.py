@@ -7,7 +7,13 @@ Each variant changes one thing from tfxfer's defaults:
 - **aug2**: phase 1 trains on two cached passes of augmented images
   (`FineTuneConfig(augmented_feature_passes=2)`);
 - **ema**: phase 2 validates and ends with a moving average of its weights
-  (`FineTuneConfig(fine_tune_ema_momentum=0.9)`: about the last 10 steps, 1.5 epochs here).
+  (`FineTuneConfig(fine_tune_ema_momentum=0.9)`: about the last 10 steps, 1.5 epochs here);
+- **lr3x**: phase 2 at 3 times the default's peak learning rate (`fine_tune_learning_rate=3e-4`);
+- **deeper**: phase 2 unfreezes the top 60 % of the backbone's layers, not 30 % (`fine_tune_at=0.6`).
+
+Every run also scores its final model with flip test-time augmentation
+(`flip_averaged_val_accuracy`: each image's probabilities averaged with its mirror
+image's), paired with its `val_accuracy`: the same model, so no training noise between them.
 
 The 153 validation images of ../shared/data/hymenoptera are never looked at: each
 seed splits `train/` 80/20 (seeded, stratified), trains on 80 % and scores on the
@@ -23,6 +29,7 @@ import time
 import image_pair
 import keras
 import results as results_lib
+import tensorflow as tf
 from absl import app, flags
 
 import tfxfer
@@ -38,6 +45,8 @@ _VARIANTS = {  # name: (cache_features, FineTuneConfig changes)
     "full": (False, {}),
     "aug2": (True, {"augmented_feature_passes": 2}),
     "ema": (True, {"fine_tune_ema_momentum": 0.9}),
+    "lr3x": (True, {"fine_tune_learning_rate": 3e-4}),
+    "deeper": (True, {"fine_tune_at": 0.6}),
 }
 
 
@@ -53,7 +62,18 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
                               config=tfxfer.FineTuneConfig(**changes),
                               cache_features=cache_features, verbose=0)
     return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
-            **results_lib.fine_tune_figures(result)}
+            **results_lib.fine_tune_figures(result),
+            "flip_averaged_val_accuracy": flip_averaged_accuracy(model, data.validation)}
+
+
+def flip_averaged_accuracy(model: keras.Model, validation: tf.data.Dataset) -> float:
+    """Accuracy when each image's probabilities are averaged with its left-right mirror image's."""
+    single_unit = model.output_shape[-1] == 1  # two classes: one sigmoid unit
+    accuracy = keras.metrics.BinaryAccuracy() if single_unit else keras.metrics.SparseCategoricalAccuracy()
+    for images, labels in validation:
+        mirrored = tf.image.flip_left_right(images)
+        accuracy.update_state(labels, (model.predict_on_batch(images) + model.predict_on_batch(mirrored)) / 2)
+    return float(accuracy.result())
 
 
 def main(argv):
