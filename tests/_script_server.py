@@ -7,8 +7,8 @@ fork sends its file descriptors 1 and 2 to the two files and runs the script
 as `__main__`, as the interpreter would. The server replies with one JSON line,
 {"returncode"}, once the fork has ended.
 
-Forking is safe here because the server itself never runs a TensorFlow op:
-no thread pool or device context exists yet when it forks.
+The server itself runs no TensorFlow op, so TensorFlow has no thread pool or
+device context yet when it forks: each fork sets them up as a new interpreter would.
 """
 
 import atexit

@@ -48,8 +48,8 @@ class ScriptServer:
     10 s on 2 busy cores), which is most of the time of a test of a mistake the
     recipe reports before any work. `_script_server.py` pays it once and forks a
     fresh process for each script. Tests of TensorFlow's start-up itself (its log
-    noise, `--help`, what a recipe imports) and of environment variables keep
-    real subprocesses.
+    noise, `--help`, what a recipe imports) and of environment variables read at
+    start-up keep real subprocesses.
     """
 
     def __init__(self):
