@@ -78,6 +78,17 @@ class ScriptServer:
             outputs = {name: _read_text(request[name]) for name in ("stdout", "stderr")}
         return subprocess.CompletedProcess([script, *args], json.loads(reply)["returncode"], **outputs)
 
+    def run_recipe(self, name, *args, **kwargs) -> subprocess.CompletedProcess:
+        """`run` of recipes/<name>."""
+        return self.run(os.path.join(REPO, "recipes", name), *args, **kwargs)
+
+    def usage_error(self, name, *args) -> str:
+        """Runs recipes/<name>; asserts the user-error ending (exit code 2, no traceback). Returns stderr."""
+        process = self.run_recipe(name, *args)
+        assert process.returncode == 2, process.stderr[-4000:]
+        assert "Traceback" not in process.stderr, process.stderr[-4000:]
+        return process.stderr
+
     def close(self):
         """Ends the server and any script it is running (they share a process group)."""
         os.killpg(self._server.pid, signal.SIGKILL)

@@ -24,20 +24,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MOBILENET = ["--backbone=mobilenet_v2", "--alpha=0.35", "--weights=none", "--image_size=32"]
 
 
-@pytest.fixture
-def recipe_fails(script_server):
-    """Runs recipes/<script> as a user would; asserts the user-error ending: exit code 2, no traceback.
-    Returns stderr."""
-
-    def run(script, *args):
-        process = script_server.run(os.path.join(REPO, "recipes", script), *args)
-        assert process.returncode == 2, process.stderr[-4000:]
-        assert "Traceback" not in process.stderr, process.stderr[-4000:]
-        return process.stderr
-
-    return run
-
-
 def _write_image_folders(root, per_class=4):
     for index, (name, colour) in enumerate({"red": (220, 30, 30), "blue": (40, 40, 220)}.items()):
         folder = root / name
@@ -97,27 +83,27 @@ def test_cli_keeps_the_traceback_of_a_bug(cli_script, script_server):
 
 # recipes/image_classifier.py: each mistake fails before the work it would spoil.
 
-def test_image_recipe_unknown_backbone_lists_the_valid_names(recipe_fails):
-    stderr = recipe_fails("image_classifier.py", "--backbone=mobilenetv2", "--weights=none")
+def test_image_recipe_unknown_backbone_lists_the_valid_names(script_server):
+    stderr = script_server.usage_error("image_classifier.py", "--backbone=mobilenetv2", "--weights=none")
     assert "image_classifier.py: error: Unknown backbone. Did you mean 'mobilenet_v2'" in stderr
     assert "Expected one of: convnext_base, " in stderr and ", xception. Received: name='mobilenetv2'" in stderr
 
 
-def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path, recipe_fails):
+def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path, script_server):
     (tmp_path / "empty").mkdir()  # loading it would fail with another message: no class folders
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={tmp_path / 'empty'}", *TINY_MOBILENET,
-                           "--image_size=16")
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path / 'empty'}", *TINY_MOBILENET,
+                                       "--image_size=16")
     assert ("error: Backbone 'mobilenet_v2' needs inputs of at least 32x32 pixels; use a larger image size "
             "(its ImageNet weights were trained at 224). Received: input_shape=(16, 16, 3)") in stderr
     assert "class sub-folders" not in stderr
 
 
 @pytest.mark.slow  # loads data and builds the model before failing
-def test_image_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path, recipe_fails):
+def test_image_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path, script_server):
     data = _write_image_folders(tmp_path / "data")
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5", *TINY_MOBILENET,
-                           "--fine_tune_at=5000", "--epochs=1", "--fine_tune_epochs=1",
-                           f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}")
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5",
+                                       *TINY_MOBILENET, "--fine_tune_at=5000", "--epochs=1", "--fine_tune_epochs=1",
+                                       f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}")
     assert "error: An integer fine_tune_at is the index of the first backbone layer to unfreeze: pass 0 to 153" \
         in stderr
     assert "Received: fine_tune_at=5000" in stderr
@@ -126,53 +112,57 @@ def test_image_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path
 
 
 @pytest.mark.slow  # loads data before building the model
-def test_image_recipe_fine_tune_at_unknown_layer_name(tmp_path, recipe_fails):
+def test_image_recipe_fine_tune_at_unknown_layer_name(tmp_path, script_server):
     data = _write_image_folders(tmp_path / "data")
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5", *TINY_MOBILENET,
-                           "--fine_tune_at=block_99_expand", f"--run_dir={tmp_path / 'run'}")
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5",
+                                       *TINY_MOBILENET, "--fine_tune_at=block_99_expand",
+                                       f"--run_dir={tmp_path / 'run'}")
     assert "error: No backbone layer is named 'block_99_expand'" in stderr
     assert "phase 1 epoch" not in stderr
 
 
 @pytest.mark.slow  # loads data before building the model
-def test_image_recipe_weights_of_another_width_name_the_file_and_the_fix(tmp_path, recipe_fails):
+def test_image_recipe_weights_of_another_width_name_the_file_and_the_fix(tmp_path, script_server):
     weights = tmp_path / "mobilenet_v2_1.0_no_top.weights.h5"
     keras.applications.MobileNetV2(include_top=False, weights=None, alpha=1.0,
                                    input_shape=(32, 32, 3)).save_weights(weights)
     data = _write_image_folders(tmp_path / "data")
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5",
-                           "--backbone=mobilenet_v2", "--alpha=0.35", f"--weights={weights}", "--image_size=32")
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={data}", "--validation_split=0.5",
+                                       "--backbone=mobilenet_v2", "--alpha=0.35", f"--weights={weights}",
+                                       "--image_size=32")
     assert (f"error: The weights file {str(weights)!r} does not fit backbone 'mobilenet_v2' "
             "(keras.applications.MobileNetV2, alpha=0.35, include_top=False)") in stderr
     assert "(--backbone, --alpha in the recipes), or use weights=None" in stderr
 
 
-def test_image_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path, recipe_fails):
+def test_image_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path, script_server):
     (tmp_path / "some_file").write_text("")
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
-                           *TINY_MOBILENET, f"--export_dir={tmp_path / 'some_file'}", f"--run_dir={tmp_path / 'run'}")
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
+                                       *TINY_MOBILENET, f"--export_dir={tmp_path / 'some_file'}",
+                                       f"--run_dir={tmp_path / 'run'}")
     assert (f"error: --export_dir must be a folder (it is created if missing), but it is a file; pass another "
             f"path. Received: --export_dir={tmp_path / 'some_file'}") in stderr
     assert "Built backbone" not in stderr and not (tmp_path / "run").exists()
 
 
-def test_image_recipe_output_folder_inside_a_file_fails(tmp_path, recipe_fails):
+def test_image_recipe_output_folder_inside_a_file_fails(tmp_path, script_server):
     (tmp_path / "some_file").write_text("")
-    stderr = recipe_fails("image_classifier.py", *TINY_MOBILENET, f"--tflite_dir={tmp_path / 'some_file' / 'tfl'}")
+    stderr = script_server.usage_error("image_classifier.py", *TINY_MOBILENET,
+                                       f"--tflite_dir={tmp_path / 'some_file' / 'tfl'}")
     assert ("--tflite_dir must be a folder (it is created if missing), but it is inside a file "
             f"({tmp_path / 'some_file'})") in stderr
 
 
-def test_image_recipe_data_dir_that_does_not_exist(tmp_path, recipe_fails):
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={tmp_path / 'nope'}", *TINY_MOBILENET)
+def test_image_recipe_data_dir_that_does_not_exist(tmp_path, script_server):
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path / 'nope'}", *TINY_MOBILENET)
     assert f"error: --data_dir does not exist; pass the path of your data, or --tfds_name. " \
            f"Received: --data_dir={tmp_path / 'nope'}" in stderr
 
 
-def test_image_recipe_model_name_outside_export_dir_fails_before_any_work(tmp_path, recipe_fails):
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
-                           *TINY_MOBILENET, f"--export_dir={tmp_path / 'exports'}", "--model_name=../escape",
-                           f"--run_dir={tmp_path / 'run'}")
+def test_image_recipe_model_name_outside_export_dir_fails_before_any_work(tmp_path, script_server):
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
+                                       *TINY_MOBILENET, f"--export_dir={tmp_path / 'exports'}",
+                                       "--model_name=../escape", f"--run_dir={tmp_path / 'run'}")
     assert ("image_classifier.py: error: model_name must be one folder name (no '/', not '.' or '..', not "
             "absolute), so that it cannot write outside its base folder; pick a plain name such as 'flowers'. "
             "Received: model_name='../escape'") in stderr
@@ -181,10 +171,11 @@ def test_image_recipe_model_name_outside_export_dir_fails_before_any_work(tmp_pa
     assert not (tmp_path / "exports").exists()
 
 
-def test_image_recipe_more_gpus_than_the_machine_has_fails_before_loading_data(tmp_path, recipe_fails):
+def test_image_recipe_more_gpus_than_the_machine_has_fails_before_loading_data(tmp_path, script_server):
     # The script server hides every GPU (CUDA_VISIBLE_DEVICES=""), so 4 is more than this machine has.
-    stderr = recipe_fails("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
-                           *TINY_MOBILENET, "--strategy=mirrored", "--num_gpus=4", f"--run_dir={tmp_path / 'run'}")
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
+                                       *TINY_MOBILENET, "--strategy=mirrored", "--num_gpus=4",
+                                       f"--run_dir={tmp_path / 'run'}")
     assert ("image_classifier.py: error: Asked for 4 GPUs, but 0 are visible to TensorFlow (none). Pass a smaller "
             "num_gpus, or check CUDA_VISIBLE_DEVICES and the GPU drivers. Received: num_gpus=4") in stderr
     assert "Built backbone" not in stderr and not (tmp_path / "run").exists()
@@ -197,14 +188,15 @@ def _lambda_backbone_file(path):
     return path
 
 
-def test_image_recipe_loads_a_backbone_with_code_only_with_nosafe_mode(tmp_path, recipe_fails):
+def test_image_recipe_loads_a_backbone_with_code_only_with_nosafe_mode(tmp_path, script_server):
     backbone = _lambda_backbone_file(tmp_path / "lambda.keras")
-    refused = recipe_fails("image_classifier.py", f"--backbone={backbone}")
+    refused = script_server.usage_error("image_classifier.py", f"--backbone={backbone}")
     assert f"image_classifier.py: error: Refusing to load {str(backbone)!r}: it contains a Lambda layer" in refused
     assert "pass safe_mode=False (recipes: --nosafe_mode)" in refused
     assert f"Received: model={str(backbone)!r}, safe_mode=True" in refused
     # Trusted, it loads: the run gets as far as the next check (an image size the model does not take).
-    stderr = recipe_fails("image_classifier.py", f"--backbone={backbone}", "--nosafe_mode", "--image_size=64")
+    stderr = script_server.usage_error("image_classifier.py", f"--backbone={backbone}", "--nosafe_mode",
+                                       "--image_size=64")
     assert "error: Your backbone takes (32, 32) images; image_size must match it or be left out. " \
            "Received: image_size=64" in stderr
 
@@ -224,9 +216,9 @@ def export(tmp_path_factory):
     return {"root": root, "base": base, "version": version}
 
 
-def test_predict_recipe_missing_image_file(export, recipe_fails):
+def test_predict_recipe_missing_image_file(export, script_server):
     missing = export["root"] / "nope.jpg"
-    stderr = recipe_fails("predict.py", f"--model_dir={export['base']}", str(missing))
+    stderr = script_server.usage_error("predict.py", f"--model_dir={export['base']}", str(missing))
     assert f"predict.py: error: Expected an image file or a folder of images. Received: {str(missing)!r}" in stderr
 
 
@@ -238,14 +230,14 @@ def test_predict_recipe_missing_image_file(export, recipe_fails):
     ("half", "Expected a SavedModel (saved_model.pb) in the version folder; export the model again or pick "
              "another version."),
 ])
-def test_predict_recipe_wrong_model_dir(export, model_dir, expected, recipe_fails):
+def test_predict_recipe_wrong_model_dir(export, model_dir, expected, script_server):
     path = export["root"] / model_dir
-    stderr = recipe_fails("predict.py", f"--model_dir={path}", str(path))
+    stderr = script_server.usage_error("predict.py", f"--model_dir={path}", str(path))
     assert f"predict.py: error: {expected}" in stderr
 
 
-def test_predict_recipe_without_inputs(export, recipe_fails):
-    stderr = recipe_fails("predict.py", f"--model_dir={export['version']}")
+def test_predict_recipe_without_inputs(export, script_server):
+    stderr = script_server.usage_error("predict.py", f"--model_dir={export['version']}")
     assert "predict.py: error: This model takes images: pass image files or folders of images as arguments." in stderr
 
 

@@ -316,7 +316,7 @@ def test_saved_model_cli_lists_the_signatures(exported):
 # predict.py and tfxfer.prediction.
 
 def _predict(script_server, *args):
-    return script_server.run(os.path.join(REPO, "recipes", "predict.py"), *args, timeout=120)
+    return script_server.run_recipe("predict.py", *args, timeout=120)
 
 
 @pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py

@@ -432,11 +432,8 @@ def test_multi_worker_on_two_localhost_workers_trains_identical_weights_and_only
 
 # The recipe's flags.
 
-RECIPES = os.path.join(os.path.dirname(os.path.dirname(SCRIPT)), "recipes")
-
-
 def _run_recipe(script_server, *flags, script="image_classifier.py", env_extra=None):
-    return script_server.run(os.path.join(RECIPES, script), *flags, env=env_extra)
+    return script_server.run_recipe(script, *flags, env=env_extra)
 
 
 @pytest.mark.parametrize("script", ["image_classifier.py", "text_classifier.py"])

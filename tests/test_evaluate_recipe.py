@@ -23,7 +23,6 @@ from tfxfer import prediction
 from tfxfer.errors import ConfigError
 from tfxfer.evaluation import exported_model, labelled_data, tfds_examples
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # tf_flowers' classes in another order than its ClassLabel's (dandelion, daisy, tulips, sunflowers, roses).
 EXPORT_NAMES = ["roses", "tulips", "daisy", "dandelion", "sunflowers"]
 # The evaluation folders hold two of them (listed as daisy, roses: another order again).
@@ -32,7 +31,7 @@ TEXT_NAMES = ["pos", "neg"]  # the export's order; sorted data classes are neg, 
 
 
 def _run_recipe(script_server, *flags):
-    return script_server.run(os.path.join(REPO, "recipes", "evaluate.py"), *flags)
+    return script_server.run_recipe("evaluate.py", *flags)
 
 
 def _png(seed):

@@ -307,7 +307,7 @@ def test_a_text_transformer_trains_in_bfloat16_with_xla_and_ends_float32(tmp_pat
 
 @pytest.mark.slow
 def test_image_recipe_flags_reach_training_and_metrics(tmp_path, script_server):
-    from test_recipes import REPO, _run_recipe, _tiny_backbone_file, _write_colour_folders
+    from test_recipes import _run_recipe, _tiny_backbone_file, _write_colour_folders
 
     _write_colour_folders(tmp_path / "data", per_class=6)
     backbone = _tiny_backbone_file(tmp_path / "own.keras")
@@ -324,7 +324,7 @@ def test_image_recipe_flags_reach_training_and_metrics(tmp_path, script_server):
     assert metrics["jit_compile"] is True
     assert "compute mixed_bfloat16 (predictions float32), XLA-compiled steps" in process.stderr
     # With its augmentation, XLA cannot compile RandomRotation: a usage error before training, naming the fix.
-    refused = script_server.run(os.path.join(REPO, "recipes", "image_classifier.py"), *common, "--jit_compile",
-                                f"--run_dir={tmp_path / 'jit'}")
+    refused = script_server.run_recipe("image_classifier.py", *common, "--jit_compile",
+                                       f"--run_dir={tmp_path / 'jit'}")
     assert refused.returncode == 2 and "RandomRotation" in refused.stderr, refused.stderr[-3000:]
     assert "--noaugmentation" in refused.stderr

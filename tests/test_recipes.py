@@ -18,7 +18,7 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 40, 220)}
 
 
 def _run_recipe(script_server, script, *flags, timeout=600):
-    process = script_server.run(os.path.join(REPO, "recipes", script), *flags, timeout=timeout)
+    process = script_server.run_recipe(script, *flags, timeout=timeout)
     assert process.returncode == 0, process.stderr[-4000:]
     return process
 

@@ -17,12 +17,10 @@ from _text_helpers import (
 import tfxfer
 from tfxfer.export.warmup import read_warmup_requests
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "recipes", "text_classifier.py")
 
 
 def _run(script_server, *flags):
-    return script_server.run(SCRIPT, *flags, timeout=600)
+    return script_server.run_recipe("text_classifier.py", *flags, timeout=600)
 
 
 @pytest.mark.slow
@@ -130,14 +128,6 @@ def test_text_recipe_without_data_is_a_usage_error(script_server):
     assert "Pass --data_dir (a .csv/.tsv file or a folder of texts) or --tfds_name" in process.stderr
 
 
-def _fails(script_server, *flags):
-    """Runs the recipe; asserts the user-error ending (exit code 2, no traceback). Returns stderr."""
-    process = _run(script_server, *flags)
-    assert process.returncode == 2, process.stderr[-4000:]
-    assert "Traceback" not in process.stderr, process.stderr[-4000:]
-    return process.stderr
-
-
 def _reviews_csv(path):
     rows = ["text,label"] + [f"{w} film,pos" for w in POSITIVE * 2] + [f"{w} film,neg" for w in NEGATIVE * 2]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -146,8 +136,8 @@ def _reviews_csv(path):
 
 def test_text_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path, script_server):
     (tmp_path / "some_file").write_text("")
-    stderr = _fails(script_server, f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}",
-                    f"--export_dir={tmp_path / 'some_file'}", f"--run_dir={tmp_path / 'run'}")
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}",
+                                       f"--export_dir={tmp_path / 'some_file'}", f"--run_dir={tmp_path / 'run'}")
     assert (f"text_classifier.py: error: --export_dir must be a folder (it is created if missing), but it is a "
             f"file; pass another path. Received: --export_dir={tmp_path / 'some_file'}") in stderr
     assert "Loaded" not in stderr and not (tmp_path / "run").exists()
@@ -157,8 +147,9 @@ def test_text_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path, s
 def test_text_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path, script_server):
     vectors = tmp_path / "vectors.txt"
     write_word_vectors(vectors, POSITIVE + NEGATIVE + ["film"], dim=4)
-    stderr = _fails(script_server, f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}", f"--word_vectors={vectors}",
-                    "--encoder=mean", "--sequence_length=4", "--fine_tune_at=40", f"--run_dir={tmp_path / 'run'}")
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}",
+                                       f"--word_vectors={vectors}", "--encoder=mean", "--sequence_length=4",
+                                       "--fine_tune_at=40", f"--run_dir={tmp_path / 'run'}")
     assert "text_classifier.py: error: An integer fine_tune_at is the index of the first backbone layer" in stderr
     assert "Received: fine_tune_at=40" in stderr
     assert "phase 1 epoch" not in stderr and not (tmp_path / "run").exists()
@@ -166,7 +157,7 @@ def test_text_recipe_fine_tune_at_past_the_layers_fails_before_phase_1(tmp_path,
 
 @pytest.mark.slow  # imports keras-hub
 def test_text_recipe_unknown_preset_lists_the_known_ones(tmp_path, script_server):
-    stderr = _fails(script_server, f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}",
-                    "--backbone=bert_smol_en_uncased", f"--run_dir={tmp_path / 'run'}")
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={_reviews_csv(tmp_path / 'reviews.csv')}",
+                                       "--backbone=bert_smol_en_uncased", f"--run_dir={tmp_path / 'run'}")
     assert "text_classifier.py: error: Unknown keras-hub text preset. Did you mean 'bert_small_en_uncased'" in stderr
     assert "bert_tiny_en_uncased, " in stderr and "Received: backbone='bert_smol_en_uncased'" in stderr

@@ -223,9 +223,8 @@ def test_read_text_lines(tmp_path):
 @pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py
 def test_predict_recipe_on_texts_from_flags_arguments_and_a_file(word_vectors, tmp_path, script_server):
     (tmp_path / "texts.txt").write_text("\n".join(TEXTS[2:3]) + "\n", encoding="utf-8")
-    run = script_server.run(os.path.join(REPO, "recipes", "predict.py"),
-                            f"--model_dir={os.path.dirname(word_vectors['path'])}", "--top_k=2",
-                            f"--text={TEXTS[0]}", f"--text_file={tmp_path / 'texts.txt'}", TEXTS[1])
+    run = script_server.run_recipe("predict.py", f"--model_dir={os.path.dirname(word_vectors['path'])}", "--top_k=2",
+                                   f"--text={TEXTS[0]}", f"--text_file={tmp_path / 'texts.txt'}", TEXTS[1])
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
     order = [0, 1, 2]  # --text, then arguments, then the file's lines
