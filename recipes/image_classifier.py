@@ -14,6 +14,7 @@ All flags can also come from a file: --flagfile=photos.flags
 import cli
 import run_report
 import training_flags
+import tuning_run
 from absl import app, flags
 
 import tfxfer
@@ -27,7 +28,7 @@ training_flags.define_flags(
     backbone=_IMAGE.backbone,
     backbone_help="Backbone name (see tfxfer.list_backbones()) or your own .keras model.",
     batch_size=_IMAGE.batch_size, seed=_IMAGE.seed, validation_split=None,
-    training=tfxfer.FineTuneConfig(), model_name="image_classifier")
+    training=tfxfer.FineTuneConfig(), dropout=_IMAGE.dropout, model_name="image_classifier")
 flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
 flags.DEFINE_float("alpha", None, "Width multiplier of the MobileNet families.")
 flags.DEFINE_string("weights", "pretrained",
@@ -51,6 +52,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     training_flags.check_paths("tflite_dir")
+    tuning_run.check_flags()
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     # Every worker runs what follows; only the chief's files are kept. Before the
@@ -65,15 +67,18 @@ def main(argv):
         data = load_data((image_size, image_size), global_batch, run_dir)
         model = tfxfer.build_image_classifier(
             backbone, len(data.class_names), weights=training_flags.parse_weights(FLAGS.weights),
-            image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, seed=FLAGS.seed)
+            image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
+            seed=FLAGS.seed)
     config = training_flags.fine_tune_config(global_batch)
+    search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
+    config = config if search is None else search.config
     result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
                               class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
                               tensorboard_dir=run_report.tensorboard_dir(run_dir),
                               find_learning_rate=training_flags.find_learning_rate())
     evaluation = run_report.evaluate(model, data.validation, data.class_names, multi_label=False)
     metrics = {**result.metrics(), "data": data.summary(), "backbone": FLAGS.backbone,
-               "image_size": image_size, **training_flags.run_facts(strategy, global_batch, config)}
+               "image_size": image_size, **training_flags.run_facts(strategy, global_batch, config, model, search)}
     warmup_examples = None
     if FLAGS.warmup_examples and data.validation is not None:
         warmup_examples = warmup.encode_images(data.validation, FLAGS.warmup_examples)
@@ -83,7 +88,8 @@ def main(argv):
     if FLAGS.tflite_dir:
         tfxfer.export_tflite(model, tfxfer.chief_or_temp_dir(FLAGS.tflite_dir), train=data.train,
                              validation=data.validation, class_names=data.class_names)
-    run_report.finish(run_dir, metrics, result, evaluation, export_path=path)
+    run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
+                      written=tuning_run.write(run_dir, search))
 
 
 def load_data(image_size, batch_size, run_dir):

@@ -58,24 +58,40 @@ def check_unused(run_dir: str | None) -> None:
                              f"{RUNS_ROOT}/. Received: --run_dir={run_dir}")
 
 
-def write_flagfile(run_dir: str, flag_values: flags.FlagValues = FLAGS, script: str | None = None) -> str:
+def write_flagfile(run_dir: str, flag_values: flags.FlagValues = FLAGS, script: str | None = None, *,
+                   path: str | None = None, changes: dict | None = None, what: str = "this run") -> str:
     """Writes the recipe's flags (its own and the ones it adopted), as resolved, to `<run_dir>/flags.txt`.
 
     Args:
         run_dir: str. The run's folder.
         flag_values: FlagValues. Parsed flags; absl's global `FLAGS` by default.
         script: str. The recipe whose key flags to write; the running script by default.
+        path: str. Where to write instead of `<run_dir>/flags.txt`.
+        changes: dict. `{flag name: value}` written instead of the flags' own values (None: a
+            flag left out).
+        what: str. What the file reruns, for its first line.
     """
     script = script or sys.argv[0]
+    path = path or os.path.join(run_dir, FLAGS_FILE)
+    changes = changes or {}
     lines = [
-        f"# Reruns this run into a new run folder: python {script} --flagfile={os.path.join(run_dir, FLAGS_FILE)}",
+        f"# Reruns {what} into a new run folder: python {script} --flagfile={path}",
         f"# Relative paths below are relative to {os.getcwd()}",
     ]
     for flag in sorted(flag_values.get_key_flags_for_module(script), key=lambda flag: flag.name):
-        if flag.name not in _NOT_RERUN and flag.value is not None:
-            lines.append(flag.serialize())
-    versioning.make_folders(run_dir)
-    path = os.path.join(run_dir, FLAGS_FILE)
+        value = changes.get(flag.name, flag.value)
+        if flag.name not in _NOT_RERUN and value is not None:
+            lines.append(_serialize(flag, value))
+    versioning.make_folders(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def _serialize(flag: flags.Flag, value) -> str:
+    """`flag` as a flagfile line, with `value` instead of its own."""
+    if value == flag.value:
+        return flag.serialize()
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no'}{flag.name}"
+    return f"--{flag.name}={value}"

@@ -36,11 +36,14 @@ def evaluate(model, validation, class_names: list[str], *, multi_label: bool) ->
 
 
 def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluation: dict | None, *,
-           export_path: str) -> None:
-    """Writes the run's report to `run_dir` and prints the evaluation and where everything was written."""
+           export_path: str, written: list[str] = ()) -> None:
+    """Writes the run's report to `run_dir` and prints the evaluation and where everything was written.
+
+    written: list of str. Files the recipe wrote to `run_dir` itself, for the closing summary.
+    """
     metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
     flags_path = run_folder.write_flagfile(run_dir)
-    written = [metrics_file.write_metrics(run_dir, metrics)]
+    written = [*written, metrics_file.write_metrics(run_dir, metrics)]
     written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, plots.TRAINING_CURVES_FILE)))
     if evaluation is not None and "confusion_matrix" in evaluation:
         written.append(plots.save_confusion_matrix(evaluation["confusion_matrix"], evaluation["class_names"],
@@ -61,7 +64,7 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
 def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str) -> str:
     """Where the run wrote what, and the commands that use it."""
     lines = [f"Run folder: {run_dir}", f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}"]
-    lines += [f"  {os.path.basename(path)}" for path in written]
+    lines += [f"  {os.path.relpath(path, run_dir)}" for path in written]
     lines += [f"  {TENSORBOARD_DIR}/: tensorboard --logdir={tensorboard_dir(run_dir)}",
               f"Exported SavedModel: {export_path}",
               f"  evaluate it: python recipes/evaluate.py --model_dir={export_path} --data_dir=<labelled data>",

@@ -20,6 +20,7 @@ All flags can also come from a file: --flagfile=reviews.flags
 import cli
 import run_report
 import training_flags
+import tuning_run
 from absl import app, flags
 
 import tfxfer
@@ -32,7 +33,7 @@ training_flags.define_flags(
     backbone=_TEXT.backbone,
     backbone_help="keras-hub preset name, preset folder or Hugging Face-format folder.",
     batch_size=_TEXT.batch_size, seed=_TEXT.seed, validation_split=_TEXT.validation_split,
-    training=_TEXT.fine_tune_config(), model_name="text_classifier")
+    training=_TEXT.fine_tune_config(), dropout=_TEXT.dropout, model_name="text_classifier")
 flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
 flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")
 flags.DEFINE_string("label_separator", None,
@@ -57,6 +58,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     training_flags.check_paths()
+    tuning_run.check_flags()
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     data = load_data(global_batch)
@@ -68,12 +70,14 @@ def main(argv):
                 encoder=FLAGS.encoder, max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
         model = tfxfer.build_text_classifier(
             backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
-            dropout=_TEXT.dropout, multi_label=data.multi_label, weights=training_flags.parse_weights(FLAGS.weights))
+            dropout=FLAGS.dropout, multi_label=data.multi_label, weights=training_flags.parse_weights(FLAGS.weights))
     tokenized = data.map_inputs(model.preprocessor)
     layer_decay = FLAGS.layer_decay
     if layer_decay is None:  # the default: none for word vectors, which have no transformer blocks
         layer_decay = _TEXT.fine_tune_config(word_vectors=bool(FLAGS.word_vectors)).layer_decay
     config = training_flags.fine_tune_config(global_batch, layer_decay=layer_decay)
+    search = tuning_run.search(model, tokenized.train, config, class_counts=data.train_class_counts)
+    config = config if search is None else search.config
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
     result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
@@ -83,11 +87,13 @@ def main(argv):
     evaluation = run_report.evaluate(model, tokenized.validation, data.class_names, multi_label=data.multi_label)
     metrics = {**result.metrics(), "data": data.summary(),
                "backbone": FLAGS.word_vectors or FLAGS.backbone, "sequence_length": FLAGS.sequence_length,
-               "layer_decay": config.layer_decay, **training_flags.run_facts(strategy, global_batch, config)}
+               "layer_decay": config.layer_decay,
+               **training_flags.run_facts(strategy, global_batch, config, model, search)}
     path = tfxfer.export_saved_model(model, export_dir, class_names=data.class_names,
                                      metadata={"metrics": metrics},
                                      warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
-    run_report.finish(run_dir, metrics, result, evaluation, export_path=path)
+    run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
+                      written=tuning_run.write(run_dir, search))
 
 
 def load_data(batch_size):

@@ -24,6 +24,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import tfxfer
+from tfxfer import tuning
 from tfxfer.defaults import FineTuneAt
 from tfxfer.export import versioning
 from tfxfer.training import precision
@@ -44,6 +45,7 @@ def define_flags(
     seed: int,
     validation_split: float | None,
     training: tfxfer.FineTuneConfig,
+    dropout: float,
     model_name: str,
 ) -> None:
     """Defines the shared flags; the arguments are the recipe's defaults and help texts.
@@ -58,6 +60,7 @@ def define_flags(
         training: FineTuneConfig. The recipe's default training: the defaults of
             `--epochs`, `--fine_tune_epochs`, `--fine_tune_at`, `--learning_rate`,
             `--fine_tune_learning_rate`, and the rest of `fine_tune_config()`.
+        dropout: float. Default `--dropout` (the head's rate).
         model_name: str. Default `--model_name`.
     """
     global _training
@@ -79,6 +82,20 @@ def define_flags(
                         "or layer name.")
     flags.DEFINE_float("learning_rate", training.learning_rate, "Phase-1 peak learning rate.")
     flags.DEFINE_float("fine_tune_learning_rate", training.fine_tune_learning_rate, "Phase-2 peak learning rate.")
+    flags.DEFINE_float("dropout", dropout, "Dropout rate of the head, before its Dense layer; 0 leaves it out.")
+    flags.DEFINE_float("label_smoothing", training.label_smoothing, "Label smoothing of the cross-entropy loss.")
+    flags.DEFINE_float("weight_decay", training.weight_decay, "Decoupled weight decay (AdamW) in both phases.")
+    flags.DEFINE_enum("tune", None, list(tuning.TUNERS),
+                      "Search the training settings first (KerasTuner: random search, Bayesian optimisation or "
+                      "Hyperband): both learning rates, --fine_tune_at, --dropout, --label_smoothing, "
+                      "--weight_decay (and --layer_decay for transformers). Trials are scored on --tune_holdout "
+                      "of the training data; then the model trains on all of it with the best settings. The run "
+                      "folder gets tuning/trials.csv and tuning/best_flags.txt, which reruns the best settings.")
+    flags.DEFINE_integer("max_trials", 10, "With --tune: trials to run, besides scoring the defaults.")
+    flags.DEFINE_integer("tune_epochs", 3, "With --tune: phase-2 epochs of a trial (Hyperband: the most); "
+                         "phase 1 trains on features the backbone computed once for the whole search.")
+    flags.DEFINE_float("tune_holdout", 0.2, "With --tune: share of the training data the trials are scored on "
+                       "(chosen by a seeded hash of each example); the validation data is never looked at.")
     flags.DEFINE_integer("seed", seed, "Seed for the split, shuffling, augmentation and weights.")
     flags.DEFINE_bool("deterministic", False,
                       "Make TensorFlow's ops repeatable too: a rerun on the same machine gives identical "
@@ -171,19 +188,25 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
         epochs=FLAGS.epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
         fine_tune_at=parse_fine_tune_at(FLAGS.fine_tune_at),
         learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1],
+        label_smoothing=FLAGS.label_smoothing, weight_decay=FLAGS.weight_decay,
         fine_tune_ema_momentum=FLAGS.fine_tune_ema_momentum,
         mixed_precision=None if FLAGS.mixed_precision == "off" else FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile, **changes)
 
 
-def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfer.FineTuneConfig) -> dict:
-    """The `metrics.json` fields about batches, distribution, learning rates, precision and determinism.
+def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfer.FineTuneConfig,
+              model: tfxfer.Classifier, search: "tfxfer.TuneResult | None" = None) -> dict:
+    """The `metrics.json` fields about batches, distribution, training settings, precision and determinism.
 
     `compute_policy` is the policy training ran in: what `mixed_precision="auto"` resolved to here.
+    `tuning` (with `--tune`): the search's best settings, score and time (`TuneResult.summary`).
     """
     return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": FLAGS.strategy,
             "num_replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
-            "fine_tune_learning_rate": config.fine_tune_learning_rate,
+            "fine_tune_learning_rate": config.fine_tune_learning_rate, "fine_tune_at": config.fine_tune_at,
+            "dropout": model.dropout, "label_smoothing": config.label_smoothing,
+            "weight_decay": config.weight_decay,
+            **({} if search is None else {"tuning": search.summary()}),
             "fine_tune_ema_momentum": config.fine_tune_ema_momentum, "seed": FLAGS.seed,
             "deterministic": FLAGS.deterministic, "mixed_precision": config.mixed_precision or "off",
             "compute_policy": precision.resolve(config.mixed_precision, strategy),

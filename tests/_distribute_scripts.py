@@ -4,6 +4,7 @@ A subprocess each: logical CPU devices must be configured before TensorFlow
 initialises, and a kill-and-resume test needs a process to kill.
 
   python tests/_distribute_scripts.py mirrored OUT_DIR
+  python tests/_distribute_scripts.py tune OUT_DIR
   python tests/_distribute_scripts.py resume OUT_DIR [--kill_at=PHASE:EPOCH]
   TF_CONFIG=... python tests/_distribute_scripts.py multi_worker OUT_DIR   (one per worker)
 """
@@ -96,6 +97,23 @@ def mirrored(out_dir):
         json.dump(report, f)
 
 
+def tune(out_dir):
+    """The same hyperparameter search on two mirrored CPU replicas and on one device, same global batch."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tfxfer.create_strategy("mirrored")
+    global_batch = tfxfer.global_batch_size(PER_REPLICA_BATCH, strategy)
+    searches = {}
+    for name, where in (("mirrored", strategy), ("single", tf.distribute.get_strategy())):
+        keras.utils.set_random_seed(7)
+        with where.scope():
+            model = tiny_classifier()
+        searches[name] = tfxfer.tune(model, colour_data(48, 0, global_batch), colour_data(24, 1, global_batch),
+                                     config=config(epochs=2), tuner="random", max_trials=1, tune_epochs=1, seed=3)
+    with open(os.path.join(out_dir, "tune.json"), "w") as f:
+        json.dump({name: search.trials for name, search in searches.items()}, f)
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Appends each finished epoch to a JSON-lines log; SIGKILLs the process at `kill_at`."""
 
@@ -145,6 +163,8 @@ if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
     if mode == "mirrored":
         mirrored(out)
+    elif mode == "tune":
+        tune(out)
     elif mode == "multi_worker":
         multi_worker(out)
     else:

@@ -386,6 +386,21 @@ def test_mirrored_on_two_cpu_replicas_matches_one_device_with_the_same_global_ba
     assert report["export_vs_model_diff"] < 1e-5
 
 
+@pytest.mark.slow
+def test_a_search_on_two_cpu_replicas_scores_its_trials_as_one_device_does(tmp_path, script_server):
+    _run_script(script_server, "tune", tmp_path)
+    trials = json.loads((tmp_path / "tune.json").read_text())
+    assert [row["trial"] for row in trials["mirrored"]] == [row["trial"] for row in trials["single"]] == [
+        "defaults", "0"]
+    for mirrored, single in zip(trials["mirrored"], trials["single"]):
+        assert mirrored["status"] == single["status"] == "COMPLETED"
+        measured = ("val_accuracy", "val_loss", "seconds")
+        # The same settings, in the same order: the oracle is seeded, and saw the same scores.
+        assert {k: v for k, v in mirrored.items() if k not in measured} == {
+            k: v for k, v in single.items() if k not in measured}
+        assert mirrored["val_loss"] == pytest.approx(single["val_loss"], abs=1e-5)
+
+
 
 # Multi-worker: two worker processes on localhost.
 

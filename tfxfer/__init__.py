@@ -39,6 +39,7 @@ _EXPORTS = {
     "PhaseResult": "tfxfer.training.results",
     "TextBackbone": "tfxfer.models.backbones",
     "TextDatasets": "tfxfer.data.text_data",
+    "TuneResult": "tfxfer.tuning.search",
     "backbone_from_model": "tfxfer.models.backbones",
     "build_image_classifier": "tfxfer.models.image_classifier",
     "build_text_classifier": "tfxfer.models.text_classifier",
@@ -73,6 +74,7 @@ _EXPORTS = {
     "save_training_curves": "tfxfer.reports.plots",
     "scale_learning_rate": "tfxfer.distribute",
     "seed_everything": "tfxfer.reproducibility",
+    "tune": "tfxfer.tuning.search",
     "unfreeze_top": "tfxfer.training.freezing",
 }
 

@@ -120,6 +120,7 @@ class ImageDefaults:
     backbone: str = "mobilenet_v2"
     batch_size: int = 32
     seed: int = 42
+    dropout: float = 0.2
 
 
 @dataclasses.dataclass

@@ -99,6 +99,31 @@ def classification_head(
     return keras.layers.Dense(units, activation=activation, dtype="float32", name=PREDICTIONS_LAYER)(x)
 
 
+def set_dropout(model: keras.Model, rate: float) -> None:
+    """Sets the rate of the head's `dropout` layer, and the classifier's `dropout` setting with it.
+
+    The layer reads its rate when a step is traced, so training steps made
+    afterwards use the new rate. Hyperparameter search tries rates on one built
+    model this way instead of building (and loading) the backbone again.
+
+    Raises:
+        ConfigError: the model has no `dropout` layer (built with `dropout=0`),
+            or `rate` is not in `[0, 1)`.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ConfigError(f"A dropout rate must be in [0, 1), e.g. 0.2. Received: rate={rate!r}")
+    try:
+        layer = model.get_layer(layer_names.DROPOUT)
+    except ValueError as error:
+        raise ConfigError(
+            f"The model has no {layer_names.DROPOUT!r} layer to set the rate of: build it with dropout > 0 "
+            f"(e.g. dropout=0.2), or leave dropout out of the search. Received: model={model.name!r}"
+        ) from error
+    layer.rate = float(rate)
+    if _knows_its_head(model):
+        model.dropout = float(rate)  # saved in its config, as if it had been built with it
+
+
 def head_kind(model: keras.Model) -> HeadKind:
     """The head kind of a model: a tfxfer classifier's from its config, any
     other model's read back from its `predictions` layer."""

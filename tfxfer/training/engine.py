@@ -143,21 +143,26 @@ def fine_tune(
 
 def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup, *, verbose: int = 0,
               find_learning_rate: bool = False, tensorboard_dir: str | os.PathLike | None = None,
-              compute: precision.Compute | None = None) -> PhaseResult:
+              compute: precision.Compute | None = None,
+              cached: feature_cache.CachedPhase | None = None) -> PhaseResult:
     """Sets which layers train, then trains `phase`, or restores it if `backup` says it finished.
 
     With `find_learning_rate`, the phase trains at the finder's suggestion (see `fine_tune`).
     `compute` says whether the steps are XLA-compiled and whether the optimizer
     scales the loss (None: float32 graph steps); the layers' dtype policies are
-    the caller's (`precision.mixed_precision`).
+    the caller's (`precision.mixed_precision`). `cached`: the features of
+    `phase`'s data, extracted earlier by `feature_cache.cache_phase` from the
+    same frozen backbone (hyperparameter search extracts them once for all its
+    trials); None extracts them here when the phase caches features.
     """
     compute = compute or precision.Compute()
     freezing.set_trainable(model.get_layer(layer_names.BACKBONE), phase.fine_tune_at)
     if phase.skip_when_done and (restored := backup.restore_phase1(model)) is not None:
         return restored
-    sweep, cached = None, None
+    sweep = None
+    cached = cached if phase.cache_features else None
     if find_learning_rate:
-        if phase.cache_features:  # extracted once, for the sweep and the phase
+        if phase.cache_features and cached is None:  # extracted once, for the sweep and the phase
             cached = feature_cache.cache_phase(model, phase.train, phase.validation,
                                                 augmented_passes=phase.augmented_feature_passes)
         sweep = lr_finder.sweep_phase(model, phase, cached=cached)

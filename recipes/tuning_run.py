@@ -1,0 +1,82 @@
+"""`--tune`: the hyperparameter search a recipe runs before training, and the files it leaves.
+
+    config = training_flags.fine_tune_config(global_batch)
+    search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
+    if search is not None:
+        config = search.config                         # the model already has the best dropout
+    ... fine_tune(model, data.train, data.validation, config=config), export ...
+    written = tuning_run.write(run_dir, search)        # tuning/trials.csv, tuning/best_flags.txt
+
+The trials are scored on `--tune_holdout` of the training data; the final model
+then trains on all of it and is evaluated once, on the validation data.
+"""
+
+import csv
+import io
+import os
+
+import run_folder
+import tensorflow as tf
+from absl import app, flags
+
+import tfxfer
+
+FLAGS = flags.FLAGS
+TUNING_DIR = "tuning"
+TRIALS_FILE = "trials.csv"
+BEST_FLAGS_FILE = "best_flags.txt"
+# The search's own flags: the best settings' flagfile trains with them, it does not search again.
+_SEARCH_FLAGS = ("tune", "max_trials", "tune_epochs", "tune_holdout")
+
+
+def check_flags() -> None:
+    """Usage errors of the search flags, before any work."""
+    if not FLAGS.tune:
+        return
+    if FLAGS.find_learning_rate:
+        raise app.UsageError("--tune searches both learning rates; --find_learning_rate would replace the one it "
+                             f"found. Pass one of them. Received: --tune={FLAGS.tune} "
+                             f"--find_learning_rate={FLAGS.find_learning_rate}")
+    if not 0 < FLAGS.tune_holdout < 1:
+        raise app.UsageError(f"--tune_holdout must be between 0 and 1, e.g. 0.2. Received: "
+                             f"--tune_holdout={FLAGS.tune_holdout}")
+    if not FLAGS.dropout:
+        raise app.UsageError("--tune searches the head's dropout, which --dropout=0 leaves out of the model; pass "
+                             "--dropout > 0 (e.g. 0.1).")
+
+
+def search(model, train, config: tfxfer.FineTuneConfig, *, class_counts) -> "tfxfer.TuneResult | None":
+    """The search `--tune` asks for (None without it); the model keeps its weights, with the best dropout."""
+    if not FLAGS.tune:
+        return None
+    return tfxfer.tune(model, train, config=config, tuner=FLAGS.tune, max_trials=FLAGS.max_trials,
+                       tune_epochs=FLAGS.tune_epochs, holdout_fraction=FLAGS.tune_holdout, seed=FLAGS.seed,
+                       class_counts=class_counts)
+
+
+def write(run_dir: str, result: "tfxfer.TuneResult | None") -> list[str]:
+    """Writes `tuning/trials.csv` (every trial: settings, held-out score, seconds) and `tuning/best_flags.txt`
+    (this run's flags with the best settings, without the search); returns their paths."""
+    if result is None:
+        return []
+    folder = os.path.join(run_dir, TUNING_DIR)
+    trials_path = os.path.join(folder, TRIALS_FILE)
+    tf.io.gfile.makedirs(folder)
+    with tf.io.gfile.GFile(trials_path, "w") as f:
+        f.write(trials_csv(result.trials))
+    # The rates written are the ones trained with, already scaled: not scaled again.
+    changes = {**result.settings(), **dict.fromkeys(_SEARCH_FLAGS), "scale_learning_rate": False}
+    best_path = run_folder.write_flagfile(run_dir, path=os.path.join(folder, BEST_FLAGS_FILE), changes=changes,
+                                          what=f"this run's training with the best settings of its search "
+                                               f"(trial {result.best_trial['trial']})")
+    return [trials_path, best_path]
+
+
+def trials_csv(rows: list[dict]) -> str:
+    """The trials as CSV: one row each, a column per setting and fact any of them has."""
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
