@@ -11,7 +11,10 @@ All GPUs of the machine, or a Cloud TPU (--batch_size is per replica):
 All flags can also come from a file: --flagfile=photos.flags
 """
 
+import os
+
 import cli
+import distillation_run
 import run_report
 import training_flags
 import tuning_run
@@ -43,7 +46,9 @@ flags.DEFINE_integer("cache_memory_mb", image_cache.DEFAULT_CACHE_MEMORY_MB,
                      "Most MB of decoded images (uint8, H x W x 3 bytes each) kept in memory; beyond it they are "
                      "cached in files in the run folder, removed when the run ends.")
 flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-range/float16/int8 TFLite models "
-                    "and their validation report (tflite_report.json) there.")
+                    "and their validation report (tflite_report.json) there; a --distill_into student's go to "
+                    "its student/ folder.")
+flags.DEFINE_float("student_alpha", None, "With --distill_into: width multiplier of a MobileNet student.")
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
 FLAGS = flags.FLAGS
@@ -69,6 +74,8 @@ def main(argv):
             backbone, len(data.class_names), weights=training_flags.parse_weights(FLAGS.weights),
             image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
             seed=FLAGS.seed)
+        # Built now, so that an unknown student backbone or missing weights fail before any training.
+        student = build_student(image_size, len(data.class_names)) if FLAGS.distill_into else None
     config = training_flags.fine_tune_config(global_batch)
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
@@ -85,11 +92,29 @@ def main(argv):
     path = tfxfer.export_saved_model(model, export_dir,
                                      class_names=data.class_names, metadata={"metrics": metrics},
                                      top_k=FLAGS.top_k or None, warmup_examples=warmup_examples)
-    if FLAGS.tflite_dir:
-        tfxfer.export_tflite(model, tfxfer.chief_or_temp_dir(FLAGS.tflite_dir), train=data.train,
-                             validation=data.validation, class_names=data.class_names)
+    export_tflite(model, data)
+    if student is not None:
+        metrics["distillation"] = distillation_run.distill_and_export(
+            model, student, data.train, data.validation, config, teacher_export=path,
+            class_names=data.class_names, top_k=FLAGS.top_k or None, warmup_examples=warmup_examples)
+        export_tflite(student, data, "student")
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search))
+
+
+def build_student(image_size, num_classes):
+    """The --distill_into student: a registry backbone at the teacher's image size."""
+    return tfxfer.build_image_classifier(
+        FLAGS.distill_into, num_classes, weights=training_flags.parse_weights(FLAGS.student_weights),
+        image_size=image_size, alpha=FLAGS.student_alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
+        seed=FLAGS.seed)
+
+
+def export_tflite(model, data, folder=""):
+    """With --tflite_dir: the TFLite models of `model` and their report, in `<tflite_dir>/<folder>`."""
+    if FLAGS.tflite_dir:
+        tfxfer.export_tflite(model, os.path.join(tfxfer.chief_or_temp_dir(FLAGS.tflite_dir), folder),
+                             train=data.train, validation=data.validation, class_names=data.class_names)
 
 
 def load_data(image_size, batch_size, run_dir):

@@ -58,10 +58,12 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
         return
     if evaluation is not None:
         print(report_text.format_report(evaluation))
-    print(closing_summary(run_dir, flags_path, written, export_path))
+    student_export = metrics.get("distillation", {}).get("student_export")
+    print(closing_summary(run_dir, flags_path, written, export_path, student_export))
 
 
-def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str) -> str:
+def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str,
+                    student_export: str | None = None) -> str:
     """Where the run wrote what, and the commands that use it."""
     lines = [f"Run folder: {run_dir}", f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}"]
     lines += [f"  {os.path.relpath(path, run_dir)}" for path in written]
@@ -69,4 +71,6 @@ def closing_summary(run_dir: str, flags_path: str, written: list[str], export_pa
               f"Exported SavedModel: {export_path}",
               f"  evaluate it: python recipes/evaluate.py --model_dir={export_path} --data_dir=<labelled data>",
               f"  predict: python recipes/predict.py --model_dir={export_path} <inputs>"]
+    if student_export:
+        lines.append(f"Exported distilled student: {student_export}")
     return "\n".join(lines)

@@ -17,7 +17,10 @@ one-text-per-line class files; the format is detected.
 All flags can also come from a file: --flagfile=reviews.flags
 """
 
+import os
+
 import cli
+import distillation_run
 import run_report
 import training_flags
 import tuning_run
@@ -63,14 +66,13 @@ def main(argv):
     strategy, global_batch = training_flags.create_strategy()
     data = load_data(global_batch)
     with strategy.scope():  # the model's variables are created once per replica
-        backbone = FLAGS.backbone
-        if FLAGS.word_vectors:
-            backbone = tfxfer.load_word_vector_backbone(
-                FLAGS.word_vectors, data.texts("train"), sequence_length=FLAGS.sequence_length,
-                encoder=FLAGS.encoder, max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
-        model = tfxfer.build_text_classifier(
-            backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
-            dropout=FLAGS.dropout, multi_label=data.multi_label, weights=training_flags.parse_weights(FLAGS.weights))
+        model = build_model(data, FLAGS.word_vectors or FLAGS.backbone, word_vectors=bool(FLAGS.word_vectors),
+                            weights=FLAGS.weights)
+        # Built now, so that an unknown student or missing weights fail before any training.
+        student = None
+        if FLAGS.distill_into:
+            student = build_model(data, FLAGS.distill_into, word_vectors=os.path.isfile(FLAGS.distill_into),
+                                  weights=FLAGS.student_weights)
     tokenized = data.map_inputs(model.preprocessor)
     layer_decay = FLAGS.layer_decay
     if layer_decay is None:  # the default: none for word vectors, which have no transformer blocks
@@ -92,8 +94,26 @@ def main(argv):
     path = tfxfer.export_saved_model(model, export_dir, class_names=data.class_names,
                                      metadata={"metrics": metrics},
                                      warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
+    if student is not None:  # on the raw texts: distill runs each model's own tokenizer
+        word_vectors = os.path.isfile(FLAGS.distill_into)  # no transformer blocks: no layer-wise decay
+        metrics["distillation"] = distillation_run.distill_and_export(
+            model, student, data.train, data.validation,
+            config.replace(layer_decay=1.0) if word_vectors else config, teacher_export=path,
+            class_names=data.class_names, warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search))
+
+
+def build_model(data, backbone: str, *, word_vectors: bool, weights: str):
+    """A classifier of `data`'s classes on `backbone`: a word-vector file (with --encoder), or a keras-hub
+    preset or folder; `weights` as --weights takes them."""
+    if word_vectors:
+        backbone = tfxfer.load_word_vector_backbone(
+            backbone, data.texts("train"), sequence_length=FLAGS.sequence_length, encoder=FLAGS.encoder,
+            max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
+    return tfxfer.build_text_classifier(
+        backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
+        dropout=FLAGS.dropout, multi_label=data.multi_label, weights=training_flags.parse_weights(weights))
 
 
 def load_data(batch_size):

@@ -27,7 +27,7 @@ import tfxfer
 from tfxfer import tuning
 from tfxfer.defaults import FineTuneAt
 from tfxfer.export import versioning
-from tfxfer.training import precision
+from tfxfer.training import distillation_loss, precision
 
 FLAGS = flags.FLAGS
 # --mixed_precision's values: FineTuneConfig.mixed_precision's, with "off" for None.
@@ -96,6 +96,19 @@ def define_flags(
                          "phase 1 trains on features the backbone computed once for the whole search.")
     flags.DEFINE_float("tune_holdout", 0.2, "With --tune: share of the training data the trials are scored on "
                        "(chosen by a seeded hash of each example); the validation data is never looked at.")
+    flags.DEFINE_string("distill_into", None,
+                        "After training and exporting, distil the model into this smaller student and export it as "
+                        "<model_name>_student: an image backbone name (e.g. mobilenet_v3_small), or for text a "
+                        "keras-hub preset or folder, or a word-vector file (with --encoder and --sequence_length). "
+                        "metrics.json gets the comparison under 'distillation'.")
+    flags.DEFINE_string("student_weights", "pretrained",
+                        "With --distill_into: the student backbone's starting weights, as --weights.")
+    flags.DEFINE_float("distill_temperature", distillation_loss.DEFAULT_TEMPERATURE,
+                       "With --distill_into: the temperature that softens both models' probabilities in the "
+                       "distillation loss.")
+    flags.DEFINE_float("distill_alpha", distillation_loss.DEFAULT_ALPHA,
+                       "With --distill_into: the weight of the labels against the teacher's softened probabilities "
+                       "(1 trains on the labels alone).")
     flags.DEFINE_integer("seed", seed, "Seed for the split, shuffling, augmentation and weights.")
     flags.DEFINE_bool("deterministic", False,
                       "Make TensorFlow's ops repeatable too: a rerun on the same machine gives identical "

@@ -22,6 +22,8 @@ ALLOWED = {
     "tfxfer.data": FOUNDATION,
     "tfxfer.models": FOUNDATION,
     "tfxfer.training": (*FOUNDATION, "tfxfer.distribute", "tfxfer.models"),
+    # Hyperparameter search: trials trained by the training's phases, on a held-out share of the data.
+    "tfxfer.tuning": (*FOUNDATION, "tfxfer.distribute", "tfxfer.data", "tfxfer.models", "tfxfer.training"),
     "tfxfer.export": (*FOUNDATION, "tfxfer.data", "tfxfer.models"),
     # TensorFlow only: an export's names, its version folders and the data constants.
     "tfxfer.prediction": (*FOUNDATION, "tfxfer.data.constants", "tfxfer.export.layout", "tfxfer.export.versioning"),

@@ -30,6 +30,8 @@ from tfxfer.models.text_classifier import TextClassifier  # isort: skip
 # Public name -> the module that defines it.
 _EXPORTS = {
     "BackbonePreprocessing": "tfxfer.models.backbones",
+    "DistillResult": "tfxfer.training.distillation",
+    "DistillationLoss": "tfxfer.training.distillation_loss",
     "BackboneSpec": "tfxfer.models.backbones",
     "FineTuneConfig": "tfxfer.defaults",
     "FineTuneResult": "tfxfer.training.results",
@@ -49,6 +51,7 @@ _EXPORTS = {
     "create_strategy": "tfxfer.distribute",
     "default_image_augmentation": "tfxfer.models.augmentation",
     "default_image_size": "tfxfer.models.image_classifier",
+    "distill": "tfxfer.training.distillation",
     "evaluate_export": "tfxfer.evaluation.exported_model",
     "evaluate_model": "tfxfer.evaluation.keras_model",
     "export_saved_model": "tfxfer.export.saved_model",

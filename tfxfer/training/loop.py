@@ -37,7 +37,9 @@ class TrainLoop:
         model: keras.Model. Compiled with the optimizer to train with
             (`model.optimizer`): callbacks such as `BackupAndRestore` save it.
         kind: HeadKind. Decides the per-example loss and accuracy.
-        loss: keras.losses.Loss. The per-example loss is its `call`.
+        loss: keras.losses.Loss. The per-example loss is its `call`. If it
+            has an `example_accuracy(labels, probabilities)` method, that
+            gives each example's accuracy instead of the head's default.
         class_weight: dict. `{class_index: weight}` for the training loss, or None.
         head: keras.Model. When training on cached features: the head of
             `model` (features in), which then computes the predictions. Its
@@ -188,7 +190,13 @@ class TrainLoop:
         return tf.gather(self._class_weights, tf.reshape(tf.cast(labels, tf.int32), [-1]))
 
     def _correct(self, labels, probabilities):
-        return tf.reduce_sum(losses.example_accuracy(self._kind, labels, tf.cast(probabilities, tf.float32)))
+        probabilities = tf.cast(probabilities, tf.float32)
+        # A loss whose labels carry more than the labels (distillation's teacher
+        # probabilities, `tfxfer.training.distillation`) scores the examples itself.
+        score = getattr(self._loss, "example_accuracy", None)
+        if score is not None:
+            return tf.reduce_sum(score(labels, probabilities))
+        return tf.reduce_sum(losses.example_accuracy(self._kind, labels, probabilities))
 
 
 def _compiled(replica_step, jit_compile):

@@ -1,0 +1,58 @@
+"""`--distill_into`: after the model trains and exports, a smaller student learns from it and exports too.
+
+    student = ...built by the recipe from --distill_into...
+    distillation = distillation_run.distill_and_export(
+        model, student, data.train, data.validation, config, teacher_export=path,
+        class_names=data.class_names, warmup_examples=...)
+    metrics["distillation"] = distillation
+
+The student goes to `<export_dir>/<model_name>_student/<version>/`, served like any
+tfxfer export; its metadata names its teacher. `metrics.json` gets `distillation`:
+teacher against student on the validation data (accuracy, agreement), their
+parameters and SavedModel sizes, and the student's training.
+"""
+
+import os
+
+import tensorflow as tf
+from absl import flags, logging
+
+import tfxfer
+from tfxfer.export import versioning
+
+FLAGS = flags.FLAGS
+STUDENT_SUFFIX = "_student"
+
+
+def student_export_dir() -> str:
+    """`<export_dir>/<model_name>_student`: where the student's versions go (a temporary folder off the chief)."""
+    return versioning.model_dir(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name + STUDENT_SUFFIX)
+
+
+def distill_and_export(teacher, student, train, validation, config: tfxfer.FineTuneConfig, *, teacher_export: str,
+                       class_names: list[str], top_k: int | None = None, warmup_examples=None) -> dict:
+    """Distils `teacher` into `student` (`tfxfer.distill`, `--distill_temperature`, `--distill_alpha`), exports
+    the student as the teacher was exported (`top_k`, `warmup_examples`), and returns the `distillation`
+    facts of `metrics.json`."""
+    result = tfxfer.distill(teacher, student, train, validation, temperature=FLAGS.distill_temperature,
+                            alpha=FLAGS.distill_alpha, config=config)
+    facts = {"student_backbone": FLAGS.distill_into, "temperature": FLAGS.distill_temperature, "alpha": FLAGS.distill_alpha,
+             "teacher_parameters": teacher.count_params(), "student_parameters": student.count_params(),
+             **result.metrics()}
+    path = tfxfer.export_saved_model(student, student_export_dir(), class_names=class_names,
+                                     metadata={"teacher": teacher_export, "distillation": facts},
+                                     top_k=top_k, warmup_examples=warmup_examples)
+    facts.update(student_export=path, teacher_saved_model_mb=folder_megabytes(teacher_export),
+                 student_saved_model_mb=folder_megabytes(path))
+    if validation is not None:
+        logging.info("Distilled into %s: validation accuracy %.4f (teacher %.4f), %d parameters (teacher %d).",
+                     FLAGS.distill_into, facts["student"]["accuracy"], facts["teacher"]["accuracy"],
+                     facts["student_parameters"], facts["teacher_parameters"])
+    return facts
+
+
+def folder_megabytes(folder: str) -> float:
+    """Size of every file under `folder`, in MB (any filesystem TensorFlow reads)."""
+    total = sum(tf.io.gfile.stat(os.path.join(root, name)).length
+                for root, _, names in tf.io.gfile.walk(folder) for name in names)
+    return round(total / 1e6, 3)

@@ -1,0 +1,50 @@
+"""The recipes' `--distill_into`: the trained model distilled into a student, both exported, compared in metrics.json."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_recipes import COLOURS, _run_recipe, _tiny_backbone_file, _write_colour_folders
+
+
+@pytest.mark.slow
+def test_image_recipe_distils_into_a_registry_student_and_exports_both(tmp_path, script_server):
+    _write_colour_folders(tmp_path / "data", per_class=8)
+    backbone = _tiny_backbone_file(tmp_path / "own.keras")
+    process = _run_recipe(
+        script_server, "image_classifier.py", f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}",
+        "--backbone_output_layer=features", "--batch_size=8", "--epochs=6", "--learning_rate=0.03",
+        "--fine_tune_epochs=0", "--distill_into=mobilenet_v2", "--student_alpha=0.35", "--student_weights=none",
+        "--distill_temperature=2", "--distill_alpha=0.5", f"--run_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'exports'}", "--model_name=colours", "--top_k=2")
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    distillation = metrics["distillation"]
+    student_export = tmp_path / "exports" / "colours_student" / "1"
+    assert distillation["student_export"] == str(student_export)
+    assert (distillation["student_backbone"], distillation["temperature"], distillation["alpha"]) == (
+        "mobilenet_v2", 2.0, 0.5)
+    # The teacher's figures are the teacher run's own, on the same validation images.
+    assert distillation["teacher"]["accuracy"] == pytest.approx(metrics["phase1"]["val_accuracy"], abs=1e-6)
+    assert 0 <= distillation["student"]["accuracy"] <= 1 and 0 <= distillation["agreement"] <= 1
+    assert distillation["student_parameters"] > 100_000 > distillation["teacher_parameters"]
+    assert distillation["student_saved_model_mb"] > distillation["teacher_saved_model_mb"] > 0
+    assert distillation["phase1"]["epochs_run"] == 6 and "phase2" not in distillation
+    assert f"Exported distilled student: {student_export}" in process.stdout
+
+    # The student serves like any export (top-k too), and its metadata names its teacher.
+    serve = tf.saved_model.load(str(student_export)).signatures["serving_default"]
+    red = tf.io.encode_jpeg(np.full((40, 40, 3), COLOURS["red"], np.uint8)).numpy()
+    outputs = serve(image_bytes=tf.constant([red, red]))
+    assert outputs["probabilities"].shape == (2, 3) and outputs["top_k_class_names"].shape == (2, 2)
+    metadata = json.loads((student_export / "assets.extra" / "tfxfer_metadata.json").read_text())
+    assert metadata["teacher"] == metrics["export"] == str(tmp_path / "exports" / "colours" / "1")
+
+
+def test_an_unknown_student_fails_before_any_training(tmp_path, script_server):
+    _write_colour_folders(tmp_path / "data", per_class=2)
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path / 'data'}",
+                                       "--backbone=mobilenet_v2", "--weights=none", "--image_size=32",
+                                       "--distill_into=mobilenet_v9", f"--run_dir={tmp_path / 'run'}")
+    assert "mobilenet_v9" in stderr and not (tmp_path / "run" / "metrics.json").exists()
