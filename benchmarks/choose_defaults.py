@@ -23,7 +23,6 @@ other 20 % (49 images).
 """
 
 import os
-import sys
 import time
 
 import image_pair
@@ -78,11 +77,7 @@ def flip_averaged_accuracy(model: keras.Model, validation: tf.data.Dataset) -> f
 
 def main(argv):
     del argv
-    found = image_pair.assets(FLAGS.shared_dir)
-    if found is None:
-        sys.exit(f"Image assets not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
-    results_lib.compare_variants(lambda seed, variant: run_variant(*found, seed, variant),
-                                 list(map(int, FLAGS.seeds)), FLAGS.variants, FLAGS.output)
+    image_pair.compare_variants(run_variant, FLAGS.shared_dir, FLAGS.seeds, FLAGS.variants, FLAGS.output)
 
 
 if __name__ == "__main__":

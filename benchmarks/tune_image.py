@@ -12,7 +12,6 @@ For each seed, on ../shared/data/hymenoptera with the shared MobileNetV2-0.35 we
 """
 
 import os
-import sys
 import time
 
 import image_pair
@@ -55,11 +54,7 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
 
 def main(argv):
     del argv
-    found = image_pair.assets(FLAGS.shared_dir)
-    if found is None:
-        sys.exit(f"Image assets not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
-    results_lib.compare_variants(lambda seed, variant: run_variant(*found, seed, variant),
-                                 list(map(int, FLAGS.seeds)), FLAGS.variants, FLAGS.output)
+    image_pair.compare_variants(run_variant, FLAGS.shared_dir, FLAGS.seeds, FLAGS.variants, FLAGS.output)
 
 
 if __name__ == "__main__":
