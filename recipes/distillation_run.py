@@ -15,7 +15,7 @@ parameters and SavedModel sizes, and the student's training.
 import os
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import app, flags, logging
 
 import tfxfer
 from tfxfer.export import versioning
@@ -24,18 +24,26 @@ FLAGS = flags.FLAGS
 STUDENT_SUFFIX = "_student"
 
 
+def check_flags() -> None:
+    """Usage errors of the distillation flags, before any work."""
+    if FLAGS.unlabelled_data and not FLAGS.distill_into:
+        raise app.UsageError("--unlabelled_data is for the student of --distill_into, which is not set; pass "
+                             f"--distill_into=STUDENT too. Received: --unlabelled_data={FLAGS.unlabelled_data}")
+
+
 def student_export_dir() -> str:
     """`<export_dir>/<model_name>_student`: where the student's versions go (a temporary folder off the chief)."""
     return versioning.model_dir(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name + STUDENT_SUFFIX)
 
 
 def distill_and_export(teacher, student, train, validation, config: tfxfer.FineTuneConfig, *, teacher_export: str,
-                       class_names: list[str], top_k: int | None = None, warmup_examples=None) -> dict:
-    """Distils `teacher` into `student` (`tfxfer.distill`, `--distill_temperature`, `--distill_alpha`), exports
-    the student as the teacher was exported (`top_k`, `warmup_examples`), and returns the `distillation`
-    facts of `metrics.json`."""
+                       class_names: list[str], unlabelled=None, top_k: int | None = None,
+                       warmup_examples=None) -> dict:
+    """Distils `teacher` into `student` (`tfxfer.distill`, `--distill_temperature`, `--distill_alpha`, with the
+    `unlabelled` batches of `--unlabelled_data`), exports the student as the teacher was exported (`top_k`,
+    `warmup_examples`), and returns the `distillation` facts of `metrics.json`."""
     result = tfxfer.distill(teacher, student, train, validation, temperature=FLAGS.distill_temperature,
-                            alpha=FLAGS.distill_alpha, config=config)
+                            alpha=FLAGS.distill_alpha, unlabelled_data=unlabelled, config=config)
     facts = {"student_backbone": FLAGS.distill_into, "temperature": FLAGS.distill_temperature, "alpha": FLAGS.distill_alpha,
              "teacher_parameters": teacher.count_params(), "student_parameters": student.count_params(),
              **result.metrics()}

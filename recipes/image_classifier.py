@@ -58,6 +58,7 @@ def main(argv):
     del argv
     training_flags.check_paths("tflite_dir")
     tuning_run.check_flags()
+    distillation_run.check_flags()
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     # Every worker runs what follows; only the chief's files are kept. Before the
@@ -76,6 +77,10 @@ def main(argv):
             seed=FLAGS.seed)
         # Built now, so that an unknown student backbone or missing weights fail before any training.
         student = build_student(image_size, len(data.class_names)) if FLAGS.distill_into else None
+    unlabelled = None
+    if FLAGS.unlabelled_data:
+        unlabelled = tfxfer.load_unlabelled_images(FLAGS.unlabelled_data, image_size=(image_size, image_size),
+                                                   batch_size=global_batch)
     config = training_flags.fine_tune_config(global_batch)
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
@@ -96,7 +101,8 @@ def main(argv):
     if student is not None:
         metrics["distillation"] = distillation_run.distill_and_export(
             model, student, data.train, data.validation, config, teacher_export=path,
-            class_names=data.class_names, top_k=FLAGS.top_k or None, warmup_examples=warmup_examples)
+            class_names=data.class_names, unlabelled=unlabelled, top_k=FLAGS.top_k or None,
+            warmup_examples=warmup_examples)
         export_tflite(student, data, "student")
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search))

@@ -62,6 +62,7 @@ def main(argv):
     del argv
     training_flags.check_paths()
     tuning_run.check_flags()
+    distillation_run.check_flags()
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     data = load_data(global_batch)
@@ -73,6 +74,9 @@ def main(argv):
         if FLAGS.distill_into:
             student = build_model(data, FLAGS.distill_into, word_vectors=os.path.isfile(FLAGS.distill_into),
                                   weights=FLAGS.student_weights)
+    unlabelled = None
+    if FLAGS.unlabelled_data:
+        unlabelled = tfxfer.load_unlabelled_texts(FLAGS.unlabelled_data, batch_size=global_batch)
     tokenized = data.map_inputs(model.preprocessor)
     layer_decay = FLAGS.layer_decay
     if layer_decay is None:  # the default: none for word vectors, which have no transformer blocks
@@ -99,7 +103,8 @@ def main(argv):
         metrics["distillation"] = distillation_run.distill_and_export(
             model, student, data.train, data.validation,
             config.replace(layer_decay=1.0) if word_vectors else config, teacher_export=path,
-            class_names=data.class_names, warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
+            class_names=data.class_names, unlabelled=unlabelled,
+            warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search))
 

@@ -101,6 +101,9 @@ def define_flags(
                         "<model_name>_student: an image backbone name (e.g. mobilenet_v3_small), or for text a "
                         "keras-hub preset or folder, or a word-vector file (with --encoder and --sequence_length). "
                         "metrics.json gets the comparison under 'distillation'.")
+    flags.DEFINE_string("unlabelled_data", None,
+                        "With --distill_into: more examples without labels, which the teacher labels for the student: "
+                        "a folder of images (any depth), or a text file with one text per line.")
     flags.DEFINE_string("student_weights", "pretrained",
                         "With --distill_into: the student backbone's starting weights, as --weights.")
     flags.DEFINE_float("distill_temperature", distillation_loss.DEFAULT_TEMPERATURE,

@@ -71,6 +71,8 @@ _EXPORTS = {
     "load_text_data": "tfxfer.data.text_data",
     "load_tfds_images": "tfxfer.data",
     "load_tfds_text": "tfxfer.data.text_tfds",
+    "load_unlabelled_images": "tfxfer.data.unlabelled",
+    "load_unlabelled_texts": "tfxfer.data.unlabelled",
     "load_word_vector_backbone": "tfxfer.models.backbones",
     "save_confusion_matrix": "tfxfer.reports.plots",
     "save_learning_rate_sweep": "tfxfer.reports.plots",
