@@ -16,6 +16,7 @@ import os
 import cli
 import distillation_run
 import run_report
+import tensorflow as tf
 import training_flags
 import tuning_run
 from absl import app, flags
@@ -49,6 +50,8 @@ flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-rang
                     "and their validation report (tflite_report.json) there; a --distill_into student's go to "
                     "its student/ folder.")
 flags.DEFINE_float("student_alpha", None, "With --distill_into: width multiplier of a MobileNet student.")
+flags.DEFINE_integer("student_image_size", None, "With --distill_into: the student's input size in pixels, e.g. "
+                     "smaller than the teacher's for speed; default: the teacher's.")
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
 FLAGS = flags.FLAGS
@@ -76,7 +79,8 @@ def main(argv):
             image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
             seed=FLAGS.seed)
         # Built now, so that an unknown student backbone or missing weights fail before any training.
-        student = build_student(image_size, len(data.class_names)) if FLAGS.distill_into else None
+        student = build_student(FLAGS.student_image_size or image_size, len(data.class_names)) \
+            if FLAGS.distill_into else None
     unlabelled = None
     if FLAGS.unlabelled_data:
         unlabelled = tfxfer.load_unlabelled_images(FLAGS.unlabelled_data, image_size=(image_size, image_size),
@@ -117,10 +121,20 @@ def build_student(image_size, num_classes):
 
 
 def export_tflite(model, data, folder=""):
-    """With --tflite_dir: the TFLite models of `model` and their report, in `<tflite_dir>/<folder>`."""
-    if FLAGS.tflite_dir:
-        tfxfer.export_tflite(model, os.path.join(tfxfer.chief_or_temp_dir(FLAGS.tflite_dir), folder),
-                             train=data.train, validation=data.validation, class_names=data.class_names)
+    """With --tflite_dir: the TFLite models of `model` and their report, in `<tflite_dir>/<folder>`, on the
+    data resized to the model's input (a student's may be smaller)."""
+    if not FLAGS.tflite_dir:
+        return
+    size = model.input_shape[1:3]
+
+    def resized(dataset):
+        if dataset is None or tuple(dataset.element_spec[0].shape[1:3]) == size:
+            return dataset
+        return dataset.map(lambda images, labels: (tf.image.resize(images, size, antialias=True), labels))
+
+    tfxfer.export_tflite(model, os.path.join(tfxfer.chief_or_temp_dir(FLAGS.tflite_dir), folder),
+                         train=resized(data.train), validation=resized(data.validation),
+                         class_names=data.class_names)
 
 
 def load_data(image_size, batch_size, run_dir):

@@ -12,11 +12,12 @@ from test_recipes import COLOURS, _run_recipe, _tiny_backbone_file, _write_colou
 def test_image_recipe_distils_into_a_registry_student_and_exports_both(tmp_path, script_server):
     _write_colour_folders(tmp_path / "data", per_class=8)
     _write_colour_folders(tmp_path / "more", per_class=2)  # 6 + 3 of them (and a broken file) as unlabelled images
-    backbone = _tiny_backbone_file(tmp_path / "own.keras")
+    backbone = _tiny_backbone_file(tmp_path / "own.keras", size=48)
     process = _run_recipe(
         script_server, "image_classifier.py", f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}",
         "--backbone_output_layer=features", "--batch_size=8", "--epochs=6", "--learning_rate=0.03",
         "--fine_tune_epochs=0", "--distill_into=mobilenet_v2", "--student_alpha=0.35", "--student_weights=none",
+        "--student_image_size=32",
         "--distill_temperature=2", "--distill_alpha=0.5", f"--unlabelled_data={tmp_path / 'more'}",
         f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--model_name=colours",
         "--top_k=2")
@@ -37,11 +38,15 @@ def test_image_recipe_distils_into_a_registry_student_and_exports_both(tmp_path,
     assert distillation["unlabelled_examples"] == 9
     assert f"Exported distilled student: {student_export}" in process.stdout
 
-    # The student serves like any export (top-k too), and its metadata names its teacher.
+    # The student takes smaller images than the teacher; it serves like any export (top-k too), and its
+    # metadata names its teacher.
     serve = tf.saved_model.load(str(student_export)).signatures["serving_default"]
     red = tf.io.encode_jpeg(np.full((40, 40, 3), COLOURS["red"], np.uint8)).numpy()
     outputs = serve(image_bytes=tf.constant([red, red]))
     assert outputs["probabilities"].shape == (2, 3) and outputs["top_k_class_names"].shape == (2, 2)
+    assert serve.structured_outputs["probabilities"].shape[1:] == (3,)
+    assert tf.saved_model.load(str(student_export)).signatures["serving_images"].structured_input_signature[1][
+        "images"].shape[1:3] == (32, 32)
     metadata = json.loads((student_export / "assets.extra" / "tfxfer_metadata.json").read_text())
     assert metadata["teacher"] == metrics["export"] == str(tmp_path / "exports" / "colours" / "1")
 

@@ -381,3 +381,24 @@ def _mirrored():
 
 if __name__ == "__main__" and sys.argv[1:] == ["mirrored"]:
     _mirrored()
+
+
+def test_an_image_student_may_take_smaller_images_than_its_teacher():
+    from test_training import _colour_images, _tiny_backbone
+
+    from tfxfer.training import teacher_targets
+
+    def classifier(size):
+        return tfxfer.build_image_classifier(_tiny_backbone(size), num_classes=NUM_CLASSES, preprocessing="tf",
+                                             augmentation=False, dropout=0.0)
+
+    teacher, student = classifier(32), classifier(16)
+    labels = np.arange(24) % NUM_CLASSES
+    images = _colour_images(labels, seed=0)
+    assert teacher_targets.model_inputs(student, tf.constant(images)).shape == (24, 16, 16, 3)
+    assert teacher_targets.model_inputs(teacher, tf.constant(images)).shape == (24, 32, 32, 3)
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+
+    result = distill(teacher, student, data, data, config=_config(epochs=2, learning_rate=0.03), verbose=0)
+
+    assert result.training.phase1.epochs_run == 2 and 0 <= result.agreement <= 1

@@ -37,9 +37,9 @@ def _write_colour_folders(root, per_class):
     (root / "train" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
 
 
-def _tiny_backbone_file(path):
+def _tiny_backbone_file(path, size=32):
     """A small pretrained-looking model of the user's own, saved as .keras."""
-    inputs = keras.Input((32, 32, 3))
+    inputs = keras.Input((size, size, 3))
     x = keras.layers.Rescaling(1 / 255.0)(inputs)
     x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
     x = keras.layers.BatchNormalization(name="bn")(x)

@@ -138,7 +138,9 @@ def distill(
         teacher: keras.Model. A trained classifier (a `predictions` head),
             e.g. from `fine_tune`; not changed.
         student: keras.Model. A tfxfer classifier with the teacher's classes
-            and head kind, e.g. a smaller backbone; trained in place.
+            and head kind, e.g. a smaller backbone; trained in place. An
+            image student may take smaller images than the teacher: its
+            inputs are resized (antialiased) from the data's.
         train_data: tf.data.Dataset. Batches of `(inputs, labels)`, finite, the
             same inputs every epoch (augment in the model, not in tf.data).
             Inputs are what both models take; for text classifiers, raw

@@ -5,7 +5,8 @@ The teacher is frozen, so its probabilities for an example never change:
 `TeacherTargets` keeps them keyed by a fingerprint of each example's inputs,
 so the student's pipeline can find them again whatever its order and batches
 (`with_targets`). Text models tokenize raw texts with their own preprocessor
-(`model_inputs`), since teacher and student rarely share a tokenizer.
+(`model_inputs`), since teacher and student rarely share a tokenizer; an image
+student may take smaller images than its teacher, resized from the teacher's.
 """
 
 import keras
@@ -60,11 +61,25 @@ class TeacherTargets:
 
 
 def model_inputs(model: keras.Model, inputs):
-    """What `model` takes of a batch of inputs: raw texts through a text classifier's own preprocessor."""
+    """What `model` takes of a batch of inputs: raw texts through a text classifier's own preprocessor;
+    images resized to an image model's input size (a student may take smaller images than its teacher)."""
     preprocessor = classifier.text_preprocessor(model)
     if preprocessor is not None and isinstance(inputs, tf.Tensor) and inputs.dtype == tf.string:
         return preprocessor(inputs)
+    size = _image_size(model)
+    if size is not None and isinstance(inputs, tf.Tensor) and inputs.shape.rank == 4 and (
+            tuple(inputs.shape[1:3]) != size):
+        # Antialiased: a smaller student sees the image averaged, as a resize of the original would give it.
+        return tf.image.resize(inputs, size, antialias=True)
     return inputs
+
+
+def _image_size(model: keras.Model) -> tuple[int, int] | None:
+    """`(height, width)` of a model with one image input `(N, H, W, C)` of a fixed size; None for any other."""
+    shape = model.input_shape
+    if not (isinstance(shape, tuple) and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3])):
+        return None
+    return shape[1], shape[2]
 
 
 def as_model_sees_it(model: keras.Model, dataset: tf.data.Dataset | None) -> tf.data.Dataset | None:
