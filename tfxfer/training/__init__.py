@@ -1,6 +1,8 @@
 """The one training engine shared by every tfxfer model.
 
-Imports run one way, from `engine` down:
+Imports run one way, from `distillation` and `engine` down:
+- `distillation`: `distill`, a student trained on a teacher's probabilities
+  (`teacher_targets`, run once) with `distillation_loss`, through `engine`'s phases.
 - `engine`: `fine_tune`, runs the planned phases (freeze, restore or train, back up).
 - `planner`: checks `fine_tune`'s arguments and data once, builds the `Phase`s.
 - `phase`: `Phase`, everything one phase trains with.
