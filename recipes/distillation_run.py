@@ -44,7 +44,8 @@ def distill_and_export(teacher, student, train, validation, config: tfxfer.FineT
     `warmup_examples`), and returns the `distillation` facts of `metrics.json`."""
     result = tfxfer.distill(teacher, student, train, validation, temperature=FLAGS.distill_temperature,
                             alpha=FLAGS.distill_alpha, unlabelled_data=unlabelled, config=config)
-    facts = {"student_backbone": FLAGS.distill_into, "temperature": FLAGS.distill_temperature, "alpha": FLAGS.distill_alpha,
+    facts = {"student_backbone": FLAGS.distill_into, "temperature": FLAGS.distill_temperature,
+             "alpha": FLAGS.distill_alpha,
              "teacher_parameters": teacher.count_params(), "student_parameters": student.count_params(),
              **result.metrics()}
     path = tfxfer.export_saved_model(student, student_export_dir(), class_names=class_names,

@@ -87,10 +87,11 @@ def define_flags(
     flags.DEFINE_float("weight_decay", training.weight_decay, "Decoupled weight decay (AdamW) in both phases.")
     flags.DEFINE_enum("tune", None, list(tuning.TUNERS),
                       "Search the training settings first (KerasTuner: random search, Bayesian optimisation or "
-                      "Hyperband): both learning rates, --fine_tune_at, --dropout, --label_smoothing, "
-                      "--weight_decay (and --layer_decay for transformers). Trials are scored on --tune_holdout "
-                      "of the training data; then the model trains on all of it with the best settings. The run "
-                      "folder gets tuning/trials.csv and tuning/best_flags.txt, which reruns the best settings.")
+                      "Hyperband): both learning rates, --fine_tune_at, --dropout (unless it is 0: no dropout "
+                      "layer), --label_smoothing, --weight_decay (and --layer_decay for transformers). Trials are "
+                      "scored on --tune_holdout of the training data; then the model trains on all of it with the "
+                      "best settings. The run folder gets tuning/trials.csv and tuning/best_flags.txt, which reruns "
+                      "the best settings.")
     flags.DEFINE_integer("max_trials", 10, "With --tune: trials to run, besides scoring the defaults.")
     flags.DEFINE_integer("tune_epochs", 3, "With --tune: phase-2 epochs of a trial (Hyperband: the most); "
                          "phase 1 trains on features the backbone computed once for the whole search.")

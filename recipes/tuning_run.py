@@ -40,9 +40,6 @@ def check_flags() -> None:
     if not 0 < FLAGS.tune_holdout < 1:
         raise app.UsageError(f"--tune_holdout must be between 0 and 1, e.g. 0.2. Received: "
                              f"--tune_holdout={FLAGS.tune_holdout}")
-    if not FLAGS.dropout:
-        raise app.UsageError("--tune searches the head's dropout, which --dropout=0 leaves out of the model; pass "
-                             "--dropout > 0 (e.g. 0.1).")
 
 
 def search(model, train, config: tfxfer.FineTuneConfig, *, class_counts) -> "tfxfer.TuneResult | None":

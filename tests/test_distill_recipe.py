@@ -1,4 +1,5 @@
-"""The recipes' `--distill_into`: the trained model distilled into a student, both exported, compared in metrics.json."""
+"""The recipes' `--distill_into`: the trained model distilled into a student, both exported, compared in
+metrics.json."""
 
 import json
 
