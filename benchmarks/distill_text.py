@@ -189,11 +189,13 @@ def describe(model, name: str, texts: list[str], labels: np.ndarray, teacher_cla
              work_dir: str) -> dict:
     """Validation accuracy, agreement with the teacher, size and latency of a trained text classifier."""
     import tfxfer
+    from tfxfer.export import versioning
 
     classes = predicted_classes(model, texts)
     export = tfxfer.export_saved_model(model, os.path.join(work_dir, name))
     figures = {"val_accuracy": float(np.mean(classes == labels)), "parameters": int(model.count_params()),
-               "saved_model_mb": folder_megabytes(export), **latency(export, texts[:FLAGS.latency_examples], work_dir)}
+               "saved_model_mb": versioning.folder_megabytes(export),
+               **latency(export, texts[:FLAGS.latency_examples], work_dir)}
     if teacher_classes is not None:
         figures["agreement_with_teacher"] = float(np.mean(classes == teacher_classes))
     return figures
@@ -203,11 +205,6 @@ def predicted_classes(model, texts: list[str]) -> np.ndarray:
     probabilities = model.predict(texts, batch_size=64, verbose=0)
     # A binary head's one unit is P(class 1).
     return (probabilities[:, 0] > 0.5).astype(int) if probabilities.shape[-1] == 1 else probabilities.argmax(-1)
-
-
-def folder_megabytes(folder: str) -> float:
-    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder)
-               for name in names) / 2 ** 20
 
 
 def latency(export: str, texts: list[str], work_dir: str) -> dict:

@@ -12,9 +12,6 @@ teacher against student on the validation data (accuracy, agreement), their
 parameters and SavedModel sizes, and the student's training.
 """
 
-import os
-
-import tensorflow as tf
 from absl import app, flags, logging
 
 import tfxfer
@@ -51,17 +48,11 @@ def distill_and_export(teacher, student, train, validation, config: tfxfer.FineT
     path = tfxfer.export_saved_model(student, student_export_dir(), class_names=class_names,
                                      metadata={"teacher": teacher_export, "distillation": facts},
                                      top_k=top_k, warmup_examples=warmup_examples)
-    facts.update(student_export=path, teacher_saved_model_mb=folder_megabytes(teacher_export),
-                 student_saved_model_mb=folder_megabytes(path))
+    facts.update(student_export=path, teacher_saved_model_mb=versioning.folder_megabytes(teacher_export),
+                 student_saved_model_mb=versioning.folder_megabytes(path))
     if validation is not None:
         logging.info("Distilled into %s: validation accuracy %.4f (teacher %.4f), %d parameters (teacher %d).",
                      FLAGS.distill_into, facts["student"]["accuracy"], facts["teacher"]["accuracy"],
                      facts["student_parameters"], facts["teacher_parameters"])
     return facts
 
-
-def folder_megabytes(folder: str) -> float:
-    """Size of every file under `folder`, in MB (any filesystem TensorFlow reads)."""
-    total = sum(tf.io.gfile.stat(os.path.join(root, name)).length
-                for root, _, names in tf.io.gfile.walk(folder) for name in names)
-    return round(total / 1e6, 3)

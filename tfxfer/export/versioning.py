@@ -283,3 +283,10 @@ def _default_folder_mode(parent: str) -> int:
         return os.stat(probe).st_mode & 0o777
     finally:
         os.rmdir(probe)
+
+
+def folder_megabytes(folder: str) -> float:
+    """Size of every file under `folder` (an export, say), in MB of 2**20 bytes, on any filesystem TensorFlow reads."""
+    total = sum(tf.io.gfile.stat(os.path.join(root, name)).length
+                for root, _, names in tf.io.gfile.walk(folder) for name in names)
+    return round(total / 2**20, 3)
