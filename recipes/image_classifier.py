@@ -104,7 +104,8 @@ def main(argv):
     export_tflite(model, data)
     if student is not None:
         metrics["distillation"] = distillation_run.distill_and_export(
-            model, student, data.train, data.validation, config, teacher_export=path,
+            # --lora_rank is the teacher's: the student trains its own weights.
+            model, student, data.train, data.validation, config.replace(lora_rank=None), teacher_export=path,
             class_names=data.class_names, unlabelled=unlabelled, top_k=FLAGS.top_k or None,
             warmup_examples=warmup_examples)
         export_tflite(student, data, "student")

@@ -141,6 +141,12 @@ def define_flags(
     flags.DEFINE_float("fine_tune_ema_momentum", training.fine_tune_ema_momentum,
                        "Phase 2 validates and ends with a moving average of its weights at this momentum per "
                        "step (e.g. 0.9: about the last 10 steps); unset keeps the last weights.")
+    flags.DEFINE_integer("lora_rank", training.lora_rank,
+                         "Phase 2 trains LoRA adapters of this rank (and the head) on the backbone layers from "
+                         "--fine_tune_at up, instead of their own weights, which stay frozen; the export merges "
+                         "them into the kernels. For transformer backbones (keras-hub presets) and your own "
+                         "backbones' Dense layers: a keras.applications backbone or --word_vectors is refused "
+                         "before training. Unset: no LoRA.")
     flags.DEFINE_enum("mixed_precision", training.mixed_precision or "off", _MIXED_PRECISION,
                       "Compute dtype while training (the predictions, the loss and the saved and exported model "
                       "stay float32): off, auto (bfloat16 on TPUs and on CPUs with avx512_bf16/amx_bf16, float16 "
@@ -206,14 +212,15 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
         fine_tune_at=parse_fine_tune_at(FLAGS.fine_tune_at),
         learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1],
         label_smoothing=FLAGS.label_smoothing, weight_decay=FLAGS.weight_decay,
-        fine_tune_ema_momentum=FLAGS.fine_tune_ema_momentum,
+        fine_tune_ema_momentum=FLAGS.fine_tune_ema_momentum, lora_rank=FLAGS.lora_rank,
         mixed_precision=None if FLAGS.mixed_precision == "off" else FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile, **changes)
 
 
 def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfer.FineTuneConfig,
               model: tfxfer.Classifier, search: "tfxfer.TuneResult | None" = None) -> dict:
-    """The `metrics.json` fields about batches, distribution, training settings, precision and determinism.
+    """The `metrics.json` fields about batches, distribution, training settings (LoRA's rank too), precision
+    and determinism.
 
     `compute_policy` is the policy training ran in: what `mixed_precision="auto"` resolved to here.
     `tuning` (with `--tune`): the search's best settings, score and time (`TuneResult.summary`).
@@ -224,7 +231,8 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
             "dropout": model.dropout, "label_smoothing": config.label_smoothing,
             "weight_decay": config.weight_decay,
             **({} if search is None else {"tuning": search.summary()}),
-            "fine_tune_ema_momentum": config.fine_tune_ema_momentum, "seed": FLAGS.seed,
+            "fine_tune_ema_momentum": config.fine_tune_ema_momentum, "lora_rank": config.lora_rank,
+            "seed": FLAGS.seed,
             "deterministic": FLAGS.deterministic, "mixed_precision": config.mixed_precision or "off",
             "compute_policy": precision.resolve(config.mixed_precision, strategy),
             "jit_compile": config.jit_compile}

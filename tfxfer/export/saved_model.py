@@ -15,7 +15,7 @@ from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
 from tfxfer.export import layout, serving, text_serving, versioning, warmup
 from tfxfer.export.layout import METADATA_FILE
-from tfxfer.models import heads
+from tfxfer.models import heads, lora_layers
 from tfxfer.models.classifier import Classifier, text_preprocessor
 from tfxfer.version import __version__
 
@@ -59,6 +59,10 @@ def export_saved_model(
             `assets.extra/tf_serving_warmup_requests` replays them through every
             signature when TF Serving loads the model.
 
+    A model trained with LoRA (`FineTuneConfig.lora_rank`) is exported with
+    its adapters merged into the kernels (`W + A @ B`): the SavedModel has no
+    adapter variables or ops, and predicts what the Keras model predicts.
+
     The version folder and its files get the permissions of any folder and
     file the user creates (0o777 / 0o666 minus the umask), so TF Serving
     running as another user can read them when the umask allows it.
@@ -94,7 +98,10 @@ def export_saved_model(
             warmup_requests = warmup.text_warmup_inputs(warmup_examples, model)
         else:
             warmup_requests = warmup.image_warmup_inputs(warmup_examples, model.input_shape[1:3])
-    with tempfile.TemporaryDirectory() as scratch, versioning.staging_dir(export_dir) as staging:
+    # A LoRA model (FineTuneConfig.lora_rank) is exported as the plain model it amounts to: merged kernels,
+    # no adapter variables or ops; the model itself is put back as it was afterwards.
+    with (tempfile.TemporaryDirectory() as scratch, versioning.staging_dir(export_dir) as staging,
+          lora_layers.merged(model) as merged_layers):
         # On the local disk whatever export_dir is: TensorFlow copies it into the version's assets/.
         labels_path = os.path.join(scratch, LABELS_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
@@ -126,7 +133,8 @@ def export_saved_model(
                          "signatures": list(endpoints), **_image_metadata(model, preprocessor),
                          **text_serving.text_metadata(model), **(metadata or {})})
         path = versioning.publish(staging, export_dir)
-    logging.info("Exported %s to %s", model.name, path)
+    logging.info("Exported %s to %s%s", model.name, path,
+                 f" (LoRA adapters of {merged_layers} layers merged into their kernels)" if merged_layers else "")
     return path
 
 

@@ -39,7 +39,7 @@ from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
 from tfxfer.export import versioning
 from tfxfer.export.saved_model import check_label_lines
-from tfxfer.models import heads, layer_names
+from tfxfer.models import heads, layer_names, lora_layers
 from tfxfer.models.classifier import text_preprocessor
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
@@ -175,7 +175,8 @@ def convert_tflite(
         )
     inference = inference_model(model)
     height, width = inference.input_shape[1:3]
-    with tempfile.TemporaryDirectory() as folder:
+    # LoRA adapters (a custom backbone's Dense layers) are merged into the kernels first, as in the SavedModel.
+    with tempfile.TemporaryDirectory() as folder, lora_layers.merged(model):
         # Converting from a SavedModel freezes the variables into constants; from
         # concrete functions they stay resource reads that int8 calibration cannot run.
         archive = keras.export.ExportArchive()

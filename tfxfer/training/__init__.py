@@ -10,6 +10,6 @@ Imports run one way, from `distillation` and `engine` down:
 - `backup`: per-phase backups and phase 1's done marker, for resuming a killed run.
 - `loop`: `TrainLoop`, the training loop of every `tf.distribute` strategy.
 - `feature_cache`: phase 1 on features the frozen backbone computed once.
-- `input_checks`, `class_weights`, `layerwise_lr`, `losses`, `schedules`,
-  `callbacks`: one concern each.
+- `input_checks`, `class_weights`, `layerwise_lr`, `lora`, `losses`,
+  `schedules`, `callbacks`: one concern each.
 """

@@ -24,6 +24,11 @@ same command again trains from scratch.
 In a multi-worker run only the chief writes it and every worker restores from
 it, so it must be a path all workers reach (a bucket or a shared disk).
 
+LoRA layers (`FineTuneConfig.lora_rank`) are backed up as they are: original
+kernel and adapters, not the merged kernel Keras' own saving writes (see
+`tfxfer.models.lora_layers.raw_variables`), so a resumed phase 2 goes on
+training the same adapters on the same frozen kernels.
+
 Not backed up: early stopping's patience counter and best weights (a resumed
 phase starts counting again), and the position of random streams (shuffling,
 the feature cache's reshuffle included, augmentation, dropout), so a resumed
@@ -41,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.models import lora_layers
 from tfxfer.training.results import PhaseResult
 
 PHASE1_DONE = "phase1_done.json"
@@ -71,7 +77,7 @@ class RunBackup:
             return []
         # Kept at the end of the phase (delete_checkpoint=False): a kill between the end
         # of phase 2 and `finish` then resumes to "nothing left to train", not a rerun.
-        backup_type = keras.callbacks.BackupAndRestore if self.is_chief else _RestoreOnly
+        backup_type = _Backup if self.is_chief else _RestoreOnly
         return [backup_type(os.path.join(self.backup_dir, phase), double_checkpoint=True, delete_checkpoint=False)]
 
     def restore_phase1(self, model: keras.Model) -> PhaseResult | None:
@@ -114,7 +120,19 @@ class RunBackup:
             tf.io.gfile.rmtree(self.backup_dir)
 
 
-class _RestoreOnly(keras.callbacks.BackupAndRestore):
+class _Backup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that writes and reads LoRA layers' own variables, not Keras' merged kernel."""
+
+    def _save_model(self):
+        with lora_layers.raw_variables(self.model):
+            super()._save_model()
+
+    def _load_model(self):
+        with lora_layers.raw_variables(self.model):
+            super()._load_model()
+
+
+class _RestoreOnly(_Backup):
     """A non-chief worker's `BackupAndRestore`: restores the chief's backup, never writes it."""
 
     def on_epoch_end(self, epoch, logs=None):

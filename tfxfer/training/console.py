@@ -52,7 +52,10 @@ def phase_summary(model: keras.Model, phase: Phase) -> str:
     backbone = model.get_layer(layer_names.BACKBONE)
     training = [layer.name for layer in backbone.layers if layer.trainable_weights]
     head = [layer.name for layer in model.layers if layer is not backbone and layer.trainable_weights]
-    if training:
+    if training and phase.lora_rank is not None:
+        layers = (f"{_names(head)} and rank-{phase.lora_rank} LoRA adapters in backbone layers {_names(training)} "
+                  f"({len(training)} of {len(backbone.layers)}; their own weights frozen)")
+    elif training:
         layers = (f"{_names(head)} and backbone layers {_names(training)} "
                   f"({len(training)} of {len(backbone.layers)}, BatchNorm frozen)")
     else:

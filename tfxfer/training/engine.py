@@ -25,6 +25,7 @@ from tfxfer.training import (
     console,
     feature_cache,
     freezing,
+    lora,
     losses,
     lr_finder,
     optimizers,
@@ -116,8 +117,9 @@ def fine_tune(
         ConfigError: before any training, when the data does not fit the
             model: another image size or input structure, labels of another
             width or kind than the head's, a label past its classes (seen in
-            the first batch, when `class_counts` is None), or a bad
-            `fine_tune_at` / `class_weight`.
+            the first batch, when `class_counts` is None), a bad
+            `fine_tune_at` / `class_weight`, or a `lora_rank` the backbone
+            cannot take (see `tfxfer.training.lora`).
     """
     if find_learning_rate not in (None, 1, 2):
         raise ConfigError(f"find_learning_rate must be 1 or 2 (the phase whose learning rate the finder picks), "
@@ -145,7 +147,8 @@ def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup, *,
               find_learning_rate: bool = False, tensorboard_dir: str | os.PathLike | None = None,
               compute: precision.Compute | None = None,
               cached: feature_cache.CachedPhase | None = None) -> PhaseResult:
-    """Sets which layers train, then trains `phase`, or restores it if `backup` says it finished.
+    """Sets which layers train (LoRA adapters instead, with `phase.lora_rank`), then trains `phase`, or restores
+    it if `backup` says it finished.
 
     With `find_learning_rate`, the phase trains at the finder's suggestion (see `fine_tune`).
     `compute` says whether the steps are XLA-compiled and whether the optimizer
@@ -157,6 +160,9 @@ def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup, *,
     """
     compute = compute or precision.Compute()
     freezing.set_trainable(model.get_layer(layer_names.BACKBONE), phase.fine_tune_at)
+    if phase.lora_rank is not None:
+        adapted = lora.train_adapters(model, phase.fine_tune_at, phase.lora_rank)
+        phase = dataclasses.replace(phase, lr_multipliers=lora.adapter_multipliers(adapted, phase.lr_multipliers))
     if phase.skip_when_done and (restored := backup.restore_phase1(model)) is not None:
         return restored
     sweep = None

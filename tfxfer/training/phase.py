@@ -38,6 +38,9 @@ class Phase:
             (`layerwise_lr.LayerwiseAdamW`), or None for plain AdamW.
         fine_tune_at: int, float, str or None. Which backbone layers train
             (`freezing.set_trainable`): None freezes the whole backbone.
+        lora_rank: int | None. Train rank-`lora_rank` LoRA adapters on the
+            layers `fine_tune_at` unfreezes instead of their own weights
+            (`tfxfer.training.lora`); None: no LoRA.
         cache_features: bool. Train the head on features the frozen backbone
             computed once (`feature_cache`) instead of running it every epoch.
         augmented_feature_passes: int. When caching: how many randomly
@@ -67,6 +70,7 @@ class Phase:
     global_clipnorm: float | None
     lr_multipliers: dict[str, float] | None
     fine_tune_at: FineTuneAt | None
+    lora_rank: int | None
     cache_features: bool
     augmented_feature_passes: int
     kind: HeadKind

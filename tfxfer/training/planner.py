@@ -19,6 +19,7 @@ from tfxfer.training import (
     freezing,
     input_checks,
     layerwise_lr,
+    lora,
     losses,
 )
 from tfxfer.training.phase import Phase
@@ -42,10 +43,13 @@ def plan_phases(
     """
     backbone = backbone_of(model)
     lr_multipliers = None
+    lora.check_rank(config.lora_rank)
     if config.fine_tune_epochs:
         # Phase 2's settings are resolved now, so that a bad one fails before phase 1 has trained.
         freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
         _check_ema_momentum(config.fine_tune_ema_momentum)
+        if config.lora_rank is not None:
+            lora.target_layers(model, config.fine_tune_at, config.lora_rank)
         if config.layer_decay != 1.0:
             lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
     kind = heads.head_kind(model)
@@ -58,7 +62,8 @@ def plan_phases(
         train=train_data, validation=validation_data, steps=steps,
         epochs=config.epochs, learning_rate=config.learning_rate, warmup_fraction=0.0,
         weight_decay=config.weight_decay, global_clipnorm=config.global_clipnorm, lr_multipliers=None,
-        fine_tune_at=None, cache_features=cache_features, augmented_feature_passes=config.augmented_feature_passes,
+        fine_tune_at=None, lora_rank=None, cache_features=cache_features,
+        augmented_feature_passes=config.augmented_feature_passes,
         kind=kind, loss=loss or losses.loss_for(kind, config.label_smoothing), class_weight=class_weight,
         early_stopping_patience=config.early_stopping_patience, ema_momentum=None, callbacks=tuple(callbacks or ()),
     )
@@ -70,7 +75,8 @@ def plan_phases(
         phase1, name="phase 2", backup_slot="phase2", skip_when_done=False,
         epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
         warmup_fraction=config.warmup_fraction, lr_multipliers=lr_multipliers,
-        fine_tune_at=config.fine_tune_at, cache_features=False, ema_momentum=config.fine_tune_ema_momentum,
+        fine_tune_at=config.fine_tune_at, lora_rank=config.lora_rank, cache_features=False,
+        ema_momentum=config.fine_tune_ema_momentum,
     )
     return [phase1, phase2]
 

@@ -29,6 +29,7 @@ import time
 
 import keras
 import keras_tuner
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -303,7 +304,8 @@ class _TrialRunner:
         self.model = model
         self.train, self.holdout, self.base, self.class_counts = train, holdout, base, class_counts
         self.rows: list[dict] = []
-        self._initial_weights = model.get_weights()
+        # By variable: a trial with lora_rank adds adapters (new variables) that the next trial must not inherit.
+        self._initial_weights = {id(variable): variable.numpy() for variable in model.weights}
         self._initial_dropout = _dropout_rate(model)
         self._compute = precision.Compute.for_model(model, base.mixed_precision, base.jit_compile)
         self._no_backup = backup_lib.RunBackup(None, is_chief=distribute.is_chief())
@@ -343,7 +345,11 @@ class _TrialRunner:
 
     def reset(self, dropout: float | None) -> None:
         """The model as the search found it: its starting weights, and `dropout` (None: its own rate)."""
-        self.model.set_weights(self._initial_weights)
+        for variable in self.model.weights:
+            initial = self._initial_weights.get(id(variable))
+            # Adapters an earlier trial added are zeroed: they then add nothing, and the next LoRA phase
+            # merges nothing into the kernels before starting adapters anew (tfxfer.training.lora).
+            variable.assign(np.zeros(variable.shape, variable.dtype) if initial is None else initial)
         rate = self._initial_dropout if dropout is None else dropout
         if rate is not None:
             heads.set_dropout(self.model, rate)
