@@ -8,7 +8,9 @@ seeded 90/10 split):
   its longest sentence either way (the longest has 75 tokens), but `distill`'s
   teacher pass and the export pad every sentence to the full length;
 - **distilled**: a word-vector student trained with `distill` from
-  the teacher (`--temperature`, `--alpha`);
+  the teacher (`--temperature`, `--alpha`), on the training sentences and on
+  `--augment_copies` altered copies of each (`tfxfer.augment_texts`: words
+  left out, short spans cut out, Tang et al., 2019) that the teacher labels;
 - **labels_only**: the same student, from the same seed, trained with
   `tfxfer.fine_tune` on the labels alone, in the same phases and epochs.
 
@@ -61,6 +63,8 @@ flags.DEFINE_integer("vector_dimension", 100, "Dimension of the student's word v
 flags.DEFINE_integer("student_epochs", 10, "Student phase-1 epochs (its head, on frozen vectors and encoder).")
 flags.DEFINE_integer("student_fine_tune_epochs", 5, "Student phase-2 epochs (the whole student).")
 flags.DEFINE_float("student_fine_tune_learning_rate", 1e-3, "Student phase-2 peak learning rate.")
+flags.DEFINE_integer("augment_copies", 4, "Altered copies of each training sentence (tfxfer.augment_texts) that "
+                     "the teacher labels for the distilled student; 0 distils on the training sentences alone.")
 flags.DEFINE_float("temperature", None, "Distillation temperature; None: tfxfer's default.")
 flags.DEFINE_float("alpha", None, "Weight of the hard labels in the distillation loss; None: tfxfer's default.")
 flags.DEFINE_integer("latency_examples", 200, "Validation sentences timed through each export.")
@@ -261,29 +265,40 @@ def train_and_measure(data, seed: int, work_dir: str) -> dict:
     figures = {"teacher": {"seed": seed, "training_seconds": teacher_seconds,
                            **describe(teacher, "teacher", texts, labels, None, work_dir)}}
     teacher_classes = predicted_classes(teacher, texts)
-    for name, (student, seconds) in train_students(data, teacher, seed, work_dir).items():
-        figures[name] = {"seed": seed, "training_seconds": seconds,
-                         **describe(student, name, texts, labels, teacher_classes, work_dir)}
+    for name, (student, training) in train_students(data, teacher, seed, work_dir).items():
+        figures[name] = {"seed": seed, **training, **describe(student, name, texts, labels, teacher_classes,
+                                                              work_dir)}
     return figures
 
 
 def train_students(data, teacher, seed: int, work_dir: str) -> dict:
-    """`{"distilled": (student, seconds), "labels_only": (student, seconds)}`: one student, built twice alike."""
+    """`{"distilled": (student, figures), "labels_only": (student, figures)}`: one student, built twice alike,
+    with its training seconds and the examples it trained on;
+    the distilled one learns from the teacher on `--augment_copies` altered copies of the sentences too."""
+    import tensorflow as tf
+
     import tfxfer
     from tfxfer.training.distillation import distill
 
+    texts = sorted(text.decode("utf-8") for text in data.texts("train").unbatch().as_numpy_iterator())
     vectors = os.path.join(work_dir, "vectors.txt")
-    cooccurrence_vectors([text.decode("utf-8") for text in data.texts("train").unbatch().as_numpy_iterator()],
-                         vectors, dimension=FLAGS.vector_dimension)
+    cooccurrence_vectors(texts, vectors, dimension=FLAGS.vector_dimension)
     distilled, labels_only = build_student(data, vectors, seed), build_student(data, vectors, seed)
     options = {name: getattr(FLAGS, name) for name in ("temperature", "alpha") if getattr(FLAGS, name) is not None}
-    _, distilled_seconds = timed(distill, teacher, distilled, data.train, data.validation, config=student_config(),
-                                 verbose=0, **options)
+    copies = tfxfer.augment_texts(texts, FLAGS.augment_copies, seed=seed)
+    if copies:
+        options["unlabelled_data"] = tf.data.Dataset.from_tensor_slices(np.asarray(copies, dtype=object)).batch(
+            BATCH_SIZE)
+    result, distilled_seconds = timed(distill, teacher, distilled, data.train, data.validation,
+                                      config=student_config(), verbose=0, **options)
     # On its own tokenized batches, as the text recipe trains: the same examples, phases and epochs.
     tokenized = data.map_inputs(labels_only.preprocessor)
     _, labels_only_seconds = timed(tfxfer.fine_tune, labels_only, tokenized.train, tokenized.validation,
                                    config=student_config(), verbose=0)
-    return {"distilled": (distilled, distilled_seconds), "labels_only": (labels_only, labels_only_seconds)}
+    labelled = len(texts)
+    return {"distilled": (distilled, {"training_seconds": distilled_seconds,
+                                      "training_examples": labelled + result.unlabelled_examples}),
+            "labels_only": (labels_only, {"training_seconds": labels_only_seconds, "training_examples": labelled})}
 
 
 def timed(function, *args, **kwargs) -> tuple:
@@ -297,7 +312,8 @@ def markdown(summary: dict) -> str:
              "{:.4f}"), ("parameters", "parameters", "{:,.0f}"), ("SavedModel MB", "saved_model_mb", "{:.1f}"),
             ("latency, ms for one text", "latency_ms_one_text", "{:.2f}"),
             ("ms per text in batches of 32", "ms_per_text_batch_32", "{:.3f}"),
-            ("training seconds", "training_seconds", "{:.0f}")]
+            ("training seconds", "training_seconds", "{:.0f}"),
+            ("training examples (with the altered copies)", "training_examples", "{:,.0f}")]
     lines = ["| | teacher (MiniLM) | distilled student | student on labels alone |", "|---|---|---|---|"]
     for title, key, form in rows:
         cells = [form.format(summary[model][key]) if key in summary[model] else "" for model in MODELS]

@@ -10,6 +10,8 @@ Pretrained word vectors (GloVe/word2vec text format) and a BiLSTM:
 A TFDS dataset, or a multi-label CSV (label cells like "billing|urgent"):
   python recipes/text_classifier.py --tfds_name=glue/sst2 --validation_split=0
   python recipes/text_classifier.py --data_dir=tickets.csv --label_separator="|"
+LoRA: phase 2 trains rank-8 adapters on the top half's attention instead of its weights:
+  python recipes/text_classifier.py --data_dir=reviews.csv --backbone=path/to/preset --lora_rank=8
 All GPUs of the machine (--batch_size is per replica):
   python recipes/text_classifier.py --data_dir=reviews.csv --strategy=mirrored --scale_learning_rate
 --data_dir may be a .csv/.tsv file, a folder of class folders, or a folder of
@@ -17,14 +19,17 @@ one-text-per-line class files; the format is detected.
 All flags can also come from a file: --flagfile=reviews.flags
 """
 
+import functools
 import os
 
 import cli
 import distillation_run
+import numpy as np
 import run_report
+import tensorflow as tf
 import training_flags
 import tuning_run
-from absl import app, flags
+from absl import app, flags, logging
 
 import tfxfer
 
@@ -53,6 +58,10 @@ flags.DEFINE_float("layer_decay", None,
                    "Phase 2: layer-wise learning-rate decay of a transformer backbone (1.0 = off). "
                    f"Default {_TEXT.fine_tune_config().layer_decay} for a transformer, "
                    f"{_TEXT.fine_tune_config(word_vectors=True).layer_decay} with --word_vectors.")
+flags.DEFINE_integer("distill_augment", 0,
+                     "With --distill_into: altered copies of each training text (words left out, short spans "
+                     "cut out) that the teacher labels for the student, besides --unlabelled_data "
+                     "(tfxfer.augment_texts; 0 = none).")
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
 FLAGS = flags.FLAGS
@@ -63,6 +72,9 @@ def main(argv):
     training_flags.check_paths()
     tuning_run.check_flags()
     distillation_run.check_flags()
+    if FLAGS.distill_augment and not FLAGS.distill_into:
+        raise app.UsageError("--distill_augment makes texts for the student of --distill_into, which is not set; "
+                             f"pass --distill_into=STUDENT too. Received: --distill_augment={FLAGS.distill_augment}")
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     data = load_data(global_batch)
@@ -74,14 +86,14 @@ def main(argv):
         if FLAGS.distill_into:
             student = build_model(data, FLAGS.distill_into, word_vectors=os.path.isfile(FLAGS.distill_into),
                                   weights=FLAGS.student_weights)
-    unlabelled = None
-    if FLAGS.unlabelled_data:
-        unlabelled = tfxfer.load_unlabelled_texts(FLAGS.unlabelled_data, batch_size=global_batch)
+    unlabelled = load_unlabelled(data, global_batch)
     tokenized = data.map_inputs(model.preprocessor)
-    layer_decay = FLAGS.layer_decay
-    if layer_decay is None:  # the default: none for word vectors, which have no transformer blocks
-        layer_decay = _TEXT.fine_tune_config(word_vectors=bool(FLAGS.word_vectors)).layer_decay
-    config = training_flags.fine_tune_config(global_batch, layer_decay=layer_decay)
+    # Unset --layer_decay and --mixed_precision take the defaults of the backbone's kind.
+    text = _TEXT.fine_tune_config(word_vectors=bool(FLAGS.word_vectors))
+    config = training_flags.fine_tune_config(
+        global_batch, layer_decay=text.layer_decay if FLAGS.layer_decay is None else FLAGS.layer_decay)
+    if not FLAGS["mixed_precision"].present:
+        config = config.replace(mixed_precision=text.mixed_precision)
     search = tuning_run.search(model, tokenized.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
     # Every worker runs what follows; only the chief's files are kept.
@@ -99,10 +111,14 @@ def main(argv):
                                      metadata={"metrics": metrics},
                                      warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     if student is not None:  # on the raw texts: distill runs each model's own tokenizer
-        word_vectors = os.path.isfile(FLAGS.distill_into)  # no transformer blocks: no layer-wise decay
+        # --lora_rank is the teacher's: the (smaller) student trains its own weights.
+        student_config = config.replace(lora_rank=None)
+        if os.path.isfile(FLAGS.distill_into):  # a word-vector student: its kind's defaults, as above
+            vectors = _TEXT.fine_tune_config(word_vectors=True)
+            student_config = student_config.replace(layer_decay=vectors.layer_decay, **(
+                {} if FLAGS["mixed_precision"].present else {"mixed_precision": vectors.mixed_precision}))
         metrics["distillation"] = distillation_run.distill_and_export(
-            model, student, data.train, data.validation,
-            config.replace(layer_decay=1.0) if word_vectors else config, teacher_export=path,
+            model, student, data.train, data.validation, student_config, teacher_export=path,
             class_names=data.class_names, unlabelled=unlabelled,
             warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
@@ -119,6 +135,22 @@ def build_model(data, backbone: str, *, word_vectors: bool, weights: str):
     return tfxfer.build_text_classifier(
         backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
         dropout=FLAGS.dropout, multi_label=data.multi_label, weights=training_flags.parse_weights(weights))
+
+
+def load_unlabelled(data, batch_size):
+    """Batches of --unlabelled_data's texts and of --distill_augment's copies of the training texts, or None."""
+    parts = []
+    if FLAGS.unlabelled_data:
+        parts.append(tfxfer.load_unlabelled_texts(FLAGS.unlabelled_data, batch_size=batch_size))
+    if FLAGS.distill_augment:
+        # Sorted: the copies depend on the seed, not on the order the training set was shuffled in.
+        texts = sorted(text.decode("utf-8") for text in data.texts("train").unbatch().as_numpy_iterator())
+        copies = tfxfer.augment_texts(texts, FLAGS.distill_augment, seed=FLAGS.seed)
+        logging.info("--distill_augment=%d: %d altered copies of %d training texts for the teacher to label.",
+                     FLAGS.distill_augment, len(copies), len(texts))
+        if copies:
+            parts.append(tf.data.Dataset.from_tensor_slices(np.asarray(copies, dtype=object)).batch(batch_size))
+    return functools.reduce(tf.data.Dataset.concatenate, parts) if parts else None
 
 
 def load_data(batch_size):

@@ -6,7 +6,10 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from _text_helpers import FILLER, NEGATIVE, POSITIVE, sentences, write_word_vectors
 from test_recipes import COLOURS, _run_recipe, _tiny_backbone_file, _write_colour_folders
+
+import tfxfer
 
 
 @pytest.mark.slow
@@ -64,3 +67,33 @@ def test_unlabelled_data_without_a_student_is_a_usage_error(tmp_path, script_ser
     stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path}",
                                        f"--unlabelled_data={tmp_path}")
     assert "--unlabelled_data is for the student of --distill_into" in stderr
+
+
+@pytest.mark.slow
+def test_text_recipe_distils_on_altered_copies_of_its_training_texts(tmp_path, script_server):
+    path = tmp_path / "reviews.csv"
+    texts = sentences(POSITIVE, 16, seed=0) + sentences(NEGATIVE, 16, seed=1)
+    path.write_text("text,label\n" + "".join(f"{text},{'pos' if i < 16 else 'neg'}\n" for i, text in enumerate(texts)),
+                    encoding="utf-8")
+    vectors = tmp_path / "vectors.txt"
+    write_word_vectors(vectors, POSITIVE + NEGATIVE + FILLER, dim=4)
+    process = script_server.run_recipe(
+        "text_classifier.py", f"--data_dir={path}", f"--word_vectors={vectors}", "--encoder=mean",
+        "--sequence_length=6", "--epochs=2", "--fine_tune_epochs=0", "--validation_split=0.25", "--seed=5",
+        f"--distill_into={vectors}", "--distill_augment=3", f"--run_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'exports'}", "--model_name=reviews", timeout=600)
+    assert process.returncode == 0, process.stderr[-4000:]
+    distillation = json.loads((tmp_path / "run" / "metrics.json").read_text())["distillation"]
+    # The copies of the recipe's own training split, made with its seed, are the student's unlabelled examples.
+    data = tfxfer.load_text_data(path, validation_split=0.25, seed=5)
+    training_texts = sorted(text.decode() for text in data.texts("train").unbatch().as_numpy_iterator())
+    expected = tfxfer.augment_texts(training_texts, 3, seed=5)
+    assert len(training_texts) == 24 and 0 < len(expected) <= 3 * 24
+    assert distillation["unlabelled_examples"] == len(expected)
+    serve = tf.saved_model.load(distillation["student_export"]).signatures["serving_default"]
+    assert serve(texts=tf.constant(["the film was good", "a plot was awful"]))["probabilities"].shape == (2, 2)
+
+
+def test_distill_augment_without_a_student_is_a_usage_error(tmp_path, script_server):
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={tmp_path}", "--distill_augment=2")
+    assert "--distill_augment makes texts for the student of --distill_into" in stderr

@@ -16,6 +16,7 @@ from _text_helpers import (
 
 import tfxfer
 from tfxfer.export.warmup import read_warmup_requests
+from tfxfer.training import precision
 
 
 
@@ -41,6 +42,7 @@ def test_text_recipe_with_word_vectors_on_csv(tmp_path, script_server):
     assert metrics["data"]["class_names"] == ["five", "one"]
     assert metrics["phase2"]["trainable_parameters"] > metrics["phase1"]["trainable_parameters"]
     assert metrics["backbone"] == str(vectors)
+    assert (metrics["mixed_precision"], metrics["compute_policy"], metrics["layer_decay"]) == ("off", "float32", 1.0)
     # The finder chose phase 1's rate (and drew its sweep); phase 2 kept its flag's.
     assert metrics["phase1"]["learning_rate"] == metrics["phase1"]["learning_rate_suggestion"]
     assert metrics["phase2"]["learning_rate"] == metrics["fine_tune_learning_rate"]
@@ -79,6 +81,9 @@ def test_text_recipe_trains_a_transformer_under_a_strategy(tmp_path, script_serv
     assert metrics["learning_rate"] == pytest.approx(tfxfer.FineTuneConfig().learning_rate)
     assert metrics["fine_tune_learning_rate"] == pytest.approx(0.001)
     assert metrics["layer_decay"] == tfxfer.defaults.TextDefaults.fine_tune_config().layer_decay
+    # A transformer's default precision: bfloat16 where the CPU computes it natively, float32 elsewhere.
+    assert metrics["mixed_precision"] == "auto"
+    assert metrics["compute_policy"] == precision.resolve("auto")
     assert "phase2" in metrics and not metrics["data"]["multi_label"]
     assert "global batch 8" in process.stderr
     assert not (tmp_path / "backup").exists()  # the completed run deleted its backup

@@ -42,6 +42,7 @@ _EXPORTS = {
     "TextBackbone": "tfxfer.models.backbones",
     "TextDatasets": "tfxfer.data.text_data",
     "TuneResult": "tfxfer.tuning.search",
+    "augment_texts": "tfxfer.data.text_augmentation",
     "backbone_from_model": "tfxfer.models.backbones",
     "build_image_classifier": "tfxfer.models.image_classifier",
     "build_text_classifier": "tfxfer.models.text_classifier",
