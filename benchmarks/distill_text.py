@@ -24,9 +24,9 @@ each run) and a markdown table on stdout: validation accuracy, agreement with
 the teacher's predicted class, parameter count, SavedModel size
 (`tfxfer.export_saved_model`), and latency per text measured in a separate
 process that imports only TensorFlow (and tensorflow_text, for the teacher's
-tokenizer): one text per call, and 32 per call. One seed should take 30 to 40
-minutes on 2 cores, mostly the teacher's fine-tuning (the text recipe's took
-21 minutes, RESULTS.md), then its pass over every sentence for `distill`:
+tokenizer): one text per call, and 32 per call. One seed took 18 to 20 minutes
+on 2 cores with bf16 instructions: the teacher's fine-tuning, its pass over the
+sentences and their copies, then the distilled student's training:
 
   python benchmarks/distill_text.py --shared_dir=../shared --seeds=0 --output=runs/distill_text.json
 
@@ -45,6 +45,7 @@ import time
 
 import numpy as np
 import results as results_lib
+import rt_polarity_split
 import shared_assets
 from absl import app, flags, logging
 
@@ -72,47 +73,13 @@ flags.DEFINE_string("latency_of", None, "Internal: the export to time in this pr
 flags.DEFINE_string("latency_texts", None, "Internal: a JSON file of the texts to time it on.")
 FLAGS = flags.FLAGS
 
-DATA = "data/rt-polarity"
 # Training runs at verbose=0: tfxfer then logs each epoch through absl (stderr), and stdout holds the results only.
-VALIDATION_SPLIT = 0.1
-BATCH_SIZE = 32
+DATA, BATCH_SIZE = rt_polarity_split.DATA, rt_polarity_split.BATCH_SIZE
 MODELS = ("teacher", "distilled", "labels_only")
 
 
-# Data. tfxfer (and with it Keras) is imported inside the functions that train, so that the
+# Models. tfxfer (and with it Keras) is imported inside the functions that train, so that the
 # latency process, which runs this file too, imports TensorFlow only.
-
-def load_data(seed: int):
-    """rt-polarity's seeded split; with `--max_examples`, a random sample of it, the same every epoch."""
-    import dataclasses
-
-    import tfxfer
-
-    data = tfxfer.load_text_data(os.path.join(FLAGS.shared_dir, DATA), validation_split=VALIDATION_SPLIT,
-                                 seed=seed, batch_size=BATCH_SIZE)
-    if FLAGS.max_examples is None:
-        return data
-    return dataclasses.replace(data, train=sample(data.train, FLAGS.max_examples, seed),
-                               validation=sample(data.validation, max(FLAGS.max_examples // 10, 1), seed),
-                               raw_texts=None, bucketed=None)
-
-
-def sample(dataset, count: int, seed: int):
-    """`count` random examples of `(texts, labels)` batches, read once: the loader reshuffles the training
-    set every pass, `distill` needs the same examples every epoch, and the validation set comes class by class."""
-    import tensorflow as tf
-
-    texts, labels = unbatched(dataset)
-    chosen = np.random.default_rng(seed).permutation(len(labels))[:count]
-    return tf.data.Dataset.from_tensor_slices(([texts[i] for i in chosen], labels[chosen])).batch(BATCH_SIZE)
-
-
-def unbatched(dataset) -> tuple[list[str], np.ndarray]:
-    texts, labels = zip(*dataset.unbatch().as_numpy_iterator())
-    return [text.decode("utf-8") for text in texts], np.asarray(labels)
-
-
-# Models.
 
 def train_teacher(data):
     """MiniLM with tfxfer's text defaults, as the text recipe trains it."""
@@ -254,13 +221,13 @@ def run_seed(seed: int) -> dict:
     import keras
 
     keras.utils.set_random_seed(seed)
-    data = load_data(seed)
+    data = rt_polarity_split.load(FLAGS.shared_dir, seed, FLAGS.max_examples)
     with tempfile.TemporaryDirectory(prefix=f"distill_text_{seed}_") as work_dir:
         return train_and_measure(data, seed, work_dir)
 
 
 def train_and_measure(data, seed: int, work_dir: str) -> dict:
-    texts, labels = unbatched(data.validation)
+    texts, labels = rt_polarity_split.unbatched(data.validation)
     teacher, teacher_seconds = timed(train_teacher, data)
     figures = {"teacher": {"seed": seed, "training_seconds": teacher_seconds,
                            **describe(teacher, "teacher", texts, labels, None, work_dir)}}

@@ -6,9 +6,10 @@ with tfxfer's text defaults (`TextDefaults.fine_tune_config()`), phase 1 alike,
 phase 2 one of:
 - **full**: the defaults' phase 2, which trains the top half of the encoder's
   layers (every transformer block) with their own weights;
-- **lora**: the same, with `lora_rank=--lora_rank` (8): the backbone stays
-  frozen, and phase 2 trains the head plus rank-8 adapters on the attention's
-  query and value projections (`tfxfer.training.lora`). Keras' `EinsumDense`
+- **lora**: the text defaults with `lora_rank=--lora_rank` (8,
+  `TextDefaults.fine_tune_config(lora_rank=8)`): the backbone stays frozen, and
+  phase 2 trains the head plus rank-8 adapters on the attention's query and
+  value projections (`tfxfer.training.lora`), at LoRA's default rate (5e-4). Keras' `EinsumDense`
   LoRA factors the kernel over its last axis only: a (384, 12 heads, 32)
   projection gets `A` (384, 12, 8) and `B` (8, 32), 37,120 parameters, not
   the 6,144 of rank 8 on a 384 x 384 matrix.
@@ -25,9 +26,8 @@ peak during phase 2 (`VmHWM`, reset as phase 2 starts training), phase 1 and
 phase 2 seconds, the seconds from loading the data to the end of phase 2, and
 the dtype policy both phases computed in: the text defaults'
 `mixed_precision` (bfloat16 on CPUs with bf16 instructions), or
-`--mixed_precision`. Each variant of a seed should take about 20 minutes on
-2 cores at the defaults' 10 + 3 epochs (the text recipe, the full variant's
-training, took 21 minutes: RESULTS.md):
+`--mixed_precision`. On 2 cores with bf16 instructions a seed took 11 minutes,
+both variants:
 
   python benchmarks/lora_text.py --shared_dir=../shared --seeds=0 --output=runs/lora_text.json
 
@@ -46,6 +46,7 @@ import time
 
 import numpy as np
 import results as results_lib
+import rt_polarity_split
 import shared_assets
 from absl import app, flags, logging
 
@@ -70,44 +71,15 @@ flags.DEFINE_enum("variant_of", None, list(VARIANTS), "Internal: train this vari
 flags.DEFINE_integer("seed_of", None, "Internal: the seed of --variant_of.")
 FLAGS = flags.FLAGS
 
-DATA = "data/rt-polarity"
 # Training runs at verbose=0: tfxfer then logs each epoch through absl (stderr), and stdout holds the results only.
-VALIDATION_SPLIT = 0.1
-BATCH_SIZE = 32
+DATA, BATCH_SIZE = rt_polarity_split.DATA, rt_polarity_split.BATCH_SIZE
 # Flags a variant's process needs, passed on as given here.
 CHILD_FLAGS = ("shared_dir", "max_examples", "sequence_length", "epochs", "fine_tune_epochs", "lora_rank",
                "mixed_precision")
 
 
-# Data. tfxfer (and with it TensorFlow) is imported inside the functions that train, so that the
+# Training. tfxfer (and with it TensorFlow) is imported inside the functions that train, so that the
 # parent process, which only starts the variants' processes, does not load it.
-
-def load_data(seed: int):
-    """rt-polarity's seeded split; with `--max_examples`, a random sample of it, the same every epoch."""
-    import dataclasses
-
-    import tfxfer
-
-    data = tfxfer.load_text_data(os.path.join(FLAGS.shared_dir, DATA), validation_split=VALIDATION_SPLIT,
-                                 seed=seed, batch_size=BATCH_SIZE)
-    if FLAGS.max_examples is None:
-        return data
-    return dataclasses.replace(data, train=sample(data.train, FLAGS.max_examples, seed),
-                               validation=sample(data.validation, max(FLAGS.max_examples // 10, 1), seed),
-                               raw_texts=None, bucketed=None)
-
-
-def sample(dataset, count: int, seed: int):
-    """`count` random examples of `(texts, labels)` batches (as `distill_text.py` samples): the validation
-    set comes class by class, so its first batches would be of one class."""
-    import tensorflow as tf
-
-    texts, labels = zip(*dataset.unbatch().as_numpy_iterator())
-    labels = np.asarray(labels)
-    chosen = np.random.default_rng(seed).permutation(len(labels))[:count]
-    return tf.data.Dataset.from_tensor_slices(([texts[i].decode("utf-8") for i in chosen], labels[chosen])).batch(
-        BATCH_SIZE)
-
 
 def config(variant: str):
     """The text defaults, shortened by the epoch flags; LoRA in phase 2 for the lora variant."""
@@ -115,9 +87,8 @@ def config(variant: str):
 
     changes = {name: getattr(FLAGS, name) for name in ("epochs", "fine_tune_epochs", "mixed_precision")
                if getattr(FLAGS, name) is not None}
-    if variant == "lora":
-        changes["lora_rank"] = FLAGS.lora_rank
-    return TextDefaults.fine_tune_config().replace(**changes)
+    lora_rank = FLAGS.lora_rank if variant == "lora" else None
+    return TextDefaults.fine_tune_config(lora_rank=lora_rank).replace(**changes)
 
 
 # One variant, in its own process.
@@ -176,7 +147,7 @@ def run_variant(variant: str, seed: int) -> dict:
 
     start = time.perf_counter()
     tfxfer.seed_everything(seed)
-    data = load_data(seed)
+    data = rt_polarity_split.load(FLAGS.shared_dir, seed, FLAGS.max_examples)
     model = tfxfer.build_text_classifier(shared_assets.minilm_folder(), len(data.class_names),
                                          sequence_length=FLAGS.sequence_length or TextDefaults.sequence_length,
                                          pooling=TextDefaults.pooling, dropout=TextDefaults.dropout)

@@ -58,10 +58,10 @@ flags.DEFINE_float("layer_decay", None,
                    "Phase 2: layer-wise learning-rate decay of a transformer backbone (1.0 = off). "
                    f"Default {_TEXT.fine_tune_config().layer_decay} for a transformer, "
                    f"{_TEXT.fine_tune_config(word_vectors=True).layer_decay} with --word_vectors.")
-flags.DEFINE_integer("distill_augment", 0,
+flags.DEFINE_integer("distill_augment", 4,
                      "With --distill_into: altered copies of each training text (words left out, short spans "
                      "cut out) that the teacher labels for the student, besides --unlabelled_data "
-                     "(tfxfer.augment_texts; 0 = none).")
+                     "(tfxfer.augment_texts; 0 = none). Each copy costs a teacher pass and a student step.")
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
 FLAGS = flags.FLAGS
@@ -72,7 +72,7 @@ def main(argv):
     training_flags.check_paths()
     tuning_run.check_flags()
     distillation_run.check_flags()
-    if FLAGS.distill_augment and not FLAGS.distill_into:
+    if FLAGS["distill_augment"].present and not FLAGS.distill_into:
         raise app.UsageError("--distill_augment makes texts for the student of --distill_into, which is not set; "
                              f"pass --distill_into=STUDENT too. Received: --distill_augment={FLAGS.distill_augment}")
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)

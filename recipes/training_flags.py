@@ -146,7 +146,8 @@ def define_flags(
                          "--fine_tune_at up, instead of their own weights, which stay frozen; the export merges "
                          "them into the kernels. For transformer backbones (keras-hub presets) and your own "
                          "backbones' Dense layers: a keras.applications backbone or --word_vectors is refused "
-                         "before training. Unset: no LoRA.")
+                         "before training. Unset --fine_tune_learning_rate is then "
+                         f"{tfxfer.defaults.LORA_FINE_TUNE_LEARNING_RATE}. Unset: no LoRA.")
     flags.DEFINE_enum("mixed_precision", training.mixed_precision or "off", _MIXED_PRECISION,
                       "Compute dtype while training (the predictions, the loss and the saved and exported model "
                       "stay float32): off, auto (bfloat16 on TPUs and on CPUs with avx512_bf16/amx_bf16, float16 "
@@ -205,6 +206,8 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
         **changes: More `FineTuneConfig` fields the recipe sets (e.g. `layer_decay`).
     """
     learning_rates = [FLAGS.learning_rate, FLAGS.fine_tune_learning_rate]
+    if FLAGS.lora_rank is not None and not FLAGS["fine_tune_learning_rate"].present:
+        learning_rates[1] = tfxfer.defaults.LORA_FINE_TUNE_LEARNING_RATE  # adapters need a higher rate
     if FLAGS.scale_learning_rate:
         learning_rates = [tfxfer.scale_learning_rate(rate, global_batch, FLAGS.batch_size) for rate in learning_rates]
     return _training.replace(

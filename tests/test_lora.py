@@ -365,6 +365,8 @@ def test_text_recipe_trains_lora_adapters_and_reports_the_rank(tmp_path, script_
     assert process.returncode == 0, process.stderr[-4000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["lora_rank"] == RANK
+    # --fine_tune_learning_rate left unset: LoRA's own default, not the text defaults' 5e-5.
+    assert metrics["fine_tune_learning_rate"] == tfxfer.defaults.LORA_FINE_TUNE_LEARNING_RATE
     # The adapters of both blocks' query and value (160) and the head (8 + 1).
     assert metrics["phase2"]["trainable_parameters"] == 169
     assert "LoRA rank 2 on 4 backbone layers" in process.stderr

@@ -182,12 +182,17 @@ def test_the_default_space_adds_dropout_only_to_models_with_a_dropout_layer():
     assert "layer_decay" not in with_dropout  # a conv backbone has no transformer blocks
 
 
-def test_tune_searches_layer_decay_of_a_transformer_on_trimmed_token_batches(tmp_path):
+def _tiny_bert_and_tokens(tmp_path):
+    """A tiny BERT classifier, and line-file texts of two classes (24 each) split 75/25, tokenized by it."""
     data = tfxfer.load_text_data(write_line_files(tmp_path / "texts", count=24), batch_size=8,
                                  validation_split=0.25, seed=0)
     model = tfxfer.build_text_classifier(save_tiny_bert_preset(tmp_path / "bert"), num_classes=2,
                                          sequence_length=16)
-    tokens = data.map_inputs(model.preprocessor)
+    return model, data.map_inputs(model.preprocessor)
+
+
+def test_tune_searches_layer_decay_of_a_transformer_on_trimmed_token_batches(tmp_path):
+    model, tokens = _tiny_bert_and_tokens(tmp_path)
 
     result = tfxfer.tune(model, tokens.train, config=tfxfer.defaults.TextDefaults.fine_tune_config(),
                          tuner="random", max_trials=1, tune_epochs=1, include_defaults=False)
@@ -196,6 +201,28 @@ def test_tune_searches_layer_decay_of_a_transformer_on_trimmed_token_batches(tmp
     assert trial["status"] == "COMPLETED" and trial["layer_decay"] in (0.7, 0.8, 0.9, 1.0)
     assert trial["fine_tune_at"] in (0.25, 0.5) and result.config.layer_decay == trial["layer_decay"]
     assert 4 <= result.holdout_size <= 16  # 7 expected of 36 training texts
+
+
+def test_every_trial_of_a_lora_search_starts_from_the_model_the_search_was_given(tmp_path):
+    model, tokens = _tiny_bert_and_tokens(tmp_path)
+    starting = {variable.path: variable.numpy() for variable in model.weights}
+    runner_resets = []
+    original_reset = tfxfer.tuning.search._TrialRunner.reset
+
+    def reset(runner, dropout):
+        original_reset(runner, dropout)
+        # The weights the search was given, and any adapter an earlier trial added zeroed.
+        runner_resets.append(all(np.array_equal(variable.numpy(), starting[variable.path]) if variable.path in starting
+                                 else not np.any(variable.numpy()) for variable in runner.model.weights))
+
+    config = tfxfer.defaults.TextDefaults.fine_tune_config().replace(lora_rank=2, mixed_precision=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tfxfer.tuning.search._TrialRunner, "reset", reset)
+        result = tfxfer.tune(model, tokens.train, config=config, tuner="random", max_trials=2, tune_epochs=1)
+
+    assert [trial["status"] for trial in result.trials] == ["COMPLETED"] * 3  # the defaults, then 2 trials
+    assert len(runner_resets) >= 3 and all(runner_resets) and result.config.lora_rank == 2
+    assert any("lora_kernel" in variable.path for variable in model.weights)  # the trials added adapters
 
 
 @pytest.mark.parametrize("arguments, message", [
