@@ -5,7 +5,8 @@ to 2 (errors only) unless the user set `TF_CPP_MIN_LOG_LEVEL`, and imports
 TensorFlow with the process's stderr filtered: a few lines on every CPU-only
 machine come before TensorFlow reads that level (CUDA probes, absl's
 "before InitializeLog" notice, the cuInit failure when no GPU driver is
-present). Every other line still reaches stderr. A user who sets
+present, and on CPUs where TensorFlow turns oneDNN's kernels on, a notice
+that results may differ in round-off). Every other line still reaches stderr. A user who sets
 `TF_CPP_MIN_LOG_LEVEL` gets all of TensorFlow's output, unfiltered.
 
 `shorten_log_lines` then keeps TensorFlow's own INFO records (a saved
@@ -27,6 +28,7 @@ _NOISE = re.compile(
     r"cudart_stub\.cc.*Could not find cuda drivers|"
     r"failed call to cuInit|"
     r"cpu_feature_guard\.cc|To enable the following instructions:|"
+    r"port\.cc.*oneDNN custom operations are on|"
     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered")
 
 _QUIET = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
