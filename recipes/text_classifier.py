@@ -86,14 +86,10 @@ def main(argv):
         if FLAGS.distill_into:
             student = build_model(data, FLAGS.distill_into, word_vectors=os.path.isfile(FLAGS.distill_into),
                                   weights=FLAGS.student_weights)
-    unlabelled = load_unlabelled(data, global_batch)
+    unlabelled = load_unlabelled(data, global_batch) if student is not None else None
     tokenized = data.map_inputs(model.preprocessor)
-    # Unset --layer_decay and --mixed_precision take the defaults of the backbone's kind.
-    text = _TEXT.fine_tune_config(word_vectors=bool(FLAGS.word_vectors))
-    config = training_flags.fine_tune_config(
-        global_batch, layer_decay=text.layer_decay if FLAGS.layer_decay is None else FLAGS.layer_decay)
-    if not FLAGS["mixed_precision"].present:
-        config = config.replace(mixed_precision=text.mixed_precision)
+    config = kind_config(training_flags.fine_tune_config(global_batch), word_vectors=bool(FLAGS.word_vectors),
+                         layer_decay=FLAGS.layer_decay)
     search = tuning_run.search(model, tokenized.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
     # Every worker runs what follows; only the chief's files are kept.
@@ -113,16 +109,25 @@ def main(argv):
     if student is not None:  # on the raw texts: distill runs each model's own tokenizer
         # --lora_rank is the teacher's: the (smaller) student trains its own weights.
         student_config = config.replace(lora_rank=None)
-        if os.path.isfile(FLAGS.distill_into):  # a word-vector student: its kind's defaults, as above
-            vectors = _TEXT.fine_tune_config(word_vectors=True)
-            student_config = student_config.replace(layer_decay=vectors.layer_decay, **(
-                {} if FLAGS["mixed_precision"].present else {"mixed_precision": vectors.mixed_precision}))
+        if os.path.isfile(FLAGS.distill_into):  # a word-vector student: its kind's defaults
+            student_config = kind_config(student_config, word_vectors=True, layer_decay=None)
         metrics["distillation"] = distillation_run.distill_and_export(
             model, student, data.train, data.validation, student_config, teacher_export=path,
             class_names=data.class_names, unlabelled=unlabelled,
             warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search))
+
+
+def kind_config(config: tfxfer.FineTuneConfig, *, word_vectors: bool,
+                layer_decay: float | None) -> tfxfer.FineTuneConfig:
+    """`config` with the text defaults of the backbone's kind (transformer or word vectors) for `layer_decay`
+    when it is None, and for --mixed_precision when the flag was not given."""
+    defaults = _TEXT.fine_tune_config(word_vectors=word_vectors)
+    changes = {"layer_decay": defaults.layer_decay if layer_decay is None else layer_decay}
+    if not FLAGS["mixed_precision"].present:
+        changes["mixed_precision"] = defaults.mixed_precision
+    return config.replace(**changes)
 
 
 def build_model(data, backbone: str, *, word_vectors: bool, weights: str):
