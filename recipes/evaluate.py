@@ -13,6 +13,13 @@ confusion matrix included, as JSON to --output.
 The model's input kind (images or texts) and classes come from the export; the
 data's classes are matched to them by name (the data may hold only some).
 --model_dir is a version folder, or a model's base folder (its latest version).
+
+A multi-task export is evaluated on a .csv/.tsv file with a label column per task
+(the column `Skin Type` labels task `skin_type`; an empty cell: no label for that
+task), and gets a report per task; the inputs are in --text_column, or for images
+in --image_column (paths relative to the file's folder):
+
+  python recipes/evaluate.py --model_dir=saved_models/pets --data_dir=pets_val.csv --image_column=file
 """
 
 import json
@@ -33,6 +40,8 @@ flags.DEFINE_string("tfds_name", None, "TFDS dataset to evaluate on instead of -
 flags.DEFINE_string("split", None, "TFDS split, e.g. test or 'train[90%:]'; default: validation, else test.")
 flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
 flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")
+flags.DEFINE_string("image_column", "image", "Multi-task exports: CSV/TSV column of image paths (relative to its "
+                    "folder); each task's labels are in the column named as the task.")
 flags.DEFINE_string("label_separator", None, "Separator of several class names in a CSV/TSV label cell (multi-label).")
 flags.DEFINE_float("threshold", 0.5, "Multi-label models: probability above which a class is predicted.")
 flags.DEFINE_integer("top_k", 5, "k of the top-k accuracy (reported when 1 < k < the number of classes).")
@@ -52,7 +61,9 @@ def main(argv):
         raise app.UsageError("--split is for TFDS data (--tfds_name); --data_dir folders use their val/ folder.")
     model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
     kind = model.kind
-    if FLAGS.tfds_name:
+    if model.tasks:
+        data = _task_data(model)
+    elif FLAGS.tfds_name:
         data = tfds_examples.read_tfds_examples(FLAGS.tfds_name, split=FLAGS.split, data_dir=FLAGS.data_dir)
         if data.kind != kind:
             raise app.UsageError(f"TFDS {FLAGS.tfds_name!r} holds {data.kind}s, but the model takes {kind}s.")
@@ -65,6 +76,17 @@ def main(argv):
     report["data"] = data.summary()
     print(report_text.format_report(report))
     print(f"\nWrote {_write_json(FLAGS.output, report)}")
+
+
+def _task_data(model):
+    """The labelled examples of a multi-task export: a .csv/.tsv file with a label column per task."""
+    if FLAGS.tfds_name or not FLAGS.data_dir.lower().endswith((".csv", ".tsv")):
+        raise app.UsageError(f"The model has several tasks ({', '.join(model.tasks)}): evaluate it on a "
+                             "--data_dir=.csv/.tsv file with a label column per task.")
+    column = FLAGS.text_column if model.kind == prediction.TEXT else FLAGS.image_column
+    multi_label = {task: served.multi_label for task, served in model.tasks.items()}
+    return labelled_data.read_task_csv(FLAGS.data_dir, model.kind, multi_label, input_column=column,
+                                       label_separator=FLAGS.label_separator)
 
 
 def _write_json(path, report):

@@ -3,6 +3,8 @@ r"""Fine-tunes a pretrained image backbone on your images and exports a SavedMod
 Image folders (`train/` + `val/` sub-folders, or one class-folder tree):
   python recipes/image_classifier.py --data_dir=photos --weights=imagenet \
       --run_dir=runs/photos --export_dir=saved_models --model_name=photos
+A CSV/TSV of image paths with a label column per task (a head per task on one backbone):
+  python recipes/image_classifier.py --data_dir=plants.csv --image_column=path --label_columns=species,grade
 A TFDS dataset (downloads once, then works offline from --data_dir):
   python recipes/image_classifier.py --tfds_name=tf_flowers --weights=imagenet
 All GPUs of the machine, or a Cloud TPU (--batch_size is per replica):
@@ -16,6 +18,7 @@ import os
 import cli
 import distillation_run
 import run_report
+import task_flags
 import tensorflow as tf
 import training_flags
 import tuning_run
@@ -28,7 +31,8 @@ from tfxfer.export import warmup
 _IMAGE = tfxfer.defaults.ImageDefaults()
 
 training_flags.define_flags(
-    data_help="Image folders (train/ + val/, or class folders), or TFDS data_dir with --tfds_name.",
+    data_help="Image folders (train/ + val/, or class folders); a .csv/.tsv of image paths with --label_columns; "
+              "or TFDS data_dir with --tfds_name.",
     backbone=_IMAGE.backbone,
     backbone_help="Backbone name (see tfxfer.list_backbones()) or your own .keras model.",
     batch_size=_IMAGE.batch_size, seed=_IMAGE.seed, validation_split=None,
@@ -49,11 +53,14 @@ flags.DEFINE_integer("cache_memory_mb", image_cache.DEFAULT_CACHE_MEMORY_MB,
 flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-range/float16/int8 TFLite models "
                     "and their validation report (tflite_report.json) there; a --distill_into student's go to "
                     "its student/ folder.")
+flags.DEFINE_string("image_column", "image", "With --label_columns: the CSV/TSV column of image paths (relative "
+                    "paths are relative to the file's folder).")
 flags.DEFINE_float("student_alpha", None, "With --distill_into: width multiplier of a MobileNet student.")
 flags.DEFINE_integer("student_image_size", None, "With --distill_into: the student's input size in pixels, e.g. "
                      "smaller than the teacher's for speed; default: the teacher's.")
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
+flags.adopt_module_key_flags(task_flags)
 FLAGS = flags.FLAGS
 
 
@@ -62,6 +69,7 @@ def main(argv):
     training_flags.check_paths("tflite_dir")
     tuning_run.check_flags()
     distillation_run.check_flags()
+    task_flags.check_flags("distill_into", "tflite_dir", "tfds_name")
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     # Every worker runs what follows; only the chief's files are kept. Before the
@@ -75,7 +83,7 @@ def main(argv):
         image_size = tfxfer.models.image_classifier.resolve_image_size(backbone, FLAGS.image_size)
         data = load_data((image_size, image_size), global_batch, run_dir)
         model = tfxfer.build_image_classifier(
-            backbone, len(data.class_names), weights=training_flags.parse_weights(FLAGS.weights),
+            backbone, **task_flags.head_arguments(data), weights=training_flags.parse_weights(FLAGS.weights),
             image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
             seed=FLAGS.seed)
         # Built now, so that an unknown student backbone or missing weights fail before any training.
@@ -150,6 +158,11 @@ def load_data(image_size, batch_size, run_dir):
         return tfxfer.load_tfds_images(FLAGS.tfds_name, data_dir=FLAGS.data_dir, **common)
     if not FLAGS.data_dir:
         raise app.UsageError("Pass --data_dir (image folders) or --tfds_name.")
+    if FLAGS.label_columns:
+        return tfxfer.load_image_csv(FLAGS.data_dir, label_columns=FLAGS.label_columns, image_column=FLAGS.image_column,
+                                     image_size=image_size, batch_size=batch_size, seed=FLAGS.seed,
+                                     **({"validation_split": FLAGS.validation_split}
+                                        if FLAGS.validation_split is not None else {}))
     return tfxfer.load_image_folders(FLAGS.data_dir, **common)
 
 

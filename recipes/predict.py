@@ -14,6 +14,9 @@ A ready request for TF Serving's REST API instead of predicting locally:
   python recipes/predict.py --model_dir=saved_models/digits --print_request photo.png
 
 --model_dir is a version folder, or a model's base folder (its latest version).
+A multi-task export (its metadata lists tasks) gets every task's answer under the
+task's name: a one-label task's top-k classes, a multi-label task's classes above
+--threshold (at most --top_k).
 """
 
 import json
@@ -27,6 +30,7 @@ from tfxfer import prediction
 flags.DEFINE_string("model_dir", None, "SavedModel version folder, or a base folder (uses its latest version).")
 flags.DEFINE_integer("top_k", 5, "Classes to print per input, best first.")
 flags.DEFINE_integer("batch_size", 32, "Inputs per call of the model.")
+flags.DEFINE_float("threshold", 0.5, "Multi-task models: probability above which a multi-label class is printed.")
 flags.DEFINE_multi_string("text", [], "A text to classify (text models; repeat for several).")
 flags.DEFINE_string("text_file", None, "A UTF-8 file with one text to classify per line (text models).")
 flags.DEFINE_bool("print_request", False, "Print a curl command and JSON body for TF Serving instead of predicting.")
@@ -43,7 +47,7 @@ def main(argv):
                                  "or --text_file=FILE with one text per line.")
         body = rest_requests.text_request(texts) if FLAGS.print_request else None
         run = lambda: prediction.predict_texts(FLAGS.model_dir, texts, top_k=FLAGS.top_k,  # noqa: E731
-                                               batch_size=FLAGS.batch_size)
+                                               batch_size=FLAGS.batch_size, threshold=FLAGS.threshold)
     else:
         if FLAGS.text or FLAGS.text_file:
             raise app.UsageError("--text and --text_file are for text models; this model takes image files.")
@@ -52,15 +56,26 @@ def main(argv):
         paths = prediction.image_files(argv[1:])
         body = rest_requests.image_request(prediction.read_files(paths)) if FLAGS.print_request else None
         run = lambda: prediction.predict_image_files(FLAGS.model_dir, paths, top_k=FLAGS.top_k,  # noqa: E731
-                                                     batch_size=FLAGS.batch_size)
+                                                     batch_size=FLAGS.batch_size, threshold=FLAGS.threshold)
     if FLAGS.print_request:
         print(json.dumps(body))
         print(rest_requests.curl_command(body, prediction.serving_model_name(FLAGS.model_dir), host=FLAGS.host))
         return
     for result in run():
         print(result.source)
-        for name, probability in result.top_k:
-            print(f"  {probability:.4f}  {name}")
+        if result.tasks is None:
+            _print_classes(result.top_k, "  ")
+            continue
+        for task, classes in result.tasks.items():
+            print(f"  {task}")
+            _print_classes(classes, "    ")
+            if not classes:  # only a multi-label task's answer can be empty
+                print(f"    (no class above {FLAGS.threshold:g})")
+
+
+def _print_classes(classes, indent):
+    for name, probability in classes:
+        print(f"{indent}{probability:.4f}  {name}")
 
 
 if __name__ == "__main__":

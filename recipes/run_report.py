@@ -8,6 +8,11 @@
 pictures (`training_curves.png`, `confusion_matrix.png` for single-label tasks,
 `lr_find.png` when the finder ran), then prints the evaluation table and a
 closing summary naming every file. Only the chief prints.
+
+A multi-task run's evaluation has a report per task (`{"tasks": {task: report}}`);
+`metrics.json` then also gets `tasks` (each task's accuracies per phase,
+`metrics_file.task_metrics`), the training curves an accuracy panel per task, and
+each single-label task its `confusion_matrix_<task>.png`.
 """
 
 import os
@@ -27,8 +32,12 @@ def tensorboard_dir(run_dir: str) -> str:
     return os.path.join(run_dir, TENSORBOARD_DIR)
 
 
-def evaluate(model, validation, class_names: list[str], *, multi_label: bool) -> dict | None:
-    """The evaluation report of `model` on the validation data, or None without validation data."""
+def evaluate(model, validation, class_names: list[str] | dict[str, list[str]], *, multi_label: bool) -> dict | None:
+    """The evaluation report of `model` on the validation data, or None without validation data.
+
+    A multi-task model takes `class_names` as `{task: [names]}` and gets a report per task
+    (its tasks say which are multi-label: `multi_label` is then ignored).
+    """
     if validation is None:
         logging.info("No validation data: no evaluation report.")
         return None
@@ -42,12 +51,15 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
     written: list of str. Files the recipe wrote to `run_dir` itself, for the closing summary.
     """
     metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
+    tasks = run_tasks(result, evaluation)
+    if tasks:
+        metrics["tasks"] = metrics_file.task_metrics(phase_metrics(result), tasks)
     flags_path = run_folder.write_flagfile(run_dir)
     written = [*written, metrics_file.write_metrics(run_dir, metrics)]
-    written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, plots.TRAINING_CURVES_FILE)))
-    if evaluation is not None and "confusion_matrix" in evaluation:
-        written.append(plots.save_confusion_matrix(evaluation["confusion_matrix"], evaluation["class_names"],
-                                                   os.path.join(run_dir, plots.CONFUSION_MATRIX_FILE)))
+    written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, plots.TRAINING_CURVES_FILE),
+                                              tasks=tasks or None))
+    if evaluation is not None:
+        written += save_confusion_matrices(run_dir, evaluation)
     for phase in (result.phase1, result.phase2):
         if phase is not None and phase.learning_rate_sweep is not None:
             sweep = phase.learning_rate_sweep
@@ -60,6 +72,39 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
         print(report_text.format_report(evaluation))
     student_export = metrics.get("distillation", {}).get("student_export")
     print(closing_summary(run_dir, flags_path, written, export_path, student_export))
+
+
+def run_tasks(result: tfxfer.FineTuneResult, evaluation: dict | None) -> list[str]:
+    """The tasks of a multi-task run (from its evaluation, else its histories' `<task>_accuracy`); [] for one head."""
+    if evaluation is not None and "tasks" in evaluation:
+        return list(evaluation["tasks"])
+    return plots.history_tasks(result.histories())
+
+
+def phase_metrics(result: tfxfer.FineTuneResult) -> dict[str, dict[str, float]]:
+    """Per phase, each history key's last epoch value, overridden by the phase's final (restored) metrics."""
+    phases = {}
+    for name, phase in (("phase1", result.phase1), ("phase2", result.phase2)):
+        if phase is not None:
+            last = {key: values[-1] for key, values in phase.history.items() if len(values)}
+            phases[name] = {**last, **phase.final_metrics}
+    return phases
+
+
+def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
+    """`confusion_matrix.png` of a single-label evaluation, or `confusion_matrix_<task>.png` per single-label task."""
+    if "tasks" not in evaluation:
+        reports = {None: evaluation}
+    else:
+        reports = evaluation["tasks"]
+    written = []
+    for task, report in reports.items():
+        if "confusion_matrix" in report:  # multi-label reports (and tasks without labelled examples) have none
+            title = "Confusion matrix" if task is None else f"Confusion matrix: {task}"
+            written.append(plots.save_confusion_matrix(report["confusion_matrix"], report["class_names"],
+                                                       os.path.join(run_dir, plots.confusion_matrix_file(task)),
+                                                       title=title))
+    return written
 
 
 def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str,

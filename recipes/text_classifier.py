@@ -10,6 +10,8 @@ Pretrained word vectors (GloVe/word2vec text format) and a BiLSTM:
 A TFDS dataset, or a multi-label CSV (label cells like "billing|urgent"):
   python recipes/text_classifier.py --tfds_name=glue/sst2 --validation_split=0
   python recipes/text_classifier.py --data_dir=tickets.csv --label_separator="|"
+A head per task on one backbone (a label column per task; empty cells are unlabelled):
+  python recipes/text_classifier.py --data_dir=tickets.csv --label_columns=product,priority
 LoRA: phase 2 trains rank-8 adapters on the top half's attention instead of its weights:
   python recipes/text_classifier.py --data_dir=reviews.csv --backbone=path/to/preset --lora_rank=8
 All GPUs of the machine (--batch_size is per replica):
@@ -26,6 +28,7 @@ import cli
 import distillation_run
 import numpy as np
 import run_report
+import task_flags
 import tensorflow as tf
 import training_flags
 import tuning_run
@@ -64,6 +67,7 @@ flags.DEFINE_integer("distill_augment", 4,
                      "(tfxfer.augment_texts; 0 = none). Each copy costs a teacher pass and a student step.")
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
+flags.adopt_module_key_flags(task_flags)
 FLAGS = flags.FLAGS
 
 
@@ -72,6 +76,7 @@ def main(argv):
     training_flags.check_paths()
     tuning_run.check_flags()
     distillation_run.check_flags()
+    task_flags.check_flags("label_column", "distill_into", "tfds_name")
     if FLAGS["distill_augment"].present and not FLAGS.distill_into:
         raise app.UsageError("--distill_augment makes texts for the student of --distill_into, which is not set; "
                              f"pass --distill_into=STUDENT too. Received: --distill_augment={FLAGS.distill_augment}")
@@ -138,7 +143,7 @@ def build_model(data, backbone: str, *, word_vectors: bool, weights: str):
             backbone, data.texts("train"), sequence_length=FLAGS.sequence_length, encoder=FLAGS.encoder,
             max_tokens=_TEXT.max_tokens, seed=FLAGS.seed)
     return tfxfer.build_text_classifier(
-        backbone, len(data.class_names), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
+        backbone, **task_flags.head_arguments(data), sequence_length=FLAGS.sequence_length, pooling=FLAGS.pooling,
         dropout=FLAGS.dropout, multi_label=data.multi_label, weights=training_flags.parse_weights(weights))
 
 
@@ -164,6 +169,9 @@ def load_data(batch_size):
         return tfxfer.load_tfds_text(FLAGS.tfds_name, data_dir=FLAGS.data_dir, **common)
     if not FLAGS.data_dir:
         raise app.UsageError("Pass --data_dir (a .csv/.tsv file or a folder of texts) or --tfds_name.")
+    if FLAGS.label_columns:
+        return tfxfer.load_text_data(FLAGS.data_dir, text_column=FLAGS.text_column, label_columns=FLAGS.label_columns,
+                                     label_separator=FLAGS.label_separator, **common)
     return tfxfer.load_text_data(FLAGS.data_dir, text_column=FLAGS.text_column, label_column=FLAGS.label_column,
                                  label_separator=FLAGS.label_separator, **common)
 

@@ -24,7 +24,7 @@ RUNNABLE = {
     "BackbonePreprocessing", "BackboneSpec", "FineTuneConfig", "FineTuneConfig.replace", "HeadKind", "augment_texts",
     "chief_or_temp_dir", "create_strategy", "default_image_augmentation", "default_image_size",
     "freeze_backbone", "get_backbone_spec", "global_batch_size", "is_chief", "list_backbones",
-    "list_strategies", "scale_learning_rate", "seed_everything", "unfreeze_top",
+    "list_strategies", "scale_learning_rate", "seed_everything", "Task", "unfreeze_top",
 }
 
 # What the examples assume the reader imported.

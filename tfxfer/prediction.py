@@ -12,6 +12,7 @@ files through `tf.io.gfile`, so any filesystem TensorFlow supports works (`gs://
 
 import dataclasses
 import io
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from tfxfer.export import layout, versioning
 
 IMAGE, TEXT = "image", "text"
 LABELS_ASSET = os.path.join(layout.ASSETS_DIR, LABELS_FILE)
+METADATA_ASSET = os.path.join(layout.EXTRA_ASSETS_DIR, layout.METADATA_FILE)
+MULTILABEL = "multilabel"  # a task's `head` in the metadata (tfxfer.models.heads.HeadKind, not imported: Keras)
 
 
 @dataclasses.dataclass
@@ -34,11 +37,35 @@ class Prediction:
 
     Attributes:
         source: str. The input's file path, or the text itself.
-        top_k: list[tuple[str, float]]. (class name, probability), best first.
+        top_k: list[tuple[str, float]]. (class name, probability), best first;
+            empty for a multi-task export (see `tasks`).
+        tasks: dict | None. A multi-task export's answer per task (in task name order),
+            `{task: [(class name, probability)]}` best first: a one-label task's top-k classes, a
+            multi-label task's classes above the threshold (at most k, maybe none).
+            None for a one-head export.
     """
 
     source: str
     top_k: list[tuple[str, float]]
+    tasks: dict[str, list[tuple[str, float]]] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedTask:
+    """One task of a multi-task export, as its metadata describes it.
+
+    Attributes:
+        head: str. `"multiclass"`, `"binary"` or `"multilabel"`.
+        class_names: list[str]. In the order of its probability columns.
+    """
+
+    head: str
+    class_names: list[str]
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether an input may carry several of the task's classes (answered by a threshold)."""
+        return self.head == MULTILABEL
 
 
 def image_files(inputs: Sequence[str]) -> list[str]:
@@ -81,8 +108,29 @@ def class_names(version_dir: str) -> list[str]:
     return _read(path).decode("utf-8").splitlines()
 
 
+def served_tasks(version_dir: str) -> dict[str, ServedTask] | None:
+    """The tasks of a multi-task export, from its metadata's `tasks`; None for a one-head export.
+
+    A one-head export has `assets/labels.txt` (and its metadata no `tasks`).
+
+    version_dir: str. A SavedModel version folder written by `export_saved_model`.
+    """
+    path = os.path.join(version_dir, METADATA_ASSET)
+    if tf.io.gfile.exists(os.path.join(version_dir, LABELS_ASSET)) or not tf.io.gfile.exists(path):
+        return None
+    try:
+        tasks = json.loads(_read(path).decode("utf-8")).get("tasks")
+        return {name: ServedTask(str(entry["head"]), [str(n) for n in entry["class_names"]])
+                for name, entry in tasks.items()} if tasks else None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(
+            f"Expected the metadata of a tfxfer export, whose tasks entry is {{task: {{\"head\": ..., "
+            f"\"class_names\": [...]}}}}; export the model again. Received: {path!r} ({error!r})"
+        ) from error
+
+
 def predict_image_files(
-    model_dir: str, paths: Sequence[str], *, top_k: int = 5, batch_size: int = 32
+    model_dir: str, paths: Sequence[str], *, top_k: int = 5, batch_size: int = 32, threshold: float = 0.5
 ) -> list[Prediction]:
     """Runs the export's `serving_default` signature on image files; returns their top-k classes.
 
@@ -91,11 +139,15 @@ def predict_image_files(
         paths: sequence of str. Image files (see `image_files` for folders).
         top_k: int. Classes per image, best first (capped at the number of classes).
         batch_size: int. Images per call of the signature.
+        threshold: float. Multi-task exports: the probability above which a multi-label
+            task's class is part of its answer (see `Prediction.tasks`).
     """
-    return _predict(model_dir, IMAGE, paths, top_k=top_k, batch_size=batch_size)
+    return _predict(model_dir, IMAGE, paths, top_k=top_k, batch_size=batch_size, threshold=threshold)
 
 
-def predict_texts(model_dir: str, texts: Sequence[str], *, top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
+def predict_texts(
+    model_dir: str, texts: Sequence[str], *, top_k: int = 5, batch_size: int = 32, threshold: float = 0.5
+) -> list[Prediction]:
     """Runs a text export's `serving_default` signature on raw texts; returns their top-k classes.
 
     Args:
@@ -103,8 +155,10 @@ def predict_texts(model_dir: str, texts: Sequence[str], *, top_k: int = 5, batch
         texts: sequence of str. One text per prediction (its `source`).
         top_k: int. Classes per text, best first (capped at the number of classes).
         batch_size: int. Texts per call of the signature.
+        threshold: float. Multi-task exports: the probability above which a multi-label
+            task's class is part of its answer (see `Prediction.tasks`).
     """
-    return _predict(model_dir, TEXT, texts, top_k=top_k, batch_size=batch_size)
+    return _predict(model_dir, TEXT, texts, top_k=top_k, batch_size=batch_size, threshold=threshold)
 
 
 def input_kind(model_dir: str) -> str:
@@ -178,14 +232,17 @@ def _kind(serve, version_dir):
     )
 
 
-def _predict(model_dir, kind, inputs, *, top_k, batch_size):
+def _predict(model_dir, kind, inputs, *, top_k, batch_size, threshold):
     if top_k < 1 or batch_size < 1:
         raise ConfigError(f"top_k and batch_size must be positive. Received: top_k={top_k}, batch_size={batch_size}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold must be a probability in [0, 1]. Received: threshold={threshold!r}")
     inputs = list(inputs)
     if not inputs:
         raise ConfigError(f"Pass at least one {kind} to predict. Received: none")
     version_dir = _version_dir(model_dir)
-    names = class_names(version_dir)
+    tasks = served_tasks(version_dir)
+    names = class_names(version_dir) if tasks is None else None
     serve = _serving_default(version_dir)
     model_kind = _kind(serve, version_dir)
     if model_kind != kind:
@@ -198,13 +255,31 @@ def _predict(model_dir, kind, inputs, *, top_k, batch_size):
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start:start + batch_size]
         if kind == TEXT:
-            probabilities = serve(**{layout.TEXTS_INPUT: tf.constant(batch, tf.string)})["probabilities"].numpy()
+            probabilities = _probabilities_of(serve(**{layout.TEXTS_INPUT: tf.constant(batch, tf.string)}), tasks)
         else:
-            probabilities = _probabilities(serve, batch)
-        for source, row in zip(batch, probabilities):
-            best = np.argsort(-row, kind="stable")[:top_k]
-            predictions.append(Prediction(source, [(names[i], float(row[i])) for i in best]))
+            probabilities = _probabilities(serve, batch, tasks)
+        for index, source in enumerate(batch):
+            if tasks is None:
+                predictions.append(Prediction(source, _best(probabilities[index], names, top_k)))
+                continue
+            answers = {task: _best(probabilities[task][index], served.class_names, top_k,
+                                   threshold if served.multi_label else None)
+                       for task, served in tasks.items()}
+            predictions.append(Prediction(source, [], answers))
     return predictions
+
+
+def _best(row, names, top_k, threshold=None):
+    """(class name, probability) of the `top_k` most probable classes, best first; above `threshold` if set."""
+    best = np.argsort(-row, kind="stable")[:top_k]
+    return [(names[i], float(row[i])) for i in best if threshold is None or row[i] > threshold]
+
+
+def _probabilities_of(outputs, tasks):
+    """A signature's probabilities as numpy: `(N, C)`, or `{task: (N, C)}` for a multi-task export."""
+    if tasks is None:
+        return outputs[layout.PROBABILITIES].numpy()
+    return {task: outputs[layout.task_output(layout.PROBABILITIES, task)].numpy() for task in tasks}
 
 
 def serving_model_name(model_dir: str) -> str:
@@ -217,9 +292,9 @@ def serving_model_name(model_dir: str) -> str:
     return os.path.basename(os.path.dirname(folder)) if name.isdigit() else name
 
 
-def _probabilities(serve, paths):
+def _probabilities(serve, paths, tasks):
     try:
-        return _serve_images(serve, paths)
+        return _serve_images(serve, paths, tasks)
     except tf.errors.InvalidArgumentError as error:
         # The signature fails the whole batch. Each file goes through it again alone, so the
         # verdict is the export's own decoding (tfxfer.data.image_ops inside the graph, as in
@@ -233,8 +308,8 @@ def _probabilities(serve, paths):
         ) from error
 
 
-def _serve_images(serve, paths):
-    return serve(**{layout.IMAGE_BYTES_INPUT: tf.constant(read_files(paths))})["probabilities"].numpy()
+def _serve_images(serve, paths, tasks=None):
+    return _probabilities_of(serve(**{layout.IMAGE_BYTES_INPUT: tf.constant(read_files(paths))}), tasks)
 
 
 def _serving_error(serve, path):
@@ -272,27 +347,34 @@ class ServingModel:
     Attributes:
         version_dir: str. The version folder it was loaded from.
         kind: str. `"image"` (it takes encoded image bytes) or `"text"` (raw strings).
-        class_names: list[str]. Its class names, in the order of its probability columns.
+        class_names: list[str] | None. Its class names, in the order of its probability
+            columns; None for a multi-task export (see `tasks`).
         signature: The concrete function of `serving_default`.
+        tasks: dict | None. `{task: ServedTask}` of a multi-task export; None for one head.
     """
 
     version_dir: str
     kind: str
-    class_names: list[str]
+    class_names: list[str] | None
     signature: object
+    tasks: dict[str, ServedTask] | None = None
 
 
 def load_serving_model(model_dir: str) -> ServingModel:
-    """Loads the `serving_default` signature of an export, with its input kind and class names.
+    """Loads the `serving_default` signature of an export, with its input kind and class names (or tasks).
 
     model_dir: str. A version folder, or a model's base folder (meaning its latest version).
     """
     version_dir = _version_dir(model_dir)
+    tasks = served_tasks(version_dir)
+    names = class_names(version_dir) if tasks is None else None
     signature = _serving_default(version_dir)
-    return ServingModel(version_dir, _kind(signature, version_dir), class_names(version_dir), signature)
+    return ServingModel(version_dir, _kind(signature, version_dir), names, signature, tasks)
 
 
-def serving_probabilities(model: ServingModel, inputs: Sequence[bytes] | Sequence[str]) -> tuple[np.ndarray, dict]:
+def serving_probabilities(
+    model: ServingModel, inputs: Sequence[bytes] | Sequence[str]
+) -> tuple[np.ndarray | dict[str, np.ndarray], dict]:
     """Runs `serving_default` on one batch; inputs it refuses (images that do not decode) are left out.
 
     Args:
@@ -302,12 +384,13 @@ def serving_probabilities(model: ServingModel, inputs: Sequence[bytes] | Sequenc
 
     Returns:
         (probabilities, refused): float32 `(M, C)` probabilities of the accepted inputs, in
-        order, and `{index in inputs: the model's reason}` for the refused ones (M + len(refused) = N).
+        order (`{task: (M, C)}` for a multi-task export), and `{index in inputs: the model's
+        reason}` for the refused ones (M + len(refused) = N).
     """
     name = layout.TEXTS_INPUT if model.kind == TEXT else layout.IMAGE_BYTES_INPUT
 
     def serve(batch):
-        return model.signature(**{name: tf.constant(batch, tf.string)})["probabilities"].numpy()
+        return _probabilities_of(model.signature(**{name: tf.constant(batch, tf.string)}), model.tasks)
 
     inputs = list(inputs)
     try:
@@ -318,9 +401,17 @@ def serving_probabilities(model: ServingModel, inputs: Sequence[bytes] | Sequenc
         rows, refused = [], {}
         for index, value in enumerate(inputs):
             try:
-                rows.append(serve([value])[0])
+                rows.append(serve([value]))
             except tf.errors.InvalidArgumentError as error:
                 # What the decoder said, after graph mode's "Detected at node ... <stack traces unavailable>".
                 refused[index] = _op_message(error).rpartition("<stack traces unavailable>")[2].strip()
-        probabilities = np.stack(rows) if rows else np.zeros((0, len(model.class_names)), np.float32)
-        return probabilities, refused
+        return _concatenate(rows, model), refused
+
+
+def _concatenate(parts, model):
+    """The accepted inputs' probabilities, one `(1, C)` part (or `{task: (1, C)}`) each, as one batch."""
+    if model.tasks is None:
+        return np.concatenate(parts) if parts else np.zeros((0, len(model.class_names)), np.float32)
+    return {task: np.concatenate([part[task] for part in parts]) if parts
+            else np.zeros((0, len(served.class_names)), np.float32)
+            for task, served in model.tasks.items()}

@@ -1,4 +1,4 @@
-"""Data loading: image folders, text files and TFDS datasets, ready for `fit`.
+"""Data loading: image folders, image CSVs, text files and TFDS datasets, ready for `fit`.
 
 The names below load their module on first use, so that importing a light
 module of this package (`tfxfer.data.constants`, which `tfxfer.prediction` and
@@ -16,6 +16,7 @@ _EXPORTS = {
     "ImageDatasets": "tfxfer.data.pipeline",
     "TextDatasets": "tfxfer.data.text_data",
     "check_loader_args": "tfxfer.data.loader_args",
+    "load_image_csv": "tfxfer.data.image_csv",
     "load_image_folders": "tfxfer.data.image_folders",
     "load_text_data": "tfxfer.data.text_data",
     "load_tfds_images": "tfxfer.data.tfds_images",

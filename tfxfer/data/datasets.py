@@ -3,6 +3,11 @@
 `ImageDatasets` (`tfxfer.data.pipeline`) and `TextDatasets`
 (`tfxfer.data.text_data`) extend it with only what is specific to their data,
 so training, reports and exports read the same fields from either.
+
+Multi-task data (`load_text_data(..., label_columns=[...])`, `load_image_csv`)
+has the same fields with one entry per task: `class_names` and
+`train_class_counts` are dicts `{task: [...]}`, the labels of each batch a dict
+`{task: tensor}` (`tfxfer.models.tasks`), and `tasks` says what each task is.
 """
 
 import dataclasses
@@ -24,6 +29,10 @@ class Datasets:
         validation_size: int. Validation examples (0 when `validation` is None).
         train_class_counts: list[int]. Training examples per class, in
             `class_names` order (what `class_weight="balanced"` needs).
+        tasks: dict[str, tfxfer.Task] | None. The tasks of multi-task data
+            (what `build_*_classifier(tasks=...)` takes); None for one-head
+            data. Then `class_names` is `{task: [names]}` and
+            `train_class_counts` is `{task: [labelled training examples per class]}`.
     """
 
     train: tf.data.Dataset
@@ -32,12 +41,22 @@ class Datasets:
     train_size: int
     validation_size: int
     train_class_counts: list[int]
+    # Not a field here: every loader's result keeps these six base fields in
+    # order; the subclasses declare `tasks` as a keyword-only field.
+    tasks = None
 
     def summary(self) -> dict:
-        """JSON-ready facts about the data, for run reports and export metadata."""
-        return {
+        """JSON-ready facts about the data, for run reports and export metadata.
+
+        Multi-task data adds `"tasks"`: `{task: {"head", "num_classes", "multi_label"}}`.
+        """
+        facts = {
             "class_names": self.class_names,
             "train_size": self.train_size,
             "validation_size": self.validation_size,
             "train_class_counts": self.train_class_counts,
         }
+        if self.tasks:
+            facts["tasks"] = {name: {"head": task.kind.value, "num_classes": task.num_classes,
+                                     "multi_label": task.multi_label} for name, task in self.tasks.items()}
+        return facts

@@ -80,6 +80,6 @@ def example_bucket(inputs, label, seed: int) -> tf.Tensor:
         if mask is not None and tensor.shape.rank and tensor.shape[0] == mask.shape[0]:
             tensor = tf.boolean_mask(tensor, mask)  # the real tokens only, however the batch was padded
         parts.append(tf.io.serialize_tensor(tensor))
-    parts.append(tf.io.serialize_tensor(label))
+    parts.extend(tf.io.serialize_tensor(tensor) for tensor in tf.nest.flatten(label))  # a dict per task too
     key = tf.strings.reduce_join(tf.stack(parts))
     return tf.strings.to_hash_bucket_strong(key, _BUCKETS, key=[seed, 0x7F4A7C15])

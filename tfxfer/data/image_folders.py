@@ -421,7 +421,7 @@ def _decode_once(order: _Files, image_size: tuple[int, int], plan: image_cache.C
             )
         )
         # Deterministic: the cache's order, which the shuffle starts from, is then seeded.
-        .map(decode, num_parallel_calls=_decode_parallelism(), deterministic=True)
+        .map(decode, num_parallel_calls=decode_parallelism(), deterministic=True)
         .ignore_errors()
         .batch(pipeline.chunk_size(image_size))
     )
@@ -435,7 +435,7 @@ def _decode_once(order: _Files, image_size: tuple[int, int], plan: image_cache.C
     for positions in chunks.map(lambda position, image, label: position).as_numpy_iterator():
         decodable[positions] = True
     decoded = _Decoded(order, decodable, chunks if plan.cache else None, plan, image_size)
-    _warn_skipped(decoded.skipped, len(order.paths))
+    warn_skipped(decoded.skipped, len(order.paths))
     return decoded
 
 
@@ -445,7 +445,7 @@ def _decode_files(files: _Files, image_size: tuple[int, int]) -> tf.data.Dataset
         return image_ops.decode_and_resize_uint8(contents, image_size), label
 
     examples = tf.data.Dataset.from_tensor_slices((files.paths, np.asarray(files.labels, dtype=np.int32)))
-    return _read_files(examples).map(decode, num_parallel_calls=_decode_parallelism())
+    return _read_files(examples).map(decode, num_parallel_calls=decode_parallelism())
 
 
 def _read_files(examples: tf.data.Dataset) -> tf.data.Dataset:
@@ -460,7 +460,7 @@ def _read_files(examples: tf.data.Dataset) -> tf.data.Dataset:
     return examples.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _decode_parallelism() -> int:
+def decode_parallelism() -> int:
     """Images decoded at once: one per CPU this process may run on.
 
     Decoding is CPU-bound, so more at once gains no speed, while each decode
@@ -470,7 +470,7 @@ def _decode_parallelism() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _warn_skipped(skipped: list[str], total: int) -> None:
+def warn_skipped(skipped: list[str], total: int) -> None:
     """Logs the undecodable files, with the reasons of the first few."""
     if not skipped:
         return

@@ -32,7 +32,9 @@ class ImageDatasets(datasets.Datasets):
     The fields of `tfxfer.data.Datasets`, where `train` holds batches of
     `(images, labels)`: float32 images `(B, H, W, 3)` in [0, 255] and int32
     labels `(B,)`, cached and prefetched; `train_size` counts training examples
-    after dropping undecodable files. And:
+    after dropping undecodable files. Multi-task data (`load_image_csv`) has
+    `tasks` and dict labels, class names and counts (see `tfxfer.data.Datasets`).
+    And:
 
     Attributes:
         skipped_files: list[str]. Files left out because they could not be
@@ -41,6 +43,8 @@ class ImageDatasets(datasets.Datasets):
         decoded_cache: str. Where the decoded uint8 images are cached: "memory",
             "files" (over the `cache_memory_mb` budget, or `cache` was a path)
             or "none" (`cache=False`).
+        skipped: dict[str, int] | None. CSV rows left out, by reason
+            (`load_image_csv` only; None for other loaders).
 
     Example:
 
@@ -54,10 +58,15 @@ class ImageDatasets(datasets.Datasets):
     skipped_files: list[str]
     # Where the decoded images are cached: "memory", "files" or "none".
     decoded_cache: str = "memory"
+    tasks: dict | None = dataclasses.field(default=None, kw_only=True)
+    skipped: dict[str, int] | None = dataclasses.field(default=None, kw_only=True)
 
     def summary(self) -> dict:
         """JSON-ready facts about the data, for run reports and export metadata."""
-        return {**super().summary(), "skipped_files": self.skipped_files, "decoded_cache": self.decoded_cache}
+        facts = {**super().summary(), "skipped_files": self.skipped_files, "decoded_cache": self.decoded_cache}
+        if self.skipped is not None:
+            facts["skipped"] = self.skipped
+        return facts
 
 
 def resolve_cache(cache: bool | str, split: str, fingerprint: Sequence[str]) -> bool | str:
@@ -131,7 +140,7 @@ def finish_dataset(
     """Caches (in chunks), optionally shuffles, batches, casts to float32 and prefetches examples.
 
     examples: tf.data.Dataset. Unbatched `(uint8 image, int32 label)` pairs of
-        known cardinality.
+        known cardinality (or `(uint8 image, {task: label})` of multi-task data).
     batch_size: int. Examples per batch; the last batch may be smaller, so no
         example is dropped.
     cache: bool | str. True caches in memory, a str is a cache file path
@@ -202,6 +211,14 @@ def _to_float(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tenso
 
 def log_summary(datasets: ImageDatasets, *, source: str, batch_size: int) -> None:
     """Logs what was loaded, so a training log records which data it used."""
+    if datasets.tasks:
+        logging.info(
+            "Loaded %s: tasks %s, classes %s; train %d examples (labelled per class %s), validation %s; "
+            "batch size %d; skipped %s.", source, list(datasets.tasks), datasets.class_names, datasets.train_size,
+            datasets.train_class_counts,
+            f"{datasets.validation_size} examples" if datasets.validation is not None else "none",
+            batch_size, datasets.skipped)
+        return
     logging.info(
         "Loaded %s: %d classes %s; train %d examples (per class %s), "
         "validation %s; batch size %d.",

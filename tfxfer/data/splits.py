@@ -15,6 +15,10 @@ The rounding rule:
   training example (the examples it cannot give go to other classes).
 - Which examples of a class are held out is a seeded permutation.
 - A split that holds out nothing is an error, not a run without validation.
+
+Multi-task data (`split_for_tasks`) is split per class of each example's
+rarest (task, class) label, then any class of any task left without a
+training example gets one back from validation.
 """
 
 import numpy as np
@@ -82,3 +86,47 @@ def _validation_counts(
         quotas[room[:missing]] += 1
         missing -= min(missing, room.size)
     return quotas
+
+
+def split_for_tasks(
+    class_membership: np.ndarray, validation_split: float, seed: int, *, what: str = "examples"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits multi-task examples into (train, validation) indices, every task's classes kept in training.
+
+    Examples are stratified by their rarest label over all tasks (the
+    (task, class) pair fewest examples carry), as `split_per_class` does for
+    one multi-label task: a rare class of any task is then spread over both
+    splits, and the classes that co-occur with it still get about their share.
+    A class can still end up only in validation (all its examples stratified
+    under rarer labels); one of its validation examples, the first, then moves
+    back to training, so every class that has examples can be learnt.
+
+    Args:
+        class_membership: bool `(N, K)`. Whether example `n` carries label `k`,
+            over every task's classes side by side (False where the example has
+            no label for the task); every example carries at least one.
+        validation_split: float. Fraction strictly between 0 and 1.
+        seed: int. Seed of the split.
+        what: str. What the examples are ("images", "texts"), for the error.
+
+    Returns:
+        (train indices, validation indices), int64 arrays, each sorted.
+
+    Raises:
+        ConfigError: the split holds out no example at all.
+    """
+    membership = np.asarray(class_membership, bool)
+    counts = membership.sum(axis=0)
+    # Labels an example lacks get an infinite count; argmin breaks ties by column.
+    keys = np.argmin(np.where(membership, counts, np.inf), axis=1)
+    train, validation = split_per_class(keys, validation_split, seed, what=what)
+    for column in range(membership.shape[1]):
+        if membership[validation, column].any() and not membership[train, column].any():
+            moved = validation[np.flatnonzero(membership[validation, column])[0]]
+            train, validation = np.sort(np.append(train, moved)), validation[validation != moved]
+    if not len(validation):
+        raise ConfigError(
+            f"validation_split={validation_split} of {len(keys)} {what} leaves no validation {what} once every "
+            f"class of every task keeps a training example. Use a larger validation_split, add {what}, or "
+            "pass validation_split=None.")
+    return train, validation

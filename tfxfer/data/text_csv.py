@@ -4,7 +4,9 @@ import contextlib
 import csv
 import io
 import os
+from collections.abc import Sequence
 
+from tfxfer.data import task_labels
 from tfxfer.data.constants import MAX_TEXT_CHARS
 from tfxfer.data.text_files import (
     LabelledTexts,
@@ -18,6 +20,8 @@ CSV_EXTENSIONS = (".csv", ".tsv")
 # The csv module refuses fields over 131,072 characters by default; long texts
 # are read whole and cut to max_chars like any other (2**31 - 1: a C long everywhere).
 _FIELD_SIZE_LIMIT = 2**31 - 1
+# Column arguments the recipes take as flags of the same name.
+_RECIPE_FLAGS = ("text_column", "label_column")
 
 
 def read_text_csv(
@@ -28,6 +32,7 @@ def read_text_csv(
     delimiter: str | None = None,
     label_separator: str | None = None,
     max_chars: int = MAX_TEXT_CHARS,
+    label_columns: Sequence[str] | None = None,
 ) -> LabelledTexts:
     """Reads `(text, label)` rows from a CSV/TSV file with a header row.
 
@@ -45,6 +50,12 @@ def read_text_csv(
     dropped and counted in `changed["empty_class_names"]`, and a row without
     any name is skipped as `"no_label"`.
 
+    With `label_columns` (multi-task data), `label_column` is not read: each
+    label is a dict `{task: class name, tuple of names or None}` over the
+    columns' task names (`task_labels.task_name`), None for an empty cell; a
+    row whose label cells are all empty is skipped as `"no_label"`, and
+    `label_separator` applies to every label column.
+
     Args:
         path: str. The file.
         text_column: str. Header of the text column.
@@ -53,7 +64,10 @@ def read_text_csv(
         label_separator: str | None. Separator of class names in a label cell
             (multi-label data); None reads one class name per row.
         max_chars: int. Longer texts are cut to this many characters.
+        label_columns: Sequence[str] | None. Headers of the label columns of
+            multi-task data, one task each; None reads `label_column`.
     """
+    columns = None if label_columns is None else task_labels.task_columns(label_columns)
     if label_separator is not None and (not isinstance(label_separator, str) or not label_separator):
         raise ConfigError(
             "label_separator must be None or a non-empty string, e.g. '|'. "
@@ -72,8 +86,16 @@ def read_text_csv(
     with text as f, _long_fields():
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, [])
-        text_index = _column_index(path, header, text_column, "text_column", delimiter)
-        label_index = _column_index(path, header, label_column, "label_column", delimiter)
+        text_index = column_index(path, header, text_column, "text_column", delimiter)
+        if columns is not None:
+            indices = {task: column_index(path, header, column, "label_columns", delimiter)
+                       for task, column in columns.items()}
+            for row in reader:
+                _add_task_row(result, row, len(header), text_index, indices, label_separator,
+                              where=f"line {reader.line_num}")
+            log_losses(path, result)
+            return result
+        label_index = column_index(path, header, label_column, "label_column", delimiter)
         for row in reader:
             _add_row(result, row, len(header), text_index, label_index, label_separator,
                      where=f"line {reader.line_num}")
@@ -91,19 +113,27 @@ def _long_fields():
         csv.field_size_limit(previous)
 
 
-def _column_index(path: str, header: list[str], name: str, argument: str, delimiter: str) -> int:
-    """Where column `name` is in `header`; a ValueError naming the columns there are if absent."""
+def column_index(path: str, header: list[str], name: str, argument: str, delimiter: str) -> int:
+    """Where column `name` is in `header`; a ConfigError naming the columns there are if absent.
+
+    argument: str. The argument that named the column (`"text_column"`, or
+        `"label_columns"` for an entry of that list), for the message.
+    """
     if name in header:
         return header.index(name)
     hints = [f"did you mean {column!r}?" for column in header if column.strip().lower() == name.strip().lower()]
     other = "\t" if delimiter == "," else ","
     if len(header) == 1 and other in header[0]:
         hints.append(f"the file looks separated by {other!r}, not {delimiter!r}: name it .tsv or .csv to match")
-    flag = "--" + argument
+    what = argument.split("_")[0]
+    if argument.endswith("s"):  # A list of columns.
+        fix, received = f"List the names of its {what} columns in {argument}=", f"{name!r} in {argument}"
+    else:
+        flag = f" (--{argument})" if argument in _RECIPE_FLAGS else ""
+        fix, received = f"Pass the name of its {what} column as {argument}={flag}", f"{argument}={name!r}"
     raise ConfigError(
-        f"{os.path.basename(path)} has no column {name!r}; its columns are {header}. "
-        f"Pass the name of its {argument.split('_')[0]} column as {argument}= ({flag})"
-        + (f"; {'; '.join(hints)}" if hints else "") + f". Received: {argument}={name!r}"
+        f"{os.path.basename(path)} has no column {name!r}; its columns are {header}. {fix}"
+        + (f"; {'; '.join(hints)}" if hints else "") + f". Received: {received}"
     )
 
 
@@ -142,3 +172,37 @@ def _read_label(result: LabelledTexts, cell: str, label_separator: str | None,
     if "" in parts:
         result.note("empty_class_names", where)
     return names
+
+
+def _add_task_row(result: LabelledTexts, row: list[str], width: int, text_index: int, label_indices: dict[str, int],
+                  label_separator: str | None, where: str) -> None:
+    """Adds one CSV row of multi-task data to `result`, or counts why it was skipped."""
+    if not row:
+        result.skip("empty", where)
+        return
+    if any(row[width:]) or len(row) <= max(text_index, *label_indices.values()):
+        result.skip("malformed", where)
+        return
+    cells = [row[index] for index in label_indices.values()]
+    if not all(_is_utf8(cell) for cell in cells):
+        result.skip("undecodable", where)
+        return
+    labels, dropped_names = {}, False
+    for task, cell in zip(label_indices, cells):
+        labels[task], dropped = task_labels.read_cell(cell, label_separator)
+        dropped_names = dropped_names or dropped
+    if all(label is None for label in labels.values()):
+        result.skip("no_label", where)
+        return
+    if dropped_names:
+        result.note("empty_class_names", where)
+    result.add(row[text_index].encode("utf-8", errors="surrogateescape"), labels, where)
+
+
+def _is_utf8(cell: str) -> bool:
+    """False when the cell holds lone surrogates: its bytes were not UTF-8."""
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -15,6 +15,7 @@ file, column or class stops the load with an error saying how to fix it.
 import collections
 import dataclasses
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +25,7 @@ from tfxfer.data import (
     datasets,
     layout,
     splits,
+    task_labels,
     text_batching,
     text_csv,
     text_files,
@@ -47,17 +49,22 @@ class TextDatasets(datasets.Datasets):
     together unless that was turned off; `validation` is in order, not
     bucketed; `class_names` are sorted, or the TFDS label feature's order; with
     `multi_label`, `train_class_counts` counts the examples carrying each class.
-    And:
+    Multi-task data (`label_columns`) has `tasks`, and labels, `class_names`
+    and `train_class_counts` per task (see `tfxfer.data.Datasets`): int64
+    class ids `(B,)`, or float32 multi-hot `(B, C)` with `label_separator`,
+    -1 where a text has no label for the task. And:
 
     Attributes:
         skipped: dict[str, int]. Texts left out, by reason: always
             `"undecodable"` (not UTF-8) and `"empty"` (empty or whitespace
-            only; blank CSV lines too), plus `"no_label"` for multi-label and
-            TFDS data; any other reason only when it happened: `"no_label"`
-            (an empty CSV label cell), `"malformed"` (a CSV row that does not
-            fit its header), `"unknown_label"` (a TFDS label outside its class names).
+            only; blank CSV lines too), plus `"no_label"` for multi-label,
+            multi-task and TFDS data; any other reason only when it
+            happened: `"no_label"` (an empty CSV label cell), `"malformed"`
+            (a CSV row that does not fit its header), `"unknown_label"` (a
+            TFDS label outside its class names).
         source_format: str. `"csv"`, `"class_folders"`, `"line_files"` or `"tfds"`.
-        multi_label: bool. Whether an example may carry several classes.
+        multi_label: bool. Whether an example may carry several classes (of
+            every task, for multi-task data).
         changed: dict[str, int]. Texts kept but altered: always
             `"truncated_chars"` (longer than `max_text_chars`, cut to it);
             `"empty_class_names"` for multi-label data (cells like
@@ -85,6 +92,7 @@ class TextDatasets(datasets.Datasets):
     changed: dict[str, int] = dataclasses.field(default_factory=dict)
     raw_texts: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     bucketed: text_batching.BucketedTexts | None = dataclasses.field(default=None, repr=False, compare=False)
+    tasks: dict | None = dataclasses.field(default=None, kw_only=True)
 
     def map_inputs(self, preprocessor, *, trim_padding: bool = True) -> "TextDatasets":
         """A copy whose batches are `(preprocessor(texts), labels)`.
@@ -159,10 +167,11 @@ def load_text_data(
     validation_split: float | None = None,
     seed: int = 0,
     text_column: str = "text",
-    label_column: str = "label",
+    label_column: str | None = None,
     label_separator: str | None = None,
     bucket_by_length: bool = True,
     max_text_chars: int = MAX_TEXT_CHARS,
+    label_columns: Sequence[str] | None = None,
 ) -> TextDatasets:
     """Loads labelled texts, finding the format from `path`.
 
@@ -176,6 +185,16 @@ def load_text_data(
     rows. A row with no class name at all is skipped and counted as
     `"no_label"` rather than kept as "none of the classes": an empty cell
     cannot be told apart from a row nobody labelled.
+
+    Multi-task data is a CSV/TSV with one label column per task, named in
+    `label_columns`. A task is named after its column's header, lower-cased,
+    other characters than `[a-z0-9_]` replaced by `_` (`"Product Line"` ->
+    `product_line`); its class names are the sorted names of its column in the
+    data, and it needs at least 2. An empty cell means the text has no label
+    for that task (-1, or a row of -1.0 with `label_separator`, which then
+    applies to every label column); a row whose label cells are all empty is
+    skipped as `"no_label"`. The validation split keeps training texts of
+    every class of every task (`tfxfer.data.splits.split_for_tasks`).
 
     Bad texts cost only themselves, counted in `skipped` and `changed` (see
     `TextDatasets`) and logged: a line or CSV row that is not UTF-8 is skipped
@@ -197,7 +216,8 @@ def load_text_data(
             the split; both `val/` and `validation/` is an error.
         seed: int. Seed of the split and the per-epoch shuffle.
         text_column: str. CSV/TSV text column.
-        label_column: str. CSV/TSV label column.
+        label_column: str | None. CSV/TSV label column; None: `"label"`.
+            Not with `label_columns`.
         label_separator: str | None. Separator of class names in CSV/TSV label
             cells, e.g. `"|"`, for multi-label data; None: one class per text.
         bucket_by_length: bool. Batch training texts of similar word count
@@ -207,6 +227,8 @@ def load_text_data(
         max_text_chars: int. Longer texts are cut to this many characters
             (default `tfxfer.data.constants.MAX_TEXT_CHARS`, 100,000: far more than a
             model reads, but a bound on what one pathological text costs).
+        label_columns: Sequence[str] | None. CSV/TSV label columns of
+            multi-task data, one task each, e.g. `["product", "priority"]`.
 
     Example:
 
@@ -215,11 +237,29 @@ def load_text_data(
     model = tfxfer.build_text_classifier("bert_tiny_en_uncased", len(data.class_names),
                                          multi_label=data.multi_label)
     tokenized = data.map_inputs(model.preprocessor)
+
+    # Multi-task: one head per label column.
+    tickets = tfxfer.load_text_data("tickets.csv", label_columns=["product", "priority"], validation_split=0.2)
+    model = tfxfer.build_text_classifier("bert_tiny_en_uncased", tasks=tickets.tasks)
     ```
     """
     path = os.fspath(path)
     check_loader_args(batch_size=batch_size, validation_split=validation_split, max_text_chars=max_text_chars)
+    if label_columns is not None and label_column is not None:
+        raise ConfigError(
+            "Pass either label_column (one task) or label_columns (one task per column), not both. Received: "
+            f"label_column={label_column!r}, label_columns={label_columns!r}")
     source_format = detect_format(path)
+    if label_columns is not None:
+        if source_format != "csv":
+            raise ConfigError(
+                "label_columns applies to .csv/.tsv data only (one label column per task); class folders and "
+                f"line files give one label per text. Received: label_columns={label_columns!r} for "
+                f"{source_format} data in {path!r}")
+        return _load_task_csv(path, label_columns, text_column=text_column, label_separator=label_separator,
+                              max_text_chars=max_text_chars, batch_size=batch_size,
+                              validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length)
+    label_column = "label" if label_column is None else label_column
     if label_separator is not None and source_format != "csv":
         raise ConfigError(
             "label_separator applies to .csv/.tsv data only (several class names in one label cell). "
@@ -303,26 +343,104 @@ def make_text_datasets(
         raise ConfigError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
     changes = ("truncated_chars", "empty_class_names") if multi_label else ("truncated_chars",)
     counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
-    bucketed = text_batching.BucketedTexts(texts, labels, batch_size, seed) if bucket_by_length else None
-    data = TextDatasets(
-        train=bucketed.batches() if bucketed else text_batching.plain_batches(texts, labels, batch_size,
-                                                                             shuffle_seed=seed),
-        validation=None if val_texts is None else text_batching.plain_batches(val_texts, val_labels, batch_size),
+    data = _batched(
+        texts, labels, val_texts, val_labels, batch_size=batch_size, seed=seed, bucket_by_length=bucket_by_length,
         class_names=list(class_names),
-        train_size=len(texts),
-        validation_size=0 if val_texts is None else len(val_texts),
         train_class_counts=[int(count) for count in counts],
         skipped=counts_by_reason(skipped, skip_reasons),
         source_format=source_format,
         multi_label=multi_label,
         changed=counts_by_reason(changed, changes),
-        raw_texts=texts if val_texts is None else np.concatenate([texts, val_texts]),
-        bucketed=bucketed,
     )
     logging.info("Loaded %s texts from %s: classes %s%s, train %d (per class %s) in %d batches, "
                  "validation %d, skipped %s, changed %s.", source_format, source, class_names,
                  " (multi-label)" if multi_label else "", data.train_size, data.train_class_counts,
                  int(data.train.cardinality()), data.validation_size, data.skipped, data.changed)
+    return data
+
+
+def _batched(texts: np.ndarray, labels, val_texts: np.ndarray | None, val_labels, *, batch_size: int, seed: int,
+             bucket_by_length: bool, **fields) -> TextDatasets:
+    """`TextDatasets` of split texts and labels (arrays, or `{task: array}`); `fields` are its other fields."""
+    if isinstance(labels, dict):
+        bucketed = _TaskBucketedTexts(texts, np.arange(len(texts)), batch_size, seed, labels) if bucket_by_length \
+            else None
+        train = bucketed.batches() if bucketed else with_task_labels(
+            text_batching.plain_batches(texts, np.arange(len(texts)), batch_size, shuffle_seed=seed), labels)
+        validation = None if val_texts is None else with_task_labels(
+            text_batching.plain_batches(val_texts, np.arange(len(val_texts)), batch_size), val_labels)
+    else:
+        bucketed = text_batching.BucketedTexts(texts, labels, batch_size, seed) if bucket_by_length else None
+        train = bucketed.batches() if bucketed else text_batching.plain_batches(texts, labels, batch_size,
+                                                                                shuffle_seed=seed)
+        validation = None if val_texts is None else text_batching.plain_batches(val_texts, val_labels, batch_size)
+    return TextDatasets(
+        train=train,
+        validation=validation,
+        train_size=len(texts),
+        validation_size=0 if val_texts is None else len(val_texts),
+        raw_texts=texts if val_texts is None else np.concatenate([texts, val_texts]),
+        bucketed=bucketed,
+        **fields,
+    )
+
+
+@dataclasses.dataclass
+class _TaskBucketedTexts(text_batching.BucketedTexts):
+    """Bucketed texts of multi-task data: `labels` are the texts' indices, which
+    `text_batching` batches like one label tensor; `task_labels` gives each batch its dict labels."""
+
+    task_labels: dict
+
+    def batches(self, buckets: np.ndarray | None = None) -> tf.data.Dataset:
+        return with_task_labels(super().batches(buckets), self.task_labels)
+
+
+def with_task_labels(dataset: tf.data.Dataset, labels: dict[str, np.ndarray]) -> tf.data.Dataset:
+    """Batches of `(texts, example indices)` as `(texts, {task: labels of those examples})`."""
+    tables = {task: tf.constant(values) for task, values in labels.items()}
+
+    def look_up(texts, indices):
+        return texts, {task: tf.gather(table, indices) for task, table in tables.items()}
+
+    return dataset.map(look_up, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _load_task_csv(path: str, label_columns: Sequence[str], *, text_column: str, label_separator: str | None,
+                   max_text_chars: int, batch_size: int, validation_split: float | None, seed: int,
+                   bucket_by_length: bool) -> TextDatasets:
+    """`load_text_data` of a CSV/TSV with one label column per task (see there)."""
+    columns = task_labels.task_columns(label_columns)
+    train = text_csv.read_text_csv(path, text_column=text_column, label_columns=label_columns,
+                                   label_separator=label_separator, max_chars=max_text_chars)
+    multi_label = label_separator is not None
+    skipped = counts_by_reason(train.skipped, ("undecodable", "empty", "no_label"))
+    class_names = task_labels.class_names(train.labels, columns, multi_label)
+    task_labels.check_class_names(class_names, columns, path, "texts", note=f" (skipped: {skipped})")
+    texts = np.asarray(train.texts, dtype=object)
+    labels = task_labels.encode(train.labels, class_names, multi_label)
+    val_texts = val_labels = None
+    if validation_split:
+        train_idx, val_idx = splits.split_for_tasks(task_labels.membership(labels, class_names), validation_split,
+                                                    seed, what="texts")
+        texts, val_texts = texts[train_idx], texts[val_idx]
+        labels, val_labels = task_labels.take(labels, train_idx), task_labels.take(labels, val_idx)
+    data = _batched(
+        texts, labels, val_texts, val_labels, batch_size=batch_size, seed=seed, bucket_by_length=bucket_by_length,
+        class_names=class_names,
+        train_class_counts=task_labels.class_counts(labels, class_names),
+        skipped=skipped,
+        source_format="csv",
+        multi_label=multi_label,
+        changed=counts_by_reason(train.changed, ("truncated_chars", "empty_class_names") if multi_label
+                                 else ("truncated_chars",)),
+        tasks=task_labels.make_tasks(class_names, multi_label),
+    )
+    logging.info("Loaded csv texts from %s: tasks %s (columns %s), classes %s%s, train %d (labelled per task %s; "
+                 "per class %s) in %d batches, validation %d, skipped %s, changed %s.", path, list(columns),
+                 list(columns.values()), class_names, " (multi-label)" if multi_label else "", data.train_size,
+                 task_labels.labelled_counts(labels), data.train_class_counts, int(data.train.cardinality()),
+                 data.validation_size, data.skipped, data.changed)
     return data
 
 

@@ -6,4 +6,7 @@
 - `exported_model.evaluate_export`: the report of an exported SavedModel, through the
   `serving_default` signature TF Serving runs;
 - `labelled_data` and `tfds_examples`: the raw labelled examples an export is evaluated on.
+
+A multi-task classifier (or export) gets one report per task, each on the examples
+labelled for that task (`metrics.multi_task_report`): `{"tasks": {task: report}, ...}`.
 """

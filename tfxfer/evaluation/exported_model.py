@@ -5,11 +5,16 @@ sends them (encoded image bytes, raw texts), so the report measures the
 model's decoding, resizing and tokenizing too, not only its weights. The
 data's labels are class names, matched to the export's classes by name: the
 data may list its classes in another order, or only some of them.
+
+A multi-task export (its metadata lists `tasks`, read by
+`tfxfer.prediction.served_tasks`; its signature returns `probabilities_<task>`
+per task) gets one report per task (`metrics.multi_task_report`), each on the
+examples labelled for that task.
 """
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,7 +33,7 @@ _NAMES_IN_LOG = 5  # skipped inputs named in the log; the report lists them all
 def evaluate_export(
     model_dir: str | prediction.ServingModel,
     examples: Sequence[str] | Sequence[bytes],
-    labels: Sequence[str] | Sequence[Sequence[str]],
+    labels: Sequence[str] | Sequence[Sequence[str]] | Mapping[str, Sequence],
     *,
     multi_label: bool | None = None,
     threshold: float = 0.5,
@@ -49,16 +54,21 @@ def evaluate_export(
         examples: For an image export, image file paths (str, read batch by batch through
             `tf.io.gfile`) or encoded images (bytes); for a text export, raw texts (str).
         labels: The class name of each example; for multi-label data, a sequence of class
-            names per example (a plain name counts as one).
+            names per example (a plain name counts as one). For a multi-task export, a dict
+            `{task: labels of every example}` with None (or "") where an example has no label for
+            the task (an empty tuple is a multi-label example of none of the classes); tasks left
+            out of the dict are left out of the report.
         multi_label: bool | None. Whether the model predicts several classes per example;
-            None reads it from the export's metadata (its head).
+            None reads it from the export's metadata (its head). A multi-task export's
+            metadata says it per task, and this must be None.
         threshold: float. Multi-label only: the probability above which a class is predicted.
         top_k: int. Single-label only: k of `top_k_accuracy`.
         batch_size: int. Examples per call of the signature.
 
     Returns:
-        The report of `tfxfer.evaluation.metrics.classification_report`, plus `model_dir`
-        (the version folder evaluated) and `skipped_files` (inputs the model refused).
+        The report of `tfxfer.evaluation.metrics.classification_report` (multi-task exports:
+        `multi_task_report`), plus `model_dir` (the version folder evaluated) and
+        `skipped_files` (inputs the model refused).
 
     Raises:
         ConfigError: a class name in `labels` the model does not know (naming it), no
@@ -69,40 +79,103 @@ def evaluate_export(
 
     ```python
     report = evaluate_export("saved_models/flowers", ["val/rose/1.jpg", "val/tulip/7.jpg"], ["rose", "tulip"])
+    report = evaluate_export("saved_models/pets", ["a.jpg", "b.jpg"],
+                             {"species": ["cat", "dog"], "grade": ["high", None]})  # b.jpg has no grade
+    print(report["tasks"]["grade"]["num_examples"], report["tasks"]["grade"]["missing_labels"])  # 1 1
     ```
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-    examples, labels = list(examples), list(labels)
+    examples = list(examples)
+    model = model_dir if isinstance(model_dir, prediction.ServingModel) else prediction.load_serving_model(model_dir)
+    if model.tasks:
+        return _evaluate_tasks(model, examples, labels, multi_label=multi_label, threshold=threshold,
+                               top_k=top_k, batch_size=batch_size)
+    labels = list(labels)
     if not examples or len(examples) != len(labels):
         raise ConfigError("Pass one label per example, and at least one example. "
                           f"Received: {len(examples)} examples, {len(labels)} labels")
-    if isinstance(model_dir, prediction.ServingModel):
-        model = model_dir
-    else:
-        model = prediction.load_serving_model(model_dir)
     if multi_label is None:
         multi_label = _head(model.version_dir) == metrics.MULTILABEL
     targets = _encode_labels(labels, model.class_names, multi_label, model.version_dir)
     _check_kind(model, examples)
     logging.info("Evaluating %s on %d %ss in batches of %d.", model.version_dir, len(examples), model.kind, batch_size)
     probabilities, kept, reasons = _serve(model, examples, batch_size)
-    skipped = list(reasons)
-    if skipped:
-        logging.warning("Skipped %d of %d inputs the model cannot read (listed in the report's skipped_files), "
-                        "e.g. %s", len(skipped), len(examples),
-                        "; ".join(f"{name} ({reasons[name]})" for name in skipped[:_NAMES_IN_LOG]))
-    if not kept:
-        raise ConfigError(f"The model could read none of the {len(examples)} inputs; expected JPEG/PNG/GIF/BMP "
-                          f"images. Received: e.g. {skipped[:3]} ({reasons[skipped[0]]})")
+    skipped = _check_read(examples, kept, reasons)
     report = metrics.classification_report(
         targets[kept], probabilities, model.class_names, multi_label=multi_label, threshold=threshold,
         top_k=top_k)
     return {**report, "model_dir": model.version_dir, "skipped_files": skipped}
 
 
+def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size):
+    """`evaluate_export` of a multi-task export: one report per task of `labels`."""
+    if multi_label is not None:
+        raise ConfigError("A multi-task export says per task whether it is multi-label (its metadata): leave "
+                          f"multi_label at None. Received: multi_label={multi_label!r}")
+    tasks = {task: model.tasks[task] for task in _labelled_tasks(model, examples, labels)}
+    targets = {}
+    for task, served in tasks.items():
+        try:
+            targets[task] = _encode_task_labels(labels[task], served.class_names, served.multi_label,
+                                                model.version_dir)
+        except ConfigError as error:
+            raise ConfigError(f"Task {task!r}: {error}") from error
+    _check_kind(model, examples)
+    logging.info("Evaluating %s (tasks %s) on %d %ss in batches of %d.", model.version_dir, ", ".join(tasks),
+                 len(examples), model.kind, batch_size)
+    probabilities, kept, reasons = _serve(model, examples, batch_size)
+    skipped = _check_read(examples, kept, reasons)
+    report = metrics.multi_task_report(
+        {task: targets[task][kept] for task in tasks}, {task: probabilities[task] for task in tasks},
+        {task: served.class_names for task, served in tasks.items()},
+        {task: served.multi_label for task, served in tasks.items()},
+        threshold=threshold, top_k=top_k)
+    return {**report, "model_dir": model.version_dir, "skipped_files": skipped}
+
+
+def _labelled_tasks(model, examples, labels):
+    """The export's tasks that `labels` (a dict of the tasks' labels per example) labels, in the export's order."""
+    if not isinstance(labels, Mapping):
+        raise ConfigError(f"The model at {model.version_dir!r} has several tasks ({', '.join(model.tasks)}): "
+                          "pass labels as a dict {task: one label per example, None where it has none}. "
+                          f"Received: labels of {type(labels).__name__}")
+    unknown = sorted(set(labels) - set(model.tasks))
+    if unknown or not labels:
+        raise ConfigError(f"Label tasks the model at {model.version_dir!r} has: {list(model.tasks)}. "
+                          f"Received: {'unknown tasks ' + str(unknown) if unknown else 'no task'}")
+    lengths = {task: len(values) for task, values in labels.items()}
+    if not examples or any(length != len(examples) for length in lengths.values()):
+        raise ConfigError("Pass one label (or None) per example for each task, and at least one example. "
+                          f"Received: {len(examples)} examples, labels per task {lengths}")
+    tasks = [task for task in model.tasks if task in labels]
+    if len(tasks) < len(model.tasks):
+        logging.info("No labels of task(s) %s: left out of the report.",
+                     ", ".join(task for task in model.tasks if task not in labels))
+    return tasks
+
+
+def _encode_task_labels(labels, class_names, multi_label, version_dir):
+    """One task's `_encode_labels`, with `MISSING_LABEL` (a row of it, multi-label) where the label is None or ""."""
+    labels = list(labels)
+    present = [i for i, label in enumerate(labels) if not _is_missing(label)]
+    shape = (len(labels), len(class_names)) if multi_label else (len(labels),)
+    encoded = np.full(shape, metrics.MISSING_LABEL, np.int64)
+    if present:
+        encoded[present] = _encode_labels([labels[i] for i in present], class_names, multi_label, version_dir)
+    return encoded
+
+
+def _is_missing(label):
+    # An empty tuple is a label: a multi-label example of none of the classes, as for a one-head export.
+    return label is None or (isinstance(label, str) and not label.strip())
+
+
 def _serve(model, examples, batch_size):
-    """(probabilities of the inputs the model read, their indices, {name of a refused input: reason})."""
+    """(probabilities of the inputs the model read, their indices, {name of a refused input: reason}).
+
+    The probabilities are an array, or for a multi-task export a dict of arrays per task.
+    """
     rows, kept, reasons = [], [], {}
     for number, start in enumerate(range(0, len(examples), batch_size), start=1):
         batch = examples[start:start + batch_size]
@@ -112,7 +185,22 @@ def _serve(model, examples, batch_size):
         reasons.update({_name(batch[i], start + i): reason for i, reason in refused.items()})
         if number % _LOG_EVERY == 0:
             logging.info("Evaluated %d of %d examples.", min(start + batch_size, len(examples)), len(examples))
+    if isinstance(rows[0], dict):
+        return {task: np.concatenate([row[task] for row in rows]) for task in rows[0]}, kept, reasons
     return np.concatenate(rows), kept, reasons
+
+
+def _check_read(examples, kept, reasons):
+    """The names of the refused inputs (logged); a ConfigError when the model read none."""
+    skipped = list(reasons)
+    if skipped:
+        logging.warning("Skipped %d of %d inputs the model cannot read (listed in the report's skipped_files), "
+                        "e.g. %s", len(skipped), len(examples),
+                        "; ".join(f"{name} ({reasons[name]})" for name in skipped[:_NAMES_IN_LOG]))
+    if not kept:
+        raise ConfigError(f"The model could read none of the {len(examples)} inputs; expected JPEG/PNG/GIF/BMP "
+                          f"images. Received: e.g. {skipped[:3]} ({reasons[skipped[0]]})")
+    return skipped
 
 
 def _encode_labels(labels, class_names, multi_label, version_dir):
@@ -155,8 +243,8 @@ def _inputs(model, batch):
 
 
 def _head(version_dir):
-    """The export's head kind from its metadata ("multiclass", "binary", "multilabel"), or None without it."""
-    path = os.path.join(version_dir, layout.EXTRA_ASSETS_DIR, layout.METADATA_FILE)
+    """A one-head export's head kind from its metadata ("multiclass", "binary", "multilabel"), or None without it."""
+    path = os.path.join(version_dir, prediction.METADATA_ASSET)
     if not tf.io.gfile.exists(path):
         logging.warning("No %s in %s: evaluating it as a single-label model (pass multi_label to say otherwise).",
                         layout.METADATA_FILE, version_dir)

@@ -8,16 +8,20 @@ the training loaders': `IMAGE_EXTENSIONS` (any case), hidden files and folders
 skipped (`tfxfer.data.layout`); texts go through the training readers
 (`tfxfer.data.text_files`, `text_csv`), which skip and count bad texts.
 A data folder holding `train/` and `val/` (or `validation/`) is evaluated on
-its validation folder.
+its validation folder. A multi-task export is evaluated on a CSV/TSV file with a
+label column per task (`read_task_csv`).
 """
 
+import collections
+import csv
 import dataclasses
+import io
 import os
 
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import layout, text_csv, text_data, text_files
+from tfxfer.data import layout, task_labels, text_csv, text_data, text_files
 from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.errors import ConfigError, MissingFileError
 
@@ -31,7 +35,8 @@ class LabelledExamples:
     Attributes:
         kind: str. `"image"` or `"text"`.
         inputs: list. Image file paths (str) or encoded image bytes; or texts (str).
-        labels: list. The class name of each input, or a tuple of names for multi-label data.
+        labels: list. The class name of each input, or a tuple of names for multi-label data;
+            for a multi-task export, a dict `{task: list}` of them, None where an input has no label.
         source: str. Where the examples come from (the folder, file or TFDS split read).
         multi_label: bool. Whether the labels are tuples of class names.
         skipped: dict[str, int]. Examples left out while reading, by reason (texts that
@@ -47,8 +52,12 @@ class LabelledExamples:
 
     def summary(self) -> dict:
         """JSON-ready facts about the examples, for the evaluation report."""
-        return {"source": self.source, "kind": self.kind, "num_examples": len(self.inputs),
-                "multi_label": self.multi_label, "skipped": dict(self.skipped)}
+        summary = {"source": self.source, "kind": self.kind, "num_examples": len(self.inputs),
+                   "multi_label": self.multi_label, "skipped": dict(self.skipped)}
+        if isinstance(self.labels, dict):  # Multi-task: how many examples each task has a label for.
+            summary["labelled"] = {task: sum(label is not None for label in labels)
+                                   for task, labels in self.labels.items()}
+        return summary
 
 
 def read_labelled_data(
@@ -166,3 +175,124 @@ def _images_under(class_dir):
         found += [os.path.join(folder, name) for name in names
                   if not layout.is_hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(found)
+
+
+def read_task_csv(
+    path: str,
+    kind: str,
+    tasks: dict[str, bool],
+    *,
+    input_column: str,
+    label_separator: str | None = None,
+) -> LabelledExamples:
+    """Reads a CSV/TSV file of inputs with a label column per task, to evaluate a multi-task export on.
+
+    A column labels the task `tfxfer.data.task_labels.task_name(header)` names. An empty label cell means no
+    label for that task (None in the labels; so does a multi-label cell of separators only);
+    a row without any label, without its input, or with more cells than the header is
+    skipped and counted (`"no_label"`, `"empty"`, `"malformed"`; `"undecodable"` for an
+    input that is not UTF-8).
+    Image inputs are file paths, relative to the CSV's folder unless absolute or URLs.
+
+    Args:
+        path: str. The .csv (or .tsv, tab-separated) file, with a header row.
+        kind: str. `"image"` or `"text"`: what the model takes.
+        tasks: dict `{task: multi_label}`. The export's tasks; tasks without a column are not read.
+        input_column: str. Header of the column of texts or image paths.
+        label_separator: str | None. Separator of class names in a multi-label task's cells, e.g.
+            `"|"`; None: each cell is one class name.
+
+    Returns:
+        LabelledExamples with `labels` a dict `{task: [label or None per input]}`.
+
+    Raises:
+        MissingFileError: `path` is not a file.
+        ConfigError: no input column, no label column of any task, two columns of one task, or no
+            labelled example.
+
+    Example:
+
+    ```python
+    data = read_task_csv("pets.csv", "image", {"species": False, "tags": True}, input_column="image",
+                         label_separator="|")
+    ```
+    """
+    path = os.fspath(path)
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+        raise MissingFileError(f"Expected a .csv/.tsv file with an input column and a label column per task. "
+                               f"Received: {path!r}")
+    content = text_files.read_bytes(path)
+    text_files.check_not_utf16(path, content[:4])
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    # surrogateescape keeps bytes that are not UTF-8, so one bad row is found and skipped, not the file.
+    rows = csv.reader(io.StringIO(content.decode("utf-8-sig", errors="surrogateescape"), newline=""),
+                      delimiter=delimiter)
+    header = next(rows, [])
+    if input_column not in header:
+        raise ConfigError(f"{os.path.basename(path)} has no column {input_column!r} of {kind}s; its columns are "
+                          f"{header}. Name it with --{kind}_column. Received: {input_column!r}")
+    columns = _task_columns(path, header, input_column, tasks)
+    inputs, labels, skipped = [], {task: [] for task in columns}, collections.Counter()
+    for row in rows:
+        if row:  # Trailing empty cells may be left out of a row: they are labels it has not.
+            row = row + [""] * (len(header) - len(row))
+        reason = _bad_row(row, header, input_column, columns)
+        if reason:
+            skipped[reason] += 1
+            continue
+        inputs.append(_input(row[header.index(input_column)], kind, path))
+        for task, column in columns.items():
+            labels[task].append(_task_label(row[column], tasks[task], label_separator))
+    if not inputs:
+        raise ConfigError(f"No usable {kind} with a label in {path!r}. Received: skipped {dict(skipped)}")
+    logging.info("Evaluation data: %d %ss from %s, labels of tasks %s.", len(inputs), kind, path, ", ".join(columns))
+    return LabelledExamples(kind, inputs, labels, source=path, multi_label=any(tasks[task] for task in columns),
+                            skipped=dict(skipped))
+
+
+def _task_columns(path, header, input_column, tasks):
+    """`{task: column index}` of the export's tasks the header has a column of, in the export's task order."""
+    found = {}
+    for index, column in enumerate(header):
+        name = task_labels.task_name(column)
+        if column == input_column or name not in tasks:
+            continue
+        if name in found:
+            raise ConfigError(f"Two columns of {os.path.basename(path)} label task {name!r}: "
+                              f"{header[found[name]]!r} and {column!r}. Rename one. Received: columns {header}")
+        found[name] = index
+    if not found:
+        raise ConfigError(f"{os.path.basename(path)} has no label column of the model's tasks {sorted(tasks)} "
+                          f"(a column labels the task of its header lower-cased, other characters than a-z, 0-9 "
+                          f"and _ made _). Received: columns {header}")
+    return {task: found[task] for task in tasks if task in found}
+
+
+def _bad_row(row, header, input_column, columns):
+    """Why a CSV row is skipped, or None for a usable one."""
+    if not row:
+        return "empty"
+    if any(row[len(header):]):
+        return "malformed"
+    value = row[header.index(input_column)]
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # Lone surrogates: the cell's bytes were not UTF-8.
+        return "undecodable"
+    if not value.strip():
+        return "empty"
+    if not any(row[column].strip() for column in columns.values()):
+        return "no_label"
+    return None
+
+
+def _input(value, kind, path):
+    if kind == TEXT or "://" in value or os.path.isabs(value):
+        return value
+    return os.path.join(os.path.dirname(path), value)
+
+
+def _task_label(cell, multi_label, label_separator):
+    """A cell's class name, or tuple of names for a multi-label task; None when it names none (no label)."""
+    label, _ = task_labels.read_cell(cell, label_separator if multi_label else None)
+    return (label,) if multi_label and isinstance(label, str) else label

@@ -1,11 +1,12 @@
 """`classification_report`: what a classifier gets right and wrong, per class, as a JSON-ready dict.
 
 Every number comes from scikit-learn, so it means what sklearn's documentation
-says. Values are plain Python ints, floats, strings, lists and dicts (and None
+says. `multi_task_report` gives a multi-task classifier one such report per task,
+each on the examples labelled for that task. Values are plain Python ints, floats, strings, lists and dicts (and None
 where a metric is undefined), ready for `json.dumps`.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -13,6 +14,9 @@ from sklearn import metrics as skm
 from tfxfer.errors import ConfigError
 
 MULTICLASS, BINARY, MULTILABEL = "multiclass", "binary", "multilabel"  # the values of HeadKind
+# The label of an example without one for a task (the whole row, multi-label): tfxfer.models.tasks.MISSING_LABEL,
+# repeated here so that reading reports does not import Keras.
+MISSING_LABEL = -1
 
 
 def classification_report(
@@ -86,6 +90,111 @@ def classification_report(
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ConfigError(f"top_k must be a positive integer. Received: top_k={top_k!r}")
     return _single_label_report(_class_ids(labels, probabilities.shape), probabilities, class_names, int(top_k))
+
+
+def multi_task_report(
+    labels: Mapping[str, Sequence | np.ndarray],
+    probabilities: Mapping[str, Sequence | np.ndarray],
+    class_names: Mapping[str, Sequence[str]],
+    multi_label: Mapping[str, bool],
+    *,
+    threshold: float = 0.5,
+    top_k: int = 5,
+) -> dict:
+    """One `classification_report` per task of a multi-task classifier, each on the examples labelled for it.
+
+    An example whose label for a task is `MISSING_LABEL` (-1; a row of -1 for a
+    multi-label task) is left out of that task's report only, and counted in its
+    `missing_labels`.
+
+    Args:
+        labels: dict `{task: labels}`: class ids `(N,)`, or multi-hot `(N, C)` for a
+            multi-label task, with `MISSING_LABEL` where an example has no label.
+        probabilities: dict `{task: (N, C) probabilities}` (a binary task's `(N, 1)` P(class 1) too).
+        class_names: dict `{task: class names in class-id order}`.
+        multi_label: dict `{task: bool}`. Whether the task's examples may carry several classes.
+        threshold: float. Multi-label tasks: the probability above which a class is predicted.
+        top_k: int. Single-label tasks: k of `top_k_accuracy`.
+
+    Returns:
+        A dict: `tasks` (`{task: report}`, in the order of `class_names`), `num_examples` (all the
+        examples, labelled or not) and `accuracy`: the mean over the tasks with labelled examples
+        of their `accuracy` (multi-label tasks: `label_accuracy`), as training logs `accuracy`.
+        Each task's report is `classification_report`'s, plus `missing_labels`; a task without
+        any labelled example gets only `task`, `num_examples` (0), `num_classes`, `class_names`
+        and `missing_labels`.
+
+    Raises:
+        ConfigError: the dicts name different tasks, tasks of different example counts, or
+            any of `classification_report`'s errors (naming the task).
+
+    Example:
+
+    >>> report = tfxfer.evaluation.metrics.multi_task_report(
+    ...     {"species": [0, 1, -1], "grade": [1, 1, 0]},
+    ...     {"species": [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], "grade": [[0.7], [0.4], [0.1]]},
+    ...     {"species": ["cat", "dog"], "grade": ["low", "high"]}, {"species": False, "grade": False})
+    >>> report["tasks"]["species"]["num_examples"], report["tasks"]["species"]["missing_labels"]
+    (2, 1)
+    >>> report["tasks"]["grade"]["accuracy"], report["accuracy"]
+    (0.666..., 0.833...)
+    """
+    if not isinstance(class_names, Mapping) or not class_names:
+        raise ConfigError("class_names must be a non-empty dict of task name to its class names, e.g. "
+                          f"{{'species': ['cat', 'dog']}}. Received: {class_names!r}")
+    names = list(class_names)
+    _check_same_tasks(names, labels=labels, probabilities=probabilities, multi_label=multi_label)
+    sizes = {task: len(np.asarray(probabilities[task])) for task in names}
+    if len(set(sizes.values())) > 1:
+        raise ConfigError(f"Every task must have the probabilities of the same examples. Received: examples per "
+                          f"task {sizes}")
+    reports = {}
+    for task in names:
+        try:
+            reports[task] = _task_report(labels[task], probabilities[task], class_names[task],
+                                         bool(multi_label[task]), threshold, top_k)
+        except ConfigError as error:
+            raise ConfigError(f"Task {task!r}: {error}") from error
+    scores = [report.get("label_accuracy", report.get("accuracy")) for report in reports.values()
+              if report["num_examples"]]
+    return {"tasks": reports, "num_examples": next(iter(sizes.values()), 0),
+            "accuracy": float(np.mean(scores)) if scores else None}
+
+
+def is_multi_task(report: dict) -> bool:
+    """Whether `report` is `multi_task_report`'s (one report per task) rather than one `classification_report`."""
+    return "tasks" in report
+
+
+def _task_report(labels, probabilities, class_names, multi_label, threshold, top_k):
+    """`classification_report` of the examples labelled for one task, with `missing_labels` counted."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    if len(labels) != len(probabilities):
+        raise ConfigError(f"Pass one label per example. Received: {len(labels)} labels for "
+                          f"{len(probabilities)} examples")
+    if not multi_label and labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]  # (N, 1) int labels, as some datasets batch them.
+    missing = labels == MISSING_LABEL
+    if labels.ndim == 2:  # Multi-hot rows: missing when the whole row is.
+        missing = missing.all(axis=1)
+    elif labels.ndim != 1:
+        missing = np.zeros(len(labels), bool)  # classification_report says what is wrong with the shape.
+    labelled = ~missing
+    if not labelled.any():
+        kind = MULTILABEL if multi_label else BINARY if len(class_names) == 2 else MULTICLASS
+        return {"task": kind, "num_examples": 0, "num_classes": len(class_names),
+                "class_names": _check_class_names(class_names), "missing_labels": int(missing.sum())}
+    report = classification_report(labels[labelled], probabilities[labelled], class_names,
+                                   multi_label=multi_label, threshold=threshold, top_k=top_k)
+    return {**report, "missing_labels": int(missing.sum())}
+
+
+def _check_same_tasks(names, **by_argument):
+    for argument, values in by_argument.items():
+        if not isinstance(values, Mapping) or set(values) != set(names):
+            received = sorted(values) if isinstance(values, Mapping) else type(values).__name__
+            raise ConfigError(f"{argument} must be a dict with one entry per task, as class_names has: "
+                              f"{sorted(names)}. Received: {argument} of {received}")
 
 
 def _single_label_report(y_true, probabilities, class_names, top_k):

@@ -3,7 +3,8 @@
 Every line stays under `MAX_LINE` characters whatever the class names: long
 names are cut with an ellipsis, long lists are wrapped. A confusion matrix of 50
 classes does not fit a console, so the text shows the most confused pairs
-instead; the whole matrix stays in the report (`metrics.json`).
+instead; the whole matrix stays in the report (`metrics.json`). A multi-task
+report (`metrics.multi_task_report`) gets a section per task.
 """
 
 import textwrap
@@ -18,6 +19,11 @@ _NUMBER = 9  # Width of a score column.
 
 def format_report(report: dict) -> str:
     """A readable table of `report` (from `tfxfer.evaluation.metrics.classification_report`).
+
+    A multi-task report (`multi_task_report`, e.g. from `evaluate_model` of a
+    multi-task classifier) gets a summary line, then a section per task headed
+    `== Task <name> ==`, each the table below of that task's examples, with how
+    many examples had no label for the task and were left out.
 
     Per-class precision, recall, F1 and support rows, the averages, accuracy
     (single-label: top-k accuracy, ROC AUC and PR AUC when the report has them;
@@ -38,6 +44,8 @@ def format_report(report: dict) -> str:
     print(format_report(classification_report(labels, probabilities, class_names)))
     ```
     """
+    if "tasks" in report:
+        return _multi_task_text(report)
     multi_label = report["task"] == "multilabel"
     width = max([len("weighted avg")] + [len(_short(name)) for name in report["class_names"]])
     lines = [f"Evaluated {report['num_examples']} examples of {report['num_classes']} classes"
@@ -57,12 +65,37 @@ def format_report(report: dict) -> str:
                           f"average): {', '.join(_short(name) for name in report['classes_without_examples'])}")
     if not multi_label:
         lines += _confused_pairs(report)
-    if report.get("skipped_files"):
-        skipped = report["skipped_files"]
-        examples = ", ".join(_short(str(path), 60) for path in skipped[:3])
-        inputs = "input" if len(skipped) == 1 else "inputs"
-        lines += [""] + _wrapped(f"Skipped {len(skipped)} {inputs} the model could not read, e.g. {examples}")
+    lines += _skipped_files(report)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _multi_task_text(report):
+    """A summary line, then each task's table under a heading of its own."""
+    tasks = report["tasks"]
+    mean = "" if report.get("accuracy") is None else f"; mean accuracy {report['accuracy']:.4f}"
+    lines = _wrapped(f"Evaluated {report['num_examples']} examples on {len(tasks)} tasks "
+                     f"({', '.join(_short(task) for task in tasks)}){mean}.")
+    for task, task_report in tasks.items():
+        heading = f"== Task {_short(task)} ({task_report['task']}, {task_report['num_classes']} classes) =="
+        lines += ["", heading]
+        missing = task_report.get("missing_labels", 0)
+        if missing:
+            lines.append(f"Left out {missing} example{'s' if missing != 1 else ''} without a {_short(task)} label.")
+        if task_report["num_examples"]:
+            lines += format_report(task_report).split("\n")
+        else:
+            lines.append(f"No example has a {_short(task)} label: nothing to report.")
+    lines += _skipped_files(report)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _skipped_files(report):
+    if not report.get("skipped_files"):
+        return []
+    skipped = report["skipped_files"]
+    examples = ", ".join(_short(str(path), 60) for path in skipped[:3])
+    inputs = "input" if len(skipped) == 1 else "inputs"
+    return [""] + _wrapped(f"Skipped {len(skipped)} {inputs} the model could not read, e.g. {examples}")
 
 
 def _headline(report):

@@ -3,7 +3,8 @@
 The exporters write them and the readers (`tfxfer.prediction`, TF Serving
 clients, the tests) look for them. Plain constants, no TensorFlow or Keras, so
 that a reader imports them without loading the model code that writes them.
-The class names file's own name is `tfxfer.data.constants.LABELS_FILE`.
+The class names file's own name is `tfxfer.data.constants.LABELS_FILE`; a
+multi-task model has one per task instead (`task_labels_file`).
 """
 
 # A SavedModel folder: TensorFlow's own names.
@@ -20,3 +21,20 @@ SERVING_IMAGES = "serving_images"  # IMAGES_INPUT
 IMAGE_BYTES_INPUT = "image_bytes"
 IMAGES_INPUT = "images"
 TEXTS_INPUT = "texts"
+
+# Signature outputs of a one-head model; a multi-task model's are these per task, see `task_output`.
+PROBABILITIES = "probabilities"
+CLASS_IDS = "class_ids"
+CLASS_NAMES = "class_names"
+TOP_K_SCORES = "top_k_scores"
+TOP_K_CLASS_NAMES = "top_k_class_names"
+
+
+def task_output(output: str, task: str) -> str:
+    """A multi-task model's output `output` for one task, e.g. `probabilities_species`."""
+    return f"{output}_{task}"
+
+
+def task_labels_file(task: str) -> str:
+    """The class names file of one task of a multi-task model, in `assets/`: `labels_<task>.txt`."""
+    return f"labels_{task}.txt"

@@ -5,6 +5,8 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -17,6 +19,8 @@ from tfxfer.export import layout, serving, text_serving, versioning, warmup
 from tfxfer.export.layout import METADATA_FILE
 from tfxfer.models import heads, lora_layers
 from tfxfer.models.classifier import Classifier, text_preprocessor
+from tfxfer.models.heads import HeadKind
+from tfxfer.models.tasks import model_tasks
 from tfxfer.version import __version__
 
 
@@ -24,7 +28,7 @@ def export_saved_model(
     model: keras.Model,
     export_dir: str | os.PathLike,
     *,
-    class_names: list[str] | None = None,
+    class_names: list[str] | dict[str, list[str]] | None = None,
     metadata: dict | None = None,
     top_k: int | None = None,
     warmup_examples: list[bytes] | list[str] | None = None,
@@ -43,16 +47,28 @@ def export_saved_model(
     The class names are also in the SavedModel's `assets/labels.txt`, and
     `assets.extra/tfxfer_metadata.json` describes the model.
 
+    A multi-task classifier (built with `tasks=`) answers every output once per
+    task, named with the suffix `_<task>`: `probabilities_<task>` (N, C) (a
+    binary task's one unit expanded to `[1 - p, p]`), `class_ids_<task>` (N,),
+    `class_names_<task>` (N,), and with `top_k` `top_k_scores_<task>` and
+    `top_k_class_names_<task>` (k capped at that task's classes). Each task's
+    class names are in `assets/labels_<task>.txt`, and the metadata's `tasks`
+    entry holds `{task: {"head": ..., "class_names": [...]}}` instead of the
+    one-head `head` and `class_names`.
+
     Args:
         model: keras.Model. An image classifier from tfxfer (or any model with
             a `predictions` layer that takes `(N, H, W, 3)` [0, 255] images).
         export_dir: str. The model's base folder; versions go inside it.
         class_names: list of str. One name per class, in label order; class
-            indices as strings if None.
+            indices as strings if None. For a multi-task model a dict
+            `{task: [names]}` with exactly the model's tasks (e.g. the
+            datasets' `class_names`), or None for indices in every task.
         metadata: dict. Extra JSON-serialisable facts (metrics, data, ...).
         top_k: int | None. If set, every signature also returns `top_k_scores`
             float32 `(N, k)` and `top_k_class_names` string `(N, k)`, best
-            first, with k capped at the number of classes.
+            first, with k capped at the number of classes (per task for a
+            multi-task model; the metadata's `top_k` is then the k asked for).
         warmup_examples: list of bytes | list of str | None. A few encoded
             images (e.g. `tfxfer.export.warmup.encode_images(data.validation)`),
             or for a text classifier a few raw texts; if set,
@@ -70,7 +86,8 @@ def export_saved_model(
     Raises:
         NotAFolderError: `export_dir`, or a parent of it, is a file (a `NotADirectoryError`).
         ConfigError: a class name is empty or holds a line break, or the
-            number of class names does not match the model.
+            number of class names does not match the model; for a multi-task
+            model, `class_names` is not a dict of exactly its tasks.
 
     Returns:
         The version folder written, e.g. `saved_models/photos/1`.
@@ -82,13 +99,17 @@ def export_saved_model(
     loaded = tf.saved_model.load(path)
     outputs = loaded.signatures["serving_default"](image_bytes=tf.constant([open("bee.jpg", "rb").read()]))
     print(outputs["class_names"], outputs["probabilities"])
+
+    # A multi-task model: one labels file and one set of outputs per task.
+    model = tfxfer.build_image_classifier("mobilenet_v2", tasks=data.tasks)
+    path = tfxfer.export_saved_model(model, "saved_models/products", class_names=data.class_names)
+    outputs = tf.saved_model.load(path).signatures["serving_default"](image_bytes=...)
+    print(outputs["class_names_species"], outputs["probabilities_grade"])
     ```
     """
     export_dir = os.fspath(export_dir)
     versioning.check_base_dir(export_dir)
-    kind = heads.head_kind(model)
-    class_names = _check_class_names(class_names, heads.num_classes(model))
-    top_k = serving.check_top_k(top_k, len(class_names))
+    export_heads = _export_heads(model, class_names, top_k)
     # Checked before anything is written: a failing warmup request makes TF Serving reject the version.
     warmup_requests = None
     preprocessor = text_preprocessor(model)
@@ -102,34 +123,29 @@ def export_saved_model(
     # no adapter variables or ops; the model itself is put back as it was afterwards.
     with (tempfile.TemporaryDirectory() as scratch, versioning.staging_dir(export_dir) as staging,
           lora_layers.merged(model) as merged_layers):
-        # On the local disk whatever export_dir is: TensorFlow copies it into the version's assets/.
-        labels_path = os.path.join(scratch, LABELS_FILE)
-        with open(labels_path, "w", encoding="utf-8") as f:
-            f.write("\n".join(class_names) + "\n")
-        # A table initialised from the file makes TF copy it into assets/ and
-        # makes the serving graph read class names from there.
-        labels = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                labels_path, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-                tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
-            default_value="")
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.track(labels)
+        serving_heads = []
+        for head in export_heads:
+            labels = _labels_table(scratch, head)
+            archive.track(labels)
+            serving_heads.append(serving.ServingHead(head.kind, labels, head.top_k, head.task))
         if preprocessor is not None:  # A text classifier: the export takes raw strings.
             # One call builds it (a reloaded model's has not run yet): the archive tracks built layers only.
             preprocessor(tf.constant(["build"]))
             archive.track(preprocessor)
-            endpoints = text_serving.text_endpoints(model, preprocessor, kind, labels, top_k)
+            endpoints = text_serving.text_endpoints(model, preprocessor, serving_heads)
         else:
-            endpoints = serving.image_endpoints(model, kind, labels, top_k)
+            endpoints = serving.image_endpoints(model, serving_heads)
         for name, (fn, signature) in endpoints.items():
             archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(staging, verbose=False)
         if warmup_requests:
             warmup.write_warmup_requests(staging, warmup_requests)
-        _write_metadata(staging, model, kind, class_names,
-                        {"top_k": top_k, "warmup_requests": bool(warmup_requests),
+        # A one-head model's top_k is the k its outputs have; a multi-task model's the k asked for.
+        exported_top_k = export_heads[0].top_k if export_heads[0].task is None else top_k
+        _write_metadata(staging, model, _head_metadata(export_heads),
+                        {"top_k": exported_top_k, "warmup_requests": bool(warmup_requests),
                          "signatures": list(endpoints), **_image_metadata(model, preprocessor),
                          **text_serving.text_metadata(model), **(metadata or {})})
         path = versioning.publish(staging, export_dir)
@@ -138,18 +154,99 @@ def export_saved_model(
     return path
 
 
+class _ExportHead(NamedTuple):
+    """One head to export: its task (None for a one-head model), kind, class names and top-k (capped)."""
+
+    task: str | None
+    kind: HeadKind
+    class_names: list[str]
+    top_k: int | None
+
+
+def _export_heads(model, class_names, top_k) -> list[_ExportHead]:
+    """The model's heads with their checked class names and top-k: one, or one per task in task order."""
+    tasks = model_tasks(model)
+    if tasks is None:
+        if isinstance(class_names, Mapping):
+            raise ConfigError(
+                "class_names is a dict of task names, but the model has one head: pass its class names as a "
+                f"list, in class-id order. Received: class_names with keys {sorted(class_names)}")
+        kind = heads.head_kind(model)
+        names = _check_class_names(class_names, heads.num_classes(model))
+        return [_ExportHead(None, kind, names, serving.check_top_k(top_k, len(names)))]
+    names = _check_task_class_names(class_names, tasks)
+    return [_ExportHead(task, spec.kind, names[task], serving.check_top_k(top_k, spec.num_classes))
+            for task, spec in tasks.items()]
+
+
 def _check_class_names(class_names, num_classes):
     if class_names is None:
         logging.warning("No class_names given; exporting class indices as names.")
-        return [str(index) for index in range(num_classes)]
+        return _index_names(num_classes)
+    return _checked_names(class_names, num_classes)
+
+
+def _check_task_class_names(class_names, tasks):
+    """`{task: names}` for every task of a multi-task model, from a dict of exactly its tasks (or None)."""
+    if class_names is None:
+        logging.warning("No class_names given; exporting class indices as names.")
+        return {task: _index_names(spec.num_classes) for task, spec in tasks.items()}
+    if not isinstance(class_names, Mapping):
+        raise ConfigError(
+            f"The model has a head per task ({', '.join(tasks)}): pass class_names as a dict "
+            "{task: [class names in class-id order]}, e.g. the datasets' class_names. "
+            f"Received: class_names of type {type(class_names).__name__}")
+    missing, unknown = sorted(set(tasks) - set(class_names)), sorted(set(class_names) - set(tasks))
+    if missing or unknown:
+        raise ConfigError(
+            f"class_names must name exactly the model's tasks {list(tasks)}: give each task its class "
+            f"names and no other key. Received: keys {list(class_names)} (missing {missing}, unknown {unknown})")
+    return {task: _checked_names(class_names[task], spec.num_classes, task) for task, spec in tasks.items()}
+
+
+def _index_names(num_classes):
+    return [str(index) for index in range(num_classes)]
+
+
+def _checked_names(class_names, num_classes, task=None):
+    """`class_names` as strings, checked against the head's class count and `check_label_lines`."""
+    if task is not None and isinstance(class_names, (str, bytes, Mapping)):
+        raise ConfigError(
+            f"The class names of task {task!r} must be a list of names in class-id order. "
+            f"Received: class_names[{task!r}] of type {type(class_names).__name__}")
     class_names = [str(name) for name in class_names]
     if len(class_names) != num_classes:
+        owner, argument = ("model", "class_names") if task is None else (f"task {task!r}", f"class_names[{task!r}]")
         raise ConfigError(
-            f"The model predicts {num_classes} classes but {len(class_names)} class names "
-            f"were given. Received: class_names={class_names}"
+            f"The {owner} predicts {num_classes} classes but {len(class_names)} class names "
+            f"were given. Received: {argument}={class_names}"
         )
     check_label_lines(class_names)
     return class_names
+
+
+def _labels_table(folder, head):
+    """A class id -> name table read from the head's labels file, written to `folder` (the local disk).
+
+    A table initialised from a file makes TF copy it into the version's assets/ (under the same
+    name) and makes the serving graph read class names from there.
+    """
+    path = os.path.join(folder, LABELS_FILE if head.task is None else layout.task_labels_file(head.task))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(head.class_names) + "\n")
+    return tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(
+            path, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
+        default_value="")
+
+
+def _head_metadata(export_heads):
+    """The metadata entries of the heads: `head` and `class_names`, or a multi-task model's `tasks`."""
+    if export_heads[0].task is None:
+        return {"head": export_heads[0].kind.value, "class_names": export_heads[0].class_names}
+    return {"tasks": {head.task: {"head": head.kind.value, "class_names": head.class_names}
+                      for head in export_heads}}
 
 
 def check_label_lines(class_names: list[str]) -> None:
@@ -182,14 +279,13 @@ def _image_metadata(model, text_preprocessor):
     return facts
 
 
-def _write_metadata(version_dir, model, kind, class_names, extra):
+def _write_metadata(version_dir, model, head_metadata, extra):
     # assets.extra/ is where TF Serving looks for extras (e.g. warmup requests).
     folder = os.path.join(version_dir, layout.EXTRA_ASSETS_DIR)
     versioning.make_folders(folder)
     metadata = {
         "model_name": model.name,
-        "head": kind.value,
-        "class_names": class_names,
+        **head_metadata,
         "input_shape": list(model.input_shape[1:]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": {"tfxfer": __version__, "tensorflow": tf.__version__,

@@ -11,16 +11,13 @@ import tensorflow as tf
 from tfxfer.export import serving
 from tfxfer.export.layout import TEXTS_INPUT
 from tfxfer.models.classifier import text_preprocessor
-from tfxfer.models.heads import HeadKind
 
 TOKEN_IDS_SIGNATURE = "serving_token_ids"
 
 __all__ = ["TEXTS_INPUT", "TOKEN_IDS_SIGNATURE", "text_endpoints", "text_metadata", "token_input_specs", "tokenize"]
 
 
-def text_endpoints(
-    model: keras.Model, preprocessor, kind: HeadKind, labels: tf.lookup.StaticHashTable, top_k: int | None = None,
-) -> dict:
+def text_endpoints(model: keras.Model, preprocessor, heads: list[serving.ServingHead]) -> dict:
     """`{name: (fn, input_signature)}` for a text classifier.
 
     `serving_default` takes raw strings `texts` (N,); `serving_token_ids` takes
@@ -30,21 +27,18 @@ def text_endpoints(
     Args:
         model: keras.Model. Takes what `preprocessor` returns.
         preprocessor: callable. Strings `(N,)` to the model's inputs.
-        kind: HeadKind. The model's head.
-        labels: tf.lookup.StaticHashTable. Class id (int64) to class name.
-        top_k: int | None. Also return the k best classes (see `serving.postprocess`).
+        heads: list of serving.ServingHead. What the model's outputs become (see `serving.serving_outputs`).
     """
 
     def predict_texts(texts):
-        probabilities = serving.predict_batch(model, tf.size(texts), lambda: preprocessor(texts))
-        return serving.postprocess(probabilities, kind, labels, top_k)
+        return serving.serving_outputs(
+            serving.predict_batch(model, tf.size(texts), lambda: preprocessor(texts)), heads)
 
     specs = token_input_specs(model)
 
     def predict_token_ids(*tensors):
         inputs = dict(zip(specs, tensors)) if isinstance(model.input, dict) else tensors[0]
-        probabilities = serving.predict_batch(model, tf.shape(tensors[0])[0], lambda: inputs)
-        return serving.postprocess(probabilities, kind, labels, top_k)
+        return serving.serving_outputs(serving.predict_batch(model, tf.shape(tensors[0])[0], lambda: inputs), heads)
 
     return {
         "serving_default": (predict_texts, [tf.TensorSpec([None], tf.string, name=TEXTS_INPUT)]),

@@ -15,7 +15,8 @@ signature computes the same function; tests/test_export.py checks that).
 
 Text classifiers are refused (`UnsupportedModelError`, a `NotImplementedError`):
 their tokenizers have no TFLite builtin ops, and tfxfer does not convert or
-measure them.
+measure them. So are multi-task classifiers: their several outputs and
+per-task accuracies are not what these files and this report describe.
 
 Every model takes one `(1, H, W, 3)` image per call (the fixed shape mobile
 runtimes prefer) and ends in the `predictions` layer (for a binary head: P(class 1)).
@@ -41,12 +42,13 @@ from tfxfer.export import versioning
 from tfxfer.export.saved_model import check_label_lines
 from tfxfer.models import heads, layer_names, lora_layers
 from tfxfer.models.classifier import text_preprocessor
+from tfxfer.models.tasks import model_tasks
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
 
 
 class UnsupportedModelError(ConfigError, NotImplementedError):
-    """A model TFLite export does not cover (a text classifier).
+    """A model TFLite export does not cover (a text or a multi-task classifier).
 
     A `NotImplementedError`, since tfxfer has no TFLite path for it, and a
     `ConfigError`: tfxfer works as intended, and the caller is the one who
@@ -109,7 +111,7 @@ def export_tflite(
     print(report["tflite"]["int8"]["accuracy"], report["tflite"]["int8"]["size_bytes"])
     ```
     """
-    _reject_text_model(model)
+    _reject_unsupported_model(model)
     unknown = [variant for variant in variants if variant not in VARIANTS]
     if unknown or not variants:
         raise ConfigError(f"variants must be a non-empty subset of {list(VARIANTS)}. Received: {list(variants)}")
@@ -165,7 +167,7 @@ def convert_tflite(
         representative_images: sequence of float32 `(H, W, 3)` arrays in [0, 255].
             Required for `"int8"`: the data its activation ranges are calibrated on.
     """
-    _reject_text_model(model)
+    _reject_unsupported_model(model)
     if variant not in VARIANTS:
         raise ConfigError(f"variant must be one of {list(VARIANTS)}. Received: variant={variant!r}")
     if variant == "int8" and not representative_images:
@@ -196,6 +198,22 @@ def convert_tflite(
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         return converter.convert()
+
+
+def _reject_unsupported_model(model: keras.Model) -> None:
+    """Raises `UnsupportedModelError` for text and multi-task classifiers, before any work.
+
+    TFLite export covers one-head image classifiers only.
+    """
+    _reject_text_model(model)
+    tasks = model_tasks(model)
+    if tasks:
+        raise UnsupportedModelError(
+            "TFLite export supports one-head classifiers only: its files end in one `predictions` output "
+            "with one labels.txt, and its report measures one top-1 accuracy. Serve a multi-task model "
+            "with export_saved_model, or build and train one classifier per task for TFLite. Received: the "
+            f"multi-task classifier {model.name!r} with tasks {list(tasks)}."
+        )
 
 
 def _reject_text_model(model: keras.Model) -> None:

@@ -10,7 +10,9 @@ from its config rather than guessed from layer names.
 
 import keras
 
+from tfxfer.errors import ConfigError
 from tfxfer.models import heads
+from tfxfer.models import tasks as tasks_lib
 
 IMAGE = "image"
 TEXT = "text"
@@ -22,9 +24,14 @@ class Classifier(keras.Model):
     Attributes:
         task: str. `"image"` or `"text"`: what the model takes and serves.
         backbone: keras.Model. The pretrained feature extractor (layer `"backbone"`).
-        num_classes: int. Number of classes (2 for a one-unit binary head).
+        num_classes: int. Number of classes (2 for a one-unit binary head);
+            None for a multi-task classifier.
         multi_label: bool. Independent sigmoid per class.
-        head_kind: HeadKind. What the `predictions` layer computes.
+        head_kind: HeadKind. What the `predictions` layer computes; None for
+            a multi-task classifier.
+        tasks: dict | None. `{name: tfxfer.Task}` of a multi-task classifier,
+            whose output is `{name: probabilities}` (`tfxfer.models.tasks`);
+            None for one head.
         backbone_name: str. Which backbone this is, for metadata and logs.
 
     Example:
@@ -41,19 +48,25 @@ class Classifier(keras.Model):
     LAYER_ARGUMENTS = ("backbone",)
 
     def __init__(self, *, inputs, features, backbone, num_classes, multi_label, pooling, dropout, backbone_name,
-                 **kwargs):
+                 tasks=None, **kwargs):
+        if (num_classes is None) == (tasks is None):
+            raise ConfigError(
+                "Pass num_classes for one head, or tasks for a head per task (e.g. tasks={'product': 12, "
+                f"'priority': 3}}), not both. Received: num_classes={num_classes!r}, tasks={tasks!r}")
+        tasks = tasks_lib.resolve_tasks(tasks) if tasks is not None else None
         # Layers first, then the functional graph, then plain settings: the order keras-hub's tasks use,
         # which lets Keras track `backbone` as a layer and restore its weights by that path.
         self.backbone = backbone
         outputs = heads.classification_head(
-            features, num_classes, multi_label=multi_label, dropout=dropout, pooling=pooling)
+            features, num_classes, multi_label=multi_label, dropout=dropout, pooling=pooling, tasks=tasks)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.num_classes = num_classes
         self.multi_label = multi_label
         self.pooling = pooling
         self.dropout = dropout
         self.backbone_name = backbone_name
-        self.head_kind = heads.head_kind_for(num_classes, multi_label)
+        self.tasks = tasks
+        self.head_kind = None if tasks else heads.head_kind_for(num_classes, multi_label)
 
     def get_config(self) -> dict:
         # Not chained to Functional.get_config: that describes the graph, and __init__ takes the parts.
@@ -66,6 +79,7 @@ class Classifier(keras.Model):
             "pooling": self.pooling,
             "dropout": self.dropout,
             "backbone_name": self.backbone_name,
+            "tasks": {name: task.get_config() for name, task in self.tasks.items()} if self.tasks else None,
         }
 
     def get_compile_config(self) -> None:
@@ -81,6 +95,14 @@ class Classifier(keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def describe_head(model: "Classifier") -> str:
+    """`"5 classes (multiclass head)"`, or one such part per task of a multi-task classifier, for logs."""
+    if model.tasks:
+        return "tasks " + ", ".join(f"{name}: {task.num_classes} classes ({task.kind.value})"
+                                    for name, task in model.tasks.items())
+    return f"{model.num_classes} classes ({model.head_kind.value} head)"
 
 
 def text_preprocessor(model: keras.Model) -> keras.Layer | None:

@@ -59,25 +59,37 @@ def head_kind_for(num_classes: int, multi_label: bool = False) -> HeadKind:
 
 def classification_head(
     features: keras.KerasTensor,
-    num_classes: int,
+    num_classes: int | None,
     *,
     multi_label: bool = False,
     dropout: float = 0.2,
     pooling: str | None = "avg",
-) -> keras.KerasTensor:
+    tasks: dict | None = None,
+) -> keras.KerasTensor | dict[str, keras.KerasTensor]:
     """Adds `pooler` (for 4D feature maps), `dropout` and `predictions` layers.
 
     Args:
         features: KerasTensor. Backbone output, `(N, H, W, C)` or `(N, C)`.
-        num_classes: int. Number of classes.
+        num_classes: int. Number of classes; None with `tasks`.
         multi_label: bool. Sigmoid per class instead of softmax.
         dropout: float. Dropout rate before the Dense layer; 0 disables it.
         pooling: str. How a 4D feature map becomes a vector: `"avg"` or
             `"max"` global pooling, or `"flatten"`, which keeps where each
             feature is (for small maps of small inputs, where layout matters:
             a 4x4 map of a digit). 2D features are used as they are.
+        tasks: dict. `{name: tfxfer.Task}` for a multi-task head: the pooler
+            and dropout are shared, and each task gets its own Dense layer
+            `predictions_<name>`; the output is then `{name: probabilities}`.
     """
+    if tasks:
+        x = _pooled_and_dropped(features, dropout, pooling)
+        return {name: _dense(x, task.num_classes, task.kind, layer_names.task_predictions(name))
+                for name, task in tasks.items()}
     kind = head_kind_for(num_classes, multi_label)
+    return _dense(_pooled_and_dropped(features, dropout, pooling), num_classes, kind, PREDICTIONS_LAYER)
+
+
+def _pooled_and_dropped(features, dropout, pooling):
     x = features
     if len(x.shape) == 4:
         if pooling not in _POOLERS:
@@ -93,10 +105,14 @@ def classification_head(
         )
     if dropout:
         x = keras.layers.Dropout(dropout, name=layer_names.DROPOUT)(x)
+    return x
+
+
+def _dense(x, num_classes, kind, name):
     units = 1 if kind is HeadKind.BINARY else num_classes
     activation = "softmax" if kind is HeadKind.MULTICLASS else "sigmoid"
     # float32 outputs keep probabilities exact under a future mixed-precision policy.
-    return keras.layers.Dense(units, activation=activation, dtype="float32", name=PREDICTIONS_LAYER)(x)
+    return keras.layers.Dense(units, activation=activation, dtype="float32", name=name)(x)
 
 
 def set_dropout(model: keras.Model, rate: float) -> None:
@@ -129,6 +145,7 @@ def head_kind(model: keras.Model) -> HeadKind:
     other model's read back from its `predictions` layer."""
     if _knows_its_head(model):
         return model.head_kind
+    _refuse_several_heads(model)
     try:
         layer = model.get_layer(PREDICTIONS_LAYER)
     except ValueError as error:
@@ -155,6 +172,15 @@ def num_classes(model: keras.Model) -> int:
     # head_kind first: it explains a missing `predictions` layer, get_layer alone does not.
     kind = head_kind(model)
     return 2 if kind is HeadKind.BINARY else model.get_layer(PREDICTIONS_LAYER).units
+
+
+def _refuse_several_heads(model) -> None:
+    tasks = getattr(model, "tasks", None)
+    if tasks:
+        raise ConfigError(
+            f"This works on a one-head classifier, and the model has a head per task ({', '.join(tasks)}). "
+            "Build one classifier per task for it, or use what takes multi-task models: fine_tune, "
+            f"export_saved_model, evaluate_model. Received: model={model.name!r}")
 
 
 def _knows_its_head(model) -> bool:

@@ -53,8 +53,8 @@ class ImageClassifier(classifier.Classifier):
     task = classifier.IMAGE
     LAYER_ARGUMENTS = ("backbone", "augmentation")
 
-    def __init__(self, backbone, num_classes, *, preprocessing="none", augmentation=None, pooling="avg",
-                 dropout=0.2, multi_label=False, backbone_name="custom", **kwargs):
+    def __init__(self, backbone, num_classes=None, *, preprocessing="none", augmentation=None, pooling="avg",
+                 dropout=0.2, multi_label=False, backbone_name="custom", tasks=None, **kwargs):
         self.augmentation = augmentation
         inputs = keras.Input(shape=(*backbone.input_shape[1:3], 3), name=layer_names.INPUTS)
         x = augmentation(inputs) if augmentation is not None else inputs
@@ -62,7 +62,7 @@ class ImageClassifier(classifier.Classifier):
         features = backbone(x, training=False)
         super().__init__(inputs=inputs, features=features, backbone=backbone, num_classes=num_classes,
                          multi_label=multi_label, pooling=pooling, dropout=dropout, backbone_name=backbone_name,
-                         **kwargs)
+                         tasks=tasks, **kwargs)
         self.preprocessing = preprocessing
 
     @property
@@ -77,8 +77,9 @@ class ImageClassifier(classifier.Classifier):
 
 def build_image_classifier(
     backbone: str | keras.Model | os.PathLike,
-    num_classes: int,
+    num_classes: int | None = None,
     *,
+    tasks: dict | None = None,
     weights: str | None = PRETRAINED,
     image_size: int | tuple[int, int] | None = None,
     alpha: float | None = None,
@@ -97,6 +98,11 @@ def build_image_classifier(
         backbone: str, `keras.Model` or path. A name from `tfxfer.list_backbones()`,
             or your own pretrained model (object or `.keras` file).
         num_classes: int. Number of classes (2 gives one sigmoid unit).
+        tasks: dict. Instead of `num_classes`, a head per task on the shared
+            backbone: `{name: class count or tfxfer.Task}`, e.g.
+            `{"species": 5, "grade": tfxfer.Task(3, loss_weight=0.5)}`
+            (see `tfxfer.models.tasks`); the model then outputs
+            `{name: probabilities}` and trains on a dict of labels.
         weights: str. `"pretrained"` (the backbone's ImageNet weights; `"imagenet"`,
             Keras' name, also works), None (random init) or a path to a weights
             file. Registry backbones only.
@@ -133,11 +139,10 @@ def build_image_classifier(
         augmentation = augmentation_lib.default_image_augmentation(seed=seed)
     model = ImageClassifier(
         backbone_model, num_classes, preprocessing=mode, augmentation=augmentation or None, pooling=pooling,
-        dropout=dropout, multi_label=multi_label, backbone_name=backbone_name, name=f"{backbone_name}_classifier")
-    logging.info(
-        "Built %s: input %dx%d, %d classes (%s head), %d parameters.",
-        model.name, *model.image_size, num_classes, model.head_kind.value, model.count_params(),
-    )
+        dropout=dropout, multi_label=multi_label, backbone_name=backbone_name, tasks=tasks,
+        name=f"{backbone_name}_classifier")
+    logging.info("Built %s: input %dx%d, %s, %d parameters.",
+                 model.name, *model.image_size, classifier.describe_head(model), model.count_params())
     return model
 
 

@@ -59,8 +59,8 @@ class TextClassifier(classifier.Classifier):
     task = classifier.TEXT
     LAYER_ARGUMENTS = ("backbone", "preprocessor")
 
-    def __init__(self, backbone, preprocessor, num_classes, *, pooling="avg", dropout=0.1, multi_label=False,
-                 backbone_name="custom", **kwargs):
+    def __init__(self, backbone, preprocessor, num_classes=None, *, pooling="avg", dropout=0.1, multi_label=False,
+                 backbone_name="custom", tasks=None, **kwargs):
         if backbone.name != layer_names.BACKBONE:
             raise ConfigError(
                 f"The encoder of a TextBackbone must be named {layer_names.BACKBONE!r} so "
@@ -84,7 +84,7 @@ class TextClassifier(classifier.Classifier):
                 f"Received: preprocessor={type(preprocessor).__name__}")
         super().__init__(inputs=inputs, features=features, backbone=backbone, num_classes=num_classes,
                          multi_label=multi_label, pooling=pooling, dropout=dropout, backbone_name=backbone_name,
-                         **kwargs)
+                         tasks=tasks, **kwargs)
         # Set after the graph is built: it is not a layer of the graph, and Functional's build
         # would warn about its unbuilt state (it builds on its first call, or when loaded with its vocabulary).
         self.preprocessor = preprocessor
@@ -110,8 +110,9 @@ class TextClassifier(classifier.Classifier):
 
 def build_text_classifier(
     backbone: str | os.PathLike | TextBackbone,
-    num_classes: int,
+    num_classes: int | None = None,
     *,
+    tasks: dict | None = None,
     sequence_length: int = 128,
     pooling: str = "avg",
     dropout: float = 0.1,
@@ -125,6 +126,10 @@ def build_text_classifier(
             a local keras-hub preset folder, a local Hugging Face-format folder,
             or a `TextBackbone` (e.g. from `load_word_vector_backbone`).
         num_classes: int. Number of classes (2 gives one sigmoid unit).
+        tasks: dict. Instead of `num_classes`, a head per task on the shared
+            encoder: `{name: class count or tfxfer.Task}`, e.g.
+            `{"product": 12, "priority": 3}` (see `tfxfer.models.tasks`); the
+            model then outputs `{name: probabilities}` and trains on a dict of labels.
         sequence_length: int. Tokens per text for preset backbones (a
             `TextBackbone` brings its own).
         pooling: str. `"avg"` (masked mean, the default: see
@@ -152,10 +157,10 @@ def build_text_classifier(
         _check_preset_name(backbone)
         backbone = load_hub_backbone(backbone, sequence_length=sequence_length, weights=weights)
     model = TextClassifier(backbone.encoder, backbone.preprocessor, num_classes, pooling=pooling, dropout=dropout,
-                           multi_label=multi_label, backbone_name=backbone.name,
+                           multi_label=multi_label, backbone_name=backbone.name, tasks=tasks,
                            name=f"{_clean(backbone.name)}_text_classifier")
-    logging.info("Built %s: %d classes (%s head), pooling %s, %d parameters.",
-                 model.name, num_classes, model.head_kind.value, model.pooling, model.count_params())
+    logging.info("Built %s: %s, pooling %s, %d parameters.",
+                 model.name, classifier.describe_head(model), model.pooling, model.count_params())
     return model
 
 

@@ -6,6 +6,8 @@ and a `save_*` function that writes it as a PNG. Only matplotlib's
 object-oriented API is used, never `pyplot`: no global figure state to leak
 between runs and no GUI backend, so it works headless, in threads and in tests.
 The PNG bytes go through `tf.io.gfile`, so a run folder on gs:// works too.
+A multi-task run's curves get an accuracy panel per task, and each of its
+single-label tasks a confusion matrix of its own (`confusion_matrix_file(task)`).
 
 ```python
 from tfxfer.reports import plots
@@ -30,7 +32,7 @@ from tfxfer.errors import ConfigError
 
 # The names the pictures have in a run folder.
 TRAINING_CURVES_FILE = "training_curves.png"
-CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"  # a multi-task run's: confusion_matrix_file(task)
 LR_FIND_FILE = "lr_find.png"
 
 # Sharp enough to read on a laptop screen, small enough (tens of kB) to keep in every run.
@@ -48,44 +50,58 @@ _TRAIN_COLOR = "tab:blue"
 _VALIDATION_COLOR = "tab:orange"
 _PHASE_COLORS = ("0.93", "#e3eefa")  # light grey, light blue: backgrounds behind the curves
 _PANELS = (("loss", "Loss"), ("accuracy", "Accuracy"))
+_TASK_SUFFIX = "_accuracy"  # a task's accuracy in a multi-task run's history: <task>_accuracy
 
 
 def training_curves_figure(phase_histories: Sequence[Mapping[str, Sequence[float]]], *,
-                           title: str = "Training curves") -> Figure:
+                           title: str = "Training curves", tasks: Sequence[str] | None = None) -> Figure:
     """Loss and accuracy per epoch, train and validation, across both phases of a run.
 
     Epochs are counted across the phases: phase 2's first epoch comes right after
     phase 1's last, and a vertical line at phase 1's epoch count marks where the
     backbone was unfrozen. Train is drawn solid, validation dashed; each phase has
-    a background of its own, named in the legend.
+    a background of its own, named in the legend. A multi-task run gets, after the
+    loss, one accuracy panel per task (`<task>_accuracy`, `val_<task>_accuracy`)
+    instead of the one of the tasks' mean accuracy.
 
     Args:
         phase_histories: list of one or two dicts, phase 1's then phase 2's (leave
             phase 2 out when it did not run), each as `keras.callbacks.History.history`:
             `{"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]}`,
-            one value per epoch. Validation keys may be missing, and a phase may have
+            one value per epoch (a multi-task run's also `<task>_accuracy` and
+            `val_<task>_accuracy`). Validation keys may be missing, and a phase may have
             run 0 epochs (`{}`). Other keys (e.g. `learning_rate`) are ignored.
         title: str. The figure's title.
+        tasks: sequence of str, or None. The tasks of a multi-task run, one accuracy panel
+            each; None finds them in the histories (every `<task>_accuracy` key not
+            starting with `val_`); none found draws the one accuracy panel.
 
     Returns:
-        A `matplotlib.figure.Figure` with two panels, loss then accuracy.
+        A `matplotlib.figure.Figure` with two panels, loss then accuracy (multi-task:
+        loss, then one accuracy panel per task, three panels a row).
 
     Raises:
         ConfigError: no phase, more than two, a history that is not a dict, or
             metrics of one phase with different numbers of epochs.
     """
-    phases = _check_histories(phase_histories)
+    panels = _panels(phase_histories, tasks)
+    phases = _check_histories(phase_histories, panels)
     epochs = [next((len(values) for values in phase.values()), 0) for phase in phases]
     total = sum(epochs)
     starts = np.cumsum([0, *epochs])  # phase i covers epochs starts[i] + 1 .. starts[i + 1]
     x = np.arange(1, total + 1, dtype=float)
     right = max(total, 1) + 0.5  # room for the last point's marker
 
-    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    columns = min(len(panels), 3)
+    rows = math.ceil(len(panels) / columns)
+    fig = Figure(figsize=(5.5 * columns, 4.6 + 3.6 * (rows - 1)), layout="constrained")
     fig.suptitle(f"{title}\n" + ", ".join(f"phase {i + 1}: {n} epoch{'s' if n != 1 else ''}"
                                           for i, n in enumerate(epochs)), fontsize=12)
-    axes = fig.subplots(1, 2)
-    for ax, (metric, name) in zip(axes, _PANELS):
+    axes = list(np.ravel(fig.subplots(rows, columns, squeeze=False)))
+    for ax in axes[len(panels):]:  # the grid's empty places
+        fig.delaxes(ax)
+    axes = axes[:len(panels)]
+    for ax, (metric, name, quantity) in zip(axes, panels):
         # Phase backgrounds first, so that the curves are drawn over them.
         for i, n in enumerate(epochs):
             if n:
@@ -110,7 +126,7 @@ def training_curves_figure(phase_histories: Sequence[Mapping[str, Sequence[float
                     va="center", color="0.4")
         ax.set_title(name)
         ax.set_xlabel("epoch (counted across phases)")
-        ax.set_ylabel(name.lower())
+        ax.set_ylabel(quantity)
         ax.set_xlim(0, right)
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
@@ -124,8 +140,37 @@ def training_curves_figure(phase_histories: Sequence[Mapping[str, Sequence[float
     return fig
 
 
+def history_tasks(phase_histories: Sequence[Mapping[str, Sequence[float]]]) -> list[str]:
+    """The tasks whose `<task>_accuracy` the histories hold (not starting with `val_`), in order of appearance.
+
+    Example:
+        >>> plots.history_tasks([{"loss": [0.5], "accuracy": [0.7], "species_accuracy": [0.8], "grade_accuracy": [0.6],
+        ...                       "val_species_accuracy": [0.7]}])
+        ['species', 'grade']
+    """
+    found = []
+    for history in phase_histories:
+        for key in history if isinstance(history, Mapping) else ():
+            task = key[:-len(_TASK_SUFFIX)]
+            if key.endswith(_TASK_SUFFIX) and task and not key.startswith("val_") and task not in found:
+                found.append(task)
+    return found
+
+
+def _panels(phase_histories, tasks):
+    """The panels drawn: (history key, title, y label) each."""
+    if tasks is None:
+        tasks = history_tasks(phase_histories) if not isinstance(phase_histories, Mapping) else []
+    if isinstance(tasks, str):
+        raise ConfigError(f"tasks must be a list of task names, not one string. Received: tasks={tasks!r}")
+    if not tasks:
+        return [(metric, name, name.lower()) for metric, name in _PANELS]
+    return [("loss", "Loss", "loss")] + [(f"{task}{_TASK_SUFFIX}", f"Accuracy: {task}", "accuracy")
+                                         for task in tasks]
+
+
 def save_training_curves(phase_histories: Sequence[Mapping[str, Sequence[float]]], path: str, *,
-                         title: str = "Training curves") -> str:
+                         title: str = "Training curves", tasks: Sequence[str] | None = None) -> str:
     """Writes `training_curves_figure(phase_histories)` as a PNG.
 
     Args:
@@ -133,6 +178,7 @@ def save_training_curves(phase_histories: Sequence[Mapping[str, Sequence[float]]
         path: str. The PNG's path, local or any `tf.io.gfile` filesystem; a run
             names it `os.path.join(run_dir, TRAINING_CURVES_FILE)`. Its folder is created.
         title: str. The figure's title.
+        tasks: sequence of str, or None. As `training_curves_figure`: a multi-task run's tasks.
 
     Returns:
         `path`.
@@ -143,7 +189,7 @@ def save_training_curves(phase_histories: Sequence[Mapping[str, Sequence[float]]
         >>> tfxfer.save_training_curves([phase1, phase2], "/tmp/run/training_curves.png")
         '/tmp/run/training_curves.png'
     """
-    return _save(training_curves_figure(phase_histories, title=title), path)
+    return _save(training_curves_figure(phase_histories, title=title, tasks=tasks), path)
 
 
 def confusion_matrix_figure(matrix, class_names: Sequence[str], *, title: str = "Confusion matrix") -> Figure:
@@ -246,6 +292,19 @@ def save_confusion_matrix(matrix, class_names: Sequence[str], path: str, *, titl
         '/tmp/run/confusion_matrix.png'
     """
     return _save(confusion_matrix_figure(matrix, class_names, title=title), path)
+
+
+def confusion_matrix_file(task: str | None = None) -> str:
+    """The confusion matrix's file name in a run folder: `confusion_matrix.png`, a task's `confusion_matrix_<task>.png`.
+
+    Example:
+        >>> plots.confusion_matrix_file("species")
+        'confusion_matrix_species.png'
+    """
+    if task is None:
+        return CONFUSION_MATRIX_FILE
+    stem, extension = os.path.splitext(CONFUSION_MATRIX_FILE)
+    return f"{stem}_{task}{extension}"
 
 
 def learning_rate_sweep_figure(learning_rates: Sequence[float], losses: Sequence[float],
@@ -363,8 +422,8 @@ def _save(fig: Figure, path) -> str:
     return path
 
 
-def _check_histories(phase_histories) -> list[dict[str, np.ndarray]]:
-    """Per phase, `{plotted key: float array}`, after checking the histories' shape."""
+def _check_histories(phase_histories, panels) -> list[dict[str, np.ndarray]]:
+    """Per phase, `{plotted key: float array}` of the keys `panels` draw, after checking the histories' shape."""
     if isinstance(phase_histories, Mapping):
         raise ConfigError("phase_histories must be a list of per-phase histories, not one history: "
                           "pass [history] for a single phase.")
@@ -382,7 +441,7 @@ def _check_histories(phase_histories) -> list[dict[str, np.ndarray]]:
                               f"`.history`), not the History object itself. Received: phase {i + 1}: "
                               f"{type(history).__name__}")
         phase = {}
-        for key in (key for metric, _ in _PANELS for key in (metric, f"val_{metric}")):
+        for key in (key for metric, _, _ in panels for key in (metric, f"val_{metric}")):
             if key in history:
                 try:
                     phase[key] = np.asarray(history[key], dtype=float)

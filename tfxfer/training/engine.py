@@ -238,7 +238,10 @@ def _compile(model: keras.Model, phase: Phase, *, loss_scaling: bool = False) ->
     # ready for the user's own evaluate/predict.
     with model.distribute_strategy.scope():
         optimizer = optimizers.for_phase(phase, phase.schedule(), loss_scaling=loss_scaling)
-        model.compile(optimizer=optimizer, loss=phase.loss, metrics=losses.metrics_for(phase.kind))
+        if hasattr(phase.loss, "compile_arguments"):  # a multi-task model: Keras' own loss per output
+            model.compile(optimizer=optimizer, **phase.loss.compile_arguments())
+        else:
+            model.compile(optimizer=optimizer, loss=phase.loss, metrics=losses.metrics_for(phase.kind))
     return phase.loss
 
 

@@ -49,13 +49,10 @@ def has_augmentation(model: keras.Model) -> bool:
 
 def split_at_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """`(extractor, head)`: `model` cut where its head starts, sharing its layers."""
-    first_head_layer = None
-    for name in (layer_names.DROPOUT, layer_names.PREDICTIONS):
-        try:
-            first_head_layer = model.get_layer(name)
-            break
-        except ValueError:
-            continue
+    # The shared dropout if there is one, else the (first task's) Dense layer: all of them take the same input.
+    candidates = [layer for layer in model.layers if layer.name == layer_names.DROPOUT]
+    candidates += [layer for layer in model.layers if layer_names.is_predictions(layer.name)]
+    first_head_layer = candidates[0] if candidates else None
     if first_head_layer is None:
         raise ConfigError(
             f"Feature caching needs a head layer named {layer_names.DROPOUT!r} or "
@@ -99,12 +96,13 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
         extract_train = extract
     extracted = [_extract(extract_train, train_data) for _ in range(max(passes, 1))]
     train_features = np.concatenate([features for features, _, _ in extracted])
-    train_labels = np.concatenate([labels for _, labels, _ in extracted])
+    train_labels = _concatenate([labels for _, labels, _ in extracted])
     batch_size = extracted[0][2]
     # An epoch is as many batches as the data has, drawn from all passes.
-    steps = -(-len(extracted[0][1]) // batch_size)
+    examples = len(extracted[0][0])
+    steps = -(-examples // batch_size)
     train = (tf.data.Dataset.from_tensor_slices((train_features, train_labels))
-             .shuffle(len(train_labels), seed=seed, reshuffle_each_iteration=True)
+             .shuffle(len(train_features), seed=seed, reshuffle_each_iteration=True)
              .batch(batch_size).take(steps).prefetch(tf.data.AUTOTUNE))
     validation = None
     if validation_data is not None:
@@ -112,7 +110,7 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
         validation = tf.data.Dataset.from_tensor_slices((val_features, val_labels)).batch(val_batch_size)
     seconds = time.perf_counter() - start
     logging.info("Cached phase-1 features of %d training examples (%s)%s in %.1fs.",
-                 len(extracted[0][1]), train_features.shape[1:],
+                 examples, train_features.shape[1:],
                  f", {passes} randomly augmented passes" if passes else "", seconds)
     return CachedPhase(head, train, validation, seconds)
 
@@ -121,8 +119,13 @@ def _extract(extract, dataset):
     features, labels, batch_size = [], [], 0
     for inputs, batch_labels in dataset:
         features.append(extract(inputs).numpy())
-        labels.append(batch_labels.numpy())
-        batch_size = max(batch_size, len(labels[-1]))
+        labels.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), batch_labels))
+        batch_size = max(batch_size, len(features[-1]))
     if not labels:
         raise ConfigError("Cannot cache features of an empty dataset; pass at least one batch. Received: 0 batches")
-    return np.concatenate(features), np.concatenate(labels), batch_size
+    return np.concatenate(features), _concatenate(labels), batch_size
+
+
+def _concatenate(batches):
+    """Label batches joined: arrays, or dicts of arrays per task (a multi-task model's labels)."""
+    return tf.nest.map_structure(lambda *arrays: np.concatenate(arrays), *batches)

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads
+from tfxfer.models import tasks as tasks_lib
 
 
 def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, peek: bool = True) -> None:
@@ -32,16 +33,32 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
             "fine_tune trains on batches of (inputs, labels); map the dataset to such pairs. "
             f"Received: {name} with element_spec={spec}"
         )
-    kind, num_classes = heads.head_kind(model), heads.num_classes(model)
     _check_inputs(model.input, spec[0], name)
-    _check_label_spec(kind, num_classes, spec[1], name)
+    for kind, num_classes, label_spec, where in _heads_and_labels(model, spec[1], name):
+        _check_label_spec(kind, num_classes, label_spec, where)
     if not peek:
         return
+    missing_allowed = tasks_lib.model_tasks(model) is not None
     for inputs, labels in dataset.take(1):
         # The batch's own shapes settle what the spec leaves as None.
         _check_inputs(model.input, tf.nest.map_structure(tf.type_spec_from_value, inputs), name)
-        _check_label_spec(kind, num_classes, tf.type_spec_from_value(labels), name)
-        _check_label_values(kind, num_classes, labels, name)
+        for kind, num_classes, head_labels, where in _heads_and_labels(model, labels, name):
+            _check_label_spec(kind, num_classes, tf.type_spec_from_value(head_labels), where)
+            _check_label_values(kind, num_classes, head_labels, where, missing_allowed=missing_allowed)
+
+
+def _heads_and_labels(model: keras.Model, labels, name: str) -> list[tuple]:
+    """`(kind, num_classes, labels, what to call them)` per head: one, or one per task of a multi-task model."""
+    tasks = tasks_lib.model_tasks(model)
+    if tasks is None:
+        return [(heads.head_kind(model), heads.num_classes(model), labels, name)]
+    if not isinstance(labels, dict) or set(labels) != set(tasks):
+        got = sorted(labels) if isinstance(labels, dict) else _describe(labels)
+        raise ConfigError(
+            f"The model has a head per task and trains on a dict of labels with one entry per task, "
+            f"{sorted(tasks)} (tfxfer's loaders give one with label_columns). Received: {name} labels {got}")
+    return [(task.kind, task.num_classes, labels[task_name], f"{name}[{task_name!r}]")
+            for task_name, task in tasks.items()]
 
 
 def check_class_counts(class_counts: list[int], num_classes: int) -> None:
@@ -153,8 +170,12 @@ def _check_label_spec(kind: heads.HeadKind, num_classes: int, spec, name: str) -
     )
 
 
-def _check_label_values(kind: heads.HeadKind, num_classes: int, labels, name: str) -> None:
+def _check_label_values(kind: heads.HeadKind, num_classes: int, labels, name: str, *,
+                        missing_allowed: bool = False) -> None:
     values = np.asarray(labels).astype(np.float64)
+    if missing_allowed:  # a multi-task example without a label for this task: checked by no range
+        labelled = values.reshape(len(values), -1)[:, 0] != tasks_lib.MISSING_LABEL
+        values = values[labelled]
     if values.size == 0:
         return
     seen = sorted(set(np.unique(values).tolist()))

@@ -22,6 +22,8 @@ float32 for the loss and scales the loss with the optimizer's `scale_loss`,
 which only a `LossScaleOptimizer` (float16) changes.
 """
 
+import collections
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -39,7 +41,10 @@ class TrainLoop:
         kind: HeadKind. Decides the per-example loss and accuracy.
         loss: keras.losses.Loss. The per-example loss is its `call`. If it
             has an `example_accuracy(labels, probabilities)` method, that
-            gives each example's accuracy instead of the head's default.
+            gives each example's accuracy instead of the head's default; if
+            it has `task_accuracies` (`losses.MultiTaskLoss`), the labels and
+            outputs are dicts per task, and each task's accuracy is logged
+            as `<task>_accuracy`, their mean as `accuracy`.
         class_weight: dict. `{class_index: weight}` for the training loss, or None.
         head: keras.Model. When training on cached features: the head of
             `model` (features in), which then computes the predictions. Its
@@ -126,11 +131,12 @@ class TrainLoop:
         """`dataset` split over the strategy's replicas: its elements are what `train_step` takes."""
         return self.strategy.experimental_distribute_dataset(dataset)
 
-    def train_step(self, batch) -> tuple[float, float, float]:
-        """One optimizer step on a global batch (from `distribute`): its `(loss sum, correct, examples)`
-        over all replicas, with class weights."""
+    def train_step(self, batch) -> dict[str, float]:
+        """One optimizer step on a global batch (from `distribute`): its sums over all replicas,
+        `{"loss": ..., "correct": ..., "examples": ...}` with class weights (and per task of a
+        multi-task model, `<task>_correct` and `<task>_labelled`)."""
         # One host transfer per step; the step already waited for its all-reduce.
-        return tuple(float(value) for value in self._train_step(batch))
+        return {name: float(value) for name, value in self._train_step(batch).items()}
 
     def evaluate(self, data: tf.data.Dataset) -> dict[str, float]:
         """`{"loss": ..., "accuracy": ...}` of the model on `data`, without class weights."""
@@ -149,12 +155,13 @@ class TrainLoop:
         return self._reduce(self.strategy.run(self._eval_replica_step, args=(batch,)))
 
     def _reduce(self, per_replica):
-        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica]
+        return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in per_replica.items()}
 
     def _train_replica(self, batch):
         inputs, labels = batch
         weights = self._example_weights(labels)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        count = _count(labels)
         context = tf.distribute.get_replica_context()
         # The global count (not the replica's) keeps the mean right for a last,
         # partial batch and for replicas that got no examples from it.
@@ -171,32 +178,43 @@ class TrainLoop:
             loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, model.trainable_variables)
         self.optimizer.apply(gradients, model.trainable_variables)
-        return (tf.reduce_sum(example_losses * weights), self._correct(labels, probabilities), count)
+        return {"loss": tf.reduce_sum(example_losses * weights), **self._correct(labels, probabilities),
+                "examples": count}
 
     def _eval_replica(self, batch):
         inputs, labels = batch
         probabilities = self._network(inputs, training=False)
         example_losses = self._example_losses(labels, probabilities)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return (tf.reduce_sum(example_losses), self._correct(labels, probabilities), count)
+        return {"loss": tf.reduce_sum(example_losses), **self._correct(labels, probabilities),
+                "examples": _count(labels)}
 
     def _example_losses(self, labels, probabilities):
-        probabilities = tf.cast(probabilities, tf.float32)
-        return self._loss.call(tf.cast(labels, tf.float32), probabilities)
+        cast = lambda tensors: tf.nest.map_structure(lambda tensor: tf.cast(tensor, tf.float32), tensors)  # noqa: E731
+        return self._loss.call(cast(labels), cast(probabilities))
 
     def _example_weights(self, labels):
         if self._class_weights is None or self._kind is heads.HeadKind.MULTILABEL:
-            return tf.ones(tf.shape(labels)[:1], tf.float32)
+            return tf.ones([_count(labels)], tf.float32)
         return tf.gather(self._class_weights, tf.reshape(tf.cast(labels, tf.int32), [-1]))
 
     def _correct(self, labels, probabilities):
+        """`{"correct": ...}` summed over the batch, or per task `<task>_correct` and `<task>_labelled`."""
+        if hasattr(self._loss, "task_accuracies"):
+            return {f"{task}_{what}": tf.reduce_sum(value)
+                    for task, sums in self._loss.task_accuracies(labels, probabilities).items()
+                    for what, value in zip(("correct", "labelled"), sums)}
         probabilities = tf.cast(probabilities, tf.float32)
         # A loss whose labels carry more than the labels (distillation's teacher
         # probabilities, `tfxfer.training.distillation`) scores the examples itself.
         score = getattr(self._loss, "example_accuracy", None)
         if score is not None:
-            return tf.reduce_sum(score(labels, probabilities))
-        return tf.reduce_sum(losses.example_accuracy(self._kind, labels, probabilities))
+            return {"correct": tf.reduce_sum(score(labels, probabilities))}
+        return {"correct": tf.reduce_sum(losses.example_accuracy(self._kind, labels, probabilities))}
+
+
+def _count(labels) -> tf.Tensor:
+    """Examples in a batch of labels (one tensor, or a dict per task), as float32."""
+    return tf.cast(tf.shape(tf.nest.flatten(labels)[0])[0], tf.float32)
 
 
 def _compiled(replica_step, jit_compile):
@@ -207,16 +225,25 @@ def _compiled(replica_step, jit_compile):
 
 
 class _Totals:
-    """Sums of (loss, correct, count) over the steps of an epoch."""
+    """Sums of a step's outputs (`loss`, `examples`, and `correct` or per task `<task>_correct`/`_labelled`)
+    over the steps of an epoch."""
 
     def __init__(self):
-        self._sums = np.zeros(3)
+        self._sums = collections.Counter()
 
     def add(self, sums):
         """Adds one step's sums (tensors or floats)."""
-        self._sums += [float(value) for value in sums]
+        self._sums.update({name: float(value) for name, value in sums.items()})
 
     def logs(self, prefix=""):
-        loss, correct, count = self._sums
-        count = max(count, 1.0)
-        return {f"{prefix}loss": float(loss / count), f"{prefix}accuracy": float(correct / count)}
+        sums = self._sums
+        logs = {f"{prefix}loss": sums["loss"] / max(sums["examples"], 1.0)}
+        if "correct" in sums:
+            logs[f"{prefix}accuracy"] = sums["correct"] / max(sums["examples"], 1.0)
+            return logs
+        tasks = [name[:-len("_labelled")] for name in sums if name.endswith("_labelled")]
+        accuracies = {task: sums[f"{task}_correct"] / max(sums[f"{task}_labelled"], 1.0) for task in tasks}
+        # The tasks' mean, under the name every report reads; each task's own beside it, as Keras names them.
+        logs[f"{prefix}accuracy"] = float(np.mean(list(accuracies.values()))) if accuracies else 0.0
+        logs.update({f"{prefix}{task}_accuracy": value for task, value in accuracies.items()})
+        return logs

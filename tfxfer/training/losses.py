@@ -1,7 +1,9 @@
-"""Loss and metrics for each head kind."""
+"""Loss and metrics for each head kind, and for a multi-task classifier's heads together."""
 
 import keras
+import tensorflow as tf
 
+from tfxfer.models import tasks as tasks_lib
 from tfxfer.models.heads import HeadKind
 
 
@@ -58,3 +60,63 @@ def example_accuracy(kind: HeadKind, labels, probabilities):
     predicted = keras.ops.cast(probabilities > 0.5, "float32")
     labels = keras.ops.reshape(keras.ops.cast(labels, "float32"), keras.ops.shape(predicted))
     return keras.ops.mean(keras.ops.cast(keras.ops.equal(predicted, labels), "float32"), axis=-1)
+
+
+class MultiTaskLoss(keras.losses.Loss):
+    """Per example, the sum over tasks of `loss_weight` times the task's loss; a missing label adds 0.
+
+    Labels and probabilities are dicts `{task: tensor}` (see
+    `tfxfer.models.tasks`). Averaged over the batch by the training loop, a
+    task's loss counts every example of the batch, labelled or not, as Keras
+    averages a loss with zero sample weights: a task labelled on half the
+    examples weighs half as much as one labelled on all of them (raise its
+    `loss_weight` to make up for it).
+
+    Args:
+        tasks: dict. `{name: tfxfer.Task}`, the model's `tasks`.
+        label_smoothing: float. Applied to every task's cross-entropy.
+    """
+
+    def __init__(self, tasks: dict, label_smoothing: float = 0.0, name: str = "multi_task_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.tasks = tasks_lib.resolve_tasks(tasks)
+        self.label_smoothing = label_smoothing
+        self._losses = {task_name: loss_for(task.kind, label_smoothing) for task_name, task in self.tasks.items()}
+
+    def call(self, y_true, y_pred):
+        total = 0.0
+        for task_name, task in self.tasks.items():
+            labelled, labels = _labelled(y_true[task_name])
+            probabilities = tf.cast(y_pred[task_name], tf.float32)
+            task_losses = self._losses[task_name].call(labels, probabilities)
+            total += task.loss_weight * tf.where(labelled, task_losses, 0.0)
+        return total
+
+    def task_accuracies(self, y_true, y_pred) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+        """`{task: (correct, labelled)}` per example, shape `(B,)` each: what the loop sums per task."""
+        sums = {}
+        for task_name, task in self.tasks.items():
+            labelled, labels = _labelled(y_true[task_name])
+            correct = example_accuracy(task.kind, labels, tf.cast(y_pred[task_name], tf.float32))
+            labelled = tf.cast(labelled, tf.float32)
+            sums[task_name] = (correct * labelled, labelled)
+        return sums
+
+    def compile_arguments(self) -> dict:
+        """`loss`, `loss_weights` and `metrics` per output for `model.compile`, so that Keras' own
+        `evaluate` works on the model; it does not skip missing labels (`tfxfer.evaluate_model` does)."""
+        return {"loss": dict(self._losses),
+                "loss_weights": {name: task.loss_weight for name, task in self.tasks.items()},
+                "metrics": {name: metrics_for(task.kind) for name, task in self.tasks.items()}}
+
+    def get_config(self):
+        return {**super().get_config(), "tasks": {name: task.get_config() for name, task in self.tasks.items()},
+                "label_smoothing": self.label_smoothing}
+
+
+def _labelled(labels):
+    """`(labelled (B,) bool, labels with missing ones set to 0)`: 0 keeps every loss finite before it is masked."""
+    labels = tf.cast(labels, tf.float32)
+    first = tf.reshape(labels, (tf.shape(labels)[0], -1))[:, 0]
+    labelled = tf.not_equal(first, float(tasks_lib.MISSING_LABEL))
+    return labelled, tf.maximum(labels, 0.0)

@@ -300,8 +300,8 @@ def sweep_phase(
         loop = TrainLoop(model, phase.kind, phase.loss, phase.class_weight, head=head, optimizer=optimizer)
         # Repeated: a sweep needs its steps whatever the size of the data.
         for step, batch in enumerate(loop.distribute(train.repeat().take(steps))):
-            loss_sum, _, count = loop.train_step(batch)
-            if recorder.add(schedule.learning_rate_at(step), loss_sum / max(count, 1.0)):
+            sums = loop.train_step(batch)
+            if recorder.add(schedule.learning_rate_at(step), sums["loss"] / max(sums["examples"], 1.0)):
                 break
     finally:
         state.restore()

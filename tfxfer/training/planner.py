@@ -13,6 +13,7 @@ from absl import logging
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads, layer_names
+from tfxfer.models import tasks as tasks_lib
 from tfxfer.training import (
     class_weights,
     feature_cache,
@@ -52,10 +53,9 @@ def plan_phases(
             lora.target_layers(model, config.fine_tune_at, config.lora_rank)
         if config.layer_decay != 1.0:
             lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
-    kind = heads.head_kind(model)
     check_data(model, train_data, validation_data, class_counts)
     steps = steps_per_epoch(train_data)
-    class_weight = class_weights.resolve(config.class_weight, kind, class_counts, train_data, heads.num_classes(model))
+    kind, loss, class_weight = _loss_and_weights(model, config, loss, class_counts, train_data)
     cache_features = _resolve_cache_features(model, cache_features, config)
     phase1 = Phase(
         name="phase 1", backup_slot="phase1", skip_when_done=True,
@@ -64,7 +64,7 @@ def plan_phases(
         weight_decay=config.weight_decay, global_clipnorm=config.global_clipnorm, lr_multipliers=None,
         fine_tune_at=None, lora_rank=None, cache_features=cache_features,
         augmented_feature_passes=config.augmented_feature_passes,
-        kind=kind, loss=loss or losses.loss_for(kind, config.label_smoothing), class_weight=class_weight,
+        kind=kind, loss=loss, class_weight=class_weight,
         early_stopping_patience=config.early_stopping_patience, ema_momentum=None, callbacks=tuple(callbacks or ()),
     )
     if not config.fine_tune_epochs:
@@ -79,6 +79,26 @@ def plan_phases(
         ema_momentum=config.fine_tune_ema_momentum,
     )
     return [phase1, phase2]
+
+
+def _loss_and_weights(model, config, loss, class_counts, train_data) -> tuple:
+    """`(head kind, training loss, class weights)`; a multi-task model has no one kind (None)."""
+    tasks = tasks_lib.model_tasks(model)
+    if tasks is None:
+        kind = heads.head_kind(model)
+        class_weight = class_weights.resolve(config.class_weight, kind, class_counts, train_data,
+                                             heads.num_classes(model))
+        return kind, loss or losses.loss_for(kind, config.label_smoothing), class_weight
+    if config.class_weight is not None:
+        raise ConfigError(
+            "class_weight weighs the classes of one head; a multi-task model has a head per task. Leave "
+            "class_weight=None and weigh whole tasks with tfxfer.Task(loss_weight=...). "
+            f"Received: class_weight={config.class_weight!r}")
+    if loss is not None and not hasattr(loss, "task_accuracies"):
+        raise ConfigError(
+            "A multi-task model trains on a loss over all its tasks: pass a tfxfer.training.losses.MultiTaskLoss "
+            f"(or a subclass), or leave loss=None. Received: loss={type(loss).__name__}")
+    return None, loss or losses.MultiTaskLoss(tasks, config.label_smoothing), None
 
 
 def _check_ema_momentum(momentum) -> None:
@@ -122,7 +142,7 @@ def _resolve_cache_features(model: keras.Model, cache_features: bool | None, con
 def check_data(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
                class_counts: list[int] | None) -> None:
     """Raises a `ConfigError` if the datasets or `class_counts` do not fit `model`'s inputs and head."""
-    if class_counts is not None:
+    if class_counts is not None and tasks_lib.model_tasks(model) is None:
         input_checks.check_class_counts(class_counts, heads.num_classes(model))
     for name, data in (("train_data", train_data), ("validation_data", validation_data)):
         if data is not None:

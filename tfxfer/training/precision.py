@@ -241,7 +241,7 @@ def _layers_to_cast(model: keras.Model) -> list[keras.layers.Layer]:
     """Every layer of `model` (nested ones too, the model itself included) except the predictions
     layer, whose output and activation must stay float32 for a stable loss."""
     layers = model._flatten_layers(include_self=True, recursive=True)
-    return [layer for layer in layers if layer.name != layer_names.PREDICTIONS]
+    return [layer for layer in layers if not layer_names.is_predictions(layer.name)]
 
 
 def _drop_traced_functions(model: keras.Model) -> None:

@@ -371,4 +371,4 @@ def _dropout_rate(model: keras.Model) -> float | None:
 
 
 def _count_examples(dataset: tf.data.Dataset) -> int:
-    return int(dataset.reduce(0, lambda count, batch: count + tf.shape(batch[1])[0]))
+    return int(dataset.reduce(0, lambda count, batch: count + tf.shape(tf.nest.flatten(batch[1])[0])[0]))

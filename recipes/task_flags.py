@@ -1,0 +1,60 @@
+"""Multi-task flags both recipes share: `--label_columns` and `--task_loss_weights`.
+
+With `--label_columns=product,priority`, the data is a CSV/TSV with a label
+column per task, and the recipe builds one head per task on the shared backbone
+(`tfxfer.models.tasks`); the export answers every task in one call.
+"""
+
+from absl import app, flags
+
+import tfxfer
+
+flags.DEFINE_list("label_columns", None,
+                  "CSV/TSV data with several label columns: one task (and head) per column, e.g. "
+                  "--label_columns=product,priority. A cell left empty means the example has no label for that "
+                  "task: it adds nothing to that task's loss. Tasks are named by their columns (lower-cased, "
+                  "other characters than a-z, 0-9 and _ as _).")
+flags.DEFINE_list("task_loss_weights", None,
+                  "With --label_columns: weight of each task's loss, as task=weight, e.g. priority=0.5; "
+                  "unlisted tasks weigh 1.")
+FLAGS = flags.FLAGS
+
+
+def check_flags(*refused: str) -> None:
+    """Usage errors of the task flags, before any work; `refused` are the flags multi-task runs do not take."""
+    if FLAGS.task_loss_weights and not FLAGS.label_columns:
+        raise app.UsageError("--task_loss_weights weighs the tasks of --label_columns, which is not set. "
+                             f"Received: --task_loss_weights={','.join(FLAGS.task_loss_weights)}")
+    if not FLAGS.label_columns:
+        return
+    for name in refused:
+        if FLAGS[name].present:
+            raise app.UsageError(f"--{name} works on a one-head model, and --label_columns trains a head per task; "
+                                 f"leave one of them out. Received: --{name}={FLAGS[name].value}")
+    _loss_weights()  # a malformed entry fails now
+
+
+def head_arguments(data) -> dict:
+    """The builders' head arguments for `data`: `tasks` (with `--task_loss_weights`) for multi-task data,
+    else `num_classes` (and `multi_label` where the data says)."""
+    if not getattr(data, "tasks", None):
+        return {"num_classes": len(data.class_names)}
+    weights = _loss_weights()
+    unknown = sorted(set(weights) - set(data.tasks))
+    if unknown:
+        raise app.UsageError(f"--task_loss_weights names tasks the data does not have; its tasks are "
+                             f"{sorted(data.tasks)}. Received: {unknown}")
+    return {"tasks": {name: tfxfer.Task(task.num_classes, task.multi_label, weights.get(name, 1.0))
+                      for name, task in data.tasks.items()}}
+
+
+def _loss_weights() -> dict[str, float]:
+    weights = {}
+    for entry in FLAGS.task_loss_weights or ():
+        name, _, value = entry.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise app.UsageError("--task_loss_weights takes task=weight entries, e.g. priority=0.5. "
+                                 f"Received: {entry!r}") from None
+    return weights

@@ -1,0 +1,94 @@
+"""Several tasks on one backbone: what each head predicts, and how its labels say "not labelled".
+
+A multi-task classifier (`tasks={"product": 12, "priority": 3}`) ends in one
+`predictions_<task>` layer per task after the shared `pooler` and `dropout`,
+and its output is a dict `{task: probabilities}`. Its labels are a dict of the
+same keys: class ids `(B,)` for a one-label task, multi-hot `(B, C)` for a
+multi-label one. An example without a label for a task carries
+`MISSING_LABEL` there (the whole row, for multi-label), and that task's loss
+and accuracy skip it.
+"""
+
+import dataclasses
+import re
+
+from tfxfer.errors import ConfigError
+from tfxfer.models.heads import HeadKind, head_kind_for
+
+# Class id (or every multi-hot entry) of an example that has no label for a task.
+MISSING_LABEL = -1
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One head of a multi-task classifier.
+
+    Attributes:
+        num_classes: int. Classes of the task (2 gives one sigmoid unit).
+        multi_label: bool. An example may carry several of its classes.
+        loss_weight: float. Weight of the task's loss in the sum the model trains on.
+
+    Example:
+
+    >>> tfxfer.Task(3, loss_weight=0.5).kind
+    <HeadKind.MULTICLASS: 'multiclass'>
+    """
+
+    num_classes: int
+    multi_label: bool = False
+    loss_weight: float = 1.0
+
+    def __post_init__(self):
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
+            raise ConfigError(f"A task's num_classes must be an int >= 2. Received: num_classes={self.num_classes!r}")
+        head_kind_for(self.num_classes, self.multi_label)  # raises for fewer than 2 classes
+        weight = self.loss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ConfigError(f"A task's loss_weight must be a number > 0, e.g. 1.0. Received: loss_weight={weight!r}")
+
+    @property
+    def kind(self) -> HeadKind:
+        """The head this task gets: decides its loss, accuracy and serving outputs."""
+        return head_kind_for(self.num_classes, self.multi_label)
+
+    @property
+    def units(self) -> int:
+        """Units of the task's Dense layer: 1 for a binary task, its classes otherwise."""
+        return 1 if self.kind is HeadKind.BINARY else self.num_classes
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_tasks(tasks) -> dict[str, Task]:
+    """`{name: Task}` from what builders accept: per task a class count, a `Task` or its config dict.
+
+    Names are lowercase identifiers (`[a-z][a-z0-9_]*`): they name layers,
+    outputs, serving outputs (`probabilities_<task>`) and files.
+
+    Example:
+
+    >>> tfxfer.models.tasks.resolve_tasks({"product": 12, "tags": {"num_classes": 5, "multi_label": True}})["tags"]
+    Task(num_classes=5, multi_label=True, loss_weight=1.0)
+    """
+    if not isinstance(tasks, dict) or not tasks:
+        raise ConfigError("tasks must be a non-empty dict of task name to class count or tfxfer.Task, e.g. "
+                          f"{{'product': 12, 'priority': 3}}. Received: tasks={tasks!r}")
+    resolved = {}
+    for name, spec in tasks.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ConfigError("Task names must be lowercase identifiers (letters, digits, '_', starting with a "
+                              f"letter), e.g. 'priority': they name layers and serving outputs. Received: {name!r}")
+        if isinstance(spec, dict):
+            spec = Task(**spec)
+        elif not isinstance(spec, Task):
+            spec = Task(spec)
+        resolved[name] = spec
+    return resolved
+
+
+def model_tasks(model) -> dict[str, Task] | None:
+    """The tasks of a multi-task classifier; None for a one-head model."""
+    return getattr(model, "tasks", None) or None
