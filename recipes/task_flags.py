@@ -2,7 +2,7 @@
 
 With `--label_columns=product,priority`, the data is a CSV/TSV with a label
 column per task, and the recipe builds one head per task on the shared backbone
-(`tfxfer.models.tasks`); the export answers every task in one call.
+(`tfxfer.tasks`); the export answers every task in one call.
 """
 
 from absl import app, flags

@@ -12,9 +12,11 @@ PACKAGE = pathlib.Path(tfxfer.__file__).parent
 # Each part of the package, and the parts it may import besides itself. `data` and `models`
 # are siblings: neither needs the other (a model's preprocessor runs in tf.data through the
 # function it is given).
-FOUNDATION = ("tfxfer.errors", "tfxfer.version", "tfxfer.defaults", "tfxfer.reproducibility")
+FOUNDATION = ("tfxfer.errors", "tfxfer.version", "tfxfer.defaults", "tfxfer.reproducibility", "tfxfer.tasks")
 ALLOWED = {
     "tfxfer.errors": (),
+    # Head kinds and tasks: what loaders label and builders make heads for.
+    "tfxfer.tasks": ("tfxfer.errors",),
     "tfxfer.version": (),
     "tfxfer.reproducibility": (),
     "tfxfer.defaults": (),

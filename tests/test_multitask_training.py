@@ -14,7 +14,7 @@ import tfxfer
 from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, sentences
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads, lora_layers
-from tfxfer.models.tasks import MISSING_LABEL, Task, resolve_tasks
+from tfxfer.tasks import MISSING_LABEL, Task, resolve_tasks
 from tfxfer.training import losses
 from tfxfer.training.loop import TrainLoop
 
@@ -101,6 +101,12 @@ def test_multi_task_model_has_a_dense_layer_per_task_and_reloads_whole(tmp_path)
     again = reloaded.predict(images, verbose=0)
     for name in outputs:
         np.testing.assert_allclose(again[name], outputs[name], atol=1e-6)
+
+
+def test_setting_the_shared_dropout_is_saved_with_the_model():
+    model = tfxfer.ImageClassifier(_image_model().backbone, tasks=TASKS, dropout=0.2)
+    heads.set_dropout(model, 0.4)  # what a search does between trials
+    assert model.get_layer("dropout").rate == 0.4 and model.get_config()["dropout"] == 0.4
 
 
 def test_one_head_code_refuses_a_multi_task_model_by_name():

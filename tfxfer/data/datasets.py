@@ -7,7 +7,7 @@ so training, reports and exports read the same fields from either.
 Multi-task data (`load_text_data(..., label_columns=[...])`, `load_image_csv`)
 has the same fields with one entry per task: `class_names` and
 `train_class_counts` are dicts `{task: [...]}`, the labels of each batch a dict
-`{task: tensor}` (`tfxfer.models.tasks`), and `tasks` says what each task is.
+`{task: tensor}` (`tfxfer.tasks`), and `tasks` says what each task is.
 """
 
 import dataclasses

@@ -55,7 +55,7 @@ def load_image_csv(
     characters than `[a-z0-9_]` replaced by `_` (`"Leaf Colour"` ->
     `leaf_colour`); its class names are the sorted names in that column, and it
     needs at least 2. An empty label cell means the image has no label for that
-    task: its class id is -1 (`tfxfer.models.tasks.MISSING_LABEL`), or its
+    task: its class id is -1 (`tfxfer.tasks.MISSING_LABEL`), or its
     multi-hot row all -1.0 with `label_separator` (which then applies to every
     label column: `"red|round"`).
 

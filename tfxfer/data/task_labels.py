@@ -2,7 +2,7 @@
 
 Text (`load_text_data(..., label_columns=[...])`) and image
 (`load_image_csv`) loaders read the same kind of table: each label column is a
-task, named after its header (`tfxfer.models.tasks` task names), and an empty
+task, named after its header (`tfxfer.tasks` task names), and an empty
 cell means the example has no label for that task. Readers keep each row's
 labels as a dict `{task: class name, tuple of names (multi-label) or None}`;
 this module turns those rows into what training reads:
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfxfer.errors import ConfigError
-from tfxfer.models.tasks import MISSING_LABEL, Task
+from tfxfer.tasks import MISSING_LABEL, Task
 
 _NOT_NAME = re.compile(r"[^a-z0-9_]")
 

@@ -14,7 +14,7 @@ from absl import logging
 
 from tfxfer.errors import ConfigError
 from tfxfer.evaluation import metrics
-from tfxfer.models import tasks as model_tasks
+from tfxfer import tasks as model_tasks
 
 
 def evaluate_model(

@@ -14,7 +14,7 @@ from sklearn import metrics as skm
 from tfxfer.errors import ConfigError
 
 MULTICLASS, BINARY, MULTILABEL = "multiclass", "binary", "multilabel"  # the values of HeadKind
-# The label of an example without one for a task (the whole row, multi-label): tfxfer.models.tasks.MISSING_LABEL,
+# The label of an example without one for a task (the whole row, multi-label): tfxfer.tasks.MISSING_LABEL,
 # repeated here so that reading reports does not import Keras.
 MISSING_LABEL = -1
 

@@ -20,7 +20,7 @@ from tfxfer.export.layout import METADATA_FILE
 from tfxfer.models import heads, lora_layers
 from tfxfer.models.classifier import Classifier, text_preprocessor
 from tfxfer.models.heads import HeadKind
-from tfxfer.models.tasks import model_tasks
+from tfxfer.tasks import model_tasks
 from tfxfer.version import __version__
 
 

@@ -42,7 +42,7 @@ from tfxfer.export import versioning
 from tfxfer.export.saved_model import check_label_lines
 from tfxfer.models import heads, layer_names, lora_layers
 from tfxfer.models.classifier import text_preprocessor
-from tfxfer.models.tasks import model_tasks
+from tfxfer.tasks import model_tasks
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
 

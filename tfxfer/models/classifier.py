@@ -12,7 +12,7 @@ import keras
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads
-from tfxfer.models import tasks as tasks_lib
+from tfxfer import tasks as tasks_lib
 
 IMAGE = "image"
 TEXT = "text"
@@ -30,7 +30,7 @@ class Classifier(keras.Model):
         head_kind: HeadKind. What the `predictions` layer computes; None for
             a multi-task classifier.
         tasks: dict | None. `{name: tfxfer.Task}` of a multi-task classifier,
-            whose output is `{name: probabilities}` (`tfxfer.models.tasks`);
+            whose output is `{name: probabilities}` (`tfxfer.tasks`);
             None for one head.
         backbone_name: str. Which backbone this is, for metadata and logs.
 

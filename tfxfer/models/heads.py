@@ -4,12 +4,12 @@ Image and text classifiers end in the same layers, named so that freezing,
 training and export can find them: `pooler` -> `dropout` -> `predictions`.
 """
 
-import enum
-
 import keras
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import layer_names
+# Defined below the models (data names tasks too); imported here, where every head reads them.
+from tfxfer.tasks import HeadKind, head_kind_for
 
 PREDICTIONS_LAYER = layer_names.PREDICTIONS
 
@@ -19,42 +19,6 @@ _POOLERS = {
     "max": keras.layers.GlobalMaxPooling2D,
     "flatten": keras.layers.Flatten,
 }
-
-
-class HeadKind(str, enum.Enum):
-    """What the `predictions` layer computes; decides loss, metrics and serving outputs.
-
-    A model's kind is `model.head_kind`, chosen by `num_classes` and `multi_label`
-    (2 classes give `BINARY`, one sigmoid unit).
-
-    Example:
-
-    >>> tfxfer.HeadKind("binary")
-    <HeadKind.BINARY: 'binary'>
-    >>> tfxfer.HeadKind.MULTILABEL == "multilabel"  # a str enum: equal to its value
-    True
-    """
-
-    MULTICLASS = "multiclass"  # softmax over num_classes, one label per example
-    BINARY = "binary"  # one sigmoid unit: P(class 1) of two classes
-    MULTILABEL = "multilabel"  # one sigmoid per class, any number of labels
-
-
-def head_kind_for(num_classes: int, multi_label: bool = False) -> HeadKind:
-    """Chooses the head for a task.
-
-    Args:
-        num_classes: int. Number of classes; at least 2.
-        multi_label: bool. Whether an example may carry several labels.
-    """
-    if num_classes < 2:
-        raise ConfigError(
-            "A classifier needs at least 2 classes (a binary task has 2: pass "
-            f"num_classes=2). Received: num_classes={num_classes}"
-        )
-    if multi_label:
-        return HeadKind.MULTILABEL
-    return HeadKind.BINARY if num_classes == 2 else HeadKind.MULTICLASS
 
 
 def classification_head(
@@ -136,7 +100,7 @@ def set_dropout(model: keras.Model, rate: float) -> None:
             f"(e.g. dropout=0.2), or leave dropout out of the search. Received: model={model.name!r}"
         ) from error
     layer.rate = float(rate)
-    if _knows_its_head(model):
+    if _knows_its_head(model) or getattr(model, "tasks", None):
         model.dropout = float(rate)  # saved in its config, as if it had been built with it
 
 

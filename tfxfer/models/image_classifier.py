@@ -101,7 +101,7 @@ def build_image_classifier(
         tasks: dict. Instead of `num_classes`, a head per task on the shared
             backbone: `{name: class count or tfxfer.Task}`, e.g.
             `{"species": 5, "grade": tfxfer.Task(3, loss_weight=0.5)}`
-            (see `tfxfer.models.tasks`); the model then outputs
+            (see `tfxfer.tasks`); the model then outputs
             `{name: probabilities}` and trains on a dict of labels.
         weights: str. `"pretrained"` (the backbone's ImageNet weights; `"imagenet"`,
             Keras' name, also works), None (random init) or a path to a weights

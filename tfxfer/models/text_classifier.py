@@ -128,7 +128,7 @@ def build_text_classifier(
         num_classes: int. Number of classes (2 gives one sigmoid unit).
         tasks: dict. Instead of `num_classes`, a head per task on the shared
             encoder: `{name: class count or tfxfer.Task}`, e.g.
-            `{"product": 12, "priority": 3}` (see `tfxfer.models.tasks`); the
+            `{"product": 12, "priority": 3}` (see `tfxfer.tasks`); the
             model then outputs `{name: probabilities}` and trains on a dict of labels.
         sequence_length: int. Tokens per text for preset backbones (a
             `TextBackbone` brings its own).

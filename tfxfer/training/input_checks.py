@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads
-from tfxfer.models import tasks as tasks_lib
+from tfxfer import tasks as tasks_lib
 
 
 def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, peek: bool = True) -> None:

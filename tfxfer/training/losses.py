@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfxfer.models import tasks as tasks_lib
+from tfxfer import tasks as tasks_lib
 from tfxfer.models.heads import HeadKind
 
 
@@ -66,7 +66,7 @@ class MultiTaskLoss(keras.losses.Loss):
     """Per example, the sum over tasks of `loss_weight` times the task's loss; a missing label adds 0.
 
     Labels and probabilities are dicts `{task: tensor}` (see
-    `tfxfer.models.tasks`). Averaged over the batch by the training loop, a
+    `tfxfer.tasks`). Averaged over the batch by the training loop, a
     task's loss counts every example of the batch, labelled or not, as Keras
     averages a loss with zero sample weights: a task labelled on half the
     examples weighs half as much as one labelled on all of them (raise its

@@ -13,7 +13,7 @@ from absl import logging
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads, layer_names
-from tfxfer.models import tasks as tasks_lib
+from tfxfer import tasks as tasks_lib
 from tfxfer.training import (
     class_weights,
     feature_cache,

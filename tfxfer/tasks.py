@@ -1,4 +1,7 @@
-"""Several tasks on one backbone: what each head predicts, and how its labels say "not labelled".
+"""What a classifier's heads predict: the head kinds, and the tasks of a multi-task classifier.
+
+Below both `data` and `models`: loaders say what tasks their label columns
+hold, builders make a head for each.
 
 A multi-task classifier (`tasks={"product": 12, "priority": 3}`) ends in one
 `predictions_<task>` layer per task after the shared `pooler` and `dropout`,
@@ -10,10 +13,47 @@ and accuracy skip it.
 """
 
 import dataclasses
+import enum
 import re
 
 from tfxfer.errors import ConfigError
-from tfxfer.models.heads import HeadKind, head_kind_for
+
+
+class HeadKind(str, enum.Enum):
+    """What the `predictions` layer computes; decides loss, metrics and serving outputs.
+
+    A model's kind is `model.head_kind`, chosen by `num_classes` and `multi_label`
+    (2 classes give `BINARY`, one sigmoid unit).
+
+    Example:
+
+    >>> tfxfer.HeadKind("binary")
+    <HeadKind.BINARY: 'binary'>
+    >>> tfxfer.HeadKind.MULTILABEL == "multilabel"  # a str enum: equal to its value
+    True
+    """
+
+    MULTICLASS = "multiclass"  # softmax over num_classes, one label per example
+    BINARY = "binary"  # one sigmoid unit: P(class 1) of two classes
+    MULTILABEL = "multilabel"  # one sigmoid per class, any number of labels
+
+
+def head_kind_for(num_classes: int, multi_label: bool = False) -> HeadKind:
+    """Chooses the head for a task.
+
+    Args:
+        num_classes: int. Number of classes; at least 2.
+        multi_label: bool. Whether an example may carry several labels.
+    """
+    if num_classes < 2:
+        raise ConfigError(
+            "A classifier needs at least 2 classes (a binary task has 2: pass "
+            f"num_classes=2). Received: num_classes={num_classes}"
+        )
+    if multi_label:
+        return HeadKind.MULTILABEL
+    return HeadKind.BINARY if num_classes == 2 else HeadKind.MULTICLASS
+
 
 # Class id (or every multi-hot entry) of an example that has no label for a task.
 MISSING_LABEL = -1
@@ -70,7 +110,7 @@ def resolve_tasks(tasks) -> dict[str, Task]:
 
     Example:
 
-    >>> tfxfer.models.tasks.resolve_tasks({"product": 12, "tags": {"num_classes": 5, "multi_label": True}})["tags"]
+    >>> tfxfer.tasks.resolve_tasks({"product": 12, "tags": {"num_classes": 5, "multi_label": True}})["tags"]
     Task(num_classes=5, multi_label=True, loss_weight=1.0)
     """
     if not isinstance(tasks, dict) or not tasks:
