@@ -2,7 +2,6 @@
 
 import json
 import os
-from collections.abc import Mapping, Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -30,28 +29,3 @@ def write_metrics(run_dir: str, metrics: dict) -> str:
     logging.info("Wrote %s", path)
     return path
 
-
-def task_metrics(phase_metrics: Mapping[str, Mapping[str, float]], tasks: Sequence[str]) -> dict:
-    """A multi-task run's accuracies regrouped by task: `{task: {phase: {"accuracy": ..., "val_accuracy": ...}}}`.
-
-    Args:
-        phase_metrics: dict `{phase: {key: value}}` holding, per the training logs' names,
-            `<task>_accuracy` (train) and `val_<task>_accuracy` (validation) of each task;
-            keys a phase lacks (e.g. no validation data) are left out of it.
-        tasks: sequence of str. The run's tasks.
-
-    Example:
-
-    >>> task_metrics({"phase1": {"loss": 0.4, "species_accuracy": 0.9, "val_species_accuracy": 0.8}}, ["species"])
-    {'species': {'phase1': {'accuracy': 0.9, 'val_accuracy': 0.8}}}
-    """
-    regrouped = {}
-    for task in tasks:
-        per_phase = {}
-        for phase, values in phase_metrics.items():
-            found = {name: float(values[key]) for name, key in (("accuracy", f"{task}_accuracy"),
-                                                         ("val_accuracy", f"val_{task}_accuracy")) if key in values}
-            if found:
-                per_phase[phase] = found
-        regrouped[task] = per_phase
-    return regrouped

@@ -9,10 +9,9 @@ pictures (`training_curves.png`, `confusion_matrix.png` for single-label tasks,
 `lr_find.png` when the finder ran), then prints the evaluation table and a
 closing summary naming every file. Only the chief prints.
 
-A multi-task run's evaluation has a report per task (`{"tasks": {task: report}}`);
-`metrics.json` then also gets `tasks` (each task's accuracies per phase,
-`metrics_file.task_metrics`), the training curves an accuracy panel per task, and
-each single-label task its `confusion_matrix_<task>.png`.
+A multi-task run's evaluation has a report per task (`{"tasks": {task: report}}`), its
+phases' metrics `val_<task>_accuracy` per task, the training curves an accuracy panel per
+task, and each single-label task its `confusion_matrix_<task>.png`.
 """
 
 import os
@@ -52,8 +51,6 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
     """
     metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
     tasks = run_tasks(result, evaluation)
-    if tasks:
-        metrics["tasks"] = metrics_file.task_metrics(phase_metrics(result), tasks)
     flags_path = run_folder.write_flagfile(run_dir)
     written = [*written, metrics_file.write_metrics(run_dir, metrics)]
     written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, plots.TRAINING_CURVES_FILE),
@@ -79,16 +76,6 @@ def run_tasks(result: tfxfer.FineTuneResult, evaluation: dict | None) -> list[st
     if evaluation is not None and "tasks" in evaluation:
         return list(evaluation["tasks"])
     return plots.history_tasks(result.histories())
-
-
-def phase_metrics(result: tfxfer.FineTuneResult) -> dict[str, dict[str, float]]:
-    """Per phase, each history key's last epoch value, overridden by the phase's final (restored) metrics."""
-    phases = {}
-    for name, phase in (("phase1", result.phase1), ("phase2", result.phase2)):
-        if phase is not None:
-            last = {key: values[-1] for key, values in phase.history.items() if len(values)}
-            phases[name] = {**last, **phase.final_metrics}
-    return phases
 
 
 def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
