@@ -50,11 +50,10 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
     written: list of str. Files the recipe wrote to `run_dir` itself, for the closing summary.
     """
     metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
-    tasks = run_tasks(result, evaluation)
     flags_path = run_folder.write_flagfile(run_dir)
     written = [*written, metrics_file.write_metrics(run_dir, metrics)]
-    written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, plots.TRAINING_CURVES_FILE),
-                                              tasks=tasks or None))
+    # A multi-task run's curves: a panel per task, found in the histories' `<task>_accuracy`.
+    written.append(plots.save_training_curves(result.histories(), os.path.join(run_dir, plots.TRAINING_CURVES_FILE)))
     if evaluation is not None:
         written += save_confusion_matrices(run_dir, evaluation)
     for phase in (result.phase1, result.phase2):
@@ -71,19 +70,9 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
     print(closing_summary(run_dir, flags_path, written, export_path, student_export))
 
 
-def run_tasks(result: tfxfer.FineTuneResult, evaluation: dict | None) -> list[str]:
-    """The tasks of a multi-task run (from its evaluation, else its histories' `<task>_accuracy`); [] for one head."""
-    if evaluation is not None and "tasks" in evaluation:
-        return list(evaluation["tasks"])
-    return plots.history_tasks(result.histories())
-
-
 def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
     """`confusion_matrix.png` of a single-label evaluation, or `confusion_matrix_<task>.png` per single-label task."""
-    if "tasks" not in evaluation:
-        reports = {None: evaluation}
-    else:
-        reports = evaluation["tasks"]
+    reports = evaluation["tasks"] if "tasks" in evaluation else {None: evaluation}
     written = []
     for task, report in reports.items():
         if "confusion_matrix" in report:  # multi-label reports (and tasks without labelled examples) have none

@@ -24,11 +24,11 @@ from absl import logging
 from tfxfer.data.constants import IMAGE_EXTENSIONS, LABELS_FILE
 from tfxfer.errors import ConfigError, MissingFileError
 from tfxfer.export import layout, versioning
+from tfxfer.tasks import HeadKind
 
 IMAGE, TEXT = "image", "text"
 LABELS_ASSET = os.path.join(layout.ASSETS_DIR, LABELS_FILE)
 METADATA_ASSET = os.path.join(layout.EXTRA_ASSETS_DIR, layout.METADATA_FILE)
-MULTILABEL = "multilabel"  # a task's `head` in the metadata (tfxfer.models.heads.HeadKind, not imported: Keras)
 
 
 @dataclasses.dataclass
@@ -65,7 +65,7 @@ class ServedTask:
     @property
     def multi_label(self) -> bool:
         """Whether an input may carry several of the task's classes (answered by a threshold)."""
-        return self.head == MULTILABEL
+        return self.head == HeadKind.MULTILABEL
 
 
 def image_files(inputs: Sequence[str]) -> list[str]:
@@ -240,17 +240,14 @@ def _predict(model_dir, kind, inputs, *, top_k, batch_size, threshold):
     inputs = list(inputs)
     if not inputs:
         raise ConfigError(f"Pass at least one {kind} to predict. Received: none")
-    version_dir = _version_dir(model_dir)
-    tasks = served_tasks(version_dir)
-    names = class_names(version_dir) if tasks is None else None
-    serve = _serving_default(version_dir)
-    model_kind = _kind(serve, version_dir)
-    if model_kind != kind:
+    model = load_serving_model(model_dir)
+    serve, names, tasks = model.signature, model.class_names, model.tasks
+    if model.kind != kind:
         raise ConfigError(
-            f"The model at {version_dir!r} takes {model_kind} inputs; pass {model_kind}s "
-            f"(predict.py: {'--text/--text_file' if model_kind == TEXT else 'image files'}). Received: {kind} inputs"
+            f"The model at {model.version_dir!r} takes {model.kind} inputs; pass {model.kind}s "
+            f"(predict.py: {'--text/--text_file' if model.kind == TEXT else 'image files'}). Received: {kind} inputs"
         )
-    logging.info("Predicting %d %ss with %s", len(inputs), kind, version_dir)
+    logging.info("Predicting %d %ss with %s", len(inputs), kind, model.version_dir)
     predictions = []
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start:start + batch_size]
@@ -405,11 +402,11 @@ def serving_probabilities(
             except tf.errors.InvalidArgumentError as error:
                 # What the decoder said, after graph mode's "Detected at node ... <stack traces unavailable>".
                 refused[index] = _op_message(error).rpartition("<stack traces unavailable>")[2].strip()
-        return _concatenate(rows, model), refused
+        return concatenate_probabilities(rows, model), refused
 
 
-def _concatenate(parts, model):
-    """The accepted inputs' probabilities, one `(1, C)` part (or `{task: (1, C)}`) each, as one batch."""
+def concatenate_probabilities(parts: list, model: ServingModel) -> np.ndarray | dict[str, np.ndarray]:
+    """Batches of probabilities, `(n, C)` arrays (or `{task: (n, C)}`), as one; empty `(0, C)` for none."""
     if model.tasks is None:
         return np.concatenate(parts) if parts else np.zeros((0, len(model.class_names)), np.float32)
     return {task: np.concatenate([part[task] for part in parts]) if parts

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import image_ops, pipeline, splits, task_labels, text_csv
+from tfxfer.data import image_ops, pipeline, splits, task_labels, text_csv, text_files
 from tfxfer.data.image_folders import decode_parallelism, warn_skipped
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError, MissingFileError
@@ -224,8 +224,8 @@ def _read_csv_text(csv_path: str) -> str:
         raise ConfigError(
             "load_image_csv reads a .csv or .tsv file listing image paths and label columns; for a folder of "
             f"class folders use load_image_folders. Received: csv_path={csv_path!r}")
-    with tf.io.gfile.GFile(csv_path, "rb") as f:
-        content = f.read()
+    content = text_files.read_bytes(csv_path)
+    text_files.check_not_utf16(csv_path, content[:4])
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -160,16 +160,10 @@ def _read_label(result: LabelledTexts, cell: str, label_separator: str | None,
     except UnicodeEncodeError:  # Lone surrogates: the label's bytes were not UTF-8.
         result.skip("undecodable", where)
         return None
-    if label_separator is None:
-        if not label:
-            result.skip("no_label", where)
-        return label or None
-    parts = [name.strip() for name in label.split(label_separator)]
-    names = tuple(dict.fromkeys(name for name in parts if name))
-    if not names:
+    names, dropped_names = task_labels.read_cell(label, label_separator)
+    if names is None:
         result.skip("no_label", where)
-        return None
-    if "" in parts:
+    elif dropped_names:
         result.note("empty_class_names", where)
     return names
 

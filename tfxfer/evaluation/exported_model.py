@@ -185,9 +185,7 @@ def _serve(model, examples, batch_size):
         reasons.update({_name(batch[i], start + i): reason for i, reason in refused.items()})
         if number % _LOG_EVERY == 0:
             logging.info("Evaluated %d of %d examples.", min(start + batch_size, len(examples)), len(examples))
-    if isinstance(rows[0], dict):
-        return {task: np.concatenate([row[task] for row in rows]) for task in rows[0]}, kept, reasons
-    return np.concatenate(rows), kept, reasons
+    return prediction.concatenate_probabilities(rows, model), kept, reasons
 
 
 def _check_read(examples, kept, reasons):

@@ -12,11 +12,9 @@ import numpy as np
 from sklearn import metrics as skm
 
 from tfxfer.errors import ConfigError
+from tfxfer.tasks import MISSING_LABEL
 
 MULTICLASS, BINARY, MULTILABEL = "multiclass", "binary", "multilabel"  # the values of HeadKind
-# The label of an example without one for a task (the whole row, multi-label): tfxfer.tasks.MISSING_LABEL,
-# repeated here so that reading reports does not import Keras.
-MISSING_LABEL = -1
 
 
 def classification_report(
@@ -159,11 +157,6 @@ def multi_task_report(
               if report["num_examples"]]
     return {"tasks": reports, "num_examples": next(iter(sizes.values()), 0),
             "accuracy": float(np.mean(scores)) if scores else None}
-
-
-def is_multi_task(report: dict) -> bool:
-    """Whether `report` is `multi_task_report`'s (one report per task) rather than one `classification_report`."""
-    return "tasks" in report
 
 
 def _task_report(labels, probabilities, class_names, multi_label, threshold, top_k):
