@@ -9,7 +9,15 @@ Each variant changes one thing from tfxfer's defaults:
 - **ema**: phase 2 validates and ends with a moving average of its weights
   (`FineTuneConfig(fine_tune_ema_momentum=0.9)`: about the last 10 steps, 1.5 epochs here);
 - **lr3x**: phase 2 at 3 times the default's peak learning rate (`fine_tune_learning_rate=3e-4`);
-- **deeper**: phase 2 unfreezes the top 60 % of the backbone's layers, not 30 % (`fine_tune_at=0.6`).
+- **deeper**: phase 2 unfreezes the top 60 % of the backbone's layers, not 30 % (`fine_tune_at=0.6`);
+- **no_early_stopping**: both phases run all their epochs (`early_stopping_patience=None`),
+  and the model is the last epoch's, not the one with the lowest validation loss;
+- **five_epochs**: the same, with phase 2's schedule over 5 epochs, not 10
+  (`fine_tune_epochs=5, early_stopping_patience=None`): about the time early stopping leaves it;
+- **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
+  288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
+
+The others run at tfxfer's default size, or at `--image_size`.
 
 Every run also scores its final model with flip test-time augmentation
 (`flip_averaged_val_accuracy`: each image's probabilities averaged with its mirror
@@ -36,27 +44,34 @@ import tfxfer
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the splits and of training.")
 flags.DEFINE_list("variants", ["clean", "full", "aug2", "ema"], "Which variants to run.")
+flags.DEFINE_integer("image_size", None, "Input size of every variant but size224 and size288; default: "
+                     "tfxfer's (320 for MobileNetV2).")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
-_VARIANTS = {  # name: (cache_features, FineTuneConfig changes)
-    "clean": (True, {}),
-    "full": (False, {}),
-    "aug2": (True, {"augmented_feature_passes": 2}),
-    "ema": (True, {"fine_tune_ema_momentum": 0.9}),
-    "lr3x": (True, {"fine_tune_learning_rate": 3e-4}),
-    "deeper": (True, {"fine_tune_at": 0.6}),
+_VARIANTS = {  # name: (cache_features, FineTuneConfig changes, image size: None for --image_size)
+    "clean": (True, {}, None),
+    "full": (False, {}, None),
+    "aug2": (True, {"augmented_feature_passes": 2}, None),
+    "ema": (True, {"fine_tune_ema_momentum": 0.9}, None),
+    "lr3x": (True, {"fine_tune_learning_rate": 3e-4}, None),
+    "deeper": (True, {"fine_tune_at": 0.6}, None),
+    "no_early_stopping": (True, {"early_stopping_patience": None}, None),
+    "five_epochs": (True, {"fine_tune_epochs": 5, "early_stopping_patience": None}, None),
+    "size224": (True, {}, 224),
+    "size288": (True, {}, 288),
 }
 
 
 def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
-    cache_features, changes = _VARIANTS[variant]
+    cache_features, changes, image_size = _VARIANTS[variant]
+    image_size = image_size or FLAGS.image_size or tfxfer.default_image_size("mobilenet_v2")
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    data = tfxfer.load_image_folders(os.path.join(data_dir, "train"), image_size=(image_pair.IMAGE_SIZE,) * 2,
+    data = tfxfer.load_image_folders(os.path.join(data_dir, "train"), image_size=(image_size, image_size),
                                      validation_split=0.2, seed=seed)
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names), weights=weights,
-                                          image_size=image_pair.IMAGE_SIZE, alpha=image_pair.ALPHA, seed=seed)
+                                          image_size=image_size, alpha=image_pair.ALPHA, seed=seed)
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
                               config=tfxfer.FineTuneConfig(**changes),
                               cache_features=cache_features, verbose=0)

@@ -2,7 +2,8 @@
 
 All three start from the same ImageNet-pretrained MobileNetV2-0.35 weights file
 and the same ants/bees folders in ../shared, and are scored on the same 153
-validation images.
+validation images. The recipe and the probe read the images at the weights'
+pretraining size (224x224); tfxfer at its default size (`tfxfer.default_image_size`, 320x320).
 """
 
 import gc
@@ -19,7 +20,7 @@ import tensorflow as tf
 import tfxfer
 
 ALPHA = 0.35
-IMAGE_SIZE = 224
+IMAGE_SIZE = 224  # the weights' pretraining size: the Keras guide's and the probe's input size
 WEIGHTS = "weights/mobilenet_v2_0.35_224_no_top.weights.h5"
 DATA = "data/hymenoptera"
 
@@ -43,17 +44,18 @@ def compare_variants(run_variant, shared_dir: str, seeds: list[str], variants: l
 def run_tfxfer(data_dir: str, weights: str, seed: int) -> dict:
     """tfxfer with its defaults, through the Python API: what `recipes/image_classifier.py` trains."""
     _fresh_start(seed)
+    size = tfxfer.default_image_size("mobilenet_v2")  # what the recipe reads the images at without --image_size
     with measure.PeakRss() as memory:
         start = time.perf_counter()
-        data = tfxfer.load_image_folders(data_dir, image_size=(IMAGE_SIZE, IMAGE_SIZE), seed=seed)
+        data = tfxfer.load_image_folders(data_dir, image_size=(size, size), seed=seed)
         model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names), weights=weights,
-                                              image_size=IMAGE_SIZE, alpha=ALPHA, seed=seed)
+                                              alpha=ALPHA, seed=seed)
         throughput = measure.TrainingThroughput(data.train_size)
         result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
                                   callbacks=[throughput], verbose=0)
         seconds = time.perf_counter() - start
     final = result.phase2 or result.phase1
-    return {"val_accuracy": final.final_metrics["val_accuracy"],
+    return {"image_size": size, "val_accuracy": final.final_metrics["val_accuracy"],
             "phase1_seconds": result.phase1.seconds,
             "phase2_seconds": result.phase2.seconds if result.phase2 else 0.0,
             "seconds": seconds,
@@ -98,20 +100,21 @@ def run_keras_guide(data_dir: str, weights: str, seed: int) -> dict:
             phase_seconds.append(time.perf_counter() - phase_start)
         accuracy = model.evaluate(val, verbose=0, return_dict=True)["accuracy"]
         seconds = time.perf_counter() - start
-    return {"val_accuracy": float(accuracy), "phase1_seconds": phase_seconds[0], "phase2_seconds": phase_seconds[1],
-            "seconds": seconds, "phase2_images_per_second": throughput.images_per_second(),
-            "peak_rss_mb": memory.megabytes, "pipeline_images_per_second": measure.pipeline_images_per_second(train)}
+    return {"image_size": IMAGE_SIZE, "val_accuracy": float(accuracy), "phase1_seconds": phase_seconds[0],
+            "phase2_seconds": phase_seconds[1], "seconds": seconds,
+            "phase2_images_per_second": throughput.images_per_second(), "peak_rss_mb": memory.megabytes,
+            "pipeline_images_per_second": measure.pipeline_images_per_second(train)}
 
 
-def run_probe(data_dir: str, weights: str) -> dict:
+def run_probe(data_dir: str, weights: str, image_size: int = IMAGE_SIZE) -> dict:
     """Logistic regression (scikit-learn, default regularisation) on the frozen backbone's
-    average-pooled features of the un-augmented images."""
+    average-pooled features of the un-augmented images, read at `image_size`."""
     from sklearn.linear_model import LogisticRegression
 
     start = time.perf_counter()
-    data = tfxfer.load_image_folders(data_dir, image_size=(IMAGE_SIZE, IMAGE_SIZE))
+    data = tfxfer.load_image_folders(data_dir, image_size=(image_size, image_size))
     base = keras.applications.MobileNetV2(alpha=ALPHA, include_top=False, weights=weights, pooling="avg",
-                                          input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+                                          input_shape=(image_size, image_size, 3))
 
     def features(dataset):
         pooled, labels = [], []
@@ -122,7 +125,7 @@ def run_probe(data_dir: str, weights: str) -> dict:
 
     probe = LogisticRegression(max_iter=5000).fit(*features(data.train))
     accuracy = float(probe.score(*features(data.validation)))
-    return {"val_accuracy": accuracy, "seconds": time.perf_counter() - start}
+    return {"image_size": image_size, "val_accuracy": accuracy, "seconds": time.perf_counter() - start}
 
 
 def _fresh_start(seed: int) -> None:

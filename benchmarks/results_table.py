@@ -1,6 +1,7 @@
 """`benchmarks/RESULTS.md` from the JSON `run.py` writes: tables of means and ranges over the seeds."""
 
 _IMAGE_ROWS = [  # (figure, label, format)
+    ("image_size", "input size (pixels)", "{:.0f}"),
     ("val_accuracy", "validation accuracy (153 images)", "{:.4f}"),
     ("phase1_seconds", "phase 1 seconds", "{:.1f}"),
     ("phase2_seconds", "phase 2 seconds", "{:.1f}"),
@@ -37,10 +38,11 @@ def _image(image: dict) -> list[str]:
     seeds = [run["seed"] for run in image["runs"]["tfxfer"]]
     lines = [f"## Image: ants vs bees, MobileNetV2-0.35 (seeds {', '.join(map(str, seeds))})", "",
              f"`{image['command']}`", "",
-             "| | tfxfer | Keras-guide baseline | linear probe |", "|---|---|---|---|"]
+             "| | tfxfer | Keras-guide baseline | linear probe | linear probe at tfxfer's size |",
+             "|---|---|---|---|---|"]
+    columns = [image[name] for name in ("tfxfer", "baseline", "probe", "probe_at_tfxfer_size") if name in image]
     for figure, label, form in _IMAGE_ROWS:
-        lines.append(f"| {label} | {_cell(image['tfxfer'], figure, form)} | {_cell(image['baseline'], figure, form)} "
-                     f"| {_cell(image['probe'], figure, form) if figure == 'val_accuracy' else ''} |")
+        lines.append(f"| {label} | " + " | ".join(_cell(column, figure, form) for column in columns) + " |")
     ratios = image["ratios"]
     lines += ["", "| ratio | value |", "|---|---|",
               f"| phase 1 speed-up (baseline seconds / tfxfer's) | {ratios['phase1_speedup']:.2f}× |",

@@ -6,7 +6,8 @@ one process, for each seed:
 - **baseline**: the Keras transfer-learning guide's recipe written by hand:
   10 frozen epochs, then 10 with the whole base unfrozen at Adam 1e-5;
 and once (it has no randomness) the **probe**: logistic regression on the frozen
-backbone's pooled features.
+backbone's pooled features, at the recipe's 224x224 and again at tfxfer's input size
+(320x320: how much of tfxfer's lead the larger input alone buys).
 
 Text (`../shared/data/rt-polarity`, MiniLM), for each of `--text_seeds`: the text recipe with
 its defaults in its own process, and a logistic-regression probe on frozen
@@ -65,6 +66,7 @@ def run_image(seeds: list[int]) -> dict:
             logging.info("image %s seed %d: %s", name, seed, runs[name][-1])
     results = {name: results_lib.summarise(name_runs) for name, name_runs in runs.items()}
     results["probe"] = image_pair.run_probe(*found)
+    results["probe_at_tfxfer_size"] = image_pair.run_probe(*found, image_size=int(results["tfxfer"]["image_size"]))
     results["ratios"] = {
         ratio: (results["tfxfer"][metric] / results["baseline"][metric] if tfxfer_first
                 else results["baseline"][metric] / results["tfxfer"][metric])

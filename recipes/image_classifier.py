@@ -43,7 +43,8 @@ flags.DEFINE_string("weights", "pretrained",
                     "'pretrained' (ImageNet; 'imagenet' also works), 'none' (random init) or a path to a weights file.")
 flags.DEFINE_bool("safe_mode", True, "Load a .keras --backbone in Keras safe mode (no arbitrary code from Lambda "
                   "layers); --nosafe_mode only for files you trust.")
-flags.DEFINE_integer("image_size", None, "Input size in pixels; defaults to the backbone's.")
+flags.DEFINE_integer("image_size", None, "Input size in pixels; default: tfxfer.default_image_size(backbone), about "
+                     "1.4x a registry backbone's pretraining size (320 for 224; 224 is about half the compute).")
 flags.DEFINE_bool("augmentation", True, "Random flips, rotations, zooms and shifts of the training images in phase 2 "
                   "(tfxfer.default_image_augmentation); --noaugmentation leaves them out, e.g. for --jit_compile.")
 flags.DEFINE_integer("top_k", 5, "Signatures also return the top_k best scores and class names; 0 leaves them out.")

@@ -93,10 +93,25 @@ def test_preprocessing_modes_match_keras_preprocess_input():
 
 
 def test_spec_sizes():
-    assert get_backbone_spec("efficientnet_b3").default_image_size == 300
-    assert get_backbone_spec("xception").default_image_size == 299
-    assert get_backbone_spec("nasnet_large").default_image_size == 331
-    assert get_backbone_spec("efficientnet_v2_s").default_image_size == 384
+    assert get_backbone_spec("efficientnet_b3").pretrained_image_size == 300
+    assert get_backbone_spec("xception").pretrained_image_size == 299
+    assert get_backbone_spec("nasnet_large").pretrained_image_size == 331
+    assert get_backbone_spec("efficientnet_v2_s").pretrained_image_size == 384
+
+
+@pytest.mark.parametrize("name, pretrained, default", [
+    ("mobilenet_v2", 224, 320), ("efficientnet_b1", 240, 352), ("efficientnet_b3", 300, 416),
+    ("xception", 299, 416), ("nasnet_large", 331, 480), ("efficientnet_v2_s", 384, 544)])
+def test_default_size_is_ten_sevenths_of_the_pretraining_size_to_a_multiple_of_32(name, pretrained, default):
+    spec = get_backbone_spec(name)
+    assert (spec.pretrained_image_size, spec.default_image_size) == (pretrained, default)
+
+
+def test_every_default_size_is_a_multiple_of_32_above_the_pretraining_size():
+    for name in list_backbones():
+        spec = get_backbone_spec(name)
+        assert spec.default_image_size % 32 == 0, name
+        assert 1.3 < spec.default_image_size / spec.pretrained_image_size < 1.5, name
     assert get_backbone_spec("xception").min_image_size == 71
     assert get_backbone_spec("inception_v3").min_image_size == 75
     assert get_backbone_spec("resnet50").min_image_size == 32
@@ -158,7 +173,7 @@ def test_registry_minimums_are_keras_minimums(name):
 
 
 def test_resolve_image_size_defaults_to_the_backbone_and_keeps_a_pair():
-    assert resolve_image_size("efficientnet_b3") == 300
+    assert resolve_image_size("efficientnet_b3") == 416
     assert resolve_image_size("mobilenet_v2", (32, 48)) == (32, 48)
     with pytest.raises(ConfigError, match=r"Received: input_shape=\(16, 48, 3\)"):
         resolve_image_size("mobilenet_v2", (16, 48))

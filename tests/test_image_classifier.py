@@ -47,9 +47,14 @@ def test_augmentation_runs_only_in_training():
     np.testing.assert_allclose(model(images, training=False), model(images, training=False))
 
 
-def test_default_image_size_comes_from_the_registry():
-    assert tfxfer.default_image_size("efficientnet_b3") == 300
-    assert tfxfer.default_image_size("mobilenet_v2") == 224
+def test_a_registry_backbone_is_built_at_its_default_size_not_its_pretraining_size():
+    assert tfxfer.default_image_size("efficientnet_b3") == 416
+    assert tfxfer.default_image_size("mobilenet_v2") == 320
+    model = tfxfer.build_image_classifier("mobilenet_v2", 3, weights=None, alpha=0.35, augmentation=False)
+    assert model.image_size == (320, 320)
+    assert model.get_layer("backbone").output_shape == (None, 10, 10, 1280)
+    # The backbone alone keeps keras.applications' default: the pretraining size.
+    assert tfxfer.create_backbone("mobilenet_v2", weights=None, alpha=0.35).input_shape == (None, 224, 224, 3)
 
 
 def _own_model(path=None):

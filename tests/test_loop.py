@@ -221,6 +221,24 @@ def test_an_augmented_image_models_cached_head_predicts_what_the_whole_model_doe
     assert features.shape == (12, model.get_layer(layer_names.PREDICTIONS).input.shape[-1])
 
 
+def test_the_extractor_is_traced_once_for_full_and_partial_batches_of_both_datasets():
+    images = tf.data.Dataset.from_tensor_slices((np.zeros((12, 8, 8, 3), "float32"), np.zeros(12, "int32")))
+    tracing = feature_cache._tracing(images.batch(5), images.take(7).batch(4))
+    assert tracing == {"input_signature": [tf.TensorSpec((None, 8, 8, 3), tf.float32)]}
+    extract = tf.function(lambda inputs: tf.reduce_mean(inputs, axis=[1, 2]), **tracing)
+    for batch, _ in [*images.batch(5), *images.take(7).batch(4)]:  # batches of 5, 5, 2, then 4, 3
+        extract(batch)
+    assert extract.experimental_get_tracing_count() == 1
+    # Token batches trimmed to their longest: the length they disagree on is left unknown too.
+    tokens = {"token_ids": np.zeros((6, 9), "int32")}
+    short = tf.data.Dataset.from_tensor_slices((tokens, np.zeros(6, "int32"))).batch(3, drop_remainder=True)
+    longer = tf.data.Dataset.from_tensor_slices(({"token_ids": np.zeros((4, 12), "int32")}, np.zeros(4, "int32")))
+    assert feature_cache._tracing(short, longer.batch(2)) == {
+        "input_signature": [{"token_ids": tf.TensorSpec((None, None), tf.int32)}]}
+    ragged = tf.data.Dataset.from_tensor_slices((tf.ragged.constant([[1], [2, 3]]), [0, 1])).batch(2)
+    assert feature_cache._tracing(ragged, None) == {"reduce_retracing": True}
+
+
 def test_augmented_passes_cache_differently_augmented_training_features_and_clean_validation_ones():
     model, _, dataset = _augmented_image_model_and_data()
     clean = feature_cache.cache_phase(model, dataset, dataset)

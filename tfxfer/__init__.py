@@ -4,7 +4,7 @@ Pretrained backbone in, two-phase fine-tuning, TF Serving-ready SavedModel out:
 
 ```python
 import tfxfer
-data = tfxfer.load_image_folders("photos/", image_size=(224, 224), validation_split=0.2)
+data = tfxfer.load_image_folders("photos/", image_size=(320, 320), validation_split=0.2)  # mobilenet_v2's default size
 model = tfxfer.build_image_classifier("mobilenet_v2", num_classes=len(data.class_names))
 result = tfxfer.fine_tune(model, data.train, data.validation)
 tfxfer.export_saved_model(model, "saved_models/photos", class_names=data.class_names)

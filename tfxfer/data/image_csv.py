@@ -103,8 +103,8 @@ def load_image_csv(
     Example:
 
     ```python
-    data = tfxfer.load_image_csv("leaves/labels.csv", label_columns=["species", "disease"], image_size=(224, 224))
-    model = tfxfer.build_image_classifier("efficientnetv2-b0", tasks=data.tasks)
+    data = tfxfer.load_image_csv("leaves/labels.csv", label_columns=["species", "disease"], image_size=(320, 320))
+    model = tfxfer.build_image_classifier("efficientnet_v2_b0", tasks=data.tasks)
     ```
     """
     check_loader_args(image_size=image_size, batch_size=batch_size, validation_split=validation_split,

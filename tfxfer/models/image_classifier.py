@@ -106,8 +106,9 @@ def build_image_classifier(
         weights: str. `"pretrained"` (the backbone's ImageNet weights; `"imagenet"`,
             Keras' name, also works), None (random init) or a path to a weights
             file. Registry backbones only.
-        image_size: int or (height, width). Input size; defaults to the
-            backbone's own (its input shape, for your own model).
+        image_size: int or (height, width). Input size; defaults to
+            `tfxfer.default_image_size(backbone)`: about 1.4 times the registry
+            backbone's pretraining size (320 for 224), or your own model's input size.
         alpha: float. Width multiplier of the MobileNet families.
         backbone_output_layer: str. For your own model: the layer whose output
             becomes the features (the model is cut there).
@@ -157,8 +158,8 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
                 f"Received: backbone={backbone!r}"
             )
         spec = get_backbone_spec(backbone)
-        input_shape = (*size, 3) if size else None
-        model = create_backbone(backbone, input_shape=input_shape, weights=weights, alpha=alpha)
+        size = size or (spec.default_image_size,) * 2  # not create_backbone's default: the pretraining size
+        model = create_backbone(backbone, input_shape=(*size, 3), weights=weights, alpha=alpha)
         return model, spec.preprocessing, spec.name
     model = backbone_from_model(backbone, output_layer, safe_mode=safe_mode)
     if size:
@@ -172,17 +173,19 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
 
 
 def default_image_size(backbone: str | keras.Model) -> int:
-    """The input size a backbone expects: its registry default, or your model's input height.
+    """The size tfxfer builds a backbone at unless told otherwise: for a registry
+    backbone, about 1.4 times the size its ImageNet weights were trained at
+    (`BackboneSpec.default_image_size` says why); for your own model, its input height.
 
     Args:
         backbone: str or keras.Model. A name from `tfxfer.list_backbones()`, or your own model.
 
     Example:
 
-    >>> tfxfer.default_image_size("efficientnet_v2_s")
-    384
-    >>> tfxfer.default_image_size("mobilenet_v2")
-    224
+    >>> tfxfer.default_image_size("mobilenet_v2")  # pretrained at 224
+    320
+    >>> tfxfer.default_image_size("efficientnet_v2_s")  # pretrained at 384
+    544
     """
     if isinstance(backbone, str):
         return get_backbone_spec(backbone).default_image_size

@@ -106,7 +106,7 @@ def fine_tune(
     Example:
 
     ```python
-    data = tfxfer.load_image_folders("photos", image_size=(224, 224), validation_split=0.2)
+    data = tfxfer.load_image_folders("photos", image_size=(320, 320), validation_split=0.2)
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names))
     result = tfxfer.fine_tune(model, data.train, data.validation,
                               config=tfxfer.FineTuneConfig(epochs=5, fine_tune_epochs=5))

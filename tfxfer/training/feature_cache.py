@@ -85,13 +85,14 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
     start = time.perf_counter()
     extractor, head = split_at_head(model)
     # Inference mode: BatchNorm uses its moving statistics, dropout and augmentation are off.
-    extract = tf.function(lambda inputs: extractor(inputs, training=False), reduce_retracing=True)
+    traced = _tracing(train_data, validation_data)
+    extract = tf.function(lambda inputs: extractor(inputs, training=False), **traced)
     passes = augmented_passes if has_augmentation(model) else 0
     if passes:
         augment = model.get_layer(layer_names.AUGMENTATION)
         # Augmented first, then the extractor in inference mode, whose own augmentation is then off.
         extract_train = tf.function(lambda inputs: extractor(augment(inputs, training=True), training=False),
-                                    reduce_retracing=True)
+                                    **traced)
     else:
         extract_train = extract
     extracted = [_extract(extract_train, train_data) for _ in range(max(passes, 1))]
@@ -113,6 +114,28 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
                  examples, train_features.shape[1:],
                  f", {passes} randomly augmented passes" if passes else "", seconds)
     return CachedPhase(head, train, validation, seconds)
+
+
+def _tracing(*datasets) -> dict:
+    """`tf.function` arguments that trace the extractor once for every batch of `datasets`.
+
+    One input signature with the batch size (and any dimension the datasets
+    disagree on) unknown: the last, partial batch of each dataset would otherwise
+    trace the extractor again, about a second of phase 1 for a small image set.
+    Inputs other than dense tensors fall back to `reduce_retracing`.
+    """
+    specs = [dataset.element_spec[0] for dataset in datasets if dataset is not None]
+    if not all(isinstance(spec, tf.TensorSpec) and spec.shape.rank for spec in tf.nest.flatten(specs)):
+        return {"reduce_retracing": True}
+
+    def any_batch(*alike):
+        spec = alike[0].most_specific_common_supertype(alike[1:])  # None where the dtypes differ
+        return None if spec is None else tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
+
+    signature = tf.nest.map_structure(any_batch, *specs)
+    if any(spec is None for spec in tf.nest.flatten(signature)):
+        return {"reduce_retracing": True}
+    return {"input_signature": [signature]}
 
 
 def _extract(extract, dataset):

@@ -170,7 +170,7 @@ def tune(
     Example:
 
     ```python
-    data = tfxfer.load_image_folders("photos", image_size=(224, 224), validation_split=0.2)
+    data = tfxfer.load_image_folders("photos", image_size=(320, 320), validation_split=0.2)
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names))
     search = tfxfer.tune(model, data.train, tuner="bayesian", max_trials=10)
     print(search.settings(), search.best_trial["val_accuracy"])
