@@ -10,6 +10,9 @@ _IMAGE_ROWS = [  # (figure, label, format)
     ("pipeline_images_per_second", "input pipeline alone, images/s", "{:.0f}"),
     ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
 ]
+# (results key, column label); results written before the second probe existed have no column for it.
+_IMAGE_COLUMNS = [("tfxfer", "tfxfer"), ("baseline", "Keras-guide baseline"), ("probe", "linear probe"),
+                  ("probe_at_tfxfer_size", "linear probe at tfxfer's size")]
 _TEXT_ROWS = [("val_accuracy", "validation accuracy", "{:.4f}"), ("seconds", "end to end seconds", "{:.0f}")]
 
 
@@ -38,9 +41,9 @@ def _image(image: dict) -> list[str]:
     seeds = [run["seed"] for run in image["runs"]["tfxfer"]]
     lines = [f"## Image: ants vs bees, MobileNetV2-0.35 (seeds {', '.join(map(str, seeds))})", "",
              f"`{image['command']}`", "",
-             "| | tfxfer | Keras-guide baseline | linear probe | linear probe at tfxfer's size |",
-             "|---|---|---|---|---|"]
-    columns = [image[name] for name in ("tfxfer", "baseline", "probe", "probe_at_tfxfer_size") if name in image]
+             "| | " + " | ".join(label for name, label in _IMAGE_COLUMNS if name in image) + " |",
+             "|---" * (1 + sum(name in image for name, _ in _IMAGE_COLUMNS)) + "|"]
+    columns = [image[name] for name, _ in _IMAGE_COLUMNS if name in image]
     for figure, label, form in _IMAGE_ROWS:
         lines.append(f"| {label} | " + " | ".join(_cell(column, figure, form) for column in columns) + " |")
     ratios = image["ratios"]

@@ -97,6 +97,9 @@ def test_spec_sizes():
     assert get_backbone_spec("xception").pretrained_image_size == 299
     assert get_backbone_spec("nasnet_large").pretrained_image_size == 331
     assert get_backbone_spec("efficientnet_v2_s").pretrained_image_size == 384
+    assert get_backbone_spec("xception").min_image_size == 71
+    assert get_backbone_spec("inception_v3").min_image_size == 75
+    assert get_backbone_spec("resnet50").min_image_size == 32
 
 
 @pytest.mark.parametrize("name, pretrained, default", [
@@ -112,9 +115,6 @@ def test_every_default_size_is_a_multiple_of_32_above_the_pretraining_size():
         spec = get_backbone_spec(name)
         assert spec.default_image_size % 32 == 0, name
         assert 1.3 < spec.default_image_size / spec.pretrained_image_size < 1.5, name
-    assert get_backbone_spec("xception").min_image_size == 71
-    assert get_backbone_spec("inception_v3").min_image_size == 75
-    assert get_backbone_spec("resnet50").min_image_size == 32
 
 
 def test_spec_is_frozen():
