@@ -9,7 +9,9 @@ Each variant changes one thing from tfxfer's defaults:
 - **ema**: phase 2 validates and ends with a moving average of its weights
   (`FineTuneConfig(fine_tune_ema_momentum=0.9)`: about the last 10 steps, 1.5 epochs here);
 - **lr3x**: phase 2 at 3 times the default's peak learning rate (`fine_tune_learning_rate=3e-4`);
+- **lr_third**: phase 2 at a third of the default's peak learning rate (`fine_tune_learning_rate=3e-5`);
 - **deeper**: phase 2 unfreezes the top 60 % of the backbone's layers, not 30 % (`fine_tune_at=0.6`);
+- **shallower**: phase 2 unfreezes the top 15 % of the backbone's layers (`fine_tune_at=0.15`);
 - **no_early_stopping**: both phases run all their epochs (`early_stopping_patience=None`),
   and the model is the last epoch's, not the one with the lowest validation loss;
 - **five_epochs**: the same, with phase 2's schedule over 5 epochs, not 10
@@ -19,9 +21,13 @@ Each variant changes one thing from tfxfer's defaults:
 
 The others run at tfxfer's default size, or at `--image_size`.
 
-Every run also scores its final model with flip test-time augmentation
-(`flip_averaged_val_accuracy`: each image's probabilities averaged with its mirror
-image's), paired with its `val_accuracy`: the same model, so no training noise between them.
+Every run also scores its final model two more ways, paired with its `val_accuracy`: the
+same training run, so no training noise between them:
+- with flip test-time augmentation (`flip_averaged_val_accuracy`: each image's
+  probabilities averaged with its mirror image's);
+- with its weights halfway between phase 1's and phase 2's (`interpolated_val_accuracy`:
+  WiSE-FT's weight-space ensemble of the linear probe and the fine-tuned model, Wortsman
+  et al. 2022, at its usual mixing of 0.5).
 
 The 153 validation images of ../shared/data/hymenoptera are never looked at: each
 seed splits `train/` 80/20 (seeded, stratified), trains on 80 % and scores on the
@@ -55,7 +61,9 @@ _VARIANTS = {  # name: (cache_features, FineTuneConfig changes, image size: None
     "aug2": (True, {"augmented_feature_passes": 2}, None),
     "ema": (True, {"fine_tune_ema_momentum": 0.9}, None),
     "lr3x": (True, {"fine_tune_learning_rate": 3e-4}, None),
+    "lr_third": (True, {"fine_tune_learning_rate": 3e-5}, None),
     "deeper": (True, {"fine_tune_at": 0.6}, None),
+    "shallower": (True, {"fine_tune_at": 0.15}, None),
     "no_early_stopping": (True, {"early_stopping_patience": None}, None),
     "five_epochs": (True, {"fine_tune_epochs": 5, "early_stopping_patience": None}, None),
     "size224": (True, {}, 224),
@@ -72,22 +80,49 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
                                      validation_split=0.2, seed=seed)
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names), weights=weights,
                                           image_size=image_size, alpha=image_pair.ALPHA, seed=seed)
+    phase1 = Phase1Weights()
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
-                              config=tfxfer.FineTuneConfig(**changes),
+                              config=tfxfer.FineTuneConfig(**changes), callbacks=[phase1],
                               cache_features=cache_features, verbose=0)
     return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
             **results_lib.fine_tune_figures(result),
-            "flip_averaged_val_accuracy": flip_averaged_accuracy(model, data.validation)}
+            "flip_averaged_val_accuracy": accuracy(model, data.validation, flip_averaged=True),
+            "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, data.validation)}
 
 
-def flip_averaged_accuracy(model: keras.Model, validation: tf.data.Dataset) -> float:
-    """Accuracy when each image's probabilities are averaged with its left-right mirror image's."""
+class Phase1Weights(keras.callbacks.Callback):
+    """The whole model's weights at the end of phase 1 (after early stopping restored its best epoch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = None
+
+    def on_train_end(self, logs=None):
+        if self.weights is None:  # fine_tune passes the same callbacks to both phases
+            self.weights = self.model.get_weights()
+
+
+def interpolated_accuracy(model: keras.Model, phase1_weights: list, validation: tf.data.Dataset,
+                          mixing: float = 0.5) -> float:
+    """Accuracy with the weights `mixing` of the way from phase 1's to `model`'s; `model` keeps its own."""
+    final_weights = model.get_weights()
+    model.set_weights([(1 - mixing) * start + mixing * end for start, end in zip(phase1_weights, final_weights)])
+    try:
+        return accuracy(model, validation)
+    finally:
+        model.set_weights(final_weights)
+
+
+def accuracy(model: keras.Model, validation: tf.data.Dataset, *, flip_averaged: bool = False) -> float:
+    """Accuracy on `validation`; `flip_averaged` averages each image's probabilities with its mirror image's."""
     single_unit = model.output_shape[-1] == 1  # two classes: one sigmoid unit
-    accuracy = keras.metrics.BinaryAccuracy() if single_unit else keras.metrics.SparseCategoricalAccuracy()
+    metric = keras.metrics.BinaryAccuracy() if single_unit else keras.metrics.SparseCategoricalAccuracy()
     for images, labels in validation:
-        mirrored = tf.image.flip_left_right(images)
-        accuracy.update_state(labels, (model.predict_on_batch(images) + model.predict_on_batch(mirrored)) / 2)
-    return float(accuracy.result())
+        probabilities = model.predict_on_batch(images)
+        if flip_averaged:
+            probabilities = (probabilities + model.predict_on_batch(tf.image.flip_left_right(images))) / 2
+        metric.update_state(labels, probabilities)
+    return float(metric.result())
 
 
 def main(argv):
