@@ -8,6 +8,8 @@ Each variant changes one thing from tfxfer's defaults:
   (`FineTuneConfig(augmented_feature_passes=2)`);
 - **ema**: phase 2 validates and ends with a moving average of its weights
   (`FineTuneConfig(fine_tune_ema_momentum=0.9)`: about the last 10 steps, 1.5 epochs here);
+- **head_rate**: phase 1 trains the head at 1e-2, not 3e-3 (`learning_rate=1e-2`): a linear
+  probe closer to convergence in the same 10 epochs, before phase 2 starts from it;
 - **lr3x**: phase 2 at 3 times the default's peak learning rate (`fine_tune_learning_rate=3e-4`);
 - **lr_third**: phase 2 at a third of the default's peak learning rate (`fine_tune_learning_rate=3e-5`);
 - **deeper**: phase 2 unfreezes the top 60 % of the backbone's layers, not 30 % (`fine_tune_at=0.6`);
@@ -60,6 +62,7 @@ _VARIANTS = {  # name: (cache_features, FineTuneConfig changes, image size: None
     "full": (False, {}, None),
     "aug2": (True, {"augmented_feature_passes": 2}, None),
     "ema": (True, {"fine_tune_ema_momentum": 0.9}, None),
+    "head_rate": (True, {"learning_rate": 1e-2}, None),
     "lr3x": (True, {"fine_tune_learning_rate": 3e-4}, None),
     "lr_third": (True, {"fine_tune_learning_rate": 3e-5}, None),
     "deeper": (True, {"fine_tune_at": 0.6}, None),
