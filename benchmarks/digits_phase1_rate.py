@@ -1,0 +1,76 @@
+r"""tfxfer's defaults with phase 1 at two learning rates, on the offline digits task.
+
+A second data set and backbone for a choice made on the photos (README, "How the defaults
+were chosen"): each seed pretrains the digits job's small MobileNetV2 on digits 0-4
+(`recipes/digits_task.py`), then fine-tunes it on `--labels_per_class` labelled digits of
+each of 5-9 with `tfxfer.FineTuneConfig()`, its phase-1 rate set per variant, and scores
+the other digits 5-9 (846 with 10 labels a class). Only the rate differs between
+variants; the source model, the split and the seed are shared. The digits job's own
+settings (`digits_task.transfer_config()`) play no part.
+
+  python benchmarks/digits_phase1_rate.py --seeds=0,1,2,3,4 --output=runs/digits_phase1_rate.json
+"""
+
+import os
+import sys
+import tempfile
+
+import keras
+import results as results_lib
+from absl import app, flags
+
+import tfxfer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes"))
+import digits_data  # noqa: E402  (the recipes' folder is not a package)
+import digits_task  # noqa: E402
+
+flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the splits, the source models and training.")
+flags.DEFINE_list("rates", ["3e-3", "1e-2"], "Phase-1 peak learning rates, one variant each.")
+flags.DEFINE_integer("labels_per_class", 10, "Labelled target digits per class.")
+flags.DEFINE_string("output", None, "Optional JSON file for the results.")
+FLAGS = flags.FLAGS
+
+_SOURCE_EPOCHS = 30  # as the digits job pretrains
+
+
+class DigitsRuns:
+    """Runs variants of one seed after another on that seed's task and source model, built once."""
+
+    def __init__(self, work_dir: str):
+        self.work_dir = work_dir
+        self.seed = None
+
+    def run(self, seed: int, rate: str) -> dict:
+        if seed != self.seed:
+            self.seed, self.task, self.source_path = seed, *self._pretrain(seed)
+        keras.utils.set_random_seed(seed)
+        model = tfxfer.build_image_classifier(self.source_path, len(digits_data.TARGET_DIGITS),
+                                              backbone_output_layer=digits_task.FEATURES_LAYER, pooling="flatten",
+                                              augmentation=False, seed=seed)
+        result = tfxfer.fine_tune(model, self.task.target_train.dataset(8, shuffle_seed=seed),
+                                  self.task.target_validation.dataset(8),
+                                  config=tfxfer.FineTuneConfig(learning_rate=float(rate)), verbose=0)
+        return {"seed": seed, "variant": rate, "validation_size": len(self.task.target_validation.labels),
+                **results_lib.fine_tune_figures(result)}
+
+    def _pretrain(self, seed: int):
+        task = digits_data.load_digits_transfer(FLAGS.labels_per_class, seed)
+        keras.utils.set_random_seed(seed)
+        source = digits_task.build_mobilenet_v2(len(digits_data.SOURCE_DIGITS), seed=seed)
+        digits_task.train_from_scratch(source, task.source_train.dataset(32, shuffle_seed=seed),
+                                       task.source_validation.dataset(32), epochs=_SOURCE_EPOCHS)
+        path = os.path.join(self.work_dir, f"source_{seed}.keras")
+        source.save(path)
+        return task, path
+
+
+def main(argv):
+    del argv
+    with tempfile.TemporaryDirectory() as work_dir:
+        runs = DigitsRuns(work_dir)
+        results_lib.compare_variants(runs.run, list(map(int, FLAGS.seeds)), FLAGS.rates, FLAGS.output)
+
+
+if __name__ == "__main__":
+    app.run(main)
