@@ -50,7 +50,8 @@ flags.DEFINE_bool("augmentation", True, "Random flips, rotations, zooms and shif
 flags.DEFINE_integer("top_k", 5, "Signatures also return the top_k best scores and class names; 0 leaves them out.")
 flags.DEFINE_integer("cache_memory_mb", image_cache.DEFAULT_CACHE_MEMORY_MB,
                      "Most MB of decoded images (uint8, H x W x 3 bytes each) kept in memory; beyond it they are "
-                     "cached in files in the run folder, removed when the run ends.")
+                     "cached in files in the run folder, removed when the run ends. --unlabelled_data's images "
+                     "have a budget of this size of their own.")
 flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-range/float16/int8 TFLite models "
                     "and their validation report (tflite_report.json) there; a --distill_into student's go to "
                     "its student/ folder.")
@@ -93,7 +94,8 @@ def main(argv):
     unlabelled = None
     if FLAGS.unlabelled_data:
         unlabelled = tfxfer.load_unlabelled_images(FLAGS.unlabelled_data, image_size=(image_size, image_size),
-                                                   batch_size=global_batch)
+                                                   batch_size=global_batch, cache_memory_mb=FLAGS.cache_memory_mb,
+                                                   spill_dir=run_dir)
     config = training_flags.fine_tune_config(global_batch)
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config

@@ -32,18 +32,8 @@ NUM_CLASSES = 3
 EPSILON = 1e-7
 
 
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Replaces conftest's fixture of this name: its `clear_session` after each test costs
-    ~0.4 s, most of this file's many quick checks; `_clear_once` clears once instead."""
-    keras.utils.set_random_seed(1234)
-    yield
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _clear_once():
-    yield
-    keras.backend.clear_session()
+# Clearing Keras' session after each of this file's many quick checks would be most of their time.
+CLEAR_SESSION_ONCE = True
 
 
 @pytest.fixture(autouse=True, scope="module")

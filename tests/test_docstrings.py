@@ -32,18 +32,8 @@ GLOBS = {"tfxfer": tfxfer, "np": np, "keras": keras}
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Replaces conftest's fixture of this name: its `clear_session` after each test costs
-    ~0.3 s, which ~80 one-line checks would pay in full; `_clear_once` clears once instead."""
-    keras.utils.set_random_seed(1234)
-    yield
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _clear_once():
-    yield
-    keras.backend.clear_session()
+# Clearing Keras' session after each of ~80 one-line checks would be most of their time.
+CLEAR_SESSION_ONCE = True
 
 
 def _targets(name):

@@ -125,6 +125,18 @@ def test_head_without_all_trainable_variables_is_refused():
 
 # Feature caching.
 
+def test_the_steps_are_traced_once_for_full_and_partial_batches():
+    kind, loss = HeadKind.MULTICLASS, losses.loss_for(HeadKind.MULTICLASS)
+    model = _dense_model()
+    _compile(model, kind, loss)
+    loop = TrainLoop(model, kind, loss)
+    # Training batches of 8, 8 and 6; validation ones of 5 and 5; then evaluation ones of 4 and 3.
+    loop.fit(_data(), validation_data=_data(num_examples=10, batch_size=5), epochs=2, steps=3)
+    loop.evaluate(_data(num_examples=7, batch_size=4))
+    assert loop._train_step.experimental_get_tracing_count() == 1
+    assert loop._eval_step.experimental_get_tracing_count() == 1
+
+
 def test_split_at_head_shares_the_models_layers():
     model = _dense_model()
     extractor, head = feature_cache.split_at_head(model)

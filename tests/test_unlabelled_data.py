@@ -30,6 +30,26 @@ def test_images_at_any_depth_are_decoded_and_resized_and_broken_or_hidden_ones_l
     assert np.array_equal(batches[0].numpy(), again[0].numpy())
 
 
+@pytest.mark.parametrize("cache_memory_mb, cached_in_files", [(1024, False), (1, True)])
+def test_images_are_decoded_once_into_a_cache_that_every_pass_reads(tmp_path, cache_memory_mb, cached_in_files):
+    # 600x600x3 bytes is 1.03 MB an image: two exceed a 1 MB budget and spill into spill_dir.
+    _jpeg(tmp_path / "images" / "a.jpg", 10)
+    _jpeg(tmp_path / "images" / "b.jpg", 200)
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+
+    images = tfxfer.load_unlabelled_images(tmp_path / "images", image_size=(600, 600), batch_size=2,
+                                           cache_memory_mb=cache_memory_mb, spill_dir=spill_dir)
+    for path in (tmp_path / "images").iterdir():
+        path.unlink()  # Every later pass must read the cache, not the files.
+
+    first, second = [[batch.numpy() for batch in images] for _ in range(2)]
+    assert [batch.shape for batch in first] == [(2, 600, 600, 3)]
+    np.testing.assert_array_equal(first[0], second[0])
+    assert sorted(np.round(first[0].mean(axis=(1, 2, 3)))) == [10, 200]
+    assert any(spill_dir.rglob("*")) == cached_in_files
+
+
 def test_texts_are_the_files_lines_without_the_blank_ones(tmp_path):
     path = tmp_path / "texts.txt"
     path.write_text("a fine film\n\n  \nawful, simply awful\nnaïve but lovely\n", encoding="utf-8")
@@ -43,6 +63,10 @@ def test_texts_are_the_files_lines_without_the_blank_ones(tmp_path):
     (lambda path: tfxfer.load_unlabelled_images(path / "missing", image_size=(8, 8)), MissingFileError,
      "must be a folder of image files"),
     (lambda path: tfxfer.load_unlabelled_images(path, image_size=(8, 8)), ConfigError, "Found no image files"),
+    (lambda path: (path / "broken.jpg").write_bytes(b"not a jpeg") and tfxfer.load_unlabelled_images(
+        path, image_size=(8, 8)), ConfigError, "None of the 1 image files"),
+    (lambda path: tfxfer.load_unlabelled_images(path, image_size=(8, 8), batch_size=0), ConfigError,
+     "batch_size must be a positive integer"),
     (lambda path: tfxfer.load_unlabelled_texts(path / "missing.txt"), MissingFileError, "one text per line"),
     (lambda path: tfxfer.load_unlabelled_texts(path), MissingFileError, "must be a text file"),
 ])

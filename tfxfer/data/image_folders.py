@@ -124,7 +124,7 @@ def load_image_folders(
         cache, cache_memory_mb=cache_memory_mb, spill_dir=spill_dir,
         num_examples=len(order.paths), image_size=image_size,
     )
-    decoded = _decode_once(order, image_size, plan)
+    decoded = decode_once(order, image_size, plan)
     train_files, validation_files = _split_decodable(listing, decoded.skipped, validation_split, seed, data_dir)
     if shuffle_buffer is None:
         shuffle_buffer = pipeline.default_shuffle_buffer(
@@ -153,16 +153,16 @@ def load_image_folders(
 
 
 @dataclasses.dataclass
-class _Files:
+class Files:
     """Image paths and their labels, kept in step."""
 
     paths: list[str]
     labels: list[int]
 
-    def take(self, indices: Sequence[int]) -> "_Files":
-        return _Files([self.paths[i] for i in indices], [self.labels[i] for i in indices])
+    def take(self, indices: Sequence[int]) -> "Files":
+        return Files([self.paths[i] for i in indices], [self.labels[i] for i in indices])
 
-    def without(self, skipped: list[str], root: str, class_names: list[str]) -> "_Files":
+    def without(self, skipped: list[str], root: str, class_names: list[str]) -> "Files":
         """Drops `skipped` paths; raises if that leaves a class of `root` empty."""
         skipped = set(skipped)
         kept = self.take([i for i, path in enumerate(self.paths) if path not in skipped])
@@ -186,9 +186,9 @@ class _Listing:
 
     class_names: list[str]
     train_root: str
-    train_files: _Files
+    train_files: Files
     validation_root: str | None
-    validation_files: "_Files | None"
+    validation_files: "Files | None"
 
 
 def _list_files(data_dir: str, validation_split: float | None) -> _Listing:
@@ -201,7 +201,7 @@ def _list_files(data_dir: str, validation_split: float | None) -> _Listing:
     return _Listing(class_names, train_root, _list_images(train_root, class_names), validation_root, validation_files)
 
 
-def _cache_order(listing: _Listing, validation_split: float | None, seed: int) -> _Files:
+def _cache_order(listing: _Listing, validation_split: float | None, seed: int) -> Files:
     """Every listed file, in the order the cache holds them: validation files first, then training ones.
 
     The training part is a seeded permutation: the cache replays its order and
@@ -221,12 +221,12 @@ def _cache_order(listing: _Listing, validation_split: float | None, seed: int) -
     train = train.take(np.random.default_rng(seed).permutation(len(train.paths)))
     if validation is None:
         return train
-    return _Files(validation.paths + train.paths, validation.labels + train.labels)
+    return Files(validation.paths + train.paths, validation.labels + train.labels)
 
 
 def _split_decodable(
     listing: _Listing, skipped: list[str], validation_split: float | None, seed: int, data_dir: str
-) -> tuple[_Files, "_Files | None"]:
+) -> tuple[Files, "Files | None"]:
     """Drops the `skipped` files and splits the rest: (training files, validation files or None)."""
     train_files = listing.train_files.without(skipped, listing.train_root, listing.class_names)
     validation_files = listing.validation_files
@@ -324,7 +324,7 @@ def _scan_class_folder(class_dir: str) -> _ClassFolder:
     return found
 
 
-def _list_images(root: str, class_names: list[str]) -> _Files:
+def _list_images(root: str, class_names: list[str]) -> Files:
     """Lists image files under `root/<class>/` recursively, in a stable order."""
     files, labels, others, hidden = [], [], 0, 0
     for label, name in enumerate(class_names):
@@ -351,7 +351,7 @@ def _list_images(root: str, class_names: list[str]) -> _Files:
             ", ".join(IMAGE_EXTENSIONS),
             hidden,
         )
-    return _Files(files, labels)
+    return Files(files, labels)
 
 
 @dataclasses.dataclass
@@ -364,7 +364,7 @@ class _Decoded:
     files again every epoch.
     """
 
-    order: _Files
+    order: Files
     decodable: np.ndarray  # bool per position in `order`.
     chunks: tf.data.Dataset | None
     plan: image_cache.CachePlan
@@ -374,7 +374,7 @@ class _Decoded:
     def skipped(self) -> list[str]:
         return sorted(path for path, ok in zip(self.order.paths, self.decodable) if not ok)
 
-    def select(self, files: _Files, *, batch_size: int, shuffle_buffer: int | None, seed: int) -> tf.data.Dataset:
+    def select(self, files: Files, *, batch_size: int, shuffle_buffer: int | None, seed: int) -> tf.data.Dataset:
         """The batched pipeline of `files` (decodable files of the order), in cache order when not shuffled."""
         position_of = {path: i for i, path in enumerate(self.order.paths)}
         positions = np.sort([position_of[path] for path in files.paths]).astype(np.int64)
@@ -403,8 +403,12 @@ class _Decoded:
         )
 
 
-def _decode_once(order: _Files, image_size: tuple[int, int], plan: image_cache.CachePlan) -> _Decoded:
+def decode_once(order: Files, image_size: tuple[int, int], plan: image_cache.CachePlan, *,
+                listed_in: str | None = "ImageDatasets.skipped_files") -> _Decoded:
     """Decodes every file of `order` once, in parallel, into the cache `plan` says; finds the undecodable ones.
+
+    `listed_in` names where the caller keeps the full list of undecodable files,
+    for the warning (None: nowhere).
 
     The failures are dropped by `ignore_errors`: the positions that do not come
     out of the pass are the bad files. The cache is filled by this one pass, so
@@ -435,11 +439,11 @@ def _decode_once(order: _Files, image_size: tuple[int, int], plan: image_cache.C
     for positions in chunks.map(lambda position, image, label: position).as_numpy_iterator():
         decodable[positions] = True
     decoded = _Decoded(order, decodable, chunks if plan.cache else None, plan, image_size)
-    warn_skipped(decoded.skipped, len(order.paths))
+    warn_skipped(decoded.skipped, len(order.paths), listed_in=listed_in)
     return decoded
 
 
-def _decode_files(files: _Files, image_size: tuple[int, int]) -> tf.data.Dataset:
+def _decode_files(files: Files, image_size: tuple[int, int]) -> tf.data.Dataset:
     """`(uint8 image, int32 label)` of `files`, decoded anew on every pass (`cache=False`)."""
     def decode(contents, label):
         return image_ops.decode_and_resize_uint8(contents, image_size), label
@@ -470,19 +474,19 @@ def decode_parallelism() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def warn_skipped(skipped: list[str], total: int) -> None:
-    """Logs the undecodable files, with the reasons of the first few."""
+def warn_skipped(skipped: list[str], total: int, *, listed_in: str | None = "ImageDatasets.skipped_files") -> None:
+    """Logs the undecodable files, with the reasons of the first few, and where the full list is kept."""
     if not skipped:
         return
     # Only the failures are decoded again, one by one, to learn why.
     reasons = [f"{path} ({_decode_error(path)})" for path in skipped[:_PATHS_IN_WARNING]]
     logging.warning(
         "Skipping %d files (of %d) that cannot be decoded as images (truncated, "
-        "corrupt, or not an image despite the extension), e.g. %s. The full list "
-        "is in ImageDatasets.skipped_files.",
+        "corrupt, or not an image despite the extension), e.g. %s.%s",
         len(skipped),
         total,
         "; ".join(reasons),
+        f" The full list is in {listed_in}." if listed_in else "",
     )
 
 

@@ -82,7 +82,7 @@ class TrainLoop:
         self.jit_compile = jit_compile and not precision.is_tpu_strategy(self.strategy)
         self._train_replica_step = _compiled(self._train_replica, self.jit_compile)
         self._eval_replica_step = _compiled(self._eval_replica, self.jit_compile)
-        # reduce_retracing: text batches trimmed to their longest sequence vary in shape.
+        # reduce_retracing: for data other than the datasets `distribute` traced the steps for.
         self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
         self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
 
@@ -102,7 +102,7 @@ class TrainLoop:
             [*callbacks, history], add_progbar=verbose != 0, model=model, epochs=epochs, steps=steps,
             verbose=verbose)
         train = self.distribute(train_data)
-        validation = None if validation_data is None else self.distribute(validation_data)
+        validation = None if validation_data is None else self.distribute(validation_data, evaluation=True)
         model.stop_training = False
         model._initial_epoch = None  # BackupAndRestore sets it in on_train_begin when it restores.
         callback_list.on_train_begin()
@@ -127,9 +127,18 @@ class TrainLoop:
         callback_list.on_train_end()
         return history
 
-    def distribute(self, dataset: tf.data.Dataset) -> tf.distribute.DistributedDataset:
-        """`dataset` split over the strategy's replicas: its elements are what `train_step` takes."""
-        return self.strategy.experimental_distribute_dataset(dataset)
+    def distribute(self, dataset: tf.data.Dataset, *, evaluation: bool = False) -> tf.distribute.DistributedDataset:
+        """`dataset` split over the strategy's replicas: its elements are what `train_step` takes
+        (with `evaluation`, what the evaluation step takes).
+
+        The step is traced here for the dataset's `element_spec`, whose unknown
+        sizes (the batch size, for a last, partial batch; the length of text
+        batches trimmed to their longest) fit every batch: traced at the first
+        batch instead, it would trace again at the first batch of another shape.
+        """
+        distributed = self.strategy.experimental_distribute_dataset(dataset)
+        (self._eval_step if evaluation else self._train_step).get_concrete_function(distributed.element_spec)
+        return distributed
 
     def train_step(self, batch) -> dict[str, float]:
         """One optimizer step on a global batch (from `distribute`): its sums over all replicas,
@@ -140,7 +149,7 @@ class TrainLoop:
 
     def evaluate(self, data: tf.data.Dataset) -> dict[str, float]:
         """`{"loss": ..., "accuracy": ...}` of the model on `data`, without class weights."""
-        return self._evaluate_distributed(self.distribute(data))
+        return self._evaluate_distributed(self.distribute(data, evaluation=True))
 
     def _evaluate_distributed(self, data, prefix=""):
         totals = _Totals()
