@@ -15,7 +15,6 @@ import os
 import sys
 import tempfile
 
-import keras
 import results as results_lib
 from absl import app, flags
 
@@ -31,38 +30,26 @@ flags.DEFINE_integer("labels_per_class", 10, "Labelled target digits per class."
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
-_SOURCE_EPOCHS = 30  # as the digits job pretrains
-
-
 class DigitsRuns:
     """Runs variants of one seed after another on that seed's task and source model, built once."""
 
     def __init__(self, work_dir: str):
         self.work_dir = work_dir
-        self.seed = None
+        self.seed = self.task = self.source_path = None
 
     def run(self, seed: int, rate: str) -> dict:
         if seed != self.seed:
-            self.seed, self.task, self.source_path = seed, *self._pretrain(seed)
-        keras.utils.set_random_seed(seed)
-        model = tfxfer.build_image_classifier(self.source_path, len(digits_data.TARGET_DIGITS),
-                                              backbone_output_layer=digits_task.FEATURES_LAYER, pooling="flatten",
-                                              augmentation=False, seed=seed)
+            self.seed, self.task = seed, digits_data.load_digits_transfer(FLAGS.labels_per_class, seed)
+            # The digits job's pretraining (its epochs and batch size), in a folder of this seed's.
+            self.source_path, _ = digits_task.pretrain_source(self.task, os.path.join(self.work_dir, str(seed)),
+                                                              seed=seed)
+        model = digits_task.build_target_classifier(self.source_path, seed=seed)
+        # Batches of 8, as the digits job transfers.
         result = tfxfer.fine_tune(model, self.task.target_train.dataset(8, shuffle_seed=seed),
                                   self.task.target_validation.dataset(8),
                                   config=tfxfer.FineTuneConfig(learning_rate=float(rate)), verbose=0)
         return {"seed": seed, "variant": rate, "validation_size": len(self.task.target_validation.labels),
                 **results_lib.fine_tune_figures(result)}
-
-    def _pretrain(self, seed: int):
-        task = digits_data.load_digits_transfer(FLAGS.labels_per_class, seed)
-        keras.utils.set_random_seed(seed)
-        source = digits_task.build_mobilenet_v2(len(digits_data.SOURCE_DIGITS), seed=seed)
-        digits_task.train_from_scratch(source, task.source_train.dataset(32, shuffle_seed=seed),
-                                       task.source_validation.dataset(32), epochs=_SOURCE_EPOCHS)
-        path = os.path.join(self.work_dir, f"source_{seed}.keras")
-        source.save(path)
-        return task, path
 
 
 def main(argv):

@@ -128,6 +128,34 @@ def transfer_config() -> tfxfer.FineTuneConfig:
                                  early_stopping_patience=None)
 
 
+def pretrain_source(task: digits_data.DigitsTransferTask, work_dir: str, *, epochs: int = 30, batch_size: int = 32,
+                    seed: int = 0) -> tuple[str, float]:
+    """Trains the network from scratch on the source digits (0-4) and saves it in `work_dir`.
+
+    Returns:
+        The `.keras` file's path and the source validation accuracy.
+    """
+    keras.utils.set_random_seed(seed)
+    source = build_mobilenet_v2(len(digits_data.SOURCE_DIGITS), seed=seed)
+    accuracy = train_from_scratch(source, task.source_train.dataset(batch_size, shuffle_seed=seed),
+                                  task.source_validation.dataset(batch_size), epochs=epochs)
+    os.makedirs(work_dir, exist_ok=True)
+    path = os.path.join(work_dir, "source_digits_0_4.keras")
+    source.save(path)
+    logging.info("Source task (digits 0-4): val_accuracy=%.4f, saved to %s", accuracy, path)
+    return path, accuracy
+
+
+def build_target_classifier(source_path: str, *, seed: int = 0) -> keras.Model:
+    """A tfxfer classifier of the target digits (5-9) on the saved source network's features."""
+    # No augmentation on the target: at 32 pixels from 8, shifts and zooms blur
+    # ten examples a class more than they add (source pretraining had it).
+    keras.utils.set_random_seed(seed)
+    return tfxfer.build_image_classifier(source_path, len(digits_data.TARGET_DIGITS),
+                                         backbone_output_layer=FEATURES_LAYER, pooling="flatten",
+                                         augmentation=False, seed=seed)
+
+
 def run_digits_transfer(
     work_dir: str,
     *,
@@ -159,24 +187,11 @@ def run_digits_transfer(
     config = config or transfer_config()
     task = digits_data.load_digits_transfer(labels_per_class, seed)
 
-    keras.utils.set_random_seed(seed)
-    source = build_mobilenet_v2(len(digits_data.SOURCE_DIGITS), seed=seed)
-    source_accuracy = train_from_scratch(
-        source, task.source_train.dataset(scratch_batch_size, shuffle_seed=seed),
-        task.source_validation.dataset(scratch_batch_size), epochs=source_epochs)
-    os.makedirs(work_dir, exist_ok=True)
-    source_path = os.path.join(work_dir, "source_digits_0_4.keras")
-    source.save(source_path)
-    logging.info("Source task (digits 0-4): val_accuracy=%.4f, saved to %s", source_accuracy, source_path)
-
+    source_path, source_accuracy = pretrain_source(task, work_dir, epochs=source_epochs,
+                                                   batch_size=scratch_batch_size, seed=seed)
     target_train = task.target_train.dataset(batch_size, shuffle_seed=seed)
     target_validation = task.target_validation.dataset(batch_size)
-    # No augmentation on the target: at 32 pixels from 8, shifts and zooms blur
-    # ten examples a class more than they add (source pretraining had it).
-    keras.utils.set_random_seed(seed)
-    model = tfxfer.build_image_classifier(source_path, len(digits_data.TARGET_DIGITS),
-                                          backbone_output_layer=FEATURES_LAYER, pooling="flatten",
-                                          augmentation=False, seed=seed)
+    model = build_target_classifier(source_path, seed=seed)
     result = tfxfer.fine_tune(model, target_train, target_validation, config=config)
     transfer_accuracy = (result.phase2 or result.phase1).final_metrics["val_accuracy"]
 

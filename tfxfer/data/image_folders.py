@@ -30,6 +30,8 @@ from tfxfer.errors import ConfigError, MissingFileError
 
 # How many skipped paths a warning shows; the full list is in `skipped_files`.
 _PATHS_IN_WARNING = 5
+# Where the loaders keep the full list of files they skipped, for the warning that names a few.
+SKIPPED_FILES_LIST = "ImageDatasets.skipped_files"
 
 
 def load_image_folders(
@@ -404,7 +406,7 @@ class _Decoded:
 
 
 def decode_once(order: Files, image_size: tuple[int, int], plan: image_cache.CachePlan, *,
-                listed_in: str | None = "ImageDatasets.skipped_files") -> _Decoded:
+                listed_in: str | None = SKIPPED_FILES_LIST) -> _Decoded:
     """Decodes every file of `order` once, in parallel, into the cache `plan` says; finds the undecodable ones.
 
     `listed_in` names where the caller keeps the full list of undecodable files,
@@ -474,7 +476,7 @@ def decode_parallelism() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def warn_skipped(skipped: list[str], total: int, *, listed_in: str | None = "ImageDatasets.skipped_files") -> None:
+def warn_skipped(skipped: list[str], total: int, *, listed_in: str | None = SKIPPED_FILES_LIST) -> None:
     """Logs the undecodable files, with the reasons of the first few, and where the full list is kept."""
     if not skipped:
         return
