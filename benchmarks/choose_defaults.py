@@ -29,7 +29,9 @@ same training run, so no training noise between them:
   probabilities averaged with its mirror image's);
 - with its weights halfway between phase 1's and phase 2's (`interpolated_val_accuracy`:
   WiSE-FT's weight-space ensemble of the linear probe and the fine-tuned model, Wortsman
-  et al. 2022, at its usual mixing of 0.5).
+  et al. 2022, at its usual mixing of 0.5);
+- with phase 1's weights when phase 2's best `val_loss` did not beat phase 1's, else its own
+  (`best_phase_val_accuracy`: early stopping that also counts the weights phase 2 starts from).
 
 The 153 validation images of ../shared/data/hymenoptera are never looked at: each
 seed splits `train/` 80/20 (seeded, stratified), trains on 80 % and scores on the
@@ -41,6 +43,7 @@ other 20 % (49 images).
 import os
 import time
 
+import candidates
 import image_pair
 import keras
 import results as results_lib
@@ -58,17 +61,8 @@ flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
 _VARIANTS = {  # name: (cache_features, FineTuneConfig changes, image size: None for --image_size)
-    "clean": (True, {}, None),
+    **{name: (True, changes, None) for name, changes in candidates.CONFIG_CHANGES.items()},
     "full": (False, {}, None),
-    "aug2": (True, {"augmented_feature_passes": 2}, None),
-    "ema": (True, {"fine_tune_ema_momentum": 0.9}, None),
-    "head_rate": (True, {"learning_rate": 1e-2}, None),
-    "lr3x": (True, {"fine_tune_learning_rate": 3e-4}, None),
-    "lr_third": (True, {"fine_tune_learning_rate": 3e-5}, None),
-    "deeper": (True, {"fine_tune_at": 0.6}, None),
-    "shallower": (True, {"fine_tune_at": 0.15}, None),
-    "no_early_stopping": (True, {"early_stopping_patience": None}, None),
-    "five_epochs": (True, {"fine_tune_epochs": 5, "early_stopping_patience": None}, None),
     "size224": (True, {}, 224),
     "size288": (True, {}, 288),
 }
@@ -90,7 +84,8 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
     return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
             **results_lib.fine_tune_figures(result),
             "flip_averaged_val_accuracy": accuracy(model, data.validation, flip_averaged=True),
-            "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, data.validation)}
+            "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, data.validation),
+            "best_phase_val_accuracy": best_phase_accuracy(result)}
 
 
 class Phase1Weights(keras.callbacks.Callback):
@@ -114,6 +109,12 @@ def interpolated_accuracy(model: keras.Model, phase1_weights: list, validation: 
         return accuracy(model, validation)
     finally:
         model.set_weights(final_weights)
+
+
+def best_phase_accuracy(result) -> float:
+    """The validation accuracy of phase 1's weights if phase 2 never had a lower `val_loss`, else phase 2's."""
+    phase1, phase2 = result.phase1.final_metrics, result.phase2.final_metrics
+    return phase1["val_accuracy"] if phase2["val_loss"] >= phase1["val_loss"] else phase2["val_accuracy"]
 
 
 def accuracy(model: keras.Model, validation: tf.data.Dataset, *, flip_averaged: bool = False) -> float:

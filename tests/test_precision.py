@@ -18,7 +18,7 @@ import tfxfer
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.models.heads import HeadKind
-from tfxfer.training import losses, optimizers, precision
+from tfxfer.training import losses, lr_finder, optimizers, precision
 from tfxfer.training.loop import TrainLoop
 
 NUM_CLASSES = 3
@@ -170,6 +170,41 @@ def test_float16_backups_resume_with_the_loss_scale_optimizer(tmp_path):
     config = _config(mixed_precision="mixed_float16", epochs=1, fine_tune_epochs=1)
     result = _fine_tune(model, config, backup_dir=str(tmp_path / "backup"))
     assert result.phase2.epochs_run == 1 and not os.path.exists(tmp_path / "backup")
+
+
+def test_a_float16_learning_rate_sweep_scales_the_loss_as_its_phase_will(monkeypatch):
+    made = []
+
+    def recording_for_phase(phase, learning_rate, *, loss_scaling=False):
+        optimizer = for_phase(phase, learning_rate, loss_scaling=loss_scaling)
+        made.append((learning_rate, optimizer))
+        return optimizer
+
+    for_phase = optimizers.for_phase
+    monkeypatch.setattr(optimizers, "for_phase", recording_for_phase)
+    keras.utils.set_random_seed(1234)
+    model = _classifier()
+    _SEEN.clear()
+    result = _fine_tune(model, _config(mixed_precision="mixed_float16", fine_tune_epochs=0), find_learning_rate=1)
+    sweeps = [optimizer for rate, optimizer in made if isinstance(rate, lr_finder.ExponentialSweepSchedule)]
+    assert len(sweeps) == 1 and len(made) == 2  # the sweep's optimizer, then phase 1's
+    assert all(isinstance(optimizer, keras.optimizers.LossScaleOptimizer) for _, optimizer in made)
+    assert set(_SEEN) == {tf.float16}
+    assert np.isfinite(result.phase1.learning_rate_sweep["losses"][0]) and result.phase1.learning_rate > 0
+
+
+def test_find_learning_rate_sweeps_in_the_configs_precision_and_leaves_the_model_float32():
+    keras.utils.set_random_seed(1234)
+    model = _classifier()
+    before = model.get_weights()
+    _SEEN.clear()
+    sweep = tfxfer.find_learning_rate(model, _colour_data(48, seed=0), config=_config(mixed_precision="mixed_float16"),
+                                      cache_features=False, steps=20)
+    assert set(_SEEN) == {tf.float16}
+    assert len(sweep.losses) >= 2 and np.isfinite(sweep.losses[0]) and sweep.suggestion > 0
+    assert {layer.compute_dtype for layer in model._flatten_layers(recursive=True)} == {"float32"}
+    for restored, original in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(restored, original)
 
 
 def test_jit_compile_trains_like_graph_mode():

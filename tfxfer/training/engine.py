@@ -171,7 +171,7 @@ def run_phase(model: keras.Model, phase: Phase, backup: backup_lib.RunBackup, *,
         if phase.cache_features and cached is None:  # extracted once, for the sweep and the phase
             cached = feature_cache.cache_phase(model, phase.train, phase.validation,
                                                 augmented_passes=phase.augmented_feature_passes)
-        sweep = lr_finder.sweep_phase(model, phase, cached=cached)
+        sweep = lr_finder.sweep_phase(model, phase, cached=cached, compute=compute)
         phase = dataclasses.replace(phase, learning_rate=sweep.suggestion)
     if tensorboard_dir is not None and distribute.is_chief():
         phase = dataclasses.replace(

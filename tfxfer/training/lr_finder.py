@@ -41,7 +41,7 @@ from absl import logging
 
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
-from tfxfer.training import feature_cache, freezing, optimizers, planner
+from tfxfer.training import feature_cache, freezing, optimizers, planner, precision
 from tfxfer.training.loop import TrainLoop
 from tfxfer.training.phase import Phase
 
@@ -184,8 +184,9 @@ def find_learning_rate(
             repeated as often as the sweep's steps need.
         phase: int. 1 or 2: the phase of `fine_tune` to sweep.
         config: FineTuneConfig. The run's settings (weight decay, clipping,
-            label smoothing, class weights, `fine_tune_at`, `layer_decay`);
-            defaults if None. Its learning rates are ignored: they are swept.
+            label smoothing, class weights, `fine_tune_at`, `layer_decay`,
+            `mixed_precision`, `jit_compile`); defaults if None. Its learning
+            rates are ignored: they are swept.
         class_counts: list of int. As in `fine_tune`.
         cache_features: bool. As in `fine_tune`: phase 1 on features the
             frozen backbone computed once (None: unless the model augments).
@@ -219,10 +220,14 @@ def find_learning_rate(
             f"which layers train), or phase=1. Received: fine_tune_epochs={config.fine_tune_epochs}")
     # Checked before planning, which may read the data: a typo fails at once.
     _check_sweep_arguments(min_learning_rate, max_learning_rate, steps, divergence_factor)
+    compute = precision.Compute.for_model(model, config.mixed_precision, config.jit_compile)
     phases = planner.plan_phases(model, train_data, None, config, callbacks=None,
                                  class_counts=class_counts, cache_features=cache_features)
-    return sweep_phase(model, phases[phase - 1], min_learning_rate=min_learning_rate,
-                       max_learning_rate=max_learning_rate, steps=steps, divergence_factor=divergence_factor)
+    # In the precision the phase would train in: the rate that suits float32 steps may not suit float16's.
+    with precision.mixed_precision(model, compute.policy):
+        return sweep_phase(model, phases[phase - 1], min_learning_rate=min_learning_rate,
+                           max_learning_rate=max_learning_rate, steps=steps, divergence_factor=divergence_factor,
+                           compute=compute)
 
 
 def sweep_phase(
@@ -234,6 +239,7 @@ def sweep_phase(
     steps: int = STEPS,
     divergence_factor: float = DIVERGENCE_FACTOR,
     cached: feature_cache.CachedPhase | None = None,
+    compute: precision.Compute | None = None,
 ) -> LearningRateSweep:
     """Runs the learning-rate range test on a planned phase, then restores the model.
 
@@ -261,6 +267,10 @@ def sweep_phase(
             features `feature_cache.cache_phase` already extracted for this
             phase (a caller that trains the phase next can extract once for
             both); None extracts them here.
+        compute: precision.Compute. How the phase will train: under float16
+            the sweep's optimizer scales the loss, and with `jit_compile` its
+            steps are XLA-compiled. The layers' dtype policies are the
+            caller's (`precision.mixed_precision`). None: float32 graph steps.
 
     Returns:
         A `LearningRateSweep` with `phase` 1 or 2 (from `phase.fine_tune_at`).
@@ -282,6 +292,7 @@ def sweep_phase(
                         "model and a dataset call find_learning_rate. Received: "
                         f"phase of type {type(phase).__name__}")
     _check_sweep_arguments(min_learning_rate, max_learning_rate, steps, divergence_factor)
+    compute = compute or precision.Compute()
     phase_number = 1 if phase.fine_tune_at is None else 2
     backbone = planner.backbone_of(model)
     state = _ModelState(model)
@@ -296,8 +307,9 @@ def sweep_phase(
                                                          augmented_passes=phase.augmented_feature_passes)
             head, train = cached.head, cached.train
         with model.distribute_strategy.scope():
-            optimizer = optimizers.for_phase(phase, schedule)
-        loop = TrainLoop(model, phase.kind, phase.loss, phase.class_weight, head=head, optimizer=optimizer)
+            optimizer = optimizers.for_phase(phase, schedule, loss_scaling=compute.loss_scaling)
+        loop = TrainLoop(model, phase.kind, phase.loss, phase.class_weight, head=head, optimizer=optimizer,
+                         jit_compile=compute.jit_compile)
         # Repeated: a sweep needs its steps whatever the size of the data.
         for step, batch in enumerate(loop.distribute(train.repeat().take(steps))):
             sums = loop.train_step(batch)

@@ -1,20 +1,21 @@
-r"""tfxfer's defaults with phase 1 at two learning rates, on the offline digits task.
+r"""Candidate defaults of `choose_defaults.py`, checked on the offline digits task.
 
-A second data set and backbone for a choice made on the photos (README, "How the defaults
+A second data set and backbone for choices made on the photos (README, "How the defaults
 were chosen"): each seed pretrains the digits job's small MobileNetV2 on digits 0-4
 (`recipes/digits_task.py`), then fine-tunes it on `--labels_per_class` labelled digits of
-each of 5-9 with `tfxfer.FineTuneConfig()`, its phase-1 rate set per variant, and scores
-the other digits 5-9 (846 with 10 labels a class). Only the rate differs between
-variants; the source model, the split and the seed are shared. The digits job's own
-settings (`digits_task.transfer_config()`) play no part.
+each of 5-9 with `tfxfer.FineTuneConfig()` and one change per variant, and scores the
+other digits 5-9 (846 with 10 labels a class). Only the config differs between variants;
+the source model, the split and the seed are shared. The digits job's own settings
+(`digits_task.transfer_config()`) play no part.
 
-  python benchmarks/digits_phase1_rate.py --seeds=0,1,2,3,4 --output=runs/digits_phase1_rate.json
+  python benchmarks/digits_defaults.py --seeds=0,1,2,3,4 --variants=clean,head_rate --output=runs/digits_defaults.json
 """
 
 import os
 import sys
 import tempfile
 
+import candidates
 import results as results_lib
 from absl import app, flags
 
@@ -25,10 +26,11 @@ import digits_data  # noqa: E402  (the recipes' folder is not a package)
 import digits_task  # noqa: E402
 
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the splits, the source models and training.")
-flags.DEFINE_list("rates", ["3e-3", "1e-2"], "Phase-1 peak learning rates, one variant each.")
+flags.DEFINE_list("variants", ["clean", "head_rate"], f"Which variants to run: {', '.join(candidates.CONFIG_CHANGES)}.")
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target digits per class.")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
+
 
 class DigitsRuns:
     """Runs variants of one seed after another on that seed's task and source model, built once."""
@@ -37,7 +39,7 @@ class DigitsRuns:
         self.work_dir = work_dir
         self.seed = self.task = self.source_path = None
 
-    def run(self, seed: int, rate: str) -> dict:
+    def run(self, seed: int, variant: str) -> dict:
         if seed != self.seed:
             self.seed, self.task = seed, digits_data.load_digits_transfer(FLAGS.labels_per_class, seed)
             # The digits job's pretraining (its epochs and batch size), in a folder of this seed's.
@@ -47,8 +49,8 @@ class DigitsRuns:
         # Batches of 8, as the digits job transfers.
         result = tfxfer.fine_tune(model, self.task.target_train.dataset(8, shuffle_seed=seed),
                                   self.task.target_validation.dataset(8),
-                                  config=tfxfer.FineTuneConfig(learning_rate=float(rate)), verbose=0)
-        return {"seed": seed, "variant": rate, "validation_size": len(self.task.target_validation.labels),
+                                  config=tfxfer.FineTuneConfig(**candidates.CONFIG_CHANGES[variant]), verbose=0)
+        return {"seed": seed, "variant": variant, "validation_size": len(self.task.target_validation.labels),
                 **results_lib.fine_tune_figures(result)}
 
 
@@ -56,7 +58,7 @@ def main(argv):
     del argv
     with tempfile.TemporaryDirectory() as work_dir:
         runs = DigitsRuns(work_dir)
-        results_lib.compare_variants(runs.run, list(map(int, FLAGS.seeds)), FLAGS.rates, FLAGS.output)
+        results_lib.compare_variants(runs.run, list(map(int, FLAGS.seeds)), FLAGS.variants, FLAGS.output)
 
 
 if __name__ == "__main__":

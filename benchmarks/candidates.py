@@ -1,0 +1,20 @@
+"""Candidate training defaults by name: the `tfxfer.FineTuneConfig` changes each makes.
+
+`choose_defaults.py` runs them on splits of the photos' training set and
+`digits_defaults.py` on the offline digits task, so a name means the same change in both.
+"""
+
+CONFIG_CHANGES = {
+    "clean": {},  # tfxfer's defaults: phase 1 on the clean images' cached features
+    "aug2": {"augmented_feature_passes": 2},
+    "ema": {"fine_tune_ema_momentum": 0.9},
+    "head_rate": {"learning_rate": 1e-2},
+    "head_epochs20": {"epochs": 20},
+    "weight_decay": {"weight_decay": 1e-2},
+    "lr3x": {"fine_tune_learning_rate": 3e-4},
+    "lr_third": {"fine_tune_learning_rate": 3e-5},
+    "deeper": {"fine_tune_at": 0.6},
+    "shallower": {"fine_tune_at": 0.15},
+    "no_early_stopping": {"early_stopping_patience": None},
+    "five_epochs": {"fine_tune_epochs": 5, "early_stopping_patience": None},
+}
