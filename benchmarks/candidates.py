@@ -4,13 +4,13 @@
 `digits_defaults.py` on the offline digits task, so a name means the same change in both.
 """
 
+import tfxfer
+
 CONFIG_CHANGES = {
     "clean": {},  # tfxfer's defaults: phase 1 on the clean images' cached features
     "aug2": {"augmented_feature_passes": 2},
     "ema": {"fine_tune_ema_momentum": 0.9},
     "head_rate": {"learning_rate": 1e-2},
-    "head_epochs20": {"epochs": 20},
-    "weight_decay": {"weight_decay": 1e-2},
     "lr3x": {"fine_tune_learning_rate": 3e-4},
     "lr_third": {"fine_tune_learning_rate": 3e-5},
     "deeper": {"fine_tune_at": 0.6},
@@ -18,3 +18,11 @@ CONFIG_CHANGES = {
     "no_early_stopping": {"early_stopping_patience": None},
     "five_epochs": {"fine_tune_epochs": 5, "early_stopping_patience": None},
 }
+
+
+def config(changes: dict, epochs: int | None = None) -> tfxfer.FineTuneConfig:
+    """The defaults with `changes`, and `epochs` phase-1 epochs unless None.
+
+    The README's comparisons before "Phase 1's length" ran with 10 (`--epochs=10`), the default then.
+    """
+    return tfxfer.FineTuneConfig(**{**changes, **({} if epochs is None else {"epochs": epochs})})

@@ -9,7 +9,7 @@ Each variant changes one thing from tfxfer's defaults:
 - **ema**: phase 2 validates and ends with a moving average of its weights
   (`FineTuneConfig(fine_tune_ema_momentum=0.9)`: about the last 10 steps, 1.5 epochs here);
 - **head_rate**: phase 1 trains the head at 1e-2, not 3e-3 (`learning_rate=1e-2`): a linear
-  probe closer to convergence in the same 10 epochs, before phase 2 starts from it;
+  probe closer to convergence in the same epochs, before phase 2 starts from it;
 - **lr3x**: phase 2 at 3 times the default's peak learning rate (`fine_tune_learning_rate=3e-4`);
 - **lr_third**: phase 2 at a third of the default's peak learning rate (`fine_tune_learning_rate=3e-5`);
 - **deeper**: phase 2 unfreezes the top 60 % of the backbone's layers, not 30 % (`fine_tune_at=0.6`);
@@ -57,6 +57,7 @@ flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the splits and o
 flags.DEFINE_list("variants", ["clean", "full", "aug2", "ema"], "Which variants to run.")
 flags.DEFINE_integer("image_size", None, "Input size of every variant but size224 and size288; default: "
                      "tfxfer's (320 for MobileNetV2).")
+flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: FineTuneConfig's.")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
@@ -79,7 +80,7 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
                                           image_size=image_size, alpha=image_pair.ALPHA, seed=seed)
     phase1 = Phase1Weights()
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
-                              config=tfxfer.FineTuneConfig(**changes), callbacks=[phase1],
+                              config=candidates.config(changes, FLAGS.epochs), callbacks=[phase1],
                               cache_features=cache_features, verbose=0)
     return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
             **results_lib.fine_tune_figures(result),

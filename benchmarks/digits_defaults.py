@@ -8,7 +8,7 @@ other digits 5-9 (846 with 10 labels a class). Only the config differs between v
 the source model, the split and the seed are shared. The digits job's own settings
 (`digits_task.transfer_config()`) play no part.
 
-  python benchmarks/digits_defaults.py --seeds=0,1,2,3,4 --variants=clean,head_rate --output=runs/digits_defaults.json
+  python benchmarks/digits_defaults.py --seeds=0,1,2,3,4 --variants=clean,head_rate --epochs=10 --output=runs/digits_defaults.json
 """
 
 import os
@@ -28,6 +28,7 @@ import digits_task  # noqa: E402
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the splits, the source models and training.")
 flags.DEFINE_list("variants", ["clean", "head_rate"], f"Which variants to run: {', '.join(candidates.CONFIG_CHANGES)}.")
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target digits per class.")
+flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: FineTuneConfig's.")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
@@ -49,7 +50,7 @@ class DigitsRuns:
         # Batches of 8, as the digits job transfers.
         result = tfxfer.fine_tune(model, self.task.target_train.dataset(8, shuffle_seed=seed),
                                   self.task.target_validation.dataset(8),
-                                  config=tfxfer.FineTuneConfig(**candidates.CONFIG_CHANGES[variant]), verbose=0)
+                                  config=candidates.config(candidates.CONFIG_CHANGES[variant], FLAGS.epochs), verbose=0)
         return {"seed": seed, "variant": variant, "validation_size": len(self.task.target_validation.labels),
                 **results_lib.fine_tune_figures(result)}
 
