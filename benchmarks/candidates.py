@@ -25,4 +25,5 @@ def config(changes: dict, epochs: int | None = None) -> tfxfer.FineTuneConfig:
 
     The README's comparisons before "Phase 1's length" ran with 10 (`--epochs=10`), the default then.
     """
-    return tfxfer.FineTuneConfig(**{**changes, **({} if epochs is None else {"epochs": epochs})})
+    config = tfxfer.FineTuneConfig(**changes)
+    return config if epochs is None else config.replace(epochs=epochs)
