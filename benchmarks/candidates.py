@@ -17,6 +17,7 @@ CONFIG_CHANGES = {
     "shallower": {"fine_tune_at": 0.15},
     "no_early_stopping": {"early_stopping_patience": None},
     "five_epochs": {"fine_tune_epochs": 5, "early_stopping_patience": None},
+    "weight_decay": {"weight_decay": 1e-2},
 }
 
 

@@ -18,6 +18,7 @@ Each variant changes one thing from tfxfer's defaults:
   and the model is the last epoch's, not the one with the lowest validation loss;
 - **five_epochs**: the same, with phase 2's schedule over 5 epochs, not 10
   (`fine_tune_epochs=5, early_stopping_patience=None`): about the time early stopping leaves it;
+- **weight_decay**: AdamW's decoupled weight decay at 1e-2 in both phases, not 1e-4;
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 

@@ -10,7 +10,7 @@ with XLA, compiles; validation passes excluded) as a ratio to float32's in the
 same seed, and the validation accuracy of the trained model (float32 again
 after `fine_tune`) and as measured during training in the variant's own policy.
 
-  python benchmarks/precision.py --shared_dir=../shared --seeds=0,1 --output=benchmarks/precision.json
+  python benchmarks/precision.py --shared_dir=../shared --seeds=0,1,2 --output=runs/precision.json
 """
 
 import os

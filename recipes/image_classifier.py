@@ -47,6 +47,9 @@ flags.DEFINE_integer("image_size", None, "Input size in pixels; default: tfxfer.
                      "1.4x a registry backbone's pretraining size (320 for 224; 224 is about half the compute).")
 flags.DEFINE_bool("augmentation", True, "Random flips, rotations, zooms and shifts of the training images in phase 2 "
                   "(tfxfer.default_image_augmentation); --noaugmentation leaves them out, e.g. for --jit_compile.")
+flags.DEFINE_bool("test_time_flip", False, "Predictions (validation in phase 2, evaluation, the exports) average "
+                  "each image with its mirror image, at twice the cost of a prediction; for classes that mirroring "
+                  "keeps, as --augmentation's flips assume.")
 flags.DEFINE_integer("top_k", 5, "Signatures also return the top_k best scores and class names; 0 leaves them out.")
 flags.DEFINE_integer("cache_memory_mb", image_cache.DEFAULT_CACHE_MEMORY_MB,
                      "Most MB of decoded images (uint8, H x W x 3 bytes each) kept in memory; beyond it they are "
@@ -87,7 +90,7 @@ def main(argv):
         model = tfxfer.build_image_classifier(
             backbone, **task_flags.head_arguments(data), weights=training_flags.parse_weights(FLAGS.weights),
             image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
-            seed=FLAGS.seed)
+            seed=FLAGS.seed, test_time_flip=FLAGS.test_time_flip)
         # Built now, so that an unknown student backbone or missing weights fail before any training.
         student = build_student(FLAGS.student_image_size or image_size, len(data.class_names)) \
             if FLAGS.distill_into else None
@@ -105,7 +108,8 @@ def main(argv):
                               find_learning_rate=training_flags.find_learning_rate())
     evaluation = run_report.evaluate(model, data.validation, data.class_names, multi_label=False)
     metrics = {**result.metrics(), "data": data.summary(), "backbone": FLAGS.backbone,
-               "image_size": image_size, **training_flags.run_facts(strategy, global_batch, config, model, search)}
+               "image_size": image_size, "test_time_flip": model.test_time_flip,
+               **training_flags.run_facts(strategy, global_batch, config, model, search)}
     warmup_examples = None
     if FLAGS.warmup_examples and data.validation is not None:
         warmup_examples = warmup.encode_images(data.validation, FLAGS.warmup_examples)
@@ -129,7 +133,7 @@ def build_student(image_size, num_classes):
     return tfxfer.build_image_classifier(
         FLAGS.distill_into, num_classes, weights=training_flags.parse_weights(FLAGS.student_weights),
         image_size=image_size, alpha=FLAGS.student_alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
-        seed=FLAGS.seed)
+        seed=FLAGS.seed, test_time_flip=FLAGS.test_time_flip)
 
 
 def export_tflite(model, data, folder=""):

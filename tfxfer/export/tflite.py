@@ -234,13 +234,21 @@ def _reject_text_model(model: keras.Model) -> None:
 def inference_model(model: keras.Model) -> keras.Model:
     """`model` without its training-only augmentation layer (the same model if it has none).
 
+    A model with `test_time_flip` still averages each image with its mirror image.
+
     model: keras.Model. A tfxfer image classifier.
     """
     names = [layer.name for layer in model.layers]
     if layer_names.AUGMENTATION not in names:
         return model
     # The functional graph from the preprocessing layer's input on: same layers, same weights.
-    return keras.Model(model.get_layer(layer_names.PREPROCESSING).input, model.output, name=f"{model.name}_inference")
+    single_view = keras.Model(model.get_layer(layer_names.PREPROCESSING).input, model.output,
+                              name=f"{model.name}_inference")
+    if not getattr(model, "test_time_flip", False):
+        return single_view
+    images = keras.Input(single_view.input_shape[1:], name=layer_names.INPUTS)
+    outputs = keras.layers.Average()([single_view(images), single_view(keras.ops.flip(images, axis=2))])
+    return keras.Model(images, outputs, name=f"{model.name}_inference")
 
 
 def interpreter(model: str | bytes):

@@ -26,6 +26,12 @@ class ImageClassifier(classifier.Classifier):
     `training=False`, so its BatchNorm layers use their moving statistics in both
     training phases, as fine-tuning on small data requires.
 
+    With `test_time_flip`, every call but a training one (`predict`, `evaluate`,
+    validation during `fit`, the SavedModel and TFLite exports) averages each
+    image's probabilities with those of its mirror image, at twice the compute.
+    Training steps see each image once, and phase 1 on cached features
+    validates its head on the images as they are.
+
     Args:
         backbone: keras.Model. Images `(N, H, W, 3)` to a feature map or vector;
             see `create_backbone` and `backbone_from_model`.
@@ -37,6 +43,8 @@ class ImageClassifier(classifier.Classifier):
         dropout: float. Dropout rate before the Dense head.
         multi_label: bool. Independent sigmoid per class.
         backbone_name: str. The backbone's registry name, or `"custom"`.
+        test_time_flip: bool. Average the predictions for each image and its
+            mirror image outside training: for models trained with horizontal flips.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Use `build_image_classifier` to build one from a backbone name.
@@ -54,7 +62,8 @@ class ImageClassifier(classifier.Classifier):
     LAYER_ARGUMENTS = ("backbone", "augmentation")
 
     def __init__(self, backbone, num_classes=None, *, preprocessing="none", augmentation=None, pooling="avg",
-                 dropout=0.2, multi_label=False, backbone_name="custom", tasks=None, **kwargs):
+                 dropout=0.2, multi_label=False, backbone_name="custom", tasks=None, test_time_flip=False,
+                 **kwargs):
         self.augmentation = augmentation
         inputs = keras.Input(shape=(*backbone.input_shape[1:3], 3), name=layer_names.INPUTS)
         x = augmentation(inputs) if augmentation is not None else inputs
@@ -64,6 +73,15 @@ class ImageClassifier(classifier.Classifier):
                          multi_label=multi_label, pooling=pooling, dropout=dropout, backbone_name=backbone_name,
                          tasks=tasks, **kwargs)
         self.preprocessing = preprocessing
+        self.test_time_flip = test_time_flip
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        outputs = super().call(inputs, training=training, mask=mask, **kwargs)
+        if training or not self.test_time_flip:
+            return outputs
+        mirrored = super().call(keras.ops.flip(inputs, axis=2), training=training, mask=mask, **kwargs)
+        # A multi-task model's outputs are a dict of probabilities: each is averaged with its own.
+        return keras.tree.map_structure(lambda image, mirror: (image + mirror) / 2, outputs, mirrored)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -72,7 +90,8 @@ class ImageClassifier(classifier.Classifier):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "preprocessing": self.preprocessing,
-                "augmentation": keras.saving.serialize_keras_object(self.augmentation)}
+                "augmentation": keras.saving.serialize_keras_object(self.augmentation),
+                "test_time_flip": self.test_time_flip}
 
 
 def build_image_classifier(
@@ -91,6 +110,7 @@ def build_image_classifier(
     augmentation: bool | keras.Layer = True,
     seed: int | None = None,
     safe_mode: bool = True,
+    test_time_flip: bool = False,
 ) -> ImageClassifier:
     """Builds an `ImageClassifier` that takes raw images with values in [0, 255].
 
@@ -124,6 +144,11 @@ def build_image_classifier(
         safe_mode: bool. For your own `.keras` file: load it in Keras' safe
             mode, which refuses `Lambda` layers holding Python code. Pass False
             only for files you trust.
+        test_time_flip: bool. Outside training, average each image's
+            probabilities with its mirror image's (`ImageClassifier`), at twice
+            the cost of a prediction. For images whose mirror image keeps the
+            class, as the default augmentation's flips assume. Off by default:
+            it did not gain on held-out training images (README, "Benchmarks").
 
     Example:
 
@@ -141,9 +166,10 @@ def build_image_classifier(
     model = ImageClassifier(
         backbone_model, num_classes, preprocessing=mode, augmentation=augmentation or None, pooling=pooling,
         dropout=dropout, multi_label=multi_label, backbone_name=backbone_name, tasks=tasks,
-        name=f"{backbone_name}_classifier")
-    logging.info("Built %s: input %dx%d, %s, %d parameters.",
-                 model.name, *model.image_size, classifier.describe_head(model), model.count_params())
+        test_time_flip=test_time_flip, name=f"{backbone_name}_classifier")
+    logging.info("Built %s: input %dx%d, %s, %d parameters%s.",
+                 model.name, *model.image_size, classifier.describe_head(model), model.count_params(),
+                 "; predictions average each image with its mirror image" if test_time_flip else "")
     return model
 
 
