@@ -18,6 +18,7 @@ CONFIG_CHANGES = {
     "no_early_stopping": {"early_stopping_patience": None},
     "five_epochs": {"fine_tune_epochs": 5, "early_stopping_patience": None},
     "weight_decay": {"weight_decay": 1e-2},
+    "no_label_smoothing": {"label_smoothing": 0.0},
 }
 
 

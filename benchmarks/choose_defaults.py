@@ -19,6 +19,9 @@ Each variant changes one thing from tfxfer's defaults:
 - **five_epochs**: the same, with phase 2's schedule over 5 epochs, not 10
   (`fine_tune_epochs=5, early_stopping_patience=None`): about the time early stopping leaves it;
 - **weight_decay**: AdamW's decoupled weight decay at 1e-2 in both phases, not 1e-4;
+- **no_label_smoothing**: the plain cross-entropy loss, without the default's label smoothing of 0.1;
+- **flip_only**: phase 2's augmentation only mirrors the images, without the default's
+  random rotation, zoom and shift (`default_image_augmentation(rotation=0, zoom=0, translation=0)`);
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -65,9 +68,12 @@ FLAGS = flags.FLAGS
 _VARIANTS = {  # name: (cache_features, FineTuneConfig changes, image size: None for --image_size)
     **{name: (True, changes, None) for name, changes in candidates.CONFIG_CHANGES.items()},
     "full": (False, {}, None),
+    "flip_only": (True, {}, None),
     "size224": (True, {}, 224),
     "size288": (True, {}, 288),
 }
+# Variants whose model is built with another augmentation than the default's.
+_AUGMENTATIONS = {"flip_only": {"rotation": 0, "zoom": 0, "translation": 0}}
 
 
 def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
@@ -77,8 +83,12 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
     start = time.perf_counter()
     data = tfxfer.load_image_folders(os.path.join(data_dir, "train"), image_size=(image_size, image_size),
                                      validation_split=0.2, seed=seed)
+    augmentation = True
+    if variant in _AUGMENTATIONS:
+        augmentation = tfxfer.default_image_augmentation(**_AUGMENTATIONS[variant], seed=seed)
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names), weights=weights,
-                                          image_size=image_size, alpha=image_pair.ALPHA, seed=seed)
+                                          image_size=image_size, alpha=image_pair.ALPHA, seed=seed,
+                                          augmentation=augmentation)
     phase1 = Phase1Weights()
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
                               config=candidates.config(changes, FLAGS.epochs), callbacks=[phase1],
