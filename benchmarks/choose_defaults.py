@@ -44,6 +44,7 @@ other 20 % (49 images).
   python benchmarks/choose_defaults.py --shared_dir=../shared --seeds=0,1,2,3,4 --output=runs/choose_defaults.json
 """
 
+import dataclasses
 import os
 import time
 
@@ -65,34 +66,42 @@ flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: 
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
-_VARIANTS = {  # name: (cache_features, FineTuneConfig changes, image size: None for --image_size)
-    **{name: (True, changes, None) for name, changes in candidates.CONFIG_CHANGES.items()},
-    "full": (False, {}, None),
-    "flip_only": (True, {}, None),
-    "size224": (True, {}, 224),
-    "size288": (True, {}, 288),
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """What a variant changes from tfxfer's defaults."""
+
+    cache_features: bool = True
+    config_changes: dict = dataclasses.field(default_factory=dict)  # FineTuneConfig fields
+    image_size: int | None = None  # None: --image_size, or tfxfer's default size
+    augmentation: dict | None = None  # default_image_augmentation arguments; None: the default augmentation
+
+
+_VARIANTS = {
+    **{name: Variant(config_changes=changes) for name, changes in candidates.CONFIG_CHANGES.items()},
+    "full": Variant(cache_features=False),
+    "flip_only": Variant(augmentation={"rotation": 0, "zoom": 0, "translation": 0}),
+    "size224": Variant(image_size=224),
+    "size288": Variant(image_size=288),
 }
-# Variants whose model is built with another augmentation than the default's.
-_AUGMENTATIONS = {"flip_only": {"rotation": 0, "zoom": 0, "translation": 0}}
 
 
 def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
-    cache_features, changes, image_size = _VARIANTS[variant]
-    image_size = image_size or FLAGS.image_size or tfxfer.default_image_size("mobilenet_v2")
+    spec = _VARIANTS[variant]
+    image_size = spec.image_size or FLAGS.image_size or tfxfer.default_image_size("mobilenet_v2")
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     data = tfxfer.load_image_folders(os.path.join(data_dir, "train"), image_size=(image_size, image_size),
                                      validation_split=0.2, seed=seed)
-    augmentation = True
-    if variant in _AUGMENTATIONS:
-        augmentation = tfxfer.default_image_augmentation(**_AUGMENTATIONS[variant], seed=seed)
+    augmentation = (True if spec.augmentation is None
+                    else tfxfer.default_image_augmentation(**spec.augmentation, seed=seed))
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names), weights=weights,
                                           image_size=image_size, alpha=image_pair.ALPHA, seed=seed,
                                           augmentation=augmentation)
     phase1 = Phase1Weights()
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
-                              config=candidates.config(changes, FLAGS.epochs), callbacks=[phase1],
-                              cache_features=cache_features, verbose=0)
+                              config=candidates.config(spec.config_changes, FLAGS.epochs), callbacks=[phase1],
+                              cache_features=spec.cache_features, verbose=0)
     return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
             **results_lib.fine_tune_figures(result),
             "flip_averaged_val_accuracy": accuracy(model, data.validation, flip_averaged=True),
