@@ -39,7 +39,8 @@ flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), 
 flags.DEFINE_enum("only", None, ["image", "text"], "Run only this half.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Image seeds; each runs every recipe, and means are reported.")
 flags.DEFINE_list("text_seeds", ["0", "1"],
-                  "Text seeds (a text run took 7 to 9 minutes on 2 cores with bf16, 21 with AVX2 only).")
+                  "Text seeds (a text run took 5 to 6 minutes on 2 cores with bf16; with 3 phase-2 "
+                  "epochs, 21 with AVX2 only).")
 flags.DEFINE_string("output", "benchmarks/results.json", "The JSON file of results.")
 flags.DEFINE_string("markdown", None, "The markdown table; default RESULTS.md beside --output.")
 FLAGS = flags.FLAGS
