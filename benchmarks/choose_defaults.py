@@ -22,6 +22,8 @@ Each variant changes one thing from tfxfer's defaults:
 - **no_label_smoothing**: the plain cross-entropy loss, without the default's label smoothing of 0.1;
 - **flip_only**: phase 2's augmentation only mirrors the images, without the default's
   random rotation, zoom and shift (`default_image_augmentation(rotation=0, zoom=0, translation=0)`);
+- **stronger_augmentation**: phase 2's rotation, zoom and shift at 1.5 times the default's ranges
+  (`default_image_augmentation(rotation=0.15, zoom=0.3, translation=0.15)`);
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -81,6 +83,7 @@ _VARIANTS = {
     **{name: Variant(config_changes=changes) for name, changes in candidates.CONFIG_CHANGES.items()},
     "full": Variant(cache_features=False),
     "flip_only": Variant(augmentation={"rotation": 0, "zoom": 0, "translation": 0}),
+    "stronger_augmentation": Variant(augmentation={"rotation": 0.15, "zoom": 0.3, "translation": 0.15}),
     "size224": Variant(image_size=224),
     "size288": Variant(image_size=288),
 }
