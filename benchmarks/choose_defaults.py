@@ -24,6 +24,9 @@ Each variant changes one thing from tfxfer's defaults:
   random rotation, zoom and shift (`default_image_augmentation(rotation=0, zoom=0, translation=0)`);
 - **stronger_augmentation**: phase 2's rotation, zoom and shift at 1.5 times the default's ranges
   (`default_image_augmentation(rotation=0.15, zoom=0.3, translation=0.15)`);
+- **three_resamplings**: phase 2's rotation, zoom and shift as Keras' `RandomRotation`, `RandomZoom` and
+  `RandomTranslation`, one resampling each, with the same ranges: the default augmentation before
+  `tfxfer.RandomAffine` drew all three into one resampling;
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -77,6 +80,7 @@ class Variant:
     config_changes: dict = dataclasses.field(default_factory=dict)  # FineTuneConfig fields
     image_size: int | None = None  # None: --image_size, or tfxfer's default size
     augmentation: dict | None = None  # default_image_augmentation arguments; None: the default augmentation
+    three_resamplings: bool = False  # the default ranges, as three Keras layers that each resample
 
 
 _VARIANTS = {
@@ -84,6 +88,7 @@ _VARIANTS = {
     "full": Variant(cache_features=False),
     "flip_only": Variant(augmentation={"rotation": 0, "zoom": 0, "translation": 0}),
     "stronger_augmentation": Variant(augmentation={"rotation": 0.15, "zoom": 0.3, "translation": 0.15}),
+    "three_resamplings": Variant(three_resamplings=True),
     "size224": Variant(image_size=224),
     "size288": Variant(image_size=288),
 }
@@ -96,7 +101,8 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
     start = time.perf_counter()
     data = tfxfer.load_image_folders(os.path.join(data_dir, "train"), image_size=(image_size, image_size),
                                      validation_split=0.2, seed=seed)
-    augmentation = (True if spec.augmentation is None
+    augmentation = (three_resamplings(seed) if spec.three_resamplings
+                    else True if spec.augmentation is None
                     else tfxfer.default_image_augmentation(**spec.augmentation, seed=seed))
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names), weights=weights,
                                           image_size=image_size, alpha=image_pair.ALPHA, seed=seed,
@@ -110,6 +116,16 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
             "flip_averaged_val_accuracy": accuracy(model, data.validation, flip_averaged=True),
             "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, data.validation),
             "best_phase_val_accuracy": best_phase_accuracy(result)}
+
+
+def three_resamplings(seed: int) -> keras.Sequential:
+    """The default augmentation's mirror image, rotation, zoom and shift, as Keras layers that resample one by one."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.1, fill_mode="reflect", seed=seed),
+        keras.layers.RandomZoom((-0.2, 0.2), fill_mode="reflect", seed=seed),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
+    ], name="augmentation")
 
 
 class Phase1Weights(keras.callbacks.Callback):

@@ -32,8 +32,8 @@ flags.DEFINE_list("variants", ["float32", "mixed_bfloat16", "jit", "mixed_bfloat
 flags.DEFINE_integer("epochs", 2, "Phase-1 epochs (the head, on cached features).")
 flags.DEFINE_integer("fine_tune_epochs", 3, "Phase-2 epochs; the first is left out of the throughput.")
 flags.DEFINE_bool("augmentation", False,
-                  "Build the models with tfxfer's random augmentation. Off by default: its RandomRotation and "
-                  "RandomZoom have no XLA kernel, so the +jit variants cannot run with it.")
+                  "Build the models with tfxfer's random augmentation. Off by default: its RandomAffine "
+                  "has no XLA kernel, so the +jit variants cannot run with it.")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 

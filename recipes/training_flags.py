@@ -157,7 +157,7 @@ def define_flags(
     flags.DEFINE_bool("jit_compile", training.jit_compile,
                       "Compile the training and evaluation steps with XLA. XLA compiles once per batch shape "
                       "(text batches trimmed to their longest sentence compile once per length), and cannot "
-                      "compile Keras' random image augmentation (RandomRotation, RandomZoom, ...): a model "
+                      "compile random image transforms (tfxfer's RandomAffine, Keras' RandomRotation, ...): a model "
                       "with it is refused before training.")
 
 

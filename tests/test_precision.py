@@ -245,7 +245,7 @@ def test_jit_compile_with_augmentation_xla_cannot_compile_fails_before_training(
     model = tfxfer.build_image_classifier(_tiny_backbone(), num_classes=NUM_CLASSES, preprocessing="tf",
                                           augmentation=True, dropout=0.0)
     weights = model.get_weights()
-    with pytest.raises(ConfigError, match=r"random_rotation.*\(RandomRotation\).*augmentation=False.*"
+    with pytest.raises(ConfigError, match=r"random_affine.*\(RandomAffine\).*augmentation=False.*"
                                           r"Received: jit_compile=True"):
         _fine_tune(model, _config(jit_compile=True))
     for before, after in zip(weights, model.get_weights()):
@@ -358,8 +358,8 @@ def test_image_recipe_flags_reach_training_and_metrics(tmp_path, script_server):
     assert metrics["mixed_precision"] == "mixed_bfloat16" and metrics["compute_policy"] == "mixed_bfloat16"
     assert metrics["jit_compile"] is True
     assert "compute mixed_bfloat16 (predictions float32), XLA-compiled steps" in process.stderr
-    # With its augmentation, XLA cannot compile RandomRotation: a usage error before training, naming the fix.
+    # With its augmentation, XLA cannot compile RandomAffine: a usage error before training, naming the fix.
     refused = script_server.run_recipe("image_classifier.py", *common, "--jit_compile",
                                        f"--run_dir={tmp_path / 'jit'}")
-    assert refused.returncode == 2 and "RandomRotation" in refused.stderr, refused.stderr[-3000:]
+    assert refused.returncode == 2 and "RandomAffine" in refused.stderr, refused.stderr[-3000:]
     assert "--noaugmentation" in refused.stderr

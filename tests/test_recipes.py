@@ -187,7 +187,7 @@ def test_offline_main_job_transfers_better_than_scratch(tmp_path, script_server)
     comparison = json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison"]
     assert comparison["source_val_accuracy"] >= 0.9
     # The margin the design has on every seed, oneDNN on and off (benchmarks/digits_seeds.py,
-    # README): at least 0.08 of 846 validation images, so 0.05 leaves room for other CPUs.
+    # README): at least 0.15 of 846 validation images, so 0.05 leaves room for other CPUs.
     assert comparison["transfer_val_accuracy"] - comparison["scratch_val_accuracy"] >= 0.05
     assert comparison["transfer_val_accuracy"] >= 0.88
     assert 0.5 < comparison["pixel_logistic_regression_val_accuracy"] <= 1.0

@@ -39,6 +39,7 @@ _EXPORTS = {
     "LearningRateSweep": "tfxfer.training.lr_finder",
     "ImageDatasets": "tfxfer.data",
     "PhaseResult": "tfxfer.training.results",
+    "RandomAffine": "tfxfer.models.augmentation",
     "Task": "tfxfer.tasks",
     "TextBackbone": "tfxfer.models.backbones",
     "TextDatasets": "tfxfer.data.text_data",

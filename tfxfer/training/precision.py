@@ -74,7 +74,7 @@ def check_jit_compile(jit_compile) -> None:
 def check_xla(model: keras.Model) -> None:
     """Raises ConfigError if a layer of `model` cannot be XLA-compiled (Keras marks it `supports_jit=False`).
 
-    Keras' random image augmentations (RandomRotation, RandomZoom, RandomTranslation,
+    Random image transforms (tfxfer's RandomAffine, Keras' RandomRotation, RandomZoom,
     ...) use an image transform op that XLA has no kernel for; failing here is
     better than failing after phase 1 has trained.
 
