@@ -120,11 +120,12 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
 
 def three_resamplings(seed: int) -> keras.Sequential:
     """The default augmentation's mirror image, rotation, zoom and shift, as Keras layers that resample one by one."""
+    flip, affine = tfxfer.default_image_augmentation(seed=seed).layers  # its ranges, so the two cannot drift apart
     return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.1, fill_mode="reflect", seed=seed),
-        keras.layers.RandomZoom((-0.2, 0.2), fill_mode="reflect", seed=seed),
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
+        flip,
+        keras.layers.RandomRotation(affine.rotation, fill_mode=affine.fill_mode, seed=seed),
+        keras.layers.RandomZoom((-affine.zoom, affine.zoom), fill_mode=affine.fill_mode, seed=seed),
+        keras.layers.RandomTranslation(affine.translation, affine.translation, fill_mode=affine.fill_mode, seed=seed),
     ], name="augmentation")
 
 

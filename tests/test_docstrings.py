@@ -21,8 +21,8 @@ PUBLIC = [name for name in tfxfer.__all__ if name != "__version__"]
 
 # Docstrings whose example is a doctest: kept runnable (not turned back into prose).
 RUNNABLE = {
-    "BackbonePreprocessing", "BackboneSpec", "FineTuneConfig", "FineTuneConfig.replace", "HeadKind", "RandomAffine", "augment_texts",
-    "chief_or_temp_dir", "create_strategy", "default_image_augmentation", "default_image_size",
+    "BackbonePreprocessing", "BackboneSpec", "FineTuneConfig", "FineTuneConfig.replace", "HeadKind", "RandomAffine",
+    "augment_texts", "chief_or_temp_dir", "create_strategy", "default_image_augmentation", "default_image_size",
     "freeze_backbone", "get_backbone_spec", "global_batch_size", "is_chief", "list_backbones",
     "list_strategies", "scale_learning_rate", "seed_everything", "Task", "unfreeze_top",
 }
