@@ -226,6 +226,13 @@ def test_an_augmented_image_models_cached_head_predicts_what_the_whole_model_doe
     # Phase 1 caches the clean images' features even with augmentation: at inference the
     # augmentation is off, so the head on cached features must give the model's own predictions.
     model, images, dataset = _augmented_image_model_and_data()
+    # Statistics a fresh BatchNorm does not have, so that folding them into the convolutions is tested.
+    rng = np.random.default_rng(0)
+    for layer in model.get_layer(layer_names.BACKBONE).layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
+                               rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2, variance.shape)])
     cached = feature_cache.cache_phase(model, dataset, dataset)
     features = np.concatenate([batch for batch, _ in cached.validation])
     np.testing.assert_allclose(cached.head.predict(features, verbose=0), model.predict(images, verbose=0),

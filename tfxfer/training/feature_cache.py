@@ -4,7 +4,10 @@ While the backbone is frozen (and its BatchNorm in inference mode), the features
 the head sees for an example never change, so phase 1 can train the head alone
 on features computed once. The model is cut where the head starts (the input of
 its `dropout`/`predictions` layers): the *extractor* is everything below, the
-*head* model reuses the head's own layers, so training it trains `model`.
+*head* model reuses the head's own layers, so training it trains `model`. The
+extractor runs with each BatchNorm folded into the convolution before it
+(`batchnorm_folding`): the same features within float rounding, in about half the
+time for MobileNetV2.
 
 What the cache gives up: random augmentation before the backbone (an extractor
 in inference mode applies none). `fine_tune` caches by default anyway: phase 1
@@ -23,6 +26,7 @@ from absl import logging
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import layer_names
+from tfxfer.training import batchnorm_folding
 
 
 @dataclasses.dataclass
@@ -84,7 +88,9 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
     """
     start = time.perf_counter()
     extractor, head = split_at_head(model)
-    # Inference mode: BatchNorm uses its moving statistics, dropout and augmentation are off.
+    # Inference mode: BatchNorm uses its moving statistics (so it folds into the convolution
+    # before it), dropout and augmentation are off.
+    extractor, folded = batchnorm_folding.fold_batch_norms(extractor)
     traced = _tracing(train_data, validation_data)
     extract = tf.function(lambda inputs: extractor(inputs, training=False), **traced)
     passes = augmented_passes if has_augmentation(model) else 0
@@ -110,9 +116,10 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
         val_features, val_labels, val_batch_size = _extract(extract, validation_data)
         validation = tf.data.Dataset.from_tensor_slices((val_features, val_labels)).batch(val_batch_size)
     seconds = time.perf_counter() - start
-    logging.info("Cached phase-1 features of %d training examples (%s)%s in %.1fs.",
+    logging.info("Cached phase-1 features of %d training examples (%s)%s in %.1fs%s.",
                  examples, train_features.shape[1:],
-                 f", {passes} randomly augmented passes" if passes else "", seconds)
+                 f", {passes} randomly augmented passes" if passes else "", seconds,
+                 f" ({folded} BatchNorm layers folded into their convolutions)" if folded else "")
     return CachedPhase(head, train, validation, seconds)
 
 
