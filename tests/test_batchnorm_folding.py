@@ -15,9 +15,8 @@ def _randomise_statistics(model, seed=0):
     rng = np.random.default_rng(seed)
     for layer in _all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.set_weights([rng.uniform(0.5, 2.0, size=w.shape) if name in ("gamma", "moving_variance")
-                               else rng.normal(0.0, 0.5, size=w.shape)
-                               for name, w in zip([v.name for v in layer.weights], layer.get_weights())])
+            layer.set_weights([rng.uniform(0.5, 2.0, size=w.shape) if w.name in ("gamma", "moving_variance")
+                               else rng.normal(0.0, 0.5, size=w.shape) for w in layer.weights])
     return model
 
 
@@ -33,7 +32,7 @@ def _batch_norms(model):
 
 
 def _block(inputs):
-    """Every kind of convolution it folds, each followed by a BatchNorm it must fold."""
+    """A Conv2D without bias, a DepthwiseConv2D with one, another Conv2D, each followed by a BatchNorm to fold."""
     x = keras.layers.Conv2D(6, 3, use_bias=False)(inputs)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU(6.0)(x)
@@ -84,6 +83,23 @@ def test_a_real_backbone_folds_within_float_rounding():
     assert count == len(_batch_norms(model)) == 52  # every MobileNetV2 BatchNorm follows a convolution
     images = np.random.default_rng(0).uniform(0, 255, size=(4, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(folded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, convolutions", [
+    ((12, 3), [keras.layers.Conv1D, keras.layers.DepthwiseConv1D]),
+    ((5, 5, 5, 3), [keras.layers.Conv3D]),
+])
+def test_one_and_three_dimensional_convolutions_fold_too(shape, convolutions):
+    inputs = keras.Input(shape)
+    x = inputs
+    for convolution in convolutions:
+        layer = convolution(3) if convolution is keras.layers.DepthwiseConv1D else convolution(4, 3)
+        x = keras.layers.BatchNormalization()(layer(x))
+    model = _randomise_statistics(keras.Model(inputs, x))
+    folded, count = fold_batch_norms(model)
+    assert count == len(convolutions)
+    data = _inputs((2, *shape))
+    np.testing.assert_allclose(folded(data, training=False), model(data, training=False), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("case", ["activation", "two_consumers", "after_dense", "other_axis"])
