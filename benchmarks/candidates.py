@@ -19,6 +19,7 @@ CONFIG_CHANGES = {
     "five_epochs": {"fine_tune_epochs": 5, "early_stopping_patience": None},
     "weight_decay": {"weight_decay": 1e-2},
     "no_label_smoothing": {"label_smoothing": 0.0},
+    "probe40": {"epochs": 40},
 }
 
 

@@ -27,6 +27,8 @@ Each variant changes one thing from tfxfer's defaults:
 - **three_resamplings**: phase 2's rotation, zoom and shift as Keras' `RandomRotation`, `RandomZoom` and
   `RandomTranslation`, one resampling each, with the same ranges: the default augmentation before
   `tfxfer.RandomAffine` drew all three into one resampling;
+- **probe40**: phase 1 over 40 epochs, not 20 (`FineTuneConfig(epochs=40)`);
+- **batch16**: batches of 16 images, not 32, in both phases (`load_image_folders(batch_size=16)`);
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -81,6 +83,7 @@ class Variant:
     image_size: int | None = None  # None: --image_size, or tfxfer's default size
     augmentation: dict | None = None  # default_image_augmentation arguments; None: the default augmentation
     three_resamplings: bool = False  # the default ranges, as three Keras layers that each resample
+    batch_size: int = 32  # load_image_folders' default
 
 
 _VARIANTS = {
@@ -91,6 +94,7 @@ _VARIANTS = {
     "three_resamplings": Variant(three_resamplings=True),
     "size224": Variant(image_size=224),
     "size288": Variant(image_size=288),
+    "batch16": Variant(batch_size=16),
 }
 
 
@@ -100,7 +104,7 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     data = tfxfer.load_image_folders(os.path.join(data_dir, "train"), image_size=(image_size, image_size),
-                                     validation_split=0.2, seed=seed)
+                                     validation_split=0.2, seed=seed, batch_size=spec.batch_size)
     augmentation = (three_resamplings(seed) if spec.three_resamplings
                     else True if spec.augmentation is None
                     else tfxfer.default_image_augmentation(**spec.augmentation, seed=seed))
