@@ -1,4 +1,4 @@
-"""Candidate training defaults by name: the `tfxfer.FineTuneConfig` changes each makes.
+"""Candidate training defaults by name: the `tfxfer.FineTuneConfig` or model changes each makes.
 
 `choose_defaults.py` runs them on splits of the photos' training set and
 `digits_defaults.py` on the offline digits task, so a name means the same change in both.
@@ -22,6 +22,15 @@ CONFIG_CHANGES = {
     "probe40": {"epochs": 40},
 }
 
+# Candidates that change the model instead: `tfxfer.build_image_classifier` arguments.
+BUILD_CHANGES = {
+    "no_dropout": {"dropout": 0.0},
+    "dropout_0.2": {"dropout": 0.2},
+    "dropout_0.5": {"dropout": 0.5},
+}
+
+NAMES = [*CONFIG_CHANGES, *BUILD_CHANGES]
+
 
 def config(changes: dict, epochs: int | None = None) -> tfxfer.FineTuneConfig:
     """The defaults with `changes`, and `epochs` phase-1 epochs unless None.
@@ -30,3 +39,12 @@ def config(changes: dict, epochs: int | None = None) -> tfxfer.FineTuneConfig:
     """
     config = tfxfer.FineTuneConfig(**changes)
     return config if epochs is None else config.replace(epochs=epochs)
+
+
+def build_changes(variant: str, dropout: float | None = None) -> dict:
+    """`build_image_classifier` arguments of `variant`: its own, and the head's `dropout` rate unless None.
+
+    The README's comparisons before "The head's dropout" ran with 0.2 (`--dropout=0.2`), the default then.
+    """
+    changes = BUILD_CHANGES.get(variant, {})
+    return changes if dropout is None else {"dropout": dropout, **changes}

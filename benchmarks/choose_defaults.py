@@ -29,6 +29,8 @@ Each variant changes one thing from tfxfer's defaults:
   `tfxfer.RandomAffine` drew all three into one resampling;
 - **probe40**: phase 1 over 40 epochs, not 20 (`FineTuneConfig(epochs=40)`);
 - **batch16**: batches of 16 images, not 32, in both phases (`load_image_folders(batch_size=16)`);
+- **no_dropout**, **dropout_0.2**, **dropout_0.5**: the head's dropout rate at 0, 0.2 or 0.5
+  (`build_image_classifier(dropout=...)`);
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -70,6 +72,8 @@ flags.DEFINE_list("variants", ["clean", "full", "aug2", "ema"], "Which variants 
 flags.DEFINE_integer("image_size", None, "Input size of every variant but size224 and size288; default: "
                      "tfxfer's (320 for MobileNetV2).")
 flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: FineTuneConfig's.")
+flags.DEFINE_float("dropout", None, "The head's dropout rate of every variant but the dropout ones; default: "
+                   "build_image_classifier's (0; the comparisons before \"The head's dropout\" ran with 0.2).")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
@@ -88,6 +92,7 @@ class Variant:
 
 _VARIANTS = {
     **{name: Variant(config_changes=changes) for name, changes in candidates.CONFIG_CHANGES.items()},
+    **{name: Variant() for name in candidates.BUILD_CHANGES},  # candidates.build_changes has their changes
     "full": Variant(cache_features=False),
     "flip_only": Variant(augmentation={"rotation": 0, "zoom": 0, "translation": 0}),
     "stronger_augmentation": Variant(augmentation={"rotation": 0.15, "zoom": 0.3, "translation": 0.15}),
@@ -110,7 +115,8 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
                     else tfxfer.default_image_augmentation(**spec.augmentation, seed=seed))
     model = tfxfer.build_image_classifier("mobilenet_v2", len(data.class_names), weights=weights,
                                           image_size=image_size, alpha=image_pair.ALPHA, seed=seed,
-                                          augmentation=augmentation)
+                                          augmentation=augmentation,
+                                          **candidates.build_changes(variant, FLAGS.dropout))
     phase1 = Phase1Weights()
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
                               config=candidates.config(spec.config_changes, FLAGS.epochs), callbacks=[phase1],

@@ -146,14 +146,17 @@ def pretrain_source(task: digits_data.DigitsTransferTask, work_dir: str, *, epoc
     return path, accuracy
 
 
-def build_target_classifier(source_path: str, *, seed: int = 0) -> keras.Model:
-    """A tfxfer classifier of the target digits (5-9) on the saved source network's features."""
+def build_target_classifier(source_path: str, *, seed: int = 0, **build_changes) -> keras.Model:
+    """A tfxfer classifier of the target digits (5-9) on the saved source network's features.
+
+    `build_changes` are further `tfxfer.build_image_classifier` arguments (e.g. `dropout`).
+    """
     # No augmentation on the target: at 32 pixels from 8, shifts and zooms blur
     # ten examples a class more than they add (source pretraining had it).
     keras.utils.set_random_seed(seed)
     return tfxfer.build_image_classifier(source_path, len(digits_data.TARGET_DIGITS),
                                          backbone_output_layer=FEATURES_LAYER, pooling="flatten",
-                                         augmentation=False, seed=seed)
+                                         augmentation=False, seed=seed, **build_changes)
 
 
 def run_digits_transfer(

@@ -16,11 +16,17 @@ def _images(n=2, size=32, seed=0):
 def test_registry_classifier_has_named_layers_and_softmax_outputs(name, alpha):
     model = tfxfer.build_image_classifier(name, 4, weights=None, image_size=32, alpha=alpha)
     names = [layer.name for layer in model.layers]
-    assert names == ["images", "augmentation", "preprocessing", "backbone", "pooler", "dropout", "predictions"]
+    assert names == ["images", "augmentation", "preprocessing", "backbone", "pooler", "predictions"]
     assert model.get_layer("preprocessing").mode == tfxfer.get_backbone_spec(name).preprocessing
     probabilities = model.predict(_images(), verbose=0)
     assert probabilities.shape == (2, 4)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_dropout_rate_adds_the_dropout_layer_before_the_predictions():
+    model = tfxfer.build_image_classifier("mobilenet_v2", 4, weights=None, image_size=32, alpha=0.35, dropout=0.2)
+    assert [layer.name for layer in model.layers][-3:] == ["pooler", "dropout", "predictions"]
+    assert model.get_layer("dropout").rate == 0.2 and model.dropout == 0.2
 
 
 @pytest.mark.parametrize("num_classes, multi_label, kind, units", [

@@ -271,8 +271,9 @@ def test_image_recipe_tunes_then_trains_with_the_best_settings_and_writes_a_flag
     backbone = _tiny_backbone_file(tmp_path / "own.keras")
     common = [f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}", "--backbone_output_layer=features",
               "--batch_size=8", "--epochs=4", "--fine_tune_at=0", f"--export_dir={tmp_path / 'exports'}"]
-    process = _run_recipe(script_server, "image_classifier.py", *common, "--fine_tune_epochs=2", "--tune=random",
-                          "--max_trials=1", "--tune_epochs=1", f"--run_dir={tmp_path / 'run'}")
+    # A dropout rate (the image default is none) puts the head's dropout in the search too.
+    process = _run_recipe(script_server, "image_classifier.py", *common, "--dropout=0.2", "--fine_tune_epochs=2",
+                          "--tune=random", "--max_trials=1", "--tune_epochs=1", f"--run_dir={tmp_path / 'run'}")
 
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     tuning = metrics["tuning"]

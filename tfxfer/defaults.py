@@ -143,7 +143,11 @@ class ImageDefaults:
     backbone: str = "mobilenet_v2"
     batch_size: int = 32
     seed: int = 42
-    dropout: float = 0.2
+    # No dropout before the head: phase 1 trains it as a linear probe on cached features,
+    # already regularised by label smoothing. On 40 splits of the photos' training set, the
+    # probe without dropout ended 27 photos of 1,960 ahead of dropout 0.2, and the trained
+    # model 8 ahead; 0.5 did worse than 0.2 (README, "How the defaults were chosen").
+    dropout: float = 0.0
 
 
 @dataclasses.dataclass

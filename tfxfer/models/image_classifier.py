@@ -5,6 +5,7 @@ import os
 import keras
 from absl import logging
 
+from tfxfer.defaults import ImageDefaults
 from tfxfer.errors import ConfigError
 from tfxfer.models import augmentation as augmentation_lib
 from tfxfer.models import classifier, layer_names
@@ -16,13 +17,15 @@ from tfxfer.models.backbones import (
 )
 from tfxfer.models.backbones.registry import PRETRAINED, check_input_shape
 
+_DEFAULTS = ImageDefaults()
+
 
 @keras.saving.register_keras_serializable(package="tfxfer")
 class ImageClassifier(classifier.Classifier):
     """Raw images in [0, 255] to class probabilities; saves and reloads whole.
 
     The model is `images -> augmentation -> preprocessing -> backbone -> pooler
-    -> dropout -> predictions`. The backbone is always called with
+    -> predictions`, with `dropout` before `predictions` when its rate is above 0. The backbone is always called with
     `training=False`, so its BatchNorm layers use their moving statistics in both
     training phases, as fine-tuning on small data requires.
 
@@ -40,7 +43,7 @@ class ImageClassifier(classifier.Classifier):
             (`BackbonePreprocessing` mode: `"tf"`, `"torch"`, `"caffe"`, `"none"`).
         augmentation: keras.Layer or None. Random augmentation, active only in training.
         pooling: str. `"avg"`, `"max"` or `"flatten"` of the feature map.
-        dropout: float. Dropout rate before the Dense head.
+        dropout: float. Dropout rate before the Dense head; 0 (default) leaves it out.
         multi_label: bool. Independent sigmoid per class.
         backbone_name: str. The backbone's registry name, or `"custom"`.
         test_time_flip: bool. Average the predictions for each image and its
@@ -62,7 +65,8 @@ class ImageClassifier(classifier.Classifier):
     LAYER_ARGUMENTS = ("backbone", "augmentation")
 
     def __init__(self, backbone, num_classes=None, *, preprocessing="none", augmentation=None, pooling="avg",
-                 dropout=0.2, multi_label=False, backbone_name="custom", tasks=None, test_time_flip=False,
+                 dropout=_DEFAULTS.dropout, multi_label=False, backbone_name="custom", tasks=None,
+                 test_time_flip=False,
                  **kwargs):
         self.augmentation = augmentation
         inputs = keras.Input(shape=(*backbone.input_shape[1:3], 3), name=layer_names.INPUTS)
@@ -106,7 +110,7 @@ def build_image_classifier(
     preprocessing: str | None = None,
     multi_label: bool = False,
     pooling: str = "avg",
-    dropout: float = 0.2,
+    dropout: float = _DEFAULTS.dropout,
     augmentation: bool | keras.Layer = True,
     seed: int | None = None,
     safe_mode: bool = True,
@@ -137,7 +141,8 @@ def build_image_classifier(
         multi_label: bool. Independent sigmoid per class.
         pooling: str. `"avg"` or `"max"` pooling of the feature map, or
             `"flatten"` to keep its spatial layout (small inputs).
-        dropout: float. Dropout rate before the Dense head.
+        dropout: float. Dropout rate before the Dense head; 0 (default) leaves
+            the `dropout` layer out (`tfxfer.defaults.ImageDefaults`).
         augmentation: bool or layer. True adds `default_image_augmentation()`,
             a layer adds that layer, False adds none. Active only in training.
         seed: int. Seed for the augmentation layers.
