@@ -38,12 +38,17 @@ def _tiny_backbone():
     return keras.Model(inputs, x, name="tiny")
 
 
-def _classifier(num_classes=3):
+def _classifier(num_classes=3, spread_over=None):
+    """A random model; with images `spread_over`, its head is centred on them, so they land in several classes."""
     model = tfxfer.build_image_classifier(
         _tiny_backbone(), num_classes=num_classes, preprocessing="tf", augmentation=False)
-    # A sharper head than the random init, so that images land in different classes.
-    kernel = model.get_layer("predictions").kernel
-    kernel.assign(kernel * 5.0)
+    head = model.get_layer("predictions")
+    head.kernel.assign(head.kernel * 5.0)  # sharper than the random init
+    if spread_over is not None:
+        # Every class's (or the one sigmoid unit's) logit then averages 0 over these images,
+        # so one class cannot lead on all of them, whatever the random init.
+        pooled = keras.Model(model.inputs, model.get_layer("pooler").output)(spread_over)
+        head.bias.assign(-np.mean(np.asarray(pooled) @ np.asarray(head.kernel), axis=0))
     return model
 
 
@@ -97,7 +102,7 @@ def served(tmp_path_factory):
     expected, reply, export_dirs = {}, {}, {}
     tfxfer_modules, keras_imported_by_serving = set(), set()
     for name, num_classes, class_names in (("multiclass", 3, CLASS_NAMES), ("binary", 2, BINARY_NAMES)):
-        model = _classifier(num_classes)
+        model = _classifier(num_classes, spread_over=images)
         export_dirs[name] = tfxfer.export_saved_model(model, folder / name, class_names=class_names)
         expected[name] = {
             "jpeg": model.predict(_decoded(jpegs), verbose=0),

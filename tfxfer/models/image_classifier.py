@@ -25,9 +25,10 @@ class ImageClassifier(classifier.Classifier):
     """Raw images in [0, 255] to class probabilities; saves and reloads whole.
 
     The model is `images -> augmentation -> preprocessing -> backbone -> pooler
-    -> predictions`, with `dropout` before `predictions` when its rate is above 0. The backbone is always called with
-    `training=False`, so its BatchNorm layers use their moving statistics in both
-    training phases, as fine-tuning on small data requires.
+    -> predictions`, with `dropout` before `predictions` when its rate is above 0.
+    The backbone is always called with `training=False`, so its BatchNorm layers
+    use their moving statistics in both training phases, as fine-tuning on small
+    data requires.
 
     With `test_time_flip`, every call but a training one (`predict`, `evaluate`,
     validation during `fit`, the SavedModel and TFLite exports) averages each
@@ -66,8 +67,7 @@ class ImageClassifier(classifier.Classifier):
 
     def __init__(self, backbone, num_classes=None, *, preprocessing="none", augmentation=None, pooling="avg",
                  dropout=_DEFAULTS.dropout, multi_label=False, backbone_name="custom", tasks=None,
-                 test_time_flip=False,
-                 **kwargs):
+                 test_time_flip=False, **kwargs):
         self.augmentation = augmentation
         inputs = keras.Input(shape=(*backbone.input_shape[1:3], 3), name=layer_names.INPUTS)
         x = augmentation(inputs) if augmentation is not None else inputs
