@@ -31,6 +31,9 @@ BUILD_CHANGES = {
 
 NAMES = [*CONFIG_CHANGES, *BUILD_CHANGES]
 
+DROPOUT_FLAG_HELP = ("The head's dropout rate of every variant but the dropout ones; default: build_image_classifier's "
+                     "(0; the comparisons before \"The head's dropout\" ran with 0.2).")
+
 
 def config(changes: dict, epochs: int | None = None) -> tfxfer.FineTuneConfig:
     """The defaults with `changes`, and `epochs` phase-1 epochs unless None.

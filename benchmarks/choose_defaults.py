@@ -72,8 +72,7 @@ flags.DEFINE_list("variants", ["clean", "full", "aug2", "ema"], "Which variants 
 flags.DEFINE_integer("image_size", None, "Input size of every variant but size224 and size288; default: "
                      "tfxfer's (320 for MobileNetV2).")
 flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: FineTuneConfig's.")
-flags.DEFINE_float("dropout", None, "The head's dropout rate of every variant but the dropout ones; default: "
-                   "build_image_classifier's (0; the comparisons before \"The head's dropout\" ran with 0.2).")
+flags.DEFINE_float("dropout", None, candidates.DROPOUT_FLAG_HELP)
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 

@@ -29,8 +29,7 @@ flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the splits, the 
 flags.DEFINE_list("variants", ["clean", "head_rate"], f"Which variants to run: {', '.join(candidates.NAMES)}.")
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target digits per class.")
 flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: FineTuneConfig's.")
-flags.DEFINE_float("dropout", None, "The head's dropout rate of every variant but the dropout ones; default: "
-                   "build_image_classifier's (0; the comparisons before \"The head's dropout\" ran with 0.2).")
+flags.DEFINE_float("dropout", None, candidates.DROPOUT_FLAG_HELP)
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
