@@ -52,7 +52,8 @@ class DigitsRuns:
         # Batches of 8, as the digits job transfers.
         result = tfxfer.fine_tune(model, self.task.target_train.dataset(8, shuffle_seed=seed),
                                   self.task.target_validation.dataset(8),
-                                  config=candidates.config(candidates.CONFIG_CHANGES.get(variant, {}), FLAGS.epochs), verbose=0)
+                                  config=candidates.config(candidates.CONFIG_CHANGES.get(variant, {}), FLAGS.epochs),
+                                  verbose=0)
         return {"seed": seed, "variant": variant, "validation_size": len(self.task.target_validation.labels),
                 **results_lib.fine_tune_figures(result)}
 
