@@ -35,13 +35,19 @@ DROPOUT_FLAG_HELP = ("The head's dropout rate of every variant but the dropout o
                      "(0; the comparisons before \"The head's dropout\" ran with 0.2).")
 
 
-def config(changes: dict, epochs: int | None = None) -> tfxfer.FineTuneConfig:
-    """The defaults with `changes`, and `epochs` phase-1 epochs unless None.
+INTERPOLATION_FLAG_HELP = ("Phase 2's fine_tune_interpolation of every variant; default: FineTuneConfig's (0.5; the "
+                           "comparisons before \"Phase 2's weights, halfway back\" ran with 1).")
 
-    The README's comparisons before "Phase 1's length" ran with 10 (`--epochs=10`), the default then.
+
+def config(changes: dict, epochs: int | None = None, interpolation: float | None = None) -> tfxfer.FineTuneConfig:
+    """The defaults with `changes`, then `epochs` phase-1 epochs and phase 2's `interpolation`, each unless None.
+
+    The README's comparisons before "Phase 1's length" ran with 10 epochs (`--epochs=10`), and those before
+    "Phase 2's weights, halfway back" with an interpolation of 1 (`--fine_tune_interpolation=1`): the defaults then.
     """
-    config = tfxfer.FineTuneConfig(**changes)
-    return config if epochs is None else config.replace(epochs=epochs)
+    flags = {"epochs": epochs, "fine_tune_interpolation": interpolation}
+    return tfxfer.FineTuneConfig(**changes).replace(**{name: value for name, value in flags.items()
+                                                       if value is not None})
 
 
 def build_changes(variant: str, dropout: float | None = None) -> dict:

@@ -40,21 +40,25 @@ Every run also scores its final model two more ways, paired with its `val_accura
 same training run, so no training noise between them:
 - with flip test-time augmentation (`flip_averaged_val_accuracy`: each image's
   probabilities averaged with its mirror image's);
-- with its weights halfway between phase 1's and phase 2's (`interpolated_val_accuracy`:
+- with its weights halfway between phase 1's and its final ones (`interpolated_val_accuracy`:
   WiSE-FT's weight-space ensemble of the linear probe and the fine-tuned model, Wortsman
-  et al. 2022, at its usual mixing of 0.5);
-- with phase 1's weights when phase 2's best `val_loss` did not beat phase 1's, else its own
+  et al. 2022, at its usual mixing of 0.5; with `--fine_tune_interpolation=1`, halfway to
+  phase 2's own weights, as the default `fine_tune_interpolation` ends phase 2 itself);
+- with phase 1's weights when the final model's `val_loss` did not beat phase 1's, else its own
   (`best_phase_val_accuracy`: early stopping that also counts the weights phase 2 starts from).
 
 The 153 validation images of ../shared/data/hymenoptera are never looked at: each
 seed splits `train/` 80/20 (seeded, stratified), trains on 80 % and scores on the
-other 20 % (49 images).
+other 20 % (49 images), which `fine_tune` also validates on (early stopping). With
+`--early_stopping_split`, `fine_tune` validates on that share of the 80 % instead and
+trains on the rest (`three_way_split.py`), so the scored images are ones nothing chose on.
 
   python benchmarks/choose_defaults.py --shared_dir=../shared --seeds=0,1,2,3,4 --output=runs/choose_defaults.json
 """
 
 import dataclasses
 import os
+import tempfile
 import time
 
 import candidates
@@ -62,6 +66,7 @@ import image_pair
 import keras
 import results as results_lib
 import tensorflow as tf
+import three_way_split
 from absl import app, flags
 
 import tfxfer
@@ -73,6 +78,10 @@ flags.DEFINE_integer("image_size", None, "Input size of every variant but size22
                      "tfxfer's (320 for MobileNetV2).")
 flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: FineTuneConfig's.")
 flags.DEFINE_float("dropout", None, candidates.DROPOUT_FLAG_HELP)
+flags.DEFINE_float("fine_tune_interpolation", None, candidates.INTERPOLATION_FLAG_HELP)
+flags.DEFINE_float("early_stopping_split", None, "Fraction of the training part (80 %) held out as fine_tune's "
+                   "validation data, for early stopping, so that the scoring part is one nothing chose on "
+                   "(three_way_split.py); default: none, fine_tune validates on the scoring part.")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
@@ -103,12 +112,25 @@ _VARIANTS = {
 
 
 def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
+    train_dir = os.path.join(data_dir, "train")
+    if FLAGS.early_stopping_split is None:
+        return train_and_score(train_dir, None, weights, seed, variant)
+    with tempfile.TemporaryDirectory() as links:
+        fit_dir, scoring_dir = three_way_split.make(train_dir, links, seed,
+                                                    early_stopping_split=FLAGS.early_stopping_split)
+        return train_and_score(fit_dir, scoring_dir, weights, seed, variant)
+
+
+def train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: int, variant: str) -> dict:
+    """Trains `variant` on `fit_dir` and scores it on `scoring_dir`; without one, on 20 % of `fit_dir` held out
+    for validation, which early stopping then also looks at."""
     spec = _VARIANTS[variant]
     image_size = spec.image_size or FLAGS.image_size or tfxfer.default_image_size("mobilenet_v2")
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    data = tfxfer.load_image_folders(os.path.join(data_dir, "train"), image_size=(image_size, image_size),
-                                     validation_split=0.2, seed=seed, batch_size=spec.batch_size)
+    load = dict(image_size=(image_size, image_size), seed=seed, batch_size=spec.batch_size)
+    data = tfxfer.load_image_folders(fit_dir, validation_split=None if scoring_dir else 0.2, **load)
+    scoring = data.validation if scoring_dir is None else tfxfer.load_image_folders(scoring_dir, **load).train
     augmentation = (three_resamplings(seed) if spec.three_resamplings
                     else True if spec.augmentation is None
                     else tfxfer.default_image_augmentation(**spec.augmentation, seed=seed))
@@ -117,14 +139,19 @@ def run_variant(data_dir: str, weights: str, seed: int, variant: str) -> dict:
                                           augmentation=augmentation,
                                           **candidates.build_changes(variant, FLAGS.dropout))
     phase1 = Phase1Weights()
+    config = candidates.config(spec.config_changes, FLAGS.epochs, FLAGS.fine_tune_interpolation)
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
-                              config=candidates.config(spec.config_changes, FLAGS.epochs), callbacks=[phase1],
-                              cache_features=spec.cache_features, verbose=0)
-    return {"seed": seed, "variant": variant, "seconds": time.perf_counter() - start,
-            **results_lib.fine_tune_figures(result),
-            "flip_averaged_val_accuracy": accuracy(model, data.validation, flip_averaged=True),
-            "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, data.validation),
-            "best_phase_val_accuracy": best_phase_accuracy(result)}
+                              config=config, callbacks=[phase1], cache_features=spec.cache_features, verbose=0)
+    seconds = time.perf_counter() - start
+    # Accuracies on `scoring`: they replace fine_tune's own, which are on its validation data; the losses stay its.
+    scores = {"phase1_val_accuracy": interpolated_accuracy(model, phase1.weights, scoring, mixing=0.0),
+              "val_accuracy": accuracy(model, scoring)}
+    phase2_better = result.phase2.final_metrics["val_loss"] < result.phase1.final_metrics["val_loss"]
+    return {"seed": seed, "variant": variant, "seconds": seconds,
+            **results_lib.fine_tune_figures(result), **scores,
+            "flip_averaged_val_accuracy": accuracy(model, scoring, flip_averaged=True),
+            "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, scoring),
+            "best_phase_val_accuracy": scores["val_accuracy" if phase2_better else "phase1_val_accuracy"]}
 
 
 def three_resamplings(seed: int) -> keras.Sequential:
@@ -159,12 +186,6 @@ def interpolated_accuracy(model: keras.Model, phase1_weights: list, validation: 
         return accuracy(model, validation)
     finally:
         model.set_weights(final_weights)
-
-
-def best_phase_accuracy(result) -> float:
-    """The validation accuracy of phase 1's weights if phase 2 never had a lower `val_loss`, else phase 2's."""
-    phase1, phase2 = result.phase1.final_metrics, result.phase2.final_metrics
-    return phase1["val_accuracy"] if phase2["val_loss"] >= phase1["val_loss"] else phase2["val_accuracy"]
 
 
 def accuracy(model: keras.Model, validation: tf.data.Dataset, *, flip_averaged: bool = False) -> float:

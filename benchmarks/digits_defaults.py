@@ -30,6 +30,7 @@ flags.DEFINE_list("variants", ["clean", "head_rate"], f"Which variants to run: {
 flags.DEFINE_integer("labels_per_class", 10, "Labelled target digits per class.")
 flags.DEFINE_integer("epochs", None, "Phase-1 epochs of every variant; default: FineTuneConfig's.")
 flags.DEFINE_float("dropout", None, candidates.DROPOUT_FLAG_HELP)
+flags.DEFINE_float("fine_tune_interpolation", None, candidates.INTERPOLATION_FLAG_HELP)
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
@@ -52,7 +53,8 @@ class DigitsRuns:
         # Batches of 8, as the digits job transfers.
         result = tfxfer.fine_tune(model, self.task.target_train.dataset(8, shuffle_seed=seed),
                                   self.task.target_validation.dataset(8),
-                                  config=candidates.config(candidates.CONFIG_CHANGES.get(variant, {}), FLAGS.epochs),
+                                  config=candidates.config(candidates.CONFIG_CHANGES.get(variant, {}), FLAGS.epochs,
+                                                           FLAGS.fine_tune_interpolation),
                                   verbose=0)
         return {"seed": seed, "variant": variant, "validation_size": len(self.task.target_validation.labels),
                 **results_lib.fine_tune_figures(result)}

@@ -141,6 +141,9 @@ def define_flags(
     flags.DEFINE_float("fine_tune_ema_momentum", training.fine_tune_ema_momentum,
                        "Phase 2 validates and ends with a moving average of its weights at this momentum per "
                        "step (e.g. 0.9: about the last 10 steps); unset keeps the last weights.")
+    flags.DEFINE_float("fine_tune_interpolation", training.fine_tune_interpolation,
+                       "Phase 2 ends with the weights it trained this far from phase 1's toward its own (WiSE-FT: "
+                       "0.5 halfway, 1 keeps phase 2's).")
     flags.DEFINE_integer("lora_rank", training.lora_rank,
                          "Phase 2 trains LoRA adapters of this rank (and the head) on the backbone layers from "
                          "--fine_tune_at up, instead of their own weights, which stay frozen; the export merges "
@@ -216,8 +219,8 @@ def fine_tune_config(global_batch: int, **changes) -> tfxfer.FineTuneConfig:
         fine_tune_at=parse_fine_tune_at(FLAGS.fine_tune_at),
         learning_rate=learning_rates[0], fine_tune_learning_rate=learning_rates[1],
         label_smoothing=FLAGS.label_smoothing, weight_decay=FLAGS.weight_decay,
-        fine_tune_ema_momentum=FLAGS.fine_tune_ema_momentum, lora_rank=FLAGS.lora_rank,
-        mixed_precision=None if FLAGS.mixed_precision == "off" else FLAGS.mixed_precision,
+        fine_tune_ema_momentum=FLAGS.fine_tune_ema_momentum, fine_tune_interpolation=FLAGS.fine_tune_interpolation,
+        lora_rank=FLAGS.lora_rank, mixed_precision=None if FLAGS.mixed_precision == "off" else FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile, **changes)
 
 
@@ -235,7 +238,8 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
             "dropout": model.dropout, "label_smoothing": config.label_smoothing,
             "weight_decay": config.weight_decay,
             **({} if search is None else {"tuning": search.summary()}),
-            "fine_tune_ema_momentum": config.fine_tune_ema_momentum, "lora_rank": config.lora_rank,
+            "fine_tune_ema_momentum": config.fine_tune_ema_momentum,
+            "fine_tune_interpolation": config.fine_tune_interpolation, "lora_rank": config.lora_rank,
             "seed": FLAGS.seed,
             "deterministic": FLAGS.deterministic, "mixed_precision": config.mixed_precision or "off",
             "compute_policy": precision.resolve(config.mixed_precision, strategy),

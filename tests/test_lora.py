@@ -334,6 +334,36 @@ def test_fine_tune_epochs_0_needs_no_lora_capable_backbone_but_a_valid_rank():
     assert result.phase2 is None and lora_layers.lora_layers(model) == []
 
 
+class _MergedKernelAtPhase2End(keras.callbacks.Callback):
+    def __init__(self, layer_name):
+        super().__init__()
+        self.layer_name, self.fits, self.kernel = layer_name, 0, None
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_train_end(self, logs=None):
+        if self.fits == 2:
+            self.kernel = keras.ops.convert_to_numpy(lora_layers.merged_kernel(self.model.get_layer("backbone")
+                                                                               .get_layer(self.layer_name)))
+
+
+def test_interpolation_moves_lora_s_merged_kernel_halfway_back_to_the_frozen_one():
+    keras.utils.set_random_seed(0)
+    model = tfxfer.build_image_classifier(_own_backbone(), 2, augmentation=False)
+    layer = model.get_layer("backbone").get_layer("features")
+    frozen = keras.ops.convert_to_numpy(layer.kernel)
+    images = tf.data.Dataset.from_tensor_slices((np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32"),
+                                                 [0, 1] * 4)).batch(4)
+    end = _MergedKernelAtPhase2End("features")
+    tfxfer.fine_tune(model, images, config=CONFIG.replace(fine_tune_at=0, fine_tune_interpolation=0.5),
+                     callbacks=[end], verbose=0)
+    assert not np.allclose(end.kernel, frozen, atol=1e-3)  # the adapters trained
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(lora_layers.merged_kernel(layer)), (frozen + end.kernel) / 2,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer._kernel), frozen)
+
+
 # Recipes.
 
 @pytest.mark.slow  # loads the images and builds the model before failing

@@ -105,8 +105,9 @@ def test_fine_tune_result_metrics(colour_run):
         assert {"val_accuracy", "val_loss", "seconds", "epochs_run", "trainable_parameters"} <= set(metrics[phase])
         assert metrics[phase]["epochs_run"] == epochs
         assert metrics[phase]["seconds"] > 0
-    # final_metrics are of the weights the phase ended with.
-    assert metrics["phase2"]["val_loss"] == pytest.approx(result.phase2.history["val_loss"][-1], rel=1e-5)
+    # final_metrics are of the weights the phase ended with: phase 1's last epoch's (phase 2's blend is
+    # checked under fine_tune_interpolation below).
+    assert metrics["phase1"]["val_loss"] == pytest.approx(result.phase1.history["val_loss"][-1], rel=1e-5)
 
 
 def test_phase1_trains_the_head_and_phase2_adds_the_top_of_the_backbone(colour_run):
@@ -561,7 +562,7 @@ def test_phase2_with_a_weight_average_ends_with_the_weights_it_validated():
         model = _classifier()
         keras.utils.set_random_seed(3)
         runs[momentum] = (model, tfxfer.fine_tune(model, train, validation, config=_config(
-            epochs=1, fine_tune_epochs=3, fine_tune_ema_momentum=momentum)))
+            epochs=1, fine_tune_epochs=3, fine_tune_ema_momentum=momentum, fine_tune_interpolation=1.0)))
     model, result = runs[0.5]
     # The last epoch's validation measured the average, and the model holds it.
     assert result.phase2.final_metrics["val_loss"] == pytest.approx(result.phase2.history["val_loss"][-1], rel=1e-5)
@@ -595,20 +596,76 @@ class _KillInPhase2AfterEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
-def test_a_killed_phase2_with_a_weight_average_resumes_to_the_uninterrupted_weights(tmp_path):
+def _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(config, backup_dir):
     train, validation = _colour_data(32, seed=0), _colour_data(16, seed=1)
-    config = _config(epochs=1, fine_tune_epochs=3, fine_tune_ema_momentum=0.5)
 
     def run(callbacks=()):
         keras.utils.set_random_seed(5)
         model = _classifier()
-        tfxfer.fine_tune(model, train, validation, config=config, backup_dir=str(tmp_path / "backup"),
+        tfxfer.fine_tune(model, train, validation, config=config, backup_dir=str(backup_dir),
                          callbacks=list(callbacks))
         return model
 
     expected = run()
     with pytest.raises(KeyboardInterrupt):
         run([_KillInPhase2AfterEpoch(epoch=0)])
-    resumed = run()  # the backup restores phase 1, then phase 2's first epoch: its weights and their average
+    resumed = run()  # the backup restores phase 1, then phase 2's first epoch
     for ours, theirs in zip(resumed.get_weights(), expected.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_a_killed_phase2_with_a_weight_average_resumes_to_the_uninterrupted_weights(tmp_path):
+    # Phase 2's first epoch comes back with its weights and their average.
+    _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(
+        _config(epochs=1, fine_tune_epochs=3, fine_tune_ema_momentum=0.5), tmp_path / "backup")
+
+
+# fine_tune_interpolation: phase 2 ends between phase 1's weights and its own (WiSE-FT).
+
+class _WeightsAtPhase2Ends(keras.callbacks.Callback):
+    """The model's weights when phase 2 (the second fit) starts and when its training ends, before any blend."""
+
+    def __init__(self):
+        super().__init__()
+        self.fits, self.start, self.end = 0, None, None
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+        if self.fits == 2:
+            self.start = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.fits == 2:
+            self.end = self.model.get_weights()
+
+
+def test_phase2_ends_halfway_between_its_start_and_its_trained_weights_and_reports_that_model():
+    keras.utils.set_random_seed(3)
+    model = _classifier()
+    validation = _colour_data(16, seed=1)
+    ends = _WeightsAtPhase2Ends()
+    result = tfxfer.fine_tune(model, _colour_data(32, seed=0), validation,
+                              config=_config(epochs=2, fine_tune_interpolation=0.5), callbacks=[ends])
+    moved = 0
+    for start, end, final in zip(ends.start, ends.end, model.get_weights()):
+        np.testing.assert_allclose(final, (start + end) / 2, rtol=1e-6, atol=1e-7)
+        moved += not np.allclose(start, end)
+    assert moved == 4  # conv_2's kernel and bias, the head's kernel and bias; BatchNorm's statistics stay
+    evaluated = model.evaluate(validation, verbose=0, return_dict=True)
+    assert result.phase2.final_metrics["val_loss"] == pytest.approx(evaluated["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [1.5, -0.1, True, "half", None])
+def test_fine_tune_interpolation_outside_0_to_1_is_refused_before_training(alpha):
+    counter = _CountPhases()
+    with pytest.raises(ConfigError, match=r"fine_tune_interpolation must be a number from 0 to 1.*"
+                                          rf"Received: fine_tune_interpolation={alpha!r}"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(fine_tune_interpolation=alpha),
+                         callbacks=[counter])
+    assert counter.fits == 0
+
+
+def test_a_killed_interpolated_phase2_resumes_to_the_uninterrupted_weights(tmp_path):
+    # The blend moves back toward phase 1's weights, not toward the epoch the backup restores.
+    _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(
+        _config(epochs=1, fine_tune_epochs=3, fine_tune_interpolation=0.5), tmp_path / "backup")

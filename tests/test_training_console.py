@@ -86,7 +86,8 @@ def test_each_phase_is_summarised_with_what_trains(monkeypatch):
     assert "peak learning rate 0.01;" in phase1 and "backbone frozen" in phase1
     conv_2 = model.get_layer("backbone").get_layer("conv_2").count_params()
     assert f"{head + conv_2:,} trainable / {total - head - conv_2:,} frozen" in phase2
-    assert "peak learning rate 0.0001;" in phase2 and "backbone layers conv_2 (1 of " in phase2
+    assert "peak learning rate 0.0001, ending 0.5 of the way from its starting weights to its trained ones;" in phase2
+    assert "backbone layers conv_2 (1 of " in phase2
 
 
 def test_tensorboard_events_hold_each_phases_metrics_and_learning_rate(tmp_path):

@@ -63,6 +63,8 @@ def phase_summary(model: keras.Model, phase: Phase) -> str:
             " (its features computed once, then cached)" if phase.cache_features else "")
     epochs = f"{phase.epochs} epoch{'s' * (phase.epochs != 1)} of {phase.steps} steps"
     average = "" if phase.ema_momentum is None else f", weights averaged at momentum {phase.ema_momentum:g}"
+    if phase.interpolation != 1.0:
+        average += f", ending {phase.interpolation:g} of the way from its starting weights to its trained ones"
     return (f"{phase.name}: {epochs}, peak learning rate {phase.learning_rate:.3g}{average}; "
             f"{trainable:,} trainable / {frozen:,} frozen parameters; training {layers}.")
 

@@ -25,6 +25,7 @@ from tfxfer.training import (
     console,
     feature_cache,
     freezing,
+    interpolation,
     lora,
     losses,
     lr_finder,
@@ -201,8 +202,12 @@ def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose:
     phase_callbacks = _callbacks(phase, backup_callbacks, log_epochs=verbose == 0 and distribute.is_chief())
     start = time.perf_counter()
     loop = TrainLoop(model, phase.kind, loss, phase.class_weight, head=head, jit_compile=compute.jit_compile)
+    # Before fit, whose backup callbacks may restore a later epoch: the weights the phase started from.
+    phase_start = interpolation.PhaseStart(model) if phase.interpolation != 1.0 else None
     history = loop.fit(phase.train, validation_data=phase.validation, epochs=phase.epochs, steps=phase.steps,
                        callbacks=phase_callbacks, verbose=verbose)
+    if phase_start is not None:
+        phase_start.blend(phase.interpolation)
     final = _validation_metrics(loop, phase.validation)
     seconds = time.perf_counter() - start
     logging.info("%s done in %.1fs%s", phase.name, seconds,

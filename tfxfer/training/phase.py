@@ -54,6 +54,9 @@ class Phase:
             improvement before the phase stops; None never stops early.
         ema_momentum: float | None. Keep a moving average of the trainable
             weights at this momentum, and validate and end with it; None: off.
+        interpolation: float. End with the trained weights this far from where
+            the phase started toward where training left them
+            (`tfxfer.training.interpolation`); 1.0 keeps them as trained.
         callbacks: tuple. The user's Keras callbacks.
     """
 
@@ -78,6 +81,7 @@ class Phase:
     class_weight: dict[int, float] | None
     early_stopping_patience: int | None
     ema_momentum: float | None
+    interpolation: float
     callbacks: tuple[keras.callbacks.Callback, ...]
 
     def schedule(self) -> keras.optimizers.schedules.LearningRateSchedule:

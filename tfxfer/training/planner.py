@@ -19,6 +19,7 @@ from tfxfer.training import (
     feature_cache,
     freezing,
     input_checks,
+    interpolation,
     layerwise_lr,
     lora,
     losses,
@@ -49,6 +50,7 @@ def plan_phases(
         # Phase 2's settings are resolved now, so that a bad one fails before phase 1 has trained.
         freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
         _check_ema_momentum(config.fine_tune_ema_momentum)
+        interpolation.check(config.fine_tune_interpolation)
         if config.lora_rank is not None:
             lora.target_layers(model, config.fine_tune_at, config.lora_rank)
         if config.layer_decay != 1.0:
@@ -65,7 +67,8 @@ def plan_phases(
         fine_tune_at=None, lora_rank=None, cache_features=cache_features,
         augmented_feature_passes=config.augmented_feature_passes,
         kind=kind, loss=loss, class_weight=class_weight,
-        early_stopping_patience=config.early_stopping_patience, ema_momentum=None, callbacks=tuple(callbacks or ()),
+        early_stopping_patience=config.early_stopping_patience, ema_momentum=None, interpolation=1.0,
+        callbacks=tuple(callbacks or ()),
     )
     if not config.fine_tune_epochs:
         return [phase1]
@@ -76,7 +79,7 @@ def plan_phases(
         epochs=config.fine_tune_epochs, learning_rate=config.fine_tune_learning_rate,
         warmup_fraction=config.warmup_fraction, lr_multipliers=lr_multipliers,
         fine_tune_at=config.fine_tune_at, lora_rank=config.lora_rank, cache_features=False,
-        ema_momentum=config.fine_tune_ema_momentum,
+        ema_momentum=config.fine_tune_ema_momentum, interpolation=config.fine_tune_interpolation,
     )
     return [phase1, phase2]
 

@@ -1,0 +1,44 @@
+"""`benchmarks/three_way_split.py`: fit, early-stopping and scoring photos, disjoint and stratified."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import three_way_split  # noqa: E402
+
+
+def _photos(root, counts):
+    for name, count in counts.items():
+        os.makedirs(root / name)
+        for index in range(count):
+            (root / name / f"{index}.jpg").write_bytes(b"")
+        (root / name / "notes.txt").write_text("not a photo")
+
+
+def _linked(folder):
+    """{class: sorted targets of the links} under `folder`."""
+    return {name: sorted(os.readlink(os.path.join(folder, name, file))
+                         for file in os.listdir(os.path.join(folder, name)))
+            for name in sorted(os.listdir(folder))}
+
+
+def test_the_three_parts_are_disjoint_cover_every_photo_and_keep_each_class_s_share(tmp_path):
+    _photos(tmp_path / "train", {"ants": 50, "bees": 30})
+    fit_dir, scoring_dir = three_way_split.make(str(tmp_path / "train"), str(tmp_path / "links"), seed=3,
+                                                early_stopping_split=0.25)
+    parts = [_linked(os.path.join(fit_dir, "train")), _linked(os.path.join(fit_dir, "val")), _linked(scoring_dir)]
+    # 20 % of 80 photos score (10 ants, 6 bees); a quarter of the other 64 stop early (10 ants, 6 bees).
+    assert [{name: len(files) for name, files in part.items()} for part in parts] == [
+        {"ants": 30, "bees": 18}, {"ants": 10, "bees": 6}, {"ants": 10, "bees": 6}]
+    for name, count in {"ants": 50, "bees": 30}.items():
+        targets = [target for part in parts for target in part[name]]
+        assert len(set(targets)) == count == len(targets)
+        assert all(target.endswith(".jpg") and os.path.isabs(target) for target in targets)
+
+
+def test_a_seed_gives_the_same_split_and_another_seed_another(tmp_path):
+    _photos(tmp_path / "train", {"ants": 20, "bees": 20})
+    scored = [_linked(three_way_split.make(str(tmp_path / "train"), str(tmp_path / folder), seed=seed,
+                                           early_stopping_split=0.2)[1])
+              for folder, seed in (("a", 0), ("b", 0), ("c", 1))]
+    assert scored[0] == scored[1] != scored[2]
