@@ -4,6 +4,8 @@
 `digits_defaults.py` on the offline digits task, so a name means the same change in both.
 """
 
+import sys
+
 import tfxfer
 
 CONFIG_CHANGES = {
@@ -48,6 +50,13 @@ def config(changes: dict, epochs: int | None = None, interpolation: float | None
     flags = {"epochs": epochs, "fine_tune_interpolation": interpolation}
     return tfxfer.FineTuneConfig(**changes).replace(**{name: value for name, value in flags.items()
                                                        if value is not None})
+
+
+def exit_on_unknown(variants: list[str], known) -> None:
+    """Ends the script with a message naming the `variants` not among `known`, and the known ones."""
+    unknown = sorted(set(variants) - set(known))
+    if unknown:
+        sys.exit(f"Unknown --variants {', '.join(unknown)}: pass some of {', '.join(known)}.")
 
 
 def build_changes(variant: str, dropout: float | None = None) -> dict:

@@ -202,6 +202,7 @@ def accuracy(model: keras.Model, validation: tf.data.Dataset, *, flip_averaged: 
 
 def main(argv):
     del argv
+    candidates.exit_on_unknown(FLAGS.variants, _VARIANTS)
     image_pair.compare_variants(run_variant, FLAGS.shared_dir, FLAGS.seeds, FLAGS.variants, FLAGS.output)
 
 

@@ -62,9 +62,7 @@ class DigitsRuns:
 
 def main(argv):
     del argv
-    unknown = sorted(set(FLAGS.variants) - set(candidates.NAMES))
-    if unknown:
-        sys.exit(f"Unknown --variants {', '.join(unknown)}: pass some of {', '.join(candidates.NAMES)}.")
+    candidates.exit_on_unknown(FLAGS.variants, candidates.NAMES)
     with tempfile.TemporaryDirectory() as work_dir:
         runs = DigitsRuns(work_dir)
         results_lib.compare_variants(runs.run, list(map(int, FLAGS.seeds)), FLAGS.variants, FLAGS.output)

@@ -26,7 +26,7 @@ def classification_head(
     num_classes: int | None,
     *,
     multi_label: bool = False,
-    dropout: float = 0.2,
+    dropout: float,
     pooling: str | None = "avg",
     tasks: dict | None = None,
 ) -> keras.KerasTensor | dict[str, keras.KerasTensor]:
@@ -37,6 +37,7 @@ def classification_head(
         num_classes: int. Number of classes; None with `tasks`.
         multi_label: bool. Sigmoid per class instead of softmax.
         dropout: float. Dropout rate before the Dense layer; 0 disables it.
+            No default: each classifier passes its own (`tfxfer.defaults`).
         pooling: str. How a 4D feature map becomes a vector: `"avg"` or
             `"max"` global pooling, or `"flatten"`, which keeps where each
             feature is (for small maps of small inputs, where layout matters:

@@ -40,13 +40,13 @@ class PhaseStart:
     """
 
     def __init__(self, model: keras.Model):
-        kept = {id(adapter_a) for layer in lora_layers.lora_layers(model)
-                for adapter_a in lora_layers.adapters(layer)[:1]}
+        # LoRA's `A` keeps its trained value: blending `B` alone blends the merged kernels (module docstring).
+        adapters_a = {id(lora_layers.adapters(layer)[0]) for layer in lora_layers.lora_layers(model)}
         self._start = [(variable, np.array(variable.numpy()))
-                       for variable in model.trainable_variables if id(variable) not in kept]
+                       for variable in model.trainable_variables if id(variable) not in adapters_a]
 
     def blend(self, alpha: float) -> None:
-        """Sets every weight to `(1 - alpha) * start + alpha * now`."""
+        """Sets each weight taken at the start to `(1 - alpha) * start + alpha * now`."""
         for variable, start in self._start:
             now = variable.numpy()
             variable.assign(((1 - alpha) * start + alpha * now).astype(now.dtype))
