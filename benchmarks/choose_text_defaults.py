@@ -6,7 +6,9 @@ Variants of phase 2 (phase 1 is the same in all of them):
 - **half3**: the same for 3 epochs (the defaults before half2 ended ahead of it);
 - **top1**: 1 epoch with the top fifth unfrozen (`fine_tune_at=0.2`: MiniLM's
   top 3 of 6 blocks);
-- **top1_fast**: top1 at 4 times the learning rate (2e-4).
+- **top1_fast**: top1 at 4 times the learning rate (2e-4);
+- **half2_halfway**: half2 ending halfway back to phase 1's weights (`fine_tune_interpolation=0.5`,
+  the image default; the text defaults keep phase 2's own weights).
 
 The recipe's validation texts (its seeded 10 % of ../shared/data/rt-polarity)
 are never looked at: each seed takes the recipe's training texts, holds out 20 %
@@ -42,6 +44,7 @@ _VARIANTS = {  # name: FineTuneConfig changes to the text recipe's defaults
     "half3": {"fine_tune_epochs": 3, "fine_tune_at": 0.5},
     "top1": {"fine_tune_epochs": 1, "fine_tune_at": 0.2},
     "top1_fast": {"fine_tune_epochs": 1, "fine_tune_at": 0.2, "fine_tune_learning_rate": 2e-4},
+    "half2_halfway": {"fine_tune_epochs": 2, "fine_tune_at": 0.5, "fine_tune_interpolation": 0.5},
 }
 HELD_OUT = 0.2
 
