@@ -21,6 +21,7 @@ CONFIG_CHANGES = {
     "five_epochs": {"fine_tune_epochs": 5, "early_stopping_patience": None},
     "weight_decay": {"weight_decay": 1e-2},
     "no_label_smoothing": {"label_smoothing": 0.0},
+    "label_smoothing_0.2": {"label_smoothing": 0.2},
     "probe40": {"epochs": 40},
 }
 

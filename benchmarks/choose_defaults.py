@@ -20,6 +20,7 @@ Each variant changes one thing from tfxfer's defaults:
   (`fine_tune_epochs=5, early_stopping_patience=None`): about the time early stopping leaves it;
 - **weight_decay**: AdamW's decoupled weight decay at 1e-2 in both phases, not 1e-4;
 - **no_label_smoothing**: the plain cross-entropy loss, without the default's label smoothing of 0.1;
+- **label_smoothing_0.2**: label smoothing at 0.2, twice the default's;
 - **flip_only**: phase 2's augmentation only mirrors the images, without the default's
   random rotation, zoom and shift (`default_image_augmentation(rotation=0, zoom=0, translation=0)`);
 - **stronger_augmentation**: phase 2's rotation, zoom and shift at 1.5 times the default's ranges
@@ -31,6 +32,9 @@ Each variant changes one thing from tfxfer's defaults:
 - **batch16**: batches of 16 images, not 32, in both phases (`load_image_folders(batch_size=16)`);
 - **no_dropout**, **dropout_0.2**, **dropout_0.5**: the head's dropout rate at 0, 0.2 or 0.5
   (`build_image_classifier(dropout=...)`);
+- **center_crop**, **pad**: every image (training, validation and scored) cropped to the
+  model's aspect ratio around its centre, or padded to it with black, before it is resized
+  (`aspect_ratio.py`), not stretched to it as tfxfer's loaders and export do;
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -45,7 +49,10 @@ same training run, so no training noise between them:
   et al. 2022, at its usual mixing of 0.5; with `--fine_tune_interpolation=1`, halfway to
   phase 2's own weights, as the default `fine_tune_interpolation` ends phase 2 itself);
 - with phase 1's weights when the final model's `val_loss` did not beat phase 1's, else its own
-  (`best_phase_val_accuracy`: early stopping that also counts the weights phase 2 starts from).
+  (`best_phase_val_accuracy`: early stopping that also counts the weights phase 2 starts from);
+- at other `fine_tune_interpolation` values (`val_accuracy_by_interpolation`: for each of
+  0.25, 0.75 and 1, the weights that far from phase 1's towards phase 2's own, which the
+  run's final weights and phase 1's determine whenever its own interpolation is above 0).
 
 The 153 validation images of ../shared/data/hymenoptera are never looked at: each
 seed splits `train/` 80/20 (seeded, stratified), trains on 80 % and scores on the
@@ -61,6 +68,7 @@ import os
 import tempfile
 import time
 
+import aspect_ratio
 import candidates
 import image_pair
 import keras
@@ -96,6 +104,7 @@ class Variant:
     augmentation: dict | None = None  # default_image_augmentation arguments; None: the default augmentation
     three_resamplings: bool = False  # the default ranges, as three Keras layers that each resample
     batch_size: int = 32  # load_image_folders' default
+    aspect: str | None = None  # an `aspect_ratio.MODES` resize; None: tfxfer's, which stretches to the model's size
 
 
 _VARIANTS = {
@@ -108,6 +117,8 @@ _VARIANTS = {
     "size224": Variant(image_size=224),
     "size288": Variant(image_size=288),
     "batch16": Variant(batch_size=16),
+    "center_crop": Variant(aspect="center_crop"),
+    "pad": Variant(aspect="pad"),
 }
 
 
@@ -125,6 +136,12 @@ def train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: i
     """Trains `variant` on `fit_dir` and scores it on `scoring_dir`; without one, on 20 % of `fit_dir` held out
     for validation, which early stopping then also looks at."""
     spec = _VARIANTS[variant]
+    with aspect_ratio.resizing(spec.aspect):
+        return _train_and_score(fit_dir, scoring_dir, weights, seed, variant, spec)
+
+
+def _train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: int, variant: str,
+                     spec: Variant) -> dict:
     image_size = spec.image_size or FLAGS.image_size or tfxfer.default_image_size("mobilenet_v2")
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
@@ -151,7 +168,23 @@ def train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: i
             **results_lib.fine_tune_figures(result), **scores,
             "flip_averaged_val_accuracy": accuracy(model, scoring, flip_averaged=True),
             "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, scoring),
-            "best_phase_val_accuracy": scores["val_accuracy" if phase2_better else "phase1_val_accuracy"]}
+            "best_phase_val_accuracy": scores["val_accuracy" if phase2_better else "phase1_val_accuracy"],
+            "val_accuracy_by_interpolation": other_interpolations(model, phase1.weights, scoring,
+                                                                  config.fine_tune_interpolation)}
+
+
+OTHER_INTERPOLATIONS = (0.25, 0.75, 1.0)
+
+
+def other_interpolations(model: keras.Model, phase1_weights: list, scoring: tf.data.Dataset,
+                         run_interpolation: float) -> dict:
+    """Accuracy at each of `OTHER_INTERPOLATIONS`, from a run that ended `run_interpolation` of the way to phase 2's
+    own weights: the trained weights phase 2 left frozen and BatchNorm's statistics are phase 1's at both ends, so
+    every point of the line is one network."""
+    if run_interpolation == 0:  # the final weights are phase 1's: phase 2's own are gone
+        return {}
+    return {str(alpha): interpolated_accuracy(model, phase1_weights, scoring, mixing=alpha / run_interpolation)
+            for alpha in OTHER_INTERPOLATIONS}
 
 
 def three_resamplings(seed: int) -> keras.Sequential:
