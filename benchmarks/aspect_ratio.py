@@ -34,6 +34,8 @@ def pad_resize(image: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
     return tf.saturate_cast(tf.round(resized), tf.uint8)
 
 
+# tfxfer's own resize, captured at import: the crop stretches its centre with it even while `resizing` has
+# swapped the loaders' resize for the crop itself.
 _STRETCH = image_ops.resize_uint8
 _RESIZES = {"center_crop": center_crop_resize, "pad": pad_resize}
 

@@ -23,6 +23,8 @@ Each variant changes one thing from tfxfer's defaults:
 - **label_smoothing_0.2**: label smoothing at 0.2, twice the default's;
 - **flip_only**: phase 2's augmentation only mirrors the images, without the default's
   random rotation, zoom and shift (`default_image_augmentation(rotation=0, zoom=0, translation=0)`);
+- **no_flip**: phase 2's augmentation without the mirror image: the default's random rotation,
+  zoom and shift only (`default_image_augmentation(flip=None)`);
 - **stronger_augmentation**: phase 2's rotation, zoom and shift at 1.5 times the default's ranges
   (`default_image_augmentation(rotation=0.15, zoom=0.3, translation=0.15)`);
 - **three_resamplings**: phase 2's rotation, zoom and shift as Keras' `RandomRotation`, `RandomZoom` and
@@ -112,6 +114,7 @@ _VARIANTS = {
     **{name: Variant() for name in candidates.BUILD_CHANGES},  # candidates.build_changes has their changes
     "full": Variant(cache_features=False),
     "flip_only": Variant(augmentation={"rotation": 0, "zoom": 0, "translation": 0}),
+    "no_flip": Variant(augmentation={"flip": None}),
     "stronger_augmentation": Variant(augmentation={"rotation": 0.15, "zoom": 0.3, "translation": 0.15}),
     "three_resamplings": Variant(three_resamplings=True),
     "size224": Variant(image_size=224),

@@ -18,13 +18,8 @@ from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.data.splits import split_per_class
 
 
-def make(data_dir: str, out_dir: str, seed: int, *, early_stopping_split: float,
-         scoring_split: float = 0.2) -> tuple[str, str]:
-    """Links the class folders' photos of `data_dir` into `out_dir`.
-
-    Returns:
-        (fit folder, with `train/` and `val/` (the early-stopping photos) inside; scoring folder).
-    """
+def list_photos(data_dir: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(class names, photo paths, their class ids) of the class folders in `data_dir`, in sorted order."""
     class_names = sorted(name for name in os.listdir(data_dir) if not name.startswith("."))
     paths, labels = [], []
     for label, name in enumerate(class_names):
@@ -32,7 +27,17 @@ def make(data_dir: str, out_dir: str, seed: int, *, early_stopping_split: float,
                        if file.lower().endswith(IMAGE_EXTENSIONS))
         paths += [os.path.join(data_dir, name, file) for file in files]
         labels += [label] * len(files)
-    labels = np.asarray(labels)
+    return class_names, paths, np.asarray(labels)
+
+
+def make(data_dir: str, out_dir: str, seed: int, *, early_stopping_split: float,
+         scoring_split: float = 0.2) -> tuple[str, str]:
+    """Links the class folders' photos of `data_dir` into `out_dir`.
+
+    Returns:
+        (fit folder, with `train/` and `val/` (the early-stopping photos) inside; scoring folder).
+    """
+    class_names, paths, labels = list_photos(data_dir)
     rest, scoring = split_per_class(labels, scoring_split, seed)
     fit, early_stopping = (rest[part] for part in split_per_class(labels[rest], early_stopping_split, seed))
     fit_dir, scoring_dir = os.path.join(out_dir, "fit"), os.path.join(out_dir, "scoring")

@@ -42,3 +42,12 @@ def test_a_seed_gives_the_same_split_and_another_seed_another(tmp_path):
                                            early_stopping_split=0.2)[1])
               for folder, seed in (("a", 0), ("b", 0), ("c", 1))]
     assert scored[0] == scored[1] != scored[2]
+
+
+def test_photos_are_listed_class_by_class_in_sorted_order_without_other_files(tmp_path):
+    _photos(tmp_path, {"bees": 2, "ants": 3})
+    class_names, paths, labels = three_way_split.list_photos(str(tmp_path))
+    assert class_names == ["ants", "bees"]
+    assert [os.path.relpath(path, tmp_path) for path in paths] == [
+        "ants/0.jpg", "ants/1.jpg", "ants/2.jpg", "bees/0.jpg", "bees/1.jpg"]
+    assert labels.tolist() == [0, 0, 0, 1, 1]

@@ -1,0 +1,130 @@
+r"""What the head reads, screened with a linear probe on splits of the training photos.
+
+tfxfer's head reads the frozen backbone's last feature map, average-pooled, of each photo
+at `tfxfer.default_image_size` (320x320 for MobileNetV2). Would another input serve it
+better? A linear probe answers cheaply, with the backbone run once per input size: a
+logistic regression (scikit-learn, standardised features, default regularisation) on
+the frozen features, trained on 80 % of hymenoptera/train and scored on the other 20 %
+(49 photos), the same scored photos as `choose_defaults.py --early_stopping_split`'s for
+each seed. The 153 validation images are never used.
+
+The inputs, all from the shared MobileNetV2-0.35 weights:
+- **avg_224** ... **avg_416**: the last feature map average-pooled, at that input size;
+  **avg_320** is what tfxfer's head reads, and every other input is compared with it;
+- **max**, **avg_and_max**, **gem**: max-pooled; average- and max-pooled side by side
+  (fastai's default head); generalised-mean pooled with p = 3 (Radenović et al. 2018);
+- **four_blocks**: four blocks' outputs average-pooled side by side (`BLOCKS`);
+- **flip_averaged**: the mean of the photo's features and its mirror image's;
+- **scales_averaged**: the mean of the features at 320 and at 416;
+- **with_mirrors**, **with_other_scales**: trained on each photo's features plus its mirror
+  image's, or plus those at 288 and 352, as more examples; scored on the 320 features.
+All but the sizes read the photos at 320x320. Each input's summary holds, over the splits,
+its mean accuracy, the mean of `photos_vs_default` (scored photos right, less avg_320's on
+the same split; times the number of splits for the sum) and the shares of the splits it is
+`ahead` and `behind` on.
+
+  python benchmarks/probe_inputs.py --shared_dir=../shared --output=runs/probe_inputs.json
+"""
+
+import os
+import sys
+
+import image_pair
+import keras
+import numpy as np
+import results as results_lib
+import tensorflow as tf
+import three_way_split
+from absl import app, flags
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tfxfer.data import image_ops
+from tfxfer.data.splits import split_per_class
+
+flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
+flags.DEFINE_list("seeds", [str(seed) for seed in range(40)], "Seeds of the 80/20 splits.")
+flags.DEFINE_string("output", None, "Optional JSON file for the results.")
+FLAGS = flags.FLAGS
+
+SIZES = (224, 288, 320, 352, 416)
+DEFAULT_SIZE = 320
+BLOCKS = ("block_13_expand_relu", "block_15_add", "block_16_project_BN", "out_relu")
+SCORING_SPLIT = 0.2  # three_way_split.make's: the same scored photos for each seed
+
+
+def photos(paths: list[str], size: int) -> np.ndarray:
+    """The photos at `paths`, decoded and resized as tfxfer's loaders do (uint8, `size` x `size`)."""
+    return np.stack([image_ops.decode_and_resize_uint8(tf.io.read_file(path), (size, size)).numpy()
+                     for path in paths])
+
+
+def pooled_features(images: np.ndarray, weights: str | None) -> dict[str, np.ndarray]:
+    """`pooled` of the backbone's `BLOCKS` outputs for `images` (uint8), read at their size."""
+    size = images.shape[1]
+    base = keras.applications.MobileNetV2(alpha=image_pair.ALPHA, include_top=False, weights=weights,
+                                          input_shape=(size, size, 3))
+    return pooled(keras.Model(base.input, [base.get_layer(block).output for block in BLOCKS]).predict(
+        images.astype("float32") / 127.5 - 1.0, batch_size=32, verbose=0))
+
+
+def pooled(block_maps: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Each of `BLOCKS`' feature maps average-pooled, and the last one max- and generalised-mean-pooled, by name."""
+    last = block_maps[-1]
+    return {**{block: block_map.mean(axis=(1, 2)) for block, block_map in zip(BLOCKS, block_maps)},
+            "max": last.max(axis=(1, 2)),
+            "gem": np.cbrt((np.maximum(last, 1e-6) ** 3).mean(axis=(1, 2)))}
+
+
+def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    """Each input by name: (the feature rows to train on, one array per copy of the photos; the rows to score)."""
+    images = {size: photos(paths, size) for size in SIZES}
+    features = {size: pooled_features(images[size], weights) for size in SIZES}
+    default = features[DEFAULT_SIZE]
+    mirrored = pooled_features(images[DEFAULT_SIZE][:, :, ::-1], weights)["out_relu"]  # axis 2: the width
+    scored_as_trained = {f"avg_{size}": features[size]["out_relu"] for size in SIZES}
+    scored_as_trained.update({
+        "max": default["max"],
+        "avg_and_max": np.concatenate([default["out_relu"], default["max"]], axis=1),
+        "gem": default["gem"],
+        "four_blocks": np.concatenate([default[block] for block in BLOCKS], axis=1),
+        "flip_averaged": (default["out_relu"] + mirrored) / 2,
+        "scales_averaged": (default["out_relu"] + features[416]["out_relu"]) / 2,
+    })
+    inputs = {name: ([rows], rows) for name, rows in scored_as_trained.items()}
+    inputs["with_mirrors"] = ([default["out_relu"], mirrored], default["out_relu"])
+    inputs["with_other_scales"] = ([default["out_relu"], features[288]["out_relu"], features[352]["out_relu"]],
+                                   default["out_relu"])
+    return inputs
+
+
+def photos_right(train_rows: list[np.ndarray], score_rows: np.ndarray, labels: np.ndarray, seed: int) -> int:
+    """How many of the seed's scored photos a probe trained on the other photos' `train_rows` gets right."""
+    fit, scored = split_per_class(labels, SCORING_SPLIT, seed)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    probe.fit(np.concatenate([rows[fit] for rows in train_rows]), np.tile(labels[fit], len(train_rows)))
+    return int((probe.predict(score_rows[scored]) == labels[scored]).sum())
+
+
+def main(argv):
+    del argv
+    found = image_pair.assets(FLAGS.shared_dir)
+    if found is None:
+        sys.exit(f"Image assets not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
+    data_dir, weights = found
+    _, paths, labels = three_way_split.list_photos(f"{data_dir}/train")
+    inputs = probe_inputs(paths, weights)
+    scored = len(split_per_class(labels, SCORING_SPLIT, 0)[1])
+    default = {seed: photos_right(*inputs[f"avg_{DEFAULT_SIZE}"], labels, seed) for seed in map(int, FLAGS.seeds)}
+
+    def run(seed: int, name: str) -> dict:
+        right = photos_right(*inputs[name], labels, seed)
+        return {"seed": seed, "val_accuracy": right / scored, "photos_vs_default": right - default[seed],
+                "ahead": int(right > default[seed]), "behind": int(right < default[seed])}
+
+    results_lib.compare_variants(run, list(default), list(inputs), FLAGS.output)
+
+
+if __name__ == "__main__":
+    app.run(main)
