@@ -6,7 +6,8 @@ better? A linear probe answers cheaply, with the backbone run once per input siz
 logistic regression (scikit-learn, standardised features, default regularisation) on
 the frozen features, trained on 80 % of hymenoptera/train and scored on the other 20 %
 (49 photos), the same scored photos as `choose_defaults.py --early_stopping_split`'s for
-each seed. The 153 validation images are never used.
+each seed; with `--early_stopping_split`, it trains on the photos the fine-tuned model trains
+on there, not also on its early-stopping photos. The 153 validation images are never used.
 
 The inputs, all from the shared MobileNetV2-0.35 weights:
 - **avg_224** ... **avg_416**: the last feature map average-pooled, at that input size;
@@ -45,6 +46,9 @@ from tfxfer.data.splits import split_per_class
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_list("seeds", [str(seed) for seed in range(40)], "Seeds of the 80/20 splits.")
+flags.DEFINE_float("early_stopping_split", None, "Leave out this share of the photos the probe would train on, "
+                   "as choose_defaults.py --early_stopping_split leaves it out for early stopping, so that the "
+                   "probe trains on the photos the fine-tuned model trains on; default: it trains on all 80 %.")
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
 
@@ -99,9 +103,15 @@ def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndar
     return inputs
 
 
-def photos_right(train_rows: list[np.ndarray], score_rows: np.ndarray, labels: np.ndarray, seed: int) -> int:
-    """How many of the seed's scored photos a probe trained on the other photos' `train_rows` gets right."""
-    fit, scored = split_per_class(labels, SCORING_SPLIT, seed)
+def photos_right(train_rows: list[np.ndarray], score_rows: np.ndarray, labels: np.ndarray, seed: int,
+                 early_stopping_split: float | None = None) -> int:
+    """How many of the seed's scored photos a probe gets right, trained on the others' `train_rows` (less the
+    early-stopping photos of `three_way_split` with `early_stopping_split`)."""
+    if early_stopping_split is None:
+        fit, scored = split_per_class(labels, SCORING_SPLIT, seed)
+    else:
+        fit, _, scored = three_way_split.split_indices(labels, seed, early_stopping_split=early_stopping_split,
+                                                        scoring_split=SCORING_SPLIT)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     probe.fit(np.concatenate([rows[fit] for rows in train_rows]), np.tile(labels[fit], len(train_rows)))
     return int((probe.predict(score_rows[scored]) == labels[scored]).sum())
@@ -116,10 +126,11 @@ def main(argv):
     _, paths, labels = three_way_split.list_photos(f"{data_dir}/train")
     inputs = probe_inputs(paths, weights)
     scored = len(split_per_class(labels, SCORING_SPLIT, 0)[1])
-    default = {seed: photos_right(*inputs[f"avg_{DEFAULT_SIZE}"], labels, seed) for seed in map(int, FLAGS.seeds)}
+    default = {seed: photos_right(*inputs[f"avg_{DEFAULT_SIZE}"], labels, seed, FLAGS.early_stopping_split)
+               for seed in map(int, FLAGS.seeds)}
 
     def run(seed: int, name: str) -> dict:
-        right = photos_right(*inputs[name], labels, seed)
+        right = photos_right(*inputs[name], labels, seed, FLAGS.early_stopping_split)
         return {"seed": seed, "val_accuracy": right / scored, "photos_vs_default": right - default[seed],
                 "ahead": int(right > default[seed]), "behind": int(right < default[seed])}
 

@@ -30,6 +30,14 @@ def list_photos(data_dir: str) -> tuple[list[str], list[str], np.ndarray]:
     return class_names, paths, np.asarray(labels)
 
 
+def split_indices(labels: np.ndarray, seed: int, *, early_stopping_split: float,
+                  scoring_split: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, early-stopping, scoring) indices into `labels`: scoring first, then early stopping out of the rest."""
+    rest, scoring = split_per_class(labels, scoring_split, seed)
+    fit, early_stopping = (rest[part] for part in split_per_class(labels[rest], early_stopping_split, seed))
+    return fit, early_stopping, scoring
+
+
 def make(data_dir: str, out_dir: str, seed: int, *, early_stopping_split: float,
          scoring_split: float = 0.2) -> tuple[str, str]:
     """Links the class folders' photos of `data_dir` into `out_dir`.
@@ -38,8 +46,8 @@ def make(data_dir: str, out_dir: str, seed: int, *, early_stopping_split: float,
         (fit folder, with `train/` and `val/` (the early-stopping photos) inside; scoring folder).
     """
     class_names, paths, labels = list_photos(data_dir)
-    rest, scoring = split_per_class(labels, scoring_split, seed)
-    fit, early_stopping = (rest[part] for part in split_per_class(labels[rest], early_stopping_split, seed))
+    fit, early_stopping, scoring = split_indices(labels, seed, early_stopping_split=early_stopping_split,
+                                                 scoring_split=scoring_split)
     fit_dir, scoring_dir = os.path.join(out_dir, "fit"), os.path.join(out_dir, "scoring")
     for folder, indices in [(os.path.join(fit_dir, "train"), fit), (os.path.join(fit_dir, "val"), early_stopping),
                             (scoring_dir, scoring)]:

@@ -3,6 +3,10 @@
 import os
 import sys
 
+import numpy as np
+
+from tfxfer.data.splits import split_per_class
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import three_way_split  # noqa: E402
 
@@ -51,3 +55,12 @@ def test_photos_are_listed_class_by_class_in_sorted_order_without_other_files(tm
     assert [os.path.relpath(path, tmp_path) for path in paths] == [
         "ants/0.jpg", "ants/1.jpg", "ants/2.jpg", "bees/0.jpg", "bees/1.jpg"]
     assert labels.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_split_indices_cover_every_photo_once_and_score_the_photos_a_two_way_split_scores():
+    labels = np.repeat([0, 1], [50, 30])
+    fit, early_stopping, scoring = three_way_split.split_indices(labels, seed=3, early_stopping_split=0.25)
+    assert sorted([*fit, *early_stopping, *scoring]) == list(range(80))
+    assert [np.bincount(labels[part]).tolist() for part in (fit, early_stopping, scoring)] == [
+        [30, 18], [10, 6], [10, 6]]
+    np.testing.assert_array_equal(scoring, split_per_class(labels, 0.2, 3)[1])
