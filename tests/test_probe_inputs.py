@@ -43,3 +43,15 @@ def test_a_probe_on_separable_rows_gets_every_scored_photo_right_and_scores_the_
     assert probe_inputs.photos_right([rows, rows + 0.1], rows, labels, seed=0) == 8  # two copies of each photo
     swapped = rows + 5.0 * (1 - 2 * labels[:, None])  # each photo's rows moved to the other class's side
     assert probe_inputs.photos_right([rows], swapped, labels, seed=0) == 0
+
+
+def test_with_an_early_stopping_split_the_probe_leaves_out_the_early_stopping_photos():
+    rows, labels = _separable()
+    fit, early_stopping, _ = probe_inputs.three_way_split.split_indices(labels, 0, early_stopping_split=0.25,
+                                                                       scoring_split=probe_inputs.SCORING_SPLIT)
+    assert (len(fit), len(early_stopping)) == (24, 8)  # of the 32 photos that do not score
+    train_rows = rows.copy()
+    train_rows[fit] = 0.0  # only the early-stopping photos tell the classes apart
+    assert probe_inputs.photos_right([train_rows], rows, labels, seed=0) == 8
+    # On the fit photos alone there is nothing to learn: at best one class's 4 of the 8.
+    assert probe_inputs.photos_right([train_rows], rows, labels, seed=0, early_stopping_split=0.25) <= 4
