@@ -74,8 +74,8 @@ import aspect_ratio
 import candidates
 import image_pair
 import keras
+import model_scores
 import results as results_lib
-import tensorflow as tf
 import three_way_split
 from absl import app, flags
 
@@ -158,36 +158,22 @@ def _train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: 
                                           image_size=image_size, alpha=image_pair.ALPHA, seed=seed,
                                           augmentation=augmentation,
                                           **candidates.build_changes(variant, FLAGS.dropout))
-    phase1 = Phase1Weights()
+    phase1 = model_scores.Phase1Weights()
     config = candidates.config(spec.config_changes, FLAGS.epochs, FLAGS.fine_tune_interpolation)
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
                               config=config, callbacks=[phase1], cache_features=spec.cache_features, verbose=0)
     seconds = time.perf_counter() - start
     # Accuracies on `scoring`: they replace fine_tune's own, which are on its validation data; the losses stay its.
-    scores = {"phase1_val_accuracy": interpolated_accuracy(model, phase1.weights, scoring, mixing=0.0),
-              "val_accuracy": accuracy(model, scoring)}
+    scores = {"phase1_val_accuracy": model_scores.interpolated_accuracy(model, phase1.weights, scoring, mixing=0.0),
+              "val_accuracy": model_scores.accuracy(model, scoring)}
     phase2_better = result.phase2.final_metrics["val_loss"] < result.phase1.final_metrics["val_loss"]
     return {"seed": seed, "variant": variant, "seconds": seconds,
             **results_lib.fine_tune_figures(result), **scores,
-            "flip_averaged_val_accuracy": accuracy(model, scoring, flip_averaged=True),
-            "interpolated_val_accuracy": interpolated_accuracy(model, phase1.weights, scoring),
+            "flip_averaged_val_accuracy": model_scores.accuracy(model, scoring, flip_averaged=True),
+            "interpolated_val_accuracy": model_scores.interpolated_accuracy(model, phase1.weights, scoring),
             "best_phase_val_accuracy": scores["val_accuracy" if phase2_better else "phase1_val_accuracy"],
-            "val_accuracy_by_interpolation": other_interpolations(model, phase1.weights, scoring,
-                                                                  config.fine_tune_interpolation)}
-
-
-OTHER_INTERPOLATIONS = (0.25, 0.75, 1.0)
-
-
-def other_interpolations(model: keras.Model, phase1_weights: list, scoring: tf.data.Dataset,
-                         run_interpolation: float) -> dict:
-    """Accuracy at each of `OTHER_INTERPOLATIONS`, from a run that ended `run_interpolation` of the way to phase 2's
-    own weights: the trained weights phase 2 left frozen and BatchNorm's statistics are phase 1's at both ends, so
-    every point of the line is one network."""
-    if run_interpolation == 0:  # the final weights are phase 1's: phase 2's own are gone
-        return {}
-    return {str(alpha): interpolated_accuracy(model, phase1_weights, scoring, mixing=alpha / run_interpolation)
-            for alpha in OTHER_INTERPOLATIONS}
+            "val_accuracy_by_interpolation": model_scores.other_interpolations(
+                model, phase1.weights, scoring, config.fine_tune_interpolation)}
 
 
 def three_resamplings(seed: int) -> keras.Sequential:
@@ -199,41 +185,6 @@ def three_resamplings(seed: int) -> keras.Sequential:
         keras.layers.RandomZoom((-affine.zoom, affine.zoom), fill_mode=affine.fill_mode, seed=seed),
         keras.layers.RandomTranslation(affine.translation, affine.translation, fill_mode=affine.fill_mode, seed=seed),
     ], name="augmentation")
-
-
-class Phase1Weights(keras.callbacks.Callback):
-    """The whole model's weights at the end of phase 1 (after early stopping restored its best epoch)."""
-
-    def __init__(self):
-        super().__init__()
-        self.weights = None
-
-    def on_train_end(self, logs=None):
-        if self.weights is None:  # fine_tune passes the same callbacks to both phases
-            self.weights = self.model.get_weights()
-
-
-def interpolated_accuracy(model: keras.Model, phase1_weights: list, validation: tf.data.Dataset,
-                          mixing: float = 0.5) -> float:
-    """Accuracy with the weights `mixing` of the way from phase 1's to `model`'s; `model` keeps its own."""
-    final_weights = model.get_weights()
-    model.set_weights([(1 - mixing) * start + mixing * end for start, end in zip(phase1_weights, final_weights)])
-    try:
-        return accuracy(model, validation)
-    finally:
-        model.set_weights(final_weights)
-
-
-def accuracy(model: keras.Model, validation: tf.data.Dataset, *, flip_averaged: bool = False) -> float:
-    """Accuracy on `validation`; `flip_averaged` averages each image's probabilities with its mirror image's."""
-    single_unit = model.output_shape[-1] == 1  # two classes: one sigmoid unit
-    metric = keras.metrics.BinaryAccuracy() if single_unit else keras.metrics.SparseCategoricalAccuracy()
-    for images, labels in validation:
-        probabilities = model.predict_on_batch(images)
-        if flip_averaged:
-            probabilities = (probabilities + model.predict_on_batch(tf.image.flip_left_right(images))) / 2
-        metric.update_state(labels, probabilities)
-    return float(metric.result())
 
 
 def main(argv):
