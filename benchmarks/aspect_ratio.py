@@ -13,8 +13,6 @@ import tensorflow as tf
 
 from tfxfer.data import image_ops
 
-MODES = ("center_crop", "pad")
-
 
 def center_crop_resize(image: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
     """The largest central crop of `image` with the aspect ratio of `image_size`, resized to it (as
@@ -38,6 +36,7 @@ def pad_resize(image: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
 # swapped the loaders' resize for the crop itself.
 _STRETCH = image_ops.resize_uint8
 _RESIZES = {"center_crop": center_crop_resize, "pad": pad_resize}
+MODES = tuple(_RESIZES)
 
 
 @contextlib.contextmanager
@@ -46,8 +45,8 @@ def resizing(mode: str | None):
     if mode is None:
         yield
         return
-    image_ops.resize_uint8 = _RESIZES[mode]
+    previous, image_ops.resize_uint8 = image_ops.resize_uint8, _RESIZES[mode]
     try:
         yield
     finally:
-        image_ops.resize_uint8 = _STRETCH
+        image_ops.resize_uint8 = previous
