@@ -2,7 +2,7 @@ r"""Phase 1's feature extraction with BatchNorm folded into the convolutions, ag
 
 Phase 1 runs the frozen backbone once over the training and validation images
 (`tfxfer.training.feature_cache`), with every BatchNormalization that follows
-a convolution folded into it (`tfxfer.training.batchnorm_folding`). This runs
+a convolution folded into it (`tfxfer.models.batchnorm_folding`). This runs
 both extractors of tfxfer's default image model (the shared MobileNetV2-0.35
 weights, the ants/bees images at tfxfer's 320x320) over the same 398 images in
 one process, alternating which goes first, and reports the median seconds of a
@@ -25,7 +25,8 @@ import tensorflow as tf
 from absl import app, flags
 
 import tfxfer
-from tfxfer.training import batchnorm_folding, feature_cache
+from tfxfer.models import batchnorm_folding
+from tfxfer.training import feature_cache
 
 flags.DEFINE_string("shared_dir", os.environ.get("TFXFER_SHARED", "../shared"), "The shared assets folder.")
 flags.DEFINE_integer("passes", 5, "Timed passes of each extractor over the images.")

@@ -1,11 +1,11 @@
-"""Tests for tfxfer.training.batchnorm_folding: BatchNorm merged into the convolution before it."""
+"""Tests for tfxfer.models.batchnorm_folding: BatchNorm merged into the convolution before it."""
 
 import keras
 import numpy as np
 import pytest
 
 import tfxfer
-from tfxfer.training.batchnorm_folding import fold_batch_norms
+from tfxfer.models.batchnorm_folding import fold_batch_norms
 
 CLEAR_SESSION_ONCE = True
 

@@ -39,9 +39,18 @@ def _tiny_backbone():
 
 
 def _classifier(num_classes=3, spread_over=None):
-    """A random model; with images `spread_over`, its head is centred on them, so they land in several classes."""
+    """A random model; with images `spread_over`, its head is centred on them, so they land in several classes.
+
+    Its BatchNorm has moving statistics and a scale and shift far from the initial ones, so the
+    export's folding of it into the convolution (on by default) changes the kernel and bias.
+    """
     model = tfxfer.build_image_classifier(
         _tiny_backbone(), num_classes=num_classes, preprocessing="tf", augmentation=False)
+    batch_norm = model.backbone.get_layer("bn")
+    rng = np.random.default_rng(5)
+    for variable, low, high in ((batch_norm.gamma, 0.5, 2.0), (batch_norm.beta, -1.0, 1.0),
+                                (batch_norm.moving_mean, -0.5, 0.5), (batch_norm.moving_variance, 0.1, 3.0)):
+        variable.assign(rng.uniform(low, high, variable.shape))
     head = model.get_layer("predictions")
     head.kernel.assign(head.kernel * 5.0)  # sharper than the random init
     if spread_over is not None:
@@ -331,6 +340,35 @@ def test_publish_skips_a_file_that_takes_the_version_name(tmp_path):
     thread.join(timeout=10)
     assert not thread.is_alive(), "publish kept retrying a taken version name"
     assert published == [str(tmp_path / "2")]
+
+
+def _variable_names(path):
+    return sorted(variable.name for variable in tf.saved_model.load(path).variables)
+
+
+def test_export_folds_batch_norms_into_the_convolution_and_predicts_as_the_model(tmp_path):
+    keras.utils.set_random_seed(1234)
+    model = _classifier()
+    images = np.stack([_pixels((HEIGHT, WIDTH, 3), seed) for seed in range(4)]).astype("float32")
+    expected = model.predict(images, verbose=0)
+    weights = [np.array(weight) for weight in model.get_weights()]
+    folded = tfxfer.export_saved_model(model, tmp_path / "folded", class_names=CLASS_NAMES)
+    unfolded = tfxfer.export_saved_model(model, tmp_path / "unfolded", class_names=CLASS_NAMES,
+                                         fold_batch_norms=False)
+    for path in (folded, unfolded):
+        served = tf.saved_model.load(path).signatures["serving_images"](images=tf.constant(images))
+        np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5, rtol=0)
+    # The folded export holds the BatchNorm's four variables fewer (the convolution has its bias already).
+    batch_norm = {"bn/gamma:0", "bn/beta:0", "bn/moving_mean:0", "bn/moving_variance:0"}
+    assert batch_norm <= set(_variable_names(unfolded))
+    assert _variable_names(folded) == sorted(set(_variable_names(unfolded)) - batch_norm)
+    for path, count in ((folded, 1), (unfolded, 0)):
+        with open(os.path.join(path, "assets.extra", "tfxfer_metadata.json"), encoding="utf-8") as f:
+            assert json.load(f)["batch_norms_folded"] == count
+    # The model itself keeps its BatchNorm and every weight.
+    assert isinstance(model.backbone.get_layer("bn"), keras.layers.BatchNormalization)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
 
 
 def test_failed_export_removes_its_staging_folder(tmp_path):

@@ -25,8 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer.errors import ConfigError
-from tfxfer.models import layer_names
-from tfxfer.training import batchnorm_folding
+from tfxfer.models import batchnorm_folding, layer_names
 
 
 @dataclasses.dataclass
