@@ -75,6 +75,18 @@ def test_a_nested_backbone_is_folded_and_the_other_layers_are_shared():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_a_compiled_model_folds_into_an_uncompiled_copy():
+    # A trained model is compiled; its inference copy needs no optimizer or loss, and Keras could not
+    # always rebuild them (a model trained by fine_tune failed to clone with its compile config).
+    inputs = keras.Input((9, 9, 3))
+    model = _randomise_statistics(keras.Model(inputs, _block(inputs)))
+    model.compile(optimizer="adam", loss="mse")
+    folded, count = fold_batch_norms(model)
+    assert count == 3 and model.compiled and not folded.compiled
+    np.testing.assert_allclose(folded(_inputs(), training=False), model(_inputs(), training=False),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_a_real_backbone_folds_within_float_rounding():
     model = tfxfer.build_image_classifier("mobilenet_v2", 3, weights=None, image_size=(32, 32), alpha=0.35,
                                           seed=0)

@@ -48,9 +48,14 @@ def _sharpen(model, tasks):
 
 
 def _image_model():
+    """With a BatchNorm of non-trivial statistics, which the export folds into the convolution."""
     inputs = keras.Input((HEIGHT, WIDTH, 3))
     x = keras.layers.Conv2D(8, 3, strides=2, name="conv")(inputs)
-    x = keras.layers.ReLU(name="relu")(x)
+    batch_norm = keras.layers.BatchNormalization(name="bn")
+    x = keras.layers.ReLU(name="relu")(batch_norm(x))
+    rng = np.random.default_rng(3)
+    batch_norm.set_weights([rng.uniform(0.8, 1.25, 8), rng.uniform(-0.2, 0.2, 8), rng.uniform(-0.2, 0.2, 8),
+                            rng.uniform(0.5, 2.0, 8)])  # gamma, beta, moving mean and variance
     model = tfxfer.build_image_classifier(keras.Model(inputs, x, name="tiny"), tasks=TASKS, preprocessing="tf",
                                           augmentation=False)
     _sharpen(model, TASKS)
@@ -189,6 +194,7 @@ def test_metadata_has_a_tasks_entry_instead_of_head_and_class_names(image_export
     assert "class_names" not in metadata and "head" not in metadata
     assert metadata["top_k"] == TOP_K and metadata["warmup_requests"] is True
     assert metadata["signatures"] == ["serving_default", "serving_images"]
+    assert metadata["batch_norms_folded"] == 1
     assert metadata["input_shape"] == [HEIGHT, WIDTH, 3]
 
 

@@ -6,7 +6,7 @@ into the convolution's kernel and bias. The folded model computes the same
 features with a convolution and a bias instead of a convolution and two
 elementwise passes over its output: a phase-1 extraction pass of MobileNetV2-0.35
 over 398 images at 320x320 on 2 CPU cores took 1.37 s instead of 2.50 s
-(`benchmarks/batchnorm_folding.py`; README, "Phase 1 with BatchNorm folded"), and
+(`benchmarks/batchnorm_folding.py`; benchmarks/README.md, "Phase 1 with BatchNorm folded"), and
 the image export's requests take a third less time (`benchmarks/serving_latency.py`).
 The features differ from the unfolded model's only by float rounding.
 
@@ -54,7 +54,11 @@ def fold_batch_norms(model: keras.Model) -> tuple[keras.Model, int]:
             return folded
         return layer  # shared, weights and all
 
-    folded = keras.models.clone_model(model, clone_function=clone)
+    # clone_model would compile the copy as `model` was compiled (after training, with its optimizer and
+    # loss: useless to an inference-only copy, and failing for compile configs it cannot rebuild), so it
+    # clones an uncompiled view of the same graph.
+    source = keras.Model(model.input, model.output, name=model.name) if model.compiled else model
+    folded = keras.models.clone_model(source, clone_function=clone)
     for key, layer in folded_convolutions.items():
         layer.set_weights(_folded_weights(*pairs[key]))
     count = len(folded_convolutions) + sum(nested_counts)
