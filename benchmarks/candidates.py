@@ -45,7 +45,7 @@ INTERPOLATION_FLAG_HELP = ("Phase 2's fine_tune_interpolation of every variant; 
 def config(changes: dict, epochs: int | None = None, interpolation: float | None = None) -> tfxfer.FineTuneConfig:
     """The defaults with `changes`, then `epochs` phase-1 epochs and phase 2's `interpolation`, each unless None.
 
-    The README's comparisons before "Phase 1's length" ran with 10 epochs (`--epochs=10`), and those before
+    benchmarks/README.md's comparisons before "Phase 1's length" ran with 10 epochs (`--epochs=10`), and those before
     "Phase 2's weights, halfway back" with an interpolation of 1 (`--fine_tune_interpolation=1`): the defaults then.
     """
     flags = {"epochs": epochs, "fine_tune_interpolation": interpolation}
@@ -63,7 +63,7 @@ def exit_on_unknown(variants: list[str], known) -> None:
 def build_changes(variant: str, dropout: float | None = None) -> dict:
     """`build_image_classifier` arguments of `variant`: its own, and the head's `dropout` rate unless None.
 
-    The README's comparisons before "The head's dropout" ran with 0.2 (`--dropout=0.2`), the default then.
+    benchmarks/README.md's comparisons before "The head's dropout" ran with 0.2 (`--dropout=0.2`), the default then.
     """
     changes = BUILD_CHANGES.get(variant, {})
     return changes if dropout is None else {"dropout": dropout, **changes}

@@ -1,7 +1,7 @@
 r"""Candidate defaults of `choose_defaults.py`, checked on the offline digits task.
 
-A second data set and backbone for choices made on the photos (README, "How the defaults
-were chosen"): each seed pretrains the digits job's small MobileNetV2 on digits 0-4
+A second data set and backbone for choices made on the photos (benchmarks/README.md, "How the
+defaults were chosen"): each seed pretrains the digits job's small MobileNetV2 on digits 0-4
 (`recipes/digits_task.py`), then fine-tunes it on `--labels_per_class` labelled digits of
 each of 5-9 with `tfxfer.FineTuneConfig()` and one change per variant (to the config or
 to the head), and scores the other digits 5-9 (846 with 10 labels a class). Only that

@@ -58,7 +58,7 @@ flags.DEFINE_integer("teacher_sequence_length", 80,
                      "MiniLM tokens per sentence; rt-polarity's longest has 75, so none is cut.")
 flags.DEFINE_integer("teacher_epochs", 10, "Teacher phase-1 epochs (the text defaults' 10).")
 flags.DEFINE_integer("teacher_fine_tune_epochs", 3, "Teacher phase-2 epochs (3: the text defaults' when the "
-                     "README's figures were measured; the defaults now train 2).")
+                     "figures in benchmarks/README.md were measured; the defaults now train 2).")
 flags.DEFINE_enum("student_encoder", "bilstm", ["bilstm", "mean"], "The student's encoder over its word vectors.")
 flags.DEFINE_integer("student_sequence_length", 64, "Words per sentence the student reads (rt-polarity's are short).")
 flags.DEFINE_integer("vector_dimension", 100, "Dimension of the student's word vectors.")

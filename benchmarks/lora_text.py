@@ -61,7 +61,7 @@ flags.DEFINE_integer("max_examples", None, "Use only this many training and a te
 flags.DEFINE_integer("sequence_length", None, "MiniLM tokens per sentence; None: the text defaults' (128). "
                      "Training trims each batch to its longest sentence (rt-polarity's longest has 75 tokens).")
 flags.DEFINE_integer("epochs", None, "Phase-1 epochs; None: the text defaults' (10).", lower_bound=1)
-flags.DEFINE_integer("fine_tune_epochs", None, "Phase-2 epochs; None: the text defaults' (2; the README's "
+flags.DEFINE_integer("fine_tune_epochs", None, "Phase-2 epochs; None: the text defaults' (2; benchmarks/README.md's "
                      "three-seed table was measured with 3, the defaults' then).", lower_bound=1)
 flags.DEFINE_integer("lora_rank", 8, "Rank of the lora variant's adapters.", lower_bound=1)
 flags.DEFINE_enum("mixed_precision", None, ["off", "auto", "mixed_bfloat16", "mixed_float16"],

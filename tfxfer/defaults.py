@@ -16,7 +16,7 @@ class FineTuneConfig:
             features (`fine_tune`'s default) they cost little, since the
             backbone ran once; 20 let the linear head get closer to convergence
             than 10 and made a better start for phase 2 on splits of the photos,
-            and no worse on the digits task (README, "How the defaults were chosen").
+            and no worse on the digits task (benchmarks/README.md, "How the defaults were chosen").
         fine_tune_epochs: int. Phase-2 epochs (top of the backbone unfrozen); 0 skips phase 2.
         learning_rate: float. Phase-1 peak learning rate (cosine decay). High
             enough that a linear head converges in its epochs even when a small
@@ -56,7 +56,7 @@ class FineTuneConfig:
             this momentum per step; validation, early stopping and the trained
             model use the average. None (default) keeps the last weights:
             measured on splits of the training data, the average (0.9) did
-            not help (README, "Benchmarks").
+            not help (benchmarks/README.md).
         fine_tune_interpolation: float. Phase 2 ends with the weights it
             trained this far from phase 1's toward its own (after early
             stopping restored its best epoch): WiSE-FT's weight-space ensemble
@@ -64,8 +64,8 @@ class FineTuneConfig:
             (`tfxfer.training.interpolation`), at its usual 0.5. Over 120 runs on
             splits of the photos' training set, halfway ended 26 photos of
             5,880 ahead of phase 2's own weights (ahead on 43 runs, behind on
-            25), and level on the digits task (README, "How the defaults were
-            chosen"). 1.0 keeps phase 2's weights.
+            25), and level on the digits task (benchmarks/README.md, "How the
+            defaults were chosen"). 1.0 keeps phase 2's weights.
         class_weight: None, "balanced" or {class_index: weight}.
         mixed_precision: None/"off" (default, float32), "auto",
             "mixed_bfloat16" or "mixed_float16". Both phases compute in that
@@ -78,7 +78,7 @@ class FineTuneConfig:
             layer trains on cached features: of the clean images (0, default),
             or of this many randomly augmented passes over them, at that many
             times the extraction cost. Measured on splits of the training data,
-            2 passes did no better than the clean images (README, "Benchmarks").
+            2 passes did no better than the clean images (benchmarks/README.md).
         jit_compile: bool. Compile the training and evaluation steps with XLA
             (a TPU strategy compiles them anyway). XLA compiles once per batch
             shape, so text batches trimmed to their longest sequence compile
@@ -156,7 +156,7 @@ class ImageDefaults:
     # No dropout before the head: phase 1 trains it as a linear probe on cached features,
     # already regularised by label smoothing. On 40 splits of the photos' training set, the
     # probe without dropout ended 27 photos of 1,960 ahead of dropout 0.2, and the trained
-    # model 8 ahead; 0.5 did worse than 0.2 (README, "How the defaults were chosen").
+    # model 8 ahead; 0.5 did worse than 0.2 (benchmarks/README.md, "How the defaults were chosen").
     dropout: float = 0.0
 
 
@@ -173,7 +173,7 @@ class TextDefaults:
       norm of 1.0: the usual BERT fine-tuning recipe (2e-5 to 5e-5, 2 to 4
       epochs). Phase 2 is where the time goes: every epoch runs the whole
       encoder forward and most of it backward. On held-out splits of
-      rt-polarity's training texts (README, "Benchmarks"), 2 epochs ended
+      rt-polarity's training texts (benchmarks/README.md), 2 epochs ended
       ahead of 3 on each of three seeds (0.832 against 0.824 on the mean) in
       two thirds of the time; one epoch over the top 3 of MiniLM's 6 blocks at
       2e-4 took a third of 3 epochs' time and ended 1 point behind them.
@@ -184,11 +184,11 @@ class TextDefaults:
       on image data (the photos and the digits task) and not measured on text.
     - `mixed_precision="auto"` (transformers only): bfloat16 compute on CPUs
       with bf16 instructions and on TPUs, float16 on GPUs, float32 elsewhere,
-      so CPUs without bf16 train exactly as before. On 2 cores with AMX bf16,
-      the text recipe on rt-polarity (MiniLM, with the 3 phase-2 epochs of
-      the defaults then) took 387 and 401 s and reached
-      0.847 and 0.853 (seeds 0, 1); in float32, seed 0 took 525 s and reached
-      0.842, with other work on the machine (README, "Benchmarks").
+      so CPUs without bf16 train exactly as before. On 2 cores with AVX-512
+      bf16, the text recipe on rt-polarity (MiniLM) ran in bfloat16 and reached
+      0.845 and 0.851 in 291 and 345 s (seeds 0, 1); on 2 AVX2-only cores, in
+      float32, the recipe with 3 phase-2 epochs took 1,231-1,294 s and reached
+      0.842 and 0.856 (README, "Benchmarks").
       Word-vector encoders (an LSTM, small matrices) stay float32.
     - `fine_tune_interpolation=1.0`: phase 2 keeps its own weights. The halfway
       blend with phase 1's, the image default, lost 1.8 points on held-out

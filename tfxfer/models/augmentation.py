@@ -19,7 +19,7 @@ class RandomAffine(keras.layers.Layer):
     image: chained, they interpolate (and blur) it three times. This layer draws the
     three with the same ranges as those layers, composes them into one affine map and
     resamples once (`keras.ops.image.affine_transform`): on 2 CPU cores a MobileNetV2
-    phase-2 epoch at 320x320 took 2.9 s with it against 4.0 s with the three (README,
+    phase-2 epoch at 320x320 took 2.9 s with it against 4.0 s with the three (benchmarks/README.md,
     "One resampling instead of three").
 
     Each output pixel `p` is read from the input at `c + s R(a) (p - c) - d`:

@@ -153,7 +153,7 @@ def build_image_classifier(
             probabilities with its mirror image's (`ImageClassifier`), at twice
             the cost of a prediction. For images whose mirror image keeps the
             class, as the default augmentation's flips assume. Off by default:
-            it did not gain on held-out training images (README, "Benchmarks").
+            it did not gain on held-out training images (benchmarks/README.md).
 
     Example:
 

@@ -120,8 +120,8 @@ def _resolve_cache_features(model: keras.Model, cache_features: bool | None, con
     images (the extractor runs in inference mode): phase 1 is then a linear
     probe, and augmentation starts in phase 2, the order linear probing then
     fine-tuning recommends (Kumar et al., 2022). Chosen by measurement on
-    splits of the training data (`benchmarks/choose_defaults.py`, README
-    "Benchmarks"): against phase 1 on augmented images every epoch, the final
+    splits of the training data (`benchmarks/choose_defaults.py`,
+    benchmarks/README.md): against phase 1 on augmented images every epoch, the final
     model was within the splits' noise, for a sixth of phase 1's time; two
     cached augmented passes did no better than the clean images.
     """

@@ -72,7 +72,7 @@ class BackboneSpec:
         higher resolution closes that gap (Touvron et al., "Fixing the train-test
         resolution discrepancy", 2019; BiT fine-tunes its 224-pretrained models at
         384). On splits of the ants/bees training images, 320 beat 224 for
-        MobileNetV2 (`benchmarks/choose_defaults.py`, README "Benchmarks").
+        MobileNetV2 (`benchmarks/choose_defaults.py`, benchmarks/README.md).
         Multiples of 32 keep every stride-2 stage's feature map whole.
         """
         return 32 * round(self.pretrained_image_size * 10 / 7 / 32)
