@@ -36,10 +36,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    found = image_pair.assets(FLAGS.shared_dir)
-    if found is None:
-        raise app.UsageError(f"Image assets not found under {FLAGS.shared_dir!r}: pass --shared_dir.")
-    data_dir, weights = found
+    data_dir, weights = image_pair.assets(FLAGS.shared_dir)
     size = tfxfer.default_image_size("mobilenet_v2")
     data = tfxfer.load_image_folders(data_dir, image_size=(size, size), seed=0)
     batches = [images for images, _ in data.train] + [images for images, _ in data.validation]

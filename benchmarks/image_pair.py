@@ -25,18 +25,19 @@ WEIGHTS = "weights/mobilenet_v2_0.35_224_no_top.weights.h5"
 DATA = "data/hymenoptera"
 
 
-def assets(shared_dir: str) -> tuple[str, str] | None:
-    """(data folder, weights file) under `shared_dir`, or None when they are missing."""
+def assets(shared_dir: str) -> tuple[str, str]:
+    """(data folder, weights file) under `shared_dir`; exits with a message when they are missing."""
     data_dir, weights = os.path.join(shared_dir, DATA), os.path.join(shared_dir, WEIGHTS)
-    return (data_dir, weights) if os.path.isdir(data_dir) and os.path.isfile(weights) else None
+    if not (os.path.isdir(data_dir) and os.path.isfile(weights)):
+        sys.exit(f"Image assets not found under {shared_dir!r} ({DATA}, {WEIGHTS}): "
+                 "pass --shared_dir or set TFXFER_SHARED.")
+    return data_dir, weights
 
 
 def compare_variants(run_variant, shared_dir: str, seeds: list[str], variants: list[str], output: str | None):
     """`results.compare_variants` of `run_variant(data_dir, weights, seed, variant)` on the assets in
     `shared_dir`; exits with a message when they are missing."""
     found = assets(shared_dir)
-    if found is None:
-        sys.exit(f"Image assets not found under {shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
     results_lib.compare_variants(lambda seed, variant: run_variant(*found, seed, variant),
                                  list(map(int, seeds)), variants, output)
 

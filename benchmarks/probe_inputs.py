@@ -28,7 +28,6 @@ the same split; times the number of splits for the sum) and the shares of the sp
 """
 
 import os
-import sys
 
 import image_pair
 import keras
@@ -119,10 +118,7 @@ def photos_right(train_rows: list[np.ndarray], score_rows: np.ndarray, labels: n
 
 def main(argv):
     del argv
-    found = image_pair.assets(FLAGS.shared_dir)
-    if found is None:
-        sys.exit(f"Image assets not found under {FLAGS.shared_dir!r}: pass --shared_dir or set TFXFER_SHARED.")
-    data_dir, weights = found
+    data_dir, weights = image_pair.assets(FLAGS.shared_dir)
     _, paths, labels = three_way_split.list_photos(f"{data_dir}/train")
     inputs = probe_inputs(paths, weights)
     scored = len(split_per_class(labels, SCORING_SPLIT, 0)[1])

@@ -40,10 +40,7 @@ EXPORTS = ("unfolded", "folded")
 
 def main(argv):
     del argv
-    found = image_pair.assets(FLAGS.shared_dir)
-    if found is None:
-        raise app.UsageError(f"Image assets not found under {FLAGS.shared_dir!r}: pass --shared_dir.")
-    data_dir, weights = found
+    data_dir, weights = image_pair.assets(FLAGS.shared_dir)
     photos = []
     for path in sorted(glob.glob(os.path.join(data_dir, "val", "*", "*.jpg"))):
         with open(path, "rb") as f:
