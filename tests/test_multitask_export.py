@@ -191,6 +191,7 @@ def test_metadata_has_a_tasks_entry_instead_of_head_and_class_names(image_export
         metadata = json.load(f)
     assert metadata["tasks"] == {task: {"head": KINDS[task], "class_names": names}
                                  for task, names in CLASS_NAMES.items()}
+    assert list(metadata["tasks"]) == list(TASKS)  # the model's order, not sorted
     assert "class_names" not in metadata and "head" not in metadata
     assert metadata["top_k"] == TOP_K and metadata["warmup_requests"] is True
     assert metadata["signatures"] == ["serving_default", "serving_images"]
@@ -319,7 +320,7 @@ def test_predict_image_files_answers_every_task(image_export):
     results = prediction.predict_image_files(image_export["path"], image_export["files"], top_k=2, batch_size=3)
     assert [r.source for r in results] == image_export["files"]
     for index, result in enumerate(results):
-        assert result.top_k == [] and list(result.tasks) == ["grade", "species", "tags"]  # the metadata's order
+        assert result.top_k == [] and list(result.tasks) == list(TASKS)  # the metadata's order
         for task, classes in result.tasks.items():
             probabilities = image_export["expected"][task][index]
             threshold = 0.5 if task == "tags" else None
@@ -374,7 +375,7 @@ def test_predict_recipe_prints_every_tasks_answer(image_export, script_server):
     parsed = _parse_predict_output(run.stdout)
     assert list(parsed) == image_export["files"]
     for index, source in enumerate(image_export["files"]):
-        assert list(parsed[source]) == ["grade", "species", "tags"]
+        assert list(parsed[source]) == list(TASKS)  # the model's order
         for task, classes in parsed[source].items():
             probabilities = image_export["expected"][task][index]
             threshold = 0.5 if task == "tags" else None

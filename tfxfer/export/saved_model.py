@@ -307,4 +307,5 @@ def _write_metadata(version_dir, model, head_metadata, extra):
         **(extra or {}),
     }
     with tf.io.gfile.GFile(os.path.join(folder, METADATA_FILE), "w") as f:  # any filesystem, as the version
-        f.write(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+        # Unsorted: a multi-task model's tasks keep its own order, which clients (predict.py) print in.
+        f.write(json.dumps(metadata, indent=2, default=str))
