@@ -1,7 +1,9 @@
 """How `choose_defaults.py` scores a trained model: its accuracy, flip-averaged, and with its weights moved along
-the line from phase 1's (WiSE-FT's weight-space ensemble, Wortsman et al. 2022)."""
+the line from phase 1's (WiSE-FT's weight-space ensemble, Wortsman et al. 2022); and how `training_seeds.py` scores
+runs of several training seeds and their ensembles."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -52,3 +54,14 @@ def other_interpolations(model: keras.Model, phase1_weights: list, scoring: tf.d
         return {}
     return {str(alpha): interpolated_accuracy(model, phase1_weights, scoring, mixing=alpha / run_interpolation)
             for alpha in OTHER_INTERPOLATIONS}
+
+
+def photos_right(probabilities: list[np.ndarray], labels: np.ndarray, offsets: list[int]) -> dict:
+    """Photos right of each run (`member_<offset>`), their mean, and of each ensemble of the first n runs.
+
+    probabilities: list of arrays `(photos, 1)`, one a run: the one sigmoid unit of a two-class head.
+    """
+    right = lambda probs: int(((probs[:, 0] > 0.5) == labels).sum())  # noqa: E731
+    members = {f"member_{offset}": right(probs) for offset, probs in zip(offsets, probabilities)}
+    ensembles = {f"ensemble_{n}": right(np.mean(probabilities[:n], axis=0)) for n in range(2, len(probabilities) + 1)}
+    return {"scored": len(labels), **members, "mean_member": float(np.mean(list(members.values()))), **ensembles}

@@ -23,6 +23,7 @@ import tempfile
 
 import image_pair
 import keras
+import model_scores
 import numpy as np
 import results as results_lib
 import three_way_split
@@ -52,18 +53,7 @@ def score_split(data_dir: str, weights: str, seed: int, offsets: list[int]) -> d
             scoring_dir, **load).train.as_numpy_iterator()))
         probabilities = [_trained_probabilities(fit_dir, weights, seed + offset, image_size, images, load)
                          for offset in offsets]
-    return {"seed": seed, **photos_right(probabilities, labels, offsets)}
-
-
-def photos_right(probabilities: list[np.ndarray], labels: np.ndarray, offsets: list[int]) -> dict:
-    """Photos right of each run (`member_<offset>`), their mean, and of each ensemble of the first n runs.
-
-    probabilities: list of arrays `(photos, 1)`, one a run: the one sigmoid unit of a two-class head.
-    """
-    right = lambda probs: int(((probs[:, 0] > 0.5) == labels).sum())  # noqa: E731
-    members = {f"member_{offset}": right(probs) for offset, probs in zip(offsets, probabilities)}
-    ensembles = {f"ensemble_{n}": right(np.mean(probabilities[:n], axis=0)) for n in range(2, len(probabilities) + 1)}
-    return {"scored": len(labels), **members, "mean_member": float(np.mean(list(members.values()))), **ensembles}
+    return {"seed": seed, **model_scores.photos_right(probabilities, labels, offsets)}
 
 
 def _trained_probabilities(fit_dir: str, weights: str, training_seed: int, image_size: int, images: np.ndarray,
