@@ -23,11 +23,14 @@ import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
 import tfxfer  # noqa: E402
+from tfxfer.tasks import MISSING_LABEL  # noqa: E402
 
 PER_REPLICA_BATCH = 8
+# The colour, and whether it is red; each misses labels, so the masked multi-task loss is averaged over replicas.
+TASKS = {"colour": 3, "red": 2}
 
 
-def tiny_classifier():
+def tiny_classifier(tasks=None):
     inputs = keras.Input((32, 32, 3))
     x = inputs
     for name, filters in (("conv_1", 8), ("conv_2", 16)):
@@ -35,16 +38,21 @@ def tiny_classifier():
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     backbone = keras.Model(inputs, x, name="tiny")
-    return tfxfer.build_image_classifier(backbone, num_classes=3, preprocessing="tf", augmentation=False, dropout=0.0)
+    head = {"tasks": tasks} if tasks else {"num_classes": 3}
+    return tfxfer.build_image_classifier(backbone, **head, preprocessing="tf", augmentation=False, dropout=0.0)
 
 
-def colour_data(num_examples, seed, batch_size):
-    """Images whose bright channel is the class, plus noise; fixed order (no shuffling)."""
+def colour_data(num_examples, seed, batch_size, tasks=None):
+    """Images whose bright channel is the class, plus noise; fixed order (no shuffling). With `tasks`
+    (`TASKS`), the labels of both tasks, a third of each missing."""
     rng = np.random.default_rng(seed)
     labels = np.arange(num_examples) % 3
     images = np.full((num_examples, 32, 32, 3), 40.0)
     images[np.arange(num_examples), :, :, labels] = 200.0
     images = np.clip(images + rng.normal(0, 25, images.shape), 0, 255).astype("float32")
+    if tasks:
+        labels = {"colour": np.where(np.arange(num_examples) % 3 == 1, MISSING_LABEL, labels),
+                  "red": np.where(rng.random(num_examples) < 1 / 3, MISSING_LABEL, labels == 0)}
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
 
 
@@ -54,12 +62,12 @@ def config(epochs=3):
                                  fine_tune_at="conv_2", label_smoothing=0.0, early_stopping_patience=None)
 
 
-def train(strategy, global_batch, epochs=3, **kwargs):
+def train(strategy, global_batch, epochs=3, tasks=None, **kwargs):
     keras.utils.set_random_seed(7)
     with strategy.scope():
-        model = tiny_classifier()
+        model = tiny_classifier(tasks)
     initial = [w.copy() for w in model.get_weights()]
-    result = tfxfer.fine_tune(model, colour_data(48, 0, global_batch), colour_data(24, 1, global_batch),
+    result = tfxfer.fine_tune(model, colour_data(48, 0, global_batch, tasks), colour_data(24, 1, global_batch, tasks),
                               config=config(epochs), **kwargs)
     return model, initial, result
 
@@ -69,30 +77,32 @@ def max_abs_diff(weights_a, weights_b):
 
 
 def mirrored(out_dir):
-    """Two-phase training on two mirrored CPU replicas vs one device, same global batch."""
+    """Two-phase training on two mirrored CPU replicas vs one device, same global batch: a one-head model
+    (exported too) and a multi-task one."""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     strategy = tfxfer.create_strategy("mirrored")
     global_batch = tfxfer.global_batch_size(PER_REPLICA_BATCH, strategy)
-    # Two epochs per phase: tracing under MirroredStrategy dominates the time.
-    model, initial, result = train(strategy, global_batch, epochs=2)
-    single, single_initial, single_result = train(tf.distribute.get_strategy(), global_batch, epochs=2)
-
-    export = tfxfer.export_saved_model(model, os.path.join(out_dir, "export"), class_names=["r", "g", "b"])
-    images = next(iter(colour_data(6, 2, 6)))[0]
-    served = tf.saved_model.load(export).signatures["serving_images"](images=images)["probabilities"].numpy()
-    report = {
-        "num_replicas": strategy.num_replicas_in_sync,
-        "strategy": type(strategy).__name__,
-        "variable_type": type(model.trainable_variables[0].value).__name__,
-        "global_batch": global_batch,
-        "initial_weights_diff": max_abs_diff(initial, single_initial),
-        "final_weights_diff": max_abs_diff(model.get_weights(), single.get_weights()),
-        "weights_moved": max_abs_diff(model.get_weights(), initial),
-        "mirrored_metrics": result.metrics(),
-        "single_metrics": single_result.metrics(),
-        "export_vs_model_diff": float(np.max(np.abs(served - model.predict(images, verbose=0)))),
-    }
+    report = {"num_replicas": strategy.num_replicas_in_sync, "strategy": type(strategy).__name__,
+              "global_batch": global_batch}
+    for kind, tasks in (("one_head", None), ("multi_task", TASKS)):
+        # Two epochs per phase: tracing under MirroredStrategy dominates the time.
+        model, initial, result = train(strategy, global_batch, epochs=2, tasks=tasks)
+        single, single_initial, single_result = train(tf.distribute.get_strategy(), global_batch, epochs=2,
+                                                      tasks=tasks)
+        report[kind] = {
+            "variable_type": type(model.trainable_variables[0].value).__name__,
+            "initial_weights_diff": max_abs_diff(initial, single_initial),
+            "final_weights_diff": max_abs_diff(model.get_weights(), single.get_weights()),
+            "weights_moved": max_abs_diff(model.get_weights(), initial),
+            "mirrored_metrics": result.metrics(),
+            "single_metrics": single_result.metrics(),
+        }
+        if tasks is None:
+            export = tfxfer.export_saved_model(model, os.path.join(out_dir, "export"), class_names=["r", "g", "b"])
+            images = next(iter(colour_data(6, 2, 6)))[0]
+            served = tf.saved_model.load(export).signatures["serving_images"](images=images)["probabilities"]
+            report["export_vs_model_diff"] = float(np.max(np.abs(served.numpy() - model.predict(images, verbose=0))))
     with open(os.path.join(out_dir, "mirrored.json"), "w") as f:
         json.dump(report, f)
 
