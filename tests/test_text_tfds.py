@@ -1,6 +1,7 @@
 """Tests for load_tfds_text on faked TFDS datasets (`_tfds_fake.fake_tfds`, no network)."""
 
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from _text_helpers import texts_and_labels
 from _tfds_fake import fake_tfds, labelled_text
 
 import tfxfer
+from tfxfer.data import text_tfds, tfds_builders
 
 
 def _mock_tfds(data_dir, name, examples):
@@ -117,3 +119,17 @@ def test_bad_examples_cost_only_themselves_counted_by_reason(tmp_path, caplog):
 def test_max_text_chars_must_be_a_positive_integer(tmp_path):
     with pytest.raises(ValueError, match=r"max_text_chars must be a positive integer.*Received: max_text_chars=-1"):
         tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path), max_text_chars=-1)
+
+
+@pytest.mark.parametrize("supervised_keys, expected", [
+    (("review", "stars"), ("review", "stars")),  # named by the dataset: taken as they are
+    (None, ("review", "sentiment")),  # else the only text feature and the only ClassLabel
+    ({"inputs": "review"}, ("review", "sentiment")),  # not a pair of names: as if there were none
+])
+def test_default_feature_keys_are_the_supervised_ones_else_the_only_candidates(supervised_keys, expected):
+    features = {"review": tfds.features.Text(), "sentiment": tfds.features.ClassLabel(names=["neg", "pos"]),
+                "stars": tfds.features.Tensor(shape=(), dtype=np.int64)}
+    info = SimpleNamespace(supervised_keys=supervised_keys, features=features)
+    assert tfds_builders.default_feature_keys(info, text_tfds.is_text_feature) == expected
+    two_texts = SimpleNamespace(supervised_keys=None, features={**features, "title": tfds.features.Text()})
+    assert tfds_builders.default_feature_keys(two_texts, text_tfds.is_text_feature) == (None, "sentiment")

@@ -110,14 +110,7 @@ def _text_and_label_keys(
 ) -> tuple[str, str]:
     """The (text, label) feature names: given, else supervised keys, else the only candidates."""
     features = dict(info.features.items())
-    keys = info.supervised_keys
-    if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(key, str) for key in keys):
-        default_text, default_label = keys
-    else:
-        texts = [key for key, feature in features.items() if is_text_feature(feature)]
-        labels = [key for key, feature in features.items() if isinstance(feature, tfds.features.ClassLabel)]
-        default_text = texts[0] if len(texts) == 1 else None
-        default_label = labels[0] if len(labels) == 1 else None
+    default_text, default_label = tfds_builders.default_feature_keys(info, is_text_feature)
     text_key = text_key or default_text
     label_key = label_key or default_label
     if not (text_key in features and is_text_feature(features[text_key])

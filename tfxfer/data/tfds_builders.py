@@ -88,3 +88,17 @@ def validation_split_name(
     logging.info("TFDS dataset %r has no labelled validation or test split; holding out %.0f%% of train "
                  "for validation.", name, 100 * DEFAULT_VALIDATION_SPLIT)
     return None
+
+
+def default_feature_keys(info: tfds.core.DatasetInfo,
+                         is_input: Callable[[tfds.features.FeatureConnector], bool]) -> tuple[str | None, str | None]:
+    """The (input, label) feature names a dataset suggests, unchecked: its supervised keys when they are a pair
+    of names, else its only feature `is_input` accepts and its only ClassLabel feature (None where a dataset has
+    not exactly one)."""
+    keys = info.supervised_keys
+    if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(key, str) for key in keys):
+        return tuple(keys)
+    features = dict(info.features.items())
+    inputs = [key for key, feature in features.items() if is_input(feature)]
+    labels = [key for key, feature in features.items() if isinstance(feature, tfds.features.ClassLabel)]
+    return (inputs[0] if len(inputs) == 1 else None), (labels[0] if len(labels) == 1 else None)

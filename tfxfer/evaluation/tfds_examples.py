@@ -87,19 +87,13 @@ def _default_split(name, splits):
 def _keys(name, info):
     """(input feature, label feature, "image" or "text"): the supervised keys, else the only candidates."""
     features = dict(info.features.items())
-    keys = info.supervised_keys
-    if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(key, str) for key in keys):
-        input_key, label_key = keys
-    else:
-        inputs = [key for key, feature in features.items() if _kind(feature)]
-        labels = [key for key, feature in features.items() if isinstance(feature, tfds.features.ClassLabel)]
-        input_key = inputs[0] if len(inputs) == 1 else None
-        label_key = labels[0] if len(labels) == 1 else None
+    input_key, label_key = tfds_builders.default_feature_keys(info, lambda feature: _kind(feature) is not None)
     kind = _kind(features.get(input_key))
     if kind is None or not isinstance(features.get(label_key), tfds.features.ClassLabel):
         raise ConfigError(
             f"TFDS dataset {name!r} is not an image or text classification dataset: expected an Image or text "
-            f"feature and a ClassLabel feature. Received: supervised_keys={keys!r}, features={sorted(features)}")
+            f"feature and a ClassLabel feature. Received: supervised_keys={info.supervised_keys!r}, "
+            f"features={sorted(features)}")
     return input_key, label_key, kind
 
 
