@@ -14,6 +14,15 @@ The inputs, all from the shared MobileNetV2-0.35 weights:
   **avg_320** is what tfxfer's head reads, and every other input is compared with it;
 - **max**, **avg_and_max**, **gem**: max-pooled; average- and max-pooled side by side
   (fastai's default head); generalised-mean pooled with p = 3 (Radenović et al. 2018);
+- **power_normalised**: average-pooled, then square-rooted and scaled to unit length (the
+  power and L2 normalisation of Perronnin et al. 2010);
+- **pyramid**: average-pooled over the whole map and over each of its four quadrants, side by
+  side (a two-level spatial pyramid, He et al. 2014);
+- **bilinear**: the mean outer product of block 16's 112-channel output with itself at each
+  position (second-order pooling, Lin et al. 2015), signed-square-rooted and scaled to unit length;
+- **recalibrated**: average-pooled, after every BatchNorm layer's statistics were estimated
+  again on the training photos at 320x320, unlabelled, in batches of 32 (AdaBN, Li et al. 2016;
+  the scored photos are among them, which can only favour it);
 - **four_blocks**: four blocks' outputs average-pooled side by side (`BLOCKS`);
 - **flip_averaged**: the mean of the photo's features and its mirror image's;
 - **scales_averaged**: the mean of the features at 320 and at 416;
@@ -73,11 +82,51 @@ def pooled_features(images: np.ndarray, weights: str | None) -> dict[str, np.nda
 
 
 def pooled(block_maps: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Each of `BLOCKS`' feature maps average-pooled, and the last one max- and generalised-mean-pooled, by name."""
+    """Each of `BLOCKS`' feature maps average-pooled, the last one pooled the other ways, and block 16's
+    second-order pooled, by name."""
     last = block_maps[-1]
+    average = last.mean(axis=(1, 2))
+    half_height, half_width = last.shape[1] // 2, last.shape[2] // 2
+    quadrants = [last[:, top_or_bottom, left_or_right].mean(axis=(1, 2))
+                 for top_or_bottom in (slice(None, half_height), slice(half_height, None))
+                 for left_or_right in (slice(None, half_width), slice(half_width, None))]
+    block_16 = block_maps[BLOCKS.index("block_16_project_BN")]
+    positions = block_16.reshape(len(block_16), -1, block_16.shape[-1])
+    outer = np.einsum("npc,npd->ncd", positions, positions) / positions.shape[1]
+    upper_rows, upper_columns = np.triu_indices(block_16.shape[-1])  # the outer product is symmetric
+    second_order = outer[:, upper_rows, upper_columns]
     return {**{block: block_map.mean(axis=(1, 2)) for block, block_map in zip(BLOCKS, block_maps)},
             "max": last.max(axis=(1, 2)),
-            "gem": np.cbrt((np.maximum(last, 1e-6) ** 3).mean(axis=(1, 2)))}
+            "gem": np.cbrt((np.maximum(last, 1e-6) ** 3).mean(axis=(1, 2))),
+            "power_normalised": _unit_length(np.sqrt(average)),  # the last map is a ReLU's: never negative
+            "pyramid": np.concatenate([average, *quadrants], axis=1),
+            "bilinear": _unit_length(np.sign(second_order) * np.sqrt(np.abs(second_order)))}
+
+
+def _unit_length(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def recalibrated_features(images: np.ndarray, weights: str | None) -> np.ndarray:
+    """The last map average-pooled, after every BatchNorm layer's statistics were estimated on `images` (uint8)."""
+    size = images.shape[1]
+    base = keras.applications.MobileNetV2(alpha=image_pair.ALPHA, include_top=False, weights=weights,
+                                          input_shape=(size, size, 3))
+    inputs = images.astype("float32") / 127.5 - 1.0
+    recalibrate_batchnorm(base, inputs)
+    return base.predict(inputs, batch_size=32, verbose=0).mean(axis=(1, 2))
+
+
+def recalibrate_batchnorm(model: keras.Model, inputs: np.ndarray, batch_size: int = 32) -> None:
+    """Sets each BatchNorm layer's moving mean and variance of `model` to the mean of its batch statistics
+    over `inputs`, in batches run in training mode (as PyTorch's `swa_utils.update_bn`): at momentum
+    i / (i + 1) for batch i, the moving values are the running mean of the batches'. One batch of all the
+    photos at 320x320 would need some 20 GB."""
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for index, start in enumerate(range(0, len(inputs), batch_size)):
+        for layer in layers:
+            layer.momentum = index / (index + 1)
+        model(inputs[start:start + batch_size], training=True)
 
 
 def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
@@ -91,6 +140,10 @@ def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndar
         "max": default["max"],
         "avg_and_max": np.concatenate([default["out_relu"], default["max"]], axis=1),
         "gem": default["gem"],
+        "power_normalised": default["power_normalised"],
+        "pyramid": default["pyramid"],
+        "bilinear": default["bilinear"],
+        "recalibrated": recalibrated_features(images[DEFAULT_SIZE], weights),
         "four_blocks": np.concatenate([default[block] for block in BLOCKS], axis=1),
         "flip_averaged": (default["out_relu"] + mirrored) / 2,
         "scales_averaged": (default["out_relu"] + features[416]["out_relu"]) / 2,
