@@ -26,7 +26,7 @@ import tfxfer  # noqa: E402
 from tfxfer.tasks import MISSING_LABEL  # noqa: E402
 
 PER_REPLICA_BATCH = 8
-# The colour, and whether it is red; each misses labels, so the masked multi-task loss is averaged over replicas.
+# The colour, and whether it is red; each misses some labels, which the masked multi-task loss skips on every replica.
 TASKS = {"colour": 3, "red": 2}
 
 
