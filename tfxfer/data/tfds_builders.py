@@ -1,5 +1,5 @@
 """Finding and preparing a TFDS dataset, with errors that say what to do offline,
-and choosing the split to validate on.
+choosing the split to validate on, and the features a dataset suggests as input and label.
 
 Shared by the image and text TFDS loaders; each passes `alternative`, the way
 to train without TFDS that its error messages suggest.
