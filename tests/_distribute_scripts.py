@@ -152,7 +152,7 @@ def resume(out_dir, kill_at):
 
 
 def multi_worker(out_dir):
-    """One worker of a two-phase run under MultiWorkerMirroredStrategy, then its export."""
+    """One worker of a two-phase run under MultiWorkerMirroredStrategy, then its export; then a multi-task run."""
     logging.set_verbosity(logging.INFO)  # the test reads which worker logs progress
     strategy = tfxfer.create_strategy("multi_worker")
     task_index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
@@ -162,9 +162,13 @@ def multi_worker(out_dir):
     export_dir = tfxfer.chief_or_temp_dir(os.path.join(out_dir, "export"))
     export = tfxfer.export_saved_model(model, export_dir, class_names=["r", "g", "b"])
     np.savez(os.path.join(out_dir, f"worker{task_index}_weights.npz"), *model.get_weights())
+    multi_task, multi_task_initial, multi_task_result = train(strategy, global_batch, epochs=2, tasks=TASKS)
+    np.savez(os.path.join(out_dir, f"worker{task_index}_multi_task_weights.npz"), *multi_task.get_weights())
     report = {"num_replicas": strategy.num_replicas_in_sync, "is_chief": tfxfer.is_chief(),
               "global_batch": global_batch, "export": export, "metrics": result.metrics(),
-              "weights_moved": max_abs_diff(model.get_weights(), initial)}
+              "weights_moved": max_abs_diff(model.get_weights(), initial),
+              "multi_task_metrics": multi_task_result.metrics(),
+              "multi_task_weights_moved": max_abs_diff(multi_task.get_weights(), multi_task_initial)}
     with open(os.path.join(out_dir, f"worker{task_index}.json"), "w") as f:
         json.dump(report, f)
 

@@ -428,23 +428,28 @@ def test_multi_worker_on_two_localhost_workers_trains_identical_weights_and_only
         workers.append(subprocess.Popen([sys.executable, SCRIPT, "multi_worker", str(tmp_path)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     (chief_out, chief_log), (other_out, _) = (_wait(worker, timeout=240, with_stdout=True) for worker in workers)
-    # Keras' epoch lines (verbose "auto": one per epoch, stdout is no terminal) from the chief only.
-    assert chief_out.count("val_accuracy:") == 4 and "val_accuracy" not in other_out
+    # Keras' epoch lines (verbose "auto": one per epoch, stdout is no terminal) from the chief only: two
+    # runs of two phases of two epochs.
+    assert chief_out.count("val_accuracy:") == 8 and "val_accuracy" not in other_out
     assert "phase 2: " in chief_log  # the phase summaries
     chief, other = (json.loads((tmp_path / f"worker{index}.json").read_text()) for index in range(2))
     assert (chief["is_chief"], other["is_chief"]) == (True, False)
     assert chief["num_replicas"] == other["num_replicas"] == 2
     assert chief["global_batch"] == 2 * PER_REPLICA_BATCH
-    # Both phases trained, on the same synchronised weights.
-    assert chief["weights_moved"] > 1e-2
-    assert chief["metrics"]["phase2"]["epochs_run"] == 2
-    for phase in ("phase1", "phase2"):
-        for name in ("val_loss", "val_accuracy", "epochs_run"):
-            assert chief["metrics"][phase][name] == other["metrics"][phase][name]
-    with np.load(tmp_path / "worker0_weights.npz") as first, np.load(tmp_path / "worker1_weights.npz") as second:
-        assert len(first.files) == len(second.files)
-        for name in first.files:
-            np.testing.assert_array_equal(first[name], second[name])
+    # Both phases trained, on the same synchronised weights: a one-head model, and a multi-task one with
+    # missing labels.
+    assert chief["weights_moved"] > 1e-2 and chief["multi_task_weights_moved"] > 1e-2
+    assert chief["metrics"]["phase2"]["epochs_run"] == chief["multi_task_metrics"]["phase2"]["epochs_run"] == 2
+    assert {"val_colour_accuracy", "val_red_accuracy"} <= set(chief["multi_task_metrics"]["phase2"])
+    for run in ("metrics", "multi_task_metrics"):
+        for phase in ("phase1", "phase2"):
+            without_seconds = {name: value for name, value in chief[run][phase].items() if name != "seconds"}
+            assert without_seconds == {name: value for name, value in other[run][phase].items() if name != "seconds"}
+    for weights in ("weights", "multi_task_weights"):
+        with np.load(tmp_path / f"worker0_{weights}.npz") as first, np.load(tmp_path / f"worker1_{weights}.npz") as second:
+            assert len(first.files) == len(second.files)
+            for name in first.files:
+                np.testing.assert_array_equal(first[name], second[name])
     # The chief exported into the run's folder, the other worker somewhere temporary.
     assert chief["export"].startswith(str(tmp_path / "export"))
     assert not other["export"].startswith(str(tmp_path))
