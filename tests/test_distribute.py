@@ -446,7 +446,8 @@ def test_multi_worker_on_two_localhost_workers_trains_identical_weights_and_only
             without_seconds = {name: value for name, value in chief[run][phase].items() if name != "seconds"}
             assert without_seconds == {name: value for name, value in other[run][phase].items() if name != "seconds"}
     for weights in ("weights", "multi_task_weights"):
-        with np.load(tmp_path / f"worker0_{weights}.npz") as first, np.load(tmp_path / f"worker1_{weights}.npz") as second:
+        first_path, second_path = (tmp_path / f"worker{index}_{weights}.npz" for index in range(2))
+        with np.load(first_path) as first, np.load(second_path) as second:
             assert len(first.files) == len(second.files)
             for name in first.files:
                 np.testing.assert_array_equal(first[name], second[name])
