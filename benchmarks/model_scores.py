@@ -61,7 +61,9 @@ def photos_right(probabilities: list[np.ndarray], labels: np.ndarray, offsets: l
 
     probabilities: list of arrays `(photos, 1)`, one a run: the one sigmoid unit of a two-class head.
     """
-    right = lambda probs: int(((probs[:, 0] > 0.5) == labels).sum())  # noqa: E731
+    def right(probs: np.ndarray) -> int:
+        return int(((probs[:, 0] > 0.5) == labels).sum())
+
     members = {f"member_{offset}": right(probs) for offset, probs in zip(offsets, probabilities)}
     ensembles = {f"ensemble_{n}": right(np.mean(probabilities[:n], axis=0)) for n in range(2, len(probabilities) + 1)}
     return {"scored": len(labels), **members, "mean_member": float(np.mean(list(members.values()))), **ensembles}
