@@ -29,7 +29,7 @@ def _write_image_folders(root, per_class=4):
         folder = root / name
         folder.mkdir(parents=True)
         for example in range(per_class):
-            pixels = np.full((24, 24, 3), colour, np.uint8)
+            pixels = np.full((24, 24, 3), colour, np.uint8) + example  # no two files alike
             (folder / f"{example}.jpg").write_bytes(tf.io.encode_jpeg(pixels).numpy())
     return root
 

@@ -16,9 +16,9 @@ def _write(path: str, contents: bytes) -> None:
         f.write(contents)
 
 
-def _png(red: int) -> bytes:
+def _png(red: int, green: int = 0) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (red, 0, 0)).save(buffer, format="PNG")
+    Image.new("RGB", (8, 8), (red, green, 0)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -32,7 +32,7 @@ def test_image_folders_on_ram(tmp_path):
     for split, count in (("train", 3), ("val", 1)):
         for label, name in enumerate(("cat", "dog")):
             for i in range(count):
-                _write(f"{root}/images/{split}/{name}/{i}.png", _png(40 + 80 * label))
+                _write(f"{root}/images/{split}/{name}/{i}.png", _png(40 + 80 * label, green=i))
     _write(f"{root}/images/train/dog/notes.txt", b"not an image")
 
     data = tfxfer.load_image_folders(f"{root}/images", image_size=(4, 4), batch_size=2)
@@ -48,7 +48,7 @@ def test_image_folders_on_ram_split_per_class(tmp_path):
     root = _root(tmp_path)
     for label, name in enumerate(("a", "b")):
         for i in range(5):
-            _write(f"{root}/{name}/{i}.png", _png(40 + 80 * label))
+            _write(f"{root}/{name}/{i}.png", _png(40 + 80 * label, green=i))  # no two files alike
 
     data = tfxfer.load_image_folders(root, image_size=(4, 4), validation_split=0.2)
 

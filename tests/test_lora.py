@@ -371,7 +371,7 @@ def test_image_recipe_with_lora_rank_ends_with_the_message(tmp_path, script_serv
     for name in ("red", "blue"):
         (tmp_path / "data" / name).mkdir(parents=True)
         for index in range(3):
-            pixels = np.full((32, 32, 3), 200 if name == "red" else 30, np.uint8)
+            pixels = np.full((32, 32, 3), (200 if name == "red" else 30) + index, np.uint8)  # no two files alike
             (tmp_path / "data" / name / f"{index}.png").write_bytes(tf.io.encode_png(pixels).numpy())
     stderr = script_server.usage_error(
         "image_classifier.py", f"--data_dir={tmp_path / 'data'}", "--validation_split=0.3", "--weights=none",

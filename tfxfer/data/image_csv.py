@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import image_ops, pipeline, splits, task_labels, text_csv, text_files
+from tfxfer.data import exact_copies, image_ops, pipeline, splits, task_labels, text_csv, text_files
 from tfxfer.data.image_folders import decode_parallelism, warn_skipped
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError, MissingFileError
@@ -77,8 +77,9 @@ def load_image_csv(
             paths are relative to the CSV's folder.
         validation_split: float | None. Share of the images held out for
             validation, seeded and stratified so every class of every task
-            keeps training images (`tfxfer.data.splits.split_for_tasks`);
-            None keeps all for training.
+            keeps training images (`tfxfer.data.splits.split_for_tasks`), with
+            exact copies (rows of one file, or of identical files) on one
+            side; None keeps all for training.
         batch_size: int. Examples per batch.
         seed: int. Seeds the split and the per-epoch shuffle.
         label_separator: str | None. Separator of class names in label cells,
@@ -120,7 +121,7 @@ def load_image_csv(
     _check_fits_in_memory(len(rows.paths), image_size, csv_path)
 
     missing = _missing_files(rows.paths, csv_path)
-    images, decodable = _decode(rows.paths, missing, image_size)
+    images, decodable, fingerprints = _decode(rows.paths, missing, image_size)
     undecodable = sorted({path for path, ok, gone in zip(rows.paths, decodable, missing) if not ok and not gone})
     warn_skipped(undecodable, len(set(rows.paths)))
     rows.skipped["missing_file"] += int(missing.sum())
@@ -132,9 +133,10 @@ def load_image_csv(
     # Copies of the images only where rows are dropped or split: the decoded images are most of the memory.
     images = images if len(kept) == len(images) else images[kept]
     train_idx, val_idx = np.arange(len(kept)), None
+    membership, keys = task_labels.membership(labels, class_names), fingerprints[kept]
+    exact_copies.log_copies(keys, membership, [rows.paths[i] for i in kept], what="images", source=csv_path)
     if validation_split is not None:
-        train_idx, val_idx = splits.split_for_tasks(task_labels.membership(labels, class_names), validation_split,
-                                                    seed, what="images")
+        train_idx, val_idx = splits.split_for_tasks(membership, validation_split, seed, what="images", copies=keys)
     train_labels = task_labels.take(labels, train_idx)
     train_images = images if val_idx is None else images[train_idx]
     datasets = pipeline.ImageDatasets(
@@ -253,20 +255,27 @@ def _missing_files(paths: list[str], csv_path: str) -> np.ndarray:
     return missing
 
 
-def _decode(paths: list[str], missing: np.ndarray, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Decodes every existing file once, in parallel: (uint8 images `(N, H, W, 3)`, bool `(N,)` decoded).
+def _decode(paths: list[str], missing: np.ndarray, image_size: tuple[int, int]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decodes every existing file once, in parallel.
 
     The failures are dropped by `ignore_errors`: the rows that do not come out
     of the pass are the undecodable files (as in `load_image_folders`).
+
+    Returns:
+        (uint8 images `(N, H, W, 3)`, bool `(N,)` decoded, int64 `(N,)`
+        fingerprints of the files' bytes, to find exact copies).
     """
     images = np.zeros((len(paths), *image_size, 3), np.uint8)
     decoded = np.zeros(len(paths), bool)
+    fingerprints = np.zeros(len(paths), np.int64)
     positions = np.flatnonzero(~missing).astype(np.int64)
     if not len(positions):
-        return images, decoded
+        return images, decoded, fingerprints
 
     def decode(position, path):
-        return position, image_ops.decode_and_resize_uint8(tf.io.read_file(path), image_size)
+        contents = tf.io.read_file(path)
+        return position, image_ops.decode_and_resize_uint8(contents, image_size), exact_copies.fingerprint(contents)
 
     examples = (
         tf.data.Dataset.from_tensor_slices((positions, [paths[i] for i in positions]))
@@ -274,10 +283,11 @@ def _decode(paths: list[str], missing: np.ndarray, image_size: tuple[int, int]) 
         .ignore_errors()
         .batch(pipeline.chunk_size(image_size))
     )
-    for chunk_positions, chunk_images in examples.as_numpy_iterator():
+    for chunk_positions, chunk_images, chunk_fingerprints in examples.as_numpy_iterator():
         images[chunk_positions] = chunk_images
         decoded[chunk_positions] = True
-    return images, decoded
+        fingerprints[chunk_positions] = chunk_fingerprints
+    return images, decoded, fingerprints
 
 
 def _check_classes_kept(labels: dict[str, np.ndarray], class_names: dict[str, list[str]], columns: dict[str, str],

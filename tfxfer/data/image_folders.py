@@ -10,7 +10,10 @@ Every file is decoded once, in one parallel pass before training that also fills
 the cache of decoded images (`tfxfer.data.image_cache`: memory within a budget,
 else files). Files that cannot be decoded are found by that pass and left out,
 so a corrupt JPEG never ends an epoch halfway and the number of steps per epoch
-is known in advance. Hidden files and folders (".DS_Store",
+is known in advance. The same pass fingerprints each file's bytes: exact copies
+are counted in the log, copies with different labels or in both train/ and
+val/ are warned of, and a `validation_split` keeps copies on one side
+(`tfxfer.data.exact_copies`). Hidden files and folders (".DS_Store",
 "._photo.jpg", ".ipynb_checkpoints/") are tool clutter, never images or classes.
 """
 
@@ -23,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import image_cache, image_ops, layout, pipeline, splits
+from tfxfer.data import exact_copies, image_cache, image_ops, layout, pipeline, splits
 from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError, MissingFileError
@@ -71,8 +74,9 @@ def load_image_folders(
         batch_size: int. Examples per batch.
         validation_split: float | None. Fraction of each class held out for
             validation when `data_dir` has no validation folder, rounded as
-            `tfxfer.data.splits` says. Must be None when it has one. None
-            without a validation folder means no validation.
+            `tfxfer.data.splits` says (exact copies of a file go to the same
+            side). Must be None when it has one. None without a validation
+            folder means no validation.
         seed: int. Seeds the train/validation split and the per-epoch shuffle.
         cache: bool | str. True caches the decoded images in memory when they fit
             in `cache_memory_mb`, else in files in a new folder inside `spill_dir`
@@ -127,7 +131,7 @@ def load_image_folders(
         num_examples=len(order.paths), image_size=image_size,
     )
     decoded = decode_once(order, image_size, plan)
-    train_files, validation_files = _split_decodable(listing, decoded.skipped, validation_split, seed, data_dir)
+    train_files, validation_files = _split_decodable(listing, decoded, validation_split, seed, data_dir)
     if shuffle_buffer is None:
         shuffle_buffer = pipeline.default_shuffle_buffer(
             len(train_files.paths), image_size, cache_memory_mb=cache_memory_mb
@@ -210,8 +214,9 @@ def _cache_order(listing: _Listing, validation_split: float | None, seed: int) -
     the shuffle buffer may be smaller than the data set, so class-sorted file
     lists must not turn into single-class batches. With `validation_split`, the
     split of the listed files is a guess of the split that is made after
-    decoding (on the decodable files only); it is right whenever every file
-    decodes, and then validation reads only the start of the cache.
+    decoding (on the decodable files only, keeping exact copies together); it is
+    right whenever every file decodes and no file has a copy, and then
+    validation reads only the start of the cache.
     """
     train, validation = listing.train_files, listing.validation_files
     if validation_split is not None:
@@ -227,17 +232,23 @@ def _cache_order(listing: _Listing, validation_split: float | None, seed: int) -
 
 
 def _split_decodable(
-    listing: _Listing, skipped: list[str], validation_split: float | None, seed: int, data_dir: str
+    listing: _Listing, decoded: "_Decoded", validation_split: float | None, seed: int, data_dir: str
 ) -> tuple[Files, "Files | None"]:
-    """Drops the `skipped` files and splits the rest: (training files, validation files or None)."""
+    """Drops the undecodable files and splits the rest, copies on one side: (training files, validation or None)."""
+    skipped = decoded.skipped
     train_files = listing.train_files.without(skipped, listing.train_root, listing.class_names)
     validation_files = listing.validation_files
     if validation_files is not None:
         validation_files = validation_files.without(skipped, listing.validation_root, listing.class_names)
 
+    keys = decoded.content_keys(train_files)
+    exact_copies.log_copies(
+        keys, np.asarray(train_files.labels), train_files.paths, what="images", source=listing.train_root,
+        validation_keys=None if validation_files is None else decoded.content_keys(validation_files),
+        validation_names=None if validation_files is None else validation_files.paths)
     if validation_split is not None:
         train_idx, validation_idx = splits.split_per_class(
-            train_files.labels, validation_split, seed, what="images"
+            train_files.labels, validation_split, seed, what="images", copies=keys
         )
         train_files, validation_files = train_files.take(train_idx), train_files.take(validation_idx)
     elif validation_files is None:
@@ -363,7 +374,8 @@ class _Decoded:
     `chunks` holds chunks (`pipeline.chunk_size`) of `(position in the order,
     uint8 image, int32 label)` of the decodable files, read from the cache the
     decoding pass filled; without a cache it is None and `select` decodes the
-    files again every epoch.
+    files again every epoch. `fingerprints` holds a 64-bit fingerprint of each
+    file's bytes, by position (0 for the undecodable), to find exact copies.
     """
 
     order: Files
@@ -371,6 +383,12 @@ class _Decoded:
     chunks: tf.data.Dataset | None
     plan: image_cache.CachePlan
     image_size: tuple[int, int]
+    fingerprints: np.ndarray  # int64 per position in `order`.
+
+    def content_keys(self, files: Files) -> np.ndarray:
+        """The fingerprints of `files` (files of the order), in their order."""
+        position_of = {path: i for i, path in enumerate(self.order.paths)}
+        return self.fingerprints[[position_of[path] for path in files.paths]]
 
     @property
     def skipped(self) -> list[str]:
@@ -415,10 +433,12 @@ def decode_once(order: Files, image_size: tuple[int, int], plan: image_cache.Cac
     The failures are dropped by `ignore_errors`: the positions that do not come
     out of the pass are the bad files. The cache is filled by this one pass, so
     training and validation never read or decode the files again, and their
-    datasets keep a known, exact cardinality.
+    datasets keep a known, exact cardinality. The pass also fingerprints each
+    file's bytes (kept in the cache, so a replayed file cache has them too).
     """
     def decode(position, contents, label):
-        return position, image_ops.decode_and_resize_uint8(contents, image_size), label
+        image = image_ops.decode_and_resize_uint8(contents, image_size)
+        return position, image, label, exact_copies.fingerprint(contents)
 
     chunks = (
         _read_files(
@@ -434,13 +454,17 @@ def decode_once(order: Files, image_size: tuple[int, int], plan: image_cache.Cac
     if plan.cache is True:
         chunks = chunks.cache()
     elif plan.cache:
-        fingerprint = [f"{image_size} uint8 chunks"] + [f"{p}\t{y}" for p, y in zip(order.paths, order.labels)]
-        chunks = chunks.cache(pipeline.resolve_cache(plan.cache, "decoded", fingerprint))
+        files = [f"{image_size} uint8 chunks with fingerprints"] + [
+            f"{p}\t{y}" for p, y in zip(order.paths, order.labels)]
+        chunks = chunks.cache(pipeline.resolve_cache(plan.cache, "decoded", files))
     decodable = np.zeros(len(order.paths), bool)
+    fingerprints = np.zeros(len(order.paths), np.int64)
     # Reading the positions to the end fills the cache (a partly read cache is discarded).
-    for positions in chunks.map(lambda position, image, label: position).as_numpy_iterator():
+    for positions, keys in chunks.map(lambda position, image, label, key: (position, key)).as_numpy_iterator():
         decodable[positions] = True
-    decoded = _Decoded(order, decodable, chunks if plan.cache else None, plan, image_size)
+        fingerprints[positions] = keys
+    images = chunks.map(lambda position, image, label, key: (position, image, label)) if plan.cache else None
+    decoded = _Decoded(order, decodable, images, plan, image_size, fingerprints)
     warn_skipped(decoded.skipped, len(order.paths), listed_in=listed_in)
     return decoded
 

@@ -19,15 +19,24 @@ The rounding rule:
 Multi-task data (`split_for_tasks`) is split per class of each example's
 rarest (task, class) label, then any class of any task left without a
 training example gets one back from validation.
+
+Exact copies stay on one side. Given each example's content key (`copies`: a
+fingerprint of its file, or the text), the split draws groups of copies, not
+examples: each group counts as its first example's class and fills that
+class's quota with its size; a group larger than what is left of the quota is
+passed over (if none fits, a class with more than one group holds out its first
+whole). So validation never scores a copy of a training example, and without
+copies (every group one example) the split is the same as without keys.
 """
 
 import numpy as np
 
+from tfxfer.data import exact_copies
 from tfxfer.errors import ConfigError
 
 
 def split_per_class(
-    labels, validation_split: float, seed: int, *, what: str = "examples"
+    labels, validation_split: float, seed: int, *, what: str = "examples", copies=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Splits example indices into (train, validation), stratified per class.
 
@@ -41,20 +50,27 @@ def split_per_class(
             `tfxfer.data.loader_args.check_loader_args`).
         seed: int. Seed of the per-class permutations and of the ties.
         what: str. What the examples are ("images", "texts"), for the error.
+        copies: array-like | None. Each example's content key; examples with
+            equal keys (exact copies) go to the same side. None: no copies.
 
     Returns:
         (train indices, validation indices), int64 arrays.
 
     Raises:
-        ConfigError: the rule above holds out no example at all.
+        ConfigError: the rule above holds out no example at all, or nothing
+            is left to hold out once copies are kept together (e.g. each class
+            is copies of one example).
     """
     labels = np.asarray(labels).reshape(-1)
     classes, inverse = np.unique(labels, return_inverse=True)
+    group, first = exact_copies.copy_groups(np.arange(len(labels)) if copies is None else copies)
+    group_sizes = np.bincount(group, minlength=len(first))
+    group_classes = inverse[first]
     rng = np.random.default_rng(seed)
     # Permutations first, in class order, so a seed picks the same examples as
     # the per-class splits this function replaced whenever the counts agree.
-    members = [rng.permutation(np.flatnonzero(inverse == c)) for c in range(len(classes))]
-    sizes = np.array([len(m) for m in members], np.int64)
+    members = [rng.permutation(np.flatnonzero(group_classes == c)) for c in range(len(classes))]
+    sizes = np.array([group_sizes[m].sum() for m in members], np.int64)
     quotas = _validation_counts(sizes, len(labels), validation_split, rng)
     if not quotas.sum():
         raise ConfigError(
@@ -62,9 +78,59 @@ def split_per_class(
             f"to no validation {what}. Use a larger validation_split, add {what}, or pass "
             "validation_split=None."
         )
-    validation = np.concatenate([m[:q] for m, q in zip(members, quotas)]).astype(np.int64)
-    is_validation = np.zeros(len(labels), bool)
-    is_validation[validation] = True
+    held_out = np.zeros(len(first), bool)
+    for groups, quota in zip(members, quotas):
+        held_out[_fill(groups, group_sizes, quota)] = True
+    is_validation = held_out[group]
+    # A group counts as its first example's class: a class all of whose examples sit in
+    # held-out groups of other classes (copies labelled otherwise) gets one back.
+    return _checked(_keep_classes_in_training(is_validation, group, inverse), validation_split, what)
+
+
+def _fill(groups: np.ndarray, group_sizes: np.ndarray, quota: int) -> list[int]:
+    """The groups, in their (seeded) order, that fill `quota` examples, passing over any that would exceed it.
+
+    When every group is larger than a non-zero quota, the first group of all
+    (the class has others) is held out anyway: a class of copies still gets a
+    validation example, at the price of a larger share.
+    """
+    chosen, total = [], 0
+    for g in groups:
+        if total == quota:
+            break
+        if total + group_sizes[g] <= quota:
+            chosen.append(g)
+            total += group_sizes[g]
+    if quota and not chosen and len(groups) > 1:
+        chosen.append(groups[0])
+    return chosen
+
+
+def _keep_classes_in_training(is_validation: np.ndarray, group: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Moves back to training the group of the first example of each class that has none left there.
+
+    `labels` is each example's class `(N,)`, or a bool `(N, K)` of the classes
+    each example carries (multi-task data).
+    """
+    is_validation = is_validation.copy()
+    labels = np.asarray(labels)
+    if labels.ndim == 1:  # Only the classes without a training example are looked at: no (N, K) array.
+        columns = (labels == c for c in np.setdiff1d(labels, labels[~is_validation]))
+    else:
+        columns = labels.astype(bool).T
+    for column in columns:  # Lazily: a group moved back may give a later class its training example.
+        if column.any() and not (column & ~is_validation).any():
+            is_validation[group == group[np.argmax(column)]] = False
+    return is_validation
+
+
+def _checked(is_validation: np.ndarray, validation_split: float, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(train, validation)` indices, or a ConfigError when no example is left in validation."""
+    if not is_validation.any():
+        raise ConfigError(
+            f"validation_split={validation_split} of {len(is_validation)} {what} leaves no validation {what} once "
+            f"every class keeps a training example and exact copies stay together (the log lists copies). Use a "
+            f"larger validation_split, add {what}, remove copies, or pass validation_split=None.")
     return np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
 
 
@@ -89,7 +155,7 @@ def _validation_counts(
 
 
 def split_for_tasks(
-    class_membership: np.ndarray, validation_split: float, seed: int, *, what: str = "examples"
+    class_membership: np.ndarray, validation_split: float, seed: int, *, what: str = "examples", copies=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Splits multi-task examples into (train, validation) indices, every task's classes kept in training.
 
@@ -99,7 +165,7 @@ def split_for_tasks(
     splits, and the classes that co-occur with it still get about their share.
     A class can still end up only in validation (all its examples stratified
     under rarer labels); one of its validation examples, the first, then moves
-    back to training, so every class that has examples can be learnt.
+    back to training (with its copies), so every class that has examples can be learnt.
 
     Args:
         class_membership: bool `(N, K)`. Whether example `n` carries label `k`,
@@ -108,6 +174,7 @@ def split_for_tasks(
         validation_split: float. Fraction strictly between 0 and 1.
         seed: int. Seed of the split.
         what: str. What the examples are ("images", "texts"), for the error.
+        copies: array-like | None. Each example's content key, as in `split_per_class`.
 
     Returns:
         (train indices, validation indices), int64 arrays, each sorted.
@@ -119,14 +186,8 @@ def split_for_tasks(
     counts = membership.sum(axis=0)
     # Labels an example lacks get an infinite count; argmin breaks ties by column.
     keys = np.argmin(np.where(membership, counts, np.inf), axis=1)
-    train, validation = split_per_class(keys, validation_split, seed, what=what)
-    for column in range(membership.shape[1]):
-        if membership[validation, column].any() and not membership[train, column].any():
-            moved = validation[np.flatnonzero(membership[validation, column])[0]]
-            train, validation = np.sort(np.append(train, moved)), validation[validation != moved]
-    if not len(validation):
-        raise ConfigError(
-            f"validation_split={validation_split} of {len(keys)} {what} leaves no validation {what} once every "
-            f"class of every task keeps a training example. Use a larger validation_split, add {what}, or "
-            "pass validation_split=None.")
-    return train, validation
+    _, validation = split_per_class(keys, validation_split, seed, what=what, copies=copies)
+    is_validation = np.zeros(len(keys), bool)
+    is_validation[validation] = True
+    group, _ = exact_copies.copy_groups(np.arange(len(keys)) if copies is None else copies)
+    return _checked(_keep_classes_in_training(is_validation, group, membership), validation_split, what)

@@ -23,6 +23,7 @@ from absl import logging
 
 from tfxfer.data import (
     datasets,
+    exact_copies,
     layout,
     splits,
     task_labels,
@@ -211,9 +212,11 @@ def load_text_data(
         batch_size: int. Texts per batch.
         validation_split: float. Share held out for validation, per class and
             seeded, rounded as `tfxfer.data.splits` says (multi-label: per each
-            example's rarest class); None keeps everything for training. Not
-            used with `train/` + `val/` (or `validation/`) folders, which fix
-            the split; both `val/` and `validation/` is an error.
+            example's rarest class), with exact copies of a text on one side;
+            None keeps everything for training. Not used with `train/` +
+            `val/` (or `validation/`) folders, which fix the split (their
+            copies of training texts are warned of); both `val/` and
+            `validation/` is an error.
         seed: int. Seed of the split and the per-epoch shuffle.
         text_column: str. CSV/TSV text column.
         label_column: str | None. CSV/TSV label column; None: `"label"`.
@@ -328,17 +331,19 @@ def make_text_datasets(
     check_every_class_has_texts(train, class_names, skipped)
     texts = np.asarray(train.texts, dtype=object)
     labels = encode_labels(train.labels, class_names, multi_label)
+    val_texts = val_labels = None
     if validation is not None:
         check_validation_classes(validation, class_names, multi_label)
         val_texts = np.asarray(validation.texts, dtype=object)
         val_labels = encode_labels(validation.labels, class_names, multi_label)
-    elif validation_split:
+    exact_copies.log_copies(texts, labels > 0 if multi_label else labels, texts, what="texts", source=source,
+                            validation_keys=val_texts, validation_names=val_texts)
+    if validation is None and validation_split:
         train_idx, val_idx = splits.split_per_class(
-            stratification_keys(labels) if multi_label else labels, validation_split, seed, what="texts")
+            stratification_keys(labels) if multi_label else labels, validation_split, seed, what="texts",
+            copies=texts)
         texts, val_texts = texts[train_idx], texts[val_idx]
         labels, val_labels = labels[train_idx], labels[val_idx]
-    else:
-        val_texts = val_labels = None
     if not len(texts):
         raise ConfigError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
     changes = ("truncated_chars", "empty_class_names") if multi_label else ("truncated_chars",)
@@ -420,9 +425,10 @@ def _load_task_csv(path: str, label_columns: Sequence[str], *, text_column: str,
     texts = np.asarray(train.texts, dtype=object)
     labels = task_labels.encode(train.labels, class_names, multi_label)
     val_texts = val_labels = None
+    membership = task_labels.membership(labels, class_names)
+    exact_copies.log_copies(texts, membership, texts, what="texts", source=path)
     if validation_split:
-        train_idx, val_idx = splits.split_for_tasks(task_labels.membership(labels, class_names), validation_split,
-                                                    seed, what="texts")
+        train_idx, val_idx = splits.split_for_tasks(membership, validation_split, seed, what="texts", copies=texts)
         texts, val_texts = texts[train_idx], texts[val_idx]
         labels, val_labels = task_labels.take(labels, train_idx), task_labels.take(labels, val_idx)
     data = _batched(

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfxfer.data import image_cache, image_ops, pipeline, splits, tfds_builders
+from tfxfer.data import exact_copies, image_cache, image_ops, pipeline, splits, tfds_builders
 from tfxfer.data.constants import DEFAULT_VALIDATION_SPLIT
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError
@@ -46,7 +46,9 @@ def load_tfds_images(
 
     The training labels are read in one pass at load time, with image decoding
     skipped (it reads the records once but decodes none): they give
-    `train_class_counts` and the per-class split.
+    `train_class_counts` and the per-class split. The same pass fingerprints
+    each encoded image: exact copies are counted in the log, and the held-out
+    part of `train` keeps them on one side (`tfxfer.data.exact_copies`).
 
     Args:
         name: str. TFDS name, optionally with config and version, e.g.
@@ -96,7 +98,8 @@ def load_tfds_images(
             decoders={image_key: tfds.decode.SkipDecoding()})
 
     validation_name = tfds_builders.validation_split_name(builder, name, validation_split)
-    train_labels = _read_labels(read("train"))
+    train_labels, train_keys = _read_labels(read("train"))
+    exact_copies.log_copies(train_keys, train_labels, "train[{}]".format, what="images", source=name)
     if validation_name is not None:
         train_raw, validation_raw = read("train"), read(validation_name)
         train_counts = np.bincount(train_labels, minlength=len(class_names))
@@ -104,7 +107,8 @@ def load_tfds_images(
         train_spec = "train"
     else:
         validation_split = validation_split or DEFAULT_VALIDATION_SPLIT
-        train_idx, validation_idx = splits.split_per_class(train_labels, validation_split, seed, what="images")
+        train_idx, validation_idx = splits.split_per_class(train_labels, validation_split, seed, what="images",
+                                                           copies=train_keys)
         train_raw = _take(read("train"), train_idx, len(train_labels))
         validation_raw = _take(read("train"), validation_idx, len(train_labels))
         train_counts = np.bincount(train_labels[train_idx], minlength=len(class_names))
@@ -167,11 +171,14 @@ def _supervised_keys(name: str, info: tfds.core.DatasetInfo) -> tuple[str, str]:
     return image_key, label_key
 
 
-def _read_labels(examples: tf.data.Dataset) -> np.ndarray:
-    """The labels of `(encoded image, label)` examples, in order; no image is decoded."""
-    labels = examples.map(lambda _, label: label).batch(_LABEL_READ_BATCH)
-    batches = list(labels.as_numpy_iterator())
-    return np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
+def _read_labels(examples: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """`(labels, fingerprints of the encoded images)` of `(encoded image, label)` examples, in order; none decoded."""
+    read = examples.map(lambda image, label: (label, exact_copies.fingerprint(image))).batch(_LABEL_READ_BATCH)
+    batches = list(read.as_numpy_iterator())
+    if not batches:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return (np.concatenate([labels for labels, _ in batches]).astype(np.int64),
+            np.concatenate([keys for _, keys in batches]))
 
 
 def _take(examples: tf.data.Dataset, indices: np.ndarray, total: int) -> tf.data.Dataset:

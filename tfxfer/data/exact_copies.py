@@ -1,0 +1,101 @@
+"""Exact copies among the examples: counted, reported, and kept on one side of a split.
+
+Real data sets hold copies: the same photo saved twice, the same ticket sent
+twice. Copies in training only weigh an example more, but two others are wrong
+in silence: a validation example with a copy in training is scored as unseen,
+so validation accuracy overstates what the model does on new data; and copies
+with different labels teach the model both. The loaders key every example by
+its content (a fingerprint of a file's bytes, or the text itself), log what
+they find here, and split groups of copies (`tfxfer.data.splits`), so the
+validation part a loader carves out never holds a copy of a training example.
+Copies that differ by a byte (a photo saved again as JPEG, a text with one
+more space) are not found.
+"""
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+# How many groups of copies a message names.
+_GROUPS_IN_MESSAGE = 3
+# Names (texts, paths) are shown up to this many characters, and an ellipsis.
+_SHOWN_CHARS = 80
+
+
+def fingerprint(contents: tf.Tensor) -> tf.Tensor:
+    """A file's content key: a 64-bit fingerprint (FarmHash) of its bytes, equal for exact copies."""
+    return tf.strings.to_hash_bucket_fast(contents, np.iinfo(np.int64).max)
+
+
+def copy_groups(copies) -> tuple[np.ndarray, np.ndarray]:
+    """`(group of each example, first example of each group)`: groups of equal keys, numbered in order of appearance."""
+    _, first, inverse = np.unique(np.asarray(copies), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    renumbered = np.empty_like(order)
+    renumbered[order] = np.arange(len(order))
+    return renumbered[inverse.reshape(-1)], first[order]
+
+
+def log_copies(keys, labels: np.ndarray, names, *, what: str, source: str,
+               validation_keys=None, validation_names=None) -> None:
+    """Logs the exact copies among `keys`, and warns of copies with different labels or across a fixed split.
+
+    Args:
+        keys: array-like. Content key of each training example (for data a
+            loader splits itself: of every example before the split).
+        labels: array-like. Each example's class `(N,)`, or a bool `(N, K)` of
+            the classes it carries (multi-label or multi-task data).
+        names: sequence of str, or a function of an index. What a message calls
+            each example (its path, the text itself, or e.g. "train[12]").
+        what: str. What the examples are ("images", "texts").
+        source: str. Where they came from, for the messages.
+        validation_keys: array-like | None. Content keys of a fixed validation
+            set (a `val/` folder or file), checked for copies of training examples.
+        validation_names: sequence of str | None. Its examples' names.
+    """
+    keys = np.asarray(keys)
+    name_of = names if callable(names) else names.__getitem__
+    group, first = copy_groups(keys)
+    sizes = np.bincount(group, minlength=len(first))
+    copied = np.flatnonzero(sizes > 1)
+    if len(copied):
+        labels = np.asarray(labels)
+        differ = labels != labels[first[group]]  # from the group's first example
+        differs = np.unique(group[differ if differ.ndim == 1 else differ.any(axis=1)])
+        logging.info("%d %s in %s are exact copies of another (%d groups of copies), e.g. %s. A validation_split "
+                     "keeps each group on one side.", int(sizes[copied].sum() - len(copied)), what, source,
+                     len(copied), _groups(copied, group, name_of))
+        if len(differs):
+            logging.warning(
+                "%d groups of exact copies among the %s in %s carry different labels, e.g. %s: the model is taught "
+                "both labels for the same input. Correct the labels, or remove the copies with the wrong one.",
+                len(differs), what, source, _groups(differs, group, name_of))
+    if validation_keys is None:
+        return
+    first_copy = {keys[i]: i for i in first}
+    leaked = [(i, first_copy[key]) for i, key in enumerate(validation_keys) if key in first_copy]
+    if leaked:
+        shown = "; ".join(f"{_shown(validation_names[i])} = {_shown(name_of(j))}"
+                          for i, j in leaked[:_GROUPS_IN_MESSAGE])
+        logging.warning(
+            "%d of the %d validation %s in %s are exact copies of training %s, e.g. %s: validation scores them as "
+            "unseen, so its accuracy overstates the model's on new %s. Remove those copies from the validation data.",
+            len(leaked), len(validation_keys), what, source, what, shown, what)
+
+
+def _groups(groups, group: np.ndarray, name_of) -> str:
+    """A few groups of copies, each as its first names joined by ' = '."""
+    shown = []
+    for g in groups[:_GROUPS_IN_MESSAGE]:
+        members = np.flatnonzero(group == g)
+        shown.append(" = ".join(_shown(name_of(i)) for i in members[:_GROUPS_IN_MESSAGE])
+                     + (" = ..." if len(members) > _GROUPS_IN_MESSAGE else ""))
+    return "; ".join(shown)
+
+
+def _shown(name) -> str:
+    """`name` quoted; a long one (a text, a deep path) keeps its start and its end."""
+    name = str(name)
+    if len(name) > _SHOWN_CHARS:
+        name = name[:_SHOWN_CHARS // 3] + "..." + name[-(_SHOWN_CHARS - _SHOWN_CHARS // 3):]
+    return repr(name)
