@@ -136,7 +136,7 @@ def test_fingerprints_are_equal_for_equal_bytes_only():
 def test_log_copies_counts_copies_and_warns_of_different_labels(caplog):
     keys = ["ok", "ok", "ok", "refund", "refund", "late"]
     labels = np.array([0, 0, 0, 0, 1, 1])
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         exact_copies.log_copies(keys, labels[:, None] == np.arange(2), keys, what="texts", source="tickets.csv")
 
     assert "3 texts in tickets.csv are exact copies of another (2 groups of copies)" in caplog.text
@@ -149,7 +149,7 @@ def test_log_copies_counts_copies_and_warns_of_different_labels(caplog):
 
 def test_log_copies_warns_of_validation_copies_of_training_examples(caplog):
     train = np.array([11, 12, 13])
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         exact_copies.log_copies(train, np.ones((3, 1), bool), ["a.jpg", "b.jpg", "c.jpg"], what="images",
                                 source="photos", validation_keys=np.array([13, 99]),
                                 validation_names=["val/x.jpg", "val/y.jpg"])
@@ -159,7 +159,7 @@ def test_log_copies_warns_of_validation_copies_of_training_examples(caplog):
 
 
 def test_log_copies_is_silent_without_copies(caplog):
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         exact_copies.log_copies(np.arange(5), np.ones((5, 1), bool), "row {}".format, what="images", source="s",
                                 validation_keys=np.arange(5, 8), validation_names=["v"] * 3)
 
@@ -185,7 +185,7 @@ def _photos_with_copies(root) -> None:
 def test_image_folders_split_keeps_copies_on_one_side(tmp_path, cache, caplog):
     _photos_with_copies(tmp_path)
     for seed in range(4):
-        with caplog.at_level(logging.INFO):
+        with caplog.at_level(logging.INFO, logger="absl"):
             data = tfxfer.load_image_folders(tmp_path, image_size=IMAGE_SIZE, validation_split=0.25, seed=seed,
                                              cache=cache)
         train, validation = _colours(data.train), _colours(data.validation)
@@ -205,7 +205,7 @@ def test_image_folders_warn_of_copies_across_classes_and_in_val(tmp_path, caplog
     (tmp_path / "train" / "bees" / "ant.png").write_bytes((tmp_path / "train" / "ants" / "0.png").read_bytes())
     (tmp_path / "val" / "ants" / "9.png").write_bytes((tmp_path / "train" / "ants" / "1.png").read_bytes())
 
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         data = tfxfer.load_image_folders(tmp_path, image_size=IMAGE_SIZE)
 
     assert (data.train_size, data.validation_size) == (9, 5)  # reported, not dropped
@@ -225,7 +225,7 @@ def test_image_csv_rows_of_one_file_stay_together(tmp_path, caplog):
     (tmp_path / "photos.csv").write_text("\n".join(rows) + "\n")
 
     for seed in range(4):
-        with caplog.at_level(logging.INFO):
+        with caplog.at_level(logging.INFO, logger="absl"):
             data = tfxfer.load_image_csv(tmp_path / "photos.csv", label_columns=["kind"], image_size=IMAGE_SIZE,
                                          validation_split=0.25, seed=seed)
         train, validation = _colours(data.train), _colours(data.validation)
@@ -252,7 +252,7 @@ def test_text_split_keeps_copies_together_and_warns_of_different_labels(tmp_path
     (tmp_path / "tickets.csv").write_text("\n".join(rows) + "\n")
 
     for seed in range(4):
-        with caplog.at_level(logging.INFO):
+        with caplog.at_level(logging.INFO, logger="absl"):
             data = tfxfer.load_text_data(tmp_path / "tickets.csv", label_column="label", validation_split=0.2,
                                          seed=seed)
         train, validation = texts_and_labels(data.train)[0], texts_and_labels(data.validation)[0]
