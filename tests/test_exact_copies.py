@@ -154,7 +154,7 @@ def test_log_copies_warns_of_validation_copies_of_training_examples(caplog):
                                 source="photos", validation_keys=np.array([13, 99]),
                                 validation_names=["val/x.jpg", "val/y.jpg"])
 
-    assert ("1 of the 2 validation images in photos are exact copies of training images, e.g. 'val/x.jpg' = "
+    assert ("1 of the 2 validation images are exact copies of training images in photos, e.g. 'val/x.jpg' = "
             "'c.jpg'") in caplog.text
 
 
@@ -213,8 +213,8 @@ def test_image_folders_warn_of_copies_across_classes_and_in_val(tmp_path, caplog
     assert len(warnings) == 2
     assert "1 groups of exact copies among the images in" in warnings[0] and "carry different labels" in warnings[0]
     assert "ants/0.png' = '" in warnings[0] and "bees/ant.png'" in warnings[0]
-    assert "1 of the 5 validation images in" in warnings[1] and "val/ants/9.png' = '" in warnings[1]
-    assert "train/ants/1.png'" in warnings[1]
+    assert "1 of the 5 validation images are exact copies of training images in" in warnings[1]
+    assert "val/ants/9.png' = '" in warnings[1] and "train/ants/1.png'" in warnings[1]
 
 
 def test_image_csv_rows_of_one_file_stay_together(tmp_path, caplog):

@@ -78,9 +78,9 @@ def log_copies(keys, labels: np.ndarray, names, *, what: str, source: str,
         shown = "; ".join(f"{_shown(validation_names[i])} = {_shown(name_of(j))}"
                           for i, j in leaked[:_GROUPS_IN_MESSAGE])
         logging.warning(
-            "%d of the %d validation %s in %s are exact copies of training %s, e.g. %s: validation scores them as "
+            "%d of the %d validation %s are exact copies of training %s in %s, e.g. %s: validation scores them as "
             "unseen, so its accuracy overstates the model's on new %s. Remove those copies from the validation data.",
-            len(leaked), len(validation_keys), what, source, what, shown, what)
+            len(leaked), len(validation_keys), what, what, source, shown, what)
 
 
 def _groups(groups, group: np.ndarray, name_of) -> str:
