@@ -98,7 +98,7 @@ def load_tfds_images(
             decoders={image_key: tfds.decode.SkipDecoding()})
 
     validation_name = tfds_builders.validation_split_name(builder, name, validation_split)
-    train_labels, train_keys = _read_labels(read("train"))
+    train_labels, train_keys = _labels_and_fingerprints(read("train"))
     exact_copies.log_copies(train_keys, train_labels, "train[{}]".format, what="images", source=name)
     if validation_name is not None:
         train_raw, validation_raw = read("train"), read(validation_name)
@@ -171,7 +171,7 @@ def _supervised_keys(name: str, info: tfds.core.DatasetInfo) -> tuple[str, str]:
     return image_key, label_key
 
 
-def _read_labels(examples: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def _labels_and_fingerprints(examples: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """`(labels, fingerprints of the encoded images)` of `(encoded image, label)` examples, in order; none decoded."""
     read = examples.map(lambda image, label: (label, exact_copies.fingerprint(image))).batch(_LABEL_READ_BATCH)
     batches = list(read.as_numpy_iterator())
