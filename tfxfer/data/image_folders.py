@@ -18,6 +18,7 @@ val/ are warned of, and a `validation_split` keeps copies on one side
 """
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -385,10 +386,14 @@ class _Decoded:
     image_size: tuple[int, int]
     fingerprints: np.ndarray  # int64 per position in `order`.
 
+    @functools.cached_property
+    def position_of(self) -> dict[str, int]:
+        """Each file's position in the order."""
+        return {path: i for i, path in enumerate(self.order.paths)}
+
     def content_keys(self, files: Files) -> np.ndarray:
         """The fingerprints of `files` (files of the order), in their order."""
-        position_of = {path: i for i, path in enumerate(self.order.paths)}
-        return self.fingerprints[[position_of[path] for path in files.paths]]
+        return self.fingerprints[[self.position_of[path] for path in files.paths]]
 
     @property
     def skipped(self) -> list[str]:
@@ -396,8 +401,7 @@ class _Decoded:
 
     def select(self, files: Files, *, batch_size: int, shuffle_buffer: int | None, seed: int) -> tf.data.Dataset:
         """The batched pipeline of `files` (decodable files of the order), in cache order when not shuffled."""
-        position_of = {path: i for i, path in enumerate(self.order.paths)}
-        positions = np.sort([position_of[path] for path in files.paths]).astype(np.int64)
+        positions = np.sort([self.position_of[path] for path in files.paths]).astype(np.int64)
         if self.chunks is None:
             return pipeline.finish_dataset(
                 _decode_files(self.order.take(positions), self.image_size),

@@ -61,6 +61,15 @@ def split_per_class(
             is left to hold out once copies are kept together (e.g. each class
             is copies of one example).
     """
+    is_validation, group, classes = _held_out(labels, validation_split, seed, what, copies)
+    # A group counts as its first example's class: a class all of whose examples sit in
+    # held-out groups of other classes (copies labelled otherwise) gets one back.
+    return _checked(_keep_classes_in_training(is_validation, group, classes), validation_split, what)
+
+
+def _held_out(labels, validation_split: float, seed: int, what: str, copies
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stratified draw of groups of copies: `(held out per example, group per example, class index per example)`."""
     labels = np.asarray(labels).reshape(-1)
     classes, inverse = np.unique(labels, return_inverse=True)
     group, first = exact_copies.copy_groups(np.arange(len(labels)) if copies is None else copies)
@@ -81,10 +90,7 @@ def split_per_class(
     held_out = np.zeros(len(first), bool)
     for groups, quota in zip(members, quotas):
         held_out[_fill(groups, group_sizes, quota)] = True
-    is_validation = held_out[group]
-    # A group counts as its first example's class: a class all of whose examples sit in
-    # held-out groups of other classes (copies labelled otherwise) gets one back.
-    return _checked(_keep_classes_in_training(is_validation, group, inverse), validation_split, what)
+    return held_out[group], group, inverse.reshape(-1)
 
 
 def _fill(groups: np.ndarray, group_sizes: np.ndarray, quota: int) -> list[int]:
@@ -186,8 +192,5 @@ def split_for_tasks(
     counts = membership.sum(axis=0)
     # Labels an example lacks get an infinite count; argmin breaks ties by column.
     keys = np.argmin(np.where(membership, counts, np.inf), axis=1)
-    _, validation = split_per_class(keys, validation_split, seed, what=what, copies=copies)
-    is_validation = np.zeros(len(keys), bool)
-    is_validation[validation] = True
-    group, _ = exact_copies.copy_groups(np.arange(len(keys)) if copies is None else copies)
+    is_validation, group, _ = _held_out(keys, validation_split, seed, what, copies)
     return _checked(_keep_classes_in_training(is_validation, group, membership), validation_split, what)
