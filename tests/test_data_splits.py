@@ -107,7 +107,8 @@ def test_check_loader_args_checks_only_what_it_is_given():
 
 def test_image_and_text_datasets_share_the_base_fields_and_summary():
     shared = [field.name for field in dataclasses.fields(Datasets)]
-    assert shared == ["train", "validation", "class_names", "train_size", "validation_size", "train_class_counts"]
+    assert shared == ["train", "validation", "class_names", "train_size", "validation_size", "train_class_counts",
+                      "exact_copies"]
     for cls in (ImageDatasets, TextDatasets):
         assert issubclass(cls, Datasets) and [f.name for f in dataclasses.fields(cls)][:len(shared)] == shared
     assert tfxfer.ImageDatasets is ImageDatasets and tfxfer.TextDatasets is TextDatasets
@@ -116,7 +117,10 @@ def test_image_and_text_datasets_share_the_base_fields_and_summary():
     image = ImageDatasets(**values, skipped_files=["x.jpg"], decoded_cache="files").summary()
     text = TextDatasets(**values, skipped={"empty": 0}, source_format="csv").summary()
     base = Datasets(**values).summary()
+    assert "exact_copies" not in base  # unless a loader looked
     assert image == {**base, "skipped_files": ["x.jpg"], "decoded_cache": "files"}
+    copies = {"copies": 1, "copy_groups": 1, "groups_with_different_labels": 0}
+    assert Datasets(**values, exact_copies=copies).summary() == {**base, "exact_copies": copies}
     assert {key: text[key] for key in base} == base
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 import tfxfer
 from tfxfer.data import exact_copies, splits
 from tfxfer.errors import ConfigError
+from tfxfer.tasks import MISSING_LABEL
 
 IMAGE_SIZE = (4, 4)
 
@@ -133,12 +134,13 @@ def test_fingerprints_are_equal_for_equal_bytes_only():
     assert first == again and first != other
 
 
-def test_log_copies_counts_copies_and_warns_of_different_labels(caplog):
+def test_report_copies_counts_copies_and_warns_of_different_labels(caplog):
     keys = ["ok", "ok", "ok", "refund", "refund", "late"]
     labels = np.array([0, 0, 0, 0, 1, 1])
     with caplog.at_level(logging.INFO, logger="absl"):
-        exact_copies.log_copies(keys, labels[:, None] == np.arange(2), keys, what="texts", source="tickets.csv")
+        counts = exact_copies.report_copies(keys, labels, keys, what="texts", source="tickets.csv")
 
+    assert counts == {"copies": 3, "copy_groups": 2, "groups_with_different_labels": 1}
     assert "3 texts in tickets.csv are exact copies of another (2 groups of copies)" in caplog.text
     assert "'ok' = 'ok' = 'ok'" in caplog.text
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -147,23 +149,47 @@ def test_log_copies_counts_copies_and_warns_of_different_labels(caplog):
                                   "e.g. 'refund' = 'refund'")
 
 
-def test_log_copies_warns_of_validation_copies_of_training_examples(caplog):
+def test_multi_label_copies_differ_when_their_sets_of_classes_differ():
+    keys = ["a", "a", "b", "b", "c", "c"]
+    multi_hot = np.array([[1, 0], [1, 0], [1, 1], [1, 0], [0, 1], [0, 1]], np.float32)
+
+    counts = exact_copies.report_copies(keys, multi_hot, keys, what="texts", source="s")
+
+    assert counts["groups_with_different_labels"] == 1  # b: {0, 1} against {0}
+
+
+def test_a_missing_task_label_differs_from_no_copy(caplog):
+    # Per task: copies agree where labelled; group "c" disagrees on task y, beside a copy without y's label.
+    keys = ["a", "a", "b", "b", "c", "c", "c"]
+    labels = {"x": np.array([0, MISSING_LABEL, 1, 1, 0, 0, 0]),
+              "y": np.array([MISSING_LABEL, 2, 1, MISSING_LABEL, MISSING_LABEL, 1, 2])}
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        counts = exact_copies.report_copies(keys, labels, keys, what="texts", source="s")
+
+    assert counts == {"copies": 4, "copy_groups": 3, "groups_with_different_labels": 1}
+    assert "e.g. 'c' = 'c' = 'c'" in caplog.text and "'a'" not in caplog.text
+
+
+def test_report_copies_warns_of_validation_copies_of_training_examples(caplog):
     train = np.array([11, 12, 13])
     with caplog.at_level(logging.WARNING, logger="absl"):
-        exact_copies.log_copies(train, np.ones((3, 1), bool), ["a.jpg", "b.jpg", "c.jpg"], what="images",
-                                source="photos", validation_keys=np.array([13, 99]),
-                                validation_names=["val/x.jpg", "val/y.jpg"])
+        counts = exact_copies.report_copies(train, np.zeros(3, int), ["a.jpg", "b.jpg", "c.jpg"], what="images",
+                                            source="photos", validation_keys=np.array([13, 99]),
+                                            validation_names=["val/x.jpg", "val/y.jpg"])
 
+    assert counts["validation_copies_of_training"] == 1
     assert ("1 of the 2 validation images are exact copies of training images in photos, e.g. 'val/x.jpg' = "
             "'c.jpg'") in caplog.text
 
 
-def test_log_copies_is_silent_without_copies(caplog):
+def test_report_copies_is_silent_without_copies(caplog):
     with caplog.at_level(logging.INFO, logger="absl"):
-        exact_copies.log_copies(np.arange(5), np.ones((5, 1), bool), "row {}".format, what="images", source="s",
-                                validation_keys=np.arange(5, 8), validation_names=["v"] * 3)
+        counts = exact_copies.report_copies(np.arange(5), np.zeros(5, int), "row {}".format, what="images",
+                                            source="s", validation_keys=np.arange(5, 8), validation_names=["v"] * 3)
 
     assert "exact copies" not in caplog.text
+    assert counts == {"copies": 0, "copy_groups": 0, "groups_with_different_labels": 0,
+                      "validation_copies_of_training": 0}
 
 
 # --- the loaders --------------------------------------------------------------
@@ -193,6 +219,7 @@ def test_image_folders_split_keeps_copies_on_one_side(tmp_path, cache, caplog):
         assert len(train) + len(validation) == 44 == data.train_size + data.validation_size
         assert not set(train) & set(validation)
     assert "24 images in" in caplog.text and "(8 groups of copies)" in caplog.text
+    assert data.summary()["exact_copies"] == {"copies": 24, "copy_groups": 8, "groups_with_different_labels": 0}
 
 
 def test_image_folders_warn_of_copies_across_classes_and_in_val(tmp_path, caplog):
@@ -209,6 +236,8 @@ def test_image_folders_warn_of_copies_across_classes_and_in_val(tmp_path, caplog
         data = tfxfer.load_image_folders(tmp_path, image_size=IMAGE_SIZE)
 
     assert (data.train_size, data.validation_size) == (9, 5)  # reported, not dropped
+    assert data.summary()["exact_copies"] == {"copies": 1, "copy_groups": 1, "groups_with_different_labels": 1,
+                                              "validation_copies_of_training": 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert "1 groups of exact copies among the images in" in warnings[0] and "carry different labels" in warnings[0]
@@ -231,6 +260,7 @@ def test_image_csv_rows_of_one_file_stay_together(tmp_path, caplog):
         train, validation = _colours(data.train), _colours(data.validation)
         assert len(train) + len(validation) == 20
         assert validation and not set(train) & set(validation)
+    assert data.exact_copies == {"copies": 8, "copy_groups": 4, "groups_with_different_labels": 0}
     assert "8 images in" in caplog.text and re.search(r"0\.png' = '[^']*/0\.png' = '[^']*/0\.png'", caplog.text)
 
 
@@ -244,6 +274,7 @@ def test_tfds_held_out_share_keeps_copies_together(tmp_path):
             validation = {red for red, _ in _colours(data.validation)}
             assert data.train_size + data.validation_size == 28
             assert validation and not train & validation
+    assert data.exact_copies == {"copies": 8, "copy_groups": 4, "groups_with_different_labels": 0}
 
 
 def test_text_split_keeps_copies_together_and_warns_of_different_labels(tmp_path, caplog):
@@ -258,5 +289,19 @@ def test_text_split_keeps_copies_together_and_warns_of_different_labels(tmp_path
         train, validation = texts_and_labels(data.train)[0], texts_and_labels(data.validation)[0]
         assert len(train) + len(validation) == 34
         assert validation and not set(train) & set(validation)
+    assert data.summary()["exact_copies"] == {"copies": 4, "copy_groups": 3, "groups_with_different_labels": 1}
     assert "4 texts in" in caplog.text and "(3 groups of copies)" in caplog.text
     assert "1 groups of exact copies among the texts" in caplog.text and "'ticket 3' = 'ticket 3'" in caplog.text
+
+
+def test_multi_task_copies_differ_only_where_both_are_labelled(tmp_path, caplog):
+    rows = ["text,topic,urgency"] + [f"ticket {i},{'ab'[i % 2]},{('low', 'high')[i % 3 == 0]}" for i in range(20)]
+    rows += ["ticket 0,a,", "ticket 2,a,high"]  # a copy without an urgency; one labelled high where it was low
+    (tmp_path / "tickets.csv").write_text("\n".join(rows) + "\n")
+
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_text_data(tmp_path / "tickets.csv", label_columns=["topic", "urgency"],
+                                     validation_split=0.2)
+
+    assert data.summary()["exact_copies"] == {"copies": 2, "copy_groups": 2, "groups_with_different_labels": 1}
+    assert "e.g. 'ticket 2' = 'ticket 2'" in caplog.text and "'ticket 0'" not in caplog.text

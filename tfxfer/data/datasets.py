@@ -33,6 +33,11 @@ class Datasets:
             (what `build_*_classifier(tasks=...)` takes); None for one-head
             data. Then `class_names` is `{task: [names]}` and
             `train_class_counts` is `{task: [labelled training examples per class]}`.
+        exact_copies: dict[str, int] | None. What the loader found of exact
+            copies among the training examples (`tfxfer.data.exact_copies.report_copies`):
+            `copies`, `copy_groups`, `groups_with_different_labels`, and
+            `validation_copies_of_training` for a fixed validation set. None
+            when the loader does not look.
     """
 
     train: tf.data.Dataset
@@ -44,11 +49,13 @@ class Datasets:
     # Not a field here: every loader's result keeps these six base fields in
     # order; the subclasses declare `tasks` as a keyword-only field.
     tasks = None
+    exact_copies: dict[str, int] | None = dataclasses.field(default=None, kw_only=True)
 
     def summary(self) -> dict:
         """JSON-ready facts about the data, for run reports and export metadata.
 
-        Multi-task data adds `"tasks"`: `{task: {"head", "num_classes", "multi_label"}}`.
+        Multi-task data adds `"tasks"`: `{task: {"head", "num_classes", "multi_label"}}`,
+        and data a loader checked for copies `"exact_copies"` (the field's counts).
         """
         facts = {
             "class_names": self.class_names,
@@ -59,4 +66,6 @@ class Datasets:
         if self.tasks:
             facts["tasks"] = {name: {"head": task.kind.value, "num_classes": task.num_classes,
                                      "multi_label": task.multi_label} for name, task in self.tasks.items()}
+        if self.exact_copies is not None:
+            facts["exact_copies"] = self.exact_copies
         return facts

@@ -5,9 +5,10 @@ twice. Copies in training only weigh an example more, but two others are wrong
 in silence: a validation example with a copy in training is scored as unseen,
 so validation accuracy overstates what the model does on new data; and copies
 with different labels teach the model both. The loaders key every example by
-its content (a fingerprint of a file's bytes, or the text itself), log what
-they find here, and split groups of copies (`tfxfer.data.splits`), so the
-validation part a loader carves out never holds a copy of a training example.
+its content (a fingerprint of a file's bytes, or the text itself), count and
+log what they find here (`Datasets.exact_copies`, in `summary()`), and split
+groups of copies (`tfxfer.data.splits`), so the validation part a loader
+carves out never holds a copy of a training example.
 Copies that differ by a byte (a photo saved again as JPEG, a text with one
 more space) are not found.
 """
@@ -15,6 +16,8 @@ more space) are not found.
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
+from tfxfer.tasks import MISSING_LABEL
 
 # How many groups of copies a message names.
 _GROUPS_IN_MESSAGE = 3
@@ -36,15 +39,17 @@ def copy_groups(copies) -> tuple[np.ndarray, np.ndarray]:
     return renumbered[inverse.reshape(-1)], first[order]
 
 
-def log_copies(keys, labels: np.ndarray, names, *, what: str, source: str,
-               validation_keys=None, validation_names=None) -> None:
-    """Logs the exact copies among `keys`, and warns of copies with different labels or across a fixed split.
+def report_copies(keys, labels, names, *, what: str, source: str,
+                  validation_keys=None, validation_names=None) -> dict[str, int]:
+    """Counts and logs the exact copies among `keys`; warns of copies with different labels or across a fixed split.
 
     Args:
         keys: array-like. Content key of each training example (for data a
             loader splits itself: of every example before the split).
-        labels: array-like. Each example's class `(N,)`, or a bool `(N, K)` of
-            the classes it carries (multi-label or multi-task data).
+        labels: array-like, or dict of them. Each example's class `(N,)` or
+            classes (multi-hot or bool `(N, K)`); multi-task data gives
+            `{task: labels}`, where a row of `MISSING_LABEL` has no label for
+            the task and differs from no copy.
         names: sequence of str, or a function of an index. What a message calls
             each example (its path, the text itself, or e.g. "train[12]").
         what: str. What the examples are ("images", "texts").
@@ -52,28 +57,35 @@ def log_copies(keys, labels: np.ndarray, names, *, what: str, source: str,
         validation_keys: array-like | None. Content keys of a fixed validation
             set (a `val/` folder or file), checked for copies of training examples.
         validation_names: sequence of str | None. Its examples' names.
+
+    Returns:
+        `{"copies", "copy_groups", "groups_with_different_labels"}`: examples
+        that copy an earlier one, groups of two or more copies, and those of them
+        whose labels differ; with a fixed validation set also
+        `"validation_copies_of_training"`.
     """
     keys = np.asarray(keys)
     name_of = names if callable(names) else names.__getitem__
     group, first = copy_groups(keys)
     sizes = np.bincount(group, minlength=len(first))
     copied = np.flatnonzero(sizes > 1)
+    differs = _groups_with_different_labels(group, labels) if len(copied) else copied
+    counts = {"copies": int(sizes[copied].sum() - len(copied)), "copy_groups": len(copied),
+              "groups_with_different_labels": len(differs)}
     if len(copied):
-        labels = np.asarray(labels)
-        differ = labels != labels[first[group]]  # from the group's first example
-        differs = np.unique(group[differ if differ.ndim == 1 else differ.any(axis=1)])
         logging.info("%d %s in %s are exact copies of another (%d groups of copies), e.g. %s. A validation_split "
-                     "keeps each group on one side.", int(sizes[copied].sum() - len(copied)), what, source,
-                     len(copied), _groups(copied, group, name_of))
-        if len(differs):
-            logging.warning(
-                "%d groups of exact copies among the %s in %s carry different labels, e.g. %s: the model is taught "
-                "both labels for the same input. Correct the labels, or remove the copies with the wrong one.",
-                len(differs), what, source, _groups(differs, group, name_of))
+                     "keeps each group on one side.", counts["copies"], what, source, len(copied),
+                     _groups(copied, group, name_of))
+    if len(differs):
+        logging.warning(
+            "%d groups of exact copies among the %s in %s carry different labels, e.g. %s: the model is taught "
+            "both labels for the same input. Correct the labels, or remove the copies with the wrong one.",
+            len(differs), what, source, _groups(differs, group, name_of))
     if validation_keys is None:
-        return
+        return counts
     first_copy = {keys[i]: i for i in first}
     leaked = [(i, first_copy[key]) for i, key in enumerate(validation_keys) if key in first_copy]
+    counts["validation_copies_of_training"] = len(leaked)
     if leaked:
         shown = "; ".join(f"{_shown(validation_names[i])} = {_shown(name_of(j))}"
                           for i, j in leaked[:_GROUPS_IN_MESSAGE])
@@ -81,6 +93,19 @@ def log_copies(keys, labels: np.ndarray, names, *, what: str, source: str,
             "%d of the %d validation %s are exact copies of training %s in %s, e.g. %s: validation scores them as "
             "unseen, so its accuracy overstates the model's on new %s. Remove those copies from the validation data.",
             len(leaked), len(validation_keys), what, what, source, shown, what)
+    return counts
+
+
+def _groups_with_different_labels(group: np.ndarray, labels) -> np.ndarray:
+    """The groups whose members carry two different labels for one task (a missing label differs from none)."""
+    differ = set()
+    for values in (labels.values() if isinstance(labels, dict) else [labels]):
+        rows = np.asarray(values).reshape(len(group), -1)
+        labelled = ~np.all(rows == MISSING_LABEL, axis=1)
+        pairs = np.unique(np.column_stack([group[labelled], rows[labelled]]), axis=0)
+        groups, distinct = np.unique(pairs[:, 0], return_counts=True)
+        differ.update(groups[distinct > 1].astype(int).tolist())
+    return np.asarray(sorted(differ), int)
 
 
 def _groups(groups, group: np.ndarray, name_of) -> str:

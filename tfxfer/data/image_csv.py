@@ -133,10 +133,11 @@ def load_image_csv(
     # Copies of the images only where rows are dropped or split: the decoded images are most of the memory.
     images = images if len(kept) == len(images) else images[kept]
     train_idx, val_idx = np.arange(len(kept)), None
-    membership, keys = task_labels.membership(labels, class_names), fingerprints[kept]
-    exact_copies.log_copies(keys, membership, [rows.paths[i] for i in kept], what="images", source=csv_path)
+    keys = fingerprints[kept]
+    copies = exact_copies.report_copies(keys, labels, [rows.paths[i] for i in kept], what="images", source=csv_path)
     if validation_split is not None:
-        train_idx, val_idx = splits.split_for_tasks(membership, validation_split, seed, what="images", copies=keys)
+        train_idx, val_idx = splits.split_for_tasks(task_labels.membership(labels, class_names), validation_split,
+                                                    seed, what="images", copies=keys)
     train_labels = task_labels.take(labels, train_idx)
     train_images = images if val_idx is None else images[train_idx]
     datasets = pipeline.ImageDatasets(
@@ -152,6 +153,7 @@ def load_image_csv(
         tasks=task_labels.make_tasks(class_names, multi_label),
         skipped={**{reason: 0 for reason in _SKIP_REASONS},
                  **{reason: int(count) for reason, count in rows.skipped.items() if count}},
+        exact_copies=copies,
     )
     pipeline.log_summary(datasets, source=csv_path, batch_size=batch_size)
     return datasets

@@ -132,7 +132,7 @@ def load_image_folders(
         num_examples=len(order.paths), image_size=image_size,
     )
     decoded = decode_once(order, image_size, plan)
-    train_files, validation_files = _split_decodable(listing, decoded, validation_split, seed, data_dir)
+    train_files, validation_files, copies = _split_decodable(listing, decoded, validation_split, seed, data_dir)
     if shuffle_buffer is None:
         shuffle_buffer = pipeline.default_shuffle_buffer(
             len(train_files.paths), image_size, cache_memory_mb=cache_memory_mb
@@ -154,6 +154,7 @@ def load_image_folders(
             np.asarray(train_files.labels, np.int64), minlength=len(listing.class_names)
         ).tolist(),
         decoded_cache=plan.kind,
+        exact_copies=copies,
     )
     pipeline.log_summary(datasets, source=data_dir, batch_size=batch_size)
     return datasets
@@ -234,8 +235,11 @@ def _cache_order(listing: _Listing, validation_split: float | None, seed: int) -
 
 def _split_decodable(
     listing: _Listing, decoded: "_Decoded", validation_split: float | None, seed: int, data_dir: str
-) -> tuple[Files, "Files | None"]:
-    """Drops the undecodable files and splits the rest, copies on one side: (training files, validation or None)."""
+) -> tuple[Files, "Files | None", dict[str, int]]:
+    """Drops the undecodable files and splits the rest, copies on one side.
+
+    Returns (training files, validation files or None, the counts of `exact_copies.report_copies`).
+    """
     skipped = decoded.skipped
     train_files = listing.train_files.without(skipped, listing.train_root, listing.class_names)
     validation_files = listing.validation_files
@@ -243,7 +247,7 @@ def _split_decodable(
         validation_files = validation_files.without(skipped, listing.validation_root, listing.class_names)
 
     keys = decoded.content_keys(train_files)
-    exact_copies.log_copies(
+    copies = exact_copies.report_copies(
         keys, np.asarray(train_files.labels), train_files.paths, what="images", source=listing.train_root,
         validation_keys=None if validation_files is None else decoded.content_keys(validation_files),
         validation_names=None if validation_files is None else validation_files.paths)
@@ -259,7 +263,7 @@ def _split_decodable(
             "hold out part of each class.",
             data_dir,
         )
-    return train_files, validation_files
+    return train_files, validation_files, copies
 
 
 def _find_split_roots(

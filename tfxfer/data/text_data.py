@@ -336,8 +336,8 @@ def make_text_datasets(
         check_validation_classes(validation, class_names, multi_label)
         val_texts = np.asarray(validation.texts, dtype=object)
         val_labels = encode_labels(validation.labels, class_names, multi_label)
-    exact_copies.log_copies(texts, labels > 0 if multi_label else labels, texts, what="texts", source=source,
-                            validation_keys=val_texts, validation_names=val_texts)
+    copies = exact_copies.report_copies(texts, labels, texts, what="texts", source=source,
+                                        validation_keys=val_texts, validation_names=val_texts)
     if validation is None and validation_split:
         train_idx, val_idx = splits.split_per_class(
             stratification_keys(labels) if multi_label else labels, validation_split, seed, what="texts",
@@ -356,6 +356,7 @@ def make_text_datasets(
         source_format=source_format,
         multi_label=multi_label,
         changed=counts_by_reason(changed, changes),
+        exact_copies=copies,
     )
     logging.info("Loaded %s texts from %s: classes %s%s, train %d (per class %s) in %d batches, "
                  "validation %d, skipped %s, changed %s.", source_format, source, class_names,
@@ -425,10 +426,10 @@ def _load_task_csv(path: str, label_columns: Sequence[str], *, text_column: str,
     texts = np.asarray(train.texts, dtype=object)
     labels = task_labels.encode(train.labels, class_names, multi_label)
     val_texts = val_labels = None
-    membership = task_labels.membership(labels, class_names)
-    exact_copies.log_copies(texts, membership, texts, what="texts", source=path)
+    copies = exact_copies.report_copies(texts, labels, texts, what="texts", source=path)
     if validation_split:
-        train_idx, val_idx = splits.split_for_tasks(membership, validation_split, seed, what="texts", copies=texts)
+        train_idx, val_idx = splits.split_for_tasks(task_labels.membership(labels, class_names), validation_split,
+                                                    seed, what="texts", copies=texts)
         texts, val_texts = texts[train_idx], texts[val_idx]
         labels, val_labels = task_labels.take(labels, train_idx), task_labels.take(labels, val_idx)
     data = _batched(
@@ -441,6 +442,7 @@ def _load_task_csv(path: str, label_columns: Sequence[str], *, text_column: str,
         changed=counts_by_reason(train.changed, ("truncated_chars", "empty_class_names") if multi_label
                                  else ("truncated_chars",)),
         tasks=task_labels.make_tasks(class_names, multi_label),
+        exact_copies=copies,
     )
     logging.info("Loaded csv texts from %s: tasks %s (columns %s), classes %s%s, train %d (labelled per task %s; "
                  "per class %s) in %d batches, validation %d, skipped %s, changed %s.", path, list(columns),

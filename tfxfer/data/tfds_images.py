@@ -99,7 +99,7 @@ def load_tfds_images(
 
     validation_name = tfds_builders.validation_split_name(builder, name, validation_split)
     train_labels, train_keys = _labels_and_fingerprints(read("train"))
-    exact_copies.log_copies(train_keys, train_labels, "train[{}]".format, what="images", source=name)
+    copies = exact_copies.report_copies(train_keys, train_labels, "train[{}]".format, what="images", source=name)
     if validation_name is not None:
         train_raw, validation_raw = read("train"), read(validation_name)
         train_counts = np.bincount(train_labels, minlength=len(class_names))
@@ -142,6 +142,7 @@ def load_tfds_images(
         skipped_files=[],
         train_class_counts=train_counts.tolist(),
         decoded_cache=plan.kind,
+        exact_copies=copies,
     )
     pipeline.log_summary(
         datasets,
