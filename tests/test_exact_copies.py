@@ -277,6 +277,18 @@ def test_tfds_held_out_share_keeps_copies_together(tmp_path):
     assert data.exact_copies == {"copies": 8, "copy_groups": 4, "groups_with_different_labels": 0}
 
 
+def test_tfds_own_validation_split_is_checked_for_copies_of_training_images(tmp_path, caplog):
+    with fake_tfds(tmp_path, "beans", {"train": range(6), "validation": [10, 4, 11]}, indexed_image):
+        with caplog.at_level(logging.WARNING, logger="absl"):
+            data = tfxfer.load_tfds_images("beans", image_size=IMAGE_SIZE, data_dir=str(tmp_path))
+
+    assert (data.train_size, data.validation_size) == (6, 3)  # reported, not dropped
+    assert data.exact_copies == {"copies": 0, "copy_groups": 0, "groups_with_different_labels": 0,
+                                 "validation_copies_of_training": 1}
+    assert ("1 of the 3 validation images are exact copies of training images in beans, e.g. 'validation[1]' = "
+            "'train[4]'") in caplog.text
+
+
 def test_text_split_keeps_copies_together_and_warns_of_different_labels(tmp_path, caplog):
     rows = ["text,label"] + [f"ticket {i},{'ab'[i % 2]}" for i in range(30)]
     rows += ["ticket 0,a", "ticket 0,a", "ticket 2,a", "ticket 3,a"]  # copies; ticket 3 is b above

@@ -56,7 +56,8 @@ def report_copies(keys, labels, names, *, what: str, source: str,
         source: str. Where they came from, for the messages.
         validation_keys: array-like | None. Content keys of a fixed validation
             set (a `val/` folder or file), checked for copies of training examples.
-        validation_names: sequence of str | None. Its examples' names.
+        validation_names: sequence of str, or a function of an index. Its
+            examples' names (with `validation_keys`).
 
     Returns:
         `{"copies", "copy_groups", "groups_with_different_labels"}`: examples
@@ -87,7 +88,8 @@ def report_copies(keys, labels, names, *, what: str, source: str,
     leaked = [(i, first_copy[key]) for i, key in enumerate(validation_keys) if key in first_copy]
     counts["validation_copies_of_training"] = len(leaked)
     if leaked:
-        shown = "; ".join(f"{_shown(validation_names[i])} = {_shown(name_of(j))}"
+        validation_name_of = validation_names if callable(validation_names) else validation_names.__getitem__
+        shown = "; ".join(f"{_shown(validation_name_of(i))} = {_shown(name_of(j))}"
                           for i, j in leaked[:_GROUPS_IN_MESSAGE])
         logging.warning(
             "%d of the %d validation %s are exact copies of training %s in %s, e.g. %s: validation scores them as "

@@ -47,8 +47,11 @@ def load_tfds_images(
     The training labels are read in one pass at load time, with image decoding
     skipped (it reads the records once but decodes none): they give
     `train_class_counts` and the per-class split. The same pass fingerprints
-    each encoded image: exact copies are counted in the log, and the held-out
-    part of `train` keeps them on one side (`tfxfer.data.exact_copies`).
+    each encoded image: exact copies are counted (`exact_copies`) and logged,
+    and the held-out part of `train` keeps them on one side
+    (`tfxfer.data.exact_copies`). The builder's validation (or test) split, when
+    used, is fingerprinted in a pass of its own, and its copies of training
+    images are counted and warned of.
 
     Args:
         name: str. TFDS name, optionally with config and version, e.g.
@@ -99,11 +102,15 @@ def load_tfds_images(
 
     validation_name = tfds_builders.validation_split_name(builder, name, validation_split)
     train_labels, train_keys = _labels_and_fingerprints(read("train"))
-    copies = exact_copies.report_copies(train_keys, train_labels, "train[{}]".format, what="images", source=name)
+    # The builder's own validation split is fingerprinted too (a pass over its records, none decoded).
+    validation_keys = None if validation_name is None else _labels_and_fingerprints(read(validation_name))[1]
+    copies = exact_copies.report_copies(
+        train_keys, train_labels, "train[{}]".format, what="images", source=name, validation_keys=validation_keys,
+        validation_names=None if validation_name is None else f"{validation_name}[{{}}]".format)
     if validation_name is not None:
         train_raw, validation_raw = read("train"), read(validation_name)
         train_counts = np.bincount(train_labels, minlength=len(class_names))
-        validation_size = _num_examples(validation_raw, builder.info, validation_name)
+        validation_size = len(validation_keys)
         train_spec = "train"
     else:
         validation_split = validation_split or DEFAULT_VALIDATION_SPLIT
@@ -215,12 +222,3 @@ def _model_input_fn(name: str, feature: tfds.features.Image, image_size: tuple[i
         return image_ops.decode_and_resize_uint8(contents, image_size), tf.cast(label, tf.int32)
 
     return to_model_input
-
-
-def _num_examples(
-    examples: tf.data.Dataset, info: tfds.core.DatasetInfo, split: str
-) -> int:
-    cardinality = int(examples.cardinality())
-    if cardinality >= 0:
-        return cardinality
-    return int(info.splits[split].num_examples)
