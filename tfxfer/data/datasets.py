@@ -46,9 +46,9 @@ class Datasets:
     train_size: int
     validation_size: int
     train_class_counts: list[int]
-    # Not a field here: every loader's result keeps these six base fields in
-    # order; the subclasses declare `tasks` as a keyword-only field.
+    # Not a field here: the subclasses declare `tasks` as a keyword-only field.
     tasks = None
+    # Keyword-only, so every loader's result keeps the six fields above first, in order.
     exact_copies: dict[str, int] | None = dataclasses.field(default=None, kw_only=True)
 
     def summary(self) -> dict:
