@@ -67,7 +67,8 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
     if evaluation is not None:
         print(report_text.format_report(evaluation))
     student_export = metrics.get("distillation", {}).get("student_export")
-    print(closing_summary(run_dir, flags_path, written, export_path, student_export))
+    print(closing_summary(run_dir, flags_path, written, export_path, student_export,
+                          copies=metrics.get("data", {}).get("exact_copies")))
 
 
 def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
@@ -84,9 +85,14 @@ def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
 
 
 def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str,
-                    student_export: str | None = None) -> str:
-    """Where the run wrote what, and the commands that use it."""
-    lines = [f"Run folder: {run_dir}", f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}"]
+                    student_export: str | None = None, copies: dict | None = None) -> str:
+    """Where the run wrote what, and the commands that use it; first, a reminder of exact copies in the data.
+
+    copies: dict | None. The data's `exact_copies` counts (`tfxfer.data.Datasets`), whose
+        log lines scrolled past at load time.
+    """
+    lines = copies_reminder(copies)
+    lines += [f"Run folder: {run_dir}", f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}"]
     lines += [f"  {os.path.relpath(path, run_dir)}" for path in written]
     lines += [f"  {TENSORBOARD_DIR}/: tensorboard --logdir={tensorboard_dir(run_dir)}",
               f"Exported SavedModel: {export_path}",
@@ -95,3 +101,16 @@ def closing_summary(run_dir: str, flags_path: str, written: list[str], export_pa
     if student_export:
         lines.append(f"Exported distilled student: {student_export}")
     return "\n".join(lines)
+
+
+def copies_reminder(copies: dict | None) -> list[str]:
+    """A line on the exact copies the loader found, when it found any (the log named them at load time)."""
+    if not copies or not (copies["copies"] or copies.get("validation_copies_of_training")):
+        return []
+    facts = [f"{copies['copies']} examples are exact copies of another"] if copies["copies"] else []
+    if copies["groups_with_different_labels"]:
+        facts.append(f"{copies['groups_with_different_labels']} groups of copies carry different labels")
+    if copies.get("validation_copies_of_training"):
+        facts.append(f"{copies['validation_copies_of_training']} validation examples copy training ones, so the "
+                     "validation figures overstate the model")
+    return [f"Data: {'; '.join(facts)} (named in the log, counted in metrics.json's \"data\")."]

@@ -70,6 +70,7 @@ def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path, script_server
     assert metrics["data"]["decoded_cache"] == "memory"  # a few images: well within the memory budget
     assert metrics["data"]["exact_copies"] == {"copies": 0, "copy_groups": 0, "groups_with_different_labels": 0,
                                                "validation_copies_of_training": 0}
+    assert "exact copies" not in process.stdout  # the closing lines mention copies only when there are some
     _assert_run_report(tmp_path / "run", metrics, process)
 
     version = tmp_path / "exports" / "colours" / "1"

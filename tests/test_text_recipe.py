@@ -40,8 +40,9 @@ def test_text_recipe_with_word_vectors_on_csv(tmp_path, script_server):
     with open(tmp_path / "run" / "metrics.json", encoding="utf-8") as f:
         metrics = json.load(f)
     assert metrics["data"]["class_names"] == ["five", "one"]
-    # Each of the 10 reviews is written 4 times, always with its own label.
+    # Each of the 10 reviews is written 4 times, always with its own label; the closing lines say so.
     assert metrics["data"]["exact_copies"] == {"copies": 30, "copy_groups": 10, "groups_with_different_labels": 0}
+    assert "Data: 30 examples are exact copies of another (named in the log" in process.stdout
     assert metrics["phase2"]["trainable_parameters"] > metrics["phase1"]["trainable_parameters"]
     assert metrics["backbone"] == str(vectors)
     assert (metrics["mixed_precision"], metrics["compute_policy"], metrics["layer_decay"]) == ("off", "float32", 1.0)
