@@ -7,7 +7,8 @@
 `finish` writes `flags.txt` (`run_folder.write_flagfile`), `metrics.json` (with the evaluation under "evaluation"), the
 pictures (`training_curves.png`, `confusion_matrix.png` for single-label tasks,
 `lr_find.png` when the finder ran), then prints the evaluation table and a
-closing summary naming every file. Only the chief prints.
+closing summary naming every file (after a line on the data's exact copies,
+when it held any). Only the chief prints.
 
 A multi-task run's evaluation has a report per task (`{"tasks": {task: report}}`), its
 phases' metrics `val_<task>_accuracy` per task, the training curves an accuracy panel per
