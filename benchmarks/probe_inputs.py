@@ -27,7 +27,15 @@ The inputs, all from the shared MobileNetV2-0.35 weights:
 - **flip_averaged**: the mean of the photo's features and its mirror image's;
 - **scales_averaged**: the mean of the features at 320 and at 416;
 - **with_mirrors**, **with_other_scales**: trained on each photo's features plus its mirror
-  image's, or plus those at 288 and 352, as more examples; scored on the 320 features.
+  image's, or plus those at 288 and 352, as more examples; scored on the 320 features;
+- **centre_crop_averaged**, **five_crops_averaged**: the mean of the photo's features and those
+  of its central crop, or of its central and four corner crops (each 80 % of its height and
+  width, read at 320x320: the ten-crop evaluation of Krizhevsky et al. 2012, less the mirrors);
+- **logistic_cv**, **rbf_svm**, **mlp**, **nearest_10**: the head's input (avg_320) read by
+  another classifier instead of the logistic regression: its regularisation chosen by 5-fold
+  cross-validation on the training photos; a support-vector machine with an RBF kernel; a
+  network with one hidden layer of 256 ReLUs; a 10-nearest-neighbour vote (scikit-learn's
+  defaults otherwise; all on standardised features).
 All but the sizes read the photos at 320x320. Each input's summary holds, over the splits,
 its mean accuracy, the mean of `photos_vs_default` (scored photos right, less avg_320's on
 the same split; times the number of splits for the sum) and the shares of the splits it is
@@ -45,9 +53,12 @@ import results as results_lib
 import tensorflow as tf
 import three_way_split
 from absl import app, flags
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 from tfxfer.data import image_ops
 from tfxfer.data.splits import split_per_class
@@ -64,12 +75,36 @@ SIZES = (224, 288, 320, 352, 416)
 DEFAULT_SIZE = 320
 BLOCKS = ("block_13_expand_relu", "block_15_add", "block_16_project_BN", "out_relu")
 SCORING_SPLIT = 0.2  # three_way_split.make's: the same scored photos for each seed
+CROP_SHARE = 0.8  # of a photo's height and width, for the crop-averaged inputs
+# The probe, and the other classifiers read on the head's input (each a function of the seed).
+CLASSIFIERS = {
+    "logistic": lambda seed: LogisticRegression(max_iter=5000),
+    "logistic_cv": lambda seed: LogisticRegressionCV(Cs=10, max_iter=5000),
+    "rbf_svm": lambda seed: SVC(),
+    "mlp": lambda seed: MLPClassifier((256,), max_iter=2000, random_state=seed),
+    "nearest_10": lambda seed: KNeighborsClassifier(10),
+}
 
 
 def photos(paths: list[str], size: int) -> np.ndarray:
     """The photos at `paths`, decoded and resized as tfxfer's loaders do (uint8, `size` x `size`)."""
     return np.stack([image_ops.decode_and_resize_uint8(tf.io.read_file(path), (size, size)).numpy()
                      for path in paths])
+
+
+def crops(paths: list[str], size: int) -> list[np.ndarray]:
+    """Five crops of each photo at `paths`, `CROP_SHARE` of its height and width (the central one first, then the
+    corners), each resized as `photos` does: one uint8 array of all the photos per crop."""
+    per_photo = []
+    for path in paths:
+        image = image_ops.decode_uint8(tf.io.read_file(path))
+        height, width = int(image.shape[0]), int(image.shape[1])
+        crop_height, crop_width = int(height * CROP_SHARE), int(width * CROP_SHARE)
+        corners = [((height - crop_height) // 2, (width - crop_width) // 2), (0, 0), (0, width - crop_width),
+                   (height - crop_height, 0), (height - crop_height, width - crop_width)]
+        per_photo.append([image_ops.resize_uint8(image[top:top + crop_height, left:left + crop_width],
+                                                 (size, size)).numpy() for top, left in corners])
+    return [np.stack(crop) for crop in zip(*per_photo)]
 
 
 def pooled_features(images: np.ndarray, weights: str | None) -> dict[str, np.ndarray]:
@@ -135,6 +170,7 @@ def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndar
     features = {size: pooled_features(images[size], weights) for size in SIZES}
     default = features[DEFAULT_SIZE]
     mirrored = pooled_features(images[DEFAULT_SIZE][:, :, ::-1], weights)["out_relu"]  # axis 2: the width
+    cropped = [pooled_features(crop, weights)["out_relu"] for crop in crops(paths, DEFAULT_SIZE)]
     scored_as_trained = {f"avg_{size}": features[size]["out_relu"] for size in SIZES}
     scored_as_trained.update({
         "max": default["max"],
@@ -147,6 +183,8 @@ def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndar
         "four_blocks": np.concatenate([default[block] for block in BLOCKS], axis=1),
         "flip_averaged": (default["out_relu"] + mirrored) / 2,
         "scales_averaged": (default["out_relu"] + features[416]["out_relu"]) / 2,
+        "centre_crop_averaged": (default["out_relu"] + cropped[0]) / 2,
+        "five_crops_averaged": (default["out_relu"] + sum(cropped)) / (1 + len(cropped)),
     })
     inputs = {name: ([rows], rows) for name, rows in scored_as_trained.items()}
     inputs["with_mirrors"] = ([default["out_relu"], mirrored], default["out_relu"])
@@ -156,15 +194,15 @@ def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndar
 
 
 def photos_right(train_rows: list[np.ndarray], score_rows: np.ndarray, labels: np.ndarray, seed: int,
-                 early_stopping_split: float | None = None) -> int:
-    """How many of the seed's scored photos a probe gets right, trained on the others' `train_rows` (less the
-    early-stopping photos of `three_way_split` with `early_stopping_split`)."""
+                 early_stopping_split: float | None = None, classifier: str = "logistic") -> int:
+    """How many of the seed's scored photos a probe (or another of `CLASSIFIERS`) gets right, trained on the
+    others' `train_rows` (less the early-stopping photos of `three_way_split` with `early_stopping_split`)."""
     if early_stopping_split is None:
         fit, scored = split_per_class(labels, SCORING_SPLIT, seed)
     else:
         fit, _, scored = three_way_split.split_indices(labels, seed, early_stopping_split=early_stopping_split,
                                                         scoring_split=SCORING_SPLIT)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    probe = make_pipeline(StandardScaler(), CLASSIFIERS[classifier](seed))
     probe.fit(np.concatenate([rows[fit] for rows in train_rows]), np.tile(labels[fit], len(train_rows)))
     return int((probe.predict(score_rows[scored]) == labels[scored]).sum())
 
@@ -179,11 +217,14 @@ def main(argv):
                for seed in map(int, FLAGS.seeds)}
 
     def run(seed: int, name: str) -> dict:
-        right = photos_right(*inputs[name], labels, seed, FLAGS.early_stopping_split)
+        # A classifier's name reads the head's input with it; an input's, with the probe.
+        input_name, classifier = (f"avg_{DEFAULT_SIZE}", name) if name in CLASSIFIERS else (name, "logistic")
+        right = photos_right(*inputs[input_name], labels, seed, FLAGS.early_stopping_split, classifier)
         return {"seed": seed, "val_accuracy": right / scored, "photos_vs_default": right - default[seed],
                 "ahead": int(right > default[seed]), "behind": int(right < default[seed])}
 
-    results_lib.compare_variants(run, list(default), list(inputs), FLAGS.output)
+    others = [name for name in CLASSIFIERS if name != "logistic"]
+    results_lib.compare_variants(run, list(default), list(inputs) + others, FLAGS.output)
 
 
 if __name__ == "__main__":

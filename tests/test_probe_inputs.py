@@ -89,3 +89,24 @@ def test_recalibrated_statistics_are_the_mean_of_the_batches():
     # Batches [0, 2], [10, 20], [30]: means 1, 15, 30; variances 1, 25, 0.
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_mean), [46.0 / 3], rtol=1e-6)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_variance), [26.0 / 3], rtol=1e-6)
+
+
+def test_every_classifier_gets_the_separable_rows_right_and_the_swapped_rows_wrong():
+    rows, labels = _separable()
+    swapped = rows + 5.0 * (1 - 2 * labels[:, None])
+    for classifier in probe_inputs.CLASSIFIERS:
+        assert probe_inputs.photos_right([rows], rows, labels, seed=0, classifier=classifier) == 8, classifier
+        assert probe_inputs.photos_right([rows], swapped, labels, seed=0, classifier=classifier) == 0, classifier
+
+
+def test_the_five_crops_are_the_centre_then_the_corners_at_80_percent(tmp_path):
+    # A 10 x 10 photo whose pixels hold their own row and column, as PNG (lossless): an 8 x 8 crop read at
+    # 8 x 8 is not resampled, so each crop's top-left pixel tells where it was cut.
+    rows, columns = np.meshgrid(np.arange(10), np.arange(10), indexing="ij")
+    image = np.stack([rows, columns, np.zeros_like(rows)], axis=-1).astype(np.uint8)
+    path = str(tmp_path / "photo.png")
+    keras.utils.save_img(path, image, scale=False)
+    crops = probe_inputs.crops([path, path], size=8)
+    assert [crop.shape for crop in crops] == [(2, 8, 8, 3)] * 5
+    assert [tuple(crop[0, 0, 0, :2]) for crop in crops] == [(1, 1), (0, 0), (0, 2), (2, 0), (2, 2)]
+    np.testing.assert_array_equal(crops[0][1], image[1:9, 1:9])
