@@ -12,12 +12,14 @@ import sys
 import time
 
 import keras
+import linear_probe
 import measure
 import numpy as np
 import results as results_lib
 import tensorflow as tf
 
 import tfxfer
+from tfxfer.data import image_ops
 
 ALPHA = 0.35
 IMAGE_SIZE = 224  # the weights' pretraining size: the Keras guide's and the probe's input size
@@ -108,10 +110,8 @@ def run_keras_guide(data_dir: str, weights: str, seed: int) -> dict:
 
 
 def run_probe(data_dir: str, weights: str, image_size: int = IMAGE_SIZE) -> dict:
-    """Logistic regression (scikit-learn, default regularisation) on the frozen backbone's
-    average-pooled features of the un-augmented images, read at `image_size`."""
-    from sklearn.linear_model import LogisticRegression
-
+    """`linear_probe.linear_probe` on the frozen backbone's average-pooled features of the un-augmented images,
+    read at `image_size`."""
     start = time.perf_counter()
     data = tfxfer.load_image_folders(data_dir, image_size=(image_size, image_size))
     base = keras.applications.MobileNetV2(alpha=ALPHA, include_top=False, weights=weights, pooling="avg",
@@ -124,9 +124,22 @@ def run_probe(data_dir: str, weights: str, image_size: int = IMAGE_SIZE) -> dict
             labels.append(batch_labels.numpy())
         return np.concatenate(pooled), np.concatenate(labels)
 
-    probe = LogisticRegression(max_iter=5000).fit(*features(data.train))
+    probe = linear_probe.linear_probe().fit(*features(data.train))
     accuracy = float(probe.score(*features(data.validation)))
     return {"image_size": image_size, "val_accuracy": accuracy, "seconds": time.perf_counter() - start}
+
+
+def photos(paths: list[str], size: int) -> np.ndarray:
+    """The photos at `paths`, decoded and resized as tfxfer's loaders do (uint8, `size` x `size`)."""
+    return np.stack([image_ops.decode_and_resize_uint8(tf.io.read_file(path), (size, size)).numpy()
+                     for path in paths])
+
+
+def average_pooled_features(images: np.ndarray, weights: str) -> np.ndarray:
+    """The frozen backbone's last feature map, average-pooled, of `images` (uint8, read at their size)."""
+    base = keras.applications.MobileNetV2(alpha=ALPHA, include_top=False, weights=weights, pooling="avg",
+                                          input_shape=images.shape[1:])
+    return base.predict(images.astype("float32") / 127.5 - 1.0, batch_size=32, verbose=0)
 
 
 def _fresh_start(seed: int) -> None:

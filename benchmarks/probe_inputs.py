@@ -3,8 +3,8 @@ r"""What the head reads, screened with a linear probe on splits of the training 
 tfxfer's head reads the frozen backbone's last feature map, average-pooled, of each photo
 at `tfxfer.default_image_size` (320x320 for MobileNetV2). Would another input serve it
 better? A linear probe answers cheaply, with the backbone run once per input size: a
-logistic regression (scikit-learn, standardised features, default regularisation) on
-the frozen features, trained on 80 % of hymenoptera/train and scored on the other 20 %
+logistic regression (scikit-learn, standardised features, default regularisation:
+`linear_probe.py`) on the frozen features, trained on 80 % of hymenoptera/train and scored on the other 20 %
 (49 photos), the same scored photos as `choose_defaults.py --early_stopping_split`'s for
 each seed; with `--early_stopping_split`, it trains on the photos the fine-tuned model trains
 on there, not also on its early-stopping photos. The 153 validation images are never used.
@@ -48,12 +48,13 @@ import os
 
 import image_pair
 import keras
+import linear_probe
 import numpy as np
 import results as results_lib
 import tensorflow as tf
 import three_way_split
 from absl import app, flags
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.linear_model import LogisticRegressionCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -78,23 +79,17 @@ SCORING_SPLIT = 0.2  # three_way_split.make's: the same scored photos for each s
 CROP_SHARE = 0.8  # of a photo's height and width, for the crop-averaged inputs
 # The probe, and the other classifiers read on the head's input (each a function of the seed).
 CLASSIFIERS = {
-    "logistic": lambda seed: LogisticRegression(max_iter=5000),
-    "logistic_cv": lambda seed: LogisticRegressionCV(Cs=10, max_iter=5000),
-    "rbf_svm": lambda seed: SVC(),
-    "mlp": lambda seed: MLPClassifier((256,), max_iter=2000, random_state=seed),
-    "nearest_10": lambda seed: KNeighborsClassifier(10),
+    "logistic": lambda seed: linear_probe.linear_probe(),
+    "logistic_cv": lambda seed: make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, max_iter=5000)),
+    "rbf_svm": lambda seed: make_pipeline(StandardScaler(), SVC()),
+    "mlp": lambda seed: make_pipeline(StandardScaler(), MLPClassifier((256,), max_iter=2000, random_state=seed)),
+    "nearest_10": lambda seed: make_pipeline(StandardScaler(), KNeighborsClassifier(10)),
 }
-
-
-def photos(paths: list[str], size: int) -> np.ndarray:
-    """The photos at `paths`, decoded and resized as tfxfer's loaders do (uint8, `size` x `size`)."""
-    return np.stack([image_ops.decode_and_resize_uint8(tf.io.read_file(path), (size, size)).numpy()
-                     for path in paths])
 
 
 def crops(paths: list[str], size: int) -> list[np.ndarray]:
     """Five crops of each photo at `paths`, `CROP_SHARE` of its height and width (the central one first, then the
-    corners), each resized as `photos` does: one uint8 array of all the photos per crop."""
+    corners), each resized as `image_pair.photos` does: one uint8 array of all the photos per crop."""
     per_photo = []
     for path in paths:
         image = image_ops.decode_uint8(tf.io.read_file(path))
@@ -166,7 +161,7 @@ def recalibrate_batchnorm(model: keras.Model, inputs: np.ndarray, batch_size: in
 
 def probe_inputs(paths: list[str], weights: str) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
     """Each input by name: (the feature rows to train on, one array per copy of the photos; the rows to score)."""
-    images = {size: photos(paths, size) for size in SIZES}
+    images = {size: image_pair.photos(paths, size) for size in SIZES}
     features = {size: pooled_features(images[size], weights) for size in SIZES}
     default = features[DEFAULT_SIZE]
     mirrored = pooled_features(images[DEFAULT_SIZE][:, :, ::-1], weights)["out_relu"]  # axis 2: the width
@@ -202,7 +197,7 @@ def photos_right(train_rows: list[np.ndarray], score_rows: np.ndarray, labels: n
     else:
         fit, _, scored = three_way_split.split_indices(labels, seed, early_stopping_split=early_stopping_split,
                                                         scoring_split=SCORING_SPLIT)
-    probe = make_pipeline(StandardScaler(), CLASSIFIERS[classifier](seed))
+    probe = CLASSIFIERS[classifier](seed)
     probe.fit(np.concatenate([rows[fit] for rows in train_rows]), np.tile(labels[fit], len(train_rows)))
     return int((probe.predict(score_rows[scored]) == labels[scored]).sum())
 

@@ -6,12 +6,13 @@ one process, for each seed:
 - **baseline**: the Keras transfer-learning guide's recipe written by hand:
   10 frozen epochs, then 10 with the whole base unfrozen at Adam 1e-5;
 and once (it has no randomness) the **probe**: logistic regression on the frozen
-backbone's pooled features, at the recipe's 224x224 and again at tfxfer's input size
-(320x320: how much of tfxfer's lead the larger input alone buys).
+backbone's pooled features, standardised (`linear_probe.py`), at the recipe's 224x224
+and again at tfxfer's input size (320x320: how much of tfxfer's lead the larger input
+alone buys).
 
 Text (`../shared/data/rt-polarity`, MiniLM), for each of `--text_seeds`: the text recipe with
-its defaults in its own process, and a logistic-regression probe on frozen
-mean-pooled MiniLM features, on the same seeded 90/10 split.
+its defaults in its own process, and a logistic-regression probe on frozen mean-pooled
+MiniLM features (as they are: `linear_probe.py`), on the same seeded 90/10 split.
 
   python benchmarks/run.py --shared_dir=../shared --seeds=0,1,2 --output=benchmarks/results.json
 
