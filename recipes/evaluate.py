@@ -2,8 +2,8 @@ r"""Evaluates an exported SavedModel on labelled data, through its serving signa
 
 Prints per-class precision, recall, F1 and support, accuracy, top-k accuracy,
 the most confused classes (binary models: ROC AUC and PR AUC; multi-label
-models: per-class scores at --threshold), and writes the whole report,
-confusion matrix included, as JSON to --output.
+models: per-class scores at --threshold) and the exact copies among the inputs,
+and writes the whole report, confusion matrix included, as JSON to --output.
 
   python recipes/evaluate.py --model_dir=saved_models/flowers --data_dir=flowers   # flowers/val/ if it has one
   python recipes/evaluate.py --model_dir=saved_models/reviews --data_dir=test.csv --text_column=review

@@ -8,6 +8,7 @@ TensorFlow start-up).
 
 import csv
 import json
+import logging
 import os
 
 import keras
@@ -21,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 import tfxfer
 from tfxfer import prediction
 from tfxfer.errors import ConfigError
-from tfxfer.evaluation import exported_model, labelled_data, tfds_examples
+from tfxfer.evaluation import exported_model, labelled_data, report_text, tfds_examples
 
 # tf_flowers' classes in another order than its ClassLabel's (dandelion, daisy, tulips, sunflowers, roses).
 EXPORT_NAMES = ["roses", "tulips", "daisy", "dandelion", "sunflowers"]
@@ -107,6 +108,7 @@ def test_image_report_matches_the_exports_own_predictions(image_run, image_expor
         "roses": 4, "tulips": 0, "daisy": 3, "dandelion": 0, "sunflowers": 0}
     assert report["classes_without_examples"] == ["tulips", "dandelion", "sunflowers"]
     assert report["skipped_files"] == [str(image_data / "val" / "roses" / "broken.png")]
+    assert report["exact_copies"] == {"copies": 0, "copy_groups": 0, "groups_with_different_labels": 0}
     assert report["model_dir"] == os.path.join(image_export, "1")
     assert report["data"]["source"] == str(image_data / "val")
 
@@ -173,6 +175,23 @@ def test_text_folders_are_read_from_val_and_line_files_by_class(tmp_path):
     assert (data.inputs, data.labels) == (["bad", "good", "fine"], ["neg", "pos", "pos"])
     with pytest.raises(ConfigError, match="label_separator applies to .csv/.tsv data only"):
         labelled_data.read_labelled_data(str(tmp_path / "lines"), "text", label_separator="|")
+
+
+def test_exact_copies_among_the_inputs_are_counted_and_scored_again(image_export, tmp_path, caplog):
+    # _png(1) three times, once labelled otherwise; _png(2) as bytes and again as a file.
+    (tmp_path / "copy.png").write_bytes(_png(2))
+    inputs = [_png(1), _png(2), _png(1), str(tmp_path / "copy.png"), _png(1), _png(3)]
+    labels = ["roses", "daisy", "roses", "daisy", "tulips", "daisy"]
+    with caplog.at_level(logging.INFO, logger="absl"):
+        report = exported_model.evaluate_export(image_export, inputs, labels, batch_size=4)
+    assert report["exact_copies"] == {"copies": 3, "copy_groups": 2, "groups_with_different_labels": 1}
+    assert report["num_examples"] == 6  # every copy scored
+    assert "3 images in the evaluation data are exact copies of another (2 groups of copies)" in caplog.text
+    assert ("1 groups of exact copies among the images in the evaluation data carry different labels, e.g. "
+            "'example 0' = 'example 2' = 'example 4': whatever the model predicts, the scores count it wrong on "
+            "one of them") in caplog.text
+    assert ("3 inputs are exact copies of another (2 groups), each scored again; 1 group carries different "
+            "labels (see the log).") in " ".join(report_text.format_report(report).split())
 
 
 def test_unknown_classes_are_named(image_export):

@@ -204,8 +204,12 @@ def test_an_export_is_evaluated_per_task_through_its_signature(task_export):
     guessed = np.array([EXPORT_TABLES["tags"][row] for row, _ in labelled]) > 0.5
     assert tags["num_examples"] == 6 and tags["missing_labels"] == 1  # () is a label: none of the classes
     assert tags["label_accuracy"] == pytest.approx((guessed == truth).mean())
+    # "1" and "2" are there twice; the two "1"s differ on species and grade, the "2"s only where one has no label.
+    assert report["exact_copies"] == {"copies": 2, "copy_groups": 2, "groups_with_different_labels": 1}
     text = report_text.format_report(report)
     assert "== Task tags (multilabel, 4 classes) ==" in text and "Skipped 1 input the model could not read" in text
+    assert ("2 inputs are exact copies of another (2 groups), each scored again; 1 group carries different labels"
+            in " ".join(text.split()))
 
 
 def test_an_export_can_be_evaluated_on_some_of_its_tasks_and_names_mistakes(task_export):

@@ -8,7 +8,10 @@ with different labels teach the model both. The loaders key every example by
 its content (a fingerprint of a file's bytes, or the text itself), count and
 log what they find here (`Datasets.exact_copies`, in `summary()`), and split
 groups of copies (`tfxfer.data.splits`), so the validation part a loader
-carves out never holds a copy of a training example.
+carves out never holds a copy of a training example. Evaluating an export
+(`tfxfer.evaluation.exported_model`) counts the copies among the evaluated
+inputs the same way: each is scored again, and copies with different labels
+cost a point whatever the model predicts.
 Copies that differ by a byte (a photo saved again as JPEG, a text with one
 more space) are not found.
 """
@@ -23,6 +26,13 @@ from tfxfer.tasks import MISSING_LABEL
 _GROUPS_IN_MESSAGE = 3
 # Names (texts, paths) are shown up to this many characters, and an ellipsis.
 _SHOWN_CHARS = 80
+# What copies do where they are found: (copies, copies with different labels), by `report_copies`' purpose.
+_CONSEQUENCES = {
+    "training": ("A validation_split keeps each group on one side.",
+                 "the model is taught both labels for the same input"),
+    "evaluation": ("Each copy is scored again, so its example weighs more in the scores.",
+                   "whatever the model predicts, the scores count it wrong on one of them"),
+}
 
 
 def fingerprint(contents: tf.Tensor) -> tf.Tensor:
@@ -40,7 +50,7 @@ def copy_groups(copies) -> tuple[np.ndarray, np.ndarray]:
 
 
 def report_copies(keys, labels, names, *, what: str, source: str,
-                  validation_keys=None, validation_names=None) -> dict[str, int]:
+                  validation_keys=None, validation_names=None, purpose: str = "training") -> dict[str, int]:
     """Counts and logs the exact copies among `keys`; warns of copies with different labels or across a fixed split.
 
     Args:
@@ -58,6 +68,8 @@ def report_copies(keys, labels, names, *, what: str, source: str,
             set (a `val/` folder or file), checked for copies of training examples.
         validation_names: sequence of str, or a function of an index. Its
             examples' names (with `validation_keys`).
+        purpose: str. What the examples are for, `"training"` or `"evaluation"`: what
+            the messages say copies do.
 
     Returns:
         `{"copies", "copy_groups", "groups_with_different_labels"}`: examples
@@ -65,6 +77,7 @@ def report_copies(keys, labels, names, *, what: str, source: str,
         whose labels differ; with a fixed validation set also
         `"validation_copies_of_training"`.
     """
+    copies_do, different_labels_do = _CONSEQUENCES[purpose]
     keys = np.asarray(keys)
     name_of = names if callable(names) else names.__getitem__
     group, first = copy_groups(keys)
@@ -74,14 +87,13 @@ def report_copies(keys, labels, names, *, what: str, source: str,
     counts = {"copies": int(sizes[copied].sum() - len(copied)), "copy_groups": len(copied),
               "groups_with_different_labels": len(differs)}
     if len(copied):
-        logging.info("%d %s in %s are exact copies of another (%d groups of copies), e.g. %s. A validation_split "
-                     "keeps each group on one side.", counts["copies"], what, source, len(copied),
-                     _groups(copied, group, name_of))
+        logging.info("%d %s in %s are exact copies of another (%d groups of copies), e.g. %s. %s",
+                     counts["copies"], what, source, len(copied), _groups(copied, group, name_of), copies_do)
     if len(differs):
         logging.warning(
-            "%d groups of exact copies among the %s in %s carry different labels, e.g. %s: the model is taught "
-            "both labels for the same input. Correct the labels, or remove the copies with the wrong one.",
-            len(differs), what, source, _groups(differs, group, name_of))
+            "%d groups of exact copies among the %s in %s carry different labels, e.g. %s: %s. Correct the labels, "
+            "or remove the copies with the wrong one.", len(differs), what, source, _groups(differs, group, name_of),
+            different_labels_do)
     if validation_keys is None:
         return counts
     first_copy = {keys[i]: i for i in first}

@@ -9,7 +9,8 @@ data may list its classes in another order, or only some of them.
 A multi-task export (its metadata lists `tasks`, read by
 `tfxfer.prediction.served_tasks`; its signature returns `probabilities_<task>`
 per task) gets one report per task (`metrics.multi_task_report`), each on the
-examples labelled for that task.
+examples labelled for that task. Exact copies among the inputs are counted
+and logged (`tfxfer.data.exact_copies`): the scores count each copy again.
 """
 
 import json
@@ -21,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import prediction
+from tfxfer.data import exact_copies
 from tfxfer.errors import ConfigError
 from tfxfer.evaluation import metrics
 from tfxfer.export import layout
@@ -67,8 +69,10 @@ def evaluate_export(
 
     Returns:
         The report of `tfxfer.evaluation.metrics.classification_report` (multi-task exports:
-        `multi_task_report`), plus `model_dir` (the version folder evaluated) and
-        `skipped_files` (inputs the model refused).
+        `multi_task_report`), plus `model_dir` (the version folder evaluated),
+        `skipped_files` (inputs the model refused) and `exact_copies`, the counts of
+        `tfxfer.data.exact_copies.report_copies` among the inputs (each copy is scored
+        again; copies with different labels are logged as a warning).
 
     Raises:
         ConfigError: a class name in `labels` the model does not know (naming it), no
@@ -100,12 +104,13 @@ def evaluate_export(
     targets = _encode_labels(labels, model.class_names, multi_label, model.version_dir)
     _check_kind(model, examples)
     logging.info("Evaluating %s on %d %ss in batches of %d.", model.version_dir, len(examples), model.kind, batch_size)
-    probabilities, kept, reasons = _serve(model, examples, batch_size)
+    probabilities, kept, reasons, keys = _serve(model, examples, batch_size)
     skipped = _check_read(examples, kept, reasons)
     report = metrics.classification_report(
         targets[kept], probabilities, model.class_names, multi_label=multi_label, threshold=threshold,
         top_k=top_k)
-    return {**report, "model_dir": model.version_dir, "skipped_files": skipped}
+    return {**report, "model_dir": model.version_dir, "skipped_files": skipped,
+            "exact_copies": _report_copies(model, examples, keys, targets)}
 
 
 def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size):
@@ -124,14 +129,15 @@ def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, b
     _check_kind(model, examples)
     logging.info("Evaluating %s (tasks %s) on %d %ss in batches of %d.", model.version_dir, ", ".join(tasks),
                  len(examples), model.kind, batch_size)
-    probabilities, kept, reasons = _serve(model, examples, batch_size)
+    probabilities, kept, reasons, keys = _serve(model, examples, batch_size)
     skipped = _check_read(examples, kept, reasons)
     report = metrics.multi_task_report(
         {task: targets[task][kept] for task in tasks}, {task: probabilities[task] for task in tasks},
         {task: served.class_names for task, served in tasks.items()},
         {task: served.multi_label for task, served in tasks.items()},
         threshold=threshold, top_k=top_k)
-    return {**report, "model_dir": model.version_dir, "skipped_files": skipped}
+    return {**report, "model_dir": model.version_dir, "skipped_files": skipped,
+            "exact_copies": _report_copies(model, examples, keys, targets)}
 
 
 def _labelled_tasks(model, examples, labels):
@@ -172,20 +178,31 @@ def _is_missing(label):
 
 
 def _serve(model, examples, batch_size):
-    """(probabilities of the inputs the model read, their indices, {name of a refused input: reason}).
+    """(probabilities of the inputs the model read, their indices, {name of a refused input: reason},
+    every input's content key for `exact_copies`).
 
     The probabilities are an array, or for a multi-task export a dict of arrays per task.
     """
-    rows, kept, reasons = [], [], {}
+    rows, kept, reasons, keys = [], [], {}, []
     for number, start in enumerate(range(0, len(examples), batch_size), start=1):
         batch = examples[start:start + batch_size]
-        probabilities, refused = prediction.serving_probabilities(model, _inputs(model, batch))
+        inputs = _inputs(model, batch)
+        # Keyed here, where each image's bytes are read anyway: the text itself, or a fingerprint of the bytes.
+        is_text = model.kind == prediction.TEXT
+        keys += inputs if is_text else exact_copies.fingerprint(tf.constant(inputs)).numpy().tolist()
+        probabilities, refused = prediction.serving_probabilities(model, inputs)
         rows.append(probabilities)
         kept += [start + i for i in range(len(batch)) if i not in refused]
         reasons.update({_name(batch[i], start + i): reason for i, reason in refused.items()})
         if number % _LOG_EVERY == 0:
             logging.info("Evaluated %d of %d examples.", min(start + batch_size, len(examples)), len(examples))
-    return prediction.concatenate_probabilities(rows, model), kept, reasons
+    return prediction.concatenate_probabilities(rows, model), kept, reasons, keys
+
+
+def _report_copies(model, examples, keys, targets):
+    """`exact_copies.report_copies`' counts of the evaluated inputs (every one, read or refused), logged."""
+    return exact_copies.report_copies(keys, targets, lambda index: _name(examples[index], index),
+                                      what=f"{model.kind}s", source="the evaluation data", purpose="evaluation")
 
 
 def _check_read(examples, kept, reasons):

@@ -65,7 +65,7 @@ def format_report(report: dict) -> str:
                           f"average): {', '.join(_short(name) for name in report['classes_without_examples'])}")
     if not multi_label:
         lines += _confused_pairs(report)
-    lines += _skipped_files(report)
+    lines += _skipped_files(report) + _copies(report)
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -85,7 +85,7 @@ def _multi_task_text(report):
             lines += format_report(task_report).split("\n")
         else:
             lines.append(f"No example has a {_short(task)} label: nothing to report.")
-    lines += _skipped_files(report)
+    lines += _skipped_files(report) + _copies(report)
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -96,6 +96,18 @@ def _skipped_files(report):
     examples = ", ".join(_short(str(path), 60) for path in skipped[:3])
     inputs = "input" if len(skipped) == 1 else "inputs"
     return [""] + _wrapped(f"Skipped {len(skipped)} {inputs} the model could not read, e.g. {examples}")
+
+
+def _copies(report):
+    copies = report.get("exact_copies") or {}
+    if not copies.get("copies"):
+        return []
+    inputs = "input is an exact copy" if copies["copies"] == 1 else "inputs are exact copies"
+    differ = copies["groups_with_different_labels"]
+    groups = "group carries" if differ == 1 else "groups carry"
+    labels = f"; {differ} {groups} different labels (see the log)" if differ else ""
+    return [""] + _wrapped(f"{copies['copies']} {inputs} of another ({copies['copy_groups']} groups), each scored "
+                           f"again{labels}.")
 
 
 def _headline(report):
