@@ -192,6 +192,11 @@ def test_exact_copies_among_the_inputs_are_counted_and_scored_again(image_export
             "one of them") in caplog.text
     assert ("3 inputs are exact copies of another (2 groups), each scored again; 1 group carries different "
             "labels (see the log).") in " ".join(report_text.format_report(report).split())
+    one_copy = {**report, "exact_copies": {"copies": 1, "copy_groups": 1, "groups_with_different_labels": 0}}
+    assert report_text.format_report(one_copy).endswith("1 input is an exact copy of another (1 group), each "
+                                                         "scored again.")
+    assert "exact cop" not in report_text.format_report({**report, "exact_copies": {
+        "copies": 0, "copy_groups": 0, "groups_with_different_labels": 0}})
 
 
 def test_unknown_classes_are_named(image_export):

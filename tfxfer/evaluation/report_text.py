@@ -104,10 +104,10 @@ def _copies(report):
         return []
     inputs = "input is an exact copy" if copies["copies"] == 1 else "inputs are exact copies"
     differ = copies["groups_with_different_labels"]
-    groups = "group carries" if differ == 1 else "groups carry"
-    labels = f"; {differ} {groups} different labels (see the log)" if differ else ""
-    return [""] + _wrapped(f"{copies['copies']} {inputs} of another ({copies['copy_groups']} groups), each scored "
-                           f"again{labels}.")
+    carry = "group carries" if differ == 1 else "groups carry"
+    labels = f"; {differ} {carry} different labels (see the log)" if differ else ""
+    groups = "1 group" if copies["copy_groups"] == 1 else f"{copies['copy_groups']} groups"
+    return [""] + _wrapped(f"{copies['copies']} {inputs} of another ({groups}), each scored again{labels}.")
 
 
 def _headline(report):
