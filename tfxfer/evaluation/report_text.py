@@ -99,6 +99,7 @@ def _skipped_files(report):
 
 
 def _copies(report):
+    """A line on the exact copies among the inputs (`exact_copies`), or none when there are none."""
     copies = report.get("exact_copies") or {}
     if not copies.get("copies"):
         return []
