@@ -4,10 +4,11 @@ tfxfer's head reads the frozen backbone's last feature map, average-pooled, of e
 at `tfxfer.default_image_size` (320x320 for MobileNetV2). Would another input serve it
 better? A linear probe answers cheaply, with the backbone run once per input size: a
 logistic regression (scikit-learn, standardised features, default regularisation:
-`linear_probe.py`) on the frozen features, trained on 80 % of hymenoptera/train and scored on the other 20 %
-(49 photos), the same scored photos as `choose_defaults.py --early_stopping_split`'s for
-each seed; with `--early_stopping_split`, it trains on the photos the fine-tuned model trains
-on there, not also on its early-stopping photos. The 153 validation images are never used.
+`linear_probe.py`) on the frozen features, trained on 80 % of hymenoptera/train and
+scored on the other 20 % (49 photos), the same scored photos as
+`choose_defaults.py --early_stopping_split`'s for each seed; with `--early_stopping_split`,
+it trains on the photos the fine-tuned model trains on there, not also on its
+early-stopping photos. The 153 validation images are never used.
 
 The inputs, all from the shared MobileNetV2-0.35 weights:
 - **avg_224** ... **avg_416**: the last feature map average-pooled, at that input size;
