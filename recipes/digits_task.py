@@ -98,6 +98,9 @@ def train_from_scratch(model, train, validation, *, epochs: int, learning_rate: 
     """Trains every layer (BatchNorm in training mode); returns validation accuracy."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
+    # Built here, the optimizer's slots exist before `fit` traces its step; created inside
+    # that trace, they would make TensorFlow trace the whole training step a second time.
+    model.optimizer.build(model.trainable_variables)
     model.fit(train, epochs=epochs, verbose=0)
     return float(model.evaluate(validation, verbose=0, return_dict=True)["accuracy"])
 
