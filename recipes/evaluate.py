@@ -2,13 +2,16 @@ r"""Evaluates an exported SavedModel on labelled data, through its serving signa
 
 Prints per-class precision, recall, F1 and support, accuracy, top-k accuracy,
 the most confused classes (binary models: ROC AUC and PR AUC; multi-label
-models: per-class scores at --threshold) and the exact copies among the inputs,
-and writes the whole report, confusion matrix included, as JSON to --output.
+models: per-class scores at --threshold) and the exact copies among the inputs
+(with --training_data, also those of training examples: scored as unseen, they
+overstate the model), and writes the whole report, confusion matrix included,
+as JSON to --output.
 
   python recipes/evaluate.py --model_dir=saved_models/flowers --data_dir=flowers   # flowers/val/ if it has one
   python recipes/evaluate.py --model_dir=saved_models/reviews --data_dir=test.csv --text_column=review
   python recipes/evaluate.py --model_dir=saved_models/tickets --data_dir=tickets.csv --label_separator="|"
   python recipes/evaluate.py --model_dir=saved_models/flowers --tfds_name=tf_flowers --split="train[90%:]"
+  python recipes/evaluate.py --model_dir=saved_models/flowers --data_dir=test_photos --training_data=flowers
 
 The model's input kind (images or texts) and classes come from the export; the
 data's classes are matched to them by name (the data may hold only some).
@@ -46,6 +49,8 @@ flags.DEFINE_string("label_separator", None, "Separator of several class names i
 flags.DEFINE_float("threshold", 0.5, "Multi-label models: probability above which a class is predicted.")
 flags.DEFINE_integer("top_k", 5, "k of the top-k accuracy (reported when 1 < k < the number of classes).")
 flags.DEFINE_integer("batch_size", 32, "Inputs per call of the model.")
+flags.DEFINE_string("training_data", None, "The data the model was trained on, in --data_dir's forms (of a train/ + "
+                    "val/ folder, train/ is read): evaluated inputs that are exact copies of its inputs are counted.")
 flags.DEFINE_string("output", "metrics.json", "Where the JSON report goes (any filesystem TensorFlow writes).")
 FLAGS = flags.FLAGS
 
@@ -62,30 +67,41 @@ def main(argv):
     model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
     kind = model.kind
     if model.tasks:
-        data = _task_data(model)
+        data = _task_data(model, FLAGS.data_dir, "--data_dir")
     elif FLAGS.tfds_name:
         data = tfds_examples.read_tfds_examples(FLAGS.tfds_name, split=FLAGS.split, data_dir=FLAGS.data_dir)
         if data.kind != kind:
             raise app.UsageError(f"TFDS {FLAGS.tfds_name!r} holds {data.kind}s, but the model takes {kind}s.")
     else:
-        data = labelled_data.read_labelled_data(
-            FLAGS.data_dir, kind, text_column=FLAGS.text_column, label_column=FLAGS.label_column,
-            label_separator=FLAGS.label_separator)
+        data = _files_data(kind, FLAGS.data_dir)
+    training = None
+    if FLAGS.training_data:
+        training = (_task_data(model, FLAGS.training_data, "--training_data") if model.tasks
+                    else _files_data(kind, FLAGS.training_data, part="training"))
     report = exported_model.evaluate_export(
-        model, data.inputs, data.labels, threshold=FLAGS.threshold, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size)
+        model, data.inputs, data.labels, threshold=FLAGS.threshold, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
+        training_examples=training.inputs if training else None)
     report["data"] = data.summary()
+    if training:
+        report["training_data"] = training.summary()
     print(report_text.format_report(report))
     print(f"\nWrote {_write_json(FLAGS.output, report)}")
 
 
-def _task_data(model):
-    """The labelled examples of a multi-task export: a .csv/.tsv file with a label column per task."""
-    if FLAGS.tfds_name or not FLAGS.data_dir.lower().endswith((".csv", ".tsv")):
+def _files_data(kind, path, part="evaluation"):
+    """The labelled examples of image folders, or of a .csv/.tsv file or folder of texts."""
+    return labelled_data.read_labelled_data(path, kind, text_column=FLAGS.text_column, label_column=FLAGS.label_column,
+                                            label_separator=FLAGS.label_separator, part=part)
+
+
+def _task_data(model, path, flag):
+    """The labelled examples of a multi-task export: a .csv/.tsv file (`flag`'s) with a label column per task."""
+    if FLAGS.tfds_name or not path.lower().endswith((".csv", ".tsv")):
         raise app.UsageError(f"The model has several tasks ({', '.join(model.tasks)}): evaluate it on a "
-                             "--data_dir=.csv/.tsv file with a label column per task.")
+                             f"{flag}=.csv/.tsv file with a label column per task.")
     column = FLAGS.text_column if model.kind == prediction.TEXT else FLAGS.image_column
     multi_label = {task: served.multi_label for task, served in model.tasks.items()}
-    return labelled_data.read_task_csv(FLAGS.data_dir, model.kind, multi_label, input_column=column,
+    return labelled_data.read_task_csv(path, model.kind, multi_label, input_column=column,
                                        label_separator=FLAGS.label_separator)
 
 

@@ -199,6 +199,45 @@ def test_exact_copies_among_the_inputs_are_counted_and_scored_again(image_export
         "copies": 0, "copy_groups": 0, "groups_with_different_labels": 0}})
 
 
+def test_inputs_that_copy_training_examples_are_counted(image_export, image_data, tmp_path, caplog):
+    training = labelled_data.read_labelled_data(str(image_data), "image", part="training")
+    assert training.source == str(image_data / "train")
+    assert training.inputs == [str(image_data / "train" / name / "0.png") for name in ("daisy", "roses")]
+    # The first training image as bytes, and again as a file; another image; bytes of _png(9) on both sides.
+    (tmp_path / "again.png").write_bytes((image_data / "train" / "daisy" / "0.png").read_bytes())
+    inputs = [(image_data / "train" / "daisy" / "0.png").read_bytes(), str(tmp_path / "again.png"), _png(8), _png(9)]
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        report = exported_model.evaluate_export(image_export, inputs, ["daisy", "daisy", "roses", "roses"],
+                                                batch_size=3, training_examples=training.inputs + [_png(9)])
+    assert report["exact_copies"] == {"copies": 1, "copy_groups": 1, "groups_with_different_labels": 0,
+                                      "copies_of_training": 3}
+    assert report["num_examples"] == 4  # scored all the same
+    # Long paths are shortened in the middle: their ends name the files.
+    assert ("3 of the 4 images are exact copies of training images in the training data, e.g. 'example 0' = "
+            in caplog.text)
+    assert "train/daisy/0.png'; '" in caplog.text and "again.png' = '" in caplog.text
+    assert "'example 3' = 'training example 2'" in caplog.text
+    assert ("the scores count them as unseen, so they overstate the model's accuracy on new images. Evaluate on "
+            "data without them.") in caplog.text
+    text = " ".join(report_text.format_report(report).split())
+    assert text.endswith("1 input is an exact copy of another (1 group), each scored again. 3 inputs are exact "
+                         "copies of training examples, scored as unseen: the scores overstate the model on new "
+                         "data (see the log).")
+    one = {**report, "exact_copies": {"copies": 0, "copy_groups": 0, "groups_with_different_labels": 0,
+                                      "copies_of_training": 1}}
+    assert " ".join(report_text.format_report(one).split()).endswith(
+        " 1 input is an exact copy of a training example, scored as unseen: the scores overstate the model "
+        "on new data (see the log).")
+    without = exported_model.evaluate_export(image_export, inputs[2:], ["roses", "roses"],
+                                             training_examples=training.inputs)
+    assert without["exact_copies"]["copies_of_training"] == 0
+    with pytest.raises(ConfigError, match=r"pass image file paths \(str\) or image bytes as training_examples\. "
+                                          r"Received: a int"):
+        exported_model.evaluate_export(image_export, inputs, ["daisy"] * 4, training_examples=[1, 2])
+    with pytest.raises(ConfigError, match=r"part must be one of \['evaluation', 'training'\]"):
+        labelled_data.read_labelled_data(str(image_data), "image", part="train")
+
+
 def test_unknown_classes_are_named(image_export):
     with pytest.raises(ConfigError, match=r"unknown classes \['lilies', 'orchids'\] \(2\)"):
         exported_model.evaluate_export(image_export, [_png(1)] * 3, ["roses", "orchids", "lilies"])
@@ -222,8 +261,13 @@ def text_export(tmp_path_factory):
 
 def test_text_csv_report_matches_the_exports_own_predictions(text_export, script_server):
     output = text_export["folder"] / "report.json"
+    training = text_export["folder"] / "training.csv"
+    texts = text_export["texts"]
+    with open(training, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("review", "sentiment"), (texts[0], "pos"), (texts[9], "neg"), ("unseen", "neg")])
     run = _run_recipe(script_server, f"--model_dir={text_export['path']}", f"--data_dir={text_export['csv']}",
-                      "--text_column=review", "--label_column=sentiment", f"--output={output}")
+                      "--text_column=review", "--label_column=sentiment", f"--output={output}",
+                      f"--training_data={training}")
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(output.read_text(encoding="utf-8"))
     truth = ["pos"] * 8 + ["neg"] * 8
@@ -235,6 +279,10 @@ def test_text_csv_report_matches_the_exports_own_predictions(text_export, script
     assert [s["support"] for s in report["per_class"].values()] == [8, 8]
     assert report["data"]["skipped"] == {"empty": 1}
     assert "ROC AUC" in run.stdout
+    copied = sum(text in (texts[0], texts[9]) for text in texts)
+    assert copied >= 2 and report["exact_copies"]["copies_of_training"] == copied
+    assert report["training_data"]["source"] == str(training) and report["training_data"]["num_examples"] == 3
+    assert f"{copied} inputs are exact copies of training examples" in " ".join(run.stdout.split())
 
 
 def test_a_class_the_model_does_not_know_ends_with_a_message(text_export, script_server):

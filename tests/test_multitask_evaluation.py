@@ -268,11 +268,14 @@ def test_a_task_csv_gives_each_task_its_labels(tmp_path):
 def test_the_evaluate_recipe_writes_a_report_per_task(task_export, tmp_path, script_server):
     data = tmp_path / "val.csv"
     data.write_text("review,species,grade\n0,cat,low\n1,dog,\n2,cat,high\n")
+    training = tmp_path / "train.csv"
+    training.write_text("review,species\n2,cat\n4,fox\n")
     output = tmp_path / "report.json"
     run = script_server.run_recipe("evaluate.py", f"--model_dir={task_export}", f"--data_dir={data}",
-                                   "--text_column=review", f"--output={output}")
+                                   "--text_column=review", f"--output={output}", f"--training_data={training}")
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(output.read_text())
+    assert report["exact_copies"]["copies_of_training"] == 1 and report["training_data"]["num_examples"] == 2
     assert list(report["tasks"]) == ["species", "grade"]  # tags has no column: not evaluated
     assert report["tasks"]["species"]["accuracy"] == pytest.approx(2 / 3)
     assert report["tasks"]["grade"]["missing_labels"] == 1 and report["tasks"]["grade"]["accuracy"] == 0.5

@@ -11,7 +11,8 @@ groups of copies (`tfxfer.data.splits`), so the validation part a loader
 carves out never holds a copy of a training example. Evaluating an export
 (`tfxfer.evaluation.exported_model`) counts the copies among the evaluated
 inputs the same way: each is scored again, and copies with different labels
-cost a point whatever the model predicts.
+cost a point whatever the model predicts; given the data the model was trained
+on, it also counts the evaluated inputs that copy a training example.
 Copies that differ by a byte (a photo saved again as JPEG, a text with one
 more space) are not found.
 """
@@ -26,12 +27,17 @@ from tfxfer.tasks import MISSING_LABEL
 _GROUPS_IN_MESSAGE = 3
 # Names (texts, paths) are shown up to this many characters, and an ellipsis.
 _SHOWN_CHARS = 80
-# What copies do where they are found: (copies, copies with different labels), by `report_copies`' purpose.
+# What copies do where they are found, by `report_copies`' purpose: (copies, copies with different labels,
+# copies of training examples among the examples scored, what to do about those).
 _CONSEQUENCES = {
     "training": ("A validation_split keeps each group on one side.",
-                 "the model is taught both labels for the same input"),
+                 "the model is taught both labels for the same input",
+                 "validation scores them as unseen, so its accuracy overstates the model's on new {what}",
+                 "Remove those copies from the validation data."),
     "evaluation": ("Each copy is scored again, so its example weighs more in the scores.",
-                   "whatever the model predicts, the scores count it wrong on one of them"),
+                   "whatever the model predicts, the scores count it wrong on one of them",
+                   "the scores count them as unseen, so they overstate the model's accuracy on new {what}",
+                   "Evaluate on data without them."),
 }
 
 
@@ -77,7 +83,7 @@ def report_copies(keys, labels, names, *, what: str, source: str,
         whose labels differ; with a fixed validation set also
         `"validation_copies_of_training"`.
     """
-    copies_do, different_labels_do = _CONSEQUENCES[purpose]
+    copies_do, different_labels_do, _, _ = _CONSEQUENCES[purpose]
     keys = np.asarray(keys)
     name_of = names if callable(names) else names.__getitem__
     group, first = copy_groups(keys)
@@ -94,20 +100,43 @@ def report_copies(keys, labels, names, *, what: str, source: str,
             "%d groups of exact copies among the %s in %s carry different labels, e.g. %s: %s. Correct the labels, "
             "or remove the copies with the wrong one.", len(differs), what, source, _groups(differs, group, name_of),
             different_labels_do)
-    if validation_keys is None:
-        return counts
-    first_copy = {keys[i]: i for i in first}
-    leaked = [(i, first_copy[key]) for i, key in enumerate(validation_keys) if key in first_copy]
-    counts["validation_copies_of_training"] = len(leaked)
-    if leaked:
-        validation_name_of = validation_names if callable(validation_names) else validation_names.__getitem__
-        shown = "; ".join(f"{_shown(validation_name_of(i))} = {_shown(name_of(j))}"
-                          for i, j in leaked[:_GROUPS_IN_MESSAGE])
-        logging.warning(
-            "%d of the %d validation %s are exact copies of training %s in %s, e.g. %s: validation scores them as "
-            "unseen, so its accuracy overstates the model's on new %s. Remove those copies from the validation data.",
-            len(leaked), len(validation_keys), what, what, source, shown, what)
+    if validation_keys is not None:
+        counts["validation_copies_of_training"] = report_copies_of_training(
+            keys, names, validation_keys, validation_names, what=what, source=source, purpose=purpose)
     return counts
+
+
+def report_copies_of_training(training_keys, training_names, keys, names, *, what: str, source: str,
+                              purpose: str = "training") -> int:
+    """Counts the examples scored (`keys`) that are exact copies of training examples; warns when there are any.
+
+    Args:
+        training_keys: array-like. Content key of each training example.
+        training_names: sequence of str, or a function of an index. Their names, for the message.
+        keys: array-like. Content keys of the examples scored: a fixed validation set, or evaluation data.
+        names: sequence of str, or a function of an index. Their names.
+        what: str. What the examples are ("images", "texts").
+        source: str. Where the training examples came from, for the message.
+        purpose: str. What the examples scored are for, `"training"` (validation) or `"evaluation"`.
+
+    Returns:
+        How many of the examples scored copy a training example.
+    """
+    _, _, consequence, remedy = _CONSEQUENCES[purpose]
+    scored = "validation " if purpose == "training" else ""
+    training_name_of = training_names if callable(training_names) else training_names.__getitem__
+    name_of = names if callable(names) else names.__getitem__
+    first_copy = {}
+    for index, key in enumerate(np.asarray(training_keys).tolist()):
+        first_copy.setdefault(key, index)
+    leaked = [(i, first_copy[key]) for i, key in enumerate(np.asarray(keys).tolist()) if key in first_copy]
+    if leaked:
+        shown = "; ".join(f"{_shown(name_of(i))} = {_shown(training_name_of(j))}"
+                          for i, j in leaked[:_GROUPS_IN_MESSAGE])
+        logging.warning("%d of the %d %s%s are exact copies of training %s in %s, e.g. %s: %s. %s",
+                        len(leaked), len(keys), scored, what, what, source, shown,
+                        consequence.format(what=what), remedy)
+    return len(leaked)
 
 
 def _groups_with_different_labels(group: np.ndarray, labels) -> np.ndarray:

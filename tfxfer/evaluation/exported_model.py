@@ -11,6 +11,8 @@ A multi-task export (its metadata lists `tasks`, read by
 per task) gets one report per task (`metrics.multi_task_report`), each on the
 examples labelled for that task. Exact copies among the inputs are counted
 and logged (`tfxfer.data.exact_copies`): the scores count each copy again.
+Given the examples the model was trained on, the inputs that copy one of
+them are counted too: the scores count them as unseen.
 """
 
 import json
@@ -41,6 +43,7 @@ def evaluate_export(
     threshold: float = 0.5,
     top_k: int = 5,
     batch_size: int = 32,
+    training_examples: Sequence[str] | Sequence[bytes] | None = None,
 ) -> dict:
     """Runs an export's `serving_default` on labelled examples; returns `classification_report`'s dict.
 
@@ -66,13 +69,17 @@ def evaluate_export(
         threshold: float. Multi-label only: the probability above which a class is predicted.
         top_k: int. Single-label only: k of `top_k_accuracy`.
         batch_size: int. Examples per call of the signature.
+        training_examples: The examples the model was trained on, as `examples` are given
+            (image paths or bytes, or texts), or None. Evaluated inputs that are exact copies
+            of one of them are counted and logged as a warning.
 
     Returns:
         The report of `tfxfer.evaluation.metrics.classification_report` (multi-task exports:
         `multi_task_report`), plus `model_dir` (the version folder evaluated),
         `skipped_files` (inputs the model refused) and `exact_copies`, the counts of
         `tfxfer.data.exact_copies.report_copies` among the inputs (each copy is scored
-        again; copies with different labels are logged as a warning).
+        again; copies with different labels are logged as a warning), with
+        `training_examples` also `copies_of_training` (inputs that copy a training example).
 
     Raises:
         ConfigError: a class name in `labels` the model does not know (naming it), no
@@ -92,9 +99,12 @@ def evaluate_export(
         raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     examples = list(examples)
     model = model_dir if isinstance(model_dir, prediction.ServingModel) else prediction.load_serving_model(model_dir)
+    if training_examples is not None:
+        training_examples = list(training_examples)
+        _check_kind(model, training_examples, argument="training_examples")
     if model.tasks:
         return _evaluate_tasks(model, examples, labels, multi_label=multi_label, threshold=threshold,
-                               top_k=top_k, batch_size=batch_size)
+                               top_k=top_k, batch_size=batch_size, training_examples=training_examples)
     labels = list(labels)
     if not examples or len(examples) != len(labels):
         raise ConfigError("Pass one label per example, and at least one example. "
@@ -110,10 +120,10 @@ def evaluate_export(
         targets[kept], probabilities, model.class_names, multi_label=multi_label, threshold=threshold,
         top_k=top_k)
     return {**report, "model_dir": model.version_dir, "skipped_files": skipped,
-            "exact_copies": _report_copies(model, examples, keys, targets)}
+            "exact_copies": _report_copies(model, examples, keys, targets, training_examples, batch_size)}
 
 
-def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size):
+def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size, training_examples):
     """`evaluate_export` of a multi-task export: one report per task of `labels`."""
     if multi_label is not None:
         raise ConfigError("A multi-task export says per task whether it is multi-label (its metadata): leave "
@@ -137,7 +147,7 @@ def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, b
         {task: served.multi_label for task, served in tasks.items()},
         threshold=threshold, top_k=top_k)
     return {**report, "model_dir": model.version_dir, "skipped_files": skipped,
-            "exact_copies": _report_copies(model, examples, keys, targets)}
+            "exact_copies": _report_copies(model, examples, keys, targets, training_examples, batch_size)}
 
 
 def _labelled_tasks(model, examples, labels):
@@ -187,9 +197,7 @@ def _serve(model, examples, batch_size):
     for number, start in enumerate(range(0, len(examples), batch_size), start=1):
         batch = examples[start:start + batch_size]
         inputs = _inputs(model, batch)
-        # Keyed here, where each image's bytes are read anyway: the text itself, or a fingerprint of the bytes.
-        is_text = model.kind == prediction.TEXT
-        keys += inputs if is_text else exact_copies.fingerprint(tf.constant(inputs)).numpy().tolist()
+        keys += _content_keys(model, inputs)  # keyed here, where each image's bytes are read anyway
         probabilities, refused = prediction.serving_probabilities(model, inputs)
         rows.append(probabilities)
         kept += [start + i for i in range(len(batch)) if i not in refused]
@@ -199,10 +207,32 @@ def _serve(model, examples, batch_size):
     return prediction.concatenate_probabilities(rows, model), kept, reasons, keys
 
 
-def _report_copies(model, examples, keys, targets):
-    """`exact_copies.report_copies`' counts of the evaluated inputs (every one, read or refused), logged."""
-    return exact_copies.report_copies(keys, targets, lambda index: _name(examples[index], index),
-                                      what=f"{model.kind}s", source="the evaluation data", purpose="evaluation")
+def _content_keys(model, inputs):
+    """Each input's key for `exact_copies`: a text itself, or a fingerprint of an image's bytes."""
+    if model.kind == prediction.TEXT:
+        return list(inputs)
+    return exact_copies.fingerprint(tf.constant(inputs)).numpy().tolist()
+
+
+def _report_copies(model, examples, keys, targets, training_examples, batch_size):
+    """`exact_copies.report_copies`' counts of the evaluated inputs (every one, read or refused), logged;
+    with `training_examples`, also how many inputs copy one of them."""
+    what, name_of = f"{model.kind}s", lambda index: _name(examples[index], index)
+    counts = exact_copies.report_copies(keys, targets, name_of, what=what, source="the evaluation data",
+                                        purpose="evaluation")
+    if training_examples is not None:
+        logging.info("Reading %d training %s to find their copies among the evaluated ones.",
+                     len(training_examples), what)
+        training_keys = []
+        for start in range(0, len(training_examples), batch_size):
+            training_keys += _content_keys(model, _inputs(model, training_examples[start:start + batch_size]))
+        def training_name(index):
+            return _name(training_examples[index], index, "training example")
+
+        counts["copies_of_training"] = exact_copies.report_copies_of_training(
+            training_keys, training_name, keys, name_of, what=what, source="the training data",
+            purpose="evaluation")
+    return counts
 
 
 def _check_read(examples, kept, reasons):
@@ -241,13 +271,13 @@ def _encode_labels(labels, class_names, multi_label, version_dir):
     return np.asarray([index[label[0]] for label in names], np.int64)
 
 
-def _check_kind(model, examples):
+def _check_kind(model, examples, argument="examples"):
     wanted = str if model.kind == prediction.TEXT else (str, bytes)
     wrong = next((example for example in examples if not isinstance(example, wanted)), None)
     if wrong is not None:
         expected = "texts (str)" if model.kind == prediction.TEXT else "image file paths (str) or image bytes"
-        raise ConfigError(f"The model at {model.version_dir!r} takes {model.kind}s: pass {expected}. "
-                          f"Received: a {type(wrong).__name__}")
+        raise ConfigError(f"The model at {model.version_dir!r} takes {model.kind}s: pass {expected} as "
+                          f"{argument}. Received: a {type(wrong).__name__}")
 
 
 def _inputs(model, batch):
@@ -268,8 +298,8 @@ def _head(version_dir):
         return json.loads(f.read()).get("head")
 
 
-def _name(example, index):
-    return example if isinstance(example, str) else f"example {index}"
+def _name(example, index, called="example"):
+    return example if isinstance(example, str) else f"{called} {index}"
 
 
 def _listed(names):

@@ -8,7 +8,9 @@ the training loaders': `IMAGE_EXTENSIONS` (any case), hidden files and folders
 skipped (`tfxfer.data.layout`); texts go through the training readers
 (`tfxfer.data.text_files`, `text_csv`), which skip and count bad texts.
 A data folder holding `train/` and `val/` (or `validation/`) is evaluated on
-its validation folder. A multi-task export is evaluated on a CSV/TSV file with a
+its validation folder; read as the data a model was trained on
+(`part="training"`, to find evaluated inputs that copy a training example),
+its `train/` folder. A multi-task export is evaluated on a CSV/TSV file with a
 label column per task (`read_task_csv`).
 """
 
@@ -26,6 +28,8 @@ from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.errors import ConfigError, MissingFileError
 
 IMAGE, TEXT = "image", "text"  # as tfxfer.prediction names the input kinds
+# What `read_labelled_data` may read, and what its log line calls each.
+_PARTS = {"evaluation": "Evaluation", "training": "Training"}
 
 
 @dataclasses.dataclass
@@ -67,6 +71,7 @@ def read_labelled_data(
     text_column: str = "text",
     label_column: str = "label",
     label_separator: str | None = None,
+    part: str = "evaluation",
 ) -> LabelledExamples:
     """Reads labelled image folders (`kind="image"`) or texts (`kind="text"`) from `path`.
 
@@ -79,6 +84,8 @@ def read_labelled_data(
         label_column: str. CSV/TSV column of the class names.
         label_separator: str | None. Separator of class names in CSV/TSV label cells
             (multi-label data), e.g. `"|"`; None: one class per text.
+        part: str. Which folder of a `train/` + `val/` layout is read: `"evaluation"` (its
+            `val/`) or `"training"` (its `train/`). Files are read whole either way.
 
     Returns:
         LabelledExamples.
@@ -94,28 +101,33 @@ def read_labelled_data(
     ```
     """
     path = os.fspath(path)
+    if part not in _PARTS:
+        raise ConfigError(f"part must be one of {list(_PARTS)}. Received: part={part!r}")
     if kind == IMAGE:
         if label_separator is not None:
             raise ConfigError("label_separator is for multi-label texts in a .csv/.tsv file; image folders name "
                               f"one class each. Received: label_separator={label_separator!r}")
-        return read_image_folders(path)
+        return read_image_folders(path, part)
     if kind == TEXT:
-        return read_texts(path, text_column=text_column, label_column=label_column, label_separator=label_separator)
+        return read_texts(path, text_column=text_column, label_column=label_column, label_separator=label_separator,
+                          part=part)
     raise ConfigError(f"kind must be {IMAGE!r} or {TEXT!r}. Received: kind={kind!r}")
 
 
-def read_image_folders(data_dir: str) -> LabelledExamples:
+def read_image_folders(data_dir: str, part: str = "evaluation") -> LabelledExamples:
     """Lists the images of `data_dir`'s class folders (of its validation folder, if it has one).
 
     A class folder without images is a class without examples, not an error:
     evaluation data may hold only some classes.
 
-    data_dir: str. A folder of class folders, or of `train/` + `val/` (or `validation/`) ones.
+    Args:
+        data_dir: str. A folder of class folders, or of `train/` + `val/` (or `validation/`) ones.
+        part: str. `"evaluation"`, or `"training"` to read a `train/` + `val/` layout's `train/`.
     """
     if not tf.io.gfile.isdir(data_dir):
         raise MissingFileError("Expected a folder of class folders of images (or of train/ and val/ folders "
                                f"holding them). Received: {data_dir!r}")
-    root = _evaluation_folder(data_dir)
+    root = _folder_of(data_dir, part)
     classes = [name for name in layout.visible_names(root) if tf.io.gfile.isdir(os.path.join(root, name))]
     inputs, labels = [], []
     for name in classes:
@@ -126,12 +138,13 @@ def read_image_folders(data_dir: str) -> LabelledExamples:
         raise ConfigError(f"Found no images in class folders of {root!r}. Expected {root}/<class>/<image> with "
                           f"names ending in {', '.join(IMAGE_EXTENSIONS)} (any case, not hidden). "
                           f"Received: class folders {classes}")
-    logging.info("Evaluation data: %d images in %d class folders of %s.", len(inputs), len(classes), root)
+    logging.info("%s data: %d images in %d class folders of %s.", _PARTS[part], len(inputs), len(classes), root)
     return LabelledExamples(IMAGE, inputs, labels, source=root)
 
 
 def read_texts(
-    path: str, *, text_column: str = "text", label_column: str = "label", label_separator: str | None = None
+    path: str, *, text_column: str = "text", label_column: str = "label", label_separator: str | None = None,
+    part: str = "evaluation",
 ) -> LabelledExamples:
     """Reads labelled texts with the training readers (see `read_labelled_data` for the arguments)."""
     source_format = text_data.detect_format(path)
@@ -143,21 +156,24 @@ def read_texts(
         texts = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column,
                                        label_separator=label_separator)
     elif source_format == "class_folders":
-        source = _evaluation_folder(path)
+        source = _folder_of(path, part)
         texts = text_files.read_class_folders(source)
     else:
         texts = text_files.read_line_files(path)
     if not texts.texts:
         raise ConfigError(f"No usable text with a label in {path!r}. Received: skipped {dict(texts.skipped)}")
-    logging.info("Evaluation data: %d texts from %s (%s).", len(texts.texts), source, source_format)
+    logging.info("%s data: %d texts from %s (%s).", _PARTS[part], len(texts.texts), source, source_format)
     return LabelledExamples(TEXT, list(texts.texts), list(texts.labels), source=source,
                             multi_label=label_separator is not None,
                             skipped={reason: int(count) for reason, count in texts.skipped.items()})
 
 
-def _evaluation_folder(data_dir):
-    """`data_dir`'s validation folder when it has `train/` and one, else where its class folders are."""
+def _folder_of(data_dir, part):
+    """Where `data_dir`'s class folders are: its `train/` if it has one, and for evaluation its validation
+    folder when it has both."""
     train, validation = layout.train_and_validation_folders(data_dir)
+    if part == "training":
+        return train
     if validation is not None:
         logging.info("%r holds train/ and %s/: evaluating on %s.", data_dir, os.path.basename(validation), validation)
         return validation

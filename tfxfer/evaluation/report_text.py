@@ -99,16 +99,22 @@ def _skipped_files(report):
 
 
 def _copies(report):
-    """A line on the exact copies among the inputs (`exact_copies`), or none when there are none."""
+    """Lines on the exact copies among the inputs and of training examples (`exact_copies`), or none without."""
     copies = report.get("exact_copies") or {}
-    if not copies.get("copies"):
-        return []
-    inputs = "input is an exact copy" if copies["copies"] == 1 else "inputs are exact copies"
-    differ = copies["groups_with_different_labels"]
-    carry = "group carries" if differ == 1 else "groups carry"
-    labels = f"; {differ} {carry} different labels (see the log)" if differ else ""
-    groups = "1 group" if copies["copy_groups"] == 1 else f"{copies['copy_groups']} groups"
-    return [""] + _wrapped(f"{copies['copies']} {inputs} of another ({groups}), each scored again{labels}.")
+    sentences = []
+    if copies.get("copies"):
+        inputs = "input is an exact copy" if copies["copies"] == 1 else "inputs are exact copies"
+        differ = copies["groups_with_different_labels"]
+        carry = "group carries" if differ == 1 else "groups carry"
+        labels = f"; {differ} {carry} different labels (see the log)" if differ else ""
+        groups = "1 group" if copies["copy_groups"] == 1 else f"{copies['copy_groups']} groups"
+        sentences.append(f"{copies['copies']} {inputs} of another ({groups}), each scored again{labels}.")
+    if copies.get("copies_of_training"):
+        inputs = ("input is an exact copy of a training example" if copies["copies_of_training"] == 1
+                  else "inputs are exact copies of training examples")
+        sentences.append(f"{copies['copies_of_training']} {inputs}, scored as unseen: the scores overstate the "
+                         "model on new data (see the log).")
+    return [""] + _wrapped(" ".join(sentences)) if sentences else []
 
 
 def _headline(report):
