@@ -226,11 +226,9 @@ def _report_copies(model, examples, keys, targets, training_examples, batch_size
         training_keys = []
         for start in range(0, len(training_examples), batch_size):
             training_keys += _content_keys(model, _inputs(model, training_examples[start:start + batch_size]))
-        def training_name(index):
-            return _name(training_examples[index], index, "training example")
-
+        training_names = [_name(example, index, "training example") for index, example in enumerate(training_examples)]
         counts["copies_of_training"] = exact_copies.report_copies_of_training(
-            training_keys, training_name, keys, name_of, what=what, source="the training data",
+            training_keys, training_names, keys, name_of, what=what, source="the training data",
             purpose="evaluation")
     return counts
 
