@@ -125,7 +125,8 @@ def main(argv):
             warmup_examples=warmup_examples)
         export_tflite(student, data, "student")
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
-                      written=tuning_run.write(run_dir, search))
+                      written=tuning_run.write(run_dir, search),
+                      training_data=None if FLAGS.tfds_name else FLAGS.data_dir)
 
 
 def build_student(image_size, num_classes):

@@ -45,10 +45,13 @@ def evaluate(model, validation, class_names: list[str] | dict[str, list[str]], *
 
 
 def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluation: dict | None, *,
-           export_path: str, written: list[str] = ()) -> None:
+           export_path: str, written: list[str] = (), training_data: str | None = None) -> None:
     """Writes the run's report to `run_dir` and prints the evaluation and where everything was written.
 
-    written: list of str. Files the recipe wrote to `run_dir` itself, for the closing summary.
+    Args:
+        written: list of str. Files the recipe wrote to `run_dir` itself, for the closing summary.
+        training_data: str | None. The files the run trained on (`--data_dir`), for the
+            closing summary's evaluate command (to find copies of them in new data).
     """
     metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
     flags_path = run_folder.write_flagfile(run_dir)
@@ -69,7 +72,7 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
         print(report_text.format_report(evaluation))
     student_export = metrics.get("distillation", {}).get("student_export")
     print(closing_summary(run_dir, flags_path, written, export_path, student_export,
-                          copies=metrics.get("data", {}).get("exact_copies")))
+                          copies=metrics.get("data", {}).get("exact_copies"), training_data=training_data))
 
 
 def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
@@ -86,18 +89,24 @@ def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
 
 
 def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str,
-                    student_export: str | None = None, copies: dict | None = None) -> str:
+                    student_export: str | None = None, copies: dict | None = None,
+                    training_data: str | None = None) -> str:
     """Where the run wrote what, and the commands that use it; first, a reminder of exact copies in the data.
 
-    copies: dict | None. The data's `exact_copies` counts (`tfxfer.data.Datasets`), whose
-        log lines scrolled past at load time.
+    Args:
+        copies: dict | None. The data's `exact_copies` counts (`tfxfer.data.Datasets`), whose
+            log lines scrolled past at load time.
+        training_data: str | None. The files the run trained on: the evaluate command then
+            checks new data for copies of them.
     """
+    against_training = f" --training_data={training_data}" if training_data else ""
     lines = copies_reminder(copies)
     lines += [f"Run folder: {run_dir}", f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}"]
     lines += [f"  {os.path.relpath(path, run_dir)}" for path in written]
     lines += [f"  {TENSORBOARD_DIR}/: tensorboard --logdir={tensorboard_dir(run_dir)}",
               f"Exported SavedModel: {export_path}",
-              f"  evaluate it: python recipes/evaluate.py --model_dir={export_path} --data_dir=<labelled data>",
+              f"  evaluate it: python recipes/evaluate.py --model_dir={export_path} --data_dir=<labelled data>"
+              f"{against_training}",
               f"  predict: python recipes/predict.py --model_dir={export_path} <inputs>"]
     if student_export:
         lines.append(f"Exported distilled student: {student_export}")

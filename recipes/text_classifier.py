@@ -121,7 +121,8 @@ def main(argv):
             class_names=data.class_names, unlabelled=unlabelled,
             warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
-                      written=tuning_run.write(run_dir, search))
+                      written=tuning_run.write(run_dir, search),
+                      training_data=None if FLAGS.tfds_name else FLAGS.data_dir)
 
 
 def kind_config(config: tfxfer.FineTuneConfig, *, word_vectors: bool,

@@ -103,6 +103,8 @@ def _assert_run_report(run_dir, metrics, process):
     assert "precision" in process.stdout and "macro avg" in process.stdout
     assert f"Run folder: {run_dir}" in process.stdout and metrics["export"] in process.stdout
     assert f"rerun with --flagfile={run_dir / 'flags.txt'}" in process.stdout
+    # New data is checked for copies of the files the run trained on.
+    assert f"--data_dir=<labelled data> --training_data={run_dir.parent / 'data'}" in process.stdout
     assert max(len(line) for line in process.stderr.splitlines()) < 600
 
 
