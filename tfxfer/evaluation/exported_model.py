@@ -99,12 +99,11 @@ def evaluate_export(
         raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     examples = list(examples)
     model = model_dir if isinstance(model_dir, prediction.ServingModel) else prediction.load_serving_model(model_dir)
-    if training_examples is not None:
-        training_examples = list(training_examples)
-        _check_kind(model, training_examples, argument="training_examples")
+    # Read before the evaluation, so that an unreadable training file fails before the model runs.
+    training = None if training_examples is None else _training_keys(model, list(training_examples), batch_size)
     if model.tasks:
         return _evaluate_tasks(model, examples, labels, multi_label=multi_label, threshold=threshold,
-                               top_k=top_k, batch_size=batch_size, training_examples=training_examples)
+                               top_k=top_k, batch_size=batch_size, training=training)
     labels = list(labels)
     if not examples or len(examples) != len(labels):
         raise ConfigError("Pass one label per example, and at least one example. "
@@ -120,10 +119,10 @@ def evaluate_export(
         targets[kept], probabilities, model.class_names, multi_label=multi_label, threshold=threshold,
         top_k=top_k)
     return {**report, "model_dir": model.version_dir, "skipped_files": skipped,
-            "exact_copies": _report_copies(model, examples, keys, targets, training_examples, batch_size)}
+            "exact_copies": _report_copies(model, examples, keys, targets, training)}
 
 
-def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size, training_examples):
+def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size, training):
     """`evaluate_export` of a multi-task export: one report per task of `labels`."""
     if multi_label is not None:
         raise ConfigError("A multi-task export says per task whether it is multi-label (its metadata): leave "
@@ -147,7 +146,7 @@ def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, b
         {task: served.multi_label for task, served in tasks.items()},
         threshold=threshold, top_k=top_k)
     return {**report, "model_dir": model.version_dir, "skipped_files": skipped,
-            "exact_copies": _report_copies(model, examples, keys, targets, training_examples, batch_size)}
+            "exact_copies": _report_copies(model, examples, keys, targets, training)}
 
 
 def _labelled_tasks(model, examples, labels):
@@ -214,22 +213,26 @@ def _content_keys(model, inputs):
     return exact_copies.fingerprint(tf.constant(inputs)).numpy().tolist()
 
 
-def _report_copies(model, examples, keys, targets, training_examples, batch_size):
+def _training_keys(model, training_examples, batch_size):
+    """`(content keys, names)` of the training examples, read batch by batch as the evaluated inputs are."""
+    _check_kind(model, training_examples, argument="training_examples")
+    logging.info("Reading %d training %ss to find their copies among the evaluated ones.", len(training_examples),
+                 model.kind)
+    keys = []
+    for start in range(0, len(training_examples), batch_size):
+        keys += _content_keys(model, _inputs(model, training_examples[start:start + batch_size]))
+    return keys, [_name(example, index, "training example") for index, example in enumerate(training_examples)]
+
+
+def _report_copies(model, examples, keys, targets, training):
     """`exact_copies.report_copies`' counts of the evaluated inputs (every one, read or refused), logged;
-    with `training_examples`, also how many inputs copy one of them."""
+    with `training` (`_training_keys`), also how many inputs copy a training example."""
     what, name_of = f"{model.kind}s", lambda index: _name(examples[index], index)
     counts = exact_copies.report_copies(keys, targets, name_of, what=what, source="the evaluation data",
                                         purpose="evaluation")
-    if training_examples is not None:
-        logging.info("Reading %d training %s to find their copies among the evaluated ones.",
-                     len(training_examples), what)
-        training_keys = []
-        for start in range(0, len(training_examples), batch_size):
-            training_keys += _content_keys(model, _inputs(model, training_examples[start:start + batch_size]))
-        training_names = [_name(example, index, "training example") for index, example in enumerate(training_examples)]
+    if training is not None:
         counts["copies_of_training"] = exact_copies.report_copies_of_training(
-            training_keys, training_names, keys, name_of, what=what, source="the training data",
-            purpose="evaluation")
+            *training, keys, name_of, what=what, source="the training data", purpose="evaluation")
     return counts
 
 
