@@ -133,6 +133,7 @@ def test_image_recipe_weights_of_another_width_name_the_file_and_the_fix(tmp_pat
     assert (f"error: The weights file {str(weights)!r} does not fit backbone 'mobilenet_v2' "
             "(keras.applications.MobileNetV2, alpha=0.35, include_top=False)") in stderr
     assert "(--backbone, --alpha in the recipes), or use weights=None" in stderr
+    assert "Warning" not in stderr  # none of Keras' warnings about the parts it found no weights for
 
 
 def test_image_recipe_export_dir_that_is_a_file_fails_before_any_work(tmp_path, script_server):

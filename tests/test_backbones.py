@@ -6,6 +6,7 @@ Everything builds with `weights=None` at tiny input sizes; nothing downloads.
 import gc
 import os
 import pathlib
+import warnings
 
 import keras
 import numpy as np
@@ -314,8 +315,11 @@ def test_weights_file_of_another_width_names_the_file_the_architecture_and_the_f
     path = tmp_path / "mobilenet_v2_1.0.weights.h5"
     source = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=1.0, input_shape=(32, 32, 3))
     source.save_weights(path)
-    with pytest.raises(ConfigError) as info:
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ConfigError) as info:
+        warnings.simplefilter("always")
         create_backbone("mobilenet_v2", input_shape=(32, 32, 3), weights=path, alpha=0.35)
+    # Keras warns about every part it found no weights for before it raises; the error says it all.
+    assert [str(warning.message) for warning in caught] == []
     message = str(info.value)
     assert f"The weights file {str(path)!r} does not fit backbone 'mobilenet_v2'" in message
     assert "keras.applications.MobileNetV2, alpha=0.35, include_top=False" in message
@@ -323,6 +327,21 @@ def test_weights_file_of_another_width_names_the_file_the_architecture_and_the_f
     assert "variable.shape=(3, 3, 3, 16), Received: value.shape=(3, 3, 3, 32)" in message  # keras' reason, cut short
     assert len(message) < 1200
     assert message.endswith(f"Received: weights={str(path)!r}")
+
+
+def test_a_weights_file_that_loads_passes_keras_warnings_on(tmp_path, monkeypatch):
+    loaded = []
+
+    def load_weights(self, path):
+        warnings.warn("a warning of a load that worked", UserWarning)
+        loaded.append(os.fspath(path))
+
+    path = tmp_path / "any.weights.h5"
+    path.write_bytes(b"")  # never read: load_weights is replaced
+    monkeypatch.setattr(keras.Model, "load_weights", load_weights)
+    with pytest.warns(UserWarning, match="a warning of a load that worked"):
+        create_backbone("mobilenet_v2", input_shape=(32, 32, 3), weights=path)
+    assert loaded == [os.fspath(path)]
 
 
 def test_weights_file_of_another_architecture_is_a_config_error(tmp_path):

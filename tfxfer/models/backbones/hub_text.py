@@ -13,7 +13,7 @@ from tfxfer.errors import (
     UnavailableOfflineError,
 )
 from tfxfer.models import layer_names
-from tfxfer.models.backbones.registry import PRETRAINED
+from tfxfer.models.backbones.registry import PRETRAINED, load_weights_file
 from tfxfer.models.backbones.text_backbone import TextBackbone
 
 
@@ -85,7 +85,7 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
             f"Face-format checkpoint (config.json + *.safetensors + vocabulary). Received: backbone={preset!r}"
         ) from error
     if weights_file is not None:
-        _load_weights(hub_backbone, weights_file, preset)
+        load_weights_file(hub_backbone, weights_file, lambda error: _weights_mismatch(weights_file, preset, error))
     max_length = getattr(hub_backbone, "max_sequence_length", None)
     if max_length is not None and sequence_length > max_length:
         raise ConfigError(
@@ -102,20 +102,15 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
     return TextBackbone(encoder=encoder, preprocessor=preprocessor, name=name)
 
 
-def _load_weights(hub_backbone: keras.Model, weights_file: str, preset: str) -> None:
-    try:
-        hub_backbone.load_weights(weights_file)
-    except (ValueError, KeyError, OSError) as error:
-        # ValueError: variables of other shapes or counts (another preset); KeyError:
-        # layers the file lacks; OSError: not an HDF5 file. Keras' own message runs
-        # to pages, so only its first line is kept.
-        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        raise ConfigError(
-            f"The weights file does not fit the text backbone {preset!r}: it was saved from another "
-            "architecture or size, or is not a Keras weights file. Pass a .weights.h5 file saved with "
-            "save_weights() from this same backbone, or weights='pretrained' or None. "
-            f"Keras reported: {reason[:300]} Received: weights={weights_file!r}"
-        ) from error
+def _weights_mismatch(weights_file: str, preset: str, error: Exception) -> ConfigError:
+    # Keras' own message runs to pages, so only its first line is kept.
+    reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return ConfigError(
+        f"The weights file does not fit the text backbone {preset!r}: it was saved from another "
+        "architecture or size, or is not a Keras weights file. Pass a .weights.h5 file saved with "
+        "save_weights() from this same backbone, or weights='pretrained' or None. "
+        f"Keras reported: {reason[:300]} Received: weights={weights_file!r}"
+    )
 
 
 def _looks_like_path(preset: str) -> bool:

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import fnmatch
 import os
+import warnings
 from typing import Callable
 
 import keras
@@ -239,7 +240,7 @@ def create_backbone(
         kwargs["alpha"] = _check_alpha(spec, alpha)
     model = _construct(spec, kwargs)
     if kwargs["weights"] not in (None, IMAGENET):
-        _load_weights(model, spec, kwargs)
+        load_weights_file(model, kwargs["weights"], lambda error: _weights_mismatch(spec, kwargs, error))
     if spec.name.startswith("efficientnet_b") and kwargs["weights"] not in (None, IMAGENET):
         _match_imagenet_efficientnet_graph(model)
     # Renamed after construction, not through the constructor's `name=`: ConvNeXt
@@ -326,7 +327,7 @@ def _check_alpha(spec: BackboneSpec, alpha) -> float:
 
 
 def _construct(spec: BackboneSpec, kwargs: dict) -> keras.Model:
-    # A weights file is loaded by `_load_weights`, as keras would at the end of
+    # A weights file is loaded by `load_weights_file`, as keras would at the end of
     # the constructor, so that its errors can name the file.
     weights = kwargs["weights"]
     kwargs = {**kwargs, "weights": weights if weights == IMAGENET else None}
@@ -349,24 +350,40 @@ def _construct(spec: BackboneSpec, kwargs: dict) -> keras.Model:
         raise ImageNetWeightsUnavailableError(_offline_message(spec, error)) from error
 
 
-def _load_weights(model: keras.Model, spec: BackboneSpec, kwargs: dict) -> None:
+def load_weights_file(model: keras.Model, path: str | os.PathLike, explain: Callable[[Exception], Exception]) -> None:
+    """`model.load_weights(path)`, raising `explain(error)` when the file does not fit the model.
+
+    The errors caught are Keras' ValueError for variables of other shapes or counts
+    (another width, size or architecture), KeyError for layers the file lacks and
+    OSError for a file that is not HDF5. Before raising, Keras warns once for each
+    part of the model it found no weights for (76 warnings for a MobileNetV2 given
+    another width's file), each saying that part keeps its initial weights; the
+    error `explain` makes says what is wrong instead, so the warnings of a failed
+    load are dropped. Those of a load that succeeds are passed on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except (ValueError, KeyError, OSError) as error:
+            raise explain(error) from error
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _weights_mismatch(spec: BackboneSpec, kwargs: dict, error: Exception) -> ConfigError:
     path = kwargs["weights"]
-    try:
-        model.load_weights(path)
-    except (ValueError, KeyError, OSError) as error:
-        # ValueError: variables of other shapes or counts (another width or
-        # architecture); KeyError: layers the file lacks; OSError: not HDF5.
-        width = f", alpha={kwargs.get('alpha', 1.0)}" if spec.supports_alpha else ""
-        raise ConfigError(
-            f"The weights file {path!r} does not fit backbone {spec.name!r} "
-            f"(keras.applications.{spec.constructor.__name__}{width}, include_top=False): it was "
-            "saved from another architecture or width, or is not a Keras weights file. Pass a file "
-            f"saved from this backbone{' with this alpha' if spec.supports_alpha else ''} (keras' "
-            "own ImageNet file of it, or create_backbone(...).save_weights()), or pick the backbone"
-            f"{' and alpha' if spec.supports_alpha else ''} the file was saved from (--backbone"
-            f"{', --alpha' if spec.supports_alpha else ''} in the recipes), or use weights=None. "
-            f"Keras reported: {_first_reason(error)} Received: weights={path!r}"
-        ) from error
+    width = f", alpha={kwargs.get('alpha', 1.0)}" if spec.supports_alpha else ""
+    return ConfigError(
+        f"The weights file {path!r} does not fit backbone {spec.name!r} "
+        f"(keras.applications.{spec.constructor.__name__}{width}, include_top=False): it was "
+        "saved from another architecture or width, or is not a Keras weights file. Pass a file "
+        f"saved from this backbone{' with this alpha' if spec.supports_alpha else ''} (keras' "
+        "own ImageNet file of it, or create_backbone(...).save_weights()), or pick the backbone"
+        f"{' and alpha' if spec.supports_alpha else ''} the file was saved from (--backbone"
+        f"{', --alpha' if spec.supports_alpha else ''} in the recipes), or use weights=None. "
+        f"Keras reported: {_first_reason(error)} Received: weights={path!r}"
+    )
 
 
 def _first_reason(error: Exception) -> str:
