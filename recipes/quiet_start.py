@@ -10,8 +10,8 @@ that results may differ in round-off). Every other line still reaches stderr. A 
 `TF_CPP_MIN_LOG_LEVEL` gets all of TensorFlow's output, unfiltered.
 
 `shorten_log_lines` then keeps TensorFlow's own INFO records (a saved
-signature's input names, sharding timings, ...) out of the log, and cuts any
-record longer than a screen.
+signature's input names, sharding timings, ...) out of the log, writes each of
+TensorFlow's warnings once, and cuts any record longer than a screen.
 """
 
 import contextlib
@@ -85,7 +85,15 @@ class _Shorten(logging.Filter):
 
 
 def shorten_log_lines() -> None:
-    """No INFO records of TensorFlow's own (unless the user asked for TF's output), and none longer than
-    MAX_LOG_CHARS. Call it once absl has set up logging (inside `app.run`)."""
-    for handler in logging.getLogger().handlers:
+    """No INFO records of TensorFlow's own (unless the user asked for TF's output), none longer than
+    MAX_LOG_CHARS, and each record once. Call it once absl has set up logging (inside `app.run`)."""
+    root = logging.getLogger()
+    if root.handlers:
+        # TensorFlow gives its logger a handler of its own when it finds the root logger without one, as it
+        # does before absl sets up logging: its records, which reach absl's handler through the root, would
+        # be written twice, and its INFO records past the filter below.
+        tensorflow_logger = logging.getLogger("tensorflow")
+        for handler in list(tensorflow_logger.handlers):
+            tensorflow_logger.removeHandler(handler)
+    for handler in root.handlers:
         handler.addFilter(_Shorten(quiet_tensorflow=_QUIET))

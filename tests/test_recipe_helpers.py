@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 
 import metrics_file  # recipes/metrics_file.py
 import pytest
@@ -137,3 +139,33 @@ def test_tensorflows_own_info_records_are_dropped_but_its_warnings_kept():
     ours = logging.LogRecord("absl", logging.INFO, metrics_file.__file__, 1, "Wrote metrics.json", None, None)
     assert [quiet.filter(record) for record in (info, warning, ours)] == [False, True, True]
     assert quiet_start._Shorten(quiet_tensorflow=False).filter(info)
+
+
+_LOGGING_RECIPE = """
+import sys
+sys.path.insert(0, {recipes!r})
+import cli
+import tensorflow as tf
+
+
+def main(argv):
+    module = tf.Module()
+    module.weight = tf.Variable(1.0)
+    tf.saved_model.save(module, argv[1])  # TensorFlow logs "Assets written to: ..." at INFO
+    tf.get_logger().warning("A warning through TensorFlow's logger.")
+
+
+cli.run(main)
+"""
+
+
+def test_a_recipe_writes_tensorflows_warnings_once_and_not_its_info_records(tmp_path):
+    recipes = os.path.dirname(quiet_start.__file__)
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
+    process = subprocess.run([sys.executable, "-c", _LOGGING_RECIPE.format(recipes=recipes), str(tmp_path / "saved")],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert process.returncode == 0, process.stderr
+    assert (tmp_path / "saved" / "saved_model.pb").exists()
+    assert "Assets written" not in process.stderr
+    assert process.stderr.count("A warning through TensorFlow's logger.") == 1, process.stderr
+    assert "WARNING:tensorflow:" not in process.stderr  # absl's format, not TensorFlow's own handler's
