@@ -81,7 +81,9 @@ CROP_SHARE = 0.8  # of a photo's height and width, for the crop-averaged inputs
 # The probe, and the other classifiers read on the head's input (each a function of the seed).
 CLASSIFIERS = {
     "logistic": lambda seed: linear_probe.linear_probe(),
-    "logistic_cv": lambda seed: make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, max_iter=5000)),
+    # Scored by accuracy, as the recorded figures were: scikit-learn 1.11 makes log loss the default.
+    "logistic_cv": lambda seed: make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, max_iter=5000,
+                                                                                     scoring="accuracy")),
     "rbf_svm": lambda seed: make_pipeline(StandardScaler(), SVC()),
     "mlp": lambda seed: make_pipeline(StandardScaler(), MLPClassifier((256,), max_iter=2000, random_state=seed)),
     "nearest_10": lambda seed: make_pipeline(StandardScaler(), KNeighborsClassifier(10)),
