@@ -41,7 +41,6 @@ class DigitsTransferReport:
     transfer_metrics: dict
     class_names: list[str]
     labels_per_class: int
-    source_model_path: str
     seconds: float
 
     def comparison(self) -> dict:
@@ -213,6 +212,6 @@ def run_digits_transfer(
     pixel_accuracy = pixel_logistic_regression(task.target_train, task.target_validation)
     report = DigitsTransferReport(source_accuracy, transfer_accuracy, scratch_accuracy, pixel_accuracy,
                                   result.metrics(),
-                                  task.target_class_names, labels_per_class, source_path,
+                                  task.target_class_names, labels_per_class,
                                   time.perf_counter() - start)
     return model, report

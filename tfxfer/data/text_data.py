@@ -37,8 +37,6 @@ from tfxfer.data.loader_args import check_loader_args
 from tfxfer.data.token_batches import preprocess_dataset
 from tfxfer.errors import ConfigError, MissingFileError
 
-FORMATS = ("csv", "class_folders", "line_files")
-
 
 @dataclasses.dataclass
 class TextDatasets(datasets.Datasets):
