@@ -6,8 +6,10 @@ TensorFlow with the process's stderr filtered: a few lines on every CPU-only
 machine come before TensorFlow reads that level (CUDA probes, absl's
 "before InitializeLog" notice, the cuInit failure when no GPU driver is
 present, and on CPUs where TensorFlow turns oneDNN's kernels on, a notice
-that results may differ in round-off). Every other line still reaches stderr. A user who sets
-`TF_CPP_MIN_LOG_LEVEL` gets all of TensorFlow's output, unfiltered.
+that results may differ in round-off). oneDNN's notice that it leaves integer
+ops to TensorFlow's kernels on CPUs without AVX-512, due at the first such op,
+is brought forward into the filter too. Every other line still reaches stderr.
+A user who sets `TF_CPP_MIN_LOG_LEVEL` gets all of TensorFlow's output, unfiltered.
 
 `shorten_log_lines` then keeps TensorFlow's own INFO records (a saved
 signature's input names, sharding timings, ...) out of the log, writes each of
@@ -29,6 +31,7 @@ _NOISE = re.compile(
     r"failed call to cuInit|"
     r"cpu_feature_guard\.cc|To enable the following instructions:|"
     r"port\.cc.*oneDNN custom operations are on|"
+    r"util\.cc.*oneDNN supports DT_\w+ only on platforms with AVX-512|"
     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered")
 
 _QUIET = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
@@ -60,6 +63,12 @@ if _QUIET:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the device probes (cuInit) log now, inside the filter
+        # oneDNN says once per process, on CPUs it finds without AVX-512, that it leaves integer ops to
+        # TensorFlow's own kernels (the images' EXIF turns, the texts' token ids): now, rather than mid-run.
+        # In a graph session of its own: an eager op would start TensorFlow's runtime, which a multi-worker
+        # strategy must configure first ("Collective ops must be configured at program startup").
+        with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+            session.run(tf.transpose(tf.zeros((1, 1), tf.uint8)))
 else:
     import tensorflow as tf
 

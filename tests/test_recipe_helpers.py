@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -109,6 +110,8 @@ def test_the_flagfile_holds_the_recipes_key_flags_and_reruns_them(tmp_path):
     "will not be used.",
     "E0000 00:00:1796143291.398749   19473 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
     "Failed call to cuInit: UNKNOWN ERROR (303)",
+    "E0000 00:00:1796609270.269277    1497 util.cc:131] oneDNN supports DT_UINT8 only on platforms with AVX-512. "
+    "Falling back to the default Eigen-based implementation if present.",
 ])
 def test_tensorflow_start_up_noise_is_recognised(line):
     assert quiet_start._NOISE.search(line)
@@ -153,19 +156,55 @@ def main(argv):
     module.weight = tf.Variable(1.0)
     tf.saved_model.save(module, argv[1])  # TensorFlow logs "Assets written to: ..." at INFO
     tf.get_logger().warning("A warning through TensorFlow's logger.")
+    tf.transpose(tf.zeros((2, 2), tf.uint8))  # where oneDNN lacks AVX-512, its notice came here, mid-run
 
 
 cli.run(main)
 """
 
 
-def test_a_recipe_writes_tensorflows_warnings_once_and_not_its_info_records(tmp_path):
+def _run_as_a_user(program: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`program`, given the recipes' folder as `{recipes}`, run with TF_CPP_MIN_LOG_LEVEL unset, as a user runs
+    a recipe (so that `quiet_start` filters TensorFlow's output)."""
     recipes = os.path.dirname(quiet_start.__file__)
-    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
-    process = subprocess.run([sys.executable, "-c", _LOGGING_RECIPE.format(recipes=recipes), str(tmp_path / "saved")],
-                             capture_output=True, text=True, timeout=120, env=env)
+    env = {**{name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}, **env}
+    return subprocess.run([sys.executable, "-c", program.format(recipes=recipes), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_recipe_writes_tensorflows_warnings_once_and_not_its_info_records_or_notices(tmp_path):
+    process = _run_as_a_user(_LOGGING_RECIPE, str(tmp_path / "saved"))
     assert process.returncode == 0, process.stderr
     assert (tmp_path / "saved" / "saved_model.pb").exists()
     assert "Assets written" not in process.stderr
     assert process.stderr.count("A warning through TensorFlow's logger.") == 1, process.stderr
     assert "WARNING:tensorflow:" not in process.stderr  # absl's format, not TensorFlow's own handler's
+    assert "oneDNN supports" not in process.stderr
+
+
+_MULTI_WORKER_RECIPE = """
+import sys
+sys.path.insert(0, {recipes!r})
+import cli
+import tensorflow as tf
+
+
+def main(argv):
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+    print("replicas", strategy.num_replicas_in_sync)
+
+
+cli.run(main)
+"""
+
+
+def test_the_quiet_start_leaves_tensorflow_to_a_multi_worker_strategy():
+    # A multi-worker strategy configures TensorFlow's runtime, which must not have started (by an eager op)
+    # before the recipe's main creates it.
+    with socket.socket() as free:
+        free.bind(("localhost", 0))
+        port = free.getsockname()[1]
+    tf_config = {"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}}
+    process = _run_as_a_user(_MULTI_WORKER_RECIPE, TF_CONFIG=json.dumps(tf_config))
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.splitlines()[-1] == "replicas 1"
