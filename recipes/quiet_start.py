@@ -6,10 +6,11 @@ TensorFlow with the process's stderr filtered: a few lines on every CPU-only
 machine come before TensorFlow reads that level (CUDA probes, absl's
 "before InitializeLog" notice, the cuInit failure when no GPU driver is
 present, and on CPUs where TensorFlow turns oneDNN's kernels on, a notice
-that results may differ in round-off). oneDNN's notice that it leaves integer
-ops to TensorFlow's kernels on CPUs without AVX-512, due at the first such op,
-is brought forward into the filter too. Every other line still reaches stderr.
-A user who sets `TF_CPP_MIN_LOG_LEVEL` gets all of TensorFlow's output, unfiltered.
+that results may differ in round-off). On CPU-only machines, oneDNN's notice
+that it leaves integer ops to TensorFlow's kernels on CPUs without AVX-512, due
+at the first such op, is brought forward into the filter too. Every other line
+still reaches stderr. A user who sets `TF_CPP_MIN_LOG_LEVEL` gets all of
+TensorFlow's output, unfiltered.
 
 `shorten_log_lines` then keeps TensorFlow's own INFO records (a saved
 signature's input names, sharding timings, ...) out of the log, writes each of
@@ -62,13 +63,15 @@ if _QUIET:
     with _stderr_without_noise():
         import tensorflow as tf
 
-        tf.config.list_physical_devices()  # the device probes (cuInit) log now, inside the filter
-        # oneDNN says once per process, on CPUs it finds without AVX-512, that it leaves integer ops to
-        # TensorFlow's own kernels (the images' EXIF turns, the texts' token ids): now, rather than mid-run.
-        # In a graph session of its own: an eager op would start TensorFlow's runtime, which a multi-worker
-        # strategy must configure first ("Collective ops must be configured at program startup").
-        with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-            session.run(tf.transpose(tf.zeros((1, 1), tf.uint8)))
+        devices = tf.config.list_physical_devices()  # the device probes (cuInit) log now, inside the filter
+        if all(device.device_type == "CPU" for device in devices):
+            # oneDNN says once per process, on CPUs it finds without AVX-512, that it leaves integer ops to
+            # TensorFlow's own kernels (the images' EXIF turns, the texts' token ids): now, not mid-run. In a
+            # graph session of its own: an eager op would start TensorFlow's runtime, which a multi-worker
+            # strategy must configure first ("Collective ops must be configured at program startup"). Only
+            # on CPU-only machines, so that no GPU or TPU is set up before the recipe chooses its devices.
+            with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+                session.run(tf.transpose(tf.zeros((1, 1), tf.uint8)))
 else:
     import tensorflow as tf
 
