@@ -144,36 +144,29 @@ def test_tensorflows_own_info_records_are_dropped_but_its_warnings_kept():
     assert quiet_start._Shorten(quiet_tensorflow=False).filter(info)
 
 
-_LOGGING_RECIPE = """
-import sys
-sys.path.insert(0, {recipes!r})
-import cli
-import tensorflow as tf
-
-
+_LOGGING_MAIN = """
 def main(argv):
     module = tf.Module()
     module.weight = tf.Variable(1.0)
     tf.saved_model.save(module, argv[1])  # TensorFlow logs "Assets written to: ..." at INFO
     tf.get_logger().warning("A warning through TensorFlow's logger.")
     tf.transpose(tf.zeros((2, 2), tf.uint8))  # where oneDNN lacks AVX-512, its notice came here, mid-run
-
-
-cli.run(main)
 """
 
 
-def _run_as_a_user(program: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """`program`, given the recipes' folder as `{recipes}`, run with TF_CPP_MIN_LOG_LEVEL unset, as a user runs
-    a recipe (so that `quiet_start` filters TensorFlow's output)."""
+def _run_as_a_user(main: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """A recipe whose `main(argv)` is the source `main`, run through `cli.run` with TF_CPP_MIN_LOG_LEVEL unset,
+    as a user runs one (so that `quiet_start` filters TensorFlow's output)."""
     recipes = os.path.dirname(quiet_start.__file__)
+    program = (f"import sys\nsys.path.insert(0, {recipes!r})\nimport cli\nimport tensorflow as tf\n"
+               f"{main}\ncli.run(main)\n")
     env = {**{name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}, **env}
-    return subprocess.run([sys.executable, "-c", program.format(recipes=recipes), *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, timeout=120,
+                          env=env)
 
 
 def test_a_recipe_writes_tensorflows_warnings_once_and_not_its_info_records_or_notices(tmp_path):
-    process = _run_as_a_user(_LOGGING_RECIPE, str(tmp_path / "saved"))
+    process = _run_as_a_user(_LOGGING_MAIN, str(tmp_path / "saved"))
     assert process.returncode == 0, process.stderr
     assert (tmp_path / "saved" / "saved_model.pb").exists()
     assert "Assets written" not in process.stderr
@@ -182,19 +175,10 @@ def test_a_recipe_writes_tensorflows_warnings_once_and_not_its_info_records_or_n
     assert "oneDNN supports" not in process.stderr
 
 
-_MULTI_WORKER_RECIPE = """
-import sys
-sys.path.insert(0, {recipes!r})
-import cli
-import tensorflow as tf
-
-
+_MULTI_WORKER_MAIN = """
 def main(argv):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
     print("replicas", strategy.num_replicas_in_sync)
-
-
-cli.run(main)
 """
 
 
@@ -205,6 +189,6 @@ def test_the_quiet_start_leaves_tensorflow_to_a_multi_worker_strategy():
         free.bind(("localhost", 0))
         port = free.getsockname()[1]
     tf_config = {"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}}
-    process = _run_as_a_user(_MULTI_WORKER_RECIPE, TF_CONFIG=json.dumps(tf_config))
+    process = _run_as_a_user(_MULTI_WORKER_MAIN, TF_CONFIG=json.dumps(tf_config))
     assert process.returncode == 0, process.stderr
     assert process.stdout.splitlines()[-1] == "replicas 1"
