@@ -90,6 +90,18 @@ def test_each_phase_is_summarised_with_what_trains(monkeypatch):
     assert "backbone layers conv_2 (1 of " in phase2
 
 
+def test_each_phase_ends_with_the_time_its_result_records_naming_the_feature_extraction(monkeypatch):
+    messages = []
+    monkeypatch.setattr(logging, "info", lambda message, *args: messages.append(message % args))
+    result = _fine_tune(verbose=0)
+    phase1, phase2 = (next(m for m in messages if m.startswith(f"phase {n} done in ")) for n in (1, 2))
+    # Phase 1 trained on cached features: its time counts their extraction, which the line names.
+    assert phase1.startswith(f"phase 1 done in {result.phase1.seconds:.1f}s (")
+    extraction = float(phase1.split(" (")[1].split("s of it computing the cached features)")[0])
+    assert 0 < extraction <= result.phase1.seconds
+    assert phase2.startswith(f"phase 2 done in {result.phase2.seconds:.1f}s, val_loss ")
+
+
 def test_tensorboard_events_hold_each_phases_metrics_and_learning_rate(tmp_path):
     result = _fine_tune(verbose=0, tensorboard_dir=str(tmp_path))
     for phase, epochs, peak in (("phase1", EPOCHS[0], result.phase1.learning_rate),

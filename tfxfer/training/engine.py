@@ -209,12 +209,14 @@ def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose:
     if phase_start is not None:
         phase_start.blend(phase.interpolation)
     final = _validation_metrics(loop, phase.validation)
-    seconds = time.perf_counter() - start
-    logging.info("%s done in %.1fs%s", phase.name, seconds,
+    seconds = time.perf_counter() - start + extract_seconds
+    # The time the result records; a cached phase's extraction is most of it, so it is named.
+    extraction = f" ({extract_seconds:.1f}s of it computing the cached features)" if phase.cache_features else ""
+    logging.info("%s done in %.1fs%s%s", phase.name, seconds, extraction,
                  "".join(f", {name} {value:.4f}" for name, value in final.items()))
     # A resumed phase's history starts at the resumed epoch; epochs_run counts from 0.
     epochs_run = history.epoch[-1] + 1 if history.epoch else 0
-    return PhaseResult(history.history, seconds + extract_seconds, epochs_run, final, trainable,
+    return PhaseResult(history.history, seconds, epochs_run, final, trainable,
                        learning_rate=phase.learning_rate)
 
 
