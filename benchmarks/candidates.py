@@ -32,7 +32,12 @@ BUILD_CHANGES = {
     "dropout_0.5": {"dropout": 0.5},
 }
 
-NAMES = [*CONFIG_CHANGES, *BUILD_CHANGES]
+# Candidates that change how `tfxfer.fine_tune` is called instead: its own arguments.
+FIT_CHANGES = {
+    "lr_finder": {"find_learning_rate": 1},  # phase 1 at the learning-rate finder's suggestion, not the config's
+}
+
+NAMES = [*CONFIG_CHANGES, *BUILD_CHANGES, *FIT_CHANGES]
 
 DROPOUT_FLAG_HELP = ("The head's dropout rate of every variant but the dropout ones; default: build_image_classifier's "
                      "(0; the comparisons before \"The head's dropout\" ran with 0.2).")
@@ -67,3 +72,8 @@ def build_changes(variant: str, dropout: float | None = None) -> dict:
     """
     changes = BUILD_CHANGES.get(variant, {})
     return changes if dropout is None else {"dropout": dropout, **changes}
+
+
+def fit_changes(variant: str) -> dict:
+    """`tfxfer.fine_tune` arguments of `variant` (none for most)."""
+    return FIT_CHANGES.get(variant, {})

@@ -32,6 +32,8 @@ Each variant changes one thing from tfxfer's defaults:
   `tfxfer.RandomAffine` drew all three into one resampling;
 - **probe40**: phase 1 over 40 epochs, not 20 (`FineTuneConfig(epochs=40)`);
 - **batch16**: batches of 16 images, not 32, in both phases (`load_image_folders(batch_size=16)`);
+- **lr_finder**: phase 1 at the learning-rate finder's suggestion, swept on the training data's
+  cached features right before it, not at the config's 3e-3 (`fine_tune(find_learning_rate=1)`);
 - **no_dropout**, **dropout_0.2**, **dropout_0.5**: the head's dropout rate at 0, 0.2 or 0.5
   (`build_image_classifier(dropout=...)`);
 - **center_crop**, **pad**: every image (training, validation and scored) cropped to the
@@ -111,7 +113,8 @@ class Variant:
 
 _VARIANTS = {
     **{name: Variant(config_changes=changes) for name, changes in candidates.CONFIG_CHANGES.items()},
-    **{name: Variant() for name in candidates.BUILD_CHANGES},  # candidates.build_changes has their changes
+    # candidates.build_changes and candidates.fit_changes have their changes.
+    **{name: Variant() for name in (*candidates.BUILD_CHANGES, *candidates.FIT_CHANGES)},
     "full": Variant(cache_features=False),
     "flip_only": Variant(augmentation={"rotation": 0, "zoom": 0, "translation": 0}),
     "no_flip": Variant(augmentation={"flip": None}),
@@ -161,7 +164,8 @@ def _train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: 
     phase1 = model_scores.Phase1Weights()
     config = candidates.config(spec.config_changes, FLAGS.epochs, FLAGS.fine_tune_interpolation)
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
-                              config=config, callbacks=[phase1], cache_features=spec.cache_features, verbose=0)
+                              config=config, callbacks=[phase1], cache_features=spec.cache_features, verbose=0,
+                              **candidates.fit_changes(variant))
     seconds = time.perf_counter() - start
     # Accuracies on `scoring`: they replace fine_tune's own, which are on its validation data; the losses stay its.
     scores = {"phase1_val_accuracy": model_scores.interpolated_accuracy(model, phase1.weights, scoring, mixing=0.0),

@@ -55,7 +55,7 @@ class DigitsRuns:
                                   self.task.target_validation.dataset(8),
                                   config=candidates.config(candidates.CONFIG_CHANGES.get(variant, {}), FLAGS.epochs,
                                                            FLAGS.fine_tune_interpolation),
-                                  verbose=0)
+                                  verbose=0, **candidates.fit_changes(variant))
         return {"seed": seed, "variant": variant, "validation_size": len(self.task.target_validation.labels),
                 **results_lib.fine_tune_figures(result)}
 

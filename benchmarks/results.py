@@ -42,6 +42,7 @@ def compare_variants(run_variant: Callable[[int, str], dict], seeds: list[int], 
 def fine_tune_figures(result) -> dict:
     """What a comparison of training settings reports of a `tfxfer.FineTuneResult`."""
     return {"phase1_seconds": result.phase1.seconds, "phase2_seconds": result.phase2.seconds,
+            "phase1_learning_rate": result.phase1.learning_rate,
             "phase1_val_accuracy": result.phase1.final_metrics["val_accuracy"],
             "val_accuracy": result.phase2.final_metrics["val_accuracy"],
             "phase1_val_loss": result.phase1.final_metrics["val_loss"],
