@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import keras
 import numpy as np
@@ -96,9 +97,11 @@ def test_each_phase_ends_with_the_time_its_result_records_naming_the_feature_ext
     result = _fine_tune(verbose=0)
     phase1, phase2 = (next(m for m in messages if m.startswith(f"phase {n} done in ")) for n in (1, 2))
     # Phase 1 trained on cached features: its time counts their extraction, which the line names.
-    assert phase1.startswith(f"phase 1 done in {result.phase1.seconds:.1f}s (")
-    extraction = float(phase1.split(" (")[1].split("s of it computing the cached features)")[0])
-    assert 0 < extraction <= result.phase1.seconds
+    # (A tiny model extracts in well under 0.05 s, so the extraction may read 0.0s.)
+    match = re.fullmatch(r"phase 1 done in (\d+\.\d)s \((\d+\.\d)s of it computing the cached features\), "
+                         r"val_loss .*", phase1)
+    assert match, phase1
+    assert match[1] == f"{result.phase1.seconds:.1f}" and float(match[2]) <= float(match[1])
     assert phase2.startswith(f"phase 2 done in {result.phase2.seconds:.1f}s, val_loss ")
 
 
