@@ -13,7 +13,9 @@ class PhaseResult:
 
     Attributes:
         history: dict. Per-epoch metrics, as in `keras.callbacks.History.history`.
-        seconds: float. Wall time of the phase.
+        seconds: float. Wall time of the phase: its training and, on cached
+            features, their extraction; a learning-rate sweep that chose its
+            rate is logged on its own and not counted.
         epochs_run: int. Epochs actually run (early stopping may cut them).
         final_metrics: dict. Validation metrics of the weights the phase ended
             with (after best-weight restore), `val_`-prefixed.
