@@ -22,7 +22,7 @@ from _text_helpers import NEGATIVE, POSITIVE, save_tiny_bert_preset, write_word_
 
 import tfxfer
 from tfxfer import prediction
-from tfxfer.errors import UserError
+from tfxfer.errors import ConfigError, UserError
 from tfxfer.export import text_serving, tflite, warmup
 
 NAMES = ["negative", "neutral", "positive ✓"]
@@ -218,6 +218,21 @@ def test_read_text_lines(tmp_path):
         prediction.read_text_lines(str(tmp_path / "empty.txt"))
     with pytest.raises(FileNotFoundError, match=r"one text per line\. Received: '.*nope\.txt'"):
         prediction.read_text_lines(str(tmp_path / "nope.txt"))
+
+
+def test_read_text_lines_drops_a_byte_order_mark_and_counts_blank_lines(tmp_path, caplog):
+    # What Notepad writes: a byte-order mark, then Windows line ends.
+    (tmp_path / "bom.txt").write_bytes("\ufeffgood film\r\n\r\nbad\r\n".encode("utf-8"))
+    with caplog.at_level("INFO", logger="absl"):
+        assert prediction.read_text_lines(str(tmp_path / "bom.txt")) == ["good film", "bad"]
+    assert "Skipped 1 blank lines of" in caplog.text
+
+
+def test_read_text_lines_refuses_a_file_that_is_not_utf8_naming_the_fix(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("bon été\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.txt is not UTF-8 text \(invalid continuation byte at byte 4\)\. "
+                                          r"Re-save it as UTF-8, e\.g\. `iconv"):
+        prediction.read_text_lines(str(tmp_path / "latin1.txt"))
 
 
 @pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py

@@ -171,17 +171,26 @@ def input_kind(model_dir: str) -> str:
 
 
 def read_text_lines(path: str) -> list[str]:
-    """The non-empty lines of a UTF-8 text file, one text each (line ends stripped).
+    """The non-empty lines of a UTF-8 text file, one text each (line ends stripped; blank lines skipped and
+    counted in the log).
 
-    path: str. A text file with one text per line.
+    path: str. A text file with one text per line, UTF-8 (a byte-order mark, as Notepad writes, is dropped).
     """
     if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise MissingFileError(f"Expected a text file with one text per line. Received: {path!r}")
+    try:
+        # utf-8-sig: a leading byte-order mark would otherwise become part of the first text.
+        content = _read(path).decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}). Re-save it as UTF-8, "
+                          f"e.g. `iconv -f latin1 -t utf-8 in > out`. Received: {path!r}") from None
     # newline=None: "\n", "\r\n" and "\r" all end a line, as open() reads text files.
-    lines = [line.rstrip("\r\n") for line in io.StringIO(_read(path).decode("utf-8"), newline=None)]
+    lines = [line.rstrip("\r\n") for line in io.StringIO(content, newline=None)]
     texts = [line for line in lines if line.strip()]
     if not texts:
         raise ConfigError(f"Expected at least one non-empty line of text. Received: an empty file {path!r}")
+    if len(texts) < len(lines):
+        logging.info("Skipped %d blank lines of %s.", len(lines) - len(texts), path)
     return texts
 
 
