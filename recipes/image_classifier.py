@@ -72,6 +72,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     training_flags.check_paths("tflite_dir")
+    training_flags.check_numbers()
+    if FLAGS.top_k < 0:
+        raise app.UsageError(f"--top_k must be >= 0 (0 leaves the top-k outputs out). Received: --top_k={FLAGS.top_k}")
     tuning_run.check_flags()
     distillation_run.check_flags()
     task_flags.check_flags("distill_into", "tflite_dir", "tfds_name")

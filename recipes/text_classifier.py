@@ -74,6 +74,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     training_flags.check_paths()
+    training_flags.check_numbers()
     tuning_run.check_flags()
     distillation_run.check_flags()
     task_flags.check_flags("label_column", "distill_into", "tfds_name")

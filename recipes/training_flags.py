@@ -27,7 +27,7 @@ import tfxfer
 from tfxfer import tuning
 from tfxfer.defaults import FineTuneAt
 from tfxfer.export import versioning
-from tfxfer.training import distillation_loss, precision
+from tfxfer.training import distillation_loss, planner, precision
 
 FLAGS = flags.FLAGS
 # --mixed_precision's values: FineTuneConfig.mixed_precision's, with "off" for None.
@@ -162,6 +162,12 @@ def define_flags(
                       "(text batches trimmed to their longest sentence compile once per length), and cannot "
                       "compile random image transforms (tfxfer's RandomAffine, Keras' RandomRotation, ...): a model "
                       "with it is refused before training.")
+
+
+def check_numbers() -> None:
+    """Fails before any work on epochs, learning rates or label smoothing out of range (the library's
+    `ConfigError`), which would otherwise stop the run mid-way or train nonsense."""
+    planner.check_schedule_numbers(fine_tune_config(FLAGS.batch_size))
 
 
 def check_paths(*folder_flags: str) -> None:

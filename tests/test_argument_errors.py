@@ -13,11 +13,11 @@ import tensorflow as tf
 import tfxfer
 from tfxfer import prediction
 from tfxfer.errors import ConfigError, MissingFileError, NotAFolderError, UserError
-from tfxfer.export import tflite, versioning
+from tfxfer.export import serving, tflite, versioning
 from tfxfer.models import heads
 from tfxfer.models.backbones.word_vectors import read_word_vectors
 from tfxfer.models.token_pooling import TokenPooling
-from tfxfer.training import feature_cache, layerwise_lr
+from tfxfer.training import feature_cache, layerwise_lr, planner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Flags of a registry backbone small enough to build in a second; no download.
@@ -96,6 +96,30 @@ def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path, s
     assert ("error: Backbone 'mobilenet_v2' needs inputs of at least 32x32 pixels; use a larger image size "
             "(its ImageNet weights were trained at 224). Received: input_shape=(16, 16, 3)") in stderr
     assert "class sub-folders" not in stderr
+
+
+@pytest.mark.parametrize("flag, expected", [
+    ("--epochs=-1", "error: epochs must be an int >= 1. Received: epochs=-1"),
+    ("--fine_tune_epochs=-2", "error: fine_tune_epochs must be an int >= 0 (0 skips phase 2). "
+                              "Received: fine_tune_epochs=-2"),
+    ("--label_smoothing=2", "error: label_smoothing must be a number from 0 (none) up to, not including, 1"),
+    ("--top_k=-1", "error: --top_k must be >= 0 (0 leaves the top-k outputs out). Received: --top_k=-1"),
+])
+def test_image_recipe_numbers_out_of_range_fail_before_loading_data(flag, expected, tmp_path, script_server):
+    (tmp_path / "empty").mkdir()  # loading it would fail with another message: no class folders
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path / 'empty'}", *TINY_MOBILENET,
+                                       flag, f"--run_dir={tmp_path / 'run'}")
+    assert expected in stderr
+    assert "class sub-folders" not in stderr and not (tmp_path / "run").exists()
+
+
+def test_text_recipe_numbers_out_of_range_fail_before_loading_data(tmp_path, script_server):
+    (tmp_path / "empty").mkdir()
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={tmp_path / 'empty'}",
+                                       "--fine_tune_learning_rate=0", f"--run_dir={tmp_path / 'run'}")
+    assert ("text_classifier.py: error: fine_tune_learning_rate must be a number > 0, e.g. 0.0001. "
+            "Received: fine_tune_learning_rate=0.0") in stderr
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow  # loads data and builds the model before failing
@@ -376,6 +400,27 @@ _LIBRARY_MISTAKES = {
                                    ConfigError, r"Feature caching needs a head layer.*Received: model='plain'"),
     "tflite_variant": (lambda tmp: tflite.convert_tflite(_tiny_model(), "int4"),
                        ConfigError, r"variant must be one of .*Received: variant='int4'"),
+    "no_epochs": (lambda tmp: planner.check_schedule_numbers(tfxfer.FineTuneConfig(epochs=0)),
+                  ConfigError, r"epochs must be an int >= 1\. Received: epochs=0"),
+    "negative_fine_tune_epochs": (lambda tmp: planner.check_schedule_numbers(
+        tfxfer.FineTuneConfig(fine_tune_epochs=-2)),
+        ConfigError, r"fine_tune_epochs must be an int >= 0 \(0 skips phase 2\)\. Received: fine_tune_epochs=-2"),
+    "negative_learning_rate": (lambda tmp: planner.check_schedule_numbers(tfxfer.FineTuneConfig(learning_rate=-1.0)),
+                               ConfigError, r"learning_rate must be a number > 0, e\.g\. 0\.003\. "
+                                            r"Received: learning_rate=-1\.0"),
+    "infinite_fine_tune_learning_rate": (lambda tmp: planner.check_schedule_numbers(
+        tfxfer.FineTuneConfig(fine_tune_learning_rate=float("inf"))),
+        ConfigError, r"fine_tune_learning_rate must be a number > 0, e\.g\. 0\.0001\. Received: "
+                     r"fine_tune_learning_rate=inf"),
+    "label_smoothing_of_one_or_more": (lambda tmp: planner.check_schedule_numbers(
+        tfxfer.FineTuneConfig(label_smoothing=2)),
+        ConfigError, r"label_smoothing must be a number from 0 \(none\) up to, not including, 1.*"
+                     r"Received: label_smoothing=2"),
+    "dropout_of_one": (lambda tmp: heads.classification_head(keras.Input((4,)), 2, dropout=1.0),
+                       ConfigError, r"dropout is the share of features dropped .* up to, not including, 1\. "
+                                    r"Received: dropout=1\.0"),
+    "negative_top_k": (lambda tmp: serving.check_top_k(-1, 3),
+                       ConfigError, r"top_k must be a positive integer .*Received: top_k=-1"),
 }
 
 

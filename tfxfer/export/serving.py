@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from tfxfer.data import image_ops
+from tfxfer.errors import ConfigError
 from tfxfer.export import layout
 from tfxfer.models.heads import HeadKind
 
@@ -95,7 +96,7 @@ def check_top_k(top_k: int | None, num_classes: int) -> int | None:
     if top_k is None:
         return None
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(
+        raise ConfigError(
             "top_k must be a positive integer (the number of best classes each "
             f"signature returns), or None for no top-k outputs. Received: top_k={top_k!r}"
         )

@@ -4,6 +4,8 @@ Image and text classifiers end in the same layers, named so that freezing,
 training and export can find them: `pooler` -> `dropout` -> `predictions`.
 """
 
+import numbers
+
 import keras
 
 from tfxfer.errors import ConfigError
@@ -55,6 +57,9 @@ def classification_head(
 
 
 def _pooled_and_dropped(features, dropout, pooling):
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        raise ConfigError("dropout is the share of features dropped before the Dense layer in training: a number "
+                          f"from 0 (no dropout layer) up to, not including, 1. Received: dropout={dropout!r}")
     x = features
     if len(x.shape) == 4:
         if pooling not in _POOLERS:

@@ -5,6 +5,8 @@ class weight or dataset fails now, not after phase 1 has trained.
 """
 
 import dataclasses
+import math
+import numbers
 
 import keras
 import tensorflow as tf
@@ -45,6 +47,7 @@ def plan_phases(
     """
     backbone = backbone_of(model)
     lr_multipliers = None
+    check_schedule_numbers(config)
     lora.check_rank(config.lora_rank)
     if config.fine_tune_epochs:
         # Phase 2's settings are resolved now, so that a bad one fails before phase 1 has trained.
@@ -102,6 +105,28 @@ def _loss_and_weights(model, config, loss, class_counts, train_data) -> tuple:
             "A multi-task model trains on a loss over all its tasks: pass a tfxfer.training.losses.MultiTaskLoss "
             f"(or a subclass), or leave loss=None. Received: loss={type(loss).__name__}")
     return None, loss or losses.MultiTaskLoss(tasks, config.label_smoothing), None
+
+
+def check_schedule_numbers(config: FineTuneConfig) -> None:
+    """Epochs, learning rates and label smoothing in their ranges; a bad one would fail mid-run or train nonsense."""
+    for name, least in (("epochs", 1), ("fine_tune_epochs", 0)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{name} must be an int >= {least}"
+                              f"{' (0 skips phase 2)' if least == 0 else ''}. Received: {name}={value!r}")
+    for name in ("learning_rate", "fine_tune_learning_rate"):
+        value = getattr(config, name)
+        if not _is_real(value) or not 0 < value < math.inf:
+            raise ConfigError(f"{name} must be a number > 0, e.g. {getattr(FineTuneConfig, name)}. "
+                              f"Received: {name}={value!r}")
+    smoothing = config.label_smoothing
+    if not _is_real(smoothing) or not 0 <= smoothing < 1:
+        raise ConfigError("label_smoothing must be a number from 0 (none) up to, not including, 1, e.g. 0.1. "
+                          f"Received: label_smoothing={smoothing!r}")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_ema_momentum(momentum) -> None:
