@@ -64,6 +64,9 @@ def main(argv):
         raise app.UsageError("Pass the labelled data to evaluate on: --data_dir=FOLDER_OR_CSV, or --tfds_name=NAME.")
     if FLAGS.split and not FLAGS.tfds_name:
         raise app.UsageError("--split is for TFDS data (--tfds_name); --data_dir folders use their val/ folder.")
+    if tf.io.gfile.isdir(FLAGS.output):  # checked now: the report is written after the whole evaluation
+        raise app.UsageError(f"--output is the report's file, but this path is a folder; pass a file path such as "
+                             f"{os.path.join(FLAGS.output, 'metrics.json')}. Received: --output={FLAGS.output}")
     model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
     kind = model.kind
     if model.tasks:

@@ -303,6 +303,14 @@ def test_missing_model_dir_ends_with_a_message(script_server):
     assert "Traceback" not in run.stderr
 
 
+def test_an_output_path_that_is_a_folder_ends_with_a_message_before_the_evaluation(tmp_path, script_server):
+    run = _run_recipe(script_server, "--model_dir=anywhere", "--data_dir=somewhere", f"--output={tmp_path}")
+    assert run.returncode == 2
+    assert (f"evaluate.py: error: --output is the report's file, but this path is a folder; pass a file path such "
+            f"as {tmp_path / 'metrics.json'}. Received: --output={tmp_path}") in run.stderr
+    assert "Traceback" not in run.stderr and os.listdir(tmp_path) == []
+
+
 def test_a_multi_label_export_is_scored_per_class_at_the_threshold(tmp_path):
     write_word_vectors(tmp_path / "vectors.txt", POSITIVE + NEGATIVE, dim=4)
     texts = sentences(POSITIVE, 4, seed=3) + sentences(NEGATIVE, 4, seed=4)
