@@ -265,6 +265,18 @@ def test_a_task_csv_gives_each_task_its_labels(tmp_path):
         labelled_data.read_task_csv(str(path), "text", {"colour": False}, input_column="text")
 
 
+def test_an_image_task_csv_skips_and_counts_rows_whose_file_is_missing(tmp_path, caplog):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").write_bytes(b"read later, by the model")
+    path = tmp_path / "pets.csv"
+    path.write_text(f"image,species\nphotos/a.png,cat\nphotos/gone.png,dog\n{tmp_path / 'photos' / 'a.png'},fox\n")
+    with caplog.at_level("WARNING", logger="absl"):
+        data = labelled_data.read_task_csv(str(path), "image", {"species": False}, input_column="image")
+    assert data.inputs == [str(tmp_path / "photos" / "a.png")] * 2
+    assert data.labels == {"species": ["cat", "fox"]} and data.skipped == {"missing_file": 1}
+    assert "Skipping 1 rows of" in caplog.text and "gone.png" in caplog.text
+
+
 def test_the_evaluate_recipe_writes_a_report_per_task(task_export, tmp_path, script_server):
     data = tmp_path / "val.csv"
     data.write_text("review,species,grade\n0,cat,low\n1,dog,\n2,cat,high\n")

@@ -207,7 +207,8 @@ def read_task_csv(
     label for that task (None in the labels; so does a multi-label cell of separators only);
     a row without any label, without its input, or with more cells than the header is
     skipped and counted (`"no_label"`, `"empty"`, `"malformed"`; `"undecodable"` for an
-    input that is not UTF-8).
+    input that is not UTF-8; `"missing_file"` for an image path with no file there, as the
+    training loader skips it).
     Image inputs are file paths, relative to the CSV's folder unless absolute or URLs.
 
     Args:
@@ -248,7 +249,7 @@ def read_task_csv(
         raise ConfigError(f"{os.path.basename(path)} has no column {input_column!r} of {kind}s; its columns are "
                           f"{header}. Name it with --{kind}_column. Received: {input_column!r}")
     columns = _task_columns(path, header, input_column, tasks)
-    inputs, labels, skipped = [], {task: [] for task in columns}, collections.Counter()
+    inputs, labels, skipped, missing = [], {task: [] for task in columns}, collections.Counter(), []
     for row in rows:
         if row:  # Trailing empty cells may be left out of a row: they are labels it has not.
             row = row + [""] * (len(header) - len(row))
@@ -256,9 +257,17 @@ def read_task_csv(
         if reason:
             skipped[reason] += 1
             continue
-        inputs.append(_input(row[header.index(input_column)], kind, path))
+        value = _input(row[header.index(input_column)], kind, path)
+        if kind == IMAGE and not tf.io.gfile.exists(value):
+            skipped["missing_file"] += 1
+            missing.append(value)
+            continue
+        inputs.append(value)
         for task, column in columns.items():
             labels[task].append(_task_label(row[column], tasks[task], label_separator))
+    if missing:
+        logging.warning("Skipping %d rows of %s whose image file does not exist (relative paths are read from %r), "
+                        "e.g. %s.", len(missing), path, os.path.dirname(path) or os.getcwd(), missing[:3])
     if not inputs:
         raise ConfigError(f"No usable {kind} with a label in {path!r}. Received: skipped {dict(skipped)}")
     logging.info("Evaluation data: %d %ss from %s, labels of tasks %s.", len(inputs), kind, path, ", ".join(columns))
