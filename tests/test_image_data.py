@@ -22,6 +22,7 @@ from _tfds_fake import fake_tfds, indexed_image
 from PIL import Image
 
 from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
+from tfxfer.errors import ConfigError
 
 IMAGE_SIZE = (6, 5)
 HYMENOPTERA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hymenoptera"
@@ -273,6 +274,13 @@ def test_folder_without_class_folders_raises(tmp_path):
     _write_image(tmp_path / "loose.png", (0, 0, 0))
 
     with pytest.raises(ValueError, match="Found no class sub-folders"):
+        load_image_folders(tmp_path, image_size=IMAGE_SIZE)
+
+
+def test_one_class_folder_is_refused_naming_the_fix(tmp_path):
+    _make_classes(tmp_path, {"ants": 3})
+    with pytest.raises(ConfigError, match=r"at least 2 classes, one folder each; '.*' has one class folder\. Add a "
+                                          r"folder of images for every other class .*Received: class folders \['ants'\]"):
         load_image_folders(tmp_path, image_size=IMAGE_SIZE)
 
 

@@ -301,18 +301,22 @@ def _class_names(train_root: str, validation_root: str | None) -> list[str]:
             "folders do not count). Move the images into class folders. Received: "
             f"{len(entries)} entries, e.g. {entries[:_PATHS_IN_WARNING]}"
         )
-    if validation_root is None:
-        return names
-    validation_names = _subfolders(validation_root)
-    if validation_names != names:
-        only_train = sorted(set(names) - set(validation_names))
-        only_validation = sorted(set(validation_names) - set(names))
+    if validation_root is not None:
+        validation_names = _subfolders(validation_root)
+        if validation_names != names:
+            only_train = sorted(set(names) - set(validation_names))
+            only_validation = sorted(set(validation_names) - set(names))
+            raise ConfigError(
+                "Training and validation folders must hold the same class folders. "
+                f"Only in {train_root!r}: {only_train}; only in {validation_root!r}: "
+                f"{only_validation}. Add the missing class folders (with images) or "
+                "remove the extra ones."
+            )
+    if len(names) == 1:
         raise ConfigError(
-            "Training and validation folders must hold the same class folders. "
-            f"Only in {train_root!r}: {only_train}; only in {validation_root!r}: "
-            f"{only_validation}. Add the missing class folders (with images) or "
-            "remove the extra ones."
-        )
+            f"A classifier needs images of at least 2 classes, one folder each; {train_root!r} has one class "
+            f"folder. Add a folder of images for every other class beside it, e.g. "
+            f"{os.path.join(train_root, 'other_class', 'img1.jpg')!r}. Received: class folders {names}")
     return names
 
 
