@@ -118,7 +118,8 @@ def fine_tune(
         ConfigError: before any training, when the data does not fit the
             model: another image size or input structure, labels of another
             width or kind than the head's, a label past its classes (seen in
-            the first batch, when `class_counts` is None), a bad
+            the first batch, when `class_counts` is None), epochs, learning
+            rates or label smoothing out of range, a bad
             `fine_tune_at` / `class_weight`, or a `lora_rank` the backbone
             cannot take (see `tfxfer.training.lora`).
     """
