@@ -169,6 +169,10 @@ def load_data(image_size, batch_size, run_dir):
         return tfxfer.load_tfds_images(FLAGS.tfds_name, data_dir=FLAGS.data_dir, **common)
     if not FLAGS.data_dir:
         raise app.UsageError("Pass --data_dir (image folders) or --tfds_name.")
+    if not FLAGS.label_columns and FLAGS.data_dir.lower().endswith((".csv", ".tsv")):
+        raise app.UsageError(f"--data_dir is a CSV/TSV file of image paths: pass the header of its label column with "
+                             f"--label_columns (several, comma-separated, for a model with a head each) and of its "
+                             f"image paths with --image_column (default 'image'). Received: --data_dir={FLAGS.data_dir}")
     if FLAGS.label_columns:
         return tfxfer.load_image_csv(FLAGS.data_dir, label_columns=FLAGS.label_columns, image_column=FLAGS.image_column,
                                      image_size=image_size, batch_size=batch_size, seed=FLAGS.seed,

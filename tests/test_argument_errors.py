@@ -113,6 +113,13 @@ def test_image_recipe_numbers_out_of_range_fail_before_loading_data(flag, expect
     assert "class sub-folders" not in stderr and not (tmp_path / "run").exists()
 
 
+def test_image_recipe_csv_without_label_columns_names_the_flag(tmp_path, script_server):
+    (tmp_path / "photos.csv").write_text("image,label\na.png,ant\n")
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path / 'photos.csv'}", *TINY_MOBILENET)
+    assert ("image_classifier.py: error: --data_dir is a CSV/TSV file of image paths: pass the header of its label "
+            "column with --label_columns") in stderr
+
+
 def test_text_recipe_numbers_out_of_range_fail_before_loading_data(tmp_path, script_server):
     (tmp_path / "empty").mkdir()
     stderr = script_server.usage_error("text_classifier.py", f"--data_dir={tmp_path / 'empty'}",
