@@ -177,6 +177,15 @@ def test_text_folders_are_read_from_val_and_line_files_by_class(tmp_path):
         labelled_data.read_labelled_data(str(tmp_path / "lines"), "text", label_separator="|")
 
 
+def test_image_folders_given_as_texts_are_named_as_images(tmp_path):
+    for name in ("ants", "bees"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "photo.jpg").write_bytes(tf.io.encode_jpeg(np.zeros((4, 4, 3), np.uint8)).numpy())
+    with pytest.raises(ConfigError, match=r"The model takes texts, but the class folders of '.*' hold images: "
+                                          r"evaluate an image model on them.*Received: 2 images, e\.g\. '.*photo\.jpg'"):
+        labelled_data.read_labelled_data(str(tmp_path), "text")
+
+
 def test_exact_copies_among_the_inputs_are_counted_and_scored_again(image_export, tmp_path, caplog):
     # _png(1) three times, once labelled otherwise; _png(2) as bytes and again as a file.
     (tmp_path / "copy.png").write_bytes(_png(2))

@@ -161,6 +161,11 @@ def read_texts(
     else:
         texts = text_files.read_line_files(path)
     if not texts.texts:
+        images = _images_under(source) if source_format == "class_folders" else []
+        if images:  # read as texts, every image is "undecodable", which hides the real mistake
+            raise ConfigError(f"The model takes texts, but the class folders of {source!r} hold images: evaluate an "
+                              f"image model on them, or pass labelled texts. Received: {len(images)} images, e.g. "
+                              f"{images[0]!r}")
         raise ConfigError(f"No usable text with a label in {path!r}. Received: skipped {dict(texts.skipped)}")
     logging.info("%s data: %d texts from %s (%s).", _PARTS[part], len(texts.texts), source, source_format)
     return LabelledExamples(TEXT, list(texts.texts), list(texts.labels), source=source,
