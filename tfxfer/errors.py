@@ -8,6 +8,13 @@ Raise them only with a message that says what was expected, what was received
 (`Received: arg=value`) and what to do.
 """
 
+import numbers
+
+
+def is_real_number(value) -> bool:
+    """Whether `value` is an int or float (NumPy's too), and not a bool: where every numeric argument check starts."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
 
 class UserError(Exception):
     """Base of the errors caused by the caller's arguments, files, data or environment."""

@@ -4,11 +4,9 @@ Image and text classifiers end in the same layers, named so that freezing,
 training and export can find them: `pooler` -> `dropout` -> `predictions`.
 """
 
-import numbers
-
 import keras
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, is_real_number
 from tfxfer.models import layer_names
 # Defined below the models (data names tasks too); imported here, where every head reads them.
 from tfxfer.tasks import HeadKind, head_kind_for
@@ -57,7 +55,7 @@ def classification_head(
 
 
 def _pooled_and_dropped(features, dropout, pooling):
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if not is_real_number(dropout) or not 0 <= dropout < 1:
         raise ConfigError("dropout is the share of features dropped before the Dense layer in training: a number "
                           f"from 0 (no dropout layer) up to, not including, 1. Received: dropout={dropout!r}")
     x = features

@@ -16,7 +16,7 @@ trains with it unchanged, under every strategy.
 
 import keras
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, is_real_number
 from tfxfer.models.heads import HeadKind
 from tfxfer.training import losses
 
@@ -98,16 +98,12 @@ class DistillationLoss(keras.losses.Loss):
 
 def check_temperature_and_alpha(temperature, alpha) -> None:
     """Raises a `ConfigError` unless `temperature` > 0 and 0 <= `alpha` <= 1."""
-    if not _is_number(temperature) or not temperature > 0 or temperature == float("inf"):
+    if not is_real_number(temperature) or not temperature > 0 or temperature == float("inf"):
         raise ConfigError("temperature must be a number > 0 (1 leaves the probabilities as they are; 2 to 10 "
                           f"soften them, as is usual for distillation). Received: temperature={temperature!r}")
-    if not _is_number(alpha) or not 0 <= alpha <= 1:
+    if not is_real_number(alpha) or not 0 <= alpha <= 1:
         raise ConfigError("alpha must be a number in [0, 1]: the weight of the hard labels (1 ignores the teacher, "
                           f"0 learns from the teacher alone). Received: alpha={alpha!r}")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def split_targets(y_true, units: int):

@@ -40,7 +40,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer.defaults import FineTuneConfig
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, is_real_number
 from tfxfer.training import feature_cache, freezing, optimizers, planner, precision
 from tfxfer.training.loop import TrainLoop
 from tfxfer.training.phase import Phase
@@ -444,7 +444,7 @@ class _ModelState:
 
 def _check_sweep_arguments(min_learning_rate, max_learning_rate, steps, divergence_factor) -> None:
     for name, value in (("min_learning_rate", min_learning_rate), ("max_learning_rate", max_learning_rate)):
-        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        if not is_real_number(value) or not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{name} must be a finite number > 0 (the sweep's learning rates grow "
                               f"exponentially, e.g. from 1e-7 to 10). Received: {name}={value!r}")
     if min_learning_rate >= max_learning_rate:
@@ -455,15 +455,11 @@ def _check_sweep_arguments(min_learning_rate, max_learning_rate, steps, divergen
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
         raise ConfigError("steps must be an int >= 2: the sweep's first step trains at min_learning_rate, its "
                           f"last at max_learning_rate (fastai runs 100). Received: steps={steps!r}")
-    if not _is_number(divergence_factor) or math.isnan(divergence_factor) or divergence_factor <= 1:
+    if not is_real_number(divergence_factor) or math.isnan(divergence_factor) or divergence_factor <= 1:
         raise ConfigError(
             "divergence_factor must be a number > 1: the sweep stops once the smoothed loss exceeds "
             "divergence_factor times its minimum (fastai: 4.0; math.inf stops only on NaN or infinity). "
             f"Received: divergence_factor={divergence_factor!r}")
-
-
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
 
 def _finite_or_none(value: float) -> float | None:

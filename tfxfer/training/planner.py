@@ -6,14 +6,13 @@ class weight or dataset fails now, not after phase 1 has trained.
 
 import dataclasses
 import math
-import numbers
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from tfxfer.defaults import FineTuneConfig
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, is_real_number
 from tfxfer.models import heads, layer_names
 from tfxfer import tasks as tasks_lib
 from tfxfer.training import (
@@ -116,17 +115,13 @@ def check_schedule_numbers(config: FineTuneConfig) -> None:
                               f"{' (0 skips phase 2)' if least == 0 else ''}. Received: {name}={value!r}")
     for name in ("learning_rate", "fine_tune_learning_rate"):
         value = getattr(config, name)
-        if not _is_real(value) or not 0 < value < math.inf:
+        if not is_real_number(value) or not 0 < value < math.inf:
             raise ConfigError(f"{name} must be a number > 0, e.g. {getattr(FineTuneConfig, name)}. "
                               f"Received: {name}={value!r}")
     smoothing = config.label_smoothing
-    if not _is_real(smoothing) or not 0 <= smoothing < 1:
+    if not is_real_number(smoothing) or not 0 <= smoothing < 1:
         raise ConfigError("label_smoothing must be a number from 0 (none) up to, not including, 1, e.g. 0.1. "
                           f"Received: label_smoothing={smoothing!r}")
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_ema_momentum(momentum) -> None:
