@@ -120,7 +120,7 @@ def load_image_csv(
     task_labels.check_class_names(class_names, columns, csv_path, "images", note=f" (skipped: {dict(rows.skipped)})")
     _check_fits_in_memory(len(rows.paths), image_size, csv_path)
 
-    missing = _missing_files(rows.paths, csv_path)
+    missing = missing_files(rows.paths, csv_path)
     images, decodable, fingerprints = _decode(rows.paths, missing, image_size)
     undecodable = sorted({path for path, ok, gone in zip(rows.paths, decodable, missing) if not ok and not gone})
     warn_skipped(undecodable, len(set(rows.paths)))
@@ -244,16 +244,18 @@ def _resolve(folder: str, path: str) -> str:
     return os.path.join(folder, path)
 
 
-def _missing_files(paths: list[str], csv_path: str) -> np.ndarray:
-    """bool per row: its file does not exist. Logs them, with the folder relative paths are read from."""
+def missing_files(paths: list[str], csv_path: str, listed_in: str | None = "ImageDatasets.skipped_files"
+                  ) -> np.ndarray:
+    """bool per row of `csv_path`: its image file (at `paths`) does not exist. Logs them, with the folder
+    relative paths are read from, and `listed_in`, where the caller lists them all (None: nowhere)."""
     exists = {path: tf.io.gfile.exists(path) for path in dict.fromkeys(paths)}
     missing = np.asarray([not exists[path] for path in paths], bool)
     if missing.any():
         gone = [path for path, found in exists.items() if not found]
         logging.warning(
-            "Skipping %d rows of %s whose image file does not exist (relative paths are read from %r), e.g. %s. "
-            "The full list is in ImageDatasets.skipped_files.",
-            int(missing.sum()), csv_path, os.path.dirname(csv_path) or os.getcwd(), gone[:_PATHS_SHOWN])
+            "Skipping %d rows of %s whose image file does not exist (relative paths are read from %r), e.g. %s.%s",
+            int(missing.sum()), csv_path, os.path.dirname(csv_path) or os.getcwd(), gone[:_PATHS_SHOWN],
+            f" The full list is in {listed_in}." if listed_in else "")
     return missing
 
 

@@ -23,7 +23,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import layout, task_labels, text_csv, text_data, text_files
+from tfxfer.data import image_csv, layout, task_labels, text_csv, text_data, text_files
 from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.errors import ConfigError, MissingFileError
 
@@ -254,7 +254,7 @@ def read_task_csv(
         raise ConfigError(f"{os.path.basename(path)} has no column {input_column!r} of {kind}s; its columns are "
                           f"{header}. Name it with --{kind}_column. Received: {input_column!r}")
     columns = _task_columns(path, header, input_column, tasks)
-    inputs, labels, skipped, missing = [], {task: [] for task in columns}, collections.Counter(), []
+    inputs, labels, skipped = [], {task: [] for task in columns}, collections.Counter()
     for row in rows:
         if row:  # Trailing empty cells may be left out of a row: they are labels it has not.
             row = row + [""] * (len(header) - len(row))
@@ -262,17 +262,14 @@ def read_task_csv(
         if reason:
             skipped[reason] += 1
             continue
-        value = _input(row[header.index(input_column)], kind, path)
-        if kind == IMAGE and not tf.io.gfile.exists(value):
-            skipped["missing_file"] += 1
-            missing.append(value)
-            continue
-        inputs.append(value)
+        inputs.append(_input(row[header.index(input_column)], kind, path))
         for task, column in columns.items():
             labels[task].append(_task_label(row[column], tasks[task], label_separator))
-    if missing:
-        logging.warning("Skipping %d rows of %s whose image file does not exist (relative paths are read from %r), "
-                        "e.g. %s.", len(missing), path, os.path.dirname(path) or os.getcwd(), missing[:3])
+    missing = image_csv.missing_files(inputs, path, listed_in=None) if kind == IMAGE else []
+    if any(missing):  # skipped and counted, as the training loader does
+        skipped["missing_file"] = int(sum(missing))
+        inputs = [value for value, gone in zip(inputs, missing) if not gone]
+        labels = {task: [label for label, gone in zip(column, missing) if not gone] for task, column in labels.items()}
     if not inputs:
         raise ConfigError(f"No usable {kind} with a label in {path!r}. Received: skipped {dict(skipped)}")
     logging.info("Evaluation data: %d %ss from %s, labels of tasks %s.", len(inputs), kind, path, ", ".join(columns))
