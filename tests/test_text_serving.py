@@ -235,6 +235,13 @@ def test_read_text_lines_refuses_a_file_that_is_not_utf8_naming_the_fix(tmp_path
         prediction.read_text_lines(str(tmp_path / "latin1.txt"))
 
 
+def test_read_text_lines_names_a_utf16_file_as_the_training_loaders_do(tmp_path):
+    # What Windows' "Unicode" save writes; as UTF-8 it would read as an undecodable byte 0xff.
+    (tmp_path / "utf16.txt").write_bytes("good film\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"utf16\.txt is UTF-16 .*`iconv -f utf-16 -t utf-8 in > out`"):
+        prediction.read_text_lines(str(tmp_path / "utf16.txt"))
+
+
 @pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py
 def test_predict_recipe_on_texts_from_flags_arguments_and_a_file(word_vectors, tmp_path, script_server):
     (tmp_path / "texts.txt").write_text("\n".join(TEXTS[2:3]) + "\n", encoding="utf-8")

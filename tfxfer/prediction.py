@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.data import text_encoding
 from tfxfer.data.constants import IMAGE_EXTENSIONS, LABELS_FILE
 from tfxfer.errors import ConfigError, MissingFileError
 from tfxfer.export import layout, versioning
@@ -178,12 +179,7 @@ def read_text_lines(path: str) -> list[str]:
     """
     if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise MissingFileError(f"Expected a text file with one text per line. Received: {path!r}")
-    try:
-        # utf-8-sig: a leading byte-order mark would otherwise become part of the first text.
-        content = _read(path).decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}). Re-save it as UTF-8, "
-                          f"e.g. `iconv -f latin1 -t utf-8 in > out`. Received: {path!r}") from None
+    content = text_encoding.decode_utf8(path, _read(path))
     # newline=None: "\n", "\r\n" and "\r" all end a line, as open() reads text files.
     lines = [line.rstrip("\r\n") for line in io.StringIO(content, newline=None)]
     texts = [line for line in lines if line.strip()]

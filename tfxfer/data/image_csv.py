@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import exact_copies, image_ops, pipeline, splits, task_labels, text_csv, text_files
+from tfxfer.data import exact_copies, image_ops, pipeline, splits, task_labels, text_csv, text_encoding, text_files
 from tfxfer.data.image_folders import decode_parallelism, warn_skipped
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError, MissingFileError
@@ -228,13 +228,7 @@ def _read_csv_text(csv_path: str) -> str:
         raise ConfigError(
             "load_image_csv reads a .csv or .tsv file listing image paths and label columns; for a folder of "
             f"class folders use load_image_folders. Received: csv_path={csv_path!r}")
-    content = text_files.read_bytes(csv_path)
-    text_files.check_not_utf16(csv_path, content[:4])
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{csv_path} is not UTF-8 text. Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 in > "
-                          f"out`. Received: {error}") from None
+    return text_encoding.decode_utf8(csv_path, text_files.read_bytes(csv_path))
 
 
 def _resolve(folder: str, path: str) -> str:

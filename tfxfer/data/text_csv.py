@@ -8,12 +8,8 @@ from collections.abc import Sequence
 
 from tfxfer.data import task_labels
 from tfxfer.data.constants import MAX_TEXT_CHARS
-from tfxfer.data.text_files import (
-    LabelledTexts,
-    check_not_utf16,
-    log_losses,
-    read_bytes,
-)
+from tfxfer.data.text_encoding import check_not_utf16
+from tfxfer.data.text_files import LabelledTexts, log_losses, read_bytes
 from tfxfer.errors import ConfigError
 
 CSV_EXTENSIONS = (".csv", ".tsv")

@@ -8,7 +8,6 @@ stop the load with an error saying how to fix them. Files are read through
 `tf.io.gfile`, so they may be on any filesystem TensorFlow reads (`gs://`, ...).
 """
 
-import codecs
 import collections
 import dataclasses
 import os
@@ -18,6 +17,7 @@ from absl import logging
 
 from tfxfer.data import layout
 from tfxfer.data.constants import MAX_TEXT_CHARS
+from tfxfer.data.text_encoding import check_not_utf16
 from tfxfer.errors import ConfigError
 
 # What each count of `LabelledTexts.skipped` and `.changed` means, for the log.
@@ -30,7 +30,6 @@ REASONS = {
     "truncated_chars": "longer than max_text_chars, cut to it",
     "empty_class_names": "empty class names between separators, as in 'billing||urgent', dropped",
 }
-_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 @dataclasses.dataclass
@@ -96,15 +95,6 @@ class LabelledTexts:
     def _first(self, reason: str, where: str | None) -> None:
         if where is not None:
             self.first_at.setdefault(reason, where)
-
-
-def check_not_utf16(path: str, head: bytes) -> None:
-    """Raises a ValueError for a UTF-16 file, which would lose every line as undecodable."""
-    if head.startswith(_UTF16_BOMS):
-        raise ConfigError(
-            f"{path} is UTF-16 (it starts with a UTF-16 byte-order mark); texts are read as UTF-8. "
-            "Re-save it as UTF-8, e.g. `iconv -f utf-16 -t utf-8 in > out`. "
-            f"Received: first bytes {head[:4]!r}")
 
 
 def read_bytes(path: str) -> bytes:

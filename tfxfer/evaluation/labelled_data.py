@@ -23,7 +23,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import image_csv, layout, task_labels, text_csv, text_data, text_files
+from tfxfer.data import image_csv, layout, task_labels, text_csv, text_data, text_encoding, text_files
 from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.errors import ConfigError, MissingFileError
 
@@ -244,7 +244,7 @@ def read_task_csv(
         raise MissingFileError(f"Expected a .csv/.tsv file with an input column and a label column per task. "
                                f"Received: {path!r}")
     content = text_files.read_bytes(path)
-    text_files.check_not_utf16(path, content[:4])
+    text_encoding.check_not_utf16(path, content[:4])
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
     # surrogateescape keeps bytes that are not UTF-8, so one bad row is found and skipped, not the file.
     rows = csv.reader(io.StringIO(content.decode("utf-8-sig", errors="surrogateescape"), newline=""),
