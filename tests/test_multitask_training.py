@@ -194,6 +194,14 @@ def test_fine_tune_checks_the_labels_of_every_task():
         tfxfer.fine_tune(model, _dataset(images, labels), config=CONFIG.replace(class_weight="balanced"), verbose=0)
 
 
+def test_a_task_label_past_its_head_in_a_later_batch_stops_training_and_missing_labels_do_not():
+    images, labels = _images(32)  # 30 % of each task's labels are missing: those pass the check
+    bad = dict(labels, bright=labels["bright"].copy())
+    bad["bright"][20] = 2  # the second batch's; the first, which the checks before training read, is in range
+    with pytest.raises(ConfigError, match=r"A batch of the training data has labels that fit no class.*Received: 1 "):
+        tfxfer.fine_tune(_image_model(), _dataset(images, bad), config=CONFIG, cache_features=False, verbose=0)
+
+
 def test_search_and_the_learning_rate_finder_take_a_multi_task_model():
     images, labels = _images(64, seed=5)
     search = tfxfer.tune(_image_model(), _dataset(images, labels), max_trials=1, tune_epochs=1)

@@ -292,6 +292,35 @@ def test_a_label_past_the_head_fails_before_training():
     assert _unchanged(model, weights)
 
 
+@pytest.mark.parametrize("cache_features", [True, False])
+def test_a_label_past_the_head_in_a_later_batch_stops_training_at_that_batch(cache_features):
+    # Sorted by class, as data often is: the first batch, which the checks before training read, is all in range.
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 3, 4, 3, 4])
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(labels % 3, seed=0), labels)).batch(4)
+    # Phase 1 on cached features draws its batches shuffled: one of them holds one to four of the bad labels.
+    expected = (r"A batch of the training data has labels that fit no class of the model's head.*Build the model "
+                r"with num_classes equal to the number of classes in the data.*Received: [1-4] of the batch's 4 ")
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(_classifier(), data, config=_config(), cache_features=cache_features)
+
+
+def test_a_label_past_the_head_in_a_later_validation_batch_is_refused():
+    labels = np.array([0, 1, 2, 0, 1, 2, 5, 1])
+    validation = tf.data.Dataset.from_tensor_slices((_colour_images(labels % 3, seed=1), labels)).batch(4)
+    with pytest.raises(ConfigError, match=r"A batch of the validation data has labels.*Received: 1 of the batch's 4"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), validation, config=_config())
+
+
+@pytest.mark.parametrize("kind, labels, invalid", [
+    (HeadKind.MULTICLASS, [0, 2, 3, -1, 1.5], [0, 0, 1, 1, 1]),
+    (HeadKind.BINARY, [0, 1, 2, -1, 0.25], [0, 0, 1, 1, 0]),  # a soft binary label is a probability
+    (HeadKind.MULTILABEL, [[0, 1, 1], [1, 0, 2], [-1, 0, 0], [0.5, 0, 1], [0, 0, 0]], [0, 1, 1, 0, 0]),
+])
+def test_invalid_labels_marks_each_example_whose_label_fits_no_class(kind, labels, invalid):
+    probabilities = tf.fill([5, 1 if kind is HeadKind.BINARY else 3], 0.5)
+    np.testing.assert_array_equal(losses.invalid_labels(kind, tf.constant(labels, tf.float32), probabilities), invalid)
+
+
 def test_a_binary_head_rejects_a_third_class():
     labels = np.array([0, 1, 2, 1])
     data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(4)

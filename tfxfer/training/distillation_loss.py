@@ -91,6 +91,12 @@ class DistillationLoss(keras.losses.Loss):
         targets = keras.ops.where(labels[:, :1] >= 0, labels, teacher_labels(self.kind, teacher))
         return losses.example_accuracy(self.kind, targets, y_pred)
 
+    def invalid_labels(self, y_true, y_pred):
+        """Per example, 1.0 where a label (an `UNLABELLED` example aside) does not fit the head."""
+        labels, _ = split_targets(y_true, y_pred.shape[-1])
+        labelled = keras.ops.cast(labels[:, 0] >= 0, "float32")
+        return labelled * losses.invalid_labels(self.kind, labels, y_pred)
+
     def get_config(self):
         return {**super().get_config(), "kind": self.kind.value, "temperature": self.temperature,
                 "alpha": self.alpha}

@@ -5,7 +5,8 @@ the model does not take as a shape error from inside the compiled step, and a
 label past the head's classes as a silently wrong loss. Shapes and dtypes come
 from the dataset's `element_spec`; label values from its first batch, which is
 read only when asked (`peek`): a pipeline with `.cache()` discards a cache left
-half-written, and reading also advances a seeded shuffle.
+half-written, and reading also advances a seeded shuffle. Later batches' labels
+are counted by the training loop as it reads them (`losses.invalid_labels`).
 """
 
 import keras

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.errors import ConfigError
 from tfxfer.models import heads
 from tfxfer.training import losses, precision
 
@@ -142,10 +143,17 @@ class TrainLoop:
 
     def train_step(self, batch) -> dict[str, float]:
         """One optimizer step on a global batch (from `distribute`): its sums over all replicas,
-        `{"loss": ..., "correct": ..., "examples": ...}` with class weights (and per task of a
-        multi-task model, `<task>_correct` and `<task>_labelled`)."""
+        `{"loss": ..., "correct": ..., "examples": ..., "invalid_labels": 0.0}` with class weights (and per
+        task of a multi-task model, `<task>_correct` and `<task>_labelled`).
+
+        Raises:
+            ConfigError: labels of the batch fit no class of the head (`losses.invalid_labels`); the step has
+                been taken.
+        """
         # One host transfer per step; the step already waited for its all-reduce.
-        return {name: float(value) for name, value in self._train_step(batch).items()}
+        sums = {name: float(value) for name, value in self._train_step(batch).items()}
+        _refuse_invalid_labels(sums, "the training data")
+        return sums
 
     def evaluate(self, data: tf.data.Dataset) -> dict[str, float]:
         """`{"loss": ..., "accuracy": ...}` of the model on `data`, without class weights."""
@@ -154,7 +162,9 @@ class TrainLoop:
     def _evaluate_distributed(self, data, prefix=""):
         totals = _Totals()
         for batch in data:
-            totals.add(self._eval_step(batch))
+            sums = {name: float(value) for name, value in self._eval_step(batch).items()}
+            _refuse_invalid_labels(sums, "the validation data")
+            totals.add(sums)
         return totals.logs(prefix)
 
     def _distributed_train_step(self, batch):
@@ -188,18 +198,26 @@ class TrainLoop:
         gradients = tape.gradient(loss, model.trainable_variables)
         self.optimizer.apply(gradients, model.trainable_variables)
         return {"loss": tf.reduce_sum(example_losses * weights), **self._correct(labels, probabilities),
-                "examples": count}
+                "examples": count, "invalid_labels": self._invalid_labels(labels, probabilities)}
 
     def _eval_replica(self, batch):
         inputs, labels = batch
         probabilities = self._network(inputs, training=False)
         example_losses = self._example_losses(labels, probabilities)
         return {"loss": tf.reduce_sum(example_losses), **self._correct(labels, probabilities),
-                "examples": _count(labels)}
+                "examples": _count(labels), "invalid_labels": self._invalid_labels(labels, probabilities)}
 
     def _example_losses(self, labels, probabilities):
         cast = lambda tensors: tf.nest.map_structure(lambda tensor: tf.cast(tensor, tf.float32), tensors)  # noqa: E731
         return self._loss.call(cast(labels), cast(probabilities))
+
+    def _invalid_labels(self, labels, probabilities):
+        """How many examples of the batch have labels that do not fit the head (a loss that packs more than
+        labels into them, as distillation's, says which are its labels)."""
+        invalid = getattr(self._loss, "invalid_labels", None)
+        if invalid is None:
+            return tf.reduce_sum(losses.invalid_labels(self._kind, labels, tf.cast(probabilities, tf.float32)))
+        return tf.reduce_sum(invalid(labels, probabilities))
 
     def _example_weights(self, labels):
         if self._class_weights is None or self._kind is heads.HeadKind.MULTILABEL:
@@ -219,6 +237,17 @@ class TrainLoop:
         if score is not None:
             return {"correct": tf.reduce_sum(score(labels, probabilities))}
         return {"correct": tf.reduce_sum(losses.example_accuracy(self._kind, labels, probabilities))}
+
+
+def _refuse_invalid_labels(sums: dict[str, float], data: str) -> None:
+    """Raises a `ConfigError` if a step's `sums` counted labels that do not fit the head (`losses.invalid_labels`)."""
+    if sums["invalid_labels"]:
+        raise ConfigError(
+            f"A batch of {data} has labels that fit no class of the model's head: a class index must be a whole "
+            "number from 0 to the head's classes less one, a binary or multi-hot label 0 or 1 (the checks before "
+            "training read only the first batch). Build the model with num_classes equal to the number of classes "
+            "in the data (len(data.class_names)), or fix the labels. "
+            f"Received: {int(sums['invalid_labels'])} of the batch's {int(sums['examples'])} examples")
 
 
 def _count(labels) -> tf.Tensor:

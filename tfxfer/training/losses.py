@@ -62,6 +62,26 @@ def example_accuracy(kind: HeadKind, labels, probabilities):
     return keras.ops.mean(keras.ops.cast(keras.ops.equal(predicted, labels), "float32"), axis=-1)
 
 
+def invalid_labels(kind: HeadKind, labels, probabilities):
+    """Per example, shape `(B,)`, 1.0 where a label does not fit the head, else 0.0.
+
+    A class index must be a whole number from 0 to the head's classes less one,
+    and every column of a binary or multi-hot label from 0 to 1. The loss takes
+    anything: a class index past the head one-hots to a row of zeros, which
+    trains on nothing, silently. The training loop counts these in every batch,
+    where `fine_tune`'s checks before training read only the first.
+    """
+    labels = tf.cast(labels, tf.float32)
+    if kind is HeadKind.MULTICLASS:
+        labels = tf.reshape(labels, (-1,))
+        num_classes = tf.cast(tf.shape(probabilities)[-1], tf.float32)
+        invalid = (labels < 0) | (labels >= num_classes) | tf.not_equal(labels, tf.floor(labels))
+    else:
+        rows = tf.reshape(labels, (tf.shape(labels)[0], -1))
+        invalid = tf.reduce_any((rows < 0) | (rows > 1), axis=-1)
+    return tf.cast(invalid, tf.float32)
+
+
 class MultiTaskLoss(keras.losses.Loss):
     """Per example, the sum over tasks of `loss_weight` times the task's loss; a missing label adds 0.
 
@@ -101,6 +121,14 @@ class MultiTaskLoss(keras.losses.Loss):
             labelled = tf.cast(labelled, tf.float32)
             sums[task_name] = (correct * labelled, labelled)
         return sums
+
+    def invalid_labels(self, y_true, y_pred):
+        """Per example, 1.0 where a task's label (a missing one aside) does not fit its head: see `invalid_labels`."""
+        invalid = 0.0
+        for task_name, task in self.tasks.items():
+            labelled = tf.cast(_labelled(y_true[task_name])[0], tf.float32)
+            invalid += labelled * invalid_labels(task.kind, y_true[task_name], y_pred[task_name])
+        return tf.minimum(invalid, 1.0)
 
     def compile_arguments(self) -> dict:
         """`loss`, `loss_weights` and `metrics` per output for `model.compile`, so that Keras' own
