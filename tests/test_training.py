@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import tfxfer
 from tfxfer.defaults import FineTuneConfig
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, NonFiniteLossError
 from tfxfer.models.heads import HeadKind
 from tfxfer.training import class_weights, losses, schedules
 from tfxfer.training.class_weights import balanced_class_weight, count_labels
@@ -319,6 +319,28 @@ def test_a_label_past_the_head_in_a_later_validation_batch_is_refused():
 def test_invalid_labels_marks_each_example_whose_label_fits_no_class(kind, labels, invalid):
     probabilities = tf.fill([5, 1 if kind is HeadKind.BINARY else 3], 0.5)
     np.testing.assert_array_equal(losses.invalid_labels(kind, tf.constant(labels, tf.float32), probabilities), invalid)
+
+
+@pytest.mark.parametrize("cache_features", [True, False])
+def test_a_nan_in_the_training_images_stops_training_at_its_batch(cache_features):
+    labels = np.arange(12) % NUM_CLASSES
+    images = _colour_images(labels, seed=0)
+    images[9, 5, 5, 0] = np.nan  # the third batch's
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    # On cached features, phase 1 draws its batches shuffled: the NaN comes in one of the first epoch's three.
+    where = r"batch 3 of epoch 1" if not cache_features else r"batch [1-3] of epoch 1"
+    with pytest.raises(NonFiniteLossError, match=rf"The loss of {where} of the training data is nan: its inputs may "
+                                                 r"hold NaN or infinite values.*Received: loss=nan"):
+        tfxfer.fine_tune(_classifier(), data, config=_config(), cache_features=cache_features)
+
+
+def test_a_nan_in_the_validation_images_stops_training_naming_the_validation_data():
+    labels = np.arange(8) % NUM_CLASSES
+    images = _colour_images(labels, seed=1)
+    images[6] = np.inf
+    validation = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    with pytest.raises(NonFiniteLossError, match=r"The loss of a pass over the validation data is nan"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), validation, config=_config(), cache_features=False)
 
 
 def test_a_binary_head_rejects_a_third_class():

@@ -38,3 +38,8 @@ class UnavailableOfflineError(UserError, RuntimeError):
     """Something the run must download (ImageNet weights, a keras-hub preset, a TFDS
     dataset) could not be had, typically for want of internet; the message says
     how to pass a local copy instead."""
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """Training or validation met a loss that is NaN or infinite: the data holds NaN or infinite values, or the
+    learning rate is too high for the model. The message names the batch."""

@@ -23,12 +23,13 @@ which only a `LossScaleOptimizer` (float16) changes.
 """
 
 import collections
+import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, NonFiniteLossError
 from tfxfer.models import heads
 from tfxfer.training import losses, precision
 
@@ -113,7 +114,9 @@ class TrainLoop:
             totals = _Totals()
             for step, batch in enumerate(train):
                 callback_list.on_train_batch_begin(step)
-                totals.add(self.train_step(batch))
+                sums = self.train_step(batch)
+                _refuse_non_finite_loss(sums, f"batch {step + 1} of epoch {epoch + 1} of the training data")
+                totals.add(sums)
                 callback_list.on_train_batch_end(step, totals.logs())
                 if model.stop_training:
                     break
@@ -165,7 +168,9 @@ class TrainLoop:
             sums = {name: float(value) for name, value in self._eval_step(batch).items()}
             _refuse_invalid_labels(sums, "the validation data")
             totals.add(sums)
-        return totals.logs(prefix)
+        logs = totals.logs(prefix)
+        _refuse_non_finite_loss({"loss": logs[f"{prefix}loss"]}, "a pass over the validation data")
+        return logs
 
     def _distributed_train_step(self, batch):
         return self._reduce(self.strategy.run(self._train_replica_step, args=(batch,)))
@@ -248,6 +253,21 @@ def _refuse_invalid_labels(sums: dict[str, float], data: str) -> None:
             "training read only the first batch). Build the model with num_classes equal to the number of classes "
             "in the data (len(data.class_names)), or fix the labels. "
             f"Received: {int(sums['invalid_labels'])} of the batch's {int(sums['examples'])} examples")
+
+
+def _refuse_non_finite_loss(sums: dict[str, float], where: str) -> None:
+    """Raises a `NonFiniteLossError` naming `where` if the loss in `sums` is NaN or infinite.
+
+    One NaN in the inputs makes the loss NaN, and one step on it makes every
+    weight NaN: the run would go on to its end and return a model that
+    predicts NaN. Stopping at that batch says where to look.
+    """
+    if not math.isfinite(sums["loss"]):
+        raise NonFiniteLossError(
+            f"The loss of {where} is {sums['loss']}: its inputs may hold NaN or infinite values (check them with "
+            "np.isfinite, or tf.debugging.check_numerics in the pipeline), or the learning rate is too high for "
+            "the model (try a tenth of it). The model's weights are no longer usable: fix the cause and train a "
+            f"freshly built model. Received: loss={sums['loss']}")
 
 
 def _count(labels) -> tf.Tensor:
