@@ -17,7 +17,7 @@ from tfxfer.export import serving, tflite, versioning
 from tfxfer.models import heads
 from tfxfer.models.backbones.word_vectors import read_word_vectors
 from tfxfer.models.token_pooling import TokenPooling
-from tfxfer.training import feature_cache, layerwise_lr, planner
+from tfxfer.training import feature_cache, input_checks, layerwise_lr, planner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Flags of a registry backbone small enough to build in a second; no download.
@@ -428,6 +428,14 @@ _LIBRARY_MISTAKES = {
                                     r"Received: dropout=1\.0"),
     "negative_top_k": (lambda tmp: serving.check_top_k(-1, 3),
                        ConfigError, r"top_k must be a positive integer .*Received: top_k=-1"),
+    "config_as_a_dict": (lambda tmp: planner.config_or_default({"epochs": 1}),
+                         ConfigError, r"config must be a tfxfer\.FineTuneConfig.*tfxfer\.FineTuneConfig\(\*\*fields\)"
+                                      r"\. Received: config of type dict"),
+    "numpy_arrays_as_data": (lambda tmp: input_checks.check_is_dataset((np.zeros((4, 2)), np.zeros(4)),
+                                                                       "train_data"),
+                             ConfigError, r"train_data must be a tf\.data\.Dataset of \(inputs, labels\) batches; "
+                                          r"NumPy arrays become one with tf\.data\.Dataset\.from_tensor_slices\(\(x, "
+                                          r"y\)\)\.batch\(32\)\. Received: train_data of type tuple"),
 }
 
 

@@ -343,6 +343,20 @@ def test_a_nan_in_the_validation_images_stops_training_naming_the_validation_dat
         tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), validation, config=_config(), cache_features=False)
 
 
+@pytest.mark.parametrize("hidden_size", [False, True])
+def test_empty_validation_data_is_refused_before_training(hidden_size):
+    # Without this, a phase validated on nothing logged val_loss 0.0, and early stopping watched that constant.
+    validation = _colour_data(8, seed=1).take(0)
+    if hidden_size:  # a filter: the dataset's cardinality is unknown, and the first batch is what tells
+        validation = _colour_data(8, seed=1).filter(lambda images, labels: False)
+    model = _classifier()
+    weights = _weights_of(model)
+    with pytest.raises(ConfigError, match=r"validation_data is empty: pass at least one batch of \(inputs, labels\)\. "
+                                          r"Received: validation_data of 0 batches"):
+        tfxfer.fine_tune(model, _colour_data(8, seed=0), validation, config=_config(), cache_features=False)
+    assert _unchanged(model, weights)
+
+
 def test_a_binary_head_rejects_a_third_class():
     labels = np.array([0, 1, 2, 1])
     data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(4)

@@ -185,7 +185,7 @@ def distill(
     """
     kind = check_models_match(teacher, student)
     loss = DistillationLoss(kind, temperature, alpha)
-    config = config or FineTuneConfig()
+    config = planner.config_or_default(config)
     _check_config(config)
     verbose = console.resolve_verbose(verbose)
     _check_unlabelled(unlabelled_data)

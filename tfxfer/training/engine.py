@@ -115,19 +115,23 @@ def fine_tune(
     ```
 
     Raises:
-        ConfigError: before any training, when the data does not fit the
-            model: another image size or input structure, labels of another
+        ConfigError: before any training, when the arguments or the data do
+            not fit the model: datasets that are not `tf.data.Dataset`s, or
+            empty; another image size or input structure, labels of another
             width or kind than the head's, a label past its classes (seen in
-            the first batch, when `class_counts` is None), epochs, learning
-            rates or label smoothing out of range, a bad
-            `fine_tune_at` / `class_weight`, or a `lora_rank` the backbone
-            cannot take (see `tfxfer.training.lora`).
+            the first batch, when `class_counts` is None), a `config` that is
+            not a `FineTuneConfig`, epochs, learning rates or label smoothing
+            out of range, a bad `fine_tune_at` / `class_weight`, or a
+            `lora_rank` the backbone cannot take (see `tfxfer.training.lora`).
+            During training: a batch with a label past the head's classes.
+        NonFiniteLossError: during training, a batch whose loss is NaN or
+            infinite (NaN in the inputs, or a learning rate far too high).
     """
     if find_learning_rate not in (None, 1, 2):
         raise ConfigError(f"find_learning_rate must be 1 or 2 (the phase whose learning rate the finder picks), "
                           f"or None. Received: find_learning_rate={find_learning_rate!r}")
     verbose = console.resolve_verbose(verbose)
-    config = config or FineTuneConfig()
+    config = planner.config_or_default(config)
     compute = precision.Compute.for_model(model, config.mixed_precision, config.jit_compile)
     phases = planner.plan_phases(model, train_data, validation_data, config,
                                  callbacks=callbacks, class_counts=class_counts, cache_features=cache_features,

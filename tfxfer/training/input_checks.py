@@ -28,6 +28,7 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
         peek: bool. Also check the label values (and any input size the
             spec leaves open) on the first batch.
     """
+    check_is_dataset(dataset, name)
     spec = dataset.element_spec
     if not (isinstance(spec, tuple) and len(spec) == 2):
         raise ConfigError(
@@ -37,15 +38,33 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
     _check_inputs(model.input, spec[0], name)
     for kind, num_classes, label_spec, where in _heads_and_labels(model, spec[1], name):
         _check_label_spec(kind, num_classes, label_spec, where)
+    if int(dataset.cardinality()) == 0:
+        _refuse_empty(name)
     if not peek:
         return
     missing_allowed = tasks_lib.model_tasks(model) is not None
+    batches = 0
     for inputs, labels in dataset.take(1):
+        batches += 1
         # The batch's own shapes settle what the spec leaves as None.
         _check_inputs(model.input, tf.nest.map_structure(tf.type_spec_from_value, inputs), name)
         for kind, num_classes, head_labels, where in _heads_and_labels(model, labels, name):
             _check_label_spec(kind, num_classes, tf.type_spec_from_value(head_labels), where)
             _check_label_values(kind, num_classes, head_labels, where, missing_allowed=missing_allowed)
+    if not batches:  # a filter, say, hid the size from `cardinality`
+        _refuse_empty(name)
+
+
+def _refuse_empty(name: str) -> None:
+    raise ConfigError(f"{name} is empty: pass at least one batch of (inputs, labels). Received: {name} of 0 batches")
+
+
+def check_is_dataset(value, name: str) -> None:
+    """Raises a `ConfigError` unless `value` is a `tf.data.Dataset` (NumPy arrays `(x, y)`, as `fit` takes, are not)."""
+    if not isinstance(value, tf.data.Dataset):
+        raise ConfigError(
+            f"{name} must be a tf.data.Dataset of (inputs, labels) batches; NumPy arrays become one with "
+            f"tf.data.Dataset.from_tensor_slices((x, y)).batch(32). Received: {name} of type {type(value).__name__}")
 
 
 def _heads_and_labels(model: keras.Model, labels, name: str) -> list[tuple]:

@@ -212,7 +212,7 @@ def find_learning_rate(
         raise ConfigError(
             "phase is the fine_tune phase to sweep: 1 (head on the frozen backbone) or 2 (top of "
             f"the backbone unfrozen). Received: phase={phase!r}")
-    config = config or FineTuneConfig()
+    config = planner.config_or_default(config)
     if phase == 2 and not config.fine_tune_epochs:
         raise ConfigError(
             "phase=2 sweeps fine_tune's phase 2, but config.fine_tune_epochs is 0, so the config "

@@ -162,6 +162,17 @@ def _resolve_cache_features(model: keras.Model, cache_features: bool | None, con
     return True
 
 
+def config_or_default(config: FineTuneConfig | None) -> FineTuneConfig:
+    """`config`, or the defaults for None; a ConfigError for anything else (a dict of its fields, say)."""
+    if config is None:
+        return FineTuneConfig()
+    if not isinstance(config, FineTuneConfig):
+        raise ConfigError("config must be a tfxfer.FineTuneConfig, e.g. tfxfer.FineTuneConfig(epochs=5); a dict of its "
+                          "fields makes one as tfxfer.FineTuneConfig(**fields). "
+                          f"Received: config of type {type(config).__name__}")
+    return config
+
+
 def check_data(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
                class_counts: list[int] | None) -> None:
     """Raises a `ConfigError` if the datasets or `class_counts` do not fit `model`'s inputs and head."""

@@ -178,7 +178,7 @@ def tune(
     ```
     """
     start = time.perf_counter()
-    base = config or FineTuneConfig()
+    base = planner.config_or_default(config)
     _check_arguments(tuner, max_trials, tune_epochs, objective)
     search_space = search_space or space_lib.default_space(model)
     trial_base = base.replace(fine_tune_epochs=tune_epochs)
