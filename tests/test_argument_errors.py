@@ -431,11 +431,11 @@ _LIBRARY_MISTAKES = {
     "config_as_a_dict": (lambda tmp: planner.config_or_default({"epochs": 1}),
                          ConfigError, r"config must be a tfxfer\.FineTuneConfig.*tfxfer\.FineTuneConfig\(\*\*fields\)"
                                       r"\. Received: config of type dict"),
-    "numpy_arrays_as_data": (lambda tmp: input_checks.check_is_dataset((np.zeros((4, 2)), np.zeros(4)),
-                                                                       "train_data"),
-                             ConfigError, r"train_data must be a tf\.data\.Dataset of \(inputs, labels\) batches; "
-                                          r"NumPy arrays become one with tf\.data\.Dataset\.from_tensor_slices\(\(x, "
-                                          r"y\)\)\.batch\(32\)\. Received: train_data of type tuple"),
+    "numpy_arrays_as_data": (lambda tmp: input_checks.check_are_datasets(
+        validation_data=None, train_data=(np.zeros((4, 2)), np.zeros(4))),
+        ConfigError, r"train_data must be a tf\.data\.Dataset of batches; NumPy arrays become one with "
+                     r"tf\.data\.Dataset\.from_tensor_slices\(\(x, y\)\)\.batch\(32\)\. "
+                     r"Received: train_data of type tuple"),
 }
 
 

@@ -305,6 +305,14 @@ def test_temperature_and_alpha_are_checked(arguments, message):
         distill(_teacher(), _student(), _labelled(_teacher(), 8, seed=0), **arguments)
 
 
+@pytest.mark.parametrize("argument", ["validation_data", "unlabelled_data"])
+def test_numpy_arrays_for_a_dataset_are_refused_with_the_fix(argument):
+    arrays = (np.zeros((8, FEATURES), "float32"), np.zeros(8))
+    with pytest.raises(ConfigError, match=rf"{argument} must be a tf\.data\.Dataset of batches; NumPy arrays "
+                                          r"become one with tf\.data\.Dataset\.from_tensor_slices"):
+        distill(_teacher(), _student(), _labelled(_teacher(), 8, seed=0), **{argument: arrays})
+
+
 def test_class_weights_are_refused():
     with pytest.raises(ConfigError, match=r"does not weight classes.*Received: class_weight='balanced'"):
         distill(_teacher(), _student(), _labelled(_teacher(), 8, seed=0), config=_config(class_weight="balanced"))

@@ -231,10 +231,13 @@ def test_every_trial_of_a_lora_search_starts_from_the_model_the_search_was_given
     ({"tune_epochs": 1.5}, "tune_epochs must be a positive integer"),
     ({"objective": "accuracy"}, "objective must be one of val_accuracy, val_loss"),
     ({"search_space": lambda hp: {"epochs": hp.Int("epochs", 1, 5)}}, "'epochs' is not among them"),
+    ({"holdout_data": (np.zeros((4, 16, 16, 3)), np.zeros(4))},
+     r"holdout_data must be a tf\.data\.Dataset of batches.*Received: holdout_data of type tuple"),
+    ({"config": {"epochs": 1}}, r"config must be a tfxfer\.FineTuneConfig.*Received: config of type dict"),
 ])
 def test_tune_refuses_bad_arguments_before_any_trial(arguments, message):
     with pytest.raises(ConfigError, match=message):
-        tfxfer.tune(_classifier(), _batches(), config=BASE, **arguments)
+        tfxfer.tune(_classifier(), _batches(), **{"config": BASE, **arguments})
 
 
 def test_settings_fine_tune_refuses_stop_the_search_with_its_error():

@@ -188,6 +188,8 @@ def distill(
     config = planner.config_or_default(config)
     _check_config(config)
     verbose = console.resolve_verbose(verbose)
+    input_checks.check_are_datasets(train_data=train_data, validation_data=validation_data,
+                                    unlabelled_data=unlabelled_data)
     _check_unlabelled(unlabelled_data)
     label_width = heads.num_classes(student) if kind is HeadKind.MULTILABEL else 1
     _check_models_take(teacher, student, label_width, train_data, validation_data, unlabelled_data)

@@ -28,7 +28,7 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
         peek: bool. Also check the label values (and any input size the
             spec leaves open) on the first batch.
     """
-    check_is_dataset(dataset, name)
+    check_are_datasets(**{name: dataset})
     spec = dataset.element_spec
     if not (isinstance(spec, tuple) and len(spec) == 2):
         raise ConfigError(
@@ -59,12 +59,15 @@ def _refuse_empty(name: str) -> None:
     raise ConfigError(f"{name} is empty: pass at least one batch of (inputs, labels). Received: {name} of 0 batches")
 
 
-def check_is_dataset(value, name: str) -> None:
-    """Raises a `ConfigError` unless `value` is a `tf.data.Dataset` (NumPy arrays `(x, y)`, as `fit` takes, are not)."""
-    if not isinstance(value, tf.data.Dataset):
-        raise ConfigError(
-            f"{name} must be a tf.data.Dataset of (inputs, labels) batches; NumPy arrays become one with "
-            f"tf.data.Dataset.from_tensor_slices((x, y)).batch(32). Received: {name} of type {type(value).__name__}")
+def check_are_datasets(**datasets) -> None:
+    """Raises a `ConfigError` for any of `datasets` (by argument name) that is neither None nor a `tf.data.Dataset`:
+    NumPy arrays `(x, y)`, as `fit` takes them, would fail later as an `AttributeError`."""
+    for name, value in datasets.items():
+        if value is not None and not isinstance(value, tf.data.Dataset):
+            raise ConfigError(
+                f"{name} must be a tf.data.Dataset of batches; NumPy arrays become one with "
+                "tf.data.Dataset.from_tensor_slices((x, y)).batch(32). "
+                f"Received: {name} of type {type(value).__name__}")
 
 
 def _heads_and_labels(model: keras.Model, labels, name: str) -> list[tuple]:

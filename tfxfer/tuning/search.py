@@ -39,7 +39,7 @@ from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads, layer_names
 from tfxfer.training import backup as backup_lib
-from tfxfer.training import engine, feature_cache, freezing, planner, precision
+from tfxfer.training import engine, feature_cache, freezing, input_checks, planner, precision
 from tfxfer.tuning import TUNERS
 from tfxfer.tuning import space as space_lib
 
@@ -180,6 +180,7 @@ def tune(
     start = time.perf_counter()
     base = planner.config_or_default(config)
     _check_arguments(tuner, max_trials, tune_epochs, objective)
+    input_checks.check_are_datasets(train_data=train_data, holdout_data=holdout_data)
     search_space = search_space or space_lib.default_space(model)
     trial_base = base.replace(fine_tune_epochs=tune_epochs)
     hyperparameters = keras_tuner.HyperParameters()
