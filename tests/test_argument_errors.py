@@ -400,7 +400,10 @@ _LIBRARY_MISTAKES = {
     "no_saved_model": (lambda tmp: tfxfer.latest_version_dir(str(tmp)),
                        MissingFileError, r"No SavedModel in .*Received: base_dir="),
     "one_class": (lambda tmp: heads.head_kind_for(1),
-                  ConfigError, r"at least 2 classes.*Received: num_classes=1"),
+                  ConfigError, r"at least 2 classes.*len\(data\.class_names\) counts its tasks: pass tasks=data\.tasks"
+                               r"\)\. Received: num_classes=1"),
+    "num_classes_a_string": (lambda tmp: heads.head_kind_for("3"),
+                             ConfigError, r"num_classes must be an int.*Received: num_classes='3'"),
     "no_predictions_layer": (lambda tmp: heads.num_classes(_tiny_model("plain")),
                              ConfigError, r"no layer named 'predictions'.*Received: model='plain'"),
     "feature_cache_without_head": (lambda tmp: feature_cache.split_at_head(_tiny_model("plain")),

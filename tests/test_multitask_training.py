@@ -194,6 +194,22 @@ def test_fine_tune_checks_the_labels_of_every_task():
         tfxfer.fine_tune(model, _dataset(images, labels), config=CONFIG.replace(class_weight="balanced"), verbose=0)
 
 
+def test_a_one_head_model_given_labels_per_task_names_tasks_and_the_map_to_one_task():
+    # What load_image_csv gives with label_columns=["colour"]: a dict of one task's labels.
+    images, labels = _images(16, missing=0.0)
+    data = _dataset(images, {"colour": labels["colour"]})
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    backbone = keras.Model(inputs, keras.layers.Conv2D(16, 1, activation="relu")(inputs), name="backbone")
+    model = tfxfer.ImageClassifier(backbone, num_classes=3, preprocessing="tf", dropout=0.0)
+    expected = (r"The model has one head, but {}'s labels are a dict with an entry per task.*tasks=data\.tasks.*"
+                r"labels\['colour'\].*Received: {} labels of the tasks \['colour'\]")
+    with pytest.raises(ConfigError, match=expected.format("train_data", "train_data")):
+        tfxfer.fine_tune(model, data, config=CONFIG, verbose=0)
+    with pytest.raises(ConfigError, match=expected.format("dataset", "dataset")):
+        tfxfer.evaluate_model(model, data, ["red", "green", "blue"])
+
+
 def test_a_task_label_past_its_head_in_a_later_batch_stops_training_and_missing_labels_do_not():
     images, labels = _images(32)  # 30 % of each task's labels are missing: those pass the check
     bad = dict(labels, bright=labels["bright"].copy())

@@ -14,7 +14,9 @@ and accuracy skip it.
 
 import dataclasses
 import enum
+import numbers
 import re
+from collections.abc import Mapping
 
 from tfxfer.errors import ConfigError
 
@@ -45,10 +47,14 @@ def head_kind_for(num_classes: int, multi_label: bool = False) -> HeadKind:
         num_classes: int. Number of classes; at least 2.
         multi_label: bool. Whether an example may carry several labels.
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise ConfigError(
+            f"num_classes must be an int, e.g. len(data.class_names). Received: num_classes={num_classes!r}")
     if num_classes < 2:
         raise ConfigError(
-            "A classifier needs at least 2 classes (a binary task has 2: pass "
-            f"num_classes=2). Received: num_classes={num_classes}"
+            "A classifier needs at least 2 classes (a binary task has 2: pass num_classes=2; for data loaded with "
+            "label_columns, len(data.class_names) counts its tasks: pass tasks=data.tasks). "
+            f"Received: num_classes={num_classes}"
         )
     if multi_label:
         return HeadKind.MULTILABEL
@@ -132,3 +138,15 @@ def resolve_tasks(tasks) -> dict[str, Task]:
 def model_tasks(model) -> dict[str, Task] | None:
     """The tasks of a multi-task classifier; None for a one-head model."""
     return getattr(model, "tasks", None) or None
+
+
+def check_one_head_labels(labels, name: str) -> None:
+    """Raises a `ConfigError` if `labels` (a batch's, or their spec) are a dict per task, which a model with one head
+    cannot take: what tfxfer's loaders give with `label_columns`, even for one column."""
+    if isinstance(labels, Mapping):
+        first = sorted(labels)[0] if labels else "task"
+        raise ConfigError(
+            f"The model has one head, but {name}'s labels are a dict with an entry per task, as tfxfer's loaders give "
+            "them with label_columns. Build the model with tasks=data.tasks (a head per task), or keep one task's "
+            f"labels, dataset.map(lambda inputs, labels: (inputs, labels[{first!r}])), and its class names. "
+            f"Received: {name} labels of the tasks {sorted(labels)}")

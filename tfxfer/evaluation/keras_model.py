@@ -81,6 +81,7 @@ def evaluate_model(
         # predict_on_batch runs Keras' compiled predict step (inference mode), not a per-batch eager call.
         predicted = model.predict_on_batch(inputs)
         if tasks is None:
+            model_tasks.check_one_head_labels(batch_labels, "dataset")
             probabilities.append(np.asarray(predicted))
             labels.append(np.asarray(batch_labels))
         else:

@@ -74,6 +74,7 @@ def _heads_and_labels(model: keras.Model, labels, name: str) -> list[tuple]:
     """`(kind, num_classes, labels, what to call them)` per head: one, or one per task of a multi-task model."""
     tasks = tasks_lib.model_tasks(model)
     if tasks is None:
+        tasks_lib.check_one_head_labels(labels, name)
         return [(heads.head_kind(model), heads.num_classes(model), labels, name)]
     if not isinstance(labels, dict) or set(labels) != set(tasks):
         got = sorted(labels) if isinstance(labels, dict) else _describe(labels)
