@@ -314,7 +314,7 @@ def test_raw_strings_for_a_text_model_say_to_tokenize(tmp_path):
     backbone = tfxfer.load_word_vector_backbone(tmp_path / "vectors.txt", texts, sequence_length=4, encoder="mean")
     model = tfxfer.build_text_classifier(backbone, 2)
     raw = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(4)
-    with pytest.raises(ConfigError, match=r"not strings; the data holds raw strings: train on token ids, "
+    with pytest.raises(ConfigError, match=r"not strings; the data holds raw strings: map them to token ids, "
                                           r"data\.map_inputs\(model\.preprocessor\).*Received: train_data's inputs of "
                                           r"dtype string"):
         tfxfer.fine_tune(model, raw)

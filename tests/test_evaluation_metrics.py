@@ -222,6 +222,21 @@ def test_evaluate_model_of_a_binary_head():
     assert report["confusion_matrix"] == [[1, 1], [1, 1]]
 
 
+@pytest.mark.parametrize("data, message", [
+    # fine_tune refuses each of these before training; evaluate_model met them as errors from inside Keras.
+    (tf.data.Dataset.from_tensor_slices((np.zeros((4, 2), np.float32), np.zeros(4, np.int32))),
+     r"so the data must be batched: dataset\.batch\(32\)\. Received: dataset's inputs of shape \(2,\)"),
+    (tf.data.Dataset.from_tensor_slices((np.zeros((4, 3), np.float32), np.zeros(4, np.int32))).batch(2),
+     r"The model takes inputs of shape \(None, 2\); make the data match it\. Received: dataset's inputs of shape "
+     r"\(None, 3\)"),
+    (tf.data.Dataset.from_tensor_slices((["a good film", "a bad one"], [1, 0])).batch(2),
+     r"not strings; the data holds raw strings: map them to token ids, data\.map_inputs\(model\.preprocessor\)"),
+])
+def test_evaluate_model_refuses_inputs_that_do_not_fit_the_model_with_the_fix(data, message):
+    with pytest.raises(ConfigError, match=message):
+        evaluate_model(_dense(2, "softmax", np.eye(2)), data, ["a", "b"])
+
+
 def test_evaluate_model_needs_data():
     with pytest.raises(ConfigError, match="no dataset to evaluate on"):
         evaluate_model(_dense(2, "softmax", np.eye(2)), None, ["a", "b"])

@@ -14,6 +14,7 @@ from absl import logging
 
 from tfxfer.errors import ConfigError
 from tfxfer.evaluation import metrics
+from tfxfer.models import input_fit
 from tfxfer import tasks as model_tasks
 
 
@@ -54,7 +55,9 @@ def evaluate_model(
         (multi-task: `tfxfer.evaluation.metrics.multi_task_report`).
 
     Raises:
-        ConfigError: a dataset that does not give `(inputs, labels)` pairs, or an empty one;
+        ConfigError: a dataset that does not give `(inputs, labels)` pairs, or an empty one,
+            or whose inputs do not fit the model (unbatched, raw strings for a model of token
+            ids, images of another size); labels per task for a model with one head;
             for a multi-task classifier, class names or labels that are not a dict of its tasks.
 
     Example:
@@ -69,6 +72,7 @@ def evaluate_model(
     if dataset is None:
         raise ConfigError("There is no dataset to evaluate on (None: the data has no validation part). Pass "
                           "a batched (inputs, labels) dataset, e.g. load the data with validation_split=0.2.")
+    _check_inputs_fit(model, dataset)
     tasks = model_tasks.model_tasks(model)
     if tasks is not None:
         _check_task_class_names(tasks, class_names)
@@ -96,6 +100,21 @@ def evaluate_model(
     return metrics.classification_report(
         np.concatenate(labels), np.concatenate(probabilities), class_names, multi_label=multi_label,
         threshold=threshold, top_k=top_k)
+
+
+def _check_inputs_fit(model: keras.Model, dataset) -> None:
+    """Data that does not fit the model's inputs fails here with the fix, not inside Keras' predict step."""
+    spec = getattr(dataset, "element_spec", None)
+    if not (isinstance(spec, tuple) and len(spec) >= 2):
+        return  # not (inputs, labels): the loop below says so
+    try:
+        expected = model.input
+    except AttributeError:  # a Sequential model says only `inputs`, and without an Input layer not even that
+        inputs = getattr(model, "inputs", None) or []
+        if len(inputs) != 1:
+            return
+        expected = inputs[0]
+    input_fit.check_inputs(expected, spec[0], "dataset")
 
 
 def _multi_task_report(model, tasks, labels, probabilities, class_names, threshold, top_k):

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.errors import ConfigError
-from tfxfer.models import heads
+from tfxfer.models import heads, input_fit
 from tfxfer import tasks as tasks_lib
 
 
@@ -35,7 +35,7 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
             "fine_tune trains on batches of (inputs, labels); map the dataset to such pairs. "
             f"Received: {name} with element_spec={spec}"
         )
-    _check_inputs(model.input, spec[0], name)
+    input_fit.check_inputs(model.input, spec[0], name)
     for kind, num_classes, label_spec, where in _heads_and_labels(model, spec[1], name):
         _check_label_spec(kind, num_classes, label_spec, where)
     if int(dataset.cardinality()) == 0:
@@ -47,7 +47,7 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
     for inputs, labels in dataset.take(1):
         batches += 1
         # The batch's own shapes settle what the spec leaves as None.
-        _check_inputs(model.input, tf.nest.map_structure(tf.type_spec_from_value, inputs), name)
+        input_fit.check_inputs(model.input, tf.nest.map_structure(tf.type_spec_from_value, inputs), name)
         for kind, num_classes, head_labels, where in _heads_and_labels(model, labels, name):
             _check_label_spec(kind, num_classes, tf.type_spec_from_value(head_labels), where)
             _check_label_values(kind, num_classes, head_labels, where, missing_allowed=missing_allowed)
@@ -77,7 +77,7 @@ def _heads_and_labels(model: keras.Model, labels, name: str) -> list[tuple]:
         tasks_lib.check_one_head_labels(labels, name)
         return [(heads.head_kind(model), heads.num_classes(model), labels, name)]
     if not isinstance(labels, dict) or set(labels) != set(tasks):
-        got = sorted(labels) if isinstance(labels, dict) else _describe(labels)
+        got = sorted(labels) if isinstance(labels, dict) else input_fit.describe(labels)
         raise ConfigError(
             f"The model has a head per task and trains on a dict of labels with one entry per task, "
             f"{sorted(tasks)} (tfxfer's loaders give one with label_columns). Received: {name} labels {got}")
@@ -93,66 +93,6 @@ def check_class_counts(class_counts: list[int], num_classes: int) -> None:
             f"the data and the model disagree. Build the model with num_classes={len(class_counts)} "
             f"(len(data.class_names)). Received: class_counts={list(class_counts)}"
         )
-
-
-def _check_inputs(expected, actual, name: str) -> None:
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            raise ConfigError(
-                f"The model takes a dict of inputs {sorted(expected)}{_strings_hint(actual)}. "
-                f"Received: {name} inputs {_describe(actual)}"
-            )
-        missing = sorted(set(expected) - set(actual))
-        if missing:
-            raise ConfigError(
-                f"The model takes inputs {sorted(expected)}; {name} lacks {missing}. "
-                f"Received: {name} inputs {sorted(actual)}"
-            )
-        for key, tensor in expected.items():
-            _check_tensor(tensor, actual[key], f"{name}'s input {key!r}")
-        return
-    if isinstance(expected, (list, tuple)) or not isinstance(actual, tf.TensorSpec):
-        return  # Several inputs, or ragged/sparse data: left to Keras.
-    _check_tensor(expected, actual, f"{name}'s inputs")
-
-
-def _check_tensor(expected, actual, where: str) -> None:
-    if not isinstance(actual, tf.TensorSpec):
-        return
-    if actual.dtype == tf.string and expected.dtype != "string":
-        raise ConfigError(
-            f"The model takes {expected.dtype} inputs, not strings{_strings_hint(actual)}. "
-            f"Received: {where} of dtype string"
-        )
-    want, got = tuple(expected.shape), actual.shape
-    if got.rank is None:
-        return
-    got = tuple(got)
-    if len(got) == len(want) - 1:
-        raise ConfigError(
-            f"The model takes batches of shape {want}, so the data must be batched: "
-            f"dataset.batch(32). Received: {where} of shape {got}"
-        )
-    if len(got) == len(want) and all(w is None or g is None or w == g for w, g in zip(want[1:], got[1:])):
-        return
-    if len(want) == 4 and len(got) == 4 and want[1:3] == got[1:3]:
-        raise ConfigError(
-            f"The model takes images with {want[3]} channels but {where} have {got[3]}; load them "
-            f"as RGB (tfxfer's loaders do; tf.image.grayscale_to_rgb converts grey images). "
-            f"Received: {where} of shape {got}, model input shape {want}"
-        )
-    if len(want) == 4 and len(got) == 4:  # images of another size
-        raise ConfigError(
-            f"The model takes {want[1]}x{want[2]}x{want[3]} images but {where} are "
-            f"{got[1]}x{got[2]}x{got[3]} images. Resize them in the loader to the model's size, "
-            f"e.g. load_image_folders(..., image_size=({want[1]}, {want[2]})), or build the model "
-            f"at the data's size (image_size=({got[1]}, {got[2]})). Received: {where} of shape {got}, "
-            f"model input shape {want}"
-        )
-    raise ConfigError(
-        f"The model takes inputs of shape {want}; make the data match it. "
-        f"Received: {where} of shape {got}"
-    )
 
 
 def _check_label_spec(kind: heads.HeadKind, num_classes: int, spec, name: str) -> None:
@@ -224,17 +164,3 @@ def _check_label_values(kind: heads.HeadKind, num_classes: int, labels, name: st
             f"the data (len(data.class_names)), or fix the labels. "
             f"Received: labels {shown} in the first batch of {name}"
         )
-
-
-def _strings_hint(actual) -> str:
-    specs = tf.nest.flatten(actual)
-    if any(isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string for spec in specs):
-        return ("; the data holds raw strings: train on token ids, "
-                "data.map_inputs(model.preprocessor) for a tfxfer text classifier")
-    return ""
-
-
-def _describe(spec) -> str:
-    if isinstance(spec, tf.TensorSpec):
-        return f"a {spec.dtype.name} tensor of shape {tuple(spec.shape)}"
-    return str(spec)
