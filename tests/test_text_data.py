@@ -8,6 +8,7 @@ from _text_helpers import save_tiny_bert_preset, texts_and_labels, write_line_fi
 
 import tfxfer
 from tfxfer.data import splits, text_batching, text_data, text_files
+from tfxfer.errors import ConfigError
 
 
 def test_line_files_use_extensions_as_classes_and_count_skipped_lines(tmp_path):
@@ -22,6 +23,16 @@ def test_line_files_use_extensions_as_classes_and_count_skipped_lines(tmp_path):
     texts, labels = texts_and_labels(data.train)
     assert "bad plot" in texts and labels[texts.index("bad plot")] == 0
     assert data.validation is None and data.validation_size == 0
+
+
+def test_texts_of_a_split_the_data_lacks_or_of_an_unknown_one_are_refused(tmp_path):
+    data = tfxfer.load_text_data(write_line_files(tmp_path / "rt", count=6), batch_size=4)  # no validation part
+    assert sorted(text.decode() for text in data.texts("train").unbatch().as_numpy_iterator()) == sorted(
+        texts_and_labels(data.train)[0])
+    with pytest.raises(ConfigError, match=r"no validation part: load it with validation_split.*split='validation'"):
+        data.texts("validation")
+    with pytest.raises(ConfigError, match=r"split must be 'train' or 'validation'\. Received: split='test'"):
+        data.texts("test")
 
 
 def test_line_file_class_names_fall_back_to_stems_then_names():

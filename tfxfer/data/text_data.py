@@ -121,8 +121,16 @@ class TextDatasets(datasets.Datasets):
         return dataclasses.replace(self, train=preprocess(train), validation=preprocess(self.validation))
 
     def texts(self, split: str = "train") -> tf.data.Dataset:
-        """Batches of the split's raw strings only (e.g. to build a vocabulary)."""
+        """Batches of the split's raw strings only (e.g. to build a vocabulary).
+
+        split: str. `"train"` or `"validation"`.
+        """
+        if split not in ("train", "validation"):
+            raise ConfigError(f"split must be 'train' or 'validation'. Received: split={split!r}")
         dataset = self.train if split == "train" else self.validation
+        if dataset is None:
+            raise ConfigError("The data has no validation part: load it with validation_split (e.g. 0.1), or ask for "
+                              "split='train'. Received: split='validation'")
         return dataset.map(lambda texts, labels: texts)
 
     def warmup_texts(self, count: int) -> list[str] | None:
