@@ -237,6 +237,12 @@ def test_evaluate_model_refuses_inputs_that_do_not_fit_the_model_with_the_fix(da
         evaluate_model(_dense(2, "softmax", np.eye(2)), data, ["a", "b"])
 
 
+def test_one_hot_labels_for_a_single_label_report_are_told_to_take_their_argmax():
+    with pytest.raises(ConfigError, match=r"one class id per example, shape \(2,\).*for one-hot rows, their argmax "
+                                          r"\(np\.argmax\(labels, axis=-1\)\).*Received: labels of shape \(2, 2\)"):
+        classification_report([[1, 0], [0, 1]], [[0.9, 0.1], [0.2, 0.8]], ["x", "y"])
+
+
 def test_evaluate_model_needs_data():
     with pytest.raises(ConfigError, match="no dataset to evaluate on"):
         evaluate_model(_dense(2, "softmax", np.eye(2)), None, ["a", "b"])

@@ -310,7 +310,9 @@ def _class_ids(labels, shape):
     if labels.ndim != 1 or len(labels) != shape[0]:
         raise ConfigError(
             f"Single-label labels must be one class id per example, shape ({shape[0]},) to match the "
-            f"probabilities. Received: labels of shape {labels.shape} (multi-hot labels need multi_label=True)")
+            f"probabilities: for one-hot rows, their argmax (np.argmax(labels, axis=-1)); a multi-label model, "
+            f"with several classes per example, is evaluated with multi_label=True. "
+            f"Received: labels of shape {labels.shape}")
     if not np.all(np.equal(np.mod(labels, 1), 0)):
         raise ConfigError(f"Labels must be integer class ids. Received: e.g. {labels[np.mod(labels, 1) != 0][:3]}")
     labels = labels.astype(np.int64)
