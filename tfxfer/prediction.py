@@ -30,6 +30,7 @@ from tfxfer.tasks import HeadKind
 IMAGE, TEXT = "image", "text"
 LABELS_ASSET = os.path.join(layout.ASSETS_DIR, LABELS_FILE)
 METADATA_ASSET = os.path.join(layout.EXTRA_ASSETS_DIR, layout.METADATA_FILE)
+_SHOWN_CHARACTERS = 200  # of a value in an error message: a whole document passed as texts would flood it
 
 
 @dataclasses.dataclass
@@ -69,11 +70,35 @@ class ServedTask:
         return self.head == HeadKind.MULTILABEL
 
 
+def refuse_single_string(values, argument: str, items: str, item: str) -> None:
+    """Raises a ConfigError if `values`, an argument that takes a sequence, is one str, bytes or path.
+
+    Iterating a str gives its characters: `predict_texts(model, "good film")` would answer for "g", "o", ...
+
+    Args:
+        values: The argument's value.
+        argument: str. Its name, for the message.
+        items: str. What the sequence holds, e.g. "texts".
+        item: str. One of them, for the example of the fix, e.g. "text".
+    """
+    if isinstance(values, (str, bytes, os.PathLike)):
+        why = f" (which would be read as one {item} per character)" if isinstance(values, (str, bytes)) else ""
+        shown = repr(values) if len(repr(values)) <= _SHOWN_CHARACTERS else f"{repr(values)[:_SHOWN_CHARACTERS]}..."
+        raise ConfigError(
+            f"{argument} must be a list of {items}, not a single {type(values).__name__}{why}. "
+            f"Pass a list of {items}, e.g. [{item}]. Received: {argument}={shown}")
+
+
 def image_files(inputs: Sequence[str]) -> list[str]:
     """Image files named by `inputs`: files as given, folders searched recursively (sorted).
 
     inputs: sequence of str. Image files and/or folders holding images.
+
+    Raises:
+        ConfigError: `inputs` is a single str (or bytes, or path) rather than a list; or it is empty.
+        MissingFileError: a path that does not exist, or a folder without images.
     """
+    refuse_single_string(inputs, "inputs", "image files or folders", "path")
     files = []
     for path in inputs:
         if tf.io.gfile.isdir(path):
@@ -137,12 +162,19 @@ def predict_image_files(
 
     Args:
         model_dir: str. A version folder, or a model's base folder (meaning its latest version).
-        paths: sequence of str. Image files (see `image_files` for folders).
+        paths: sequence of str. Image files, and/or folders searched recursively for images
+            (sorted, as `image_files` and predict.py do): one Prediction per image file.
         top_k: int. Classes per image, best first (capped at the number of classes).
         batch_size: int. Images per call of the signature.
         threshold: float. Multi-task exports: the probability above which a multi-label
             task's class is part of its answer (see `Prediction.tasks`).
+
+    Raises:
+        ConfigError: `paths` is a single str (pass `[path]`) or empty; top_k, batch_size or threshold out of
+            range; a text export; files the export cannot decode.
+        MissingFileError: a path that does not exist, a folder without images, or no export at `model_dir`.
     """
+    refuse_single_string(paths, "paths", "image paths", "path")
     return _predict(model_dir, IMAGE, paths, top_k=top_k, batch_size=batch_size, threshold=threshold)
 
 
@@ -158,7 +190,13 @@ def predict_texts(
         batch_size: int. Texts per call of the signature.
         threshold: float. Multi-task exports: the probability above which a multi-label
             task's class is part of its answer (see `Prediction.tasks`).
+
+    Raises:
+        ConfigError: `texts` is a single str (pass `[text]`) or empty; top_k, batch_size or threshold out of
+            range; an image export.
+        MissingFileError: no export at `model_dir`.
     """
+    refuse_single_string(texts, "texts", "texts", "text")
     return _predict(model_dir, TEXT, texts, top_k=top_k, batch_size=batch_size, threshold=threshold)
 
 
@@ -252,6 +290,9 @@ def _predict(model_dir, kind, inputs, *, top_k, batch_size, threshold):
             f"The model at {model.version_dir!r} takes {model.kind} inputs; pass {model.kind}s "
             f"(predict.py: {'--text/--text_file' if model.kind == TEXT else 'image files'}). Received: {kind} inputs"
         )
+    if kind == IMAGE:
+        # After the kind check: image paths given to a text model are a mistake of kind, not of paths.
+        inputs = image_files(inputs)
     logging.info("Predicting %d %ss with %s", len(inputs), kind, model.version_dir)
     predictions = []
     for start in range(0, len(inputs), batch_size):

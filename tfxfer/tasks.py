@@ -150,3 +150,14 @@ def check_one_head_labels(labels, name: str) -> None:
             "them with label_columns. Build the model with tasks=data.tasks (a head per task), or keep one task's "
             f"labels, dataset.map(lambda inputs, labels: (inputs, labels[{first!r}])), and its class names. "
             f"Received: {name} labels of the tasks {sorted(labels)}")
+
+
+def unique_class_names(class_names) -> list[str]:
+    """`class_names` as strings; a `ConfigError` if a name is given twice, which no report or prediction could
+    tell apart from the other (the export and the evaluation refuse such names alike)."""
+    class_names = [str(name) for name in class_names]
+    duplicates = sorted({name for name in class_names if class_names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"Class names must be unique: each names one column of the probabilities; rename the "
+                          f"repeated ones. Received: {duplicates} more than once in {class_names}")
+    return class_names

@@ -17,7 +17,7 @@ them are counted too: the scores count them as unseen.
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +25,7 @@ from absl import logging
 
 from tfxfer import prediction
 from tfxfer.data import exact_copies
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, MissingFileError
 from tfxfer.evaluation import metrics
 from tfxfer.export import layout
 
@@ -82,9 +82,14 @@ def evaluate_export(
         `training_examples` also `copies_of_training` (inputs that copy a training example).
 
     Raises:
-        ConfigError: a class name in `labels` the model does not know (naming it), no
-            examples, examples and labels of different lengths, inputs of the wrong kind,
-            or no input the model could read.
+        ConfigError: a class name in `labels` the model does not know (naming it), a label that is
+            not a class name (e.g. a class id: labels are names, as the export's labels.txt lists
+            them), `examples`, `labels` or `training_examples` a single str rather than a list, no
+            examples, examples and labels of different lengths, inputs of the wrong kind, or no
+            input the model could read.
+        MissingFileError: an image path in `examples` or `training_examples` that is not a file (it
+            does not exist, or is a folder: pass its image files, one per label); checked before
+            the model runs.
 
     Example:
 
@@ -97,13 +102,16 @@ def evaluate_export(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    prediction.refuse_single_string(examples, "examples", "examples", "example")
+    prediction.refuse_single_string(labels, "labels", "labels (class names)", "label")
+    if training_examples is not None:
+        prediction.refuse_single_string(training_examples, "training_examples", "examples", "example")
+        training_examples = list(training_examples)
     examples = list(examples)
     model = model_dir if isinstance(model_dir, prediction.ServingModel) else prediction.load_serving_model(model_dir)
-    # Read before the evaluation, so that an unreadable training file fails before the model runs.
-    training = None if training_examples is None else _training_keys(model, list(training_examples), batch_size)
     if model.tasks:
         return _evaluate_tasks(model, examples, labels, multi_label=multi_label, threshold=threshold,
-                               top_k=top_k, batch_size=batch_size, training=training)
+                               top_k=top_k, batch_size=batch_size, training_examples=training_examples)
     labels = list(labels)
     if not examples or len(examples) != len(labels):
         raise ConfigError("Pass one label per example, and at least one example. "
@@ -111,7 +119,8 @@ def evaluate_export(
     if multi_label is None:
         multi_label = _head(model.version_dir) == metrics.MULTILABEL
     targets = _encode_labels(labels, model.class_names, multi_label, model.version_dir)
-    _check_kind(model, examples)
+    _check_examples(model, examples)
+    training = _training_keys(model, training_examples, batch_size)
     logging.info("Evaluating %s on %d %ss in batches of %d.", model.version_dir, len(examples), model.kind, batch_size)
     probabilities, kept, reasons, keys = _serve(model, examples, batch_size)
     skipped = _check_read(examples, kept, reasons)
@@ -122,7 +131,7 @@ def evaluate_export(
             "exact_copies": _report_copies(model, examples, keys, targets, training)}
 
 
-def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size, training):
+def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, batch_size, training_examples):
     """`evaluate_export` of a multi-task export: one report per task of `labels`."""
     if multi_label is not None:
         raise ConfigError("A multi-task export says per task whether it is multi-label (its metadata): leave "
@@ -135,7 +144,8 @@ def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, b
                                                 model.version_dir)
         except ConfigError as error:
             raise ConfigError(f"Task {task!r}: {error}") from error
-    _check_kind(model, examples)
+    _check_examples(model, examples)
+    training = _training_keys(model, training_examples, batch_size)
     logging.info("Evaluating %s (tasks %s) on %d %ss in batches of %d.", model.version_dir, ", ".join(tasks),
                  len(examples), model.kind, batch_size)
     probabilities, kept, reasons, keys = _serve(model, examples, batch_size)
@@ -214,8 +224,14 @@ def _content_keys(model, inputs):
 
 
 def _training_keys(model, training_examples, batch_size):
-    """`(content keys, names)` of the training examples, read batch by batch as the evaluated inputs are."""
-    _check_kind(model, training_examples, argument="training_examples")
+    """`(content keys, names)` of the training examples, read batch by batch as the evaluated inputs are;
+    None without them.
+
+    Called before the evaluation runs, so that an unreadable training file fails before the model does.
+    """
+    if training_examples is None:
+        return None
+    _check_examples(model, training_examples, argument="training_examples")
     logging.info("Reading %d training %ss to find their copies among the evaluated ones.", len(training_examples),
                  model.kind)
     keys = []
@@ -252,7 +268,7 @@ def _check_read(examples, kept, reasons):
 def _encode_labels(labels, class_names, multi_label, version_dir):
     """Class ids `(N,)`, or multi-hot `(N, C)`, in the export's class order; unknown names are an error."""
     index = {name: i for i, name in enumerate(class_names)}
-    names = [(label,) if isinstance(label, str) else tuple(label) for label in labels]
+    names = [_label_names(label, position, class_names, version_dir) for position, label in enumerate(labels)]
     unknown = sorted({name for label in names for name in label} - set(index))
     if unknown:
         raise ConfigError(
@@ -270,6 +286,55 @@ def _encode_labels(labels, class_names, multi_label, version_dir):
                           f"{len(several[0])} classes; evaluate a multi-label model on multi-label data. "
                           f"Received: e.g. {list(several[0])}")
     return np.asarray([index[label[0]] for label in names], np.int64)
+
+
+def _label_names(label, position, class_names, version_dir):
+    """The class names of one label as a tuple (a plain name is one); a ConfigError for anything but names.
+
+    Labels are names, never class ids: the data may list its classes in another order than the export.
+    """
+    names = (label,) if isinstance(label, str) else tuple(label) if isinstance(label, Iterable) else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise ConfigError(
+            f"Labels are class names (str), as the export's labels.txt lists them, not class ids or other values; "
+            f"the model at {version_dir!r} predicts {_listed(class_names)}. Pass each example's class name (for "
+            f"class ids, e.g. [class_names[i] for i in ids], with the model's class_names), or a list of names per "
+            f"example for multi-label data. Received: labels[{position}]={label!r}")
+    return names
+
+
+def _check_examples(model, examples, argument="examples"):
+    """Raises unless `examples` are inputs of the model's kind and, for image paths, files that exist."""
+    _check_kind(model, examples, argument)
+    if model.kind == prediction.IMAGE:
+        _check_image_files(examples, argument)
+
+
+def _check_image_files(examples, argument):
+    """A MissingFileError naming the image paths that are not files, found before the model runs: a
+    mistyped path must not cost the batches before it, and a folder has no one label."""
+    paths = [example for example in examples if isinstance(example, str)]
+    kinds = {path: _path_kind(path) for path in dict.fromkeys(paths)}
+    folders = [path for path, kind in kinds.items() if kind == "folder"]
+    if folders:
+        raise MissingFileError(
+            f"{argument} holds {len(folders)} folder(s), but evaluate_export takes one image file per label. Pass "
+            "the image files (tfxfer.evaluation.labelled_data.read_labelled_data(folder, 'image') reads a folder of "
+            f"class folders with their labels). Received: e.g. {argument}[{examples.index(folders[0])}]={folders[0]!r}")
+    missing = [path for path, kind in kinds.items() if kind is None]
+    if missing:
+        raise MissingFileError(
+            f"{len(missing)} image file(s) of {argument} do not exist. Check the paths (relative ones are read from "
+            f"{os.getcwd()!r}), or leave those examples out. "
+            f"Received: e.g. {argument}[{examples.index(missing[0])}]={missing[0]!r}")
+
+
+def _path_kind(path):
+    """"file", "folder" or None (nothing there): one stat per path, as each costs a request on gs://."""
+    try:
+        return "folder" if tf.io.gfile.stat(path).is_directory else "file"
+    except tf.errors.NotFoundError:
+        return None
 
 
 def _check_kind(model, examples, argument="examples"):

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from tfxfer.errors import ConfigError
-from tfxfer.tasks import MISSING_LABEL
+from tfxfer.tasks import MISSING_LABEL, unique_class_names
 
 MULTICLASS, BINARY, MULTILABEL = "multiclass", "binary", "multilabel"  # the values of HeadKind
 
@@ -79,7 +79,7 @@ def classification_report(
     >>> report["roc_auc"]  # dog's probabilities 0.7 and 0.4 against cat's 0.2: both pairs ranked right
     1.0
     """
-    class_names = _check_class_names(class_names)
+    class_names = unique_class_names(class_names)
     probabilities = _check_probabilities(probabilities, len(class_names), multi_label)
     if multi_label:
         if not 0.0 <= threshold <= 1.0:
@@ -176,7 +176,7 @@ def _task_report(labels, probabilities, class_names, multi_label, threshold, top
     if not labelled.any():
         kind = MULTILABEL if multi_label else BINARY if len(class_names) == 2 else MULTICLASS
         return {"task": kind, "num_examples": 0, "num_classes": len(class_names),
-                "class_names": _check_class_names(class_names), "missing_labels": int(missing.sum())}
+                "class_names": unique_class_names(class_names), "missing_labels": int(missing.sum())}
     report = classification_report(labels[labelled], probabilities[labelled], class_names,
                                    multi_label=multi_label, threshold=threshold, top_k=top_k)
     return {**report, "missing_labels": int(missing.sum())}
@@ -268,15 +268,6 @@ def _binary_aucs(y_true, positive_scores, class_names):
     is_positive = (y_true == 1).astype(np.int64)
     return {**aucs, "roc_auc": float(skm.roc_auc_score(is_positive, positive_scores)),
             "pr_auc": float(skm.average_precision_score(is_positive, positive_scores))}
-
-
-def _check_class_names(class_names):
-    class_names = [str(name) for name in class_names]
-    duplicates = sorted({name for name in class_names if class_names.count(name) > 1})
-    if duplicates:
-        raise ConfigError(f"Class names must be unique: each names one column of the probabilities. "
-                          f"Received: {duplicates} more than once in {class_names}")
-    return class_names
 
 
 def _check_probabilities(probabilities, num_classes, multi_label):

@@ -20,8 +20,16 @@ from tfxfer.export.layout import METADATA_FILE
 from tfxfer.models import batchnorm_folding, heads, lora_layers
 from tfxfer.models.classifier import Classifier, text_preprocessor
 from tfxfer.models.heads import HeadKind
-from tfxfer.tasks import model_tasks
+from tfxfer.tasks import model_tasks, unique_class_names
 from tfxfer.version import __version__
+
+# The keys tfxfer writes to tfxfer_metadata.json (`_write_metadata`): a caller's `metadata` may not replace them.
+RESERVED_METADATA_KEYS = (
+    "model_name", "head", "class_names", "tasks", "input_shape", "created", "versions",  # `_write_metadata`
+    "top_k", "warmup_requests", "signatures", "batch_norms_folded",  # `export_saved_model`
+    "resize", "pixel_range", "max_serving_pixels", "backbone_preprocessing", "backbone",  # `_image_metadata`
+    "inputs", "token_inputs", "preprocessor",  # `text_serving.text_metadata`
+)
 
 
 def export_saved_model(
@@ -65,7 +73,9 @@ def export_saved_model(
             indices as strings if None. For a multi-task model a dict
             `{task: [names]}` with exactly the model's tasks (e.g. the
             datasets' `class_names`), or None for indices in every task.
-        metadata: dict. Extra JSON-serialisable facts (metrics, data, ...).
+        metadata: dict. Extra JSON-serialisable facts (metrics, data, ...), with keys
+            other than tfxfer's own (`RESERVED_METADATA_KEYS`: `head`, `class_names`,
+            `tasks`, ...), which `evaluate_export` and `tfxfer.prediction` read back.
         top_k: int | None. If set, every signature also returns `top_k_scores`
             float32 `(N, k)` and `top_k_class_names` string `(N, k)`, best
             first, with k capped at the number of classes (per task for a
@@ -93,9 +103,12 @@ def export_saved_model(
 
     Raises:
         NotAFolderError: `export_dir`, or a parent of it, is a file (a `NotADirectoryError`).
-        ConfigError: a class name is empty or holds a line break, or the
+        ConfigError: `export_dir` is a version folder (it holds saved_model.pb; pass
+            its base folder); `class_names` is a single str rather than a list, a
+            class name is empty, holds a line break or is given twice, or the
             number of class names does not match the model; for a multi-task
-            model, `class_names` is not a dict of exactly its tasks.
+            model, `class_names` is not a dict of exactly its tasks; `metadata`
+            is not a dict, or sets a key tfxfer writes itself (`RESERVED_METADATA_KEYS`).
 
     Returns:
         The version folder written, e.g. `saved_models/photos/1`.
@@ -117,6 +130,7 @@ def export_saved_model(
     """
     export_dir = os.fspath(export_dir)
     versioning.check_base_dir(export_dir)
+    _check_metadata(metadata)
     export_heads = _export_heads(model, class_names, top_k)
     # Checked before anything is written: a failing warmup request makes TF Serving reject the version.
     warmup_requests = None
@@ -223,20 +237,44 @@ def _index_names(num_classes):
 
 
 def _checked_names(class_names, num_classes, task=None):
-    """`class_names` as strings, checked against the head's class count and `check_label_lines`."""
-    if task is not None and isinstance(class_names, (str, bytes, Mapping)):
+    """`class_names` as strings, checked against the head's class count, `check_label_lines` and for
+    duplicates (as `evaluate_export` and `classification_report` check them)."""
+    owner, argument = ("model", "class_names") if task is None else (f"task {task!r}", f"class_names[{task!r}]")
+    if isinstance(class_names, (str, bytes, Mapping)):
+        # A str is a sequence too: "abc" would pass as the three classes a, b and c.
+        kind = type(class_names).__name__
         raise ConfigError(
-            f"The class names of task {task!r} must be a list of names in class-id order. "
-            f"Received: class_names[{task!r}] of type {type(class_names).__name__}")
+            f"The class names of {'the ' if task is None else ''}{owner} must be a list of names in class-id order, "
+            f"not a single {kind}. Pass a list, e.g. ['cat', 'dog']. "
+            f"Received: {argument}={class_names!r} of type {kind}")
     class_names = [str(name) for name in class_names]
     if len(class_names) != num_classes:
-        owner, argument = ("model", "class_names") if task is None else (f"task {task!r}", f"class_names[{task!r}]")
         raise ConfigError(
             f"The {owner} predicts {num_classes} classes but {len(class_names)} class names "
             f"were given. Received: {argument}={class_names}"
         )
     check_label_lines(class_names)
-    return class_names
+    # Two classes of one name could not be told apart by name: evaluate_export refuses such an export.
+    return unique_class_names(class_names)
+
+
+def _check_metadata(metadata):
+    """Raises unless `metadata` is None or a dict whose keys are not tfxfer's own (`RESERVED_METADATA_KEYS`).
+
+    They are written last, so a key of tfxfer's would silently replace what the readers rely on (a `head` of
+    the caller's would make a multi-label export evaluate as a multiclass one).
+    """
+    if metadata is None:
+        return
+    if not isinstance(metadata, Mapping):
+        raise ConfigError("metadata must be a dict of extra facts, e.g. {'metrics': {...}}. "
+                          f"Received: metadata of type {type(metadata).__name__}")
+    reserved = sorted(set(metadata) & set(RESERVED_METADATA_KEYS), key=str)
+    if reserved:
+        raise ConfigError(
+            f"metadata sets keys that tfxfer writes itself and reads back (evaluate_export, prediction): "
+            f"{reserved}. Rename them, or nest them under a key of your own (e.g. {{'notes': {{...}}}}); "
+            f"tfxfer's keys are {list(RESERVED_METADATA_KEYS)}. Received: metadata with keys {list(metadata)}")
 
 
 def _labels_table(folder, head):

@@ -70,12 +70,19 @@ def latest_version_dir(base_dir: str) -> str:
 
 
 def check_base_dir(base_dir: str) -> None:
-    """Raises if `base_dir`, or the nearest of its parents that exists, is a file rather than a folder.
+    """Raises if `base_dir`, or the nearest of its parents that exists, is a file rather than a folder, or if
+    `base_dir` is itself a SavedModel (a version folder).
 
     Called before anything is written, so a mistyped path fails at once instead
     of after a long export, and never leaves a half-created tree behind.
+    Remote paths (`gs://`, ...) are not checked here, where a check is a network request (a recipe calls this
+    before training, maybe offline): `staging_dir` checks them for a version folder when the export begins.
 
     base_dir: str. The export base folder (it may not exist yet).
+
+    Raises:
+        NotAFolderError: `base_dir`, or a parent of it, is a file.
+        ConfigError: `base_dir` holds saved_model.pb, e.g. the path a previous export returned.
     """
     blocking = file_in_the_way(base_dir)
     if blocking is not None:
@@ -83,6 +90,24 @@ def check_base_dir(base_dir: str) -> None:
         raise NotAFolderError(
             f"export_dir {base_dir!r} is a file{where}; pass a folder: versions 1/, 2/, ... are "
             f"written inside it (it is created if missing). Received: export_dir={base_dir!r}"
+        )
+    if is_local(base_dir):
+        check_not_a_version(base_dir)
+
+
+def check_not_a_version(base_dir: str) -> None:
+    """Raises a ConfigError if `base_dir` is a SavedModel: its next version would nest inside it (`.../1/1`),
+    where neither TF Serving nor `latest_version_dir` (which stops at the first saved_model.pb) would find it.
+
+    base_dir: str. The export base folder, on any filesystem (it may not exist yet).
+    """
+    if tf.io.gfile.exists(os.path.join(base_dir, SAVED_MODEL_FILE)):
+        # Not normpath: it would turn "gs://b/m/1" into "gs:/b/m".
+        base = os.path.dirname(os.path.abspath(base_dir) if is_local(base_dir) else base_dir.rstrip("/"))
+        raise ConfigError(
+            f"export_dir holds a SavedModel ({SAVED_MODEL_FILE}): it is a version folder, such as the path an "
+            f"export returns, and a new version would be nested inside it. Pass the base folder that holds the "
+            f"versions, e.g. export_dir={base!r}. Received: export_dir={base_dir!r}"
         )
 
 
@@ -158,6 +183,8 @@ def staging_dir(base_dir: str) -> Iterator[str]:
     On a local disk it is private (0o700) while being written; `publish` opens it up.
     """
     check_base_dir(base_dir)
+    if not is_local(base_dir):  # check_base_dir checked a local one
+        check_not_a_version(base_dir)
     make_folders(base_dir)
     if is_local(base_dir):
         staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
