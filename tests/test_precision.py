@@ -291,7 +291,7 @@ def test_phase_summary_logs_the_policy_that_ran(caplog):
     assert "compute mixed_bfloat16 (predictions float32), XLA-compiled steps" in caplog.text
 
 
-def test_policies_are_restored_when_training_fails():
+def test_policies_are_restored_when_bfloat16_training_fails():
     model = _classifier()
 
     class _Fail(keras.callbacks.Callback):
@@ -341,7 +341,7 @@ def test_a_text_transformer_trains_in_bfloat16_with_xla_and_ends_float32(tmp_pat
 
 
 @pytest.mark.slow
-def test_image_recipe_flags_reach_training_and_metrics(tmp_path, script_server):
+def test_image_recipe_bfloat16_and_xla_flags_reach_training_and_metrics(tmp_path, script_server):
     from test_recipes import _run_recipe, _tiny_backbone_file, _write_colour_folders
 
     _write_colour_folders(tmp_path / "data", per_class=6)
