@@ -150,10 +150,16 @@ def test_multilabel_model_is_an_error(tmp_path):
                              class_names=CLASS_NAMES)
 
 
-def test_class_names_must_match_the_model(tmp_path):
-    with pytest.raises(ValueError, match=r"predicts 3 classes\. Received: 2 class_names"):
+@pytest.mark.parametrize("class_names, message", [
+    (["a", "b"], r"The model predicts 3 classes but 2 class names were given\. Received: class_names=\['a', 'b'\]"),
+    (["a", "b", "a"], r"Class names must be unique.*Received: \['a'\] more than once"),  # as the SavedModel's
+    ("abc", r"must be a list of names in class-id order, not a single str"),  # not three classes a, b and c
+])
+def test_class_names_must_match_the_model_as_the_saved_models_do(tmp_path, class_names, message):
+    with pytest.raises(ValueError, match=message):
         tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=_dataset(4, 1),
-                             class_names=["a", "b"])
+                             class_names=class_names)
+    assert not (tmp_path / "labels.txt").exists()
 
 
 def test_empty_validation_data_is_an_error(tmp_path):

@@ -211,7 +211,7 @@ def _check_class_names(class_names, num_classes):
     if class_names is None:
         logging.warning("No class_names given; exporting class indices as names.")
         return _index_names(num_classes)
-    return _checked_names(class_names, num_classes)
+    return checked_class_names(class_names, num_classes)
 
 
 def _check_task_class_names(class_names, tasks):
@@ -229,16 +229,23 @@ def _check_task_class_names(class_names, tasks):
         raise ConfigError(
             f"class_names must name exactly the model's tasks {list(tasks)}: give each task its class "
             f"names and no other key. Received: keys {list(class_names)} (missing {missing}, unknown {unknown})")
-    return {task: _checked_names(class_names[task], spec.num_classes, task) for task, spec in tasks.items()}
+    return {task: checked_class_names(class_names[task], spec.num_classes, task) for task, spec in tasks.items()}
 
 
 def _index_names(num_classes):
     return [str(index) for index in range(num_classes)]
 
 
-def _checked_names(class_names, num_classes, task=None):
+def checked_class_names(class_names, num_classes, task=None):
     """`class_names` as strings, checked against the head's class count, `check_label_lines` and for
-    duplicates (as `evaluate_export` and `classification_report` check them)."""
+    duplicates (as `evaluate_export` and `classification_report` check them): what an export (SavedModel or
+    TFLite) writes to its labels file.
+
+    Args:
+        class_names: sequence of str. The names in class-id order; a single str is refused.
+        num_classes: int. The head's classes.
+        task: str | None. A multi-task model's task, for the messages.
+    """
     owner, argument = ("model", "class_names") if task is None else (f"task {task!r}", f"class_names[{task!r}]")
     if isinstance(class_names, (str, bytes, Mapping)):
         # A str is a sequence too: "abc" would pass as the three classes a, b and c.

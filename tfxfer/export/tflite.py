@@ -39,7 +39,7 @@ from absl import logging
 from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
 from tfxfer.export import versioning
-from tfxfer.export.saved_model import check_label_lines
+from tfxfer.export.saved_model import checked_class_names
 from tfxfer.models import heads, layer_names, lora_layers
 from tfxfer.models.classifier import text_preprocessor
 from tfxfer.tasks import model_tasks
@@ -126,11 +126,7 @@ def export_tflite(
             "export_tflite measures top-1 accuracy, which needs a multiclass or binary head. "
             f"Received: a {kind.value} model {model.name!r}; convert it with convert_tflite instead."
         )
-    if len(class_names) != heads.num_classes(model):
-        raise ConfigError(
-            f"The model predicts {heads.num_classes(model)} classes. Received: {len(class_names)} class_names"
-        )
-    check_label_lines([str(name) for name in class_names])
+    class_names = checked_class_names(class_names, heads.num_classes(model))
     output_dir = os.fspath(output_dir)
     versioning.make_folders(output_dir)
     with tf.io.gfile.GFile(os.path.join(output_dir, LABELS_FILE), "w") as f:
