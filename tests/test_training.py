@@ -364,6 +364,16 @@ def test_a_binary_head_rejects_a_third_class():
         tfxfer.fine_tune(_classifier(num_classes=2), data, config=_config())
 
 
+def test_soft_binary_labels_pass_both_label_checks_as_the_loss_takes_them():
+    # A binary label is P(class 1): the check before training and the loop's count agree on it, in any batch.
+    labels = np.array([0.0, 0.9, 1.0, 0.2, 1.0, 0.0, 0.75, 1.0], "float32")
+    data = tf.data.Dataset.from_tensor_slices((_colour_images((labels > 0.5).astype(int), seed=0), labels)).batch(4)
+    result = tfxfer.fine_tune(_classifier(num_classes=2), data, config=_config(fine_tune_epochs=0))
+    assert len(result.phase1.history["loss"]) == 3 and np.isfinite(result.phase1.history["loss"]).all()
+    with pytest.raises(ConfigError, match=r"has label 1\.5, but the model's head has 2 classes"):
+        tfxfer.fine_tune(_classifier(num_classes=2), data.map(lambda x, y: (x, y + 0.5)), config=_config())
+
+
 def test_fractional_labels_are_not_class_indices():
     labels = np.array([0.0, 0.5, 1.0, 2.0], "float32")
     data = tf.data.Dataset.from_tensor_slices((_colour_images(np.array([0, 0, 1, 2]), seed=0), labels)).batch(4)

@@ -142,8 +142,8 @@ def _check_label_values(kind: heads.HeadKind, num_classes: int, labels, name: st
         values = values[labelled]
     if values.size == 0:
         return
-    seen = sorted(set(np.unique(values).tolist()))
-    shown = [int(v) if float(v).is_integer() else v for v in seen[:10]]
+    as_written = lambda value: int(value) if float(value).is_integer() else float(value)  # noqa: E731
+    shown = [as_written(value) for value in np.unique(values)[:10]]
     if kind is heads.HeadKind.MULTILABEL:
         if values.min() < 0 or values.max() > 1:
             raise ConfigError(
@@ -151,13 +151,15 @@ def _check_label_values(kind: heads.HeadKind, num_classes: int, labels, name: st
                 f"Received: values {shown} in the first batch of {name}"
             )
         return
-    if not np.all(np.equal(np.mod(values, 1), 0)):
+    # A binary label is P(class 1), so a soft one (0.9) is a label too, as `losses.invalid_labels` counts it.
+    if kind is heads.HeadKind.MULTICLASS and not np.all(np.equal(np.mod(values, 1), 0)):
         raise ConfigError(
             "Labels must be class indices (whole numbers). "
             f"Received: values {shown} in the first batch of {name}"
         )
-    if values.min() < 0 or values.max() >= num_classes:
-        bad = int(values.max()) if values.max() >= num_classes else int(values.min())
+    upper = 1 if kind is heads.HeadKind.BINARY else num_classes - 1
+    if values.min() < 0 or values.max() > upper:
+        bad = as_written(values.max() if values.max() > upper else values.min())
         raise ConfigError(
             f"{name} has label {bad}, but the model's head has {num_classes} classes (labels 0 to "
             f"{num_classes - 1}). Build the model with num_classes equal to the number of classes in "
