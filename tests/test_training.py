@@ -5,6 +5,8 @@ two-phase run compiles and trains in a few seconds; the task is generated:
 an image's class is the colour channel that is bright.
 """
 
+import threading
+
 import keras
 import numpy as np
 import pytest
@@ -341,6 +343,58 @@ def test_a_nan_in_the_validation_images_stops_training_naming_the_validation_dat
     validation = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
     with pytest.raises(NonFiniteLossError, match=r"The loss of a pass over the validation data is nan"):
         tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), validation, config=_config(), cache_features=False)
+
+
+def _bad_third_batch(bad):
+    """Twelve examples in batches of 4; the third batch holds a NaN pixel or a label past the 3-class head (None:
+    neither)."""
+    labels = np.arange(12) % NUM_CLASSES
+    images = _colour_images(labels, seed=0)
+    if bad == "nan":
+        images[9, 5, 5, 0] = np.nan
+    elif bad == "label":
+        labels[9] = 5
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+
+
+@pytest.mark.parametrize("bad, error", [("nan", NonFiniteLossError), ("label", ConfigError)])
+def test_a_bad_batch_in_phase1_leaves_the_model_as_it_was_built(bad, error):
+    # Phase 1 had taken two steps before the bad batch; a NaN one would have made every weight NaN.
+    model = _classifier()
+    weights = _weights_of(model)
+    with pytest.raises(error):
+        tfxfer.fine_tune(model, _bad_third_batch(bad), config=_config(), cache_features=False)
+    assert _unchanged(model, weights)
+
+
+class _PoisonAfterPhase1(keras.callbacks.Callback):
+    """Records the model's weights when phase 1 ends, then turns on `poisoned`, which the data reads."""
+
+    def __init__(self, poisoned):
+        super().__init__()
+        self.poisoned, self.phase1_weights = poisoned, None
+
+    def on_train_end(self, logs=None):
+        if self.phase1_weights is None:
+            self.phase1_weights = self.model.get_weights()
+            self.poisoned.set()
+
+
+@pytest.mark.parametrize("bad, error", [("nan", NonFiniteLossError), ("label", ConfigError)])
+def test_a_bad_batch_in_phase2_leaves_phase1s_trained_model(bad, error):
+    clean, poisoned = _bad_third_batch(None), _bad_third_batch(bad)
+    flag = threading.Event()
+    # Clean through phase 1, bad in phase 2: the data as it is when each pass starts.
+    data = tf.data.Dataset.from_generator(
+        lambda: (poisoned if flag.is_set() else clean).as_numpy_iterator(),
+        output_signature=(tf.TensorSpec((None, 32, 32, 3), tf.float32), tf.TensorSpec((None,), tf.int64)))
+    model, recorder = _classifier(), _PoisonAfterPhase1(flag)
+    with pytest.raises(error):
+        tfxfer.fine_tune(model, data, config=_config(), callbacks=[recorder])
+    assert recorder.phase1_weights is not None
+    for trained, now in zip(recorder.phase1_weights, model.get_weights()):
+        np.testing.assert_array_equal(now, trained)
+    assert all(np.isfinite(weights).all() for weights in model.get_weights())
 
 
 @pytest.mark.parametrize("hidden_size", [False, True])

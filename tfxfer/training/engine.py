@@ -17,7 +17,7 @@ from absl import logging
 
 from tfxfer import distribute
 from tfxfer.defaults import FineTuneConfig
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, NonFiniteLossError
 from tfxfer.models import layer_names
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
@@ -126,6 +126,8 @@ def fine_tune(
             During training: a batch with a label past the head's classes.
         NonFiniteLossError: during training, a batch whose loss is NaN or
             infinite (NaN in the inputs, or a learning rate far too high).
+            After either error during training, the model has the weights it
+            started that phase with (phase 1's trained ones if phase 2 stopped).
     """
     if find_learning_rate not in (None, 1, 2):
         raise ConfigError(f"find_learning_rate must be 1 or 2 (the phase whose learning rate the finder picks), "
@@ -208,10 +210,19 @@ def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose:
     start = time.perf_counter()
     loop = TrainLoop(model, phase.kind, loss, phase.class_weight, head=head, jit_compile=compute.jit_compile)
     # Before fit, whose backup callbacks may restore a later epoch: the weights the phase started from.
-    phase_start = interpolation.PhaseStart(model) if phase.interpolation != 1.0 else None
-    history = loop.fit(phase.train, validation_data=phase.validation, epochs=phase.epochs, steps=phase.steps,
-                       callbacks=phase_callbacks, verbose=verbose)
-    if phase_start is not None:
+    phase_start = interpolation.PhaseStart(model)
+    try:
+        history = loop.fit(phase.train, validation_data=phase.validation, epochs=phase.epochs, steps=phase.steps,
+                           callbacks=phase_callbacks, verbose=verbose)
+    except (ConfigError, NonFiniteLossError):
+        # A batch with labels past the head or a NaN loss: its step (a NaN one makes every weight NaN) and the
+        # phase's steps before it are undone, so the model is the one the phase started from (after phase 1,
+        # phase 1's trained model), not a broken one.
+        phase_start.restore()
+        logging.warning("%s stopped at a bad batch: the model's weights are back where the phase started.",
+                        phase.name)
+        raise
+    if phase.interpolation != 1.0:
         phase_start.blend(phase.interpolation)
     final = _validation_metrics(loop, phase.validation)
     seconds = time.perf_counter() - start + extract_seconds

@@ -33,7 +33,8 @@ def check(alpha) -> None:
 
 
 class PhaseStart:
-    """The weights `model` trains now, as they are before the phase starts: what `blend` moves back toward.
+    """The weights `model` trains now, as they are before the phase starts: what `blend` moves back toward, and
+    what `restore` puts back.
 
     Take it after the phase's layers are set trainable (and its LoRA adapters
     started), before its training (and any backup restore) begins.
@@ -52,3 +53,8 @@ class PhaseStart:
             variable.assign(((1 - alpha) * start + alpha * now).astype(now.dtype))
         logging.info("Phase 2's weights moved back toward phase 1's: %g of the way from phase 1's to phase 2's "
                      "(WiSE-FT, fine_tune_interpolation; %d weight tensors).", alpha, len(self._start))
+
+    def restore(self) -> None:
+        """Sets each weight taken at the start back to its value then: the phase's steps undone."""
+        for variable, start in self._start:
+            variable.assign(start)

@@ -151,7 +151,7 @@ class TrainLoop:
 
         Raises:
             ConfigError: labels of the batch fit no class of the head (`losses.invalid_labels`); the step has
-                been taken.
+                been taken (`fine_tune` then undoes its phase's steps).
         """
         # One host transfer per step; the step already waited for its all-reduce.
         sums = {name: float(value) for name, value in self._train_step(batch).items()}
@@ -266,8 +266,7 @@ def _refuse_non_finite_loss(sums: dict[str, float], where: str) -> None:
         raise NonFiniteLossError(
             f"The loss of {where} is {sums['loss']}: its inputs may hold NaN or infinite values (check them with "
             "np.isfinite, or tf.debugging.check_numerics in the pipeline), or the learning rate is too high for "
-            "the model (try a tenth of it). The model's weights are no longer usable: fix the cause and train a "
-            f"freshly built model. Received: loss={sums['loss']}")
+            f"the model (try a tenth of it). Received: loss={sums['loss']}")
 
 
 def _count(labels) -> tf.Tensor:
