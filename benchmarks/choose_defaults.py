@@ -32,6 +32,9 @@ Each variant changes one thing from tfxfer's defaults:
   `tfxfer.RandomAffine` drew all three into one resampling;
 - **probe40**: phase 1 over 40 epochs, not 20 (`FineTuneConfig(epochs=40)`);
 - **batch16**: batches of 16 images, not 32, in both phases (`load_image_folders(batch_size=16)`);
+- **probe_head**: phase 2 starts from the converged linear probe (the benchmark's: logistic regression
+  at C = 1 on the standardised features of the training photos, `probe_head.py`) instead of the head
+  phase 1's AdamW epochs trained;
 - **lr_finder**: phase 1 at the learning-rate finder's suggestion, swept on the training data's
   cached features right before it, not at the config's 3e-3 (`fine_tune(find_learning_rate=1)`);
 - **no_dropout**, **dropout_0.2**, **dropout_0.5**: the head's dropout rate at 0, 0.2 or 0.5
@@ -77,6 +80,7 @@ import candidates
 import image_pair
 import keras
 import model_scores
+import probe_head
 import results as results_lib
 import three_way_split
 from absl import app, flags
@@ -109,6 +113,7 @@ class Variant:
     three_resamplings: bool = False  # the default ranges, as three Keras layers that each resample
     batch_size: int = 32  # load_image_folders' default
     aspect: str | None = None  # an `aspect_ratio.MODES` resize; None: tfxfer's, which stretches to the model's size
+    probe_head: bool = False  # phase 2 starts from the converged linear probe (`probe_head.py`)
 
 
 _VARIANTS = {
@@ -125,6 +130,7 @@ _VARIANTS = {
     "batch16": Variant(batch_size=16),
     "center_crop": Variant(aspect="center_crop"),
     "pad": Variant(aspect="pad"),
+    "probe_head": Variant(probe_head=True),
 }
 
 
@@ -161,10 +167,11 @@ def _train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: 
                                           image_size=image_size, alpha=image_pair.ALPHA, seed=seed,
                                           augmentation=augmentation,
                                           **candidates.build_changes(variant, FLAGS.dropout))
-    phase1 = model_scores.Phase1Weights()
+    phase1 = model_scores.Phase1Weights()  # after the probe's head, which it then records as phase 1's
+    callbacks = [*([probe_head.ConvergedProbeHead(data.train)] if spec.probe_head else []), phase1]
     config = candidates.config(spec.config_changes, FLAGS.epochs, FLAGS.fine_tune_interpolation)
     result = tfxfer.fine_tune(model, data.train, data.validation, class_counts=data.train_class_counts,
-                              config=config, callbacks=[phase1], cache_features=spec.cache_features, verbose=0,
+                              config=config, callbacks=callbacks, cache_features=spec.cache_features, verbose=0,
                               **candidates.fit_changes(variant))
     seconds = time.perf_counter() - start
     # Accuracies on `scoring`: they replace fine_tune's own, which are on its validation data; the losses stay its.
