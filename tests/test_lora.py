@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -362,6 +363,39 @@ def test_interpolation_moves_lora_s_merged_kernel_halfway_back_to_the_frozen_one
     np.testing.assert_allclose(keras.ops.convert_to_numpy(lora_layers.merged_kernel(layer)), (frozen + end.kernel) / 2,
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer._kernel), frozen)
+
+
+class _BadLabelsAfterPhase1(keras.callbacks.Callback):
+    """Records the predictions on `images` when phase 1 ends, then turns on `bad`, which the data reads."""
+
+    def __init__(self, images, bad):
+        super().__init__()
+        self.images, self.bad, self.phase1_predictions = images, bad, None
+
+    def on_train_end(self, logs=None):
+        if self.phase1_predictions is None:
+            self.phase1_predictions = self.model.predict(self.images, verbose=0)
+            self.bad.set()
+
+
+def test_a_lora_phase_stopped_by_a_bad_batch_predicts_as_phase_1_did():
+    # Undoing the steps puts B back to zero, so the merged kernel is the frozen one whatever A learned.
+    keras.utils.set_random_seed(0)
+    model = tfxfer.build_image_classifier(_own_backbone(), 2, augmentation=False)
+    layer = model.get_layer("backbone").get_layer("features")
+    frozen = keras.ops.convert_to_numpy(layer.kernel)
+    images = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32")
+    bad = threading.Event()
+    # Two batches; once `bad` is set, the second has a label (2) past the two-class head.
+    data = tf.data.Dataset.from_generator(
+        lambda: iter([(images[:4], np.array([0, 1, 0, 1])), (images[4:], np.array([0, 1, 2 * bad.is_set(), 1]))]),
+        output_signature=(tf.TensorSpec((None, 8, 8, 3), tf.float32), tf.TensorSpec((None,), tf.int64)))
+    record = _BadLabelsAfterPhase1(images, bad)
+    with pytest.raises(ConfigError, match=r"A batch of the training data has labels that fit no class"):
+        tfxfer.fine_tune(model, data, config=CONFIG.replace(fine_tune_at=0), callbacks=[record], verbose=0)
+    assert lora_layers.lora_layers(model) == [layer]  # phase 2 had started its adapters and taken a step
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lora_layers.merged_kernel(layer)), frozen)
+    np.testing.assert_allclose(model.predict(images, verbose=0), record.phase1_predictions, rtol=1e-6, atol=1e-7)
 
 
 # Recipes.
