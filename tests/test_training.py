@@ -711,18 +711,31 @@ def test_a_bad_weight_average_momentum_fails_before_training(momentum):
 
 
 class _KillInPhase2AfterEpoch(keras.callbacks.Callback):
-    """Stands for a killed process: raises once phase 2 (the second fit) has ended `epoch`."""
+    """Stands for a killed process: raises once phase 2 (the second fit; `phase`, if given) has ended `epoch`."""
 
-    def __init__(self, epoch):
+    def __init__(self, epoch, phase=2):
         super().__init__()
-        self.epoch, self.fits = epoch, 0
+        self.epoch, self.phase, self.fits = epoch, phase, 0
 
     def on_train_begin(self, logs=None):
         self.fits += 1
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.fits == 2 and epoch == self.epoch:
+        if self.fits == self.phase and epoch == self.epoch:
             raise KeyboardInterrupt("killed")
+
+
+@pytest.mark.parametrize("killed_in_phase", [1, 2])
+def test_resuming_from_another_run_s_backup_is_refused_naming_backup_dir(tmp_path, killed_in_phase):
+    # Killed in phase 1, its Keras backup holds a 3-class head; killed in phase 2, phase 1's saved final weights do.
+    backup = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        tfxfer.fine_tune(_classifier(), _colour_data(12, seed=0), config=_config(), backup_dir=backup,
+                         callbacks=[_KillInPhase2AfterEpoch(epoch=0, phase=killed_in_phase)])
+    two_classes = _colour_data(12, seed=0, num_classes=2)
+    with pytest.raises(ConfigError, match=r"backup_dir holds the backup of another run: its weights do not fit this "
+                                          rf"model .*pass a new backup_dir.*Received: backup_dir='{backup}'"):
+        tfxfer.fine_tune(_classifier(num_classes=2), two_classes, config=_config(), backup_dir=backup)
 
 
 def _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(config, backup_dir):

@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfxfer.errors import ConfigError
 from tfxfer.models import lora_layers
 from tfxfer.training.results import PhaseResult
 
@@ -94,7 +95,10 @@ class RunBackup:
         with tf.io.gfile.GFile(os.path.join(self.backup_dir, PHASE1_WEIGHTS), "rb") as f:
             # allow_pickle=False: weights are plain arrays, and a pickle in the file could run code.
             with np.load(io.BytesIO(f.read()), allow_pickle=False) as saved:
-                model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
+                try:
+                    model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
+                except ValueError as error:
+                    raise _another_run(self.backup_dir) from error
         with tf.io.gfile.GFile(marker, "r") as f:
             result = PhaseResult(**json.loads(f.read()))
         logging.info("Phase 1 already completed (%s): skipped, its final weights restored.", marker)
@@ -129,7 +133,10 @@ class _Backup(keras.callbacks.BackupAndRestore):
 
     def _load_model(self):
         with lora_layers.raw_variables(self.model):
-            super()._load_model()
+            try:
+                super()._load_model()
+            except ValueError as error:  # Keras lists every weight that did not fit, arrays and all
+                raise _another_run(os.path.dirname(self.backup_dir)) from error
 
 
 class _RestoreOnly(_Backup):
@@ -140,6 +147,15 @@ class _RestoreOnly(_Backup):
 
     def on_train_batch_end(self, batch, logs=None):
         pass
+
+
+def _another_run(backup_dir: str) -> ConfigError:
+    """The error for a backup whose weights do not fit the model being trained."""
+    return ConfigError(
+        "backup_dir holds the backup of another run: its weights do not fit this model (another backbone, input "
+        "size or number of classes). A backup resumes only the run that wrote it, started again with the same "
+        "arguments: pass a new backup_dir, or delete this one to train from scratch. "
+        f"Received: backup_dir={backup_dir!r}")
 
 
 def _write_atomically(path, content, mode):

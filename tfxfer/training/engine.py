@@ -76,7 +76,8 @@ def fine_tune(
             each epoch, and a run killed and started again with the same
             arguments resumes where it stopped (phase 1 or phase 2; see
             `tfxfer.training.backup`). Deleted when the run completes. None
-            disables backups.
+            disables backups. Another run's backup, whose weights do not fit
+            `model`, is refused (`ConfigError`).
         verbose: "auto", 0, 1 or 2, as in `fit`: 0 silent, 1 a progress bar
             inside each epoch, 2 one line per epoch. "auto" (default) is 1 in
             an interactive terminal and 2 otherwise (logs, CI). Keras draws
