@@ -103,6 +103,8 @@ def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path, s
     ("--fine_tune_epochs=-2", "error: fine_tune_epochs must be an int >= 0 (0 skips phase 2). "
                               "Received: fine_tune_epochs=-2"),
     ("--label_smoothing=2", "error: label_smoothing must be a number from 0 (none) up to, not including, 1"),
+    ("--weight_decay=-1", "error: weight_decay must be a number >= 0 (0: none), e.g. 0.0001. "
+                          "Received: weight_decay=-1.0"),
     ("--top_k=-1", "error: --top_k must be >= 0 (0 leaves the top-k outputs out). Received: --top_k=-1"),
 ])
 def test_image_recipe_numbers_out_of_range_fail_before_loading_data(flag, expected, tmp_path, script_server):
@@ -422,6 +424,11 @@ _LIBRARY_MISTAKES = {
         tfxfer.FineTuneConfig(fine_tune_learning_rate=float("inf"))),
         ConfigError, r"fine_tune_learning_rate must be a number > 0, e\.g\. 0\.0001\. Received: "
                      r"fine_tune_learning_rate=inf"),
+    "negative_weight_decay": (lambda tmp: planner.check_schedule_numbers(tfxfer.FineTuneConfig(weight_decay=-1.0)),
+                              ConfigError, r"weight_decay must be a number >= 0 \(0: none\), e\.g\. 0\.0001\. "
+                                           r"Received: weight_decay=-1\.0"),
+    "nan_weight_decay": (lambda tmp: planner.check_schedule_numbers(tfxfer.FineTuneConfig(weight_decay=float("nan"))),
+                         ConfigError, r"weight_decay must be a number >= 0.*Received: weight_decay=nan"),
     "label_smoothing_of_one_or_more": (lambda tmp: planner.check_schedule_numbers(
         tfxfer.FineTuneConfig(label_smoothing=2)),
         ConfigError, r"label_smoothing must be a number from 0 \(none\) up to, not including, 1.*"

@@ -107,7 +107,8 @@ def _loss_and_weights(model, config, loss, class_counts, train_data) -> tuple:
 
 
 def check_schedule_numbers(config: FineTuneConfig) -> None:
-    """Epochs, learning rates and label smoothing in their ranges; a bad one would fail mid-run or train nonsense."""
+    """Epochs, learning rates, weight decay and label smoothing in their ranges; a bad one would fail mid-run or
+    train nonsense."""
     for name, least in (("epochs", 1), ("fine_tune_epochs", 0)):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -118,6 +119,11 @@ def check_schedule_numbers(config: FineTuneConfig) -> None:
         if not is_real_number(value) or not 0 < value < math.inf:
             raise ConfigError(f"{name} must be a number > 0, e.g. {getattr(FineTuneConfig, name)}. "
                               f"Received: {name}={value!r}")
+    decay = config.weight_decay
+    # A negative decay grows the weights every step, and NaN turns them NaN: neither fails until much later.
+    if not is_real_number(decay) or not 0 <= decay < math.inf:
+        raise ConfigError(f"weight_decay must be a number >= 0 (0: none), e.g. {FineTuneConfig.weight_decay}. "
+                          f"Received: weight_decay={decay!r}")
     smoothing = config.label_smoothing
     if not is_real_number(smoothing) or not 0 <= smoothing < 1:
         raise ConfigError("label_smoothing must be a number from 0 (none) up to, not including, 1, e.g. 0.1. "
