@@ -20,6 +20,7 @@ task's name: a one-label task's top-k classes, a multi-label task's classes abov
 """
 
 import json
+import os
 
 import cli
 import rest_requests
@@ -41,6 +42,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     if prediction.input_kind(FLAGS.model_dir) == prediction.TEXT:
+        _refuse_file_arguments(argv[1:])
         texts = FLAGS.text + argv[1:] + (prediction.read_text_lines(FLAGS.text_file) if FLAGS.text_file else [])
         if not texts:
             raise app.UsageError("This model takes texts: pass --text=TEXT (repeatable), texts as arguments, "
@@ -71,6 +73,16 @@ def main(argv):
             _print_classes(classes, "    ")
             if not classes:  # only a multi-label task's answer can be empty
                 print(f"    (no class above {FLAGS.threshold:g})")
+
+
+def _refuse_file_arguments(arguments):
+    """A text model classifies its arguments as they are: a file's name would be answered as if it were a text."""
+    files = [argument for argument in arguments if os.path.isfile(argument)]
+    if files:
+        raise app.UsageError(
+            f"This model takes texts, and {files[0]!r} is a file: pass --text_file={files[0]} to classify its lines "
+            f"(one text per line), or --text={files[0]!r} to classify the name itself. Received: {len(files)} "
+            "file argument(s)")
 
 
 def _print_classes(classes, indent):

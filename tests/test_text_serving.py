@@ -259,6 +259,15 @@ def test_predict_recipe_on_texts_from_flags_arguments_and_a_file(word_vectors, t
             assert float(probability) == pytest.approx(expected[class_id], abs=1e-3)
 
 
+def test_predict_recipe_refuses_a_file_given_as_a_text_naming_text_file(word_vectors, tmp_path, script_server):
+    # Answered as a text, the file's name would get a confident class.
+    (tmp_path / "reviews.txt").write_text(TEXTS[0] + "\n", encoding="utf-8")
+    stderr = script_server.usage_error("predict.py", f"--model_dir={os.path.dirname(word_vectors['path'])}",
+                                       TEXTS[1], str(tmp_path / "reviews.txt"))
+    assert (f"error: This model takes texts, and '{tmp_path / 'reviews.txt'}' is a file: pass "
+            f"--text_file={tmp_path / 'reviews.txt'} to classify its lines (one text per line)") in stderr
+
+
 @pytest.mark.slow  # a whole recipe in a fresh process
 def test_text_prediction_and_predict_recipe_need_tensorflow_and_tensorflow_text_only(word_vectors, tmp_path):
     # As for images (tests/test_deployment.py); tfxfer.prediction imports tensorflow_text itself.
