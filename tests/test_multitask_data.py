@@ -288,6 +288,24 @@ def test_image_csv_multi_label_columns(tmp_path):
     assert data.train_class_counts == {"look": [1, 1, 1], "kind": [2, 1]}
 
 
+def test_a_label_separator_that_splits_no_cell_of_any_task_is_warned_about(tmp_path, caplog):
+    for i in range(4):
+        _image(tmp_path / f"{i}.png", 50 * (i + 1))
+    one_class_each = _write_csv(tmp_path / "one.csv", ["image", "look", "kind"],
+                                [("0.png", "red", "x"), ("1.png", "green", "y"), ("2.png", "red", ""),
+                                 ("3.png", "", "y")])
+    with caplog.at_level("WARNING", logger="absl"):
+        load_image_csv(one_class_each, label_columns=["look", "kind"], image_size=IMAGE_SIZE, validation_split=None,
+                       label_separator="|")
+    assert f"label_separator='|' split no label cell of {one_class_each}" in caplog.text
+    caplog.clear()
+    text_rows = [("good", "a", "x|y"), ("bad", "b", "x"), ("ok", "a", "y")]  # one cell of one task splits
+    with caplog.at_level("WARNING", logger="absl"):
+        tfxfer.load_text_data(_write_csv(tmp_path / "t.csv", ["text", "p", "q"], text_rows), label_columns=["p", "q"],
+                              label_separator="|")
+    assert "split no label cell" not in caplog.text
+
+
 def test_image_csv_errors(tmp_path, monkeypatch):
     for i in range(3):
         _image(tmp_path / f"{i}.png", 10 * i)

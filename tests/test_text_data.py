@@ -184,6 +184,20 @@ def test_stratification_keys_pick_each_examples_rarest_class():
     assert text_data.stratification_keys(multi_hot).tolist() == [1, 0, 2, 1, 0]  # Counts 4, 2, 2: ties go to 1.
 
 
+def test_a_label_separator_that_splits_no_cell_is_warned_about(tmp_path, caplog):
+    # "," taken for the file's delimiter: every row keeps one class, and the data would train a multi-label model.
+    (tmp_path / "reviews.csv").write_text("text,label\ngood film,pos\ndull plot,neg\nfine,pos\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="absl"):
+        data = tfxfer.load_text_data(str(tmp_path / "reviews.csv"), label_separator=",")
+    assert data.multi_label
+    assert ("label_separator=',' split no label cell of " in caplog.text
+            and "leave label_separator (--label_separator) out" in caplog.text)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="absl"):
+        tfxfer.load_text_data(_write_tickets(tmp_path / "tickets.csv"), label_column="tags", label_separator="|")
+    assert "split no label cell" not in caplog.text
+
+
 def test_label_separator_errors(tmp_path):
     folder = write_line_files(tmp_path / "rt", count=4)
     with pytest.raises(ValueError, match="label_separator applies to .csv/.tsv data only.*line_files"):

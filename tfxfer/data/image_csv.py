@@ -116,6 +116,7 @@ def load_image_csv(
     columns = task_labels.task_columns(label_columns)
     multi_label = label_separator is not None
     rows = _read_rows(csv_path, image_column, columns, label_separator, delimiter)
+    task_labels.warn_if_separator_splits_nothing(rows.labels, label_separator, csv_path)
     class_names = task_labels.class_names(rows.labels, columns, multi_label)
     task_labels.check_class_names(class_names, columns, csv_path, "images", note=f" (skipped: {dict(rows.skipped)})")
     _check_fits_in_memory(len(rows.paths), image_size, csv_path)

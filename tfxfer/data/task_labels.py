@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+from absl import logging
 
 from tfxfer.errors import ConfigError
 from tfxfer.tasks import MISSING_LABEL, Task
@@ -76,6 +77,29 @@ def read_cell(cell: str, label_separator: str | None) -> tuple[str | tuple[str, 
     parts = [name.strip() for name in label.split(label_separator)]
     names = tuple(dict.fromkeys(name for name in parts if name))
     return names or None, bool(names) and "" in parts
+
+
+def warn_if_separator_splits_nothing(labels: Sequence, label_separator: str | None, source: str) -> None:
+    """Warns when `label_separator` split no label cell into several class names.
+
+    Multi-label data reads as multi-label however its cells look, so a
+    separator mistaken for the CSV's own delimiter would otherwise turn
+    one-class-per-row data into a sigmoid model with a threshold, silently.
+
+    Args:
+        labels: Sequence. The rows' labels as `read_cell` gave them: tuples of
+            names or None, or for multi-task rows `{task: names or None}`.
+    """
+    if label_separator is None:
+        return
+    cells = (cell for label in labels for cell in (label.values() if isinstance(label, dict) else (label,)))
+    if any(cell is not None and len(cell) > 1 for cell in cells):
+        return
+    logging.warning(
+        "label_separator=%r split no label cell of %s into several class names: every labelled example has one "
+        "class, yet the model will be multi-label (a sigmoid per class and a threshold). If each example has "
+        "exactly one class, leave label_separator (--label_separator) out; it separates class names inside a "
+        "label cell, not the file's columns.", label_separator, source)
 
 
 def class_names(rows: Sequence[dict], tasks: Sequence[str], multi_label: bool) -> dict[str, list[str]]:

@@ -278,6 +278,7 @@ def load_text_data(
     if source_format == "csv":
         train = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column,
                                        label_separator=label_separator, max_chars=max_text_chars)
+        task_labels.warn_if_separator_splits_nothing(train.labels, label_separator, path)
     elif source_format == "class_folders":
         train_dir, validation_dir = layout.train_and_validation_folders(path)
         train = text_files.read_class_folders(train_dir, max_chars=max_text_chars)
@@ -425,6 +426,7 @@ def _load_task_csv(path: str, label_columns: Sequence[str], *, text_column: str,
     columns = task_labels.task_columns(label_columns)
     train = text_csv.read_text_csv(path, text_column=text_column, label_columns=label_columns,
                                    label_separator=label_separator, max_chars=max_text_chars)
+    task_labels.warn_if_separator_splits_nothing(train.labels, label_separator, path)
     multi_label = label_separator is not None
     skipped = counts_by_reason(train.skipped, ("undecodable", "empty", "no_label"))
     class_names = task_labels.class_names(train.labels, columns, multi_label)
