@@ -23,6 +23,7 @@ from PIL import Image
 
 from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
 from tfxfer.errors import ConfigError
+from tfxfer.evaluation import labelled_data
 
 IMAGE_SIZE = (6, 5)
 HYMENOPTERA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hymenoptera"
@@ -133,6 +134,18 @@ def test_class_folders_without_split_train_only_with_warning(tmp_path, caplog):
     assert data.validation is None and data.validation_size == 0
     assert data.train_size == 5
     assert "No validation data" in caplog.text
+
+
+def test_a_test_folder_beside_train_is_left_for_evaluation_and_evaluation_reads_it(tmp_path, caplog):
+    _make_classes(tmp_path / "train", {"a": 3, "b": 3})
+    _make_classes(tmp_path / "test", {"a": 1, "b": 2})
+    with caplog.at_level(logging.WARNING):
+        data = load_image_folders(tmp_path, image_size=IMAGE_SIZE)
+    assert data.train_size == 6 and data.validation is None
+    assert "Its test/ folder is not read: training leaves it for evaluation (rename it val/" in caplog.text
+    evaluated = labelled_data.read_image_folders(str(tmp_path))
+    assert evaluated.source == str(tmp_path / "test") and evaluated.labels == ["a", "b", "b"]
+    assert labelled_data.read_image_folders(str(tmp_path), part="training").labels == ["a"] * 3 + ["b"] * 3
 
 
 def test_train_folder_without_val_folder_can_be_split(tmp_path):

@@ -49,3 +49,12 @@ def train_and_validation_folders(data_dir: str) -> tuple[str, str | None]:
             f"Received: {found}"
         )
     return train, (found[0] if found else None)
+
+
+def test_folder(data_dir: str) -> str | None:
+    """`data_dir/test/` when `data_dir` also has `train/`: held-out data that training leaves alone (it reads only
+    `val/` or `validation/` as fixed validation data) and evaluation reads when there is no validation folder."""
+    if not tf.io.gfile.isdir(os.path.join(data_dir, "train")):
+        return None
+    test = os.path.join(data_dir, "test")
+    return test if tf.io.gfile.isdir(test) else None

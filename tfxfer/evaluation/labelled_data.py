@@ -115,7 +115,8 @@ def read_labelled_data(
 
 
 def read_image_folders(data_dir: str, part: str = "evaluation") -> LabelledExamples:
-    """Lists the images of `data_dir`'s class folders (of its validation folder, if it has one).
+    """Lists the images of `data_dir`'s class folders (of its validation folder if it has one, else of a `test/`
+    folder beside its `train/`).
 
     A class folder without images is a class without examples, not an error:
     evaluation data may hold only some classes.
@@ -175,13 +176,17 @@ def read_texts(
 
 def _folder_of(data_dir, part):
     """Where `data_dir`'s class folders are: its `train/` if it has one, and for evaluation its validation
-    folder when it has both."""
+    folder when it has both, else its `test/` folder."""
     train, validation = layout.train_and_validation_folders(data_dir)
     if part == "training":
         return train
     if validation is not None:
         logging.info("%r holds train/ and %s/: evaluating on %s.", data_dir, os.path.basename(validation), validation)
         return validation
+    test = layout.test_folder(data_dir)
+    if test is not None:
+        logging.info("%r holds train/ and test/: evaluating on %s.", data_dir, test)
+        return test
     if train != data_dir:
         logging.warning("%r holds train/ but no val/ or validation/ folder: evaluating on the training data %s, "
                         "which says little about new data.", data_dir, train)
