@@ -39,18 +39,35 @@ class DigitsTransferTask:
     target_class_names: list[str]
 
 
+def labels_per_class_range(labels: np.ndarray | None = None) -> range:
+    """The `labels_per_class` values the target task takes: from 1 to one fewer than the images of its smallest
+    class (digit 8's 174), so that every class keeps an image for validation.
+
+    labels: np.ndarray. The digits' labels; read from scikit-learn's digits if None.
+    """
+    if labels is None:
+        from sklearn.datasets import load_digits  # bundled with scikit-learn, no download
+
+        labels = load_digits().target
+    return range(1, min(int(np.sum(labels == digit)) for digit in TARGET_DIGITS))
+
+
 def load_digits_transfer(labels_per_class: int = 10, seed: int = 0) -> DigitsTransferTask:
     """Splits the digits into the source task and a few-label target task.
 
     Args:
-        labels_per_class: int. Labelled target examples per class.
+        labels_per_class: int. Labelled target examples per class (`labels_per_class_range()`).
         seed: int. Seed of every split.
     """
     from sklearn.datasets import load_digits  # bundled with scikit-learn, no download
 
     digits = load_digits()
-    images = _to_rgb_images(digits.images)
     labels = digits.target.astype(np.int32)
+    allowed = labels_per_class_range(labels)
+    if labels_per_class not in allowed:
+        raise ValueError(f"labels_per_class must be an int from {allowed.start} to {allowed.stop - 1}. "
+                         f"Received: labels_per_class={labels_per_class}")
+    images = _to_rgb_images(digits.images)
     rng = np.random.default_rng(seed)
 
     source = np.isin(labels, SOURCE_DIGITS)
@@ -59,8 +76,6 @@ def load_digits_transfer(labels_per_class: int = 10, seed: int = 0) -> DigitsTra
     target_train_index, target_validation_index = [], []
     for digit in TARGET_DIGITS:
         index = rng.permutation(np.flatnonzero(labels == digit))
-        if labels_per_class >= len(index):
-            raise ValueError(f"labels_per_class must be below {len(index)}. Received: labels_per_class={labels_per_class}")
         target_train_index.extend(index[:labels_per_class])
         target_validation_index.extend(index[labels_per_class:])
 

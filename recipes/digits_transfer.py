@@ -12,7 +12,8 @@ import cli
 import digits_data
 import digits_task
 import metrics_file
-from absl import flags
+import training_flags
+from absl import app, flags
 
 import tfxfer
 from tfxfer.export import versioning, warmup
@@ -29,8 +30,21 @@ flags.DEFINE_string("tflite_dir", None, "If set, also write TFLite models and th
 FLAGS = flags.FLAGS
 
 
+def check_flags() -> None:
+    """Usage errors of the flags, before any work: the pretraining alone takes a minute."""
+    allowed = digits_data.labels_per_class_range()
+    if FLAGS.labels_per_class not in allowed:
+        raise app.UsageError(f"--labels_per_class must be an integer from {allowed.start} to {allowed.stop - 1}: "
+                             f"the labelled examples of each digit 5-9, whose smallest class has {allowed.stop} "
+                             f"images and keeps one for validation; e.g. 10. "
+                             f"Received: --labels_per_class={FLAGS.labels_per_class}")
+    training_flags.check_seed()
+    training_flags.check_folders("run_dir", "export_dir", "tflite_dir")
+
+
 def main(argv):
     del argv
+    check_flags()
     export_dir = versioning.model_dir(FLAGS.export_dir, FLAGS.model_name)
     versioning.check_base_dir(export_dir)  # a bad --export_dir fails now, not after training
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)

@@ -64,9 +64,7 @@ def main(argv):
         raise app.UsageError("Pass the labelled data to evaluate on: --data_dir=FOLDER_OR_CSV, or --tfds_name=NAME.")
     if FLAGS.split and not FLAGS.tfds_name:
         raise app.UsageError("--split is for TFDS data (--tfds_name); --data_dir folders use their val/ folder.")
-    if tf.io.gfile.isdir(FLAGS.output):  # checked now: the report is written after the whole evaluation
-        raise app.UsageError(f"--output is the report's file, but this path is a folder; pass a file path such as "
-                             f"{os.path.join(FLAGS.output, 'metrics.json')}. Received: --output={FLAGS.output}")
+    _check_output(FLAGS.output)
     model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
     kind = model.kind
     if model.tasks:
@@ -89,6 +87,21 @@ def main(argv):
         report["training_data"] = training.summary()
     print(report_text.format_report(report))
     print(f"\nWrote {_write_json(FLAGS.output, report)}")
+
+
+def _check_output(path):
+    """Usage errors of `--output`, checked now: the report is written after the whole evaluation. Only what
+    needs no network: a remote path (gs://...) is left to the writing."""
+    if not path:  # an unset shell variable; the report would go to a stray ".tmp" file
+        raise app.UsageError("--output is the report's file, but it is empty; pass a file path such as "
+                             "metrics.json (its default). Received: --output=")
+    if tf.io.gfile.isdir(path):
+        raise app.UsageError(f"--output is the report's file, but this path is a folder; pass a file path such as "
+                             f"{os.path.join(path, 'metrics.json')}. Received: --output={path}")
+    blocking = versioning.file_in_the_way(os.path.dirname(path)) if os.path.dirname(path) else None
+    if blocking is not None:  # its folders could not be made
+        raise app.UsageError(f"--output is the report's file, but {blocking} on its path is a file, not a folder; "
+                             f"pass a path in a folder (missing folders are created). Received: --output={path}")
 
 
 def _files_data(kind, path, part="evaluation"):

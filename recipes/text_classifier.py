@@ -78,6 +78,9 @@ def main(argv):
     tuning_run.check_flags()
     distillation_run.check_flags()
     task_flags.check_flags("label_column", "distill_into", "tfds_name")
+    if FLAGS.distill_augment < 0:  # augment_texts would refuse it with a traceback, after loading the data
+        raise app.UsageError(f"--distill_augment must be >= 0 (0 makes no altered copies). "
+                             f"Received: --distill_augment={FLAGS.distill_augment}")
     if FLAGS["distill_augment"].present and not FLAGS.distill_into:
         raise app.UsageError("--distill_augment makes texts for the student of --distill_into, which is not set; "
                              f"pass --distill_into=STUDENT too. Received: --distill_augment={FLAGS.distill_augment}")

@@ -14,7 +14,9 @@ A recipe defines them with its own defaults, then its own flags, and reads
 Only flags that mean the same in every recipe live here; the defaults that
 differ (backbone, batch size, the training config, ...) are arguments. So do
 the parsers that turn flag text into library values (`parse_weights`,
-`parse_fine_tune_at`): the library itself never reads flags.
+`parse_fine_tune_at`): the library itself never reads flags. The digits job
+defines flags of its own, but checks its `--seed` and folders with the same
+functions (`check_seed`, `check_folders`).
 """
 
 import os
@@ -32,6 +34,8 @@ from tfxfer.training import distillation_loss, planner, precision
 FLAGS = flags.FLAGS
 # --mixed_precision's values: FineTuneConfig.mixed_precision's, with "off" for None.
 _MIXED_PRECISION = ["off", "auto", precision.BFLOAT16, precision.FLOAT16]
+# The largest --seed: seed_everything hands it to NumPy, whose seeds are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
 # The recipe's default training config, set by define_flags; the flags override its fields.
 _training = tfxfer.FineTuneConfig()
 
@@ -166,20 +170,32 @@ def define_flags(
 
 def check_numbers() -> None:
     """Fails before any work on epochs, learning rates or label smoothing out of range (the library's
-    `ConfigError`), which would otherwise stop the run mid-way or train nonsense."""
+    `ConfigError`), or on a `--seed` or `--warmup_examples` out of range (a usage error), which would otherwise
+    stop the run mid-way or train nonsense."""
     planner.check_schedule_numbers(fine_tune_config(FLAGS.batch_size))
+    check_seed()
+    if FLAGS.warmup_examples < 0:  # the export would fail after training (images) or take every text (texts)
+        raise app.UsageError(f"--warmup_examples must be >= 0 (0 writes no warmup file). "
+                             f"Received: --warmup_examples={FLAGS.warmup_examples}")
+
+
+def check_seed() -> None:
+    """Fails before any work on a `--seed` NumPy cannot take (a usage error); every training recipe's `--seed`."""
+    if not 0 <= FLAGS.seed <= MAX_SEED:
+        raise app.UsageError(f"--seed must be an integer from 0 to {MAX_SEED} (2**32 - 1), e.g. 0. "
+                             f"Received: --seed={FLAGS.seed}")
 
 
 def check_paths(*folder_flags: str) -> None:
     """Fails before any work on path flags that cannot work (a usage error, or `versioning.model_dir`'s ConfigError).
 
     `--data_dir` must exist (unless it is the TFDS data_dir of `--tfds_name`);
-    `--model_name` must be one plain folder name (`versioning.model_dir`), so
-    that exports cannot land outside `--export_dir`; `--run_dir` must not hold a finished run
-    (`run_folder.check_unused`); `--run_dir`, `--export_dir`
-    (and `<export_dir>/<model_name>`), `--backup_dir` and `folder_flags` must
-    not be, or lie inside, an existing file. Remote paths (`gs://...`) are left
-    to the code that writes them.
+    `--run_dir`, `--export_dir`, `--backup_dir` and `folder_flags` must be
+    usable folders (`check_folders`); `--model_name` must be one plain folder
+    name (`versioning.model_dir`), so that exports cannot land outside
+    `--export_dir`, and `<export_dir>/<model_name>` a usable folder too;
+    `--run_dir` must not hold a finished run (`run_folder.check_unused`).
+    Remote paths (`gs://...`) are left to the code that writes them.
 
     folder_flags: str. Names of the recipe's own folder flags, e.g. "tflite_dir".
     """
@@ -187,16 +203,36 @@ def check_paths(*folder_flags: str) -> None:
             and not os.path.exists(FLAGS.data_dir)):
         raise app.UsageError(f"--data_dir does not exist; pass the path of your data, or --tfds_name. "
                              f"Received: --data_dir={FLAGS.data_dir}")
+    # First: an empty --run_dir would look for an earlier run's metrics.json in the current folder.
+    check_folders("run_dir", "export_dir", "backup_dir", *folder_flags)
     run_folder.check_unused(FLAGS.run_dir)
-    folders = {f"--{name}": FLAGS[name].value for name in ("run_dir", "export_dir", "backup_dir", *folder_flags)}
     # Checked before any work: a name like ../x would put the export outside --export_dir, after training.
-    folders["--export_dir/--model_name"] = versioning.model_dir(FLAGS.export_dir or "", FLAGS.model_name)
-    for flag, path in folders.items():
-        blocking = versioning.file_in_the_way(path) if path else None
-        if blocking is not None:
-            where = "is a file" if blocking == os.path.abspath(path) else f"is inside a file ({blocking})"
-            raise app.UsageError(f"{flag} must be a folder (it is created if missing), but it {where}; pass "
-                                 f"another path. Received: {flag}={path}")
+    _check_folder("--export_dir/--model_name", versioning.model_dir(FLAGS.export_dir or "", FLAGS.model_name))
+
+
+def check_folders(*names: str) -> None:
+    """Fails before any work on folder flags (`names`, e.g. "run_dir") that cannot be folders: an empty value,
+    or a path that is, or lies inside, an existing file (a usage error). Unset flags and remote paths
+    (`gs://...`) pass.
+
+    Every training recipe's folder flags; `check_paths` checks the shared ones.
+    """
+    for name in names:
+        if FLAGS[name].value is not None:
+            _check_folder(f"--{name}", FLAGS[name].value)
+
+
+def _check_folder(flag: str, path: str) -> None:
+    if not path:
+        # An unset shell variable (--run_dir=$RUN) gives "", which the recipes would take as the current
+        # folder, as no folder, or as a file name, and fail or scatter files only after training.
+        raise app.UsageError(f"{flag} must be a folder (it is created if missing), but it is empty; pass a folder "
+                             f"('.' for the current one), or leave {flag} out for its default. Received: {flag}=")
+    blocking = versioning.file_in_the_way(path)
+    if blocking is not None:
+        where = "is a file" if blocking == os.path.abspath(path) else f"is inside a file ({blocking})"
+        raise app.UsageError(f"{flag} must be a folder (it is created if missing), but it {where}; pass "
+                             f"another path. Received: {flag}={path}")
 
 
 def create_strategy() -> tuple[tf.distribute.Strategy, int]:

@@ -1,0 +1,146 @@
+"""Flag values the recipes cannot use end with a usage message naming the flag, before any work.
+
+Each runs a recipe with an empty data folder (or a model folder that does not
+exist): a check that came later, after loading data or a model, would end with
+another message, and one that came after training would take minutes.
+"""
+
+import os
+
+import digits_data  # recipes/digits_data.py
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = ["image_classifier.py", "text_classifier.py"]
+# The image recipe's flags of a registry backbone small enough to build in a second; no download.
+TINY_MOBILENET = ["--backbone=mobilenet_v2", "--alpha=0.35", "--weights=none", "--image_size=32"]
+
+
+def _usage_error(script_server, script, tmp_path, *flags):
+    """stderr of `script` run with `flags` on an empty data folder, after asserting the usage-error ending
+    (exit code 2, no traceback) and that no run folder was made."""
+    (tmp_path / "empty").mkdir(exist_ok=True)  # loading it would fail with another message
+    data = [] if script == "digits_transfer.py" else [f"--data_dir={tmp_path / 'empty'}"]
+    tiny = TINY_MOBILENET if script == "image_classifier.py" else []
+    outputs = [f"--{name}={tmp_path / name}" for name in ("run_dir", "export_dir")
+               if not any(flag.startswith(f"--{name}=") for flag in flags)]
+    stderr = script_server.usage_error(script, *data, *tiny, *outputs, *flags)
+    assert not (tmp_path / "run_dir").exists() and not (tmp_path / "export_dir").exists()
+    return stderr
+
+
+def _ending(script, message):
+    return f"{script}: error: {message}\nRun {script} --helpshort for its flags.\n"
+
+
+# 1. --labels_per_class of the digits job.
+
+@pytest.mark.parametrize("value", [-1, 0, 174, 1000])
+def test_digits_labels_per_class_out_of_range_is_a_usage_error(value, tmp_path, script_server):
+    stderr = _usage_error(script_server, "digits_transfer.py", tmp_path, f"--labels_per_class={value}")
+    assert stderr.endswith(_ending(
+        "digits_transfer.py", "--labels_per_class must be an integer from 1 to 173: the labelled examples of each "
+        "digit 5-9, whose smallest class has 174 images and keeps one for validation; e.g. 10. "
+        f"Received: --labels_per_class={value}")), stderr[-2000:]
+
+
+def test_digits_split_takes_labels_per_class_up_to_one_fewer_than_the_smallest_class():
+    assert digits_data.labels_per_class_range() == range(1, 174)  # digit 8 has 174 images
+    task = digits_data.load_digits_transfer(173)
+    assert len(task.target_train.labels) == 5 * 173
+    assert min(int((task.target_validation.labels == label).sum()) for label in range(5)) == 1
+    for value in (0, -1, 174):
+        with pytest.raises(ValueError, match=f"labels_per_class must be an int from 1 to 173. "
+                                             f"Received: labels_per_class={value}"):
+            digits_data.load_digits_transfer(value)
+
+
+# 2. The distillation flags.
+
+@pytest.mark.parametrize("script", RECIPES)
+@pytest.mark.parametrize("flag, message", [
+    ("--distill_alpha=2", "--distill_alpha must be a number from 0 to 1: the weight of the labels against the "
+                          "teacher's probabilities (1 ignores the teacher, 0 learns from the teacher alone), e.g. "
+                          "0.1. Received: --distill_alpha=2.0"),
+    ("--distill_alpha=-0.5", "Received: --distill_alpha=-0.5"),
+    ("--distill_temperature=0", "--distill_temperature must be a number > 0 (1 leaves the probabilities as they "
+                                "are; 2 to 10 soften them), e.g. 4.0. Received: --distill_temperature=0.0"),
+    ("--distill_temperature=inf", "Received: --distill_temperature=inf"),
+])
+def test_distillation_numbers_out_of_range_fail_before_any_work(script, flag, message, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, "--distill_into=mobilenet_v3_small",
+                          "--student_weights=none", flag)
+    assert f"{script}: error: " in stderr and f"{message}\nRun {script} --helpshort" in stderr, stderr[-2000:]
+
+
+def test_text_recipe_negative_distill_augment_is_a_usage_error(tmp_path, script_server):
+    stderr = _usage_error(script_server, "text_classifier.py", tmp_path, f"--distill_into={tmp_path / 'student'}",
+                          "--distill_augment=-1")
+    assert stderr.endswith(_ending("text_classifier.py", "--distill_augment must be >= 0 (0 makes no altered "
+                                                         "copies). Received: --distill_augment=-1")), stderr[-2000:]
+
+
+# 3. --warmup_examples.
+
+@pytest.mark.parametrize("script", RECIPES)
+def test_negative_warmup_examples_is_a_usage_error(script, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, "--warmup_examples=-1")
+    assert stderr.endswith(_ending(script, "--warmup_examples must be >= 0 (0 writes no warmup file). "
+                                           "Received: --warmup_examples=-1")), stderr[-2000:]
+
+
+# 4. Empty folder flags (an unset shell variable, say).
+
+@pytest.mark.parametrize("script, flag", [
+    ("image_classifier.py", "run_dir"), ("image_classifier.py", "export_dir"),
+    ("image_classifier.py", "backup_dir"), ("image_classifier.py", "tflite_dir"),
+    ("text_classifier.py", "run_dir"), ("text_classifier.py", "export_dir"), ("text_classifier.py", "backup_dir"),
+    ("digits_transfer.py", "run_dir"), ("digits_transfer.py", "export_dir"), ("digits_transfer.py", "tflite_dir"),
+])
+def test_an_empty_folder_flag_is_a_usage_error(script, flag, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, f"--{flag}=")
+    assert stderr.endswith(_ending(script, f"--{flag} must be a folder (it is created if missing), but it is empty; "
+                                           f"pass a folder ('.' for the current one), or leave --{flag} out for its "
+                                           f"default. Received: --{flag}=")), stderr[-2000:]
+
+
+def test_digits_folder_inside_a_file_is_a_usage_error(tmp_path, script_server):
+    (tmp_path / "file.txt").write_text("")
+    stderr = _usage_error(script_server, "digits_transfer.py", tmp_path, f"--run_dir={tmp_path / 'file.txt' / 'run'}")
+    assert stderr.endswith(_ending("digits_transfer.py", f"--run_dir must be a folder (it is created if missing), "
+                                                         f"but it is inside a file ({tmp_path / 'file.txt'}); pass "
+                                                         f"another path. Received: --run_dir="
+                                                         f"{tmp_path / 'file.txt' / 'run'}")), stderr[-2000:]
+
+
+# 5. --seed.
+
+@pytest.mark.parametrize("script", [*RECIPES, "digits_transfer.py"])
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_numpy_cannot_take_is_a_usage_error(script, seed, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, f"--seed={seed}")
+    assert stderr.endswith(_ending(script, f"--seed must be an integer from 0 to 4294967295 (2**32 - 1), e.g. 0. "
+                                           f"Received: --seed={seed}")), stderr[-2000:]
+
+
+# 6. evaluate.py --output.
+
+def test_evaluate_empty_output_fails_before_the_evaluation(script_server):
+    stderr = script_server.usage_error("evaluate.py", "--model_dir=nowhere", "--data_dir=somewhere", "--output=")
+    assert stderr.endswith(_ending("evaluate.py", "--output is the report's file, but it is empty; pass a file "
+                                                  "path such as metrics.json (its default). Received: --output=")), \
+        stderr[-2000:]
+    assert not os.path.exists(os.path.join(REPO, ".tmp"))
+
+
+@pytest.mark.parametrize("below", [["e.json"], ["reports", "e.json"]])
+def test_evaluate_output_under_a_file_fails_before_the_evaluation(below, tmp_path, script_server):
+    blocking = tmp_path / "file.txt"
+    blocking.write_text("not a folder")
+    output = os.path.join(blocking, *below)
+    stderr = script_server.usage_error("evaluate.py", "--model_dir=nowhere", "--data_dir=somewhere",
+                                       f"--output={output}")
+    assert stderr.endswith(_ending("evaluate.py", f"--output is the report's file, but {blocking} on its path is a "
+                                                  f"file, not a folder; pass a path in a folder (missing folders are "
+                                                  f"created). Received: --output={output}")), stderr[-2000:]
+    assert os.listdir(tmp_path) == ["file.txt"] and blocking.read_text() == "not a folder"
