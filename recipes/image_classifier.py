@@ -26,7 +26,9 @@ from absl import app, flags
 
 import tfxfer
 from tfxfer.data import image_cache
+from tfxfer.errors import UnavailableOfflineError
 from tfxfer.export import warmup
+from tfxfer.models.backbones import ImageNetWeightsUnavailableError
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
 
@@ -134,10 +136,17 @@ def main(argv):
 
 def build_student(image_size, num_classes):
     """The --distill_into student: a registry backbone at the teacher's image size."""
-    return tfxfer.build_image_classifier(
-        FLAGS.distill_into, num_classes, weights=training_flags.parse_weights(FLAGS.student_weights),
-        image_size=image_size, alpha=FLAGS.student_alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
-        seed=FLAGS.seed, test_time_flip=FLAGS.test_time_flip)
+    try:
+        return tfxfer.build_image_classifier(
+            FLAGS.distill_into, num_classes, weights=training_flags.parse_weights(FLAGS.student_weights),
+            image_size=image_size, alpha=FLAGS.student_alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
+            seed=FLAGS.seed, test_time_flip=FLAGS.test_time_flip)
+    except ImageNetWeightsUnavailableError as error:  # its message names --weights, the teacher's flag
+        raise UnavailableOfflineError(
+            f"The student's ImageNet weights ({FLAGS.distill_into}) could not be downloaded (this machine may have "
+            "no internet access): pass them as a file, --student_weights=/path/to/<file>.weights.h5, or start the "
+            f"student from random weights with --student_weights=none. Received: --student_weights="
+            f"{FLAGS.student_weights}") from error
 
 
 def export_tflite(model, data, folder=""):

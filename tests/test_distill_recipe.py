@@ -2,6 +2,7 @@
 metrics.json."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,35 @@ def test_an_unknown_student_fails_before_any_training(tmp_path, script_server):
                                        "--backbone=mobilenet_v2", "--weights=none", "--image_size=32",
                                        "--distill_into=mobilenet_v9", f"--run_dir={tmp_path / 'run'}")
     assert "mobilenet_v9" in stderr and not (tmp_path / "run" / "metrics.json").exists()
+
+
+_OFFLINE = """import runpy, sys
+from keras.src.utils import file_utils
+
+def offline(*args, **kwargs):  # what keras' download raises without internet
+    raise Exception("URL fetch failure on https://storage.googleapis.com/...: [Errno 101] Network is unreachable")
+
+file_utils.get_file = offline
+sys.path.insert(0, {recipes!r})
+sys.argv[0] = {recipe!r}
+runpy.run_path({recipe!r}, run_name="__main__")
+"""
+
+
+def test_a_student_whose_imagenet_weights_cannot_be_downloaded_names_student_weights(tmp_path, script_server):
+    # The library's message names --weights, which is the teacher's flag and, here, already none.
+    _write_colour_folders(tmp_path / "data", per_class=2)
+    recipes = str(Path(__file__).resolve().parents[1] / "recipes")
+    (tmp_path / "offline.py").write_text(_OFFLINE.format(recipes=recipes, recipe=f"{recipes}/image_classifier.py"))
+    process = script_server.run(tmp_path / "offline.py", f"--data_dir={tmp_path / 'data'}", "--backbone=mobilenet_v2",
+                                "--weights=none", "--image_size=32", "--distill_into=mobilenet_v2",
+                                "--student_alpha=0.35", f"--run_dir={tmp_path / 'run'}")
+    assert process.returncode == 2 and "Traceback" not in process.stderr, process.stderr[-3000:]
+    assert ("error: The student's ImageNet weights (mobilenet_v2) could not be downloaded (this machine may have no "
+            "internet access): pass them as a file, --student_weights=/path/to/<file>.weights.h5, or start the "
+            "student from random weights with --student_weights=none. Received: --student_weights=pretrained"
+            ) in process.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_unlabelled_data_without_a_student_is_a_usage_error(tmp_path, script_server):
