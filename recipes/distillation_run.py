@@ -12,8 +12,6 @@ teacher against student on the validation data (accuracy, agreement), their
 parameters and SavedModel sizes, and the student's training.
 """
 
-import math
-
 from absl import app, flags, logging
 
 import tfxfer
@@ -30,14 +28,8 @@ def check_flags() -> None:
     if FLAGS.unlabelled_data and not FLAGS.distill_into:
         raise app.UsageError("--unlabelled_data is for the student of --distill_into, which is not set; pass "
                              f"--distill_into=STUDENT too. Received: --unlabelled_data={FLAGS.unlabelled_data}")
-    if not 0 < FLAGS.distill_temperature < math.inf:
-        raise app.UsageError("--distill_temperature must be a number > 0 (1 leaves the probabilities as they are; "
-                             f"2 to 10 soften them), e.g. {distillation_loss.DEFAULT_TEMPERATURE}. "
-                             f"Received: --distill_temperature={FLAGS.distill_temperature}")
-    if not 0 <= FLAGS.distill_alpha <= 1:
-        raise app.UsageError("--distill_alpha must be a number from 0 to 1: the weight of the labels against the "
-                             "teacher's probabilities (1 ignores the teacher, 0 learns from the teacher alone), "
-                             f"e.g. {distillation_loss.DEFAULT_ALPHA}. Received: --distill_alpha={FLAGS.distill_alpha}")
+    distillation_loss.check_temperature_and_alpha(FLAGS.distill_temperature, FLAGS.distill_alpha,
+                                                  names=("--distill_temperature", "--distill_alpha"))
 
 
 def student_export_dir() -> str:

@@ -102,14 +102,22 @@ class DistillationLoss(keras.losses.Loss):
                 "alpha": self.alpha}
 
 
-def check_temperature_and_alpha(temperature, alpha) -> None:
-    """Raises a `ConfigError` unless `temperature` > 0 and 0 <= `alpha` <= 1."""
+def check_temperature_and_alpha(temperature, alpha, names: tuple[str, str] = ("temperature", "alpha")) -> None:
+    """Raises a `ConfigError` unless `temperature` > 0 and 0 <= `alpha` <= 1.
+
+    names: (str, str). What the message calls the two: the recipes pass their
+        flags (`--distill_temperature`, `--distill_alpha`), which they check
+        before the teacher trains.
+    """
+    temperature_name, alpha_name = names
     if not is_real_number(temperature) or not temperature > 0 or temperature == float("inf"):
-        raise ConfigError("temperature must be a number > 0 (1 leaves the probabilities as they are; 2 to 10 "
-                          f"soften them, as is usual for distillation). Received: temperature={temperature!r}")
+        raise ConfigError(f"{temperature_name} must be a number > 0 (1 leaves the probabilities as they are; 2 to "
+                          f"10 soften them, as is usual for distillation), e.g. {DEFAULT_TEMPERATURE}. "
+                          f"Received: {temperature_name}={temperature!r}")
     if not is_real_number(alpha) or not 0 <= alpha <= 1:
-        raise ConfigError("alpha must be a number in [0, 1]: the weight of the hard labels (1 ignores the teacher, "
-                          f"0 learns from the teacher alone). Received: alpha={alpha!r}")
+        raise ConfigError(f"{alpha_name} must be a number in [0, 1]: the weight of the hard labels (1 ignores the "
+                          f"teacher, 0 learns from the teacher alone), e.g. {DEFAULT_ALPHA}. "
+                          f"Received: {alpha_name}={alpha!r}")
 
 
 def split_targets(y_true, units: int):
