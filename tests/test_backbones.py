@@ -151,6 +151,15 @@ def test_unknown_name_is_a_user_error():
     assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)
 
 
+def test_a_legacy_h5_model_file_given_as_a_backbone_is_told_to_be_saved_as_keras():
+    with pytest.raises(ConfigError, match=r"Unknown backbone\. A model of your own is read from a \.keras file "
+                                          r"\(tfxfer\.backbone_from_model; the recipes' --backbone\): load this one "
+                                          r"with keras\.models\.load_model and save it again with "
+                                          r"model\.save\('backbone\.keras'\)\. Expected one of: .*"
+                                          r"Received: name='models/mine\.h5'"):
+        get_backbone_spec("models/mine.h5")
+
+
 # --- image sizes -----------------------------------------------------------------------
 
 

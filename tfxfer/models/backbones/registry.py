@@ -171,9 +171,17 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     if spec is not None:
         return spec
     raise ConfigError(
-        f"Unknown backbone.{_did_you_mean(name)} Expected one of: "
+        f"Unknown backbone.{_did_you_mean(name)}{_model_file_hint(name)} Expected one of: "
         f"{', '.join(list_backbones())}. Received: name={name!r}"
     )
+
+
+def _model_file_hint(name) -> str:
+    """For a legacy Keras model file given as a backbone: how to make it one tfxfer reads."""
+    if not str(name).lower().endswith((".h5", ".hdf5")):
+        return ""
+    return (" A model of your own is read from a .keras file (tfxfer.backbone_from_model; the recipes' --backbone): "
+            "load this one with keras.models.load_model and save it again with model.save('backbone.keras').")
 
 
 def _did_you_mean(name) -> str:
