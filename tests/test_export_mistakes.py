@@ -19,6 +19,7 @@ from test_export import CLASS_NAMES, HEIGHT, WIDTH, _classifier, _png
 import tfxfer
 from tfxfer import prediction
 from tfxfer.errors import ConfigError, MissingFileError
+from tfxfer.evaluation import exported_model
 from tfxfer.export import saved_model
 
 CLEAR_SESSION_ONCE = True
@@ -216,3 +217,14 @@ def test_a_single_string_of_class_names_is_refused(model, tmp_path, class_names)
                                           rf"of type {type(class_names).__name__}$"):
         tfxfer.export_saved_model(model, tmp_path / "model", class_names=class_names)
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("multi_label, hinted", [(True, True), (False, False)])
+def test_unknown_classes_of_a_multi_label_export_read_without_the_separator_name_it(multi_label, hinted):
+    # "neg|x" is one unknown class read as it is; split on "|", both names are the model's.
+    with pytest.raises(ConfigError, match=r"classes the model does not know") as info:
+        exported_model._encode_labels(["neg|x", "pos"], ["neg", "pos", "x"], multi_label, "models/tags/1")
+    hint = ("This model is multi-label: if a cell holds several class names, read the data with its "
+            "label_separator (evaluate.py's --label_separator), e.g. '|'. Received: unknown classes ['neg|x'] (1)")
+    assert str(info.value).endswith(hint) == hinted
+    assert str(info.value).endswith("Received: unknown classes ['neg|x'] (1)")

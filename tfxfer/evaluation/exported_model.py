@@ -271,9 +271,13 @@ def _encode_labels(labels, class_names, multi_label, version_dir):
     names = [_label_names(label, position, class_names, version_dir) for position, label in enumerate(labels)]
     unknown = sorted({name for label in names for name in label} - set(index))
     if unknown:
+        # A multi-label export's labels read without the separator arrive as one name per cell: "pos|x".
+        unsplit = multi_label and any(isinstance(label, str) for label in labels)
+        hint = (" This model is multi-label: if a cell holds several class names, read the data with its "
+                "label_separator (evaluate.py's --label_separator), e.g. '|'." if unsplit else "")
         raise ConfigError(
             f"The evaluation data has classes the model does not know; the model at {version_dir!r} predicts "
-            f"{_listed(class_names)}. Evaluate on data of these classes only (remove or rename the others). "
+            f"{_listed(class_names)}. Evaluate on data of these classes only (remove or rename the others).{hint} "
             f"Received: unknown classes {_listed(unknown)}")
     if multi_label:
         multi_hot = np.zeros((len(names), len(class_names)), np.int64)
