@@ -35,6 +35,18 @@ def test_texts_of_a_split_the_data_lacks_or_of_an_unknown_one_are_refused(tmp_pa
         data.texts("test")
 
 
+def test_data_without_a_validation_part_is_warned_about_as_images_are(tmp_path, caplog):
+    folder = write_line_files(tmp_path / "rt", count=6)
+    with caplog.at_level("WARNING", logger="absl"):
+        tfxfer.load_text_data(folder, batch_size=4)
+    assert (f"No validation data: {folder!r} has no validation part and validation_split is None. Pass "
+            "validation_split=0.1 (for example)") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="absl"):
+        tfxfer.load_text_data(folder, batch_size=4, validation_split=0.25)
+    assert "No validation data" not in caplog.text
+
+
 def test_line_file_class_names_fall_back_to_stems_then_names():
     assert text_files.line_file_class_names(["x.pos", "x.neg"]) == ["pos", "neg"]
     assert text_files.line_file_class_names(["good.txt", "bad.txt"]) == ["good", "bad"]

@@ -353,6 +353,9 @@ def make_text_datasets(
         labels, val_labels = labels[train_idx], labels[val_idx]
     if not len(texts):
         raise ConfigError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
+    if val_texts is None:  # as the image loaders warn: early stopping and the reports then have nothing to read
+        logging.warning("No validation data: %r has no validation part and validation_split is None. Pass "
+                        "validation_split=0.1 (for example) to hold out part of each class.", source)
     changes = ("truncated_chars", "empty_class_names") if multi_label else ("truncated_chars",)
     counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
     data = _batched(
