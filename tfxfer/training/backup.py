@@ -95,10 +95,11 @@ class RunBackup:
         with tf.io.gfile.GFile(os.path.join(self.backup_dir, PHASE1_WEIGHTS), "rb") as f:
             # allow_pickle=False: weights are plain arrays, and a pickle in the file could run code.
             with np.load(io.BytesIO(f.read()), allow_pickle=False) as saved:
-                try:
-                    model.set_weights([saved[f"arr_{index}"] for index in range(len(saved.files))])
-                except ValueError as error:
-                    raise _another_run(self.backup_dir) from error
+                weights = [saved[f"arr_{index}"] for index in range(len(saved.files))]
+        try:
+            model.set_weights(weights)
+        except ValueError as error:  # only the fit: a pickled array was refused above, as it is
+            raise _another_run(self.backup_dir) from error
         with tf.io.gfile.GFile(marker, "r") as f:
             result = PhaseResult(**json.loads(f.read()))
         logging.info("Phase 1 already completed (%s): skipped, its final weights restored.", marker)
