@@ -710,8 +710,8 @@ def test_a_bad_weight_average_momentum_fails_before_training(momentum):
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(weights, model.weights))
 
 
-class _KillInPhase2AfterEpoch(keras.callbacks.Callback):
-    """Stands for a killed process: raises once phase 2 (the second fit; `phase`, if given) has ended `epoch`."""
+class _KillAfterEpoch(keras.callbacks.Callback):
+    """Stands for a killed process: raises once phase `phase` (its fit: phase 2 unless given) has ended `epoch`."""
 
     def __init__(self, epoch, phase=2):
         super().__init__()
@@ -726,16 +726,18 @@ class _KillInPhase2AfterEpoch(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("killed_in_phase", [1, 2])
-def test_resuming_from_another_run_s_backup_is_refused_naming_backup_dir(tmp_path, killed_in_phase):
+def test_resuming_from_another_run_s_backup_is_refused_naming_backup_dir(tmp_path, killed_in_phase, caplog):
     # Killed in phase 1, its Keras backup holds a 3-class head; killed in phase 2, phase 1's saved final weights do.
     backup = str(tmp_path / "backup")
     with pytest.raises(KeyboardInterrupt):
         tfxfer.fine_tune(_classifier(), _colour_data(12, seed=0), config=_config(), backup_dir=backup,
-                         callbacks=[_KillInPhase2AfterEpoch(epoch=0, phase=killed_in_phase)])
+                         callbacks=[_KillAfterEpoch(epoch=0, phase=killed_in_phase)])
     two_classes = _colour_data(12, seed=0, num_classes=2)
     with pytest.raises(ConfigError, match=r"backup_dir holds the backup of another run: its weights do not fit this "
                                           rf"model .*pass a new backup_dir.*Received: backup_dir='{backup}'"):
-        tfxfer.fine_tune(_classifier(num_classes=2), two_classes, config=_config(), backup_dir=backup)
+        with caplog.at_level("WARNING", logger="absl"):
+            tfxfer.fine_tune(_classifier(num_classes=2), two_classes, config=_config(), backup_dir=backup)
+    assert "stopped at a bad batch" not in caplog.text  # refused before any step: nothing to undo
 
 
 def _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(config, backup_dir):
@@ -750,7 +752,7 @@ def _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(config, 
 
     expected = run()
     with pytest.raises(KeyboardInterrupt):
-        run([_KillInPhase2AfterEpoch(epoch=0)])
+        run([_KillAfterEpoch(epoch=0)])
     resumed = run()  # the backup restores phase 1, then phase 2's first epoch
     for ours, theirs in zip(resumed.get_weights(), expected.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

@@ -26,6 +26,11 @@ class ConfigError(UserError, ValueError):
     another architecture."""
 
 
+class InvalidLabelsError(ConfigError):
+    """A batch met during training or validation has labels that fit no class of the model's head. The message
+    names the data and how many of the batch's examples."""
+
+
 class MissingFileError(UserError, FileNotFoundError):
     """A path the caller passed does not exist, or does not hold what it should."""
 

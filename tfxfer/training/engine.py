@@ -17,7 +17,7 @@ from absl import logging
 
 from tfxfer import distribute
 from tfxfer.defaults import FineTuneConfig
-from tfxfer.errors import ConfigError, NonFiniteLossError
+from tfxfer.errors import ConfigError, InvalidLabelsError, NonFiniteLossError
 from tfxfer.models import layer_names
 from tfxfer.training import backup as backup_lib
 from tfxfer.training import callbacks as callbacks_lib
@@ -215,7 +215,7 @@ def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose:
     try:
         history = loop.fit(phase.train, validation_data=phase.validation, epochs=phase.epochs, steps=phase.steps,
                            callbacks=phase_callbacks, verbose=verbose)
-    except (ConfigError, NonFiniteLossError):
+    except (InvalidLabelsError, NonFiniteLossError):  # not a backup of another run, refused before any step
         # A batch with labels past the head or a NaN loss: its step (a NaN one makes every weight NaN) and the
         # phase's steps before it are undone, so the model is the one the phase started from (after phase 1,
         # phase 1's trained model), not a broken one.

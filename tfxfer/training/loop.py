@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.errors import ConfigError, NonFiniteLossError
+from tfxfer.errors import InvalidLabelsError, NonFiniteLossError
 from tfxfer.models import heads
 from tfxfer.training import losses, precision
 
@@ -150,8 +150,8 @@ class TrainLoop:
         task of a multi-task model, `<task>_correct` and `<task>_labelled`).
 
         Raises:
-            ConfigError: labels of the batch fit no class of the head (`losses.invalid_labels`); the step has
-                been taken (`fine_tune` then undoes its phase's steps).
+            InvalidLabelsError: labels of the batch fit no class of the head (`losses.invalid_labels`); the step
+                has been taken (`fine_tune` then undoes its phase's steps).
         """
         # One host transfer per step; the step already waited for its all-reduce.
         sums = {name: float(value) for name, value in self._train_step(batch).items()}
@@ -245,9 +245,10 @@ class TrainLoop:
 
 
 def _refuse_invalid_labels(sums: dict[str, float], data: str) -> None:
-    """Raises a `ConfigError` if a step's `sums` counted labels that do not fit the head (`losses.invalid_labels`)."""
+    """Raises an `InvalidLabelsError` if a step's `sums` counted labels that do not fit the head
+    (`losses.invalid_labels`)."""
     if sums["invalid_labels"]:
-        raise ConfigError(
+        raise InvalidLabelsError(
             f"A batch of {data} has labels that fit no class of the model's head: a class index must be a whole "
             "number from 0 to the head's classes less one, a binary or multi-hot label 0 or 1 (the checks before "
             "training read only the first batch). Build the model with num_classes equal to the number of classes "
