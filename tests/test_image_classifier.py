@@ -1,11 +1,18 @@
 """build_image_classifier: layer names, heads, augmentation, your own backbone."""
 
+import json
+import re
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfxfer
+from tfxfer.data import image_ops
+from tfxfer.errors import ConfigError
 from tfxfer.models.heads import HeadKind, head_kind
+from tfxfer.models.image_classifier import resolve_image_size
 
 
 def _images(n=2, size=32, seed=0):
@@ -128,3 +135,136 @@ def test_saved_classifier_round_trips(tmp_path):
     restored = keras.saving.load_model(tmp_path / "m.keras")
     images = _images()
     np.testing.assert_allclose(restored.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+# --- your own model with an open input size, as keras.Input((None, None, 3)) gives ------------------------------
+
+
+def _open_size_model_file(path, input_shape=(None, None, 3)):
+    """A model of the user's own that takes images of any size (as keras.applications models built with
+    input_shape=(None, None, 3) do), saved as .keras."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, strides=2, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(6, 3, name="features")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    keras.Model(inputs, keras.layers.Dense(7, name="old_head")(x)).save(path)
+    return str(path)
+
+
+def _colour_images(sizes, seed=0):
+    """uint8 images of the given (height, width), each noise around a colour of its own."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(rng.uniform(0, 255, 3) + rng.normal(0, 30, (*size, 3)), 0, 255).astype(np.uint8)
+            for size in sizes]
+
+
+def test_own_keras_file_with_an_open_input_size_is_built_at_image_size_and_trains(tmp_path):
+    path = _open_size_model_file(tmp_path / "own.keras")
+    model = tfxfer.build_image_classifier(path, 3, image_size=(24, 32), backbone_output_layer="features", seed=0)
+    assert model.input_shape == (None, 24, 32, 3) and model.image_size == (24, 32)
+    backbone = model.get_layer("backbone")
+    assert backbone.output_shape == (None, 9, 13, 6)  # 24 -> 11 -> 9 and 32 -> 15 -> 13: the map has a size now
+    np.testing.assert_array_equal(backbone.get_layer("features").kernel,
+                                  keras.saving.load_model(path).get_layer("features").kernel)
+    images = np.stack(_colour_images([(24, 32)] * 6)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(6) % 3)).batch(3)
+    head = np.array(model.get_layer("predictions").kernel)
+    tfxfer.fine_tune(model, data, data, config=tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=1), verbose=0)
+    assert not np.allclose(model.get_layer("predictions").kernel, head)
+    probabilities = model.predict(images, verbose=0)
+    assert probabilities.shape == (6, 3)
+    model.save(tmp_path / "trained.keras")
+    restored = keras.saving.load_model(tmp_path / "trained.keras")
+    assert restored.input_shape == (None, 24, 32, 3)
+    np.testing.assert_allclose(restored.predict(images, verbose=0), probabilities, atol=1e-6)
+
+
+def test_export_of_an_open_input_size_backbone_resizes_image_bytes_to_image_size(tmp_path):
+    model = tfxfer.build_image_classifier(_open_size_model_file(tmp_path / "own.keras"), 3, image_size=(24, 32),
+                                          backbone_output_layer="features", preprocessing="tf", augmentation=False)
+    head = model.get_layer("predictions")
+    head.kernel.assign(head.kernel * 20.0)  # sharper than the random init: the images' probabilities differ
+    served = tf.saved_model.load(tfxfer.export_saved_model(model, tmp_path / "export", class_names=["a", "b", "c"]))
+    images_input = served.signatures["serving_images"].structured_input_signature[1]["images"]
+    assert images_input.shape.as_list() == [None, 24, 32, 3]
+    jpegs = [tf.io.encode_jpeg(image).numpy() for image in _colour_images([(50, 40), (24, 32), (17, 90)])]
+    outputs = served.signatures["serving_default"](image_bytes=tf.constant(jpegs))
+    decoded = np.stack([image_ops.decode_and_resize(tf.constant(jpeg), (24, 32)).numpy() for jpeg in jpegs])
+    expected = model.predict(decoded, verbose=0)
+    assert np.ptp(expected, axis=0).max() > 0.01
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-4)
+
+
+def test_own_model_with_an_open_input_size_needs_image_size(tmp_path):
+    path = _open_size_model_file(tmp_path / "own.keras")
+    message = re.escape(
+        "Your backbone takes images of any size (input shape (None, None, 3)), so there is no image size to infer: "
+        "pass the size to build the classifier at, e.g. image_size=224 (recipes: --image_size=224), and load the "
+        "images at that size. Received: image_size=None")
+    with pytest.raises(ConfigError, match=message):
+        tfxfer.build_image_classifier(path, 3, backbone_output_layer="features")
+    backbone = tfxfer.backbone_from_model(path, "features")
+    with pytest.raises(ConfigError, match=message):
+        resolve_image_size(backbone)
+    with pytest.raises(ConfigError, match=message):
+        tfxfer.default_image_size(backbone)
+    assert resolve_image_size(backbone, 24) == 24
+
+
+def test_own_model_with_an_open_input_size_refuses_sizes_it_cannot_take(tmp_path):
+    backbone = tfxfer.backbone_from_model(_open_size_model_file(tmp_path / "own.keras"), "features")
+    too_small = r"Your backbone cannot take 4x4 images: Computed output size would be zero or negative\."
+    with pytest.raises(ConfigError, match=too_small):
+        resolve_image_size(backbone, 4)  # 4 -> 1 after the strided convolution: nothing left for a 3x3 one
+    with pytest.raises(ConfigError, match=too_small):
+        tfxfer.build_image_classifier(backbone, 3, image_size=4)
+    with pytest.raises(ConfigError, match=r"image_size must be a positive integer or a \(height, width\) pair of "
+                                          r"them, e\.g\. 224 or \(224, 320\)\. Received: image_size=0"):
+        tfxfer.build_image_classifier(backbone, 3, image_size=0)
+
+
+def test_own_model_open_in_width_only_keeps_its_height(tmp_path):
+    path = _open_size_model_file(tmp_path / "own.keras", input_shape=(24, None, 3))
+    model = tfxfer.build_image_classifier(path, 3, image_size=(24, 40), backbone_output_layer="features")
+    assert model.input_shape == (None, 24, 40, 3)
+    with pytest.raises(ConfigError, match=re.escape(
+            "Your backbone takes (24, None) images; image_size must match it where it is not None. "
+            "Received: image_size=32")):
+        tfxfer.build_image_classifier(path, 3, image_size=32, backbone_output_layer="features")
+    with pytest.raises(ConfigError, match=r"e\.g\. image_size=24 \(recipes: --image_size=24\)"):
+        tfxfer.build_image_classifier(path, 3, backbone_output_layer="features")
+
+
+def _write_two_colour_folders(root):
+    for name, image in zip(("blue", "red"), _colour_images([(30, 26), (20, 36)])):
+        (root / name).mkdir(parents=True)
+        for index in range(4):
+            (root / name / f"{index}.jpg").write_bytes(tf.io.encode_jpeg(np.clip(image + index, 0, 255)).numpy())
+    return root
+
+
+def test_image_recipe_asks_for_image_size_with_an_open_size_backbone(tmp_path, script_server):
+    stderr = script_server.usage_error(
+        "image_classifier.py", f"--data_dir={_write_two_colour_folders(tmp_path / 'data')}",
+        f"--backbone={_open_size_model_file(tmp_path / 'own.keras')}", "--backbone_output_layer=features",
+        f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}")
+    assert ("image_classifier.py: error: Your backbone takes images of any size (input shape (None, None, 3)), so "
+            "there is no image size to infer: pass the size to build the classifier at, e.g. image_size=224 "
+            "(recipes: --image_size=224)") in stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "exports").exists()
+
+
+@pytest.mark.slow
+def test_image_recipe_builds_an_open_size_backbone_at_image_size(tmp_path, script_server):
+    process = script_server.run_recipe(
+        "image_classifier.py", f"--data_dir={_write_two_colour_folders(tmp_path / 'data')}",
+        f"--backbone={_open_size_model_file(tmp_path / 'own.keras')}", "--backbone_output_layer=features",
+        "--image_size=40", "--validation_split=0.25", "--epochs=1", "--fine_tune_epochs=1", "--batch_size=4",
+        f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--model_name=colours",
+        timeout=600)
+    assert process.returncode == 0, process.stderr[-4000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["image_size"] == 40
+    served = tf.saved_model.load(str(tmp_path / "exports" / "colours" / "1"))
+    images_input = served.signatures["serving_images"].structured_input_signature[1]["images"]
+    assert images_input.shape.as_list() == [None, 40, 40, 3]

@@ -1,5 +1,6 @@
 """`ImageClassifier` and `build_image_classifier`: a pretrained backbone plus a Dense head."""
 
+import numbers
 import os
 
 import keras
@@ -15,6 +16,7 @@ from tfxfer.models.backbones import (
     create_backbone,
     get_backbone_spec,
 )
+from tfxfer.models.backbones.custom import with_input_size
 from tfxfer.models.backbones.registry import PRETRAINED, check_input_shape
 
 _DEFAULTS = ImageDefaults()
@@ -133,6 +135,8 @@ def build_image_classifier(
         image_size: int or (height, width). Input size; defaults to
             `tfxfer.default_image_size(backbone)`: about 1.4 times the registry
             backbone's pretraining size (320 for 224), or your own model's input size.
+            Required for your own model if its input size is open, e.g. built on
+            `keras.Input((None, None, 3))`: the classifier takes this size.
         alpha: float. Width multiplier of the MobileNet families.
         backbone_output_layer: str. For your own model: the layer whose output
             becomes the features (the model is cut there).
@@ -180,7 +184,6 @@ def build_image_classifier(
 
 def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, preprocessing, safe_mode):
     """Returns (backbone model, preprocessing mode, display name)."""
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
     if isinstance(backbone, str) and not backbone.endswith(".keras"):
         if output_layer is not None or preprocessing is not None:
             raise ConfigError(
@@ -189,18 +192,18 @@ def _make_backbone(backbone, *, weights, image_size, alpha, output_layer, prepro
                 f"Received: backbone={backbone!r}"
             )
         spec = get_backbone_spec(backbone)
+        size = (image_size, image_size) if isinstance(image_size, int) else image_size
         size = size or (spec.default_image_size,) * 2  # not create_backbone's default: the pretraining size
         model = create_backbone(backbone, input_shape=(*size, 3), weights=weights, alpha=alpha)
         return model, spec.preprocessing, spec.name
     model = backbone_from_model(backbone, output_layer, safe_mode=safe_mode)
-    if size:
-        _check_own_model_size(model, size, image_size)
+    size = _own_model_size(model, image_size)
     if model.input_shape[-1] != 3:
         raise ConfigError(
             "Your backbone must take RGB images (3 channels). "
             f"Received: input_shape={model.input_shape}"
         )
-    return model, preprocessing or "none", "custom"
+    return with_input_size(model, size), preprocessing or "none", "custom"
 
 
 def default_image_size(backbone: str | keras.Model) -> int:
@@ -211,6 +214,11 @@ def default_image_size(backbone: str | keras.Model) -> int:
     Args:
         backbone: str or keras.Model. A name from `tfxfer.list_backbones()`, or your own model.
 
+    Raises:
+        ConfigError: your own model's input leaves the image size open (None),
+            as a `keras.applications` model built with `input_shape=(None, None, 3)`
+            does: there is no size to infer, so pass `image_size`.
+
     Example:
 
     >>> tfxfer.default_image_size("mobilenet_v2")  # pretrained at 224
@@ -220,6 +228,8 @@ def default_image_size(backbone: str | keras.Model) -> int:
     """
     if isinstance(backbone, str):
         return get_backbone_spec(backbone).default_image_size
+    if None in backbone.input_shape[1:3]:
+        raise _no_size_to_infer(backbone)
     return backbone.input_shape[1]
 
 
@@ -240,7 +250,8 @@ def resolve_image_size(
     Raises:
         ConfigError: an unknown backbone name, a size below the registry
             backbone's minimum (`BackboneSpec.min_image_size`), or, for your own
-            model, a size other than its input size.
+            model, a size other than its input size, or no size for a model
+            whose input size is open (None).
 
     Example:
 
@@ -255,13 +266,46 @@ def resolve_image_size(
     if isinstance(backbone, str):
         check_input_shape(get_backbone_spec(backbone), (*size, 3))
     else:
-        _check_own_model_size(backbone, size, image_size)
+        # Built at that size and dropped: an open-size model's layers may still not take it (too small).
+        with_input_size(backbone, _own_model_size(backbone, image_size))
     return image_size
 
 
+def _own_model_size(model: keras.Model, image_size) -> tuple[int, int]:
+    """The (height, width) to build your own model at: `image_size`, checked against the sides its input
+    fixes; without it, its input size, if that is not open (None)."""
+    if image_size is None:
+        if None in model.input_shape[1:3]:
+            raise _no_size_to_infer(model)
+        return tuple(model.input_shape[1:3])
+    size = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    _check_own_model_size(model, size, image_size)
+    return size
+
+
 def _check_own_model_size(model: keras.Model, size: tuple, image_size) -> None:
-    if tuple(model.input_shape[1:3]) != tuple(size):
+    taken = tuple(model.input_shape[1:3])
+    if None in taken and not (len(size) == 2 and all(_is_positive_int(side) for side in size)):
         raise ConfigError(
-            f"Your backbone takes {model.input_shape[1:3]} images; image_size must "
-            f"match it or be left out. Received: image_size={image_size}"
+            "image_size must be a positive integer or a (height, width) pair of them, e.g. 224 or (224, 320). "
+            f"Received: image_size={image_size!r}"
         )
+    if len(size) == len(taken) and all(side is None or side == asked for side, asked in zip(taken, size)):
+        return
+    raise ConfigError(
+        f"Your backbone takes {taken} images; image_size must match it"
+        f"{' where it is not None' if None in taken else ' or be left out'}. Received: image_size={image_size}"
+    )
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def _no_size_to_infer(model: keras.Model) -> ConfigError:
+    example = next((side for side in model.input_shape[1:3] if side is not None), 224)
+    return ConfigError(
+        f"Your backbone takes images of any size (input shape {model.input_shape[1:]}), so there is no image size "
+        f"to infer: pass the size to build the classifier at, e.g. image_size={example} (recipes: "
+        f"--image_size={example}), and load the images at that size. Received: image_size=None"
+    )

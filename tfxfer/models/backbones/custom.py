@@ -6,6 +6,7 @@ features of A's model, cut at the layer you choose.
 
 import difflib
 import os
+import re
 
 import keras
 import tensorflow as tf
@@ -73,6 +74,46 @@ def backbone_from_model(
         model.name, output_layer, backbone.input_shape, backbone.output_shape, backbone.count_params(),
     )
     return backbone
+
+
+def with_input_size(backbone: keras.Model, size: tuple[int, int]) -> keras.Model:
+    """`backbone` taking `(height, width)` images: for a backbone whose input leaves its size open (None).
+
+    A classifier needs one input size: its export resizes the images it serves
+    to it, and a flattened feature map has a size only then. The result is the
+    same graph of the same layers (so the same weights) on a `(height, width,
+    channels)` input, named as `backbone` is; a backbone of that size already
+    is returned as it is.
+
+    Args:
+        backbone: keras.Model. A functional backbone (see `backbone_from_model`).
+        size: (int, int). The (height, width) to take.
+
+    Raises:
+        ConfigError: the backbone's layers cannot take images of that size
+            (e.g. too small for its strided convolutions).
+    """
+    shape = backbone.input_shape
+    if tuple(shape[1:3]) == tuple(size):
+        return backbone
+    source = backbone.inputs[0]
+    inputs = keras.Input((*size, shape[3]), dtype=source.dtype, name=source.name)
+    try:
+        # A clone whose `clone_function` returns each layer itself: the layers are shared, not copied.
+        return keras.models.clone_model(backbone, input_tensors=inputs, clone_function=lambda layer: layer)
+    except ValueError as error:
+        raise ConfigError(
+            f"Your backbone cannot take {size[0]}x{size[1]} images: {_keras_reason(error)} Pass a larger "
+            f"image_size (recipes: --image_size). Received: image_size={tuple(size)}"
+        ) from error
+
+
+def _keras_reason(error: ValueError) -> str:
+    # Keras wraps a layer's error in "Exception encountered when calling ...", its arguments and
+    # terminal colour codes; the line about shapes says what went wrong.
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    return next((line for line in lines if "shape" in line.lower()), lines[0] if lines else type(error).__name__)
 
 
 def _load(path: str, safe_mode: bool) -> keras.Model:
