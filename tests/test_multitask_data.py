@@ -7,6 +7,7 @@ traced to the row that listed it.
 
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -133,6 +134,19 @@ def test_text_validation_split_is_seeded_and_keeps_every_class_of_every_task_in_
     assert sorted({**_by_text(first.train), **_by_text(first.validation)}) == sorted(row[0] for row in rows)
     for data in (first, other):
         assert all(count > 0 for counts in data.train_class_counts.values() for count in counts)
+
+
+def test_text_label_columns_without_a_validation_part_are_warned_about_as_one_task_is(tmp_path, caplog):
+    path = _tickets(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        tfxfer.load_text_data(path, label_columns=["Product", "priority"], batch_size=4)
+    assert caplog.text.count(
+        f"No validation data: {path!r} has no validation part and validation_split is None. Pass "
+        "validation_split=0.1 (for example) to hold out part of each class.") == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        tfxfer.load_text_data(path, label_columns=["Product", "priority"], batch_size=4, validation_split=0.3)
+    assert "No validation data" not in caplog.text
 
 
 def test_split_for_tasks_keeps_every_class_in_training_whatever_the_seed():
@@ -270,6 +284,21 @@ def test_image_csv_validation_split_is_seeded_and_keeps_classes_in_training(tmp_
     first_epoch, second_epoch = [_red_of(x) for x in _examples(first.train)[0]], [
         _red_of(x) for x in _examples(first.train)[0]]
     assert sorted(first_epoch) == sorted(second_epoch) and first_epoch != second_epoch  # Reshuffled each epoch.
+
+
+def test_image_csv_without_a_validation_part_is_warned_about_as_image_folders_are(tmp_path, caplog):
+    for i in range(4):
+        _image(tmp_path / f"{i}.png", 50 * (i + 1))
+    path = _write_csv(tmp_path / "l.csv", ["image", "letter"], [(f"{i}.png", "ab"[i % 2]) for i in range(4)])
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        load_image_csv(path, label_columns=["letter"], image_size=IMAGE_SIZE, validation_split=None)
+    assert caplog.text.count(
+        f"No validation data: {path!r} has no validation part and validation_split is None. Pass "
+        "validation_split=0.2 (for example) to hold out part of each class.") == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        load_image_csv(path, label_columns=["letter"], image_size=IMAGE_SIZE, validation_split=0.5)
+    assert "No validation data" not in caplog.text
 
 
 def test_image_csv_multi_label_columns(tmp_path):

@@ -139,6 +139,8 @@ def load_image_csv(
     if validation_split is not None:
         train_idx, val_idx = splits.split_for_tasks(task_labels.membership(labels, class_names), validation_split,
                                                     seed, what="images", copies=keys)
+    else:
+        splits.warn_no_validation(csv_path)
     train_labels = task_labels.take(labels, train_idx)
     train_images = images if val_idx is None else images[train_idx]
     datasets = pipeline.ImageDatasets(

@@ -258,13 +258,10 @@ def _split_decodable(
         train_files, validation_files = train_files.take(train_idx), train_files.take(validation_idx)
     elif validation_files is None:
         test = layout.test_folder(data_dir)
-        logging.warning(
-            "No validation data: %r has no val/ or validation/ folder and "
-            "validation_split is None. Pass validation_split=0.2 (for example) to "
-            "hold out part of each class.%s",
-            data_dir,
-            "" if test is None else " Its test/ folder is not read: training leaves it for evaluation (rename it "
-            "val/ to validate on it instead).",
+        splits.warn_no_validation(
+            data_dir, missing="no val/ or validation/ folder",
+            note="" if test is None else " Its test/ folder is not read: training leaves it for evaluation "
+            "(rename it val/ to validate on it instead).",
         )
     return train_files, validation_files, copies
 

@@ -30,6 +30,7 @@ copies (every group one example) the split is the same as without keys.
 """
 
 import numpy as np
+from absl import logging
 
 from tfxfer.data import exact_copies
 from tfxfer.errors import ConfigError
@@ -194,3 +195,12 @@ def split_for_tasks(
     keys = np.argmin(np.where(membership, counts, np.inf), axis=1)
     is_validation, group, _ = _held_out(keys, validation_split, seed, what, copies)
     return _checked(_keep_classes_in_training(is_validation, group, membership), validation_split, what)
+
+
+def warn_no_validation(source: str, *, missing: str = "no validation part", example_split: float = 0.2,
+                       note: str = "") -> None:
+    """Warns that `source` was loaded without validation data: early stopping and the reports then have
+    nothing to read. Every loader words it this way, with what `source` lacks (`missing`), the
+    `validation_split` to suggest, and a `note` of its own."""
+    logging.warning("No validation data: %r has %s and validation_split is None. Pass validation_split=%s (for "
+                    "example) to hold out part of each class.%s", source, missing, example_split, note)

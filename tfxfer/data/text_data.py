@@ -353,9 +353,8 @@ def make_text_datasets(
         labels, val_labels = labels[train_idx], labels[val_idx]
     if not len(texts):
         raise ConfigError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
-    if val_texts is None:  # as the image loaders warn: early stopping and the reports then have nothing to read
-        logging.warning("No validation data: %r has no validation part and validation_split is None. Pass "
-                        "validation_split=0.1 (for example) to hold out part of each class.", source)
+    if val_texts is None:
+        splits.warn_no_validation(source, example_split=0.1)
     changes = ("truncated_chars", "empty_class_names") if multi_label else ("truncated_chars",)
     counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
     data = _batched(
@@ -443,6 +442,8 @@ def _load_task_csv(path: str, label_columns: Sequence[str], *, text_column: str,
                                                     seed, what="texts", copies=texts)
         texts, val_texts = texts[train_idx], texts[val_idx]
         labels, val_labels = task_labels.take(labels, train_idx), task_labels.take(labels, val_idx)
+    else:
+        splits.warn_no_validation(path, example_split=0.1)
     data = _batched(
         texts, labels, val_texts, val_labels, batch_size=batch_size, seed=seed, bucket_by_length=bucket_by_length,
         class_names=class_names,
