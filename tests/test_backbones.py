@@ -4,6 +4,7 @@ Everything builds with `weights=None` at tiny input sizes; nothing downloads.
 """
 
 import gc
+import logging
 import os
 import pathlib
 import warnings
@@ -532,6 +533,22 @@ def test_backbone_from_model_cut_at_layer_shares_weights():
 def test_backbone_from_model_whole_model_is_a_feature_vector():
     backbone = backbone_from_model(_task_a_model())
     assert backbone.name == "backbone" and backbone.output_shape == (None, 2)
+
+
+def test_backbone_from_a_whole_classifier_warns_that_its_features_are_class_scores(caplog):
+    inputs = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    classifier = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probabilities")(x))
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        backbone_from_model(classifier)
+    assert ("The backbone's features are the softmax scores of its last layer, 'probabilities' (2 values): the new "
+            "head would read another task's probabilities. Pass output_layer= (recipes: --backbone_output_layer) with "
+            "the layer before the old head, e.g. one of ['conv', 'pool']. Received: output_layer=None") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        backbone_from_model(classifier, output_layer="pool")
+        backbone_from_model(_task_a_model())  # logits without an activation: features a head can read
+    assert "scores" not in caplog.text
 
 
 def test_backbone_from_keras_file(tmp_path):

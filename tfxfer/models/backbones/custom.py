@@ -202,9 +202,25 @@ def _format_names(names: list[str]) -> str:
 def _check_features(backbone: keras.Model, output_layer: str | None) -> None:
     shape = backbone.output_shape
     if len(shape) in (2, 4):
+        _warn_if_class_scores(backbone, output_layer)
         return
     raise ConfigError(
         "A backbone must output a feature map (N, H, W, C) or a feature vector "
         f"(N, C); pick another output_layer. Received: output_layer={output_layer!r} "
         f"with output shape {shape}"
     )
+
+
+def _warn_if_class_scores(backbone: keras.Model, output_layer: str | None) -> None:
+    """Warns when the features are a classifier's scores (its last layer ends in softmax or sigmoid): a whole
+    classifier passed without `output_layer` gives the new head task A's few probabilities to read, not features."""
+    last = backbone.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", None)
+    if activation not in ("softmax", "sigmoid"):
+        return
+    before = [layer.name for layer in backbone.layers[-3:-1] if not isinstance(layer, keras.layers.InputLayer)]
+    logging.warning(
+        "The backbone's features are the %s scores of its last layer, %r (%d values): the new head would read "
+        "another task's probabilities. Pass output_layer= (recipes: --backbone_output_layer) with the layer "
+        "before the old head, e.g. one of %s. Received: output_layer=%r",
+        activation, last.name, backbone.output_shape[-1], before, output_layer)
