@@ -135,6 +135,9 @@ def test_unknown_variant_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"variants must be a non-empty subset of \['float32', .*Received: \['int4'\]"):
         tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=_dataset(4, 1),
                              class_names=CLASS_NAMES, variants=["int4"])
+    with pytest.raises(ValueError, match=r"Received: \['int4'\]$"):  # one variant as a str, not its letters
+        tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=_dataset(4, 1),
+                             class_names=CLASS_NAMES, variants="int4")
     with pytest.raises(ValueError, match=r"variant must be one of .*Received: variant='int4'"):
         tflite.convert_tflite(_model(), "int4")
 

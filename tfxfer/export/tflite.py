@@ -96,7 +96,7 @@ def export_tflite(
             calibrates its ranges on its first `representative_examples` images.
         validation: tf.data.Dataset. Batches of `(images, labels)` to measure accuracy on.
         class_names: sequence of str. One per class, written to `labels.txt`.
-        variants: sequence of str. A subset of `VARIANTS`.
+        variants: sequence of str, or one str. A subset of `VARIANTS`.
         representative_examples: int. Training images used to calibrate int8.
 
     Returns:
@@ -112,6 +112,7 @@ def export_tflite(
     ```
     """
     _reject_unsupported_model(model)
+    variants = (variants,) if isinstance(variants, str) else tuple(variants)  # "int8" is one variant, not 4 letters
     unknown = [variant for variant in variants if variant not in VARIANTS]
     if unknown or not variants:
         raise ConfigError(f"variants must be a non-empty subset of {list(VARIANTS)}. Received: {list(variants)}")
