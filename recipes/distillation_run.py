@@ -12,7 +12,8 @@ teacher against student on the validation data (accuracy, agreement), their
 parameters and SavedModel sizes, and the student's training.
 """
 
-from absl import app, flags, logging
+import training_flags
+from absl import flags, logging
 
 import tfxfer
 from tfxfer.export import versioning
@@ -20,14 +21,29 @@ from tfxfer.training import distillation_loss
 
 FLAGS = flags.FLAGS
 STUDENT_SUFFIX = "_student"
+# The shared flags that only shape the student, and what each does for it (`training_flags.refuse_without`):
+# without --distill_into there is no student, and they would do nothing. Each recipe adds its own.
+_STUDENT_FLAGS = {
+    "student_weights": "sets the starting weights of the student of",
+    "distill_temperature": "softens the teacher's probabilities for the student of",
+    "distill_alpha": "weighs the labels against the teacher's probabilities for the student of",
+    "unlabelled_data": "is for the student of",
+}
 
 
-def check_flags() -> None:
-    """Usage errors of the distillation flags, before any work: `tfxfer.distill` would refuse these numbers only
-    after the teacher has trained and been exported, naming its own arguments (`alpha` reads as `--alpha`)."""
-    if FLAGS.unlabelled_data and not FLAGS.distill_into:
-        raise app.UsageError("--unlabelled_data is for the student of --distill_into, which is not set; pass "
-                             f"--distill_into=STUDENT too. Received: --unlabelled_data={FLAGS.unlabelled_data}")
+def check_flags(student_flags: dict[str, str] | None = None) -> None:
+    """Usage errors of the distillation flags, before any work.
+
+    Flags of the student without --distill_into (`_STUDENT_FLAGS` and the
+    recipe's own `student_flags`, {flag: what it does for the student}) would
+    do nothing, and an empty --unlabelled_data would be taken for none;
+    `tfxfer.distill` would refuse the numbers only after the teacher has
+    trained and been exported, naming its own arguments (`alpha` reads as `--alpha`).
+    """
+    training_flags.refuse_without("distill_into", {**_STUDENT_FLAGS, **(student_flags or {})},
+                                  how="--distill_into=STUDENT")
+    training_flags.check_not_empty("unlabelled_data", "a folder of images, or a text file with one text per line",
+                                   "to distil on the training data alone")
     distillation_loss.check_temperature_and_alpha(FLAGS.distill_temperature, FLAGS.distill_alpha,
                                                   names=("--distill_temperature", "--distill_alpha"))
 

@@ -65,6 +65,10 @@ flags.DEFINE_string("image_column", "image", "With --label_columns: the CSV/TSV 
 flags.DEFINE_float("student_alpha", None, "With --distill_into: width multiplier of a MobileNet student.")
 flags.DEFINE_integer("student_image_size", None, "With --distill_into: the student's input size in pixels, e.g. "
                      "smaller than the teacher's for speed; default: the teacher's.")
+# This recipe's flags that do nothing without another, and what each does (`training_flags.refuse_without`).
+_STUDENT_FLAGS = {"student_alpha": "sets the width of the MobileNet student of",
+                  "student_image_size": "sets the input size of the student of"}
+_TASK_FLAGS = {"image_column": "names the image column of the CSV/TSV read with"}
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
 flags.adopt_module_key_flags(task_flags)
@@ -78,8 +82,14 @@ def main(argv):
     if FLAGS.top_k < 0:
         raise app.UsageError(f"--top_k must be >= 0 (0 leaves the top-k outputs out). Received: --top_k={FLAGS.top_k}")
     tuning_run.check_flags()
-    distillation_run.check_flags()
-    task_flags.check_flags("distill_into", "tflite_dir", "tfds_name")
+    distillation_run.check_flags(_STUDENT_FLAGS)
+    task_flags.check_flags("distill_into", "tflite_dir", "tfds_name", needing=_TASK_FLAGS)
+    if not FLAGS.backbone.endswith(".keras"):  # as main reads it: a registry name, not your own model
+        training_flags.refuse_if_passed(
+            "backbone_output_layer",
+            f"--backbone_output_layer is the layer to cut your own .keras --backbone at, and --backbone="
+            f"{FLAGS.backbone} is not a .keras file: a keras.applications backbone brings its own features layer, "
+            "so --backbone_output_layer does nothing. Leave it out, or pass your model as --backbone=FILE.keras.")
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     # Every worker runs what follows; only the chief's files are kept. Before the

@@ -5,6 +5,7 @@ column per task, and the recipe builds one head per task on the shared backbone
 (`tfxfer.tasks`); the export answers every task in one call.
 """
 
+import training_flags
 from absl import app, flags
 
 import tfxfer
@@ -18,13 +19,20 @@ flags.DEFINE_list("task_loss_weights", None,
                   "With --label_columns: weight of each task's loss, as task=weight, e.g. priority=0.5; "
                   "unlisted tasks weigh 1.")
 FLAGS = flags.FLAGS
+# The flags that work on the tasks of --label_columns, and what each does (`training_flags.refuse_without`):
+# without it they would do nothing. Each recipe adds its own.
+_TASK_FLAGS = {"task_loss_weights": "weighs the tasks of"}
 
 
-def check_flags(*refused: str) -> None:
-    """Usage errors of the task flags, before any work; `refused` are the flags multi-task runs do not take."""
-    if FLAGS.task_loss_weights and not FLAGS.label_columns:
-        raise app.UsageError("--task_loss_weights weighs the tasks of --label_columns, which is not set. "
-                             f"Received: --task_loss_weights={','.join(FLAGS.task_loss_weights)}")
+def check_flags(*refused: str, needing: dict[str, str] | None = None) -> None:
+    """Usage errors of the task flags, before any work.
+
+    refused: str. The recipe's flags that multi-task runs do not take.
+    needing: dict. The recipe's own flags that do nothing without --label_columns, and what each does
+        (`_TASK_FLAGS` are checked too).
+    """
+    training_flags.refuse_without("label_columns", {**_TASK_FLAGS, **(needing or {})},
+                                  how="--label_columns=COLUMN[,COLUMN...]")
     if not FLAGS.label_columns:
         return
     for name in refused:

@@ -65,6 +65,8 @@ flags.DEFINE_integer("distill_augment", 4,
                      "With --distill_into: altered copies of each training text (words left out, short spans "
                      "cut out) that the teacher labels for the student, besides --unlabelled_data "
                      "(tfxfer.augment_texts; 0 = none). Each copy costs a teacher pass and a student step.")
+# This recipe's flags that do nothing without --distill_into, and what each does (`training_flags.refuse_without`).
+_STUDENT_FLAGS = {"distill_augment": "makes texts for the student of"}
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
 flags.adopt_module_key_flags(task_flags)
@@ -76,14 +78,12 @@ def main(argv):
     training_flags.check_paths()
     training_flags.check_numbers()
     tuning_run.check_flags()
-    distillation_run.check_flags()
+    distillation_run.check_flags(_STUDENT_FLAGS)
     task_flags.check_flags("label_column", "distill_into", "tfds_name")
+    check_backbone_flags()
     if FLAGS.distill_augment < 0:  # augment_texts would refuse it with a traceback, after loading the data
         raise app.UsageError(f"--distill_augment must be >= 0 (0 makes no altered copies). "
                              f"Received: --distill_augment={FLAGS.distill_augment}")
-    if FLAGS["distill_augment"].present and not FLAGS.distill_into:
-        raise app.UsageError("--distill_augment makes texts for the student of --distill_into, which is not set; "
-                             f"pass --distill_into=STUDENT too. Received: --distill_augment={FLAGS.distill_augment}")
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     data = load_data(global_batch)
@@ -127,6 +127,31 @@ def main(argv):
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search),
                       training_data=None if FLAGS.tfds_name else FLAGS.data_dir)
+
+
+def check_backbone_flags() -> None:
+    """Usage errors of the backbone flags, before any work: an empty --word_vectors would be taken for none, and
+    flags the models' kinds do not use would do nothing.
+
+    --word_vectors replaces --backbone. --encoder builds only word-vector models, and --pooling only transformer
+    ones: the model's own kind, or the student's (a word-vector file as --distill_into, else a transformer).
+    """
+    training_flags.check_not_empty("word_vectors", "a GloVe/word2vec text-format file", "to train --backbone")
+    student_word_vectors = bool(FLAGS.distill_into) and os.path.isfile(FLAGS.distill_into)  # as main decides
+    if FLAGS.word_vectors:
+        training_flags.refuse_if_passed(
+            "backbone", "--backbone is not used with --word_vectors, whose vectors are the model's backbone "
+            "instead; leave one of them out.")
+        if not FLAGS.distill_into or student_word_vectors:
+            training_flags.refuse_if_passed(
+                "pooling", "--pooling pools a transformer's token features, and the encoder over --word_vectors "
+                "gives one vector per text, so --pooling does nothing; leave it out (--encoder=mean averages the "
+                "word vectors).")
+    elif not student_word_vectors:
+        training_flags.refuse_if_passed(
+            "encoder", "--encoder is the encoder over word vectors (--word_vectors, or a word-vector file as "
+            "--distill_into), and --backbone is a transformer, which has its own, so --encoder does nothing; leave "
+            "it out, or pass --word_vectors=FILE.")
 
 
 def kind_config(config: tfxfer.FineTuneConfig, *, word_vectors: bool,

@@ -186,6 +186,55 @@ def check_seed() -> None:
                              f"Received: --seed={FLAGS.seed}")
 
 
+def passed(name: str) -> bool:
+    """Whether the user set `--name` (on the command line or in a flagfile) to a value other than its default.
+
+    A run's flags.txt lists every flag at its value, defaults included, so that
+    `--flagfile=<run_dir>/flags.txt` reruns the run: a flag at its default may
+    come from there, and is not taken for one the user set.
+    """
+    flag = FLAGS[name]
+    return bool(flag.present) and flag.value != flag.default
+
+
+def refuse_if_passed(name: str, why: str) -> None:
+    """Fails before any work if the user `passed` `--name` where it would do nothing (a usage error, rather than
+    a flag silently ignored); `why` says why and what to do, and the message ends with the flag as received."""
+    if passed(name):
+        raise app.UsageError(f"{why} Received: {FLAGS[name].serialize()}")
+
+
+def refuse_without(needed: str, uses: dict[str, str], how: str) -> None:
+    """Fails before any work on flags that do nothing without `--needed` while it is unset or empty (a usage
+    error, `refuse_if_passed`): the one statement of that rule, for each module's table of such flags.
+
+    Args:
+        needed: str. The flag they need, e.g. "distill_into".
+        uses: dict. Each flag that needs it -> what it does, completing "--<flag> <use> --<needed>", e.g.
+            {"student_weights": "sets the starting weights of the student of"}.
+        how: str. How to set `--needed`, e.g. "--distill_into=STUDENT".
+    """
+    if FLAGS[needed].value:
+        return
+    for name, use in uses.items():
+        refuse_if_passed(name, f"--{name} {use} --{needed}, which is not set, so --{name} does nothing; pass "
+                               f"{how} too, or leave --{name} out.")
+
+
+def check_not_empty(name: str, what: str, unset: str) -> None:
+    """Fails before any work on an empty `--name=` (an unset shell variable, say), which the recipe would take
+    as the flag left out (a usage error), as `check_folders` does for folder flags.
+
+    Args:
+        name: str. The flag, e.g. "word_vectors".
+        what: str. What it takes, e.g. "a word-vector file".
+        unset: str. What leaving it out does, e.g. "to train --backbone".
+    """
+    if FLAGS[name].value == "":
+        raise app.UsageError(f"--{name} must be {what}, but it is empty; pass one, or leave --{name} out {unset}. "
+                             f"Received: --{name}=")
+
+
 def check_paths(*folder_flags: str) -> None:
     """Fails before any work on path flags that cannot work (a usage error, or `versioning.model_dir`'s ConfigError).
 

@@ -17,20 +17,30 @@ import os
 
 import run_folder
 import tensorflow as tf
+import training_flags
 from absl import app, flags
 
 import tfxfer
+from tfxfer import tuning
 
 FLAGS = flags.FLAGS
 TUNING_DIR = "tuning"
 TRIALS_FILE = "trials.csv"
 BEST_FLAGS_FILE = "best_flags.txt"
+# The search's settings, and what each does (`training_flags.refuse_without`): without --tune there is no
+# search, and they would do nothing.
+_SEARCH_SETTINGS = {
+    "max_trials": "sets the number of trials of the search of",
+    "tune_epochs": "sets the phase-2 epochs of each trial of the search of",
+    "tune_holdout": "sets the share of the training data that scores the trials of the search of",
+}
 # The search's own flags: the best settings' flagfile trains with them, it does not search again.
-_SEARCH_FLAGS = ("tune", "max_trials", "tune_epochs", "tune_holdout")
+_SEARCH_FLAGS = ("tune", *_SEARCH_SETTINGS)
 
 
 def check_flags() -> None:
-    """Usage errors of the search flags, before any work."""
+    """Usage errors of the search flags, before any work: the search's settings without --tune would do nothing."""
+    training_flags.refuse_without("tune", _SEARCH_SETTINGS, how=f"--tune={'|'.join(tuning.TUNERS)}")
     if not FLAGS.tune:
         return
     if FLAGS.find_learning_rate:

@@ -144,3 +144,138 @@ def test_evaluate_output_under_a_file_fails_before_the_evaluation(below, tmp_pat
                                                   f"file, not a folder; pass a path in a folder (missing folders are "
                                                   f"created). Received: --output={output}")), stderr[-2000:]
     assert os.listdir(tmp_path) == ["file.txt"] and blocking.read_text() == "not a folder"
+
+
+# 7. Flags that would do nothing: refused when passed, let through where they act or at their defaults.
+
+# What each recipe says of the empty data folder: the run got past every flag check to loading the data.
+_NO_DATA = {"image_classifier.py": "error: Found no class sub-folders in ",
+            "text_classifier.py": "error: Expected a folder of class folders "}
+_STUDENT = ", which is not set, so {flag} does nothing; pass --distill_into=STUDENT too, or leave {flag} out. "
+
+
+def _error_line(stderr):
+    return [line for line in stderr.splitlines() if ": error: " in line][-1]
+
+
+def _passes_the_flag_checks(script_server, script, tmp_path, *flags):
+    stderr = _usage_error(script_server, script, tmp_path, *flags)
+    assert _NO_DATA[script] in _error_line(stderr), stderr[-2000:]
+
+
+@pytest.mark.parametrize("script, flag, does, received", [
+    *[(script, flag, does, received) for script in RECIPES for flag, does, received in [
+        ("--student_weights", "sets the starting weights of the student", "none"),
+        ("--distill_temperature", "softens the teacher's probabilities for the student", "2.0"),
+        ("--distill_alpha", "weighs the labels against the teacher's probabilities for the student", "0.5"),
+        ("--unlabelled_data", "is for the student", "more")]],
+    ("image_classifier.py", "--student_alpha", "sets the width of the MobileNet student", "0.35"),
+    ("image_classifier.py", "--student_image_size", "sets the input size of the student", "16"),
+    ("text_classifier.py", "--distill_augment", "makes texts for the student", "2"),
+])
+def test_a_student_flag_without_distill_into_is_a_usage_error(script, flag, does, received, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, f"{flag}={received}")
+    assert stderr.endswith(_ending(script, f"{flag} {does} of --distill_into"
+                                           f"{_STUDENT.format(flag=flag)}Received: {flag}={received}")), \
+        stderr[-2000:]
+
+
+@pytest.mark.parametrize("script, flag, does, received", [
+    ("image_classifier.py", "--max_trials", "sets the number of trials", "5"),
+    ("text_classifier.py", "--max_trials", "sets the number of trials", "5"),
+    ("image_classifier.py", "--tune_epochs", "sets the phase-2 epochs of each trial", "2"),
+    ("text_classifier.py", "--tune_holdout", "sets the share of the training data that scores the trials", "0.3"),
+])
+def test_a_search_setting_without_tune_is_a_usage_error(script, flag, does, received, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, f"{flag}={received}")
+    assert stderr.endswith(_ending(script, f"{flag} {does} of the search of --tune, which is not set, so {flag} does "
+                                           f"nothing; pass --tune=random|bayesian|hyperband too, or leave {flag} out. "
+                                           f"Received: {flag}={received}")), stderr[-2000:]
+
+
+def test_image_column_without_label_columns_is_a_usage_error(tmp_path, script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, "--image_column=path")
+    assert stderr.endswith(_ending("image_classifier.py", "--image_column names the image column of the CSV/TSV read "
+                                                          "with --label_columns, which is not set, so --image_column "
+                                                          "does nothing; pass --label_columns=COLUMN[,COLUMN...] too, "
+                                                          "or leave --image_column out. Received: --image_column=path")
+                           ), stderr[-2000:]
+
+
+def test_backbone_output_layer_is_refused_with_a_registry_backbone_and_taken_with_your_own(tmp_path, script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, "--backbone_output_layer=features")
+    assert stderr.endswith(_ending(
+        "image_classifier.py", "--backbone_output_layer is the layer to cut your own .keras --backbone at, and "
+        "--backbone=mobilenet_v2 is not a .keras file: a keras.applications backbone brings its own features layer, "
+        "so --backbone_output_layer does nothing. Leave it out, or pass your model as --backbone=FILE.keras. "
+        "Received: --backbone_output_layer=features")), stderr[-2000:]
+    # With a .keras file it cuts that model: the checks let it through to loading the file.
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, f"--backbone={tmp_path / 'own.keras'}",
+                          "--backbone_output_layer=features")
+    assert "own.keras" in _error_line(stderr) and "does nothing" not in stderr, stderr[-2000:]
+
+
+def test_text_recipe_backbone_with_word_vectors_is_a_usage_error(tmp_path, script_server):
+    stderr = _usage_error(script_server, "text_classifier.py", tmp_path, f"--word_vectors={tmp_path / 'v.txt'}",
+                          "--backbone=bert_tiny_en_uncased")
+    assert stderr.endswith(_ending("text_classifier.py", "--backbone is not used with --word_vectors, whose vectors "
+                                                         "are the model's backbone instead; leave one of them out. "
+                                                         "Received: --backbone=bert_tiny_en_uncased")), stderr[-2000:]
+
+
+def test_text_recipe_encoder_is_refused_unless_a_model_reads_word_vectors(tmp_path, script_server):
+    stderr = _usage_error(script_server, "text_classifier.py", tmp_path, "--encoder=mean")
+    assert stderr.endswith(_ending("text_classifier.py", "--encoder is the encoder over word vectors (--word_vectors, "
+                                                         "or a word-vector file as --distill_into), and --backbone is "
+                                                         "a transformer, which has its own, so --encoder does nothing; "
+                                                         "leave it out, or pass --word_vectors=FILE. "
+                                                         "Received: --encoder=mean")), stderr[-2000:]
+    # It builds the model over --word_vectors, or a word-vector student under a transformer teacher.
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 1 0\n")
+    for model_or_student in ("--word_vectors", "--distill_into"):
+        _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, "--encoder=mean",
+                                f"{model_or_student}={vectors}")
+
+
+def test_text_recipe_pooling_is_refused_unless_a_model_is_a_transformer(tmp_path, script_server):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 1 0\n")
+    message = _ending("text_classifier.py", "--pooling pools a transformer's token features, and the encoder over "
+                                            "--word_vectors gives one vector per text, so --pooling does nothing; "
+                                            "leave it out (--encoder=mean averages the word vectors). "
+                                            "Received: --pooling=cls")
+    for student in ([], [f"--distill_into={vectors}"]):  # no student, or a word-vector one
+        stderr = _usage_error(script_server, "text_classifier.py", tmp_path, f"--word_vectors={vectors}",
+                              "--pooling=cls", *student)
+        assert stderr.endswith(message), stderr[-2000:]
+    # A transformer student (a preset, not a file) pools with it.
+    _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, f"--word_vectors={vectors}",
+                            "--pooling=cls", f"--distill_into={tmp_path / 'preset'}")
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("text_classifier.py", ["--word_vectors="], "--word_vectors must be a GloVe/word2vec text-format file, but it is "
+                                                "empty; pass one, or leave --word_vectors out to train --backbone. "
+                                                "Received: --word_vectors="),
+    *[(script, ["--distill_into=mobilenet_v3_small", "--unlabelled_data="],
+       "--unlabelled_data must be a folder of images, or a text file with one text per line, but it is empty; pass "
+       "one, or leave --unlabelled_data out to distil on the training data alone. Received: --unlabelled_data=")
+      for script in RECIPES],
+])
+def test_an_empty_data_flag_is_a_usage_error(script, flags, message, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, *flags)
+    assert stderr.endswith(_ending(script, message)), stderr[-2000:]
+
+
+def test_a_runs_flagfile_with_every_flag_at_its_default_passes_the_checks(tmp_path, script_server):
+    # flags.txt lists every flag, defaults included (run_folder.write_flagfile), so that it reruns the run.
+    defaults = ["--student_weights=pretrained", "--distill_temperature=4.0", "--distill_alpha=0.1", "--max_trials=10",
+                "--tune_epochs=3", "--tune_holdout=0.2"]
+    own = {"image_classifier.py": ["--image_column=image"],
+           "text_classifier.py": [f"--word_vectors={tmp_path / 'v.txt'}", "--backbone=bert_small_en_uncased",
+                                  "--encoder=bilstm", "--pooling=avg", "--distill_augment=4"]}
+    for script in RECIPES:
+        flagfile = tmp_path / f"{script}.flags"
+        flagfile.write_text("\n".join(defaults + own[script]) + "\n")
+        _passes_the_flag_checks(script_server, script, tmp_path, f"--flagfile={flagfile}")
