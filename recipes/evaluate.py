@@ -19,8 +19,9 @@ data's classes are matched to them by name (the data may hold only some).
 
 A multi-task export is evaluated on a .csv/.tsv file with a label column per task
 (the column `Skin Type` labels task `skin_type`; an empty cell: no label for that
-task), and gets a report per task; the inputs are in --text_column, or for images
-in --image_column (paths relative to the file's folder):
+task; a task without a column is not scored, and a warning names it), and gets a
+report per task; the inputs are in --text_column, or for images in --image_column
+(paths relative to the file's folder):
 
   python recipes/evaluate.py --model_dir=saved_models/pets --data_dir=pets_val.csv --image_column=file
 """
@@ -77,7 +78,7 @@ def main(argv):
         data = _files_data(kind, FLAGS.data_dir)
     training = None
     if FLAGS.training_data:
-        training = (_task_data(model, FLAGS.training_data, "--training_data") if model.tasks
+        training = (_task_data(model, FLAGS.training_data, "--training_data", part="training") if model.tasks
                     else _files_data(kind, FLAGS.training_data, part="training"))
     report = exported_model.evaluate_export(
         model, data.inputs, data.labels, threshold=FLAGS.threshold, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
@@ -110,7 +111,7 @@ def _files_data(kind, path, part="evaluation"):
                                             label_separator=FLAGS.label_separator, part=part)
 
 
-def _task_data(model, path, flag):
+def _task_data(model, path, flag, part="evaluation"):
     """The labelled examples of a multi-task export: a .csv/.tsv file (`flag`'s) with a label column per task."""
     if FLAGS.tfds_name or not path.lower().endswith((".csv", ".tsv")):
         raise app.UsageError(f"The model has several tasks ({', '.join(model.tasks)}): evaluate it on a "
@@ -118,7 +119,7 @@ def _task_data(model, path, flag):
     column = FLAGS.text_column if model.kind == prediction.TEXT else FLAGS.image_column
     multi_label = {task: served.multi_label for task, served in model.tasks.items()}
     return labelled_data.read_task_csv(path, model.kind, multi_label, input_column=column,
-                                       label_separator=FLAGS.label_separator)
+                                       label_separator=FLAGS.label_separator, part=part)
 
 
 def _write_json(path, report):

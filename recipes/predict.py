@@ -14,6 +14,9 @@ A ready request for TF Serving's REST API instead of predicting locally:
   python recipes/predict.py --model_dir=saved_models/digits --print_request photo.png
 
 --model_dir is a version folder, or a model's base folder (its latest version).
+A folder's images are listed as training lists them (hidden files left out; files of other
+extensions named in a warning); those the model cannot decode are skipped and named on the
+last line. An image file named itself must decode.
 A multi-task export (its metadata lists tasks) gets every task's answer under the
 task's name: a one-label task's top-k classes, a multi-label task's classes above
 --threshold (at most --top_k).
@@ -41,29 +44,33 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if prediction.input_kind(FLAGS.model_dir) == prediction.TEXT:
+    model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
+    if model.kind == prediction.TEXT:
         _refuse_file_arguments(argv[1:])
         texts = FLAGS.text + argv[1:] + (prediction.read_text_lines(FLAGS.text_file) if FLAGS.text_file else [])
         if not texts:
             raise app.UsageError("This model takes texts: pass --text=TEXT (repeatable), texts as arguments, "
                                  "or --text_file=FILE with one text per line.")
         body = rest_requests.text_request(texts) if FLAGS.print_request else None
-        run = lambda: prediction.predict_texts(FLAGS.model_dir, texts, top_k=FLAGS.top_k,  # noqa: E731
+        run = lambda: prediction.predict_texts(model, texts, top_k=FLAGS.top_k,  # noqa: E731
                                                batch_size=FLAGS.batch_size, threshold=FLAGS.threshold)
     else:
         if FLAGS.text or FLAGS.text_file:
             raise app.UsageError("--text and --text_file are for text models; this model takes image files.")
         if not argv[1:]:
             raise app.UsageError("This model takes images: pass image files or folders of images as arguments.")
-        paths = prediction.image_files(argv[1:])
-        body = rest_requests.image_request(prediction.read_files(paths)) if FLAGS.print_request else None
-        run = lambda: prediction.predict_image_files(FLAGS.model_dir, paths, top_k=FLAGS.top_k,  # noqa: E731
+        # The library lists the folders' images (and checks the paths) once: it skips a folder's undecodable
+        # images but refuses a named file that does not decode, so it must see which paths were named.
+        body = (rest_requests.image_request(prediction.read_files(prediction.image_files(argv[1:])))
+                if FLAGS.print_request else None)
+        run = lambda: prediction.predict_image_files(model, argv[1:], top_k=FLAGS.top_k,  # noqa: E731
                                                      batch_size=FLAGS.batch_size, threshold=FLAGS.threshold)
     if FLAGS.print_request:
         print(json.dumps(body))
         print(rest_requests.curl_command(body, prediction.serving_model_name(FLAGS.model_dir), host=FLAGS.host))
         return
-    for result in run():
+    results = run()
+    for result in results:
         print(result.source)
         if result.tasks is None:
             _print_classes(result.top_k, "  ")
@@ -73,6 +80,7 @@ def main(argv):
             _print_classes(classes, "    ")
             if not classes:  # only a multi-label task's answer can be empty
                 print(f"    (no class above {FLAGS.threshold:g})")
+    _print_skipped(results.skipped_files)
 
 
 def _refuse_file_arguments(arguments):
@@ -83,6 +91,13 @@ def _refuse_file_arguments(arguments):
             f"This model takes texts, and {files[0]!r} is a file: pass --text_file={files[0]} to classify its lines "
             f"(one text per line), or --text={files[0]!r} to classify the name itself. Received: {len(files)} "
             "file argument(s)")
+
+
+def _print_skipped(skipped):
+    """Names the folders' images that got no answer, last: the library's warning has scrolled past by then."""
+    if skipped:
+        files = "file that is not a decodable image" if len(skipped) == 1 else "files that are not decodable images"
+        print(f"Skipped {len(skipped)} {files}: {', '.join(skipped)}")
 
 
 def _print_classes(classes, indent):

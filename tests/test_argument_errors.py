@@ -270,6 +270,17 @@ def test_predict_recipe_wrong_model_dir(export, model_dir, expected, script_serv
     assert f"predict.py: error: {expected}" in stderr
 
 
+def test_predict_recipe_named_undecodable_image(export, script_server):
+    # A file the user named is refused, not skipped as a folder's would be; the reason is the decoder's, without
+    # TensorFlow's graph and node names.
+    broken = export["root"] / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    stderr = script_server.usage_error("predict.py", f"--model_dir={export['base']}", str(broken))
+    assert stderr.endswith(f"predict.py: error: Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, "
+                           f"leave them out. Received: [{str(broken)!r}]. The model said about {str(broken)!r}: "
+                           "Unknown image file format. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required.\n")
+
+
 def test_predict_recipe_without_inputs(export, script_server):
     stderr = script_server.usage_error("predict.py", f"--model_dir={export['version']}")
     assert "predict.py: error: This model takes images: pass image files or folders of images as arguments." in stderr

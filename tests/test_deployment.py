@@ -9,7 +9,9 @@ tensors run in a fresh process that imports only TensorFlow, as TF Serving would
 
 import base64
 import json
+import logging
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from _serving_child import (
 import tfxfer
 from tfxfer import prediction
 from tfxfer.data import exif, image_ops
+from tfxfer.errors import ConfigError
 from tfxfer.export import warmup
 
 HEIGHT, WIDTH = 32, 48
@@ -392,6 +395,72 @@ def test_predicting_a_file_that_is_not_an_image_names_it(exported, tmp_path):
     (tmp_path / "notes.png").write_bytes(b"just some text")
     with pytest.raises(ValueError, match=r"cannot be decoded, leave them out\. Received: \['.*notes\.png'\]"):
         prediction.predict_image_files(exported["path"], [exported["files"][0], str(tmp_path / "notes.png")])
+
+
+@pytest.fixture
+def mixed_folder(exported, tmp_path):
+    """A folder of the exported images, a broken PNG, files of other extensions and hidden clutter."""
+    folder = tmp_path / "mixed"
+    (folder / "more").mkdir(parents=True)
+    (folder / ".thumbnails").mkdir()
+    good = [folder / "0.jpg", folder / "more" / "1.jpg", folder / "more" / "2.PNG"]
+    for path, contents in zip(good, exported["images"]):
+        path.write_bytes(contents)
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "scan.tiff").write_bytes(b"II*\0")
+    (folder / "more" / "notes.txt").write_text("not an image")
+    (folder / "._0.jpg").write_bytes(b"macOS clutter")  # hidden: left out without a word, as training does
+    (folder / ".DS_Store").write_bytes(b"macOS clutter")
+    (folder / ".thumbnails" / "0.jpg").write_bytes(b"clutter")
+    return {"folder": str(folder), "good": [str(path) for path in good], "broken": str(folder / "broken.png"),
+            "others": [str(folder / "more" / "notes.txt"), str(folder / "scan.tiff")]}
+
+
+def test_a_folders_undecodable_images_are_skipped_and_named(exported, mixed_folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        results = prediction.predict_image_files(exported["path"], [mixed_folder["folder"]], top_k=3, batch_size=2)
+    assert [r.source for r in results] == sorted(mixed_folder["good"])  # 0.jpg, more/1.jpg, more/2.PNG
+    for result, expected in zip(results, exported["expected"]):
+        assert [p for _, p in result.top_k] == pytest.approx(sorted(expected, reverse=True), abs=1e-4)
+    assert results.skipped_files == [mixed_folder["broken"]]
+    assert (f"Skipped 1 of 4 image files the model cannot decode (truncated, corrupt, or not an image despite the "
+            f"extension; listed in the result's skipped_files), e.g. {mixed_folder['broken']} (Unknown image file "
+            "format. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required.)") in caplog.text
+    assert (f"Skipping 2 files of {mixed_folder['folder']} that are not read as images: only names ending in .jpg, "
+            ".jpeg, .png, .gif, .bmp, .webp (any case) are. Convert images in other formats to one of these. "
+            f"Skipped e.g. {'; '.join(mixed_folder['others'])}") in caplog.text
+    assert "._0.jpg" not in caplog.text and "DS_Store" not in caplog.text and "thumbnails" not in caplog.text
+    assert prediction.image_files([mixed_folder["folder"]]) == sorted(mixed_folder["good"] + [mixed_folder["broken"]])
+
+
+def test_an_undecodable_image_named_itself_is_an_error_beside_a_folder(exported, mixed_folder, tmp_path):
+    (tmp_path / "asked.jpg").write_bytes(b"truncated")
+    # The folder's broken.png is in the same batch: skipped, while the file the user named is refused.
+    with pytest.raises(ConfigError, match=r"^Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, leave "
+                                          rf"them out\. Received: \[{re.escape(repr(str(tmp_path / 'asked.jpg')))}\]\. "
+                                          r"The model said about '.*asked\.jpg': Unknown image file format\. One of "
+                                          r"JPEG, JPEG XL, PNG, GIF, BMP, WebP required\.$"):
+        prediction.predict_image_files(exported["path"], [mixed_folder["folder"], str(tmp_path / "asked.jpg")])
+
+
+def test_a_folder_of_which_no_image_decodes_is_an_error(exported, tmp_path):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not an image")
+    with pytest.raises(ConfigError, match=r"^The model could decode none of the 2 image files of the folders given; "
+                                          r"expected JPEG/PNG/GIF/BMP/WebP images\. Received: e\.g\. .*a\.png "
+                                          r"\(Unknown image file format.*\); .*b\.jpg \(Unknown image file format"):
+        prediction.predict_image_files(exported["path"], [str(tmp_path)])
+
+
+@pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py
+def test_predict_recipe_ends_by_naming_the_images_it_skipped(exported, mixed_folder, script_server):
+    run = _predict(script_server, f"--model_dir={exported['path']}", "--top_k=1", mixed_folder["folder"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert lines[0:-1:2] == sorted(mixed_folder["good"])
+    assert lines[-1] == f"Skipped 1 file that is not a decodable image: {mixed_folder['broken']}"
+    assert "Skipped 1 of 4 image files the model cannot decode" in run.stderr
+    assert f"Skipping 2 files of {mixed_folder['folder']} that are not read as images" in run.stderr
 
 
 def test_image_files_errors(tmp_path):

@@ -131,6 +131,21 @@ def test_image_folders_are_read_from_val_without_hidden_files(image_data):
     assert data.labels == ["daisy"] * 3 + ["roses"] * 5
 
 
+def test_image_folders_name_the_files_of_other_extensions_they_leave_out(image_data, caplog):
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        labelled_data.read_labelled_data(str(image_data), "image")
+    assert (f"Skipping 1 files of {image_data / 'val'} that are not read as images: only names ending in .jpg, "
+            ".jpeg, .png, .gif, .bmp, .webp (any case) are. Convert images in other formats to one of these. "
+            f"Skipped e.g. {image_data / 'val' / 'daisy' / 'notes.txt'}") in caplog.text
+    assert "._0.png" not in caplog.text  # hidden clutter is left out without a word, as the training loaders do
+
+
+def test_image_recipe_warns_of_the_files_it_does_not_read_as_images(image_run, image_data):
+    run, _, _ = image_run
+    assert f"Skipping 1 files of {image_data / 'val'} that are not read as images" in run.stderr
+    assert str(image_data / "val" / "daisy" / "notes.txt") in run.stderr
+
+
 def test_tfds_images_are_evaluated_as_their_stored_bytes(image_export, tmp_path):
     with fake_tfds(tmp_path, "tf_flowers", {"train": range(5), "test": range(5, 15)}, indexed_image):
         data = tfds_examples.read_tfds_examples("tf_flowers", data_dir=str(tmp_path))

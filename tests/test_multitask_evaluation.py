@@ -265,6 +265,25 @@ def test_a_task_csv_gives_each_task_its_labels(tmp_path):
         labelled_data.read_task_csv(str(path), "text", {"colour": False}, input_column="text")
 
 
+def test_a_task_csv_without_some_task_columns_names_the_tasks_left_unscored(tmp_path, caplog):
+    path = tmp_path / "pets.csv"
+    path.write_text("text,Species\n0,cat\n1,dog\n")
+    tasks = {"species": False, "grade": False, "tags": True}
+    with caplog.at_level("WARNING", logger="absl"):
+        data = labelled_data.read_task_csv(str(path), "text", tasks, input_column="text")
+    assert data.labels == {"species": ["cat", "dog"]}
+    assert ("pets.csv has no label column of the model's task(s) grade, tags: they are not scored (left out of the "
+            "report). To score them, add a column headed by each task's name. Its columns are ['text', 'Species'].") \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="absl"):
+        training = labelled_data.read_task_csv(str(path), "text", tasks, input_column="text", part="training")
+    assert training.inputs == ["0", "1"] and "no label column" not in caplog.text
+    assert f"Training data: 2 texts from {path}, labels of tasks species." in caplog.text
+    with pytest.raises(ConfigError, match=r"part must be one of \['evaluation', 'training'\]"):
+        labelled_data.read_task_csv(str(path), "text", tasks, input_column="text", part="train")
+
+
 def test_an_image_task_csv_skips_and_counts_rows_whose_file_is_missing(tmp_path, caplog):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.png").write_bytes(b"read later, by the model")
@@ -293,6 +312,23 @@ def test_the_evaluate_recipe_writes_a_report_per_task(task_export, tmp_path, scr
     assert report["tasks"]["grade"]["missing_labels"] == 1 and report["tasks"]["grade"]["accuracy"] == 0.5
     assert report["data"]["labelled"] == {"species": 3, "grade": 2}
     assert "== Task species (multiclass, 3 classes) ==" in run.stdout and f"Wrote {output}" in run.stdout
+    assert ("val.csv has no label column of the model's task(s) tags: they are not scored (left out of the report). "
+            "To score them, add a column headed by each task's name. Its columns are ['review', 'species', "
+            "'grade'].") in run.stderr
+    assert "train.csv has no label column" not in run.stderr  # read for its inputs only: nothing is scored on it
+    assert f"Training data: 2 texts from {training}" in run.stderr
+
+
+def test_the_evaluate_recipe_refuses_a_csv_without_any_task_column(task_export, tmp_path, script_server):
+    data = tmp_path / "val.csv"
+    data.write_text("review,colour\n0,red\n")
+    stderr = script_server.usage_error("evaluate.py", f"--model_dir={task_export}", f"--data_dir={data}",
+                                       "--text_column=review", f"--output={tmp_path / 'report.json'}")
+    assert stderr.endswith("evaluate.py: error: val.csv has no label column of the model's tasks ['species', 'grade', "
+                           "'tags']: add a column per task, headed by the task's name (a column labels the task of "
+                           "its header lower-cased, other characters than a-z, 0-9 and _ made _: 'Skin Type' labels "
+                           "skin_type). Received: columns ['review', 'colour']\n")
+    assert not (tmp_path / "report.json").exists()
 
 
 # Pictures and the run report.

@@ -23,6 +23,7 @@ from absl import logging
 
 from tfxfer.data import text_encoding
 from tfxfer.data.constants import IMAGE_EXTENSIONS, LABELS_FILE
+from tfxfer.data.layout import is_hidden
 from tfxfer.errors import ConfigError, MissingFileError
 from tfxfer.export import layout, versioning
 from tfxfer.tasks import HeadKind
@@ -31,6 +32,7 @@ IMAGE, TEXT = "image", "text"
 LABELS_ASSET = os.path.join(layout.ASSETS_DIR, LABELS_FILE)
 METADATA_ASSET = os.path.join(layout.EXTRA_ASSETS_DIR, layout.METADATA_FILE)
 _SHOWN_CHARACTERS = 200  # of a value in an error message: a whole document passed as texts would flood it
+_PATHS_IN_WARNING = 5  # skipped files a warning names; `Predictions.skipped_files` lists them all
 
 
 @dataclasses.dataclass
@@ -50,6 +52,20 @@ class Prediction:
     source: str
     top_k: list[tuple[str, float]]
     tasks: dict[str, list[tuple[str, float]]] | None = None
+
+
+class Predictions(list):
+    """The list of `Prediction`s `predict_image_files` and `predict_texts` return, one per input predicted.
+
+    Attributes:
+        skipped_files: list[str]. Image files found in the folders given that the model
+            cannot decode (truncated, corrupt, or not an image despite the extension):
+            left out of the list, in the order they were found. Empty for texts.
+    """
+
+    def __init__(self, predictions=(), skipped_files=()):
+        super().__init__(predictions)
+        self.skipped_files = list(skipped_files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,32 +108,62 @@ def refuse_single_string(values, argument: str, items: str, item: str) -> None:
 def image_files(inputs: Sequence[str]) -> list[str]:
     """Image files named by `inputs`: files as given, folders searched recursively (sorted).
 
+    A folder's images are listed as the training loaders list a class folder's: names ending in
+    `IMAGE_EXTENSIONS` (any case), hidden files and folders (tool clutter such as "._photo.jpg"
+    or ".ipynb_checkpoints/") left out; its other files are counted in a warning (`warn_other_files`).
+
     inputs: sequence of str. Image files and/or folders holding images.
 
     Raises:
         ConfigError: `inputs` is a single str (or bytes, or path) rather than a list; or it is empty.
         MissingFileError: a path that does not exist, or a folder without images.
     """
+    return [path for path, _ in _listed_images(inputs)]
+
+
+def _listed_images(inputs):
+    """`(path, named)` of each image file of `image_files(inputs)`: `named` when the path was given itself,
+    not found in a folder (a file the user named cannot be skipped without a word)."""
     refuse_single_string(inputs, "inputs", "image files or folders", "path")
-    files = []
+    listed = []
     for path in inputs:
         if tf.io.gfile.isdir(path):
-            found = sorted(
-                os.path.join(root, name)
-                for root, _, names in tf.io.gfile.walk(path)
-                for name in names
-                if name.lower().endswith(IMAGE_EXTENSIONS)
-            )
+            found, others = scan_image_folder(path)
             if not found:
                 raise MissingFileError(f"No {'/'.join(IMAGE_EXTENSIONS)} files in folder. Received: {path!r}")
-            files.extend(found)
+            warn_other_files(others, path)
+            listed += [(image, False) for image in found]
         elif tf.io.gfile.exists(path):
-            files.append(path)
+            listed.append((path, True))
         else:
             raise MissingFileError(f"Expected an image file or a folder of images. Received: {path!r}")
-    if not files:
+    if not listed:
         raise ConfigError("Pass at least one image file or folder. Received: none")
-    return files
+    return listed
+
+
+def scan_image_folder(folder: str) -> tuple[list[str], list[str]]:
+    """`(image files, other files)` under `folder`, recursively and each sorted, hidden files and folders
+    left out of both: the listing rules of the training loaders (`tfxfer.data.layout`).
+
+    folder: str. A local folder or one on any filesystem TensorFlow reads.
+    """
+    images, others = [], []
+    for root, subfolders, names in tf.io.gfile.walk(folder):
+        subfolders[:] = [name for name in subfolders if not is_hidden(name)]  # walk() follows this list.
+        for name in names:
+            if not is_hidden(name):
+                (images if name.lower().endswith(IMAGE_EXTENSIONS) else others).append(os.path.join(root, name))
+    return sorted(images), sorted(others)
+
+
+def warn_other_files(others: Sequence[str], folder: str) -> None:
+    """Logs the files of `folder` left out for their name's extension (`scan_image_folder`'s others), naming a
+    few: an image in another format (.tiff, .heic) would otherwise get no answer without a word."""
+    if others:
+        logging.warning("Skipping %d files of %s that are not read as images: only names ending in %s (any case) "
+                        "are. Convert images in other formats to one of these. Skipped e.g. %s",
+                        len(others), folder, ", ".join(IMAGE_EXTENSIONS), "; ".join(others[:_PATHS_IN_WARNING]))
 
 
 def class_names(version_dir: str) -> list[str]:
@@ -156,14 +202,20 @@ def served_tasks(version_dir: str) -> dict[str, ServedTask] | None:
 
 
 def predict_image_files(
-    model_dir: str, paths: Sequence[str], *, top_k: int = 5, batch_size: int = 32, threshold: float = 0.5
-) -> list[Prediction]:
+    model_dir: "str | ServingModel", paths: Sequence[str], *, top_k: int = 5, batch_size: int = 32,
+    threshold: float = 0.5,
+) -> Predictions:
     """Runs the export's `serving_default` signature on image files; returns their top-k classes.
 
+    Images of the folders given that the model cannot decode are skipped, not fatal (as evaluation
+    and the training loaders skip them): a warning names a few, and the result's `skipped_files`
+    lists them all. An image file named in `paths` itself that does not decode is an error.
+
     Args:
-        model_dir: str. A version folder, or a model's base folder (meaning its latest version).
+        model_dir: str | ServingModel. A version folder, or a model's base folder (meaning its latest version);
+            or the export already loaded by `load_serving_model`.
         paths: sequence of str. Image files, and/or folders searched recursively for images
-            (sorted, as `image_files` and predict.py do): one Prediction per image file.
+            (sorted, as `image_files` lists them): one Prediction per image file the model decodes.
         top_k: int. Classes per image, best first (capped at the number of classes).
         batch_size: int. Images per call of the signature.
         threshold: float. Multi-task exports: the probability above which a multi-label
@@ -171,7 +223,8 @@ def predict_image_files(
 
     Raises:
         ConfigError: `paths` is a single str (pass `[path]`) or empty; top_k, batch_size or threshold out of
-            range; a text export; files the export cannot decode.
+            range; a text export; an image file named in `paths` that the export cannot decode, or folders
+            of which it decodes no image.
         MissingFileError: a path that does not exist, a folder without images, or no export at `model_dir`.
     """
     refuse_single_string(paths, "paths", "image paths", "path")
@@ -179,12 +232,14 @@ def predict_image_files(
 
 
 def predict_texts(
-    model_dir: str, texts: Sequence[str], *, top_k: int = 5, batch_size: int = 32, threshold: float = 0.5
-) -> list[Prediction]:
+    model_dir: "str | ServingModel", texts: Sequence[str], *, top_k: int = 5, batch_size: int = 32,
+    threshold: float = 0.5,
+) -> Predictions:
     """Runs a text export's `serving_default` signature on raw texts; returns their top-k classes.
 
     Args:
-        model_dir: str. A version folder, or a model's base folder (meaning its latest version).
+        model_dir: str | ServingModel. A version folder, or a model's base folder (meaning its latest version);
+            or the export already loaded by `load_serving_model`.
         texts: sequence of str. One text per prediction (its `source`).
         top_k: int. Classes per text, best first (capped at the number of classes).
         batch_size: int. Texts per call of the signature.
@@ -283,24 +338,25 @@ def _predict(model_dir, kind, inputs, *, top_k, batch_size, threshold):
     inputs = list(inputs)
     if not inputs:
         raise ConfigError(f"Pass at least one {kind} to predict. Received: none")
-    model = load_serving_model(model_dir)
+    model = model_dir if isinstance(model_dir, ServingModel) else load_serving_model(model_dir)
     serve, names, tasks = model.signature, model.class_names, model.tasks
     if model.kind != kind:
         raise ConfigError(
             f"The model at {model.version_dir!r} takes {model.kind} inputs; pass {model.kind}s "
             f"(predict.py: {'--text/--text_file' if model.kind == TEXT else 'image files'}). Received: {kind} inputs"
         )
+    named = None
     if kind == IMAGE:
         # After the kind check: image paths given to a text model are a mistake of kind, not of paths.
-        inputs = image_files(inputs)
+        inputs, named = map(list, zip(*_listed_images(inputs)))
     logging.info("Predicting %d %ss with %s", len(inputs), kind, model.version_dir)
-    predictions = []
+    predictions, skipped = [], []
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start:start + batch_size]
         if kind == TEXT:
             probabilities = _probabilities_of(serve(**{layout.TEXTS_INPUT: tf.constant(batch, tf.string)}), tasks)
         else:
-            probabilities = _probabilities(serve, batch, tasks)
+            probabilities, batch = _decodable_images(model, batch, named[start:start + batch_size], skipped)
         for index, source in enumerate(batch):
             if tasks is None:
                 predictions.append(Prediction(source, _best(probabilities[index], names, top_k)))
@@ -309,7 +365,38 @@ def _predict(model_dir, kind, inputs, *, top_k, batch_size, threshold):
                                    threshold if served.multi_label else None)
                        for task, served in tasks.items()}
             predictions.append(Prediction(source, [], answers))
-    return predictions
+    _report_skipped(skipped, len(inputs))
+    return Predictions(predictions, [path for path, _ in skipped])
+
+
+def _decodable_images(model, paths, named, skipped):
+    """`(probabilities, paths)` of the images of `paths` the model decodes; the others go to `skipped`, as
+    `(path, the model's reason)`, unless `named` (bool per path) says the user named one: a ConfigError.
+
+    The verdict is the export's own decoding (`serving_probabilities`, as evaluation and TF Serving
+    decide), never a local decoder that may accept or refuse other files.
+    """
+    probabilities, refused = serving_probabilities(model, read_files(paths))
+    bad = [paths[index] for index in refused if named[index]]
+    if bad:
+        reason = refused[paths.index(bad[0])]
+        raise ConfigError("Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, leave them out. "
+                          f"Received: {bad}. The model said about {bad[0]!r}: {reason}")
+    skipped += [(paths[index], reason) for index, reason in refused.items()]
+    return probabilities, [path for index, path in enumerate(paths) if index not in refused]
+
+
+def _report_skipped(skipped, total):
+    """Warns of the images of folders the model could not decode, naming a few; a ConfigError when it decoded none."""
+    if not skipped:
+        return
+    examples = "; ".join(f"{path} ({reason})" for path, reason in skipped[:_PATHS_IN_WARNING])
+    if len(skipped) == total:
+        raise ConfigError(f"The model could decode none of the {total} image files of the folders given; expected "
+                          f"JPEG/PNG/GIF/BMP/WebP images. Received: e.g. {examples}")
+    logging.warning("Skipped %d of %d image files the model cannot decode (truncated, corrupt, or not an image "
+                    "despite the extension; listed in the result's skipped_files), e.g. %s", len(skipped), total,
+                    examples)
 
 
 def _best(row, names, top_k, threshold=None):
@@ -335,38 +422,10 @@ def serving_model_name(model_dir: str) -> str:
     return os.path.basename(os.path.dirname(folder)) if name.isdigit() else name
 
 
-def _probabilities(serve, paths, tasks):
-    try:
-        return _serve_images(serve, paths, tasks)
-    except tf.errors.InvalidArgumentError as error:
-        # The signature fails the whole batch. Each file goes through it again alone, so the
-        # verdict is the export's own decoding (tfxfer.data.image_ops inside the graph, as in
-        # training and TF Serving), never a local decoder that may accept or refuse other files.
-        reasons = {path: _serving_error(serve, path) for path in paths}
-        bad = [path for path, reason in reasons.items() if reason is not None]
-        reason = f" The model said about {bad[0]!r}: {reasons[bad[0]]}" if bad else ""
-        raise ConfigError(
-            "Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, leave them out. "
-            f"Received: {bad or paths}.{reason}"
-        ) from error
-
-
-def _serve_images(serve, paths, tasks=None):
-    return _probabilities_of(serve(**{layout.IMAGE_BYTES_INPUT: tf.constant(read_files(paths))}), tasks)
-
-
-def _serving_error(serve, path):
-    """Why the signature refuses `path` alone (its message without TensorFlow's op names), or None."""
-    try:
-        _serve_images(serve, [path])
-    except tf.errors.InvalidArgumentError as error:
-        return _op_message(error)
-    return None
-
-
 def _op_message(error):
     """A TensorFlow op error's message without its op and device names, at most 300 characters."""
-    message = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
+    # "[[{{node ...}}]]": the node's name, whose removal leaves its brackets.
+    message = re.sub(r"\[\[\{\{.*?\}\}\]\]|\{\{.*?\}\}|\[Op:\w+\]|\bname:\s*$", "", error.message)
     return " ".join(message.split())[:300]
 
 
@@ -409,9 +468,9 @@ def load_serving_model(model_dir: str) -> ServingModel:
     model_dir: str. A version folder, or a model's base folder (meaning its latest version).
     """
     version_dir = _version_dir(model_dir)
+    signature = _serving_default(version_dir)  # first: a folder without saved_model.pb has no labels either
     tasks = served_tasks(version_dir)
     names = class_names(version_dir) if tasks is None else None
-    signature = _serving_default(version_dir)
     return ServingModel(version_dir, _kind(signature, version_dir), names, signature, tasks)
 
 

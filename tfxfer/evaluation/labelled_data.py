@@ -23,6 +23,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from tfxfer import prediction
 from tfxfer.data import image_csv, layout, task_labels, text_csv, text_data, text_encoding, text_files
 from tfxfer.data.constants import IMAGE_EXTENSIONS
 from tfxfer.errors import ConfigError, MissingFileError
@@ -119,7 +120,8 @@ def read_image_folders(data_dir: str, part: str = "evaluation") -> LabelledExamp
     folder beside its `train/`).
 
     A class folder without images is a class without examples, not an error:
-    evaluation data may hold only some classes.
+    evaluation data may hold only some classes. Files of other extensions are left
+    out and counted in a warning (`tfxfer.prediction.warn_other_files`).
 
     Args:
         data_dir: str. A folder of class folders, or of `train/` + `val/` (or `validation/`) ones.
@@ -130,11 +132,13 @@ def read_image_folders(data_dir: str, part: str = "evaluation") -> LabelledExamp
                                f"holding them). Received: {data_dir!r}")
     root = _folder_of(data_dir, part)
     classes = [name for name in layout.visible_names(root) if tf.io.gfile.isdir(os.path.join(root, name))]
-    inputs, labels = [], []
+    inputs, labels, others = [], [], []
     for name in classes:
-        found = _images_under(os.path.join(root, name))
+        found, other_files = prediction.scan_image_folder(os.path.join(root, name))
         inputs += found
         labels += [name] * len(found)
+        others += other_files
+    prediction.warn_other_files(others, root)
     if not inputs:
         raise ConfigError(f"Found no images in class folders of {root!r}. Expected {root}/<class>/<image> with "
                           f"names ending in {', '.join(IMAGE_EXTENSIONS)} (any case, not hidden). "
@@ -162,7 +166,7 @@ def read_texts(
     else:
         texts = text_files.read_line_files(path)
     if not texts.texts:
-        images = _images_under(source) if source_format == "class_folders" else []
+        images = prediction.scan_image_folder(source)[0] if source_format == "class_folders" else []
         if images:  # read as texts, every image is "undecodable", which hides the real mistake
             raise ConfigError(f"The model takes texts, but the class folders of {source!r} hold images: evaluate an "
                               f"image model on them, or pass labelled texts. Received: {len(images)} images, e.g. "
@@ -193,16 +197,6 @@ def _folder_of(data_dir, part):
     return train
 
 
-def _images_under(class_dir):
-    """Image files under `class_dir`, recursively and sorted, hidden files and folders left out."""
-    found = []
-    for folder, subfolders, names in tf.io.gfile.walk(class_dir):
-        subfolders[:] = [name for name in subfolders if not layout.is_hidden(name)]  # walk() follows this list.
-        found += [os.path.join(folder, name) for name in names
-                  if not layout.is_hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(found)
-
-
 def read_task_csv(
     path: str,
     kind: str,
@@ -210,6 +204,7 @@ def read_task_csv(
     *,
     input_column: str,
     label_separator: str | None = None,
+    part: str = "evaluation",
 ) -> LabelledExamples:
     """Reads a CSV/TSV file of inputs with a label column per task, to evaluate a multi-task export on.
 
@@ -228,6 +223,8 @@ def read_task_csv(
         input_column: str. Header of the column of texts or image paths.
         label_separator: str | None. Separator of class names in a multi-label task's cells, e.g.
             `"|"`; None: each cell is one class name.
+        part: str. `"evaluation"`: the export's tasks without a column are named in a warning, as tasks
+            left unscored; `"training"`: the data the model was trained on, read for its inputs.
 
     Returns:
         LabelledExamples with `labels` a dict `{task: [label or None per input]}`.
@@ -245,6 +242,8 @@ def read_task_csv(
     ```
     """
     path = os.fspath(path)
+    if part not in _PARTS:
+        raise ConfigError(f"part must be one of {list(_PARTS)}. Received: part={part!r}")
     if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise MissingFileError(f"Expected a .csv/.tsv file with an input column and a label column per task. "
                                f"Received: {path!r}")
@@ -259,6 +258,11 @@ def read_task_csv(
         raise ConfigError(f"{os.path.basename(path)} has no column {input_column!r} of {kind}s; its columns are "
                           f"{header}. Name it with --{kind}_column. Received: {input_column!r}")
     columns = _task_columns(path, header, input_column, tasks)
+    unscored = [task for task in tasks if task not in columns]
+    if unscored and part == "evaluation":
+        logging.warning("%s has no label column of the model's task(s) %s: they are not scored (left out of the "
+                        "report). To score them, add a column headed by each task's name. Its columns are %s.",
+                        os.path.basename(path), ", ".join(unscored), header)
     inputs, labels, skipped = [], {task: [] for task in columns}, collections.Counter()
     for row in rows:
         if row:  # Trailing empty cells may be left out of a row: they are labels it has not.
@@ -277,7 +281,8 @@ def read_task_csv(
         labels = {task: [label for label, gone in zip(column, missing) if not gone] for task, column in labels.items()}
     if not inputs:
         raise ConfigError(f"No usable {kind} with a label in {path!r}. Received: skipped {dict(skipped)}")
-    logging.info("Evaluation data: %d %ss from %s, labels of tasks %s.", len(inputs), kind, path, ", ".join(columns))
+    logging.info("%s data: %d %ss from %s, labels of tasks %s.", _PARTS[part], len(inputs), kind, path,
+                 ", ".join(columns))
     return LabelledExamples(kind, inputs, labels, source=path, multi_label=any(tasks[task] for task in columns),
                             skipped=dict(skipped))
 
@@ -294,9 +299,10 @@ def _task_columns(path, header, input_column, tasks):
                               f"{header[found[name]]!r} and {column!r}. Rename one. Received: columns {header}")
         found[name] = index
     if not found:
-        raise ConfigError(f"{os.path.basename(path)} has no label column of the model's tasks {sorted(tasks)} "
-                          f"(a column labels the task of its header lower-cased, other characters than a-z, 0-9 "
-                          f"and _ made _). Received: columns {header}")
+        raise ConfigError(f"{os.path.basename(path)} has no label column of the model's tasks {list(tasks)}: add a "
+                          f"column per task, headed by the task's name (a column labels the task of its header "
+                          f"lower-cased, other characters than a-z, 0-9 and _ made _: 'Skin Type' labels skin_type). "
+                          f"Received: columns {header}")
     return {task: found[task] for task in tasks if task in found}
 
 
