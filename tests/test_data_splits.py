@@ -2,6 +2,7 @@
 the train/ + val/ layout rule."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +154,89 @@ def test_both_val_and_validation_folders_are_an_error_for_images_and_texts(tmp_p
     _both_validation_folders(tmp_path / "texts", _txt)
     with pytest.raises(ConfigError, match=r"has both val/ and validation/ folders; keep only one.*merge them"):
         load(tmp_path)
+
+
+def _split_layout(root: Path, splits: dict[str, int], write):
+    """`root/<split>/<class>/` for each split, with `splits[split]` files per class (classes a and b)."""
+    for split, count in splits.items():
+        for name in ("a", "b"):
+            for i in range(count):
+                write(root / split / name / str(i))
+    return root
+
+
+def _png_file(stem: Path):
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (40 * len(stem.parts[-3]) % 256, 9 * int(stem.name), ord(stem.parent.name))).save(
+        f"{stem}.png")
+
+
+def _txt_file(stem: Path):
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{stem}.txt").write_text(f"text {stem.name} of {stem.parent.name} in {stem.parts[-3]}")
+
+
+_LOADERS = {
+    "images": (_png_file, lambda root, **kwargs: tfxfer.load_image_folders(root, image_size=(4, 4), **kwargs)),
+    "texts": (_txt_file, lambda root, **kwargs: tfxfer.load_text_data(str(root), **kwargs)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_LOADERS))
+@pytest.mark.parametrize("train,validation", [("Train", "Val"), ("training", "validation"), ("train", "valid"),
+                                              ("TRAIN", "VALID")])
+def test_split_folders_are_matched_in_any_case_and_common_spellings_never_become_classes(
+        tmp_path, kind, train, validation):
+    write, load = _LOADERS[kind]
+    root = _split_layout(tmp_path / kind, {train: 3, validation: 2}, write)
+    data = load(root)
+    assert data.class_names == ["a", "b"]
+    assert (data.train_size, data.validation_size) == (6, 4)
+    # With validation_split, the split folders are no longer two classes to split: the folder is the validation data.
+    if kind == "images":
+        with pytest.raises(ConfigError, match=r"already has a validation folder \('.*" + validation + "'\)"):
+            load(root, validation_split=0.3)
+    else:  # texts take the folder, as their docstring says
+        assert load(root, validation_split=0.3).class_names == ["a", "b"]
+
+
+@pytest.mark.parametrize("kind", sorted(_LOADERS))
+def test_a_test_folder_in_capitals_is_not_a_class_and_the_warning_names_the_validation_spellings(
+        tmp_path, kind, caplog):
+    write, load = _LOADERS[kind]
+    root = _split_layout(tmp_path / kind, {"TRAIN": 3, "TEST": 1}, write)
+    with caplog.at_level("WARNING", logger="absl"):
+        data = load(root)
+    assert data.class_names == ["a", "b"] and (data.train_size, data.validation) == (6, None)
+    assert (f"No validation data: {str(root)!r} has no val/, valid/ or validation/ folder (any case) and "
+            "validation_split is None") in caplog.text
+
+
+@pytest.mark.parametrize("kind", sorted(_LOADERS))
+@pytest.mark.parametrize("splits,message", [
+    (("train", "val", "valid"), r"has both val/ and valid/ folders; keep only one so it is clear which holds the "
+                                r"validation data.*Received: \['.*val', '.*valid'\]"),
+    (("train", "Training", "val"), r"has both Training/ and train/ folders; keep only one so it is clear which "
+                                   r"holds the training data"),
+])
+def test_two_folders_of_one_split_are_an_error_naming_both(tmp_path, kind, splits, message):
+    write, load = _LOADERS[kind]
+    root = _split_layout(tmp_path / kind, dict.fromkeys(splits, 1), write)
+    with pytest.raises(ConfigError, match=message):
+        load(root)
+
+
+@pytest.mark.parametrize("kind", sorted(_LOADERS))
+@pytest.mark.parametrize("splits,root", [(("Val", "test"), ""), (("train/train", "train/val"), "train")])
+def test_class_folders_that_are_all_split_folders_of_folders_are_an_error_explaining_the_layout(
+        tmp_path, kind, splits, root):
+    write, load = _LOADERS[kind]
+    data_dir = _split_layout(tmp_path / kind, dict.fromkeys(splits, 2), write)
+    names = sorted(f"{split.split('/')[-1]}/" for split in splits)
+    with pytest.raises(ConfigError, match=(
+            r"The class folders of '.*' are all named like data splits and hold folders: read as classes, the model "
+            r"would learn which split a file is in\. Expected data_dir/<training folder>/<class>/<file>, the training "
+            r"folder named train/ or training/ \(any case\), with fixed validation data beside it in val/, valid/ or "
+            rf"validation/.*Received: data_dir='.*' with class folders {re.escape(str(names))} in "
+            rf"'{re.escape(str(data_dir / root) if root else str(data_dir))}'")):
+        load(data_dir)

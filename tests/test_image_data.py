@@ -148,6 +148,21 @@ def test_a_test_folder_beside_train_is_left_for_evaluation_and_evaluation_reads_
     assert labelled_data.read_image_folders(str(tmp_path), part="training").labels == ["a"] * 3 + ["b"] * 3
 
 
+def test_evaluation_reads_the_split_folders_whatever_their_spelling(tmp_path, caplog):
+    _make_classes(tmp_path / "roboflow" / "Train", {"a": 3, "b": 3})
+    _make_classes(tmp_path / "roboflow" / "Valid", {"a": 2, "b": 1})
+    _make_classes(tmp_path / "roboflow" / "TEST", {"a": 1, "b": 1})
+    evaluated = labelled_data.read_image_folders(str(tmp_path / "roboflow"))
+    assert evaluated.source == str(tmp_path / "roboflow" / "Valid") and evaluated.labels == ["a", "a", "b"]
+    _make_classes(tmp_path / "kaggle" / "TRAIN", {"a": 3, "b": 3})
+    _make_classes(tmp_path / "kaggle" / "TEST", {"a": 1, "b": 2})
+    with caplog.at_level(logging.WARNING):
+        assert load_image_folders(tmp_path / "kaggle", image_size=IMAGE_SIZE).class_names == ["a", "b"]
+    assert "Its TEST/ folder is not read: training leaves it for evaluation" in caplog.text
+    evaluated = labelled_data.read_image_folders(str(tmp_path / "kaggle"))
+    assert evaluated.source == str(tmp_path / "kaggle" / "TEST") and evaluated.labels == ["a", "b", "b"]
+
+
 def test_train_folder_without_val_folder_can_be_split(tmp_path):
     _make_classes(tmp_path / "train", {"a": 5, "b": 5})
 

@@ -267,6 +267,45 @@ def test_image_csv_gives_dict_labels_and_skips_bad_rows(tmp_path, caplog):
     assert summary["skipped"] == data.skipped and summary["decoded_cache"] == "memory"
 
 
+def test_image_csv_rows_left_out_are_warned_about_as_text_csv_rows_are(tmp_path, caplog):
+    for i in range(4):
+        _image(tmp_path / f"{i}.png", 50 * (i + 1))
+    path = tmp_path / "l.csv"
+    path.write_text("image,species\n0.png,a\n1.png,b\n2.png,a,b\n3.png,\n,a\n3.png,b\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = load_image_csv(str(path), label_columns=["species"], image_size=IMAGE_SIZE, validation_split=None)
+    assert data.skipped == {"no_label": 1, "missing_file": 0, "undecodable": 0, "malformed": 1, "no_image": 1}
+    assert (f"Skipped in {path}: malformed 1 (more or fewer fields than the header: quote fields holding the "
+            "delimiter or a line break; first at line 4); no_image 1 (no image path; first at line 6); no_label 1 "
+            "(no class name; first at line 5).") in caplog.text
+
+
+@pytest.mark.parametrize("load", [
+    lambda path: load_image_csv(path, label_columns=["species"], image_size=IMAGE_SIZE),
+    lambda path: tfxfer.load_text_data(path, text_column="image", label_columns=["species"]),
+], ids=["images", "texts"])
+def test_a_csv_with_only_a_header_or_another_delimiter_is_refused_naming_the_fix(tmp_path, load):
+    header_only = _write_csv(tmp_path / "header.csv", ["image", "species", "grade"], [])
+    with pytest.raises(ConfigError, match=r"header\.csv has a header but no rows: add one row per (image|text) below "
+                                          r"it\. Received: only the header \['image', 'species', 'grade'\]"):
+        load(header_only)
+    semicolons = _write_csv(tmp_path / "semicolons.csv", ["image", "species", "grade"], [("0.png", "oak", "a")],
+                            delimiter=";")
+    with pytest.raises(ConfigError, match=r"its columns are \['image;species;grade'\].*the file looks separated by "
+                                          r"';', not ',': (pass delimiter=';' or )?save it separated by ','"):
+        load(semicolons)
+
+
+def test_image_csv_delimiter_hint_names_the_delimiter_argument(tmp_path):
+    path = _write_csv(tmp_path / "tabs.csv", ["image", "species"], [("0.png", "oak")], delimiter="\t")
+    with pytest.raises(ConfigError, match=r"the file looks separated by '\\t', not ',': pass delimiter='\\t' or name "
+                                          r"it \.tsv\. Received: image_column='image'"):
+        load_image_csv(path, label_columns=["species"], image_size=IMAGE_SIZE)
+    semicolons = _write_csv(tmp_path / "s.csv", ["image", "species"], [("0.png", "oak")], delimiter=";")
+    with pytest.raises(ConfigError, match=r"pass delimiter=';' or save it"):
+        load_image_csv(semicolons, label_columns=["species"], image_size=IMAGE_SIZE)
+
+
 def test_image_csv_validation_split_is_seeded_and_keeps_classes_in_training(tmp_path):
     rows = []
     for i in range(20):

@@ -1,6 +1,7 @@
 """Tests for the text loaders: each format, detection, split, skipped lines, errors."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -281,3 +282,31 @@ def test_map_inputs_regroups_training_batches_by_token_count(tmp_path):
     # What the word-bucketed batches would trim to, at the same multiple of 8.
     word_trimmed = sum(len(mask) * 8 * -(-mask.sum(axis=1).max() // 8) for mask, _ in by_words)
     assert sum(mask.size for mask, _ in by_tokens) < 0.8 * word_trimmed
+
+
+def test_map_inputs_refuses_what_cannot_be_called_naming_the_fix(tmp_path):
+    data = tfxfer.load_text_data(write_line_files(tmp_path / "rt", count=4), batch_size=4)
+    with pytest.raises(ConfigError, match=r"preprocessor must be callable.*data\.map_inputs\(model\.preprocessor\).*"
+                                          r"Received: preprocessor=None"):
+        data.map_inputs(None)
+
+
+def test_a_csv_with_only_a_header_says_it_has_no_rows(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\n\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"reviews\.csv has a header but no rows: add one row per text below it\. "
+                                          r"Received: only the header \['text', 'label'\]"):
+        tfxfer.load_text_data(str(path))
+
+
+@pytest.mark.parametrize("name,delimiter,fix", [
+    ("reviews.csv", ";", r"save it separated by ',' \(as \.csv\) or by tabs \(as \.tsv\)"),
+    ("reviews.tsv", ",", r"name it \.csv"),
+])
+def test_a_csv_with_another_delimiter_says_how_to_read_it(tmp_path, name, delimiter, fix):
+    path = tmp_path / name
+    path.write_text(f"text{delimiter}label\ngood{delimiter}pos\nbad{delimiter}neg\n", encoding="utf-8")
+    read_with = re.escape(repr("\t" if name.endswith(".tsv") else ","))
+    with pytest.raises(ConfigError, match=rf"its columns are \['text{delimiter}label'\].*the file looks separated by "
+                                          rf"'{delimiter}', not {read_with}: {fix}\. Received: text_column='text'"):
+        tfxfer.load_text_data(str(path))

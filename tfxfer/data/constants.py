@@ -15,10 +15,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 # The class names, one per line in class-id order, beside an export.
 LABELS_FILE = "labels.txt"
 
-# A data folder holding train/ may hold its fixed validation data in either
-# (Keras and PyTorch examples use both); holding both is an error.
-VALIDATION_DIR_NAMES = ("val", "validation")
-
 # Far more than any text classifier reads (512 tokens are about 2,500 characters
 # of English; 8,192 about 40,000), yet it bounds what one text costs: a 50 MB
 # line would otherwise be held, length-bucketed and tokenized whole every epoch.

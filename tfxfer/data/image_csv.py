@@ -23,7 +23,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.data import exact_copies, image_ops, pipeline, splits, task_labels, text_csv, text_encoding, text_files
+from tfxfer.data import (
+    exact_copies,
+    image_ops,
+    pipeline,
+    skip_log,
+    splits,
+    task_labels,
+    text_csv,
+    text_encoding,
+    text_files,
+)
 from tfxfer.data.image_folders import decode_parallelism, warn_skipped
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.errors import ConfigError, MissingFileError
@@ -59,14 +69,17 @@ def load_image_csv(
     multi-hot row all -1.0 with `label_separator` (which then applies to every
     label column: `"red|round"`).
 
-    Rows cost only themselves, counted by reason in `skipped` and logged: a
-    row whose label cells are all empty (`"no_label"`), whose file does not
-    exist (`"missing_file"`) or cannot be decoded (`"undecodable"`: truncated,
+    Rows cost only themselves, counted by reason in `skipped` and logged
+    (warnings, with where each reason first happened): a row whose label cells
+    are all empty (`"no_label"`), whose file does not exist
+    (`"missing_file"`) or cannot be decoded (`"undecodable"`: truncated,
     corrupt, or not an image), a blank line (`"empty"`), a row without an image
     path (`"no_image"`) or that does not fit the header (`"malformed"`). The
     missing and undecodable files are listed in `skipped_files`. What would
-    lose more stops the load: a missing column, a task with fewer than 2
-    classes, a class whose images are all missing or undecodable.
+    lose more stops the load: a missing column (with the delimiter to pass
+    when the header looks separated by another), a file with a header but no
+    rows, a task with fewer than 2 classes, a class whose images are all
+    missing or undecodable.
 
     Args:
         csv_path: str | os.PathLike. The `.csv` or `.tsv` file, with a header row.
@@ -98,8 +111,9 @@ def load_image_csv(
     Raises:
         MissingFileError: `csv_path` does not exist.
         ConfigError: `csv_path` is a folder or not .csv/.tsv, a column is
-            missing, two label columns give one task name, a task has fewer
-            than 2 classes, a class has no usable image, or invalid arguments.
+            missing, it has a header but no rows, two label columns give one
+            task name, a task has fewer than 2 classes, a class has no usable
+            image, or invalid arguments.
 
     Example:
 
@@ -116,6 +130,7 @@ def load_image_csv(
     columns = task_labels.task_columns(label_columns)
     multi_label = label_separator is not None
     rows = _read_rows(csv_path, image_column, columns, label_separator, delimiter)
+    skip_log.log_losses(csv_path, rows.skipped, first_at=rows.first_at)
     task_labels.warn_if_separator_splits_nothing(rows.labels, label_separator, csv_path)
     class_names = task_labels.class_names(rows.labels, columns, multi_label)
     task_labels.check_class_names(class_names, columns, csv_path, "images", note=f" (skipped: {dict(rows.skipped)})")
@@ -169,9 +184,11 @@ class _Rows:
         self.paths: list[str] = []
         self.labels: list[dict] = []
         self.skipped: dict[str, int] = {reason: 0 for reason in _SKIP_REASONS}
+        self.first_at: dict[str, str] = {}  # Where each reason of `skipped` first happened, for the log.
 
-    def skip(self, reason: str) -> None:
+    def skip(self, reason: str, where: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        self.first_at.setdefault(reason, where)
 
 
 def _check_separator(label_separator) -> None:
@@ -190,25 +207,29 @@ def _read_rows(csv_path: str, image_column: str, columns: dict[str, str], label_
     rows = _Rows()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = next(reader, [])
-    image_index = text_csv.column_index(csv_path, header, image_column, "image_column", delimiter)
-    label_indices = {task: text_csv.column_index(csv_path, header, column, "label_columns", delimiter)
+    image_index = text_csv.column_index(csv_path, header, image_column, "image_column", delimiter, "delimiter")
+    label_indices = {task: text_csv.column_index(csv_path, header, column, "label_columns", delimiter, "delimiter")
                      for task, column in columns.items()}
     last = max(image_index, *label_indices.values())
+    count = 0
     for row in reader:
+        count += bool(row)
+        where = f"line {reader.line_num}"
         if not row:
-            rows.skip("empty")
+            rows.skip("empty", where)
         elif any(row[len(header):]) or len(row) <= last:
-            rows.skip("malformed")
+            rows.skip("malformed", where)
         elif not row[image_index].strip():
-            rows.skip("no_image")
+            rows.skip("no_image", where)
         else:
             labels = {task: task_labels.read_cell(row[index], label_separator)[0]
                       for task, index in label_indices.items()}
             if all(label is None for label in labels.values()):
-                rows.skip("no_label")
+                rows.skip("no_label", where)
                 continue
             rows.paths.append(_resolve(folder, row[image_index].strip()))
             rows.labels.append(labels)
+    text_csv.check_has_rows(csv_path, header, count, "image")
     return rows
 
 

@@ -2,7 +2,9 @@
 
 Two layouts are understood:
 
-    data_dir/train/<class>/*.jpg   and   data_dir/val/<class>/*.jpg  (or validation/)
+    data_dir/train/<class>/*.jpg   and   data_dir/val/<class>/*.jpg  (the split folders
+                                   named as `layout.SPLIT_FOLDER_NAMES` says: also
+                                   training/, valid/, validation/, in any case)
     data_dir/<class>/*.jpg         split by a seeded, stratified `validation_split`
                                    (`tfxfer.data.splits`)
 
@@ -68,9 +70,10 @@ def load_image_folders(
     datasets cast each batch to float32 after the cache and the shuffle.
 
     Args:
-        data_dir: str | os.PathLike. Either holds `train/` plus `val/` (or
-            `validation/`) folders of class folders, or the class folders themselves.
-            A `train/` folder without a validation folder is treated as the latter.
+        data_dir: str | os.PathLike. Either holds `train/` plus `val/` folders
+            of class folders (also spelled `training/`; `valid/`,
+            `validation/`; in any case), or the class folders themselves. A
+            `train/` folder without a validation folder is treated as the latter.
         image_size: tuple[int, int]. (height, width) every image is resized to.
         batch_size: int. Examples per batch.
         validation_split: float | None. Fraction of each class held out for
@@ -105,7 +108,9 @@ def load_image_folders(
         MissingFileError: `data_dir` is not a folder.
         ConfigError: no class folders; a class folder without images, or whose
             images all fail to decode; train/ and val/ with different classes;
-            both val/ and validation/; or invalid arguments.
+            two validation folders (val/ and validation/), or two training
+            folders; class folders that are all split folders holding folders
+            (val/<class>/ without train/); or invalid arguments.
 
     Example:
 
@@ -259,9 +264,9 @@ def _split_decodable(
     elif validation_files is None:
         test = layout.test_folder(data_dir)
         splits.warn_no_validation(
-            data_dir, missing="no val/ or validation/ folder",
-            note="" if test is None else " Its test/ folder is not read: training leaves it for evaluation "
-            "(rename it val/ to validate on it instead).",
+            data_dir, missing=f"no {layout.split_folder_spellings('validation')} folder (any case)",
+            note="" if test is None else f" Its {os.path.basename(test)}/ folder is not read: training leaves it "
+            "for evaluation (rename it val/ to validate on it instead).",
         )
     return train_files, validation_files, copies
 

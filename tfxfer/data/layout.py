@@ -1,4 +1,4 @@
-"""What image and text folders share: which entries count, and where validation data is.
+"""What image and text folders share: which entries count, and where training, validation and test data are.
 
 Every listing goes through `tf.io.gfile`, so a data folder may be local or on any
 filesystem TensorFlow reads (`gs://`, `ram://`, ...).
@@ -8,8 +8,18 @@ import os
 
 import tensorflow as tf
 
-from tfxfer.data.constants import VALIDATION_DIR_NAMES
 from tfxfer.errors import ConfigError
+
+# The folders that split a data folder, by role, matched in any case (`Train/`, `VAL/`): the names Keras and
+# PyTorch examples use, `training/`, and Roboflow's exports (train/, valid/, test/). A data folder holding a
+# training folder holds its class folders there; a validation folder beside it holds fixed validation data, and
+# a test folder held-out data that training leaves alone for evaluation. Two folders of one role are an error:
+# neither can be picked without guessing which the user meant.
+SPLIT_FOLDER_NAMES = {
+    "training": ("train", "training"),
+    "validation": ("val", "valid", "validation"),
+    "test": ("test",),
+}
 
 
 def is_hidden(name: str) -> bool:
@@ -24,37 +34,89 @@ def visible_names(folder: str) -> list[str]:
     return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(folder) if not is_hidden(name))
 
 
+def split_folder_spellings(role: str) -> str:
+    """The folder names of `role` (a key of `SPLIT_FOLDER_NAMES`) for messages: `"val/, valid/ or validation/"`."""
+    names = [f"{name}/" for name in SPLIT_FOLDER_NAMES[role]]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _role_of(name: str) -> str | None:
+    """The split role a folder name spells (any case), or None for any other name."""
+    return next((role for role, names in SPLIT_FOLDER_NAMES.items() if name.lower() in names), None)
+
+
+def _subfolders(folder: str) -> list[str]:
+    # Names from the listing, not isdir() alone: some filesystems (ram://) call
+    # "val" a folder when only "validation/..." exists, as a prefix.
+    return [name for name in visible_names(folder) if tf.io.gfile.isdir(os.path.join(folder, name))]
+
+
+def _split_folder(data_dir: str, role: str, folders: list[str]) -> str | None:
+    """The folder of `folders` (names in `data_dir`) that plays `role`, or None; two of them are an error."""
+    found = [name for name in folders if _role_of(name) == role]
+    if len(found) > 1:
+        names = [f"{name}/" for name in found]
+        raise ConfigError(
+            f"{data_dir!r} has {'both ' if len(names) == 2 else ''}{', '.join(names[:-1])} and {names[-1]} folders; "
+            f"keep only one so it is clear which holds the {role} data: merge them into one and delete (or move "
+            f"away) the other{'s' if len(names) > 2 else ''}. Received: {[os.path.join(data_dir, n) for n in found]}"
+        )
+    return os.path.join(data_dir, found[0]) if found else None
+
+
 def train_and_validation_folders(data_dir: str) -> tuple[str, str | None]:
     """Where the training data and any fixed validation data of `data_dir` are.
 
-    `data_dir/train/` with `data_dir/val/` or `data_dir/validation/` is a fixed
-    split; `train/` alone holds all the data; without `train/`, `data_dir` itself
-    does. Both `val/` and `validation/` is an error: neither can be picked
-    without guessing which the user meant.
+    A training folder (`train/` or `training/`, any case, as `SPLIT_FOLDER_NAMES`
+    says) with a validation folder (`val/`, `valid/` or `validation/`) is a
+    fixed split; a training folder alone holds all the data; without one,
+    `data_dir` itself does. Two folders of one role (`val/` and `valid/`) are
+    an error, and so are class folders that are all split folders holding
+    folders (`data_dir/val/<class>/` without a training folder, or
+    `train/train/<class>/`): read as classes, they would teach the model which
+    split a file is in.
 
     Returns:
         (training folder, validation folder or None).
     """
-    # Names from the listing, not isdir() alone: some filesystems (ram://) call
-    # "val" a folder when only "validation/..." exists, as a prefix.
-    folders = {name for name in visible_names(data_dir) if tf.io.gfile.isdir(os.path.join(data_dir, name))}
-    if "train" not in folders:
-        return data_dir, None
-    found = [os.path.join(data_dir, name) for name in VALIDATION_DIR_NAMES if name in folders]
-    train = os.path.join(data_dir, "train")
-    if len(found) > 1:
-        raise ConfigError(
-            f"{data_dir!r} has both val/ and validation/ folders; keep only one so it is clear which "
-            "holds the validation data: merge them into one and delete (or move away) the other. "
-            f"Received: {found}"
-        )
-    return train, (found[0] if found else None)
+    folders = _subfolders(data_dir)
+    train = _split_folder(data_dir, "training", folders)
+    validation = None
+    if train is None:
+        train = data_dir
+    else:
+        validation = _split_folder(data_dir, "validation", folders)
+    _check_classes_are_not_splits(data_dir, train)
+    return train, validation
+
+
+def _check_classes_are_not_splits(data_dir: str, root: str) -> None:
+    """Raises a ConfigError when the class folders of `root` are all split folders that hold only folders."""
+    classes = _subfolders(root)
+    # A split-named class folder holding files may be a real class; one holding only folders is a split.
+    if not classes or not all(_role_of(name) and _holds_only_folders(os.path.join(root, name)) for name in classes):
+        return
+    raise ConfigError(
+        f"The class folders of {root!r} are all named like data splits and hold folders: read as classes, the "
+        "model would learn which split a file is in. Expected data_dir/<training folder>/<class>/<file>, the "
+        f"training folder named {split_folder_spellings('training')} (any case), with fixed validation data beside "
+        f"it in {split_folder_spellings('validation')} (the same class folders) and test data in "
+        f"{split_folder_spellings('test')}; or data_dir/<class>/<file>, split by validation_split. Rename the "
+        "folder of training data so, or pass the folder that holds the split folders as data_dir. Received: "
+        f"data_dir={data_dir!r} with class folders {[f'{name}/' for name in classes]} in {root!r}"
+    )
+
+
+def _holds_only_folders(folder: str) -> bool:
+    names = visible_names(folder)
+    return bool(names) and all(tf.io.gfile.isdir(os.path.join(folder, name)) for name in names)
 
 
 def test_folder(data_dir: str) -> str | None:
-    """`data_dir/test/` when `data_dir` also has `train/`: held-out data that training leaves alone (it reads only
-    `val/` or `validation/` as fixed validation data) and evaluation reads when there is no validation folder."""
-    if not tf.io.gfile.isdir(os.path.join(data_dir, "train")):
+    """`data_dir`'s test folder (`test/`, any case) when `data_dir` also has a training folder: held-out data that
+    training leaves alone (it reads only a validation folder as fixed validation data) and evaluation reads when
+    there is no validation folder."""
+    folders = _subfolders(data_dir)
+    if _split_folder(data_dir, "training", folders) is None:
         return None
-    test = os.path.join(data_dir, "test")
-    return test if tf.io.gfile.isdir(test) else None
+    return _split_folder(data_dir, "test", folders)

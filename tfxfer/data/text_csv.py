@@ -2,6 +2,7 @@
 
 import contextlib
 import csv
+import functools
 import io
 import os
 from collections.abc import Sequence
@@ -18,6 +19,9 @@ CSV_EXTENSIONS = (".csv", ".tsv")
 _FIELD_SIZE_LIMIT = 2**31 - 1
 # Column arguments the recipes take as flags of the same name.
 _RECIPE_FLAGS = ("text_column", "label_column")
+# Field separators a file read with another one shows in the only column name of its header, each with the
+# extension that makes the readers take it without a delimiter argument (none for ';').
+_DELIMITER_EXTENSIONS = {",": ".csv", "\t": ".tsv", ";": None}
 
 
 def read_text_csv(
@@ -38,7 +42,8 @@ def read_text_csv(
     still parse), empty (`"empty"`, as are blank lines), its label is empty
     (`"no_label"`), or it has more fields than the header or lacks the text
     or label field (`"malformed"`: usually an unquoted delimiter or line
-    break inside a text). Texts over `max_chars` characters are cut.
+    break inside a text). Texts over `max_chars` characters are cut. A file
+    with a header but no rows is an error (`check_has_rows`).
 
     With `label_separator`, a label cell holds several class names
     (`billing|urgent`): each label is then a tuple of names (stripped,
@@ -86,17 +91,46 @@ def read_text_csv(
         if columns is not None:
             indices = {task: column_index(path, header, column, "label_columns", delimiter)
                        for task, column in columns.items()}
-            for row in reader:
-                _add_task_row(result, row, len(header), text_index, indices, label_separator,
-                              where=f"line {reader.line_num}")
-            log_losses(path, result)
-            return result
-        label_index = column_index(path, header, label_column, "label_column", delimiter)
+            add_row = functools.partial(_add_task_row, result, width=len(header), text_index=text_index,
+                                        label_indices=indices, label_separator=label_separator)
+        else:
+            label_index = column_index(path, header, label_column, "label_column", delimiter)
+            add_row = functools.partial(_add_row, result, width=len(header), text_index=text_index,
+                                        label_index=label_index, label_separator=label_separator)
+        rows = 0
         for row in reader:
-            _add_row(result, row, len(header), text_index, label_index, label_separator,
-                     where=f"line {reader.line_num}")
+            rows += bool(row)
+            add_row(row, where=f"line {reader.line_num}")
+    check_has_rows(path, header, rows, "text")
     log_losses(path, result)
     return result
+
+
+def _delimiter_hint(header: list[str], delimiter: str, delimiter_argument: str | None) -> str | None:
+    """How to read the file with its own separator, when its header is one column name holding another one."""
+    if len(header) != 1:
+        return None
+    found = [other for other in _DELIMITER_EXTENSIONS if other != delimiter and other in header[0]]
+    if not found:
+        return None
+    other = max(found, key=header[0].count)
+    extension = _DELIMITER_EXTENSIONS[other]
+    fixes = [f"pass {delimiter_argument}={other!r}"] if delimiter_argument else []
+    fixes.append(f"name it {extension}" if extension else "save it separated by ',' (as .csv) or by tabs (as .tsv)")
+    return f"the file looks separated by {other!r}, not {delimiter!r}: {' or '.join(fixes)}"
+
+
+def check_has_rows(path: str, header: list[str], rows: int, what: str) -> None:
+    """Raises a ConfigError for a file with a header but no rows (blank lines do not count): no class at all, which
+    later checks would report as too few classes.
+
+    rows: int. The rows below the header that are not blank.
+    what: str. What a row holds (`"text"`, `"image"`), for the message.
+    """
+    if not rows:
+        raise ConfigError(
+            f"{os.path.basename(path)} has a header but no rows: add one row per {what} below it. Received: only "
+            f"the header {header} in {path!r}")
 
 
 @contextlib.contextmanager
@@ -109,18 +143,22 @@ def _long_fields():
         csv.field_size_limit(previous)
 
 
-def column_index(path: str, header: list[str], name: str, argument: str, delimiter: str) -> int:
+def column_index(path: str, header: list[str], name: str, argument: str, delimiter: str,
+                 delimiter_argument: str | None = None) -> int:
     """Where column `name` is in `header`; a ConfigError naming the columns there are if absent.
 
     argument: str. The argument that named the column (`"text_column"`, or
         `"label_columns"` for an entry of that list), for the message.
+    delimiter_argument: str | None. The caller's argument that sets the field
+        separator (`"delimiter"`), suggested when the header looks separated by
+        another; None: the caller takes it from the extension only.
     """
     if name in header:
         return header.index(name)
     hints = [f"did you mean {column!r}?" for column in header if column.strip().lower() == name.strip().lower()]
-    other = "\t" if delimiter == "," else ","
-    if len(header) == 1 and other in header[0]:
-        hints.append(f"the file looks separated by {other!r}, not {delimiter!r}: name it .tsv or .csv to match")
+    delimiter_hint = _delimiter_hint(header, delimiter, delimiter_argument)
+    if delimiter_hint:
+        hints.append(delimiter_hint)
     what = argument.split("_")[0]
     if argument.endswith("s"):  # A list of columns.
         fix, received = f"List the names of its {what} columns in {argument}=", f"{name!r} in {argument}"
@@ -133,7 +171,7 @@ def column_index(path: str, header: list[str], name: str, argument: str, delimit
     )
 
 
-def _add_row(result: LabelledTexts, row: list[str], width: int, text_index: int, label_index: int,
+def _add_row(result: LabelledTexts, row: list[str], *, width: int, text_index: int, label_index: int,
              label_separator: str | None, where: str) -> None:
     """Adds one CSV row to `result`, or counts why it was skipped."""
     if not row:
@@ -164,8 +202,8 @@ def _read_label(result: LabelledTexts, cell: str, label_separator: str | None,
     return names
 
 
-def _add_task_row(result: LabelledTexts, row: list[str], width: int, text_index: int, label_indices: dict[str, int],
-                  label_separator: str | None, where: str) -> None:
+def _add_task_row(result: LabelledTexts, row: list[str], *, width: int, text_index: int,
+                  label_indices: dict[str, int], label_separator: str | None, where: str) -> None:
     """Adds one CSV row of multi-task data to `result`, or counts why it was skipped."""
     if not row:
         result.skip("empty", where)

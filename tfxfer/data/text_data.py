@@ -34,7 +34,7 @@ from tfxfer.data import (
 )
 from tfxfer.data.constants import MAX_TEXT_CHARS
 from tfxfer.data.loader_args import check_loader_args
-from tfxfer.data.token_batches import preprocess_dataset
+from tfxfer.data.token_batches import check_preprocessor, preprocess_dataset
 from tfxfer.errors import ConfigError, MissingFileError
 
 
@@ -108,6 +108,8 @@ class TextDatasets(datasets.Datasets):
         trim_padding: bool. Cut each batch's token sequences to its longest
             text (see `tfxfer.data.token_batches.preprocess_dataset`).
         """
+        check_preprocessor(preprocessor)  # before counting tokens with it
+
         def preprocess(dataset):
             return None if dataset is None else preprocess_dataset(dataset, preprocessor, trim_padding=trim_padding)
 
@@ -184,7 +186,8 @@ def load_text_data(
 
     - a `.csv`/`.tsv` file with a header (`text_column`, `label_column`);
     - a folder of class folders, one text per file (or `train/` and `val/`
-      folders holding class folders: a fixed split);
+      folders holding class folders: a fixed split; also spelled `training/`,
+      `valid/` or `validation/`, in any case);
     - a folder of class files, one text per line (`rt-polarity.pos|.neg`).
 
     Multi-label data is a CSV/TSV whose label cells list class names joined by
@@ -220,9 +223,9 @@ def load_text_data(
             seeded, rounded as `tfxfer.data.splits` says (multi-label: per each
             example's rarest class), with exact copies of a text on one side;
             None keeps everything for training. Not used with `train/` +
-            `val/` (or `validation/`) folders, which fix the split (their
-            copies of training texts are warned of); both `val/` and
-            `validation/` is an error.
+            `val/` (or `valid/`, `validation/`) folders, which fix the split
+            (their copies of training texts are warned of); two validation
+            folders (`val/` and `validation/`) are an error.
         seed: int. Seed of the split and the per-epoch shuffle.
         text_column: str. CSV/TSV text column.
         label_column: str | None. CSV/TSV label column; None: `"label"`.
@@ -274,7 +277,7 @@ def load_text_data(
             "label_separator applies to .csv/.tsv data only (several class names in one label cell). "
             f"Received: label_separator={label_separator!r} for {source_format} data in {path!r}"
         )
-    validation = None
+    validation, missing = None, "no validation part"
     if source_format == "csv":
         train = text_csv.read_text_csv(path, text_column=text_column, label_column=label_column,
                                        label_separator=label_separator, max_chars=max_text_chars)
@@ -284,6 +287,8 @@ def load_text_data(
         train = text_files.read_class_folders(train_dir, max_chars=max_text_chars)
         if validation_dir is not None:
             validation = text_files.read_class_folders(validation_dir, max_chars=max_text_chars)
+        elif train_dir != path:
+            missing = f"no {layout.split_folder_spellings('validation')} folder (any case)"
     else:
         train = text_files.read_line_files(path, max_chars=max_text_chars)
     multi_label = label_separator is not None
@@ -291,7 +296,7 @@ def load_text_data(
     return make_text_datasets(
         train, validation=validation, class_names=class_names, batch_size=batch_size,
         validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length,
-        multi_label=multi_label, source_format=source_format, source=path,
+        multi_label=multi_label, source_format=source_format, source=path, missing_validation=missing,
         skip_reasons=("undecodable", "empty", "no_label") if multi_label else ("undecodable", "empty"))
 
 
@@ -308,6 +313,7 @@ def make_text_datasets(
     bucket_by_length: bool = True,
     multi_label: bool = False,
     skip_reasons: tuple[str, ...] = ("undecodable", "empty"),
+    missing_validation: str = "no validation part",
 ) -> TextDatasets:
     """Turns texts read by any loader into `TextDatasets`: labels, split, batches.
 
@@ -325,6 +331,8 @@ def make_text_datasets(
         multi_label: bool. Labels are tuples of class names (multi-hot).
         skip_reasons: tuple[str, ...]. Keys of `TextDatasets.skipped` even
             when 0 (other reasons are listed when they happened).
+        missing_validation: str. What `source` lacks, for the warning when
+            there is no validation data.
     """
     # Counts of both splits add up: a text skipped in val/ is as lost as one in train/.
     skipped, changed = collections.Counter(train.skipped), collections.Counter(train.changed)
@@ -354,7 +362,7 @@ def make_text_datasets(
     if not len(texts):
         raise ConfigError(f"No training texts left in {source!r} after skipping {dict(skipped)}.")
     if val_texts is None:
-        splits.warn_no_validation(source, example_split=0.1)
+        splits.warn_no_validation(source, missing=missing_validation, example_split=0.1)
     changes = ("truncated_chars", "empty_class_names") if multi_label else ("truncated_chars",)
     counts = labels.sum(axis=0) if multi_label else np.bincount(labels, minlength=len(class_names))
     data = _batched(

@@ -13,23 +13,11 @@ import dataclasses
 import os
 
 import tensorflow as tf
-from absl import logging
 
-from tfxfer.data import layout
+from tfxfer.data import layout, skip_log
 from tfxfer.data.constants import MAX_TEXT_CHARS
 from tfxfer.data.text_encoding import check_not_utf16
 from tfxfer.errors import ConfigError
-
-# What each count of `LabelledTexts.skipped` and `.changed` means, for the log.
-REASONS = {
-    "undecodable": "not UTF-8: re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 in > out`",
-    "empty": "empty or whitespace only",
-    "no_label": "no class name",
-    "unknown_label": "a label outside the class names",
-    "malformed": "more or fewer fields than the header: quote fields holding the delimiter or a line break",
-    "truncated_chars": "longer than max_text_chars, cut to it",
-    "empty_class_names": "empty class names between separators, as in 'billing||urgent', dropped",
-}
 
 
 @dataclasses.dataclass
@@ -179,10 +167,5 @@ def read_line_files(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> Labell
 
 
 def log_losses(source: str, result: LabelledTexts) -> None:
-    """Logs, by reason, how many texts `source` lost or had changed, and where first."""
-    for kind, counts in (("Skipped", result.skipped), ("Kept but changed", result.changed)):
-        if counts:
-            logging.warning("%s in %s: %s.", kind, source, "; ".join(
-                f"{reason} {count} ({REASONS.get(reason, reason)}"
-                + (f"; first at {result.first_at[reason]})" if reason in result.first_at else ")")
-                for reason, count in sorted(counts.items())))
+    """Logs, by reason, how many texts `source` lost or had changed, and where first (`skip_log.log_losses`)."""
+    skip_log.log_losses(source, result.skipped, result.changed, result.first_at)

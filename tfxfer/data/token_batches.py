@@ -25,6 +25,7 @@ def preprocess_dataset(
             a GPU) each new length compiles a new program, so this bounds
             their number; 1 trims exactly.
     """
+    check_preprocessor(preprocessor)
     if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
         raise ConfigError(
             f"pad_to_multiple_of must be a positive integer. Received: pad_to_multiple_of={pad_to_multiple_of!r}")
@@ -36,6 +37,16 @@ def preprocess_dataset(
         return inputs, labels
 
     return dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def check_preprocessor(preprocessor) -> None:
+    """Raises a ConfigError for a preprocessor that cannot be called, before tf.data traces it (where a None fails
+    as "'NoneType' object is not callable" from inside autograph)."""
+    if not callable(preprocessor):
+        raise ConfigError(
+            "The preprocessor must be callable, strings to the model's inputs: pass the text model's own, as in "
+            "data.map_inputs(model.preprocessor) (every model of tfxfer.build_text_classifier has one). "
+            f"Received: preprocessor={preprocessor!r}")
 
 
 def trim_to_longest(inputs, pad_to_multiple_of: int = 1):
