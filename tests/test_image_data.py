@@ -161,6 +161,14 @@ def test_evaluation_reads_the_split_folders_whatever_their_spelling(tmp_path, ca
     assert "Its TEST/ folder is not read: training leaves it for evaluation" in caplog.text
     evaluated = labelled_data.read_image_folders(str(tmp_path / "kaggle"))
     assert evaluated.source == str(tmp_path / "kaggle" / "TEST") and evaluated.labels == ["a", "b", "b"]
+    _make_classes(tmp_path / "alone" / "Training", {"a": 1, "b": 1})
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert labelled_data.read_image_folders(str(tmp_path / "alone")).labels == ["a", "b"]
+        labelled_data.read_image_folders(str(tmp_path / "kaggle"))
+    assert (f"holds Training/ but no val/, valid/ or validation/ folder: evaluating on the training data "
+            f"{tmp_path / 'alone' / 'Training'}") in caplog.text
+    assert f"holds TRAIN/ and TEST/: evaluating on {tmp_path / 'kaggle' / 'TEST'}" in caplog.text
 
 
 def test_train_folder_without_val_folder_can_be_split(tmp_path):

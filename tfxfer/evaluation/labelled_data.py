@@ -179,21 +179,20 @@ def read_texts(
 
 
 def _folder_of(data_dir, part):
-    """Where `data_dir`'s class folders are: its `train/` if it has one, and for evaluation its validation
-    folder when it has both, else its `test/` folder."""
+    """Where `data_dir`'s class folders are: its training folder (`train/`) if it has one, and for evaluation
+    its validation folder when it has both, else its test folder (`tfxfer.data.layout`'s names)."""
     train, validation = layout.train_and_validation_folders(data_dir)
     if part == "training":
         return train
-    if validation is not None:
-        logging.info("%r holds train/ and %s/: evaluating on %s.", data_dir, os.path.basename(validation), validation)
-        return validation
-    test = layout.test_folder(data_dir)
-    if test is not None:
-        logging.info("%r holds train/ and test/: evaluating on %s.", data_dir, test)
-        return test
+    held_out = validation or layout.test_folder(data_dir)
+    if held_out is not None:
+        logging.info("%r holds %s/ and %s/: evaluating on %s.", data_dir, os.path.basename(train),
+                     os.path.basename(held_out), held_out)
+        return held_out
     if train != data_dir:
-        logging.warning("%r holds train/ but no val/ or validation/ folder: evaluating on the training data %s, "
-                        "which says little about new data.", data_dir, train)
+        logging.warning("%r holds %s/ but no %s folder: evaluating on the training data %s, which says little "
+                        "about new data.", data_dir, os.path.basename(train),
+                        layout.split_folder_spellings("validation"), train)
     return train
 
 
