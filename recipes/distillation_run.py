@@ -31,19 +31,26 @@ _STUDENT_FLAGS = {
 }
 
 
-def check_flags(student_flags: dict[str, str] | None = None) -> None:
+def check_flags(*, student: str, unlabelled: str, student_flags: dict[str, str] | None = None) -> None:
     """Usage errors of the distillation flags, before any work.
 
-    Flags of the student without --distill_into (`_STUDENT_FLAGS` and the
-    recipe's own `student_flags`, {flag: what it does for the student}) would
-    do nothing, and an empty --unlabelled_data would be taken for none;
-    `tfxfer.distill` would refuse the numbers only after the teacher has
-    trained and been exported, naming its own arguments (`alpha` reads as `--alpha`).
+    An empty --distill_into or --unlabelled_data would be taken for none, and
+    distillation skipped or done on the training data alone; flags of the
+    student without --distill_into (`_STUDENT_FLAGS` and the recipe's own
+    `student_flags`) would do nothing; `tfxfer.distill` would refuse the numbers
+    only after the teacher has trained and been exported, naming its own
+    arguments (`alpha` reads as `--alpha`).
+
+    Args:
+        student: str. What the recipe's --distill_into takes, e.g. "an image backbone name, e.g. mobilenet_v3_small".
+        unlabelled: str. What the recipe's --unlabelled_data takes, e.g. "a folder of images (any depth)".
+        student_flags: dict. The recipe's own flags of the student, {flag: what it does for the student}.
     """
+    # First: an empty --distill_into is not the "not set" that refuse_without's message names.
+    training_flags.check_not_empty("distill_into", student, "to export the model alone")
     training_flags.refuse_without("distill_into", {**_STUDENT_FLAGS, **(student_flags or {})},
                                   how="--distill_into=STUDENT")
-    training_flags.check_not_empty("unlabelled_data", "a folder of images, or a text file with one text per line",
-                                   "to distil on the training data alone")
+    training_flags.check_not_empty("unlabelled_data", unlabelled, "to distil on the training data alone")
     distillation_loss.check_temperature_and_alpha(FLAGS.distill_temperature, FLAGS.distill_alpha,
                                                   names=("--distill_temperature", "--distill_alpha"))
 

@@ -40,9 +40,9 @@ training_flags.define_flags(
     batch_size=_IMAGE.batch_size, seed=_IMAGE.seed, validation_split=None,
     training=tfxfer.FineTuneConfig(), dropout=_IMAGE.dropout, model_name="image_classifier")
 flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
-flags.DEFINE_float("alpha", None, "Width multiplier of the MobileNet families.")
-flags.DEFINE_string("weights", "pretrained",
-                    "'pretrained' (ImageNet; 'imagenet' also works), 'none' (random init) or a path to a weights file.")
+flags.DEFINE_float("alpha", None, "Width multiplier of a registry --backbone of the MobileNet families.")
+flags.DEFINE_string("weights", "pretrained", "Starting weights of a registry --backbone: 'pretrained' (ImageNet; "
+                    "'imagenet' also works), 'none' (random init) or a path to a weights file.")
 flags.DEFINE_bool("safe_mode", True, "Load a .keras --backbone in Keras safe mode (no arbitrary code from Lambda "
                   "layers); --nosafe_mode only for files you trust.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels; default: tfxfer.default_image_size(backbone), about "
@@ -82,14 +82,10 @@ def main(argv):
     if FLAGS.top_k < 0:
         raise app.UsageError(f"--top_k must be >= 0 (0 leaves the top-k outputs out). Received: --top_k={FLAGS.top_k}")
     tuning_run.check_flags()
-    distillation_run.check_flags(_STUDENT_FLAGS)
+    distillation_run.check_flags(student="an image backbone name, e.g. mobilenet_v3_small",
+                                 unlabelled="a folder of images (any depth)", student_flags=_STUDENT_FLAGS)
     task_flags.check_flags("distill_into", "tflite_dir", "tfds_name", needing=_TASK_FLAGS)
-    if not FLAGS.backbone.endswith(".keras"):  # as main reads it: a registry name, not your own model
-        training_flags.refuse_if_passed(
-            "backbone_output_layer",
-            f"--backbone_output_layer is the layer to cut your own .keras --backbone at, and --backbone="
-            f"{FLAGS.backbone} is not a .keras file: a keras.applications backbone brings its own features layer, "
-            "so --backbone_output_layer does nothing. Leave it out, or pass your model as --backbone=FILE.keras.")
+    check_backbone_flags()
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     # Every worker runs what follows; only the chief's files are kept. Before the
@@ -142,6 +138,33 @@ def main(argv):
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search),
                       training_data=None if FLAGS.tfds_name else FLAGS.data_dir)
+
+
+def check_backbone_flags() -> None:
+    """Usage errors of the backbone flags, before any work: flags of the other kind of --backbone would do nothing.
+
+    --backbone_output_layer and --nosafe_mode work on your own .keras model, which main loads; --alpha and
+    --weights on a registry backbone, which `tfxfer.build_image_classifier` builds (it ignores both for a model).
+    """
+    if FLAGS.backbone.endswith(".keras"):  # as main reads it: your own model, not a registry name
+        own = f"--backbone={FLAGS.backbone} is your own .keras model"
+        training_flags.refuse_if_passed(
+            "alpha", f"--alpha sets the width of a MobileNet registry backbone, and {own}, whose width is the one "
+            "it was saved with, so --alpha does nothing; leave it out.")
+        training_flags.refuse_if_passed(
+            "weights", f"--weights picks the starting weights of a registry backbone, and {own}, which starts from "
+            "the weights saved in it, so --weights does nothing; leave it out.")
+        return
+    training_flags.refuse_if_passed(
+        "backbone_output_layer",
+        f"--backbone_output_layer is the layer to cut your own .keras --backbone at, and --backbone="
+        f"{FLAGS.backbone} is not a .keras file: a keras.applications backbone brings its own features layer, "
+        "so --backbone_output_layer does nothing. Leave it out, or pass your model as --backbone=FILE.keras.")
+    training_flags.refuse_if_passed(
+        "safe_mode",
+        f"--nosafe_mode lets your own .keras --backbone run the Python code of its Lambda layers as it loads, and "
+        f"--backbone={FLAGS.backbone} is not a .keras file: a keras.applications backbone is built, not loaded, "
+        "so --nosafe_mode does nothing. Leave it out, or pass your model as --backbone=FILE.keras.")
 
 
 def build_student(image_size, num_classes):

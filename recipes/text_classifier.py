@@ -78,7 +78,8 @@ def main(argv):
     training_flags.check_paths()
     training_flags.check_numbers()
     tuning_run.check_flags()
-    distillation_run.check_flags(_STUDENT_FLAGS)
+    distillation_run.check_flags(student="a keras-hub preset or folder, or a word-vector file",
+                                 unlabelled="a text file with one text per line", student_flags=_STUDENT_FLAGS)
     task_flags.check_flags("label_column", "distill_into", "tfds_name")
     check_backbone_flags()
     if FLAGS.distill_augment < 0:  # augment_texts would refuse it with a traceback, after loading the data
@@ -131,17 +132,27 @@ def main(argv):
 
 def check_backbone_flags() -> None:
     """Usage errors of the backbone flags, before any work: an empty --word_vectors would be taken for none, and
-    flags the models' kinds do not use would do nothing.
+    flags the models' kinds do not use would do nothing, or fail only once the data has loaded.
 
     --word_vectors replaces --backbone. --encoder builds only word-vector models, and --pooling only transformer
     ones: the model's own kind, or the student's (a word-vector file as --distill_into, else a transformer).
+    --weights and --student_weights only load keras-hub backbones: `tfxfer.build_text_classifier` refuses any
+    but their default for word vectors, which bring their own.
     """
     training_flags.check_not_empty("word_vectors", "a GloVe/word2vec text-format file", "to train --backbone")
     student_word_vectors = bool(FLAGS.distill_into) and os.path.isfile(FLAGS.distill_into)  # as main decides
+    if student_word_vectors:
+        training_flags.refuse_if_passed(
+            "student_weights", f"--student_weights are the starting weights of a keras-hub student, and "
+            f"--distill_into={FLAGS.distill_into} is a word-vector file, whose vectors are the student's own; leave "
+            "--student_weights out.")
     if FLAGS.word_vectors:
         training_flags.refuse_if_passed(
             "backbone", "--backbone is not used with --word_vectors, whose vectors are the model's backbone "
             "instead; leave one of them out.")
+        training_flags.refuse_if_passed(
+            "weights", "--weights are the weights of a keras-hub --backbone, and --word_vectors replaces it with "
+            "the file's vectors, which are the model's own; leave --weights out.")
         if not FLAGS.distill_into or student_word_vectors:
             training_flags.refuse_if_passed(
                 "pooling", "--pooling pools a transformer's token features, and the encoder over --word_vectors "

@@ -503,7 +503,7 @@ def test_recipe_on_a_non_chief_worker_reports_the_global_batch_and_writes_only_t
     worker1 = _tf_config("worker", 1)
     process = _run_recipe(script_server,
         f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}", "--backbone_output_layer=features",
-        "--image_size=24", "--weights=none", "--strategy=one_device", "--batch_size=4", "--scale_learning_rate",
+        "--image_size=24", "--strategy=one_device", "--batch_size=4", "--scale_learning_rate",
         "--learning_rate=0.01", "--fine_tune_learning_rate=0.001", "--epochs=1", "--fine_tune_epochs=1",
         "--fine_tune_at=0", "--warmup_examples=0", f"--run_dir={tmp_path / 'run'}",
         f"--export_dir={tmp_path / 'exports'}", f"--backup_dir={tmp_path / 'backup'}",

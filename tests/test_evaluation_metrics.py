@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfxfer.errors import ConfigError
 from tfxfer.evaluation import report_text
 from tfxfer.evaluation.keras_model import evaluate_model
-from tfxfer.evaluation.metrics import classification_report
+from tfxfer.evaluation.metrics import classification_report, multi_task_report
 
 # 8 examples of 3 classes. Predicted (argmax): [a, a, b, b, b, c, c, a].
 NAMES = ["a", "b", "c"]
@@ -153,6 +153,34 @@ def test_multi_label_per_label_scores_at_the_threshold():
 def test_bad_inputs_are_config_errors(labels, probabilities, names, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         classification_report(labels, probabilities, names, **kwargs)
+
+
+def test_class_names_as_labels_are_told_to_become_class_ids():
+    names = (r"class ids here \(ints from 0 to 2, in class_names order\), not class names or other values: turn "
+             r"names into ids with \[class_names\.index\(name\) for name in labels\]\. Received: e\.g\. "
+             r"\['a', 'b', None\]")
+    with pytest.raises(ConfigError, match=names):
+        classification_report(["a", "b", None], PROBABILITIES[:3], NAMES)
+    with pytest.raises(ConfigError, match="Task 'letters': Labels are " + names):
+        multi_task_report({"letters": ["a", "b", None]}, {"letters": PROBABILITIES[:3]}, {"letters": NAMES},
+                          {"letters": False})
+    # Class ids held as Python objects (a pandas object column, say) are still ids.
+    held = classification_report(np.asarray(LABELS, dtype=object), PROBABILITIES, NAMES, top_k=2)
+    assert held == classification_report(LABELS, PROBABILITIES, NAMES, top_k=2)
+
+
+@pytest.mark.parametrize("report, received", [
+    ({"x": 1}, r"a dict without 'task', 'num_examples', 'num_classes', 'class_names', 'per_class', "
+               r"'classes_without_examples' \(its keys: \['x'\]\)"),
+    ({"tasks": {}}, r"a dict without 'num_examples' \(its keys: \['tasks'\]\)"),
+    ("Evaluated 8 examples", "report of type str"),
+])
+def test_format_report_refuses_what_is_not_a_report(report, received):
+    with pytest.raises(ConfigError, match=r"^report must be a report dict as classification_report, evaluate_model "
+                                          r"or evaluate_export return it \(a multi-task one too, with a report per "
+                                          r"task under 'tasks'\); format_report shows nothing else\. "
+                                          rf"Received: {received}$"):
+        report_text.format_report(report)
 
 
 def test_format_report_shows_scores_and_the_confused_pairs(three_classes):

@@ -8,6 +8,7 @@ another message, and one that came after training would take minutes.
 import os
 
 import digits_data  # recipes/digits_data.py
+import keras
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,7 +22,8 @@ def _usage_error(script_server, script, tmp_path, *flags):
     (exit code 2, no traceback) and that no run folder was made."""
     (tmp_path / "empty").mkdir(exist_ok=True)  # loading it would fail with another message
     data = [] if script == "digits_transfer.py" else [f"--data_dir={tmp_path / 'empty'}"]
-    tiny = TINY_MOBILENET if script == "image_classifier.py" else []
+    own_backbone = any(flag.startswith("--backbone=") and flag.endswith(".keras") for flag in flags)
+    tiny = TINY_MOBILENET if script == "image_classifier.py" and not own_backbone else []  # own: --alpha refused
     outputs = [f"--{name}={tmp_path / name}" for name in ("run_dir", "export_dir")
                if not any(flag.startswith(f"--{name}=") for flag in flags)]
     stderr = script_server.usage_error(script, *data, *tiny, *outputs, *flags)
@@ -215,6 +217,41 @@ def test_backbone_output_layer_is_refused_with_a_registry_backbone_and_taken_wit
     assert "own.keras" in _error_line(stderr) and "does nothing" not in stderr, stderr[-2000:]
 
 
+def _own_backbone_file(path):
+    """A tiny .keras model of 32x32 images, for the image recipe's --backbone (loaded before the data)."""
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Conv2D(4, 3, name="features")(inputs)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--alpha=0.5", "--alpha sets the width of a MobileNet registry backbone, and --backbone={own} is your own .keras "
+                    "model, whose width is the one it was saved with, so --alpha does nothing; leave it out. "
+                    "Received: --alpha=0.5"),
+    ("--weights=none", "--weights picks the starting weights of a registry backbone, and --backbone={own} is your own "
+                       ".keras model, which starts from the weights saved in it, so --weights does nothing; leave it "
+                       "out. Received: --weights=none"),
+])
+def test_alpha_and_weights_are_refused_with_your_own_backbone(flag, message, tmp_path, script_server):
+    own = _own_backbone_file(tmp_path / "own.keras")
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, f"--backbone={own}", flag)
+    assert stderr.endswith(_ending("image_classifier.py", message.format(own=own))), stderr[-2000:]
+
+
+@pytest.mark.parametrize("flag", ["--nosafe_mode", "--safe_mode=false"])
+def test_nosafe_mode_is_refused_with_a_registry_backbone_and_taken_with_your_own(flag, tmp_path, script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, flag)
+    assert stderr.endswith(_ending(
+        "image_classifier.py", "--nosafe_mode lets your own .keras --backbone run the Python code of its Lambda "
+        "layers as it loads, and --backbone=mobilenet_v2 is not a .keras file: a keras.applications backbone is "
+        "built, not loaded, so --nosafe_mode does nothing. Leave it out, or pass your model as "
+        "--backbone=FILE.keras. Received: --nosafe_mode")), stderr[-2000:]
+    # Your own model loads with it, and --weights at its default (as flags.txt lists it) passes too.
+    own = _own_backbone_file(tmp_path / "own.keras")
+    _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, f"--backbone={own}", flag,
+                            "--weights=pretrained")
+
+
 def test_text_recipe_backbone_with_word_vectors_is_a_usage_error(tmp_path, script_server):
     stderr = _usage_error(script_server, "text_classifier.py", tmp_path, f"--word_vectors={tmp_path / 'v.txt'}",
                           "--backbone=bert_tiny_en_uncased")
@@ -254,14 +291,50 @@ def test_text_recipe_pooling_is_refused_unless_a_model_is_a_transformer(tmp_path
                             "--pooling=cls", f"--distill_into={tmp_path / 'preset'}")
 
 
+def test_text_recipe_weights_are_refused_for_word_vectors_before_the_data_loads(tmp_path, script_server):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 1 0\n")
+    stderr = _usage_error(script_server, "text_classifier.py", tmp_path, f"--word_vectors={vectors}",
+                          "--weights=none")
+    assert stderr.endswith(_ending("text_classifier.py", "--weights are the weights of a keras-hub --backbone, and "
+                                                         "--word_vectors replaces it with the file's vectors, which "
+                                                         "are the model's own; leave --weights out. "
+                                                         "Received: --weights=none")), stderr[-2000:]
+    # A word-vector student's too, under either kind of teacher.
+    for teacher in ([], [f"--word_vectors={vectors}"]):
+        stderr = _usage_error(script_server, "text_classifier.py", tmp_path, *teacher, f"--distill_into={vectors}",
+                              "--student_weights=none")
+        assert stderr.endswith(_ending("text_classifier.py", f"--student_weights are the starting weights of a "
+                                                             f"keras-hub student, and --distill_into={vectors} is a "
+                                                             f"word-vector file, whose vectors are the student's "
+                                                             f"own; leave --student_weights out. "
+                                                             f"Received: --student_weights=none")), stderr[-2000:]
+    # At their defaults (as flags.txt lists them), and for a transformer student, they pass.
+    _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, f"--word_vectors={vectors}",
+                            "--weights=pretrained", f"--distill_into={vectors}", "--student_weights=pretrained")
+    _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, f"--word_vectors={vectors}",
+                            f"--distill_into={tmp_path / 'preset'}", "--student_weights=none")
+
+
+_EMPTY_STUDENT = ("--distill_into must be {what}, but it is empty; pass one, or leave --distill_into out to export the "
+                  "model alone. Received: --distill_into=")
+_EMPTY_UNLABELLED = ("--unlabelled_data must be {what}, but it is empty; pass one, or leave --unlabelled_data out to "
+                     "distil on the training data alone. Received: --unlabelled_data=")
+
+
 @pytest.mark.parametrize("script, flags, message", [
     ("text_classifier.py", ["--word_vectors="], "--word_vectors must be a GloVe/word2vec text-format file, but it is "
                                                 "empty; pass one, or leave --word_vectors out to train --backbone. "
                                                 "Received: --word_vectors="),
-    *[(script, ["--distill_into=mobilenet_v3_small", "--unlabelled_data="],
-       "--unlabelled_data must be a folder of images, or a text file with one text per line, but it is empty; pass "
-       "one, or leave --unlabelled_data out to distil on the training data alone. Received: --unlabelled_data=")
-      for script in RECIPES],
+    ("image_classifier.py", ["--distill_into=mobilenet_v3_small", "--unlabelled_data="],
+     _EMPTY_UNLABELLED.format(what="a folder of images (any depth)")),
+    ("text_classifier.py", ["--distill_into=student", "--unlabelled_data="],
+     _EMPTY_UNLABELLED.format(what="a text file with one text per line")),
+    # Empty, not unset: a student flag with it is not told that --distill_into "is not set".
+    *[(script, ["--distill_into=", *student], _EMPTY_STUDENT.format(what=what))
+      for script, what in [("image_classifier.py", "an image backbone name, e.g. mobilenet_v3_small"),
+                           ("text_classifier.py", "a keras-hub preset or folder, or a word-vector file")]
+      for student in ([], ["--distill_temperature=2"])],
 ])
 def test_an_empty_data_flag_is_a_usage_error(script, flags, message, tmp_path, script_server):
     stderr = _usage_error(script_server, script, tmp_path, *flags)
@@ -272,8 +345,9 @@ def test_a_runs_flagfile_with_every_flag_at_its_default_passes_the_checks(tmp_pa
     # flags.txt lists every flag, defaults included (run_folder.write_flagfile), so that it reruns the run.
     defaults = ["--student_weights=pretrained", "--distill_temperature=4.0", "--distill_alpha=0.1", "--max_trials=10",
                 "--tune_epochs=3", "--tune_holdout=0.2"]
-    own = {"image_classifier.py": ["--image_column=image"],
+    own = {"image_classifier.py": ["--image_column=image", "--safe_mode"],
            "text_classifier.py": [f"--word_vectors={tmp_path / 'v.txt'}", "--backbone=bert_small_en_uncased",
+                                  "--weights=pretrained",
                                   "--encoder=bilstm", "--pooling=avg", "--distill_augment=4"]}
     for script in RECIPES:
         flagfile = tmp_path / f"{script}.flags"

@@ -6,6 +6,7 @@ each on the examples labelled for that task. Values are plain Python ints, float
 where a metric is undefined), ready for `json.dumps`.
 """
 
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -69,7 +70,8 @@ def classification_report(
 
     Raises:
         ConfigError: no examples; shapes that do not match each other or
-            `class_names`; labels outside the classes; probabilities that are not finite.
+            `class_names`; labels outside the classes, or class names rather than
+            class ids; probabilities that are not finite.
 
     Example:
 
@@ -304,6 +306,13 @@ def _class_ids(labels, shape):
             f"probabilities: for one-hot rows, their argmax (np.argmax(labels, axis=-1)); a multi-label model, "
             f"with several classes per example, is evaluated with multi_label=True. "
             f"Received: labels of shape {labels.shape}")
+    if labels.dtype == object and all(isinstance(label, numbers.Real) for label in labels):
+        labels = labels.astype(np.float64)  # numbers held as objects, e.g. by a pandas object column
+    if labels.dtype.kind not in "biuf":  # class names (str), or other values np.mod cannot take
+        raise ConfigError(
+            f"Labels are class ids here (ints from 0 to {shape[1] - 1}, in class_names order), not class names or "
+            f"other values: turn names into ids with [class_names.index(name) for name in labels]. "
+            f"Received: e.g. {labels[:3].tolist()}")
     if not np.all(np.equal(np.mod(labels, 1), 0)):
         raise ConfigError(f"Labels must be integer class ids. Received: e.g. {labels[np.mod(labels, 1) != 0][:3]}")
     labels = labels.astype(np.int64)

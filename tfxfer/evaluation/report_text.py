@@ -8,13 +8,19 @@ report (`metrics.multi_task_report`) gets a section per task.
 """
 
 import textwrap
+from collections.abc import Mapping
 
 import numpy as np
+
+from tfxfer.errors import ConfigError
 
 MAX_LINE = 119
 NAME_WIDTH = 40  # Longest class name shown whole.
 CONFUSED_PAIRS = 10  # How many of the most confused (true, predicted) pairs are shown.
 _NUMBER = 9  # Width of a score column.
+# The keys of every report the text reads whatever its kind: classification_report's, or multi_task_report's.
+_REPORT_KEYS = ("task", "num_examples", "num_classes", "class_names", "per_class", "classes_without_examples")
+_MULTI_TASK_KEYS = ("tasks", "num_examples")
 
 
 def format_report(report: dict) -> str:
@@ -38,12 +44,16 @@ def format_report(report: dict) -> str:
     Returns:
         str. Lines joined by "\\n", each at most `MAX_LINE` characters, without a final newline.
 
+    Raises:
+        ConfigError: `report` is not such a report (another dict, or no dict).
+
     Example:
 
     ```python
     print(format_report(classification_report(labels, probabilities, class_names)))
     ```
     """
+    _check_report(report)
     if "tasks" in report:
         return _multi_task_text(report)
     multi_label = report["task"] == "multilabel"
@@ -67,6 +77,22 @@ def format_report(report: dict) -> str:
         lines += _confused_pairs(report)
     lines += _skipped_files(report) + _copies(report)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _check_report(report):
+    """A ConfigError naming what `format_report` takes, for anything but a report: another dict would fail on a
+    missing key, with a bare KeyError."""
+    keys = _MULTI_TASK_KEYS if isinstance(report, Mapping) and "tasks" in report else _REPORT_KEYS
+    if isinstance(report, Mapping) and all(key in report for key in keys):
+        return
+    if isinstance(report, Mapping):
+        missing = ", ".join(repr(key) for key in keys if key not in report)
+        received = f"a dict without {missing} (its keys: {list(report)[:10]})"
+    else:
+        received = f"report of type {type(report).__name__}"
+    raise ConfigError("report must be a report dict as classification_report, evaluate_model or evaluate_export "
+                      "return it (a multi-task one too, with a report per task under 'tasks'); format_report shows "
+                      f"nothing else. Received: {received}")
 
 
 def _multi_task_text(report):
