@@ -27,9 +27,10 @@ ALLOWED = {
     # Hyperparameter search: trials trained by the training's phases, on a held-out share of the data.
     "tfxfer.tuning": (*FOUNDATION, "tfxfer.distribute", "tfxfer.data", "tfxfer.models", "tfxfer.training"),
     "tfxfer.export": (*FOUNDATION, "tfxfer.data", "tfxfer.models"),
-    # TensorFlow only: an export's names, its version folders, the data constants and the text files' encoding.
-    "tfxfer.prediction": (*FOUNDATION, "tfxfer.data.constants", "tfxfer.data.text_encoding", "tfxfer.export.layout",
-                          "tfxfer.export.versioning"),
+    # TensorFlow only: an export's names, its version folders, the data constants, the text files' encoding and
+    # which files of a folder count (the loaders' listing rules).
+    "tfxfer.prediction": (*FOUNDATION, "tfxfer.data.constants", "tfxfer.data.text_encoding", "tfxfer.data.layout",
+                          "tfxfer.export.layout", "tfxfer.export.versioning"),
     # Pictures from plain numbers: nothing of tfxfer but the foundation.
     "tfxfer.reports": FOUNDATION,
     # Reports on a trained model or an export, on data read by the loaders.

@@ -203,4 +203,4 @@ def test_trimming_leaves_plain_token_id_tensors_alone():
                                "padding_mask": tf.zeros((2, 3), tf.bool)})
     assert trimmed["token_ids"].numpy().tolist() == [[3], [0]]  # An all-padding batch keeps one column.
     with pytest.raises(ValueError, match="must be a positive integer. Received: pad_to_multiple_of=0"):
-        preprocess_dataset(tf.data.Dataset.range(1), None, pad_to_multiple_of=0)
+        preprocess_dataset(tf.data.Dataset.range(1), lambda texts: texts, pad_to_multiple_of=0)
