@@ -444,6 +444,12 @@ _LIBRARY_MISTAKES = {
         tfxfer.FineTuneConfig(label_smoothing=2)),
         ConfigError, r"label_smoothing must be a number from 0 \(none\) up to, not including, 1.*"
                      r"Received: label_smoothing=2"),
+    "global_clipnorm_of_zero": (lambda tmp: planner.check_schedule_numbers(
+        tfxfer.FineTuneConfig(global_clipnorm=0.0)),
+        ConfigError, r"global_clipnorm must be a number > 0.*or None to clip nothing\. Received: global_clipnorm=0\.0"),
+    "early_stopping_patience_as_text": (lambda tmp: planner.check_schedule_numbers(
+        tfxfer.FineTuneConfig(early_stopping_patience="3")),
+        ConfigError, r"early_stopping_patience must be an int >= 0.*Received: early_stopping_patience='3'"),
     "dropout_of_one": (lambda tmp: heads.classification_head(keras.Input((4,)), 2, dropout=1.0),
                        ConfigError, r"dropout is the share of features dropped .* up to, not including, 1\. "
                                     r"Received: dropout=1\.0"),
@@ -457,6 +463,15 @@ _LIBRARY_MISTAKES = {
         ConfigError, r"train_data must be a tf\.data\.Dataset of batches; NumPy arrays become one with "
                      r"tf\.data\.Dataset\.from_tensor_slices\(\(x, y\)\)\.batch\(32\)\. "
                      r"Received: train_data of type tuple"),
+    "report_labels_as_class_names": (lambda tmp: tfxfer.classification_report(
+        ["a", "b"], [[0.9, 0.1], [0.2, 0.8]], ["a", "b"]),
+        ConfigError, r"Labels are class ids here \(ints from 0 to 1, in class_names order\), not class names or "
+                     r"other values: turn names into ids with \[class_names\.index\(name\) for name in labels\]\. "
+                     r"Received: e\.g\. \['a', 'b'\]"),
+    "format_report_of_another_dict": (lambda tmp: tfxfer.format_report({"x": 1}),
+                                      ConfigError, r"report must be a report dict as classification_report, "
+                                                   r"evaluate_model or evaluate_export return it .*Received: a dict "
+                                                   r"without 'task', 'num_examples', .* \(its keys: \['x'\]\)"),
 }
 
 

@@ -529,3 +529,66 @@ def test_tfds_float_images_raise(tmp_path):
     with pytest.raises(ConfigError, match=r"'float_maps' has images that are not 8- or 16-bit.*load_image_folders"
                                           r".*Received: dtype=float32"):
         load_tfds_images("float_maps", image_size=(4, 4), data_dir=str(tmp_path))
+
+
+# --- pixels rescaled before the model, which rescales them itself ---------------
+
+_RESCALED = r"but the model takes pixels in \[0, 255\] and preprocesses them inside itself \({}\): do not divide " \
+            r"the images by 255 or rescale them"
+
+
+def _own_backbone_classifier(preprocessing):
+    inputs = keras.Input((8, 8, 3))
+    backbone = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    return tfxfer.build_image_classifier(backbone, 2, preprocessing=preprocessing, augmentation=False)
+
+
+def _pixels(low, high, size=8):
+    images = np.random.default_rng(0).uniform(low, high, (4, size, size, 3)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((images, [0, 1, 0, 1])).batch(2)
+
+
+@pytest.mark.parametrize("low, high, shown", [(0.0, 1.0, r"0\.000\d+ to 1"), (-1.0, 1.0, r"-1 to 1")])  # 3 digits
+def test_fine_tune_warns_of_rescaled_pixels_for_a_registry_backbone(low, high, shown, caplog):
+    model = tfxfer.build_image_classifier("mobilenet_v2", 2, weights=None, image_size=32, alpha=0.35,
+                                          augmentation=False)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        tfxfer.fine_tune(model, _pixels(low, high, size=32), config=tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=0),
+                         verbose=0)
+    assert re.search(rf"The first batch of train_data has pixel values from {shown}, " + _RESCALED.format(
+        "backbone 'mobilenet_v2'") + r"; tfxfer's loaders give \[0, 255\]\.", caplog.text), caplog.text
+
+
+def test_rescaled_pixels_are_warned_of_for_an_own_backbone_only_when_it_preprocesses():
+    from tfxfer.training import input_checks
+
+    def warnings_of(model, data):
+        with _absl_warnings() as records:
+            input_checks.check_dataset(model, data, name="validation_data")
+        return records
+
+    [warning] = warnings_of(_own_backbone_classifier("torch"), _pixels(0.0, 1.0))
+    assert re.search(r"first batch of validation_data .*" + _RESCALED.format("preprocessing='torch'"), warning)
+    assert warnings_of(_own_backbone_classifier("torch"), _pixels(0.0, 255.0)) == []
+    # "none" takes whatever the backbone takes: [0, 1] may be just what it wants.
+    assert warnings_of(_own_backbone_classifier("none"), _pixels(0.0, 1.0)) == []
+
+
+def test_evaluate_model_warns_of_rescaled_pixels_once():
+    with _absl_warnings() as records:
+        tfxfer.evaluate_model(_own_backbone_classifier("torch"), _pixels(0.0, 1.0), ["a", "b"])
+    assert len(records) == 1 and re.search(r"first batch of dataset .*" + _RESCALED.format("preprocessing='torch'"),
+                                           records[0])
+
+
+class _absl_warnings:
+    """The messages of the absl warnings logged within the block."""
+
+    def __enter__(self):
+        self.records, self.handler = [], logging.Handler(logging.WARNING)
+        self.handler.emit = lambda record: self.records.append(record.getMessage())
+        logging.getLogger("absl").addHandler(self.handler)
+        return self.records
+
+    def __exit__(self, *exc):
+        logging.getLogger("absl").removeHandler(self.handler)

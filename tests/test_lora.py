@@ -213,9 +213,30 @@ def test_a_second_lora_phase_merges_the_adapters_and_starts_new_ones(preset):
     for layer, kernel in zip(layers, expected_kernels):
         np.testing.assert_array_equal(layer._kernel.numpy(), kernel)
         assert not np.any(layer.lora_kernel_b.numpy()) and np.any(layer.lora_kernel_a.numpy())
-    with pytest.raises(ConfigError, match=r"already has LoRA adapters of rank 2 .* Pass lora_rank=2.*"
-                                          r"Received: lora_rank=4"):
-        lora.train_adapters(model, 0.5, 4)
+
+
+def test_a_second_lora_run_at_another_rank_merges_the_old_adapters_and_trains_new_ones(preset):
+    model = bert_classifier(preset)
+    data = tokenized(model)
+    inputs = next(iter(data))[0]
+    tfxfer.fine_tune(model, data, config=CONFIG.replace(fine_tune_epochs=1), verbose=0)
+    layers = lora_layers.lora_layers(model)
+    merged = [lora_layers.merged_kernel(layer).numpy() for layer in layers]
+    predictions = model(inputs, training=False).numpy()
+    freezing.set_trainable(model.get_layer("backbone"), 0.5)
+    assert {layer.path for layer in lora.train_adapters(model, 0.5, 3)} == {layer.path for layer in layers}
+    np.testing.assert_allclose(model(inputs, training=False).numpy(), predictions, atol=1e-6)
+    for layer, kernel in zip(layers, merged):
+        np.testing.assert_array_equal(layer._kernel.numpy(), kernel)
+        assert (layer.lora_rank, layer.lora_kernel_a.shape, layer.lora_kernel_b.shape) == (3, (8, 2, 3), (3, 4))
+    # The old adapters are gone from the model: only the new ones, which train.
+    adapters = [variable for variable in model.weights if "lora_kernel" in variable.path]
+    assert len(adapters) == 8 and {variable.shape[-1] for variable in adapters} == {3, 4}
+    assert all(variable.trainable for variable in adapters)
+    # And fine_tune trains them: rank 3 on 4 layers of 8x2x4 kernels (3 * (16 + 4) each), and the head.
+    result = tfxfer.fine_tune(model, data, config=CONFIG.replace(lora_rank=3, fine_tune_epochs=1), verbose=0)
+    assert result.phase2.trainable_parameters == 4 * 3 * (16 + 4) + 9
+    assert all(layer.lora_rank == 3 for layer in lora_layers.lora_layers(model))
 
 
 # Backups.
@@ -281,6 +302,21 @@ def test_lora_rank_must_be_a_positive_integer(untrained, rank):
     with pytest.raises(ConfigError, match=r"lora_rank must be a positive integer.*or None.*Received: lora_rank="):
         tfxfer.fine_tune(model, tokenized(model), config=CONFIG.replace(lora_rank=rank), callbacks=[record])
     assert record.epochs == []
+
+
+@pytest.mark.parametrize("rank", [4, 1000])
+def test_a_rank_as_wide_as_an_adapted_layer_is_refused_before_training(untrained, rank):
+    # The query and value kernels are (8, 2, 4): Keras' LoRA factors them through rank 4 at most.
+    model = untrained
+    record = _RecordEpochs()
+    with pytest.raises(ConfigError, match=rf"lora_rank must be below the width of every layer LoRA adapts, and the "
+                                          rf"narrowest, backbone layer 'transformer_layer_0/self_attention_layer/"
+                                          rf"(query|value)', is 4 wide: Keras' LoRA factors its kernel of shape "
+                                          rf"\(8, 2, 4\) into A \(8, 2, {rank}\) and B \({rank}, 4\).*would "
+                                          rf"train {rank * 20:,} parameters where the kernel has 64\. Pass a lora_rank "
+                                          rf"below 4, or lora_rank=None.*Received: lora_rank={rank}"):
+        tfxfer.fine_tune(model, tokenized(model), config=CONFIG.replace(lora_rank=rank), callbacks=[record])
+    assert record.epochs == [] and lora_layers.lora_layers(model) == []
 
 
 def test_a_keras_applications_backbone_is_refused_before_training():

@@ -47,7 +47,9 @@ def test_two_phases_share_data_and_loss_and_differ_in_what_trains():
     phase1, phase2 = _plan(_classifier(), config, train, validation, callbacks=[callback])
     for phase in (phase1, phase2):
         assert phase.train is train and phase.validation is validation and phase.steps == 3
-        assert (phase.kind, phase.loss.label_smoothing, phase.class_weight) == (HeadKind.MULTICLASS, 0.1, {0: 2.0})
+        # The classes class_weight leaves out weigh 1.0, as in Keras' fit.
+        assert (phase.kind, phase.loss.label_smoothing, phase.class_weight) == (
+            HeadKind.MULTICLASS, 0.1, {0: 2.0, 1: 1.0, 2: 1.0})
         assert (phase.weight_decay, phase.global_clipnorm, phase.early_stopping_patience) == (1e-3, 1.0, 2)
         assert phase.callbacks == (callback,)
     assert (phase1.name, phase1.backup_slot, phase1.skip_when_done) == ("phase 1", "phase1", True)
@@ -116,3 +118,86 @@ def test_a_model_without_backbone_fails_to_plan():
     model = keras.Model(inputs, tfxfer.models.heads.classification_head(inputs, 3, dropout=0.0), name="plain")
     with pytest.raises(ConfigError, match=r"layer named 'backbone'.*Received: model='plain'"):
         _plan(model, FineTuneConfig())
+
+
+# FineTuneConfig fields and fine_tune arguments that would fail mid-run, or train nonsense without a word.
+
+@pytest.mark.parametrize("class_weight, message", [
+    ({0: 1.0, 5: 2.0}, r"keys must be class ids of the model's 3-class head, ints from 0 to 2 \(a class left out "
+                       r"weighs 1\.0\); \[5\] is not one\. Received: class_weight=\{0: 1\.0, 5: 2\.0\}"),
+    ({0: 1.0, 1.0: 2.0}, r"keys must be class ids .*; \[1\.0\] is not one"),
+    ({True: 2.0}, r"keys must be class ids .*; \[True\] is not one"),
+    ({"cat": 2.0, "dog": 1.0}, r"keys are class ids \(ints from 0 to 2\), not class names: turn names into ids with "
+                               r"\{data\.class_names\.index\(name\): weight for name, weight in weights\.items\(\)\}\. "
+                               r"Received: class_weight=\{'cat': 2\.0, 'dog': 1\.0\}"),
+    ({0: -1.0, 1: 1, 2: 1}, r"weights must be numbers >= 0 .*Received: class_weight=\{0: -1\.0, 1: 1, 2: 1\}"),
+    ({0: float("nan")}, r"weights must be numbers >= 0 .*Received: class_weight=\{0: nan\}"),
+    ({0: "2"}, r"weights must be numbers >= 0"),
+    ({0: 0.0, 1: 0, 2: 0.0}, r"weighs every class 0: the loss would be 0 and nothing would train.*Received"),
+])
+def test_a_bad_class_weight_fails_to_plan(class_weight, message):
+    with pytest.raises(ConfigError, match=message):
+        _plan(_classifier(), FineTuneConfig(class_weight=class_weight))
+
+
+def test_class_weight_for_a_multi_label_head_fails_to_plan():
+    # The loss weighs an example by its one class: a multi-label head would silently get no weights at all.
+    inputs = keras.Input((5,))
+    backbone = keras.Model(inputs, keras.layers.Dense(8, name="top")(inputs), name=layer_names.BACKBONE)
+    model = keras.Model(inputs, tfxfer.models.heads.classification_head(backbone(inputs), 3, multi_label=True,
+                                                                        dropout=0.0))
+    rows = tf.data.Dataset.from_tensor_slices((np.zeros((4, 5), "float32"), np.eye(3, dtype="float32")[[0, 1, 2, 0]]))
+    with pytest.raises(ConfigError, match=r"one label per example; it does not apply to multi-label heads\. Leave "
+                                          r"class_weight=None\. Received: class_weight=\{0: 2\.0\}"):
+        _plan(model, FineTuneConfig(class_weight={0: 2.0}), rows.batch(2))
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("warmup_fraction", 1.5, r"warmup_fraction must be a number from 0 \(no warmup\) up to, not including, 1: "
+                             r"the share of phase 2's steps spent warming up, e\.g\. 0\.1\. "
+                             r"Received: warmup_fraction=1\.5"),
+    ("warmup_fraction", "0.1", r"warmup_fraction must be a number .*Received: warmup_fraction='0\.1'"),
+    ("warmup_fraction", -0.1, r"Received: warmup_fraction=-0\.1"),
+    ("early_stopping_patience", "3", r"early_stopping_patience must be an int >= 0, the epochs without a lower "
+                                     r"val_loss before a phase stops .*or None to never stop early\. "
+                                     r"Received: early_stopping_patience='3'"),
+    ("early_stopping_patience", -1, r"Received: early_stopping_patience=-1"),
+    ("early_stopping_patience", 2.0, r"Received: early_stopping_patience=2\.0"),
+    ("global_clipnorm", -1.0, r"global_clipnorm must be a number > 0, the largest global norm of the gradients "
+                              r"\(e\.g\. 1\.0\), or None to clip nothing\. Received: global_clipnorm=-1\.0"),
+    ("global_clipnorm", 0.0, r"Received: global_clipnorm=0\.0"),
+    ("global_clipnorm", float("inf"), r"Received: global_clipnorm=inf"),
+    ("fine_tune_at", True, r"fine_tune_at must be where phase 2 starts unfreezing the backbone: a layer index "
+                           r"\(int\), a fraction .*To train the head only, pass fine_tune_epochs=0\. "
+                           r"Received: fine_tune_at=True"),
+    ("fine_tune_at", None, r"Received: fine_tune_at=None"),
+    ("layer_decay", "0.9", r"layer_decay must be a number in \(0, 1\].*Received: layer_decay='0\.9'"),
+    ("layer_decay", 0.0, r"Received: layer_decay=0\.0"),
+])
+def test_a_config_field_of_the_wrong_type_or_range_fails_to_plan(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        _plan(_classifier(), FineTuneConfig(**{name: value}))
+
+
+def test_one_callback_alone_is_taken_as_fit_takes_it():
+    callback = keras.callbacks.History()
+    phase1, phase2 = _plan(_classifier(), FineTuneConfig(), callbacks=callback)
+    assert phase1.callbacks == phase2.callbacks == (callback,)
+
+
+@pytest.mark.parametrize("callbacks, message", [
+    ("csv", r"callbacks must be a list of keras\.callbacks\.Callback instances.*Received: callbacks of type str"),
+    ([keras.callbacks.History], r"Every item of callbacks must be a keras\.callbacks\.Callback instance; one is the "
+                                r"class itself, not an instance: call it\. Received: callbacks item <class"),
+    ([print], r"one is not a callback\. Received: callbacks item <built-in function print>"),
+])
+def test_callbacks_that_are_not_callbacks_fail_to_plan(callbacks, message):
+    with pytest.raises(ConfigError, match=message):
+        _plan(_classifier(), FineTuneConfig(), callbacks=callbacks)
+
+
+@pytest.mark.parametrize("cache_features", ["yes", "no", 1])
+def test_cache_features_other_than_a_bool_or_none_fails_to_plan(cache_features):
+    with pytest.raises(ConfigError, match=r"cache_features must be True, False .* or None \(the default: cache\)\. "
+                                          rf"Received: cache_features={cache_features!r}"):
+        _plan(_classifier(), FineTuneConfig(), cache_features=cache_features)

@@ -5,7 +5,14 @@ import logging
 import os
 
 import pytest
-from _text_helpers import save_tiny_bert_preset, texts_and_labels
+from _text_helpers import (
+    NEGATIVE,
+    POSITIVE,
+    save_tiny_bert_preset,
+    texts_and_labels,
+    write_line_files,
+    write_word_vectors,
+)
 
 import tfxfer
 from tfxfer import errors
@@ -260,3 +267,57 @@ def test_a_tab_separated_file_named_csv_says_so(tmp_path):
     path = _csv(tmp_path / "file.csv", b"text\tlabel\ngood\tpos\nbad\tneg\n")
     with pytest.raises(ValueError, match=r"columns are \['text\\tlabel'\].*looks separated by '\\t', not ','"):
         tfxfer.load_text_data(path)
+
+
+# Texts tokenized by another model's preprocessor: refused before training, not an index error in the embedding.
+
+_ANOTHER_MODELS_TOKENS = r"inputs made for another model, such as another model's tokenizer gives; tokenize the " \
+                         r"texts with this model's own preprocessor: data\.map_inputs\(model\.preprocessor\)\. "
+_QUICK = tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=0)
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    return tfxfer.load_text_data(write_line_files(tmp_path_factory.mktemp("rt") / "rt", count=8), validation_split=0.25)
+
+
+def _word_vector_classifier(tmp_path, data, **options):
+    vectors = tmp_path / "vectors.txt"
+    write_word_vectors(vectors, POSITIVE + NEGATIVE + ["film"], dim=4)
+    backbone = tfxfer.load_word_vector_backbone(vectors, data.texts(), sequence_length=6, encoder="mean", **options)
+    return tfxfer.build_text_classifier(backbone, len(data.class_names))
+
+
+def test_bert_tokens_for_a_word_vector_model_are_refused_naming_map_inputs(tmp_path, reviews):
+    model = _word_vector_classifier(tmp_path, reviews)
+    bert = tfxfer.build_text_classifier(save_tiny_bert_preset(tmp_path / "bert"), 2, sequence_length=8)
+    tokens = reviews.map_inputs(bert.preprocessor)
+    expected = (r"The model takes one input tensor \(int64 of shape \(None, 6\), 'token_ids'\), but {name} has a "
+                r"dict of inputs: " + _ANOTHER_MODELS_TOKENS +
+                r"Received: {name} inputs \['padding_mask', 'segment_ids', 'token_ids'\]")
+    with pytest.raises(errors.ConfigError, match=expected.format(name="train_data")):
+        tfxfer.fine_tune(model, tokens.train, config=_QUICK)
+    with pytest.raises(errors.ConfigError, match=expected.format(name="dataset")):
+        tfxfer.evaluate_model(model, tokens.validation, reviews.class_names)
+
+
+def test_inputs_the_model_does_not_take_are_refused_naming_map_inputs(tmp_path, reviews):
+    bert = tfxfer.build_text_classifier(save_tiny_bert_preset(tmp_path / "bert"), 2, sequence_length=8)
+    tokens = reviews.map_inputs(bert.preprocessor).train.map(
+        lambda inputs, labels: ({**inputs, "attention_mask": inputs["padding_mask"]}, labels))
+    with pytest.raises(errors.ConfigError, match=r"The model takes inputs \['padding_mask', 'segment_ids', "
+                                                 r"'token_ids'\], but train_data also has \['attention_mask'\]: "
+                                                 + _ANOTHER_MODELS_TOKENS + r"Received: train_data inputs"):
+        tfxfer.fine_tune(bert, tokens, config=_QUICK)
+
+
+def test_token_ids_past_the_models_vocabulary_are_refused_naming_map_inputs(tmp_path, reviews):
+    small = _word_vector_classifier(tmp_path, reviews, max_tokens=6)  # its own vocabulary: 6 tokens
+    other = _word_vector_classifier(tmp_path, reviews)
+    tokens = reviews.map_inputs(other.preprocessor)
+    with pytest.raises(errors.ConfigError, match=r"The model's vocabulary has 6 tokens \(ids 0 to 5\), but train_data "
+                                                 r"has token id \d+: the texts were tokenized for another model; .*"
+                                                 r"data\.map_inputs\(model\.preprocessor\)\. Received: token ids "
+                                                 r"up to \d+ in the first batch of train_data"):
+        tfxfer.fine_tune(small, tokens.train, config=_QUICK)
+    tfxfer.fine_tune(small, reviews.map_inputs(small.preprocessor).train, config=_QUICK, verbose=0)  # its own: fine

@@ -159,6 +159,22 @@ def test_early_stopping_restores_the_best_epoch():
     assert result.phase1.final_metrics["val_loss"] == pytest.approx(val_losses[0], rel=1e-5)
 
 
+def test_a_warmup_fraction_past_1_fails_before_phase_1_trains():
+    record = _CountPhases()
+    with pytest.raises(ConfigError, match=r"warmup_fraction must be a number from 0 \(no warmup\) up to, not "
+                                          r"including, 1.*Received: warmup_fraction=1\.5"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), callbacks=[record],
+                         config=_config(warmup_fraction=1.5))
+    assert (record.fits, record.epochs) == (0, 0)
+
+
+def test_one_callback_alone_runs_in_both_phases_as_under_fit():
+    counter = _CountPhases()
+    tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(epochs=1, fine_tune_epochs=1),
+                     callbacks=counter)
+    assert (counter.fits, counter.epochs) == (2, 2)
+
+
 # FineTuneConfig.replace: None is a value, as in dataclasses.replace.
 
 def test_replace_early_stopping_patience_none_turns_early_stopping_off():
@@ -603,6 +619,28 @@ def test_balanced_class_weight_with_a_class_missing_from_the_data_is_an_error():
     data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(2)
     with pytest.raises(ValueError, match=r"at least one training example\. Received: class_counts=\[2, 2, 0\]"):
         tfxfer.fine_tune(model, data, config=_config(class_weight="balanced"))
+
+
+def test_class_weight_leaving_out_classes_weighs_them_1_as_keras_fit_does():
+    # Class 2, past the dict's largest key, once failed as an index error inside the training step.
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(6)
+    config = _config(epochs=1, fine_tune_epochs=0, learning_rate=1e-9)  # the weights barely move
+    model = _classifier()
+    result = tfxfer.fine_tune(model, data, config=config.replace(class_weight={1: 3.0}))
+    example_losses = losses.loss_for(HeadKind.MULTICLASS).call(
+        labels.astype("float32"), model.predict(data, verbose=0)).numpy()
+    weights = np.array([1.0, 3.0, 1.0])[labels]
+    assert result.phase1.history["loss"][0] == pytest.approx(np.mean(weights * example_losses), rel=1e-4)
+
+
+def test_class_weight_of_class_names_fails_before_training():
+    record = _CountPhases()
+    with pytest.raises(ConfigError, match=r"not class names: turn names into ids with "
+                                          r"\{data\.class_names\.index\(name\): weight"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), callbacks=[record],
+                         config=_config(class_weight={"red": 2.0, "green": 1.0, "blue": 1.0}))
+    assert (record.fits, record.epochs) == (0, 0)
 
 
 def test_class_counts_of_the_wrong_length_are_an_error():

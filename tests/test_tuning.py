@@ -234,10 +234,30 @@ def test_every_trial_of_a_lora_search_starts_from_the_model_the_search_was_given
     ({"holdout_data": (np.zeros((4, 16, 16, 3)), np.zeros(4))},
      r"holdout_data must be a tf\.data\.Dataset of batches.*Received: holdout_data of type tuple"),
     ({"config": {"epochs": 1}}, r"config must be a tfxfer\.FineTuneConfig.*Received: config of type dict"),
+    ({"holdout_fraction": 1.5}, r"holdout_fraction must be a number between 0 and 1, the share of train_data held "
+                                r"out to score the trials, e\.g\. 0\.2\. Received: holdout_fraction=1\.5"),
+    ({"holdout_data": tf.data.Dataset.from_tensor_slices((np.zeros((4, 16, 16, 3), "float32"), [0, 1, 2, 0])).batch(2)},
+     r"The model takes 32x32x3 images but holdout_data's inputs are 16x16x3 images.*Received: holdout_data's inputs"),
+    ({"holdout_data": _batches(12).map(lambda images, labels: (images, labels + 3))},
+     r"holdout_data has label 5, but the model's head has 3 classes.*in the first batch of holdout_data"),
 ])
 def test_tune_refuses_bad_arguments_before_any_trial(arguments, message):
     with pytest.raises(ConfigError, match=message):
         tfxfer.tune(_classifier(), _batches(), **{"config": BASE, **arguments})
+
+
+@pytest.mark.parametrize("count, fraction, seed, message", [
+    # Of these 9 examples, seed 0 holds out every one at 0.9; of these 14, seed 5 none at 0.05.
+    (9, 0.9, 0, r"holdout_fraction=0\.9 of train_data's 9 examples leaves no example to train on \(examples are held "
+                r"out by a hash of their content\)\. Lower holdout_fraction, or pass holdout_data\. "
+                r"Received: holdout_fraction=0\.9"),
+    (14, 0.05, 5, r"holdout_fraction=0\.05 of train_data's 14 examples leaves no example to score the trials on .*"
+                  r"Raise holdout_fraction, or pass holdout_data\. Received: holdout_fraction=0\.05"),
+])
+def test_a_holdout_fraction_that_leaves_either_part_empty_is_refused_before_any_trial(count, fraction, seed, message):
+    with pytest.raises(ConfigError, match=message):
+        tfxfer.tune(_classifier(), _batches(count), config=BASE, tuner="random", max_trials=1, tune_epochs=1,
+                    holdout_fraction=fraction, seed=seed)
 
 
 def test_settings_fine_tune_refuses_stop_the_search_with_its_error():

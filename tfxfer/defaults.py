@@ -25,13 +25,13 @@ class FineTuneConfig:
             warmup, then cosine decay. Low, so pretrained features move gently.
         fine_tune_at: int, float or str. Where phase 2 starts unfreezing the
             backbone: layer index, fraction of layers from the top, or layer name.
-        warmup_fraction: float. Share of phase-2 steps spent warming up from 0.
+        warmup_fraction: float. Share of phase-2 steps spent warming up from 0, in [0, 1).
         weight_decay: float. Decoupled weight decay (AdamW) in both phases.
         label_smoothing: float. Label smoothing of the cross-entropy loss.
         global_clipnorm: float. Clips the gradients so that their global norm
-            is at most this (as BERT fine-tuning does with 1.0); None disables
-            it. Under several replicas Keras clips each replica's share of
-            the gradient before summing them.
+            is at most this, > 0 (as BERT fine-tuning does with 1.0); None
+            disables it. Under several replicas Keras clips each replica's
+            share of the gradient before summing them.
         layer_decay: float. Phase 2 only: layer-wise learning-rate decay for
             transformer backbones (`tfxfer.training.layerwise_lr`): the top
             block trains at the full rate, each block below at `layer_decay`
@@ -49,8 +49,9 @@ class FineTuneConfig:
             conv nets, word-vector encoders). None (default): phase 2 trains
             the backbone's own weights.
         early_stopping_patience: int. Epochs without `val_loss` improvement
-            before a phase stops; the best epoch's weights are restored.
-            None disables early stopping.
+            before a phase stops (0 stops at the first such epoch, as 1 does,
+            as in `keras.callbacks.EarlyStopping`); the best epoch's weights
+            are restored. None disables early stopping.
         fine_tune_ema_momentum: float | None. Phase 2 keeps an exponential
             moving average of the trainable weights (Keras' `use_ema`), with
             this momentum per step; validation, early stopping and the trained
@@ -66,7 +67,9 @@ class FineTuneConfig:
             5,880 ahead of phase 2's own weights (ahead on 43 runs, behind on
             25), and level on the digits task (benchmarks/README.md, "How the
             defaults were chosen"). 1.0 keeps phase 2's weights.
-        class_weight: None, "balanced" or {class_index: weight}.
+        class_weight: None, "balanced" or {class_index: weight}: int class
+            ids of the head, finite weights >= 0; a class left out weighs 1.0,
+            as in Keras' `fit`. Not for multi-label heads.
         mixed_precision: None/"off" (default, float32), "auto",
             "mixed_bfloat16" or "mixed_float16". Both phases compute in that
             policy (the predictions layer and the loss in float32), set on the

@@ -82,6 +82,8 @@ def evaluate_model(
             raise ConfigError("evaluate_model needs a dataset of (inputs, labels) batches, as fit's validation_data. "
                               f"Received: batches of {type(batch).__name__}")
         inputs, batch_labels = batch[0], batch[1]
+        if not labels:  # the first batch: rescaled images would score badly without any error
+            input_fit.warn_if_rescaled_pixels(model, inputs, "dataset")
         # predict_on_batch runs Keras' compiled predict step (inference mode), not a per-batch eager call.
         predicted = model.predict_on_batch(inputs)
         if tasks is None:

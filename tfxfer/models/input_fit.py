@@ -5,9 +5,15 @@
 does not fit fails with what to change, not as a shape error inside a step.
 """
 
+import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfxfer.errors import ConfigError
+from tfxfer.models.backbones import registry
+
+# What to do with inputs made for another model (another tokenizer's output).
+_OWN_PREPROCESSOR = "tokenize the texts with this model's own preprocessor: data.map_inputs(model.preprocessor)"
 
 
 def check_inputs(expected, actual, name: str) -> None:
@@ -22,9 +28,9 @@ def check_inputs(expected, actual, name: str) -> None:
     """
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
+            hint = _strings_hint(actual) or f"; {_OWN_PREPROCESSOR}"
             raise ConfigError(
-                f"The model takes a dict of inputs {sorted(expected)}{_strings_hint(actual)}. "
-                f"Received: {name} inputs {describe(actual)}"
+                f"The model takes a dict of inputs {sorted(expected)}{hint}. Received: {name} inputs {describe(actual)}"
             )
         missing = sorted(set(expected) - set(actual))
         if missing:
@@ -32,11 +38,28 @@ def check_inputs(expected, actual, name: str) -> None:
                 f"The model takes inputs {sorted(expected)}; {name} lacks {missing}. "
                 f"Received: {name} inputs {sorted(actual)}"
             )
+        extra = sorted(set(actual) - set(expected))
+        if extra:  # Keras would only warn, then feed the rest, e.g. token ids of another vocabulary.
+            raise ConfigError(
+                f"The model takes inputs {sorted(expected)}, but {name} also has {extra}: inputs made for another "
+                f"model, such as another model's tokenizer gives; {_OWN_PREPROCESSOR}. "
+                f"Received: {name} inputs {sorted(actual)}"
+            )
         for key, tensor in expected.items():
             _check_tensor(tensor, actual[key], f"{name}'s input {key!r}")
         return
-    if isinstance(expected, (list, tuple)) or not isinstance(actual, tf.TensorSpec):
-        return  # Several inputs, or ragged/sparse data: left to Keras.
+    if isinstance(expected, (list, tuple)):
+        return  # Several inputs: left to Keras.
+    if isinstance(actual, dict):  # Keras would only warn, then feed the entry named as its input
+        tokens = str(expected.dtype).startswith("int")
+        fix = (f"inputs made for another model, such as another model's tokenizer gives; {_OWN_PREPROCESSOR}"
+               if tokens else "map the dataset to (inputs, labels) pairs whose inputs are that one tensor")
+        raise ConfigError(
+            f"The model takes one input tensor ({_describe_input(expected)}), but {name} has a dict of inputs: "
+            f"{fix}. Received: {name} inputs {sorted(actual)}"
+        )
+    if not isinstance(actual, tf.TensorSpec):
+        return  # Ragged/sparse data: left to Keras.
     _check_tensor(expected, actual, f"{name}'s inputs")
 
 
@@ -85,6 +108,41 @@ def _strings_hint(actual) -> str:
         return ("; the data holds raw strings: map them to token ids, "
                 "data.map_inputs(model.preprocessor) for a tfxfer text classifier")
     return ""
+
+
+def warn_if_rescaled_pixels(model, images, name: str) -> None:
+    """Logs a warning if `model` takes [0, 255] pixels and `images` (a batch) look rescaled to [0, 1] or [-1, 1].
+
+    Such images train and predict without any error, only badly: the model's
+    own preprocessing scales them a second time. Whether a model takes [0, 255]
+    pixels: a registry backbone does (it rescales them itself), and so does
+    your own backbone with a preprocessing mode other than "none"; with "none"
+    it takes whatever the backbone takes.
+
+    Args:
+        model: keras.Model. Any model; only a tfxfer image classifier is looked at.
+        images: tf.Tensor or array. A batch of the model's inputs.
+        name: str. What the data is called in the message, e.g. `"train_data"`.
+    """
+    if getattr(model, "task", None) != "image":
+        return
+    registered = getattr(model, "backbone_name", None) in registry.list_backbones()
+    preprocessing = getattr(model, "preprocessing", "none")
+    if not registered and preprocessing == "none":
+        return
+    pixels = np.asarray(images)
+    if pixels.size == 0 or not (pixels.max() <= 1.0 or pixels.min() < 0):
+        return
+    logging.warning(
+        "The first batch of %s has pixel values from %.3g to %.3g, but the model takes pixels in [0, 255] and "
+        "preprocesses them inside itself (%s): do not divide the images by 255 or rescale them; tfxfer's loaders "
+        "give [0, 255].", name, pixels.min(), pixels.max(),
+        f"backbone {model.backbone_name!r}" if registered else f"preprocessing={preprocessing!r}")
+
+
+def _describe_input(tensor) -> str:
+    """A model input (KerasTensor) in words: `int64 of shape (None, 6), 'token_ids'`."""
+    return f"{tensor.dtype} of shape {tuple(tensor.shape)}, {tensor.name!r}"
 
 
 def describe(spec) -> str:

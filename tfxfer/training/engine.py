@@ -61,7 +61,8 @@ def fine_tune(
         train_data: tf.data.Dataset. Batches of (inputs, labels), finite.
         validation_data: tf.data.Dataset. Batches of (inputs, labels), or None.
         config: FineTuneConfig. Epochs, learning rates, etc.; defaults if None.
-        callbacks: list. Extra Keras callbacks, used in both phases. In
+        callbacks: list. Extra Keras callbacks, used in both phases (one
+            callback alone counts as a list of it, as in `fit`). In
             multi-worker training they run on every worker; ones that write
             files should do so only where `tfxfer.is_chief()`.
         class_counts: list of int. Training examples per class, for
@@ -120,10 +121,12 @@ def fine_tune(
             not fit the model: datasets that are not `tf.data.Dataset`s, or
             empty; another image size or input structure, labels of another
             width or kind than the head's, a label past its classes (seen in
-            the first batch, when `class_counts` is None), a `config` that is
-            not a `FineTuneConfig`, epochs, learning rates or label smoothing
-            out of range, a bad `fine_tune_at` / `class_weight`, or a
-            `lora_rank` the backbone cannot take (see `tfxfer.training.lora`).
+            the first batch, when `class_counts` is None), token ids past the
+            vocabulary, a `config` that is not a `FineTuneConfig`, a config
+            field of the wrong type or out of range (epochs, learning rates,
+            label smoothing, warmup, clipping, patience, ...), a bad
+            `fine_tune_at` / `class_weight` / `callbacks` / `cache_features`,
+            or a `lora_rank` the backbone cannot take (see `tfxfer.training.lora`).
             During training: a batch with a label past the head's classes.
         NonFiniteLossError: during training, a batch whose loss is NaN or
             infinite (NaN in the inputs, or a learning rate far too high).

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.errors import ConfigError
-from tfxfer.models import heads, input_fit
+from tfxfer.models import classifier, heads, input_fit
 from tfxfer import tasks as tasks_lib
 
 
@@ -48,11 +48,29 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
         batches += 1
         # The batch's own shapes settle what the spec leaves as None.
         input_fit.check_inputs(model.input, tf.nest.map_structure(tf.type_spec_from_value, inputs), name)
+        _check_token_ids(model, inputs, name)
+        input_fit.warn_if_rescaled_pixels(model, inputs, name)
         for kind, num_classes, head_labels, where in _heads_and_labels(model, labels, name):
             _check_label_spec(kind, num_classes, tf.type_spec_from_value(head_labels), where)
             _check_label_values(kind, num_classes, head_labels, where, missing_allowed=missing_allowed)
     if not batches:  # a filter, say, hid the size from `cardinality`
         _refuse_empty(name)
+
+
+def _check_token_ids(model: keras.Model, inputs, name: str) -> None:
+    """Raises a `ConfigError` if a text classifier's token ids in `inputs` (a batch) go past its vocabulary: texts
+    tokenized by another model's preprocessor, which would otherwise fail as an index error inside the embedding."""
+    preprocessor = classifier.text_preprocessor(model)
+    tokenizer = getattr(preprocessor, "tokenizer", preprocessor)
+    token_ids = inputs.get("token_ids") if isinstance(inputs, dict) else inputs
+    if not hasattr(tokenizer, "vocabulary_size") or token_ids is None or not tf.is_tensor(token_ids):
+        return
+    size, largest = int(tokenizer.vocabulary_size()), int(tf.reduce_max(token_ids))
+    if largest >= size:
+        raise ConfigError(
+            f"The model's vocabulary has {size} tokens (ids 0 to {size - 1}), but {name} has token id {largest}: "
+            "the texts were tokenized for another model; tokenize them with this model's own preprocessor: "
+            f"data.map_inputs(model.preprocessor). Received: token ids up to {largest} in the first batch of {name}")
 
 
 def _refuse_empty(name: str) -> None:

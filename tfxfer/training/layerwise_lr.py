@@ -56,7 +56,7 @@ def layer_learning_rate_multipliers(model: keras.Model, decay: float) -> dict[st
     model.compile(LayerwiseAdamW(learning_rate=2e-5, lr_multipliers=multipliers), loss=...)
     ```
     """
-    _check_decay(decay)
+    check_decay(decay)
     variables = model.weights
     if decay == 1.0:
         return {v.path: 1.0 for v in variables}
@@ -162,11 +162,12 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
         return config
 
 
-def _check_decay(decay) -> None:
+def check_decay(decay, name: str = "decay") -> None:
+    """Raises a ConfigError for a decay outside (0, 1], naming it as the caller's argument `name` (e.g. layer_decay)."""
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 < decay <= 1.0:
         raise ConfigError(
-            "decay must be a number in (0, 1]: the factor between the learning rates of adjacent "
-            f"transformer blocks (1.0 turns layer-wise decay off). Received: decay={decay!r}"
+            f"{name} must be a number in (0, 1]: the factor between the learning rates of adjacent "
+            f"transformer blocks in phase 2 (1.0 turns layer-wise decay off), e.g. 0.9. Received: {name}={decay!r}"
         )
 
 

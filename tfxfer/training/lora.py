@@ -9,6 +9,8 @@ layer then computes with `W + A @ B` (Keras' `enable_lora`, `alpha = rank`),
 al., 2021). Which layers: in a keras-hub encoder, the attention's query and
 value projections (keras-hub's own `Backbone.enable_lora` default, as in the
 LoRA paper); in any other backbone, every `Dense` and `EinsumDense` layer.
+A rank must be below every such layer's width: at its width the adapters are
+no longer low-rank, and train more parameters than the kernel they adapt.
 
 Phase 1 and its feature cache are unchanged: LoRA starts with phase 2.
 Layer-wise learning-rate decay combines with it: an adapter trains at the rate
@@ -18,6 +20,8 @@ encoder, or a backbone whose unfrozen part has no `Dense`/`EinsumDense` layer is
 refused before any training. `tfxfer.models.lora_layers` merges the adapters
 for export and keeps them whole in backups.
 """
+
+import math
 
 import keras
 from absl import logging
@@ -52,11 +56,12 @@ def target_layers(model: keras.Model, fine_tune_at: FineTuneAt, rank: int) -> li
     Args:
         model: keras.Model. A tfxfer classifier (a layer named `backbone`).
         fine_tune_at: int, float or str. Where phase 2 starts unfreezing (`freezing.unfreeze_top`).
-        rank: int. The adapters' rank (for the messages).
+        rank: int. The adapters' rank.
 
     Raises:
         ConfigError: the backbone is a `keras.applications` one, or the part of it
-            phase 2 would train has no `Dense`/`EinsumDense` layer.
+            phase 2 would train has no `Dense`/`EinsumDense` layer, or `rank` is
+            not below the width of every layer it would adapt.
     """
     backbone = model.get_layer(layer_names.BACKBONE)
     name = getattr(model, "backbone_name", None)
@@ -73,7 +78,35 @@ def target_layers(model: keras.Model, fine_tune_at: FineTuneAt, rank: int) -> li
     if not candidates:
         raise ConfigError(_no_targets_message(backbone, unfrozen, fine_tune_at, rank))
     attention = [layer for layer in candidates if layer.name in HUB_TARGET_NAMES]
-    return attention or candidates
+    targets = attention or candidates
+    _check_rank_fits(targets, rank)
+    return targets
+
+
+def _check_rank_fits(layers: list[keras.Layer], rank: int) -> None:
+    """Raises a `ConfigError` if `rank` is not below the narrowest of `layers`' widths.
+
+    Keras' LoRA factors a kernel of shape `(..., n)` into `A` of shape
+    `(..., rank)` and `B` of shape `(rank, n)`: the update `A @ B` has rank
+    `min(m, n)` at most (`m` the product of the other axes). From there on the
+    adapters add no expressiveness and hold more parameters than the kernel.
+    """
+    def width(layer):
+        shape = tuple(layer._kernel.shape)
+        return min(math.prod(shape[:-1]), shape[-1])
+
+    narrowest = min(layers, key=width)
+    if rank < width(narrowest):
+        return
+    shape = tuple(narrowest._kernel.shape)
+    adapter_parameters = rank * (math.prod(shape[:-1]) + shape[-1])
+    raise ConfigError(
+        f"lora_rank must be below the width of every layer LoRA adapts, and the narrowest, backbone layer "
+        f"{narrowest._kernel.path.rsplit('/', 1)[0]!r}, is {width(narrowest)} wide: Keras' LoRA factors its kernel "
+        f"of shape {shape} into A {(*shape[:-1], rank)} and B {(rank, shape[-1])}, so adapters of rank "
+        f"{width(narrowest)} or more are not low-rank, and would train {adapter_parameters:,} parameters where the "
+        f"kernel has {math.prod(shape):,}. Pass a lora_rank below {width(narrowest)}, or lora_rank=None to "
+        f"fine-tune the layers' own weights. Received: lora_rank={rank}")
 
 
 def train_adapters(model: keras.Model, fine_tune_at: FineTuneAt, rank: int) -> list[keras.Layer]:
@@ -82,9 +115,10 @@ def train_adapters(model: keras.Model, fine_tune_at: FineTuneAt, rank: int) -> l
     Call it once phase 2's layers are unfrozen (`freezing.set_trainable`). A
     layer without LoRA gets new adapters; one that has them already (from an
     earlier `fine_tune`, a tuning trial, or a reloaded model, whose adapters
-    Keras zeroed) first has them merged into its kernel, then starts new ones:
-    `B` zero, so the model predicts as before either way. Logs how many
-    parameters phase 2 trains with LoRA and without.
+    Keras zeroed) first has them merged into its kernel, then starts new ones,
+    of `rank` whatever the rank of the old ones: `B` zero, so the model
+    predicts as before either way. Logs how many parameters phase 2 trains
+    with LoRA and without.
 
     Args:
         model: keras.Model. A tfxfer classifier.
@@ -92,7 +126,7 @@ def train_adapters(model: keras.Model, fine_tune_at: FineTuneAt, rank: int) -> l
         rank: int. The adapters' rank.
 
     Raises:
-        ConfigError: see `target_layers`; or a layer has adapters of another rank already.
+        ConfigError: see `target_layers`.
     """
     check_rank(rank)
     layers = target_layers(model, fine_tune_at, rank)
@@ -134,10 +168,12 @@ def _start_adapters(layer: keras.Layer, rank: int) -> None:
     if not layer.lora_enabled:
         layer.enable_lora(rank)
     elif layer.lora_rank != rank:
-        raise ConfigError(
-            f"Backbone layer {layer.path!r} already has LoRA adapters of rank {layer.lora_rank} (from an earlier "
-            "fine_tune or a saved model), and Keras cannot change a layer's rank. Pass "
-            f"lora_rank={layer.lora_rank}, or start again from a model without adapters. Received: lora_rank={rank}")
+        # Keras' `enable_lora` runs once per layer: the old adapters, merged, leave the layer before new ones come.
+        layer._kernel.assign(lora_layers.merged_kernel(layer))
+        for adapter in lora_layers.adapters(layer):
+            layer._untrack_variable(adapter)
+        layer.lora_enabled = False
+        layer.enable_lora(rank)
     else:
         adapter_a, adapter_b = lora_layers.adapters(layer)
         layer._kernel.assign(lora_layers.merged_kernel(layer))

@@ -1,7 +1,7 @@
 """`plan_phases`: `fine_tune`'s arguments checked once and turned into the `Phase`s to run.
 
 Every check runs here, before any training: a bad `fine_tune_at`, layer decay,
-class weight or dataset fails now, not after phase 1 has trained.
+class weight, callback or dataset fails now, not after phase 1 has trained.
 """
 
 import dataclasses
@@ -48,9 +48,13 @@ def plan_phases(
     lr_multipliers = None
     check_schedule_numbers(config)
     lora.check_rank(config.lora_rank)
+    callbacks = _callbacks_tuple(callbacks)
     if config.fine_tune_epochs:
         # Phase 2's settings are resolved now, so that a bad one fails before phase 1 has trained.
+        _check_fine_tune_at_type(config.fine_tune_at)
         freezing.first_trainable_index(backbone.layers, config.fine_tune_at)
+        _check_warmup_fraction(config.warmup_fraction)
+        layerwise_lr.check_decay(config.layer_decay, "layer_decay")  # named as the config's field
         _check_ema_momentum(config.fine_tune_ema_momentum)
         interpolation.check(config.fine_tune_interpolation)
         if config.lora_rank is not None:
@@ -70,7 +74,7 @@ def plan_phases(
         augmented_feature_passes=config.augmented_feature_passes,
         kind=kind, loss=loss, class_weight=class_weight,
         early_stopping_patience=config.early_stopping_patience, ema_momentum=None, interpolation=1.0,
-        callbacks=tuple(callbacks or ()),
+        callbacks=callbacks,
     )
     if not config.fine_tune_epochs:
         return [phase1]
@@ -107,8 +111,8 @@ def _loss_and_weights(model, config, loss, class_counts, train_data) -> tuple:
 
 
 def check_schedule_numbers(config: FineTuneConfig) -> None:
-    """Epochs, learning rates, weight decay and label smoothing in their ranges; a bad one would fail mid-run or
-    train nonsense."""
+    """Epochs, learning rates, weight decay, label smoothing, gradient clipping and early stopping's patience in
+    their ranges; a bad one would fail mid-run or train nonsense."""
     for name, least in (("epochs", 1), ("fine_tune_epochs", 0)):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -128,6 +132,49 @@ def check_schedule_numbers(config: FineTuneConfig) -> None:
     if not is_real_number(smoothing) or not 0 <= smoothing < 1:
         raise ConfigError("label_smoothing must be a number from 0 (none) up to, not including, 1, e.g. 0.1. "
                           f"Received: label_smoothing={smoothing!r}")
+    clipnorm = config.global_clipnorm
+    # Keras clips nothing at 0 or below, so such a value would turn clipping off without a word.
+    if clipnorm is not None and (not is_real_number(clipnorm) or not 0 < clipnorm < math.inf):
+        raise ConfigError("global_clipnorm must be a number > 0, the largest global norm of the gradients (e.g. 1.0), "
+                          f"or None to clip nothing. Received: global_clipnorm={clipnorm!r}")
+    patience = config.early_stopping_patience
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 0):
+        raise ConfigError("early_stopping_patience must be an int >= 0, the epochs without a lower val_loss before a "
+                          "phase stops (0 and 1 both stop at the first such epoch, as keras.callbacks.EarlyStopping "
+                          f"does), e.g. 3, or None to never stop early. Received: early_stopping_patience={patience!r}")
+
+
+def _check_fine_tune_at_type(fine_tune_at) -> None:
+    # freezing's own TypeError, raised for any caller, would be a traceback in the recipes rather than a message.
+    if isinstance(fine_tune_at, bool) or not isinstance(fine_tune_at, (int, float, str)):
+        raise ConfigError("fine_tune_at must be where phase 2 starts unfreezing the backbone: a layer index (int), a "
+                          "fraction of the layers from the top (float, e.g. 0.3) or a layer name (str). To train the "
+                          f"head only, pass fine_tune_epochs=0. Received: fine_tune_at={fine_tune_at!r}")
+
+
+def _check_warmup_fraction(fraction) -> None:
+    if not is_real_number(fraction) or not 0 <= fraction < 1:
+        raise ConfigError("warmup_fraction must be a number from 0 (no warmup) up to, not including, 1: the share "
+                          f"of phase 2's steps spent warming up, e.g. {FineTuneConfig.warmup_fraction}. "
+                          f"Received: warmup_fraction={fraction!r}")
+
+
+def _callbacks_tuple(callbacks) -> tuple[keras.callbacks.Callback, ...]:
+    """The user's callbacks as a tuple: a list or tuple of them, or one callback alone (as `fit` takes it)."""
+    if callbacks is None:
+        return ()
+    if isinstance(callbacks, keras.callbacks.Callback):
+        return (callbacks,)
+    if not isinstance(callbacks, (list, tuple)):
+        raise ConfigError("callbacks must be a list of keras.callbacks.Callback instances, e.g. "
+                          f"[keras.callbacks.CSVLogger('epochs.csv')]. Received: callbacks of type "
+                          f"{type(callbacks).__name__}")
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            what = "the class itself, not an instance: call it" if isinstance(callback, type) else "not a callback"
+            raise ConfigError(f"Every item of callbacks must be a keras.callbacks.Callback instance; one is {what}. "
+                              f"Received: callbacks item {callback!r}")
+    return tuple(callbacks)
 
 
 def _check_ema_momentum(momentum) -> None:
@@ -155,6 +202,9 @@ def _resolve_cache_features(model: keras.Model, cache_features: bool | None, con
     if not isinstance(passes, int) or isinstance(passes, bool) or passes < 0:
         raise ConfigError("augmented_feature_passes must be an int >= 0 (0 caches the clean images' features). "
                           f"Received: augmented_feature_passes={passes!r}")
+    if cache_features is not None and not isinstance(cache_features, bool):  # "no" would be taken for yes
+        raise ConfigError("cache_features must be True, False (phase 1 runs the backbone on every batch) or None "
+                          f"(the default: cache). Received: cache_features={cache_features!r}")
     augmented = feature_cache.has_augmentation(model)
     if cache_features is False:
         logging.info("Phase 1 runs the backbone on every batch (cache_features=False)%s.",

@@ -189,10 +189,12 @@ def tune(
     _, dropout = space_lib.split_settings(searched, trial_base)
     if dropout is not None and _dropout_rate(model) is None:
         heads.set_dropout(model, dropout)  # raises the ConfigError that says how to build it
+    # Checked here under the names the caller passed them as: the trials plan them as fine_tune's validation_data.
+    input_checks.check_dataset(model, train_data, name="train_data", peek=class_counts is None)
     if holdout_data is None:
-        train_data, holdout_data = holdout_lib.split_by_content(train_data, holdout_fraction, seed)
-        # A filtered dataset's size is unknown; counted once here, not by every trial's plan.
-        train_data = train_data.apply(tf.data.experimental.assert_cardinality(planner.steps_per_epoch(train_data)))
+        train_data, holdout_data = _split_holdout(train_data, holdout_fraction, seed)
+    else:
+        input_checks.check_dataset(model, holdout_data, name="holdout_data", peek=class_counts is None)
     runner = _TrialRunner(model, train_data, holdout_data, trial_base, class_counts)
     oracle = _oracle(tuner, max_trials, tune_epochs, objective, seed, hyperparameters)
     work_dir = directory or tempfile.mkdtemp(prefix="tfxfer_tune_")
@@ -237,6 +239,28 @@ def _check_arguments(tuner, max_trials, tune_epochs, objective) -> None:
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)} (on the held-out examples). "
                           f"Received: objective={objective!r}")
+
+
+def _split_holdout(train_data: tf.data.Dataset, fraction, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """`(train, holdout)`: `fraction` of `train_data` held out (`holdout.split_by_content`), neither part empty."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError("holdout_fraction must be a number between 0 and 1, the share of train_data held out to "
+                          f"score the trials, e.g. 0.2. Received: holdout_fraction={fraction!r}")
+    train, holdout = holdout_lib.split_by_content(train_data, fraction, seed)
+    # A filtered dataset's size is unknown; counted once here, not by every trial's plan.
+    batches = int(train.reduce(0, lambda count, _: count + 1))
+    if not batches:
+        _refuse_empty_part(fraction, train_data, "no example to train on", "Lower")
+    if next(iter(holdout.take(1)), None) is None:
+        _refuse_empty_part(fraction, train_data, "no example to score the trials on", "Raise")
+    return train.apply(tf.data.experimental.assert_cardinality(batches)), holdout
+
+
+def _refuse_empty_part(fraction, train_data: tf.data.Dataset, left: str, change: str) -> None:
+    raise ConfigError(
+        f"holdout_fraction={fraction!r} of train_data's {_count_examples(train_data)} examples leaves {left} "
+        f"(examples are held out by a hash of their content). {change} holdout_fraction, or pass holdout_data. "
+        f"Received: holdout_fraction={fraction!r}")
 
 
 def _oracle(tuner, max_trials, tune_epochs, objective, seed, hyperparameters) -> keras_tuner.Oracle:
