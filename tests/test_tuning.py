@@ -234,8 +234,8 @@ def test_every_trial_of_a_lora_search_starts_from_the_model_the_search_was_given
     ({"holdout_data": (np.zeros((4, 16, 16, 3)), np.zeros(4))},
      r"holdout_data must be a tf\.data\.Dataset of batches.*Received: holdout_data of type tuple"),
     ({"config": {"epochs": 1}}, r"config must be a tfxfer\.FineTuneConfig.*Received: config of type dict"),
-    ({"holdout_fraction": 1.5}, r"holdout_fraction must be a number between 0 and 1, the share of train_data held "
-                                r"out to score the trials, e\.g\. 0\.2\. Received: holdout_fraction=1\.5"),
+    ({"holdout_fraction": 1.5}, r"holdout_fraction must be a number between 0 and 1, the expected share of "
+                                r"examples held out, e\.g\. 0\.2\. Received: holdout_fraction=1\.5"),
     ({"holdout_data": tf.data.Dataset.from_tensor_slices((np.zeros((4, 16, 16, 3), "float32"), [0, 1, 2, 0])).batch(2)},
      r"The model takes 32x32x3 images but holdout_data's inputs are 16x16x3 images.*Received: holdout_data's inputs"),
     ({"holdout_data": _batches(12).map(lambda images, labels: (images, labels + 3))},

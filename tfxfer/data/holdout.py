@@ -29,7 +29,8 @@ _PAD_TO_MULTIPLE_OF = 8
 
 
 def split_by_content(dataset: tf.data.Dataset, fraction: float, seed: int = 0,
-                     *, batch_size: int | None = None) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+                     *, batch_size: int | None = None,
+                     fraction_name: str = "fraction") -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """`(rest, held_out)`: the batches of `dataset` split by a seeded hash of each example.
 
     Args:
@@ -40,6 +41,7 @@ def split_by_content(dataset: tf.data.Dataset, fraction: float, seed: int = 0,
         seed: int. Another seed holds out other examples.
         batch_size: int. Examples per batch of both parts; the first batch's
             size by default.
+        fraction_name: str. What the caller calls `fraction`, for the error message.
 
     Returns:
         Two batched datasets of the same structure; every example of `dataset`
@@ -49,7 +51,8 @@ def split_by_content(dataset: tf.data.Dataset, fraction: float, seed: int = 0,
         ConfigError: `fraction` is not between 0 and 1, or `dataset` is empty.
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError(f"The held-out fraction must be between 0 and 1, e.g. 0.2. Received: fraction={fraction!r}")
+        raise ConfigError(f"{fraction_name} must be a number between 0 and 1, the expected share of examples held "
+                          f"out, e.g. 0.2. Received: {fraction_name}={fraction!r}")
     if batch_size is None:
         first = next(iter(dataset.take(1)), None)
         if first is None:

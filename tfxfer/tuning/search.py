@@ -243,10 +243,7 @@ def _check_arguments(tuner, max_trials, tune_epochs, objective) -> None:
 
 def _split_holdout(train_data: tf.data.Dataset, fraction, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """`(train, holdout)`: `fraction` of `train_data` held out (`holdout.split_by_content`), neither part empty."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError("holdout_fraction must be a number between 0 and 1, the share of train_data held out to "
-                          f"score the trials, e.g. 0.2. Received: holdout_fraction={fraction!r}")
-    train, holdout = holdout_lib.split_by_content(train_data, fraction, seed)
+    train, holdout = holdout_lib.split_by_content(train_data, fraction, seed, fraction_name="holdout_fraction")
     # A filtered dataset's size is unknown; counted once here, not by every trial's plan.
     batches = int(train.reduce(0, lambda count, _: count + 1))
     if not batches:
