@@ -133,3 +133,9 @@ def test_default_feature_keys_are_the_supervised_ones_else_the_only_candidates(s
     assert tfds_builders.default_feature_keys(info, text_tfds.is_text_feature) == expected
     two_texts = SimpleNamespace(supervised_keys=None, features={**features, "title": tfds.features.Text()})
     assert tfds_builders.default_feature_keys(two_texts, text_tfds.is_text_feature) == (None, "sentiment")
+
+
+def test_tfds_finds_a_real_builders_files_without_a_download():
+    # download_and_prepare starts here, before any network access: TFDS needs importlib_resources for it, which it
+    # does not declare (setup.cfg installs it), so --tfds_name failed for any dataset on a fresh install.
+    assert tfds.builder_cls("tf_flowers").code_path.name == "tf_flowers_dataset_builder.py"
