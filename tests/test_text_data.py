@@ -41,7 +41,7 @@ def test_data_without_a_validation_part_is_warned_about_as_images_are(tmp_path, 
     with caplog.at_level("WARNING", logger="absl"):
         tfxfer.load_text_data(folder, batch_size=4)
     assert (f"No validation data: {folder!r} has no validation part and validation_split is None. Pass "
-            "validation_split=0.1 (for example)") in caplog.text
+            "validation_split=0.1 (for example; recipes: --validation_split=0.1) to hold out") in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="absl"):
         tfxfer.load_text_data(folder, batch_size=4, validation_split=0.25)
