@@ -163,7 +163,7 @@ def test_evaluation_reads_the_split_folders_whatever_their_spelling(tmp_path, ca
     assert evaluated.source == str(tmp_path / "kaggle" / "TEST") and evaluated.labels == ["a", "b", "b"]
     _make_classes(tmp_path / "alone" / "Training", {"a": 1, "b": 1})
     caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         assert labelled_data.read_image_folders(str(tmp_path / "alone")).labels == ["a", "b"]
         labelled_data.read_image_folders(str(tmp_path / "kaggle"))
     assert (f"holds Training/ but no val/, valid/ or validation/ folder: evaluating on the training data "
