@@ -7,6 +7,8 @@ BatchNorm-statistics check trains a tiny conv backbone, which compiles in
 seconds.
 """
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -120,6 +122,33 @@ def test_unfreeze_top_freezes_batch_norm_inside_nested_models():
     assert block.get_layer("inner_conv").trainable
     assert not block.get_layer("inner_bn").trainable
     assert len(backbone.trainable_weights) == 4  # two kernels, two biases
+
+
+def _dense_backbone(batch_norm_at=None, nested=False):
+    """Three Dense layers, with a BatchNormalization after the one named `batch_norm_at` (in a nested model)."""
+    inputs = keras.Input((4,))
+    x = inputs
+    for name in ("first", "second", "third"):
+        x = keras.layers.Dense(4, name=name)(x)
+        if name == batch_norm_at:
+            batch_norm = keras.layers.BatchNormalization(name=f"{name}_bn")
+            x = keras.Sequential([batch_norm], name=f"{name}_block")(x) if nested else batch_norm(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.mark.parametrize("batch_norm_at, nested, clause", [
+    (None, False, ""),  # a transformer, say: no BatchNorm to keep frozen
+    ("first", False, ""),  # only below the unfrozen layers, where everything stays frozen anyway
+    ("second", False, "; BatchNorm stays frozen"),
+    ("third", True, "; BatchNorm stays frozen"),
+])
+def test_unfreeze_top_says_batch_norm_stays_frozen_only_where_there_is_some(batch_norm_at, nested, clause, caplog):
+    backbone = _dense_backbone(batch_norm_at, nested)
+    with caplog.at_level(logging.INFO, logger="absl"):
+        unfreeze_top(backbone, "second")
+    unfrozen = len(backbone.layers) - [layer.name for layer in backbone.layers].index("second")
+    assert caplog.messages == [
+        f"Fine-tuning {unfrozen} of {len(backbone.layers)} backbone layers (from 'second' on){clause}."]
 
 
 # Errors.

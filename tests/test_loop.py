@@ -5,6 +5,8 @@ the reference it must match is `fit` itself: same data, same optimizer, same
 weights after an epoch. Distributed runs are in tests/test_distribute.py.
 """
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -114,6 +116,43 @@ def test_callbacks_get_fit_events_and_can_stop_training():
                                "batch0", "batch1", "batch2", (1, logs), "train_end"]
     assert history.epoch == [0, 1]
     assert recorder.model is model
+
+
+def _head_model_and_data(num_classes, multi_label):
+    model = _dense_model(num_classes)
+    data = _data(num_classes=num_classes)
+    if multi_label:
+        model = keras.Model(model.input, tfxfer.models.heads.classification_head(
+            model.get_layer("hidden").output, num_classes, multi_label=True, dropout=0.0))
+        data = data.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+    return model, data
+
+
+@pytest.mark.parametrize("num_classes, multi_label", [(3, False), (2, False), (3, True)])
+def test_keras_callbacks_in_auto_mode_know_accuracy_rises_for_every_head(num_classes, multi_label):
+    model, data = _head_model_and_data(num_classes, multi_label)
+    kind = tfxfer.models.heads.head_kind(model)
+    _compile(model, kind, losses.loss_for(kind))
+    watchers = [keras.callbacks.EarlyStopping(monitor=monitor, patience=5) for monitor in ("val_accuracy", "accuracy")]
+    history = TrainLoop(model, kind, losses.loss_for(kind)).fit(data, validation_data=data, epochs=3, steps=3,
+                                                                callbacks=watchers)
+    assert [watcher.best for watcher in watchers] == [max(history.history["val_accuracy"]),
+                                                      max(history.history["accuracy"])]
+
+
+def test_keras_callbacks_in_auto_mode_know_a_multi_task_models_mean_accuracy_rises():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 3))
+    backbone = keras.Model(inputs, keras.layers.Conv2D(4, 1, name="mix")(inputs), name=layer_names.BACKBONE)
+    model = tfxfer.ImageClassifier(backbone, tasks={"colour": 3, "bright": 2}, preprocessing="tf", dropout=0.0)
+    rng = np.random.default_rng(0)
+    labels = {"colour": rng.integers(0, 3, 12), "bright": rng.integers(0, 2, 12)}
+    data = tf.data.Dataset.from_tensor_slices((rng.uniform(0, 255, (12, 4, 4, 3)).astype("float32"), labels)).batch(4)
+    early = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=5)
+    config = tfxfer.FineTuneConfig(epochs=3, fine_tune_epochs=0, early_stopping_patience=None)
+    result = tfxfer.fine_tune(model, data, data, config=config, callbacks=[early], verbose=0)
+    assert {"val_accuracy", "val_colour_accuracy", "val_bright_accuracy"} <= set(result.phase1.history)
+    assert early.best == max(result.phase1.history["val_accuracy"])
 
 
 def test_head_without_all_trainable_variables_is_refused():
@@ -256,6 +295,24 @@ def test_the_extractor_is_traced_once_for_full_and_partial_batches_of_both_datas
         "input_signature": [{"token_ids": tf.TensorSpec((None, None), tf.int32)}]}
     ragged = tf.data.Dataset.from_tensor_slices((tf.ragged.constant([[1], [2, 3]]), [0, 1])).batch(2)
     assert feature_cache._tracing(ragged, None) == {"reduce_retracing": True}
+
+
+def test_caching_in_several_runs_of_one_process_is_not_taken_for_retracing(caplog, monkeypatch):
+    # fine_tune, find_learning_rate, tune and distill each cache with an extractor of their own, traced once:
+    # TensorFlow counted those first traces together, as one function retracing, and warned.
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+    # Counted afresh, as in a new process: TensorFlow warns at most twice per function, earlier tests' runs included.
+    monkeypatch.setattr(polymorphic_function, "_frequent_tracing_detector_manager",
+                        polymorphic_function._FrequentTracingDetectorManager())
+    model = _dense_model()
+    data = _data(num_examples=4, batch_size=4)  # one batch: a run calls its extractor twice, tracing it once
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        runs = [feature_cache.cache_phase(model, data, data) for _ in range(6)]
+    assert [message for message in caplog.messages if "retracing" in message] == []
+    inputs, _ = next(iter(data))
+    features = keras.Model(model.input, model.get_layer(layer_names.PREDICTIONS).input)(inputs)
+    for run in runs:  # each run's own extractor gives the model's features
+        np.testing.assert_allclose(next(iter(run.validation))[0], features, rtol=1e-6)
 
 
 def test_augmented_passes_cache_differently_augmented_training_features_and_clean_validation_ones():

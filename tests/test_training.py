@@ -159,6 +159,26 @@ def test_early_stopping_restores_the_best_epoch():
     assert result.phase1.final_metrics["val_loss"] == pytest.approx(val_losses[0], rel=1e-5)
 
 
+def test_keras_callbacks_in_auto_mode_watch_val_accuracy_and_keep_its_best_epoch(tmp_path):
+    # README's own example: Keras reads which way accuracy improves from the model's compiled metrics.
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "best.weights.h5"), monitor="val_accuracy",
+                                                 save_best_only=True, save_weights_only=True)
+    early = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=1)
+    model = _classifier()
+    validation = _colour_data(9, seed=1)
+    result = tfxfer.fine_tune(model, _colour_data(24, seed=0), validation,
+                              config=_config(epochs=5, fine_tune_epochs=0, learning_rate=0.1),
+                              callbacks=[checkpoint, early, _WreckHeadAfterFirstEpoch()])
+    accuracies = result.phase1.history["val_accuracy"]
+    assert accuracies[1] < accuracies[0]  # the wrecked head is worse: no rise, so a patience of 1 stops
+    assert result.phase1.epochs_run == 2
+    assert early.best == checkpoint.best == accuracies[0]
+    best = _classifier()
+    best.load_weights(str(tmp_path / "best.weights.h5"))
+    best.compile(loss=losses.loss_for(HeadKind.MULTICLASS), metrics=losses.metrics_for(HeadKind.MULTICLASS))
+    assert best.evaluate(validation, verbose=0, return_dict=True)["accuracy"] == pytest.approx(accuracies[0])
+
+
 def test_a_warmup_fraction_past_1_fails_before_phase_1_trains():
     record = _CountPhases()
     with pytest.raises(ConfigError, match=r"warmup_fraction must be a number from 0 \(no warmup\) up to, not "
@@ -442,6 +462,53 @@ def test_soft_binary_labels_pass_both_label_checks_as_the_loss_takes_them():
     assert len(result.phase1.history["loss"]) == 3 and np.isfinite(result.phase1.history["loss"]).all()
     with pytest.raises(ConfigError, match=r"has label 1\.5, but the model's head has 2 classes"):
         tfxfer.fine_tune(_classifier(num_classes=2), data.map(lambda x, y: (x, y + 0.5)), config=_config())
+
+
+@pytest.mark.parametrize("class_counts, where", [
+    (None, "the first 4 examples of train_data"),
+    ([4, 4], r"4 examples \(made up: train_data was not read\)"),  # class counts vouch for the data: not read
+])
+def test_a_loss_that_does_not_fit_the_head_fails_before_training_naming_the_head_and_the_loss_that_fits(
+        class_counts, where):
+    # README's loss on a 2-class model, whose head is one sigmoid unit; the first examples are all of class 0.
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    data = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(8)
+    model = _classifier(num_classes=2)
+    weights = _weights_of(model)
+    expected = (r"The loss does not fit the model's head, a binary head: one sigmoid unit, labels 0/1: called with "
+                rf"labels the head takes \(1, 0, 1, 0\) and its probabilities for {where}, it raised "
+                r"InvalidArgumentError: Received a label value of 1 which is outside the valid range of \[0, 1\)\. "
+                r"Label values: 1 0 1 0\. Pass keras\.losses\.BinaryCrossentropy\(\) \(it takes such labels and the "
+                r"head's probabilities, not logits\), or leave loss=None for the head's own loss\. "
+                r"Received: loss=SparseCategoricalCrossentropy$")
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(model, data, config=_config(), class_counts=class_counts,
+                         loss=keras.losses.SparseCategoricalCrossentropy())
+    assert _unchanged(model, weights)
+
+
+class _MeanLoss(keras.losses.Loss):
+    """Returns the batch's mean instead of a loss per example, which the loop would weigh as one per example."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y_true, y_pred))
+
+
+def test_a_loss_without_one_value_per_example_fails_before_training():
+    with pytest.raises(ConfigError, match=r"a 3-class head: 3 softmax units, labels class indices 0 to 2: called "
+                                          r"with labels the head takes \(2, 1, 0, 2\) .* it returned shape \(\), not "
+                                          r"one loss per example \(4,\)\. Pass keras\.losses\."
+                                          r"SparseCategoricalCrossentropy\(\) .*Received: loss=_MeanLoss$"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(), loss=_MeanLoss())
+
+
+@pytest.mark.parametrize("num_classes, loss", [(2, keras.losses.BinaryCrossentropy()),
+                                               (3, keras.losses.SparseCategoricalCrossentropy())])
+def test_a_loss_that_fits_the_head_trains_it(num_classes, loss):
+    data = _colour_data(16, seed=0, num_classes=num_classes)
+    result = tfxfer.fine_tune(_classifier(num_classes=num_classes), data, config=_config(fine_tune_epochs=0),
+                              loss=loss)
+    assert result.phase1.history["loss"][-1] < result.phase1.history["loss"][0]
 
 
 def test_fractional_labels_are_not_class_indices():

@@ -17,11 +17,13 @@ from tfxfer.training import console
 EPOCHS = (2, 1)
 
 
-def _model():
+def _model(top_batch_norm=False):
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, strides=2, name="conv_1")(inputs)
     x = keras.layers.BatchNormalization(name="conv_1_bn")(x)
     x = keras.layers.Conv2D(8, 3, strides=2, name="conv_2")(x)
+    if top_batch_norm:
+        x = keras.layers.BatchNormalization(name="conv_2_bn")(x)
     backbone = keras.Model(inputs, x, name="tiny")
     return tfxfer.build_image_classifier(backbone, num_classes=2, preprocessing="tf", augmentation=False,
                                          dropout=0.0)
@@ -89,6 +91,18 @@ def test_each_phase_is_summarised_with_what_trains(monkeypatch):
     assert f"{head + conv_2:,} trainable / {total - head - conv_2:,} frozen" in phase2
     assert "peak learning rate 0.0001, ending 0.5 of the way from its starting weights to its trained ones;" in phase2
     assert "backbone layers conv_2 (1 of " in phase2
+
+
+@pytest.mark.parametrize("top_batch_norm", [False, True])
+def test_phase2s_summary_says_batch_norm_stays_frozen_only_where_it_trains(top_batch_norm, monkeypatch):
+    messages = []
+    monkeypatch.setattr(logging, "info", lambda message, *args: messages.append(message % args))
+    config = tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=1, fine_tune_at="conv_2", early_stopping_patience=None)
+    tfxfer.fine_tune(_model(top_batch_norm), _data(0), config=config, verbose=0)
+    phase2 = next(m for m in messages if m.startswith("phase 2: "))
+    # conv_1_bn is below fine_tune_at, frozen with everything there: only conv_2_bn is news.
+    layers = 5 if top_batch_norm else 4  # with the input layer
+    assert f"backbone layers conv_2 (1 of {layers}{', BatchNorm frozen' * top_batch_norm})." in phase2
 
 
 def test_each_phase_ends_with_the_time_its_result_records_naming_the_feature_extraction(monkeypatch):

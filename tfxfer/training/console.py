@@ -11,6 +11,7 @@ import numpy as np
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import layer_names
+from tfxfer.training import freezing
 from tfxfer.training.phase import Phase
 
 VERBOSITIES = ("auto", 0, 1, 2)
@@ -57,7 +58,7 @@ def phase_summary(model: keras.Model, phase: Phase) -> str:
                   f"({len(training)} of {len(backbone.layers)}; their own weights frozen)")
     elif training:
         layers = (f"{_names(head)} and backbone layers {_names(training)} "
-                  f"({len(training)} of {len(backbone.layers)}, BatchNorm frozen)")
+                  f"({len(training)} of {len(backbone.layers)}{_frozen_batch_norm(backbone, phase.fine_tune_at)})")
     else:
         layers = f"{_names(head)}; backbone frozen" + (
             " (its features computed once, then cached)" if phase.cache_features else "")
@@ -67,6 +68,13 @@ def phase_summary(model: keras.Model, phase: Phase) -> str:
         average += f", ending {phase.interpolation:g} of the way from its starting weights to its trained ones"
     return (f"{phase.name}: {epochs}, peak learning rate {phase.learning_rate:.3g}{average}; "
             f"{trainable:,} trainable / {frozen:,} frozen parameters; training {layers}.")
+
+
+def _frozen_batch_norm(backbone: keras.Model, fine_tune_at) -> str:
+    """", BatchNorm frozen" if the unfrozen top of `backbone` has BatchNorm (kept frozen), else nothing: a
+    transformer has none."""
+    start = 0 if fine_tune_at is None else freezing.first_trainable_index(backbone.layers, fine_tune_at)
+    return ", BatchNorm frozen" if freezing.has_batch_norm(backbone.layers[start:]) else ""
 
 
 def _names(names: list[str]) -> str:

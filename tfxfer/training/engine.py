@@ -126,7 +126,9 @@ def fine_tune(
             field of the wrong type or out of range (epochs, learning rates,
             label smoothing, warmup, clipping, patience, ...), a bad
             `fine_tune_at` / `class_weight` / `callbacks` / `cache_features`,
-            or a `lora_rank` the backbone cannot take (see `tfxfer.training.lora`).
+            a `lora_rank` the backbone cannot take (see `tfxfer.training.lora`),
+            or a `loss` that does not fit the head (tried once on a few
+            examples: it fails, or gives no finite loss per example).
             During training: a batch with a label past the head's classes.
         NonFiniteLossError: during training, a batch whose loss is NaN or
             infinite (NaN in the inputs, or a learning rate far too high).

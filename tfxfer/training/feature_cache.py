@@ -91,13 +91,10 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
     # before it), dropout and augmentation are off.
     extractor, folded = batchnorm_folding.fold_batch_norms(extractor)
     traced = _tracing(train_data, validation_data)
-    extract = tf.function(lambda inputs: extractor(inputs, training=False), **traced)
+    extract = tf.function(_Extraction(extractor), **traced)
     passes = augmented_passes if has_augmentation(model) else 0
     if passes:
-        augment = model.get_layer(layer_names.AUGMENTATION)
-        # Augmented first, then the extractor in inference mode, whose own augmentation is then off.
-        extract_train = tf.function(lambda inputs: extractor(augment(inputs, training=True), training=False),
-                                    **traced)
+        extract_train = tf.function(_Extraction(extractor, model.get_layer(layer_names.AUGMENTATION)), **traced)
     else:
         extract_train = extract
     extracted = [_extract(extract_train, train_data) for _ in range(max(passes, 1))]
@@ -120,6 +117,29 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
                  f", {passes} randomly augmented passes" if passes else "", seconds,
                  f" ({folded} BatchNorm layers folded into their convolutions)" if folded else "")
     return CachedPhase(head, train, validation, seconds)
+
+
+class _Extraction:
+    """The extractor in inference mode, after `augment` (in training mode, so random) if given.
+
+    A callable object rather than a lambda: `tf.function` counts the traces of
+    all functions with the same code together, so each call of `cache_phase`
+    tracing its new extractor once (as it must: a new model, whose folded
+    weights are copies made from the model's current ones) looked like one
+    function retracing, and warned so after a few runs in one process. Each
+    `_Extraction` is its own function to that count, traced once for all its
+    batches (`_tracing`).
+    """
+
+    def __init__(self, extractor: keras.Model, augment: keras.Layer | None = None):
+        self._extractor = extractor
+        self._augment = augment
+
+    def __call__(self, inputs):
+        if self._augment is not None:
+            # Augmented first, then the extractor in inference mode, whose own augmentation is then off.
+            inputs = self._augment(inputs, training=True)
+        return self._extractor(inputs, training=False)
 
 
 def _tracing(*datasets) -> dict:

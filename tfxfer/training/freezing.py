@@ -69,8 +69,10 @@ def unfreeze_top(backbone: keras.Model, fine_tune_at: FineTuneAt) -> int:
         layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
     _freeze_nested_batch_norm(backbone)
     logging.info(
-        "Fine-tuning %d of %d backbone layers (from %r on); BatchNorm stays frozen.",
+        "Fine-tuning %d of %d backbone layers (from %r on)%s.",
         len(layers) - start, len(layers), layers[start].name if start < len(layers) else None,
+        # Only where it is news: a backbone without BatchNorm (a transformer) has none to keep frozen.
+        "; BatchNorm stays frozen" if has_batch_norm(layers[start:]) else "",
     )
     return start
 
@@ -112,6 +114,13 @@ def first_trainable_index(layers: list[keras.Layer], fine_tune_at: FineTuneAt) -
             )
         return fine_tune_at
     raise TypeError(f"fine_tune_at must be an int, float or str. Received: fine_tune_at={fine_tune_at!r}")
+
+
+def has_batch_norm(layers: list[keras.Layer]) -> bool:
+    """Whether any of `layers`, or of the layers of nested sub-models among them, is a BatchNormalization
+    (which `unfreeze_top` keeps frozen)."""
+    return any(isinstance(layer, keras.layers.BatchNormalization)
+               or (hasattr(layer, "layers") and has_batch_norm(layer.layers)) for layer in layers)
 
 
 def _freeze_nested_batch_norm(model: keras.Model) -> None:

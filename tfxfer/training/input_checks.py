@@ -7,7 +7,11 @@ from the dataset's `element_spec`; label values from its first batch, which is
 read only when asked (`peek`): a pipeline with `.cache()` discards a cache left
 half-written, and reading also advances a seeded shuffle. Later batches' labels
 are counted by the training loop as it reads them (`losses.invalid_labels`).
+The user's own loss is tried on the head's labels and probabilities
+(`check_loss_fits`): one that does not fit the head would fail inside the first step.
 """
+
+import re
 
 import keras
 import numpy as np
@@ -15,10 +19,12 @@ import tensorflow as tf
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import classifier, heads, input_fit
+from tfxfer.training import losses
 from tfxfer import tasks as tasks_lib
 
 
-def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, peek: bool = True) -> None:
+def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, peek: bool = True,
+                  loss: keras.losses.Loss | None = None) -> None:
     """Raises a `ConfigError` if `dataset` does not fit `model`'s inputs and head.
 
     Args:
@@ -27,6 +33,9 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
         name: str. The argument the dataset came in as, for the messages.
         peek: bool. Also check the label values (and any input size the
             spec leaves open) on the first batch.
+        loss: keras.losses.Loss. The user's own training loss, or None:
+            tried on the head's labels and probabilities (`check_loss_fits`),
+            those of the first batch's first examples when it is read.
     """
     check_are_datasets(**{name: dataset})
     spec = dataset.element_spec
@@ -41,6 +50,7 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
     if int(dataset.cardinality()) == 0:
         _refuse_empty(name)
     if not peek:
+        check_loss_fits(model, loss, spec[1], name=name)
         return
     missing_allowed = tasks_lib.model_tasks(model) is not None
     batches = 0
@@ -53,6 +63,7 @@ def check_dataset(model: keras.Model, dataset: tf.data.Dataset, *, name: str, pe
         for kind, num_classes, head_labels, where in _heads_and_labels(model, labels, name):
             _check_label_spec(kind, num_classes, tf.type_spec_from_value(head_labels), where)
             _check_label_values(kind, num_classes, head_labels, where, missing_allowed=missing_allowed)
+        check_loss_fits(model, loss, tf.nest.map_structure(tf.type_spec_from_value, labels), name=name, inputs=inputs)
     if not batches:  # a filter, say, hid the size from `cardinality`
         _refuse_empty(name)
 
@@ -71,6 +82,100 @@ def _check_token_ids(model: keras.Model, inputs, name: str) -> None:
             f"The model's vocabulary has {size} tokens (ids 0 to {size - 1}), but {name} has token id {largest}: "
             "the texts were tokenized for another model; tokenize them with this model's own preprocessor: "
             f"data.map_inputs(model.preprocessor). Received: token ids up to {largest} in the first batch of {name}")
+
+
+# Examples the user's loss is tried on: a few, as the model runs on them once before training.
+_LOSS_CHECK_EXAMPLES = 4
+# What each head takes, and the Keras loss that takes it.
+_HEAD_WORDS = {
+    heads.HeadKind.BINARY: ("a binary head: one sigmoid unit, labels 0/1", "keras.losses.BinaryCrossentropy()"),
+    heads.HeadKind.MULTICLASS: ("a {classes}-class head: {classes} softmax units, labels class indices 0 to {last}",
+                                "keras.losses.SparseCategoricalCrossentropy()"),
+    heads.HeadKind.MULTILABEL: ("a multi-label head: {classes} sigmoid units, labels multi-hot rows of {classes} "
+                                "0/1 columns", "keras.losses.BinaryCrossentropy()"),
+}
+
+
+def check_loss_fits(model: keras.Model, loss: keras.losses.Loss | None, label_spec, *, name: str,
+                    inputs=None) -> None:
+    """Raises a `ConfigError` if the user's `loss` fails on the labels and probabilities of `model`'s head, or does
+    not give one finite loss per example; a loss that does not fit the head (a softmax loss on a binary head's one
+    sigmoid unit) would otherwise fail inside the first training step, or train on nonsense.
+
+    The loss is called as the training loop calls it (`losses.example_losses`) on a
+    few examples: the head's probabilities for the first ones of `inputs` (a batch
+    of `name`), in inference mode, or when the data is not read, probabilities
+    shaped as the head's. The labels are ones the head takes, shaped as
+    `label_spec` says, its last class first: the first examples' own labels may
+    all be 0, where a loss that does not fit fails only on 1. A multi-task model's
+    loss (a `MultiTaskLoss`) is not tried; neither is `loss` None (the head's own).
+    """
+    if loss is None or tasks_lib.model_tasks(model) is not None:
+        return
+    if not callable(getattr(loss, "call", None)):
+        raise ConfigError("loss must be a keras.losses.Loss (or a subclass) whose call returns one loss per "
+                          "example, e.g. keras.losses.BinaryCrossentropy(), not a function or a name. "
+                          f"Received: loss={loss!r}")
+    kind, num_classes = heads.head_kind(model), heads.num_classes(model)
+    probabilities, source = _head_probabilities(model, kind, num_classes, inputs, name)
+    labels = _labels_the_head_takes(kind, num_classes, label_spec, len(probabilities))
+    problem = _loss_problem(loss, labels, probabilities)
+    if problem is None:
+        return
+    head, fitting = (words.format(classes=num_classes, last=num_classes - 1) for words in _HEAD_WORDS[kind])
+    shown = ("multi-hot rows, alternately all 1 and all 0" if kind is heads.HeadKind.MULTILABEL
+             else ", ".join(str(int(label)) for label in tf.reshape(labels, [-1]).numpy()))
+    raise ConfigError(
+        f"The loss does not fit the model's head, {head}: called with labels the head takes ({shown}) and its "
+        f"probabilities for {source}, it {problem}. Pass {fitting} (it takes such labels and the head's "
+        f"probabilities, not logits), or leave loss=None for the head's own loss. Received: loss={type(loss).__name__}")
+
+
+def _head_probabilities(model: keras.Model, kind: heads.HeadKind, num_classes: int, inputs, name: str) -> tuple:
+    """`(probabilities, what they are of)`: the model's for the first few examples of the batch `inputs`, in
+    inference mode, or for None (the data not read) made up in the head's shape."""
+    count = _LOSS_CHECK_EXAMPLES
+    if inputs is None:
+        units = 1 if kind is heads.HeadKind.BINARY else num_classes
+        probability = 1.0 / num_classes if kind is heads.HeadKind.MULTICLASS else 0.5
+        return tf.fill([count, units], probability), f"{count} examples (made up: {name} was not read)"
+    count = min(count, int(tf.shape(tf.nest.flatten(inputs)[0])[0]))
+    probabilities = model(tf.nest.map_structure(lambda tensor: tensor[:count], inputs), training=False)
+    return probabilities, f"the first {count} examples of {name}"
+
+
+def _loss_problem(loss: keras.losses.Loss, labels: tf.Tensor, probabilities: tf.Tensor) -> str | None:
+    """What goes wrong when the training loop's way computes `loss` on a batch of `labels` and `probabilities`
+    (an error, not one loss per example, or a loss that is not finite), or None."""
+    count = len(probabilities)
+    try:
+        values = np.asarray(losses.example_losses(loss, labels, probabilities))
+    except Exception as error:  # whatever the loss raises is the mistake to report
+        return f"raised {type(error).__name__}: {_first_line(error)}"
+    if values.shape != (count,):
+        return f"returned shape {values.shape}, not one loss per example ({count},)"
+    if not np.all(np.isfinite(values)):
+        return f"returned {values.tolist()}, not finite"
+    return None
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of `error`'s message, without TensorFlow's op and device names around it."""
+    lines = str(error).strip().splitlines() or [""]
+    line = re.sub(r"^\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$", "", lines[0])
+    return " ".join(line.split())[:300]
+
+
+def _labels_the_head_takes(kind: heads.HeadKind, num_classes: int, label_spec, count: int) -> tf.Tensor:
+    """`count` labels that fit the head, as float32 (the loop casts labels so), shaped as `label_spec` says: class
+    indices from the last class down (1, 0, 1, ... for a binary head), or multi-hot rows of all 1 then all 0."""
+    rows = np.arange(count)
+    if kind is heads.HeadKind.MULTILABEL:
+        return tf.constant(np.repeat((rows % 2 == 0)[:, None], num_classes, axis=1), tf.float32)
+    top = 1 if kind is heads.HeadKind.BINARY else num_classes - 1
+    labels = tf.constant((top - rows) % (top + 1), tf.float32)
+    rank = label_spec.shape.rank if isinstance(label_spec, tf.TensorSpec) else None
+    return labels[:, None] if rank == 2 else labels
 
 
 def _refuse_empty(name: str) -> None:

@@ -11,9 +11,10 @@ several GPUs and several machines train alike on the same global batch.
 Keras callbacks run as under `fit` (`CallbackList`: `on_train_begin`,
 `on_test_begin`/`on_test_end` around validation, `on_epoch_end` with
 `loss`/`accuracy`/`val_loss`/`val_accuracy` logs, `model.stop_training`,
-`BackupAndRestore`'s `model._initial_epoch`), so early stopping, backups,
-`SwapEMAWeights` (which validates the weight average) and user callbacks keep
-working.
+`BackupAndRestore`'s `model._initial_epoch`, the compiled metrics built, from
+which callbacks in "auto" mode read whether `accuracy` should rise), so early
+stopping, backups, `SwapEMAWeights` (which validates the weight average) and
+user callbacks keep working.
 
 With `jit_compile`, XLA compiles the per-replica step (as Keras' own trainer
 does), not the `strategy.run` around it. Mixed precision is the layers' own
@@ -105,6 +106,7 @@ class TrainLoop:
             verbose=verbose)
         train = self.distribute(train_data)
         validation = None if validation_data is None else self.distribute(validation_data, evaluation=True)
+        _build_compiled_metrics(model, train_data.element_spec[1])
         model.stop_training = False
         model._initial_epoch = None  # BackupAndRestore sets it in on_train_begin when it restores.
         callback_list.on_train_begin()
@@ -213,8 +215,7 @@ class TrainLoop:
                 "examples": _count(labels), "invalid_labels": self._invalid_labels(labels, probabilities)}
 
     def _example_losses(self, labels, probabilities):
-        cast = lambda tensors: tf.nest.map_structure(lambda tensor: tf.cast(tensor, tf.float32), tensors)  # noqa: E731
-        return self._loss.call(cast(labels), cast(probabilities))
+        return losses.example_losses(self._loss, labels, probabilities)
 
     def _invalid_labels(self, labels, probabilities):
         """How many examples of the batch have labels that do not fit the head (a loss that packs more than
@@ -242,6 +243,35 @@ class TrainLoop:
         if score is not None:
             return {"correct": tf.reduce_sum(score(labels, probabilities))}
         return {"correct": tf.reduce_sum(losses.example_accuracy(self._kind, labels, probabilities))}
+
+
+def _build_compiled_metrics(model: keras.Model, label_spec) -> None:
+    """Builds the metrics `model` was compiled with, as `fit` does at its first step, without computing any.
+
+    Keras' callbacks in "auto" mode (`EarlyStopping`, `ModelCheckpoint`,
+    `ReduceLROnPlateau`, ...) decide whether a monitored metric should rise or
+    fall from the model's compiled metrics of that name (their `_direction`),
+    which exist only once built: without this, monitoring `val_accuracy` fails
+    at the first epoch's end. The loop's logs are named as those metrics (every
+    head is compiled with its accuracy as `accuracy`, a multi-task model with
+    it per task, whose metrics are named `accuracy` too), and `loss` is known
+    to Keras by name. Building them here, rather than telling each callback its
+    mode, keeps any callback that reads `model.metrics` working as under `fit`.
+    A multi-task model's per-task `<task>_accuracy` stays unknown to them, as it
+    is under `fit` (Keras matches the metric's own name, `accuracy`): such a
+    callback needs `mode="max"`.
+
+    Args:
+        model: keras.Model. Compiled; nothing is done for one compiled without metrics.
+        label_spec: tf.TypeSpec. The training data's labels (a dict per task for a multi-task model).
+    """
+    # Keras builds them in `fit`'s first step (`_symbolic_build`); no public method builds them alone.
+    compiled = getattr(model, "_compile_metrics", None)
+    if compiled is None or compiled.built:
+        return
+    as_symbolic = lambda spec: keras.KerasTensor(tuple(spec.shape), spec.dtype.name)  # noqa: E731
+    # Shapes and structure only: Keras picks a metric given by name ("accuracy") from them.
+    compiled.build(tf.nest.map_structure(as_symbolic, label_spec), model.output)
 
 
 def _refuse_invalid_labels(sums: dict[str, float], data: str) -> None:

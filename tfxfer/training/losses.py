@@ -44,6 +44,13 @@ def metrics_for(kind: HeadKind) -> list[keras.metrics.Metric]:
     return [keras.metrics.BinaryAccuracy(name="accuracy")]
 
 
+def example_losses(loss: keras.losses.Loss, labels, probabilities):
+    """`loss.call` on the labels and probabilities cast to float32 (dicts per task too): each example's loss,
+    as the training loop computes it."""
+    cast = lambda tensors: tf.nest.map_structure(lambda tensor: tf.cast(tensor, tf.float32), tensors)  # noqa: E731
+    return loss.call(cast(labels), cast(probabilities))
+
+
 def example_accuracy(kind: HeadKind, labels, probabilities):
     """Each example's accuracy, shape `(B,)`: 1/0 for one label, the share of right
     labels for multi-label; what `metrics_for(kind)` averages.

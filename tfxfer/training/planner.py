@@ -61,7 +61,7 @@ def plan_phases(
             lora.target_layers(model, config.fine_tune_at, config.lora_rank)
         if config.layer_decay != 1.0:
             lr_multipliers = layerwise_lr.layer_learning_rate_multipliers(model, config.layer_decay)
-    check_data(model, train_data, validation_data, class_counts)
+    check_data(model, train_data, validation_data, class_counts, loss=loss)
     steps = steps_per_epoch(train_data)
     kind, loss, class_weight = _loss_and_weights(model, config, loss, class_counts, train_data)
     cache_features = _resolve_cache_features(model, cache_features, config)
@@ -230,14 +230,16 @@ def config_or_default(config: FineTuneConfig | None) -> FineTuneConfig:
 
 
 def check_data(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset | None,
-               class_counts: list[int] | None) -> None:
-    """Raises a `ConfigError` if the datasets or `class_counts` do not fit `model`'s inputs and head."""
+               class_counts: list[int] | None, *, loss: keras.losses.Loss | None = None) -> None:
+    """Raises a `ConfigError` if the datasets, `class_counts` or the user's own `loss` (None: the head's) do not fit
+    `model`'s inputs and head."""
     if class_counts is not None and tasks_lib.model_tasks(model) is None:
         input_checks.check_class_counts(class_counts, heads.num_classes(model))
     for name, data in (("train_data", train_data), ("validation_data", validation_data)):
         if data is not None:
-            # Given class_counts vouch for the labels: no first batch is read then.
-            input_checks.check_dataset(model, data, name=name, peek=class_counts is None)
+            # Given class_counts vouch for the labels: no first batch is read then. The loss is tried once.
+            input_checks.check_dataset(model, data, name=name, peek=class_counts is None,
+                                       loss=loss if name == "train_data" else None)
 
 
 def backbone_of(model: keras.Model) -> keras.Model:
