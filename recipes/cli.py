@@ -5,7 +5,9 @@ model) ends with its message on stderr and exit code 2, without a traceback:
 
     image_classifier.py: error: Unknown backbone. Did you mean 'mobilenet_v2'? ...
 
-Mistakes are `app.UsageError`s the recipe raises about its flags, and
+Mistakes are the errors absl finds parsing the flags (an unknown flag, a value
+of the wrong type or not among a flag's choices, a required flag left out),
+`app.UsageError`s the recipe raises about its flags, and
 `tfxfer.errors.UserError`s the library raises. Anything else is a bug in
 tfxfer or below it, and keeps its traceback.
 
@@ -19,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from absl import app
+from absl import app, flags
 
 from tfxfer import errors
 
@@ -39,7 +41,19 @@ def run(main: Callable[[list[str]], object]) -> None:
         except (app.UsageError, errors.UserError) as error:
             exit_with_message(error)
 
-    app.run(main_with_messages)
+    app.run(main_with_messages, flags_parser=parse_flags_with_messages)
+
+
+def parse_flags_with_messages(argv: list[str]) -> list[str]:
+    """Parses the flags as `absl.app.run` does; a mistake in them ends as the recipe's own usage errors do.
+
+    absl itself would write "FATAL Flags parsing error: ..." and exit with code 1.
+    `--help` and `--helpfull` exit from inside the parsing, as with absl's parser.
+    """
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        exit_with_message(app.UsageError(str(error)))
 
 
 def exit_with_message(error: Exception) -> None:

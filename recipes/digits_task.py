@@ -42,6 +42,7 @@ class DigitsTransferReport:
     class_names: list[str]
     labels_per_class: int
     seconds: float
+    source_model_path: str
 
     def comparison(self) -> dict:
         return {
@@ -100,7 +101,9 @@ def train_from_scratch(model, train, validation, *, epochs: int, learning_rate: 
     # Built here, the optimizer's slots exist before `fit` traces its step; created inside
     # that trace, they would make TensorFlow trace the whole training step a second time.
     model.optimizer.build(model.trainable_variables)
-    model.fit(train, epochs=epochs, verbose=0)
+    # shuffle=False: `train` is a tf.data.Dataset, shuffled (or not) as it was made; Keras ignores the default
+    # shuffle=True for one, and warns that it does.
+    model.fit(train, epochs=epochs, shuffle=False, verbose=0)
     return float(model.evaluate(validation, verbose=0, return_dict=True)["accuracy"])
 
 
@@ -197,7 +200,8 @@ def run_digits_transfer(
     target_train = task.target_train.dataset(batch_size, shuffle_seed=seed)
     target_validation = task.target_validation.dataset(batch_size)
     model = build_target_classifier(source_path, seed=seed)
-    result = tfxfer.fine_tune(model, target_train, target_validation, config=config)
+    # Silent, as the two trainings from scratch are: the job's output is the comparison table.
+    result = tfxfer.fine_tune(model, target_train, target_validation, config=config, verbose=0)
     transfer_accuracy = (result.phase2 or result.phase1).final_metrics["val_accuracy"]
 
     keras.utils.set_random_seed(seed)
@@ -213,5 +217,5 @@ def run_digits_transfer(
     report = DigitsTransferReport(source_accuracy, transfer_accuracy, scratch_accuracy, pixel_accuracy,
                                   result.metrics(),
                                   task.target_class_names, labels_per_class,
-                                  time.perf_counter() - start)
+                                  time.perf_counter() - start, source_path)
     return model, report

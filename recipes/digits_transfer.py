@@ -12,6 +12,7 @@ import cli
 import digits_data
 import digits_task
 import metrics_file
+import run_report
 import training_flags
 from absl import app, flags
 
@@ -51,13 +52,12 @@ def main(argv):
     model, report = digits_task.run_digits_transfer(
         FLAGS.run_dir, labels_per_class=FLAGS.labels_per_class, seed=FLAGS.seed)
     metrics = {**report.transfer_metrics, "comparison": report.comparison(), "deterministic": FLAGS.deterministic}
-    metrics_file.write_metrics(FLAGS.run_dir, metrics)
+    metrics_path = metrics_file.write_metrics(FLAGS.run_dir, metrics)
     task = digits_data.load_digits_transfer(FLAGS.labels_per_class, FLAGS.seed)  # the same seeded split
     path = tfxfer.export_saved_model(model, export_dir, class_names=report.class_names,
                                      metadata={"metrics": metrics}, top_k=FLAGS.top_k or None,
                                      warmup_examples=warmup.encode_images(task.target_validation.dataset(8)))
     print(report.table())
-    print(f"Exported SavedModel: {path}")
     if FLAGS.tflite_dir:
         tflite_report = tfxfer.export_tflite(model, FLAGS.tflite_dir, train=task.target_train.dataset(32),
                                              validation=task.target_validation.dataset(32),
@@ -65,6 +65,9 @@ def main(argv):
         print(f"Keras model: accuracy {tflite_report['keras']['accuracy']:.3f}")
         for variant, entry in tflite_report["tflite"].items():
             print(f"TFLite {variant:<13} {entry['size_bytes']:>9} bytes  accuracy {entry['accuracy']:.3f}")
+    # Last, as the other recipes end: where the files went.
+    print("\n".join([*run_report.run_folder_lines(FLAGS.run_dir, [metrics_path, report.source_model_path]),
+                     *run_report.export_lines(path, tflite_dir=FLAGS.tflite_dir)]))
 
 
 if __name__ == "__main__":

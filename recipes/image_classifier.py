@@ -28,7 +28,8 @@ import tfxfer
 from tfxfer.data import image_cache
 from tfxfer.errors import UnavailableOfflineError
 from tfxfer.export import warmup
-from tfxfer.models.backbones import ImageNetWeightsUnavailableError
+from tfxfer.models.backbones import ImageNetWeightsUnavailableError, registry
+from tfxfer.training import precision
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
 
@@ -86,6 +87,7 @@ def main(argv):
                                  unlabelled="a folder of images (any depth)", student_flags=_STUDENT_FLAGS)
     task_flags.check_flags("distill_into", "tflite_dir", "tfds_name", needing=_TASK_FLAGS)
     check_backbone_flags()
+    check_training_flags()
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     # Every worker runs what follows; only the chief's files are kept. Before the
@@ -127,17 +129,19 @@ def main(argv):
     path = tfxfer.export_saved_model(model, export_dir,
                                      class_names=data.class_names, metadata={"metrics": metrics},
                                      top_k=FLAGS.top_k or None, warmup_examples=warmup_examples)
-    export_tflite(model, data)
+    tflite_dir = export_tflite(model, data)
+    student_tflite_dir = None
     if student is not None:
         metrics["distillation"] = distillation_run.distill_and_export(
             # --lora_rank is the teacher's: the student trains its own weights.
             model, student, data.train, data.validation, config.replace(lora_rank=None), teacher_export=path,
             class_names=data.class_names, unlabelled=unlabelled, top_k=FLAGS.top_k or None,
             warmup_examples=warmup_examples)
-        export_tflite(student, data, "student")
+        student_tflite_dir = export_tflite(student, data, "student")
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search),
-                      training_data=None if FLAGS.tfds_name else FLAGS.data_dir)
+                      training_data=None if FLAGS.tfds_name else FLAGS.data_dir,
+                      tflite_dir=tflite_dir, student_tflite_dir=student_tflite_dir)
 
 
 def check_backbone_flags() -> None:
@@ -167,6 +171,17 @@ def check_backbone_flags() -> None:
         "so --nosafe_mode does nothing. Leave it out, or pass your model as --backbone=FILE.keras.")
 
 
+def check_training_flags() -> None:
+    """What `tfxfer.fine_tune` would refuse once the images are decoded and the model built, refused from the
+    flags alone and with the library's own rules: --lora_rank with a registry backbone (a convolutional network),
+    --jit_compile with --augmentation (layers XLA cannot compile)."""
+    registry.check_lora(FLAGS.backbone, FLAGS.lora_rank)
+    if FLAGS.jit_compile and FLAGS.augmentation:
+        # The layers build_image_classifier(augmentation=True) adds (and a student's), built alone: a few
+        # random-transform layers, no backbone.
+        precision.check_xla(tfxfer.default_image_augmentation(seed=FLAGS.seed))
+
+
 def build_student(image_size, num_classes):
     """The --distill_into student: a registry backbone at the teacher's image size."""
     try:
@@ -184,9 +199,10 @@ def build_student(image_size, num_classes):
 
 def export_tflite(model, data, folder=""):
     """With --tflite_dir: the TFLite models of `model` and their report, in `<tflite_dir>/<folder>`, on the
-    data resized to the model's input (a student's may be smaller)."""
+    data resized to the model's input (a student's may be smaller). Returns that folder, or None without
+    --tflite_dir."""
     if not FLAGS.tflite_dir:
-        return
+        return None
     size = model.input_shape[1:3]
 
     def resized(dataset):
@@ -197,6 +213,7 @@ def export_tflite(model, data, folder=""):
     tfxfer.export_tflite(model, os.path.join(tfxfer.chief_or_temp_dir(FLAGS.tflite_dir), folder),
                          train=resized(data.train), validation=resized(data.validation),
                          class_names=data.class_names)
+    return os.path.join(FLAGS.tflite_dir, folder) if folder else FLAGS.tflite_dir  # the chief's, which it prints
 
 
 def load_data(image_size, batch_size, run_dir):

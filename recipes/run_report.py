@@ -45,13 +45,16 @@ def evaluate(model, validation, class_names: list[str] | dict[str, list[str]], *
 
 
 def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluation: dict | None, *,
-           export_path: str, written: list[str] = (), training_data: str | None = None) -> None:
+           export_path: str, written: list[str] = (), training_data: str | None = None,
+           tflite_dir: str | None = None, student_tflite_dir: str | None = None) -> None:
     """Writes the run's report to `run_dir` and prints the evaluation and where everything was written.
 
     Args:
         written: list of str. Files the recipe wrote to `run_dir` itself, for the closing summary.
         training_data: str | None. The files the run trained on (`--data_dir`), for the
             closing summary's evaluate command (to find copies of them in new data).
+        tflite_dir, student_tflite_dir: str | None. Where the model's and the distilled
+            student's TFLite models went (`--tflite_dir`), for the closing summary.
     """
     metrics = {**metrics, "evaluation": evaluation, "export": export_path, "run_dir": run_dir}
     flags_path = run_folder.write_flagfile(run_dir)
@@ -70,9 +73,9 @@ def finish(run_dir: str, metrics: dict, result: tfxfer.FineTuneResult, evaluatio
         return
     if evaluation is not None:
         print(report_text.format_report(evaluation))
-    student_export = metrics.get("distillation", {}).get("student_export")
-    print(closing_summary(run_dir, flags_path, written, export_path, student_export,
-                          copies=metrics.get("data", {}).get("exact_copies"), training_data=training_data))
+    print(closing_summary(run_dir, flags_path, written, export_path, metrics.get("distillation"),
+                          copies=metrics.get("data", {}).get("exact_copies"), training_data=training_data,
+                          tflite_dir=tflite_dir, student_tflite_dir=student_tflite_dir))
 
 
 def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
@@ -89,28 +92,60 @@ def save_confusion_matrices(run_dir: str, evaluation: dict) -> list[str]:
 
 
 def closing_summary(run_dir: str, flags_path: str, written: list[str], export_path: str,
-                    student_export: str | None = None, copies: dict | None = None,
-                    training_data: str | None = None) -> str:
+                    distillation: dict | None = None, copies: dict | None = None,
+                    training_data: str | None = None, tflite_dir: str | None = None,
+                    student_tflite_dir: str | None = None) -> str:
     """Where the run wrote what, and the commands that use it; first, a reminder of exact copies in the data.
 
     Args:
+        distillation: dict | None. `metrics.json`'s "distillation" (`distillation_run.distill_and_export`):
+            the student's export, and its validation accuracy against the teacher's, whose log line
+            scrolled past.
         copies: dict | None. The data's `exact_copies` counts (`tfxfer.data.Datasets`), whose
             log lines scrolled past at load time.
         training_data: str | None. The files the run trained on: the evaluate command then
             checks new data for copies of them.
+        tflite_dir, student_tflite_dir: str | None. Where the TFLite models of the model and of the
+            student went.
     """
-    against_training = f" --training_data={training_data}" if training_data else ""
     lines = copies_reminder(copies)
-    lines += [f"Run folder: {run_dir}", f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}"]
-    lines += [f"  {os.path.relpath(path, run_dir)}" for path in written]
-    lines += [f"  {TENSORBOARD_DIR}/: tensorboard --logdir={tensorboard_dir(run_dir)}",
-              f"Exported SavedModel: {export_path}",
-              f"  evaluate it: python recipes/evaluate.py --model_dir={export_path} --data_dir=<labelled data>"
-              f"{against_training}",
-              f"  predict: python recipes/predict.py --model_dir={export_path} <inputs>"]
-    if student_export:
-        lines.append(f"Exported distilled student: {student_export}")
+    lines += run_folder_lines(run_dir, written, flags_path)
+    lines.append(f"  {TENSORBOARD_DIR}/: tensorboard --logdir={tensorboard_dir(run_dir)}")
+    lines += export_lines(export_path, training_data=training_data, tflite_dir=tflite_dir)
+    if distillation:
+        lines.append(f"Exported distilled student: {distillation['student_export']}")
+        if distillation.get("student") and distillation.get("teacher"):  # None without validation data
+            lines.append(f"  validation accuracy {distillation['student']['accuracy']:.4f} (teacher "
+                         f"{distillation['teacher']['accuracy']:.4f}), {distillation['student_parameters']:,} "
+                         f"parameters (teacher {distillation['teacher_parameters']:,})")
+        if student_tflite_dir:
+            lines.append(tflite_line(student_tflite_dir, of="the student"))
     return "\n".join(lines)
+
+
+def run_folder_lines(run_dir: str, written: list[str], flags_path: str | None = None) -> list[str]:
+    """`Run folder: <run_dir>` and under it a line per file written there; first `flags.txt`, with how to rerun."""
+    lines = [f"Run folder: {run_dir}"]
+    if flags_path:
+        lines.append(f"  {os.path.basename(flags_path)}: rerun with --flagfile={flags_path}")
+    return lines + [f"  {os.path.relpath(path, run_dir)}" for path in written]
+
+
+def export_lines(export_path: str, *, training_data: str | None = None, tflite_dir: str | None = None) -> list[str]:
+    """Where the SavedModel went, the commands that evaluate it and predict with it, and where its TFLite models
+    went (with `tflite_dir`)."""
+    against_training = f" --training_data={training_data}" if training_data else ""
+    lines = [f"Exported SavedModel: {export_path}",
+             f"  evaluate it: python recipes/evaluate.py --model_dir={export_path} --data_dir=<labelled data>"
+             f"{against_training}",
+             f"  predict: python recipes/predict.py --model_dir={export_path} <inputs>"]
+    return lines + ([tflite_line(tflite_dir)] if tflite_dir else [])
+
+
+def tflite_line(folder: str, *, of: str | None = None) -> str:
+    """Where `tfxfer.export_tflite` wrote TFLite models (`of` a model other than the run's), and the file that
+    scores them."""
+    return f"TFLite models{f' of {of}' if of else ''}: {folder} (their accuracies in tflite_report.json)"
 
 
 def copies_reminder(copies: dict | None) -> list[str]:

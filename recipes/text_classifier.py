@@ -12,7 +12,7 @@ A TFDS dataset, or a multi-label CSV (label cells like "billing|urgent"):
   python recipes/text_classifier.py --data_dir=tickets.csv --label_separator="|"
 A head per task on one backbone (a label column per task; empty cells are unlabelled):
   python recipes/text_classifier.py --data_dir=tickets.csv --label_columns=product,priority
-LoRA: phase 2 trains rank-8 adapters on the top half's attention instead of its weights:
+LoRA: phase 2 trains rank-8 adapters on the attention of the blocks it unfreezes instead of their weights:
   python recipes/text_classifier.py --data_dir=reviews.csv --backbone=path/to/preset --lora_rank=8
 All GPUs of the machine (--batch_size is per replica):
   python recipes/text_classifier.py --data_dir=reviews.csv --strategy=mirrored --scale_learning_rate

@@ -425,6 +425,49 @@ def test_keras_argument_errors_are_not_reported_as_offline(monkeypatch):
         create_backbone("mobilenet_v3_small", input_shape=(32, 32, 3), alpha=0.5)
 
 
+def test_lora_on_a_registry_backbone_is_refused_from_its_name_as_fine_tune_refuses_it():
+    from tfxfer.models.backbones import registry
+    from tfxfer.training import lora
+
+    with pytest.raises(ConfigError) as from_name:
+        registry.check_lora("mobilenet_v2", 8)
+    model = build_image_classifier("mobilenet_v2", 3, weights=None, image_size=32, alpha=0.35, augmentation=False)
+    with pytest.raises(ConfigError) as from_model:
+        lora.target_layers(model, 0.5, 8)
+    assert str(from_name.value) == str(from_model.value)
+    assert str(from_name.value).endswith("Received: lora_rank=8, backbone='mobilenet_v2'")
+    # LoRA off, or a backbone the registry does not build (your own model, a keras-hub one): left to the model.
+    for name, rank in [("mobilenet_v2", None), ("own.keras", 8), ("bert_tiny_en_uncased", 4)]:
+        registry.check_lora(name, rank)
+
+
+def test_imagenet_weights_at_the_default_size_build_without_keras_warning_of_the_size(tmp_path, monkeypatch):
+    # Keras' MobileNets warn that their 224 weights will be loaded at any size they have no file for, such as
+    # tfxfer's default 320: what tfxfer means to do (without the top, the weights fit any size).
+    from keras.src.utils import file_utils
+
+    source = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=0.35, input_shape=(32, 32, 3))
+    path = tmp_path / "imagenet.weights.h5"
+    source.save_weights(path)
+    fetched = []
+
+    def cached_get_file(fname=None, origin=None, **kwargs):  # as if keras had the file in ~/.keras/models
+        fetched.append(fname)
+        return str(path)
+
+    monkeypatch.setattr(file_utils, "get_file", cached_get_file)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backbone = create_backbone("mobilenet_v2", input_shape=(320, 320, 3), alpha=0.35, weights="pretrained")
+    assert fetched == ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"]
+    assert backbone.input_shape == (None, 320, 320, 3)
+    _assert_same_weights(source, backbone)
+    assert [str(warning.message) for warning in caught if "input_shape" in str(warning.message)] == []
+    # Only that call is quiet: the filter is not left behind.
+    with pytest.warns(UserWarning, match="undefined or non-square"):
+        keras.applications.MobileNetV2(include_top=False, weights="imagenet", alpha=0.35, input_shape=(64, 64, 3))
+
+
 @pytest.mark.shared
 @pytest.mark.skipif(not SHARED_MOBILENET_V2_WEIGHTS.exists(), reason=f"needs {SHARED_MOBILENET_V2_WEIGHTS}")
 def test_real_imagenet_weights_file_loads():

@@ -25,7 +25,7 @@ def test_image_recipe_distils_into_a_registry_student_and_exports_both(tmp_path,
         "--student_image_size=32",
         "--distill_temperature=2", "--distill_alpha=0.5", f"--unlabelled_data={tmp_path / 'more'}",
         f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", "--model_name=colours",
-        "--top_k=2")
+        "--top_k=2", f"--tflite_dir={tmp_path / 'tflite'}")
 
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     distillation = metrics["distillation"]
@@ -41,7 +41,17 @@ def test_image_recipe_distils_into_a_registry_student_and_exports_both(tmp_path,
     # The run's phases (early stopping may end phase 1 before its 6 epochs), phase 2 skipped.
     assert 1 <= distillation["phase1"]["epochs_run"] <= 6 and "phase2" not in distillation
     assert distillation["unlabelled_examples"] == 9
-    assert f"Exported distilled student: {student_export}" in process.stdout
+    # The closing summary ends with the student: where it went, how it compares, and its TFLite models.
+    assert process.stdout.endswith("\n".join([
+        f"TFLite models: {tmp_path / 'tflite'} (their accuracies in tflite_report.json)",
+        f"Exported distilled student: {student_export}",
+        f"  validation accuracy {distillation['student']['accuracy']:.4f} (teacher "
+        f"{distillation['teacher']['accuracy']:.4f}), {distillation['student_parameters']:,} parameters (teacher "
+        f"{distillation['teacher_parameters']:,})",
+        f"TFLite models of the student: {tmp_path / 'tflite' / 'student'} (their accuracies in tflite_report.json)",
+    ]) + "\n"), process.stdout[-2000:]
+    for folder in (tmp_path / "tflite", tmp_path / "tflite" / "student"):
+        assert (folder / "tflite_report.json").exists(), folder
 
     # The student takes smaller images than the teacher; it serves like any export (top-k too), and its
     # metadata names its teacher.

@@ -353,3 +353,42 @@ def test_a_runs_flagfile_with_every_flag_at_its_default_passes_the_checks(tmp_pa
         flagfile = tmp_path / f"{script}.flags"
         flagfile.write_text("\n".join(defaults + own[script]) + "\n")
         _passes_the_flag_checks(script_server, script, tmp_path, f"--flagfile={flagfile}")
+
+
+# 8. Mistakes absl finds parsing the flags end as the recipes' own do, not with absl's "FATAL" and exit code 1.
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("image_classifier.py", ["--mixed_precision=fp16"],
+     "flag --mixed_precision=fp16: value should be one of <off|auto|mixed_bfloat16|mixed_float16>"),
+    ("image_classifier.py", ["--find_learning_rate=3"], "flag --find_learning_rate=3: value should be one of <1|2>"),
+    ("text_classifier.py", ["--epochs=abc"], "flag --epochs=abc: invalid literal for int() with base 10: 'abc'"),
+    ("digits_transfer.py", ["--nosuchflag"], "Unknown command line flag 'nosuchflag'"),
+    ("evaluate.py", ["--model_dir=nowhere", "--nosuchflag"], "Unknown command line flag 'nosuchflag'"),
+    ("predict.py", ["photo.png"], "flag --model_dir=None: Flag --model_dir must have a value other than None."),
+])
+def test_a_flag_absl_cannot_parse_is_a_usage_error(script, flags, message, script_server):
+    stderr = script_server.usage_error(script, *flags)
+    assert stderr == _ending(script, message)  # the message alone: nothing of absl's "FATAL Flags parsing error"
+
+
+# 9. What fine_tune would refuse once the images are decoded and the model built, refused from the flags.
+
+def test_lora_rank_with_a_registry_backbone_is_refused_before_any_work(tmp_path, script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, "--lora_rank=8")
+    assert stderr.endswith(
+        "image_classifier.py: error: LoRA cannot adapt the keras.applications backbone 'mobilenet_v2': it is a "
+        "convolutional network, Keras has no LoRA for convolutions, and tfxfer's LoRA is for transformer backbones "
+        "(it adapts their Dense and EinsumDense projections). Leave lora_rank unset (None; in the recipes, no "
+        "--lora_rank) to fine-tune its top layers from fine_tune_at. Received: lora_rank=8, "
+        "backbone='mobilenet_v2'\n"), stderr[-2000:]
+    # Your own model may have layers LoRA adapts: that is decided once it is built.
+    own = _own_backbone_file(tmp_path / "own.keras")
+    _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, f"--backbone={own}", "--lora_rank=4")
+
+
+def test_jit_compile_with_augmentation_is_refused_before_any_work(tmp_path, script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, "--jit_compile")
+    assert "image_classifier.py: error: jit_compile=True needs every layer to compile with XLA, but Keras marks " \
+           "these as not compilable: random_affine (RandomAffine)" in stderr, stderr[-2000:]
+    assert stderr.endswith("--noaugmentation in the image recipe). Received: jit_compile=True\n"), stderr[-2000:]
+    _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, "--jit_compile", "--noaugmentation")

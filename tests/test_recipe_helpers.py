@@ -16,6 +16,7 @@ import metrics_file  # recipes/metrics_file.py
 import pytest
 import quiet_start  # recipes/quiet_start.py
 import run_folder  # recipes/run_folder.py
+import run_report  # recipes/run_report.py
 import tensorflow as tf
 import training_flags  # recipes/training_flags.py
 from absl import app, flags
@@ -42,6 +43,25 @@ def test_write_metrics_writes_sorted_json_and_replaces_it(tmp_path):
     metrics_file.write_metrics(str(run_dir), {"val_accuracy": 0.75})
     assert json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) == {"val_accuracy": 0.75}
     assert os.listdir(run_dir) == ["metrics.json"]  # no staging file left
+
+
+def test_the_closing_summary_names_the_tflite_folders_and_the_students_accuracy_against_the_teachers():
+    distillation = {"student_export": "exports/m_student/1", "student": {"accuracy": 0.875, "loss": 0.4},
+                    "teacher": {"accuracy": 0.9375, "loss": 0.2}, "student_parameters": 410208,
+                    "teacher_parameters": 2257984}
+    summary = run_report.closing_summary("runs/m", "runs/m/flags.txt", ["runs/m/metrics.json"], "exports/m/1",
+                                         distillation, tflite_dir="tflite", student_tflite_dir="tflite/student")
+    assert summary.splitlines()[-5:] == [
+        "  predict: python recipes/predict.py --model_dir=exports/m/1 <inputs>",
+        "TFLite models: tflite (their accuracies in tflite_report.json)",
+        "Exported distilled student: exports/m_student/1",
+        "  validation accuracy 0.8750 (teacher 0.9375), 410,208 parameters (teacher 2,257,984)",
+        "TFLite models of the student: tflite/student (their accuracies in tflite_report.json)"]
+    # Without validation data there is no accuracy to compare; without --tflite_dir, no TFLite line.
+    summary = run_report.closing_summary("runs/m", "runs/m/flags.txt", [], "exports/m/1",
+                                         {**distillation, "student": None, "teacher": None})
+    assert summary.splitlines()[-2:] == ["  predict: python recipes/predict.py --model_dir=exports/m/1 <inputs>",
+                                         "Exported distilled student: exports/m_student/1"]
 
 
 def test_recipe_helpers_are_not_library_api():

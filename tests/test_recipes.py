@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -83,6 +84,7 @@ def test_image_recipe_trains_on_own_backbone_and_exports(tmp_path, script_server
     assert outputs["top_k_class_names"].shape == (1, 2)
     warmup_requests = warmup.read_warmup_requests(str(version / "assets.extra" / "tf_serving_warmup_requests"))
     assert [len(inputs["image_bytes"]) for name, inputs in warmup_requests if name == "serving_default"] == [2]
+    assert f"TFLite models: {tmp_path / 'tflite'} (their accuracies in tflite_report.json)" in process.stdout
     report = json.loads((tmp_path / "tflite" / "tflite_report.json").read_text())
     assert sorted(report["tflite"]) == ["dynamic_range", "float16", "float32", "int8"]
     assert report["tflite"]["float32"]["accuracy"] == report["keras"]["accuracy"] >= 0.9
@@ -186,6 +188,23 @@ def test_help_lists_every_flag_of_the_recipe(script, own_flag):
 
 
 @pytest.mark.slow
+def test_the_main_jobs_three_trainings_print_nothing_and_warn_of_nothing(tmp_path, capsys):
+    # The job's output is its table and where its files went (digits_transfer.py): no epoch lines of one of
+    # its trainings, nor Keras' warning that the shuffle=True default does nothing for a tf.data.Dataset.
+    import digits_task  # recipes/digits_task.py
+
+    config = digits_task.transfer_config().replace(epochs=1, fine_tune_epochs=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, report = digits_task.run_digits_transfer(str(tmp_path / "run"), labels_per_class=2, source_epochs=1,
+                                                    config=config)
+    assert capsys.readouterr().out == ""
+    assert [str(warning.message) for warning in caught if "shuffle" in str(warning.message)] == []
+    assert report.source_model_path == str(tmp_path / "run" / "source_digits_0_4.keras")
+    assert os.path.isfile(report.source_model_path)
+
+
+@pytest.mark.slow
 def test_offline_main_job_transfers_better_than_scratch(tmp_path, script_server):
     process = _run_recipe(script_server, "digits_transfer.py", f"--run_dir={tmp_path / 'run'}",
                           f"--export_dir={tmp_path / 'exports'}")
@@ -198,4 +217,11 @@ def test_offline_main_job_transfers_better_than_scratch(tmp_path, script_server)
     assert 0.5 < comparison["pixel_logistic_regression_val_accuracy"] <= 1.0
     assert "trained from scratch" in process.stdout
     version = tmp_path / "exports" / "digits" / "1"
+    # It ends, as the other recipes do, with where its files went.
+    assert process.stdout.endswith("\n".join([
+        f"Run folder: {tmp_path / 'run'}", "  metrics.json", "  source_digits_0_4.keras",
+        f"Exported SavedModel: {version}",
+        f"  evaluate it: python recipes/evaluate.py --model_dir={version} --data_dir=<labelled data>",
+        f"  predict: python recipes/predict.py --model_dir={version} <inputs>"]) + "\n"), process.stdout
+    assert "Epoch " not in process.stdout and "shuffle=True" not in process.stderr
     assert (version / "assets" / "labels.txt").read_text().split() == ["5", "6", "7", "8", "9"]

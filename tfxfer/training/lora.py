@@ -65,12 +65,8 @@ def target_layers(model: keras.Model, fine_tune_at: FineTuneAt, rank: int) -> li
     """
     backbone = model.get_layer(layer_names.BACKBONE)
     name = getattr(model, "backbone_name", None)
-    if getattr(model, "task", None) == "image" and name in registry.list_backbones():
-        raise ConfigError(
-            f"LoRA cannot adapt the keras.applications backbone {name!r}: it is a convolutional network, "
-            "Keras has no LoRA for convolutions, and tfxfer's LoRA is for transformer backbones (it adapts their "
-            "Dense and EinsumDense projections). Leave lora_rank unset (None; in the recipes, no --lora_rank) to "
-            f"fine-tune its top layers from fine_tune_at. Received: lora_rank={rank!r}, backbone={name!r}")
+    if getattr(model, "task", None) == "image":
+        registry.check_lora(name, rank)
     start = freezing.first_trainable_index(backbone.layers, fine_tune_at)
     unfrozen = backbone.layers[start:]
     candidates = [layer for top in unfrozen for layer in top._flatten_layers(include_self=True)

@@ -263,6 +263,34 @@ def create_backbone(
     return model
 
 
+def check_lora(name, lora_rank) -> None:
+    """Raises a `ConfigError` if `lora_rank` asks for LoRA adapters on the registry backbone `name`.
+
+    Every registry backbone is a `keras.applications` convolutional network: Keras
+    has no LoRA for convolutions, and tfxfer's LoRA adapts the Dense and
+    EinsumDense projections of transformer backbones. This needs the name alone,
+    so that a recipe can refuse `--lora_rank` before it decodes any image. Other
+    backbones (your own model, a keras-hub one) are not decided here: whether they
+    have layers LoRA adapts is told from the built model (`tfxfer.training.lora`).
+
+    Args:
+        name: str. The backbone's name (or anything else, e.g. your own model: not refused here).
+        lora_rank: int | None. The LoRA rank asked for; None is LoRA off.
+
+    Example:
+
+    >>> check_lora("mobilenet_v2", None)  # LoRA off
+    >>> check_lora("my_vit.keras", 8)  # not a registry backbone: decided once the model is built
+    """
+    if lora_rank is None or not isinstance(name, str) or name not in _REGISTRY:
+        return
+    raise ConfigError(
+        f"LoRA cannot adapt the keras.applications backbone {name!r}: it is a convolutional network, "
+        "Keras has no LoRA for convolutions, and tfxfer's LoRA is for transformer backbones (it adapts their "
+        "Dense and EinsumDense projections). Leave lora_rank unset (None; in the recipes, no --lora_rank) to "
+        f"fine-tune its top layers from fine_tune_at. Received: lora_rank={lora_rank!r}, backbone={name!r}")
+
+
 def check_input_shape(spec: BackboneSpec, input_shape) -> tuple[int, int, int]:
     """`input_shape` as a tuple if the backbone can take it, else a `ConfigError`.
 
@@ -340,7 +368,14 @@ def _construct(spec: BackboneSpec, kwargs: dict) -> keras.Model:
     weights = kwargs["weights"]
     kwargs = {**kwargs, "weights": weights if weights == IMAGENET else None}
     try:
-        return spec.constructor(**kwargs)
+        with warnings.catch_warnings():
+            # The MobileNet families warn, for ImageNet weights at a size other than the few they were trained at
+            # (tfxfer's default is 1.4x the pretraining size: `default_image_size`), that the 224 weights will be
+            # loaded. That is what tfxfer wants: without the top, these networks are fully convolutional, and
+            # their weights fit every input size.
+            warnings.filterwarnings("ignore", message=r"`?input_shape`? is undefined or non-square",
+                                    category=UserWarning)
+            return spec.constructor(**kwargs)
     except ValueError as error:
         # keras checks argument combinations of its own, e.g. the alphas its
         # ImageNet files exist for.
