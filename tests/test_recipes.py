@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 
 import keras
 import numpy as np
@@ -185,23 +184,6 @@ def test_help_lists_every_flag_of_the_recipe(script, own_flag):
                  "--run_dir", "--export_dir", "--strategy", "--backup_dir", "--find_learning_rate", "--seed"):
         assert f"  {flag}:" in process.stdout, flag
     assert "--verbosity" not in process.stdout  # absl's own flags stay in --helpfull
-
-
-@pytest.mark.slow
-def test_the_main_jobs_three_trainings_print_nothing_and_warn_of_nothing(tmp_path, capsys):
-    # The job's output is its table and where its files went (digits_transfer.py): no epoch lines of one of
-    # its trainings, nor Keras' warning that the shuffle=True default does nothing for a tf.data.Dataset.
-    import digits_task  # recipes/digits_task.py
-
-    config = digits_task.transfer_config().replace(epochs=1, fine_tune_epochs=1)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _, report = digits_task.run_digits_transfer(str(tmp_path / "run"), labels_per_class=2, source_epochs=1,
-                                                    config=config)
-    assert capsys.readouterr().out == ""
-    assert [str(warning.message) for warning in caught if "shuffle" in str(warning.message)] == []
-    assert report.source_model_path == str(tmp_path / "run" / "source_digits_0_4.keras")
-    assert os.path.isfile(report.source_model_path)
 
 
 @pytest.mark.slow
