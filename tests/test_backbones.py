@@ -463,9 +463,11 @@ def test_imagenet_weights_at_the_default_size_build_without_keras_warning_of_the
     assert backbone.input_shape == (None, 320, 320, 3)
     _assert_same_weights(source, backbone)
     assert [str(warning.message) for warning in caught if "input_shape" in str(warning.message)] == []
-    # Only that call is quiet: the filter is not left behind.
+    # Only that call is quiet: the filter is not left behind. Keras' "imagenet" weights come from the generated
+    # file above (get_file is still replaced), never from the internet.
     with pytest.warns(UserWarning, match="undefined or non-square"):
         keras.applications.MobileNetV2(include_top=False, weights="imagenet", alpha=0.35, input_shape=(64, 64, 3))
+    assert fetched == ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"] * 2
 
 
 @pytest.mark.shared
