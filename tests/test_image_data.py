@@ -21,7 +21,7 @@ import tensorflow_datasets as tfds
 from _tfds_fake import fake_tfds, indexed_image
 from PIL import Image
 
-from tfxfer.data import ImageDatasets, load_image_folders, load_tfds_images
+from tfxfer.data import ImageDatasets, load_image_csv, load_image_folders, load_tfds_images
 from tfxfer.errors import ConfigError
 from tfxfer.evaluation import labelled_data
 
@@ -356,6 +356,19 @@ def test_invalid_arguments_raise(tmp_path, kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         load_image_folders(tmp_path, **kwargs)
+
+
+# --- image CSV: errors ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\r\n"], ids=["zero_bytes", "blank_lines"])
+def test_an_empty_image_csv_says_it_is_empty_and_what_it_needs(tmp_path, content):
+    path = tmp_path / "leaves.csv"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=r"leaves\.csv is empty: it needs a header row naming its columns, "
+                                          r"\['file', 'species', 'Health'\] separated by ',', then one row per image "
+                                          r"below it\. Received: an empty file \(or only blank lines\)"):
+        load_image_csv(str(path), image_column="file", label_columns=["species", "Health"], image_size=IMAGE_SIZE)
 
 
 # --- TFDS ---------------------------------------------------------------------

@@ -183,9 +183,11 @@ def test_text_map_inputs_and_token_buckets_keep_each_texts_labels(tmp_path):
 
 def test_text_label_columns_errors(tmp_path):
     path = _tickets(tmp_path)
-    with pytest.raises(ConfigError, match=r"has no column 'product'.*List the names of its label columns in "
-                                          r"label_columns=; did you mean 'Product'\?\. Received: 'product' in"):
-        tfxfer.load_text_data(path, label_columns=["product", "priority"])
+    data = tfxfer.load_text_data(path, label_columns=["product", "priority"], batch_size=4)
+    assert data.tasks == {"product": tfxfer.Task(3), "priority": tfxfer.Task(2)}
+    with pytest.raises(ConfigError, match=r"has no column 'produce'.*List the names of its label columns in "
+                                          r"label_columns=\. Received: 'produce' in"):
+        tfxfer.load_text_data(path, label_columns=["produce", "priority"])
     one_class = _tickets(tmp_path, [("a", "x", "p"), ("b", "y", "p"), ("c", "x", "")], name="one.csv")
     with pytest.raises(ConfigError, match=r"at least 2 classes.*'priority' \(column 'priority'\): \['p'\]"):
         tfxfer.load_text_data(one_class, label_columns=["Product", "priority"])

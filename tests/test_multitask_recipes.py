@@ -95,3 +95,22 @@ def test_image_recipe_trains_on_a_csv_of_image_paths_with_a_label_column_per_tas
 def test_multi_task_flags_that_cannot_work_are_usage_errors(tmp_path, script_server, recipe, flags, message):
     data = _tickets_csv(tmp_path / "data.csv")
     assert message in script_server.usage_error(recipe, f"--data_dir={data}", *flags, f"--run_dir={tmp_path / 'run'}")
+
+
+def test_label_columns_match_headers_whatever_their_case_unless_two_headers_do(tmp_path, script_server):
+    data = _tickets_csv(tmp_path / "data.csv")  # headers text, Sentiment, topic
+    outputs = [f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}"]
+    # Past the columns, as the tasks are named (sentiment, topic), to the backbone: a folder that is not there.
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={data}", "--label_columns=sentiment,TOPIC",
+                                       f"--backbone={tmp_path / 'no_preset'}", *outputs)
+    assert "text_classifier.py: error: The text backbone looks like a local folder, but there is no folder at that " \
+           "path." in stderr, stderr[-2000:]
+    both = tmp_path / "both.csv"
+    both.write_text("text,Topic,topic\nthe plot,plot,film\n", encoding="utf-8")
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={both}", "--label_columns=TOPIC",
+                                       f"--backbone={tmp_path / 'no_preset'}", *outputs)
+    assert stderr.endswith("text_classifier.py: error: both.csv has columns 'Topic' and 'topic', which differ only by "
+                           "case, and label_columns= matches headers whatever their case (tasks are named "
+                           "lower-cased), so 'TOPIC' could be either. Write it exactly as one of them, or rename the "
+                           "others. Received: 'TOPIC' in label_columns\n"), stderr[-2000:]
+    assert not (tmp_path / "run").exists()

@@ -299,6 +299,37 @@ def test_a_csv_with_only_a_header_says_it_has_no_rows(tmp_path):
         tfxfer.load_text_data(str(path))
 
 
+@pytest.mark.parametrize("name,content,header", [
+    ("reviews.csv", b"", r"\['text', 'label'\] separated by ','"),
+    ("reviews.csv", b"\xef\xbb\xbf\n\r\n\n", r"\['text', 'label'\] separated by ','"),
+    ("reviews.tsv", b"\n", r"\['text', 'label'\] separated by tabs"),
+])
+def test_an_empty_csv_says_it_is_empty_and_what_it_needs(tmp_path, name, content, header):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=rf"{re.escape(name)} is empty: it needs a header row naming its columns, "
+                                          rf"{header}, then one row per text below it\. Received: an empty file "
+                                          rf"\(or only blank lines\) at {re.escape(repr(str(path)))}$"):
+        tfxfer.load_text_data(str(path))
+
+
+def test_an_empty_multi_task_csv_names_its_label_columns(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"reviews\.csv is empty: it needs a header row naming its columns, "
+                                          r"\['review', 'topic', 'tone'\] separated by ','"):
+        tfxfer.load_text_data(str(path), text_column="review", label_columns=["topic", "tone"])
+
+
+def test_blank_lines_before_a_csv_header_are_skipped(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("\n\ntext,label\na great film,positive\nboring,negative\nfine,positive\n", encoding="utf-8")
+    data = tfxfer.load_text_data(str(path), batch_size=8, validation_split=None)
+    assert data.class_names == ["negative", "positive"]
+    texts, labels = texts_and_labels(data.train)
+    assert sorted(zip(texts, labels)) == [("a great film", 1), ("boring", 0), ("fine", 1)]
+
+
 @pytest.mark.parametrize("name,delimiter,fix", [
     ("reviews.csv", ";", r"save it separated by ',' \(as \.csv\) or by tabs \(as \.tsv\)"),
     ("reviews.tsv", ",", r"name it \.csv"),

@@ -206,7 +206,7 @@ def _read_rows(csv_path: str, image_column: str, columns: dict[str, str], label_
     folder = os.path.dirname(csv_path)
     rows = _Rows()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, [])
+    header = text_csv.read_header(csv_path, reader, [image_column, *columns.values()], delimiter, "image")
     image_index = text_csv.column_index(csv_path, header, image_column, "image_column", delimiter, "delimiter")
     label_indices = {task: text_csv.column_index(csv_path, header, column, "label_columns", delimiter, "delimiter")
                      for task, column in columns.items()}

@@ -42,8 +42,10 @@ def read_text_csv(
     still parse), empty (`"empty"`, as are blank lines), its label is empty
     (`"no_label"`), or it has more fields than the header or lacks the text
     or label field (`"malformed"`: usually an unquoted delimiter or line
-    break inside a text). Texts over `max_chars` characters are cut. A file
-    with a header but no rows is an error (`check_has_rows`).
+    break inside a text). Texts over `max_chars` characters are cut. The
+    header is the first line that is not blank; a file without one (empty, or
+    only blank lines: `read_header`), or with a header but no rows
+    (`check_has_rows`), is an error.
 
     With `label_separator`, a label cell holds several class names
     (`billing|urgent`): each label is then a tuple of names (stripped,
@@ -86,7 +88,8 @@ def read_text_csv(
     text = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", errors="surrogateescape", newline="")
     with text as f, _long_fields():
         reader = csv.reader(f, delimiter=delimiter)
-        header = next(reader, [])
+        wanted = [text_column, *(columns.values() if columns is not None else [label_column])]
+        header = read_header(path, reader, wanted, delimiter, "text")
         text_index = column_index(path, header, text_column, "text_column", delimiter)
         if columns is not None:
             indices = {task: column_index(path, header, column, "label_columns", delimiter)
@@ -120,6 +123,25 @@ def _delimiter_hint(header: list[str], delimiter: str, delimiter_argument: str |
     return f"the file looks separated by {other!r}, not {delimiter!r}: {' or '.join(fixes)}"
 
 
+def read_header(path: str, reader, columns: Sequence[str], delimiter: str, what: str) -> list[str]:
+    """The header row of the file `reader` reads: its first line that is not blank (blank lines come as []).
+
+    Raises a ConfigError for a file without one (empty, or only blank lines), showing the header it needs:
+    the column errors would only say that its columns are [].
+
+    columns: Sequence[str]. The columns the caller reads, shown as the header to write.
+    what: str. What a row holds (`"text"`, `"image"`), for the message.
+    """
+    for row in reader:
+        if row:
+            return row
+    separator = "tabs" if delimiter == "\t" else repr(delimiter)
+    raise ConfigError(
+        f"{os.path.basename(path)} is empty: it needs a header row naming its columns, {list(columns)} separated "
+        f"by {separator}, then one row per {what} below it. Received: an empty file (or only blank lines) at "
+        f"{path!r}")
+
+
 def check_has_rows(path: str, header: list[str], rows: int, what: str) -> None:
     """Raises a ConfigError for a file with a header but no rows (blank lines do not count): no class at all, which
     later checks would report as too few classes.
@@ -147,6 +169,11 @@ def column_index(path: str, header: list[str], name: str, argument: str, delimit
                  delimiter_argument: str | None = None) -> int:
     """Where column `name` is in `header`; a ConfigError naming the columns there are if absent.
 
+    An entry of `label_columns` also matches a header that differs from it only
+    by case, when exactly one does: its task is named after the header
+    lower-cased (`task_labels.task_name`) either way. Two such headers are a
+    ConfigError naming both, unless the entry is written as one of them.
+
     argument: str. The argument that named the column (`"text_column"`, or
         `"label_columns"` for an entry of that list), for the message.
     delimiter_argument: str | None. The caller's argument that sets the field
@@ -155,6 +182,16 @@ def column_index(path: str, header: list[str], name: str, argument: str, delimit
     """
     if name in header:
         return header.index(name)
+    if argument.endswith("s"):  # A list of label columns, whose tasks are named lower-cased.
+        same = [column for column in header if column.lower() == name.lower()]
+        if len(same) == 1:
+            return header.index(same[0])
+        if same:
+            raise ConfigError(
+                f"{os.path.basename(path)} has columns {' and '.join(map(repr, same))}, which differ only by case, "
+                f"and {argument}= matches headers whatever their case (tasks are named lower-cased), so {name!r} "
+                "could be either. Write it exactly as one of them, or rename the others. "
+                f"Received: {name!r} in {argument}")
     hints = [f"did you mean {column!r}?" for column in header if column.strip().lower() == name.strip().lower()]
     delimiter_hint = _delimiter_hint(header, delimiter, delimiter_argument)
     if delimiter_hint:
