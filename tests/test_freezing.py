@@ -124,6 +124,34 @@ def test_unfreeze_top_freezes_batch_norm_inside_nested_models():
     assert len(backbone.trainable_weights) == 4  # two kernels, two biases
 
 
+class _ConvBlock(keras.layers.Layer):
+    """A custom layer (not a sub-model) holding a BatchNorm: `.layers` does not reach it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(4, 3, name="block_conv")
+        self.batch_norm = keras.layers.BatchNormalization(name="block_bn")
+
+    def call(self, inputs, training=None):
+        return self.batch_norm(self.conv(inputs), training=training)
+
+
+def test_unfreeze_top_freezes_batch_norm_inside_custom_layers_and_keeps_it_in_inference_mode(caplog):
+    inputs = keras.Input((8, 8, 3))
+    block = _ConvBlock(name="block")
+    backbone = keras.Model(inputs, block(keras.layers.Conv2D(4, 3, name="outer_conv")(inputs)))
+    with caplog.at_level(logging.INFO, logger="absl"):
+        unfreeze_top(backbone, "block")
+    assert caplog.messages == ["Fine-tuning 1 of 3 backbone layers (from 'block' on); BatchNorm stays frozen."]
+    assert block.trainable and block.conv.trainable
+    assert not block.batch_norm.trainable
+    assert {id(w) for w in backbone.trainable_weights} == {id(block.conv.kernel), id(block.conv.bias)}
+    # A training step's forward pass leaves the moving statistics as they were: the BatchNorm runs in inference mode.
+    backbone(np.random.default_rng(0).normal(5.0, 3.0, (4, 8, 8, 3)).astype("float32"), training=True)
+    assert np.array_equal(block.batch_norm.moving_mean.numpy(), np.zeros(4))
+    assert np.array_equal(block.batch_norm.moving_variance.numpy(), np.ones(4))
+
+
 def _dense_backbone(batch_norm_at=None, nested=False):
     """Three Dense layers, with a BatchNormalization after the one named `batch_norm_at` (in a nested model)."""
     inputs = keras.Input((4,))

@@ -1,6 +1,7 @@
 """Tests for tfxfer.training.planner: the `Phase`s `fine_tune` runs."""
 
 import dataclasses
+import re
 
 import keras
 import numpy as np
@@ -12,7 +13,7 @@ from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.models import layer_names
 from tfxfer.models.heads import HeadKind
-from tfxfer.training import planner
+from tfxfer.training import feature_cache, planner
 
 
 def _classifier(augmentation=False):
@@ -85,6 +86,19 @@ def test_the_log_says_augmentation_starts_in_phase2_when_phase1_is_cached(caplog
         _plan(_classifier(augmentation=True), FineTuneConfig(), cache_features=None)
     assert "features of the un-augmented images, computed once; augmentation runs in every step of phase 2" \
         in caplog.text
+
+
+def test_the_logs_count_one_batch_and_one_augmented_pass_in_the_singular(caplog):
+    one_batch = _data(4, 4).filter(lambda features, labels: True)  # its size unknown until counted
+    model = _classifier(augmentation=True)
+    with caplog.at_level("INFO", logger="absl"):
+        phase1, _ = _plan(model, FineTuneConfig(augmented_feature_passes=1), one_batch)
+        feature_cache.cache_phase(model, one_batch, None, augmented_passes=phase1.augmented_feature_passes)
+    assert "Counted 1 batch per epoch in the training dataset." in caplog.messages
+    assert "Phase 1 trains the head on features of 1 randomly augmented pass over the images, computed once" \
+        in caplog.text
+    assert re.search(r"Cached phase-1 features of 4 training examples \(\(8,\)\), 1 randomly augmented pass in ",
+                     caplog.text)
 
 
 @pytest.mark.parametrize("passes", [-1, 1.5, True])

@@ -565,6 +565,22 @@ def test_class_counts_of_another_number_of_classes_fail_before_training():
         tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(), class_counts=[1] * 5)
 
 
+@pytest.mark.parametrize("class_counts,expected", [
+    ({"red": "3", "green": "3", "blue": "2"},
+     r"class_counts is a list of training examples per class, in class_names order \(data\.train_class_counts\), not "
+     r"a dict: turn \{name: count\} into one with \[counts\[name\] for name in data\.class_names\]\. "
+     r"Received: class_counts=\{'red': '3', 'green': '3', 'blue': '2'\}"),
+    (["3", "3", "2"], r"class_counts must be a list of numbers >= 0.*Received: class_counts=\['3', '3', '2'\]"),
+    ([3, None, 2], r"class_counts must be a list of numbers >= 0.*Received: class_counts=\[3, None, 2\]"),
+], ids=["dict_of_strings", "strings", "none"])
+def test_class_counts_that_are_not_a_list_of_numbers_fail_before_training(class_counts, expected):
+    record = _CountPhases()
+    with pytest.raises(ConfigError, match=expected):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), callbacks=[record],
+                         config=_config(class_weight="balanced"), class_counts=class_counts)
+    assert (record.fits, record.epochs) == (0, 0)
+
+
 def test_datasets_that_are_not_input_label_pairs_fail_before_training():
     data = tf.data.Dataset.from_tensor_slices(np.zeros((4, 32, 32, 3), "float32")).batch(2)
     with pytest.raises(ConfigError, match=r"batches of \(inputs, labels\).*Received: train_data with element_spec="):

@@ -93,6 +93,22 @@ def test_each_phase_is_summarised_with_what_trains(monkeypatch):
     assert "backbone layers conv_2 (1 of " in phase2
 
 
+def test_phase_summaries_count_epochs_and_steps_in_the_singular_for_one(monkeypatch):
+    messages = []
+    monkeypatch.setattr(logging, "info", lambda message, *args: messages.append(message % args))
+    config = tfxfer.FineTuneConfig(epochs=1, fine_tune_epochs=2, fine_tune_at="conv_2", early_stopping_patience=None)
+    tfxfer.fine_tune(_model(), _data(0).take(1), config=config, verbose=0)
+    assert any(m.startswith("phase 1: 1 epoch of 1 step, peak learning rate ") for m in messages), messages
+    assert any(m.startswith("phase 2: 2 epochs of 1 step, peak learning rate ") for m in messages), messages
+
+
+@pytest.mark.parametrize("count, noun, plural, expected", [
+    (0, "step", None, "0 steps"), (1, "step", None, "1 step"), (2, "step", None, "2 steps"),
+    (1, "batch", "batches", "1 batch"), (3, "batch", "batches", "3 batches")])
+def test_counted_puts_the_noun_in_the_plural_unless_the_count_is_1(count, noun, plural, expected):
+    assert console.counted(count, noun, plural) == expected
+
+
 @pytest.mark.parametrize("top_batch_norm", [False, True])
 def test_phase2s_summary_says_batch_norm_stays_frozen_only_where_it_trains(top_batch_norm, monkeypatch):
     messages = []

@@ -39,6 +39,12 @@ def _interactive() -> bool:
     return bool(isatty and isatty())
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` with `noun`, in the plural (`plural`, or `noun` + "s") unless it is 1: "1 epoch", "3 steps",
+    "0 batches" (`counted(0, "batch", "batches")`). For the counts the training logs give, any of which may be 1."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def parameter_count(weights) -> int:
     return int(sum(np.prod(weight.shape) for weight in weights))
 
@@ -62,7 +68,7 @@ def phase_summary(model: keras.Model, phase: Phase) -> str:
     else:
         layers = f"{_names(head)}; backbone frozen" + (
             " (its features computed once, then cached)" if phase.cache_features else "")
-    epochs = f"{phase.epochs} epoch{'s' * (phase.epochs != 1)} of {phase.steps} steps"
+    epochs = f"{counted(phase.epochs, 'epoch')} of {counted(phase.steps, 'step')}"
     average = "" if phase.ema_momentum is None else f", weights averaged at momentum {phase.ema_momentum:g}"
     if phase.interpolation != 1.0:
         average += f", ending {phase.interpolation:g} of the way from its starting weights to its trained ones"

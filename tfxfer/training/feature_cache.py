@@ -26,6 +26,7 @@ from absl import logging
 
 from tfxfer.errors import ConfigError
 from tfxfer.models import batchnorm_folding, layer_names
+from tfxfer.training import console
 
 
 @dataclasses.dataclass
@@ -112,9 +113,9 @@ def cache_phase(model: keras.Model, train_data: tf.data.Dataset, validation_data
         val_features, val_labels, val_batch_size = _extract(extract, validation_data)
         validation = tf.data.Dataset.from_tensor_slices((val_features, val_labels)).batch(val_batch_size)
     seconds = time.perf_counter() - start
+    augmented = console.counted(passes, "randomly augmented pass", "randomly augmented passes")
     logging.info("Cached phase-1 features of %d training examples (%s)%s in %.1fs%s.",
-                 examples, train_features.shape[1:],
-                 f", {passes} randomly augmented passes" if passes else "", seconds,
+                 examples, train_features.shape[1:], f", {augmented}" if passes else "", seconds,
                  f" ({folded} BatchNorm layers folded into their convolutions)" if folded else "")
     return CachedPhase(head, train, validation, seconds)
 

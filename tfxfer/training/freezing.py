@@ -117,16 +117,24 @@ def first_trainable_index(layers: list[keras.Layer], fine_tune_at: FineTuneAt) -
 
 
 def has_batch_norm(layers: list[keras.Layer]) -> bool:
-    """Whether any of `layers`, or of the layers of nested sub-models among them, is a BatchNormalization
+    """Whether any of `layers`, or of the layers nested in them at any depth, is a BatchNormalization
     (which `unfreeze_top` keeps frozen)."""
-    return any(isinstance(layer, keras.layers.BatchNormalization)
-               or (hasattr(layer, "layers") and has_batch_norm(layer.layers)) for layer in layers)
+    return any(_batch_norm_layers(layer) for layer in layers)
 
 
 def _freeze_nested_batch_norm(model: keras.Model) -> None:
-    # Layers of nested sub-models (a user's own backbone) are not in `model.layers`.
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-        elif hasattr(layer, "layers"):
-            _freeze_nested_batch_norm(layer)
+    # Unfreezing a layer unfreezes its sublayers too, BatchNorm among them; those nested in a sub-model (a user's
+    # own backbone) or in a custom layer (a residual block class) are not in `model.layers`.
+    for layer in _batch_norm_layers(model):
+        layer.trainable = False  # Keras runs a BatchNorm that is not trainable in inference mode.
+
+
+def _batch_norm_layers(layer: keras.Layer) -> list[keras.layers.BatchNormalization]:
+    """`layer` itself and every layer nested in it at any depth that is a BatchNormalization.
+
+    Keras 3 has no public walk of a custom layer's sublayers (`.layers` is a
+    Model's, and lists only its own); `_flatten_layers` is how Keras itself
+    finds them (`Model.layers`, `Model.quantize`).
+    """
+    return [nested for nested in layer._flatten_layers(include_self=True, recursive=True)
+            if isinstance(nested, keras.layers.BatchNormalization)]

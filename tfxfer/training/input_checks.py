@@ -11,13 +11,14 @@ The user's own loss is tried on the head's labels and probabilities
 (`check_loss_fits`): one that does not fit the head would fail inside the first step.
 """
 
+import math
 import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, is_real_number
 from tfxfer.models import classifier, heads, input_fit
 from tfxfer.training import losses
 from tfxfer import tasks as tasks_lib
@@ -209,13 +210,33 @@ def _heads_and_labels(model: keras.Model, labels, name: str) -> list[tuple]:
 
 
 def check_class_counts(class_counts: list[int], num_classes: int) -> None:
-    """Raises a `ConfigError` unless there is one count per class of the model's head."""
+    """Raises a `ConfigError` unless `class_counts` is a list of one count (a number >= 0) per class of the model's
+    head: NumPy would otherwise fail on a dict or on strings with an error that names neither."""
+    if isinstance(class_counts, dict):
+        raise ConfigError(
+            "class_counts is a list of training examples per class, in class_names order (data.train_class_counts), "
+            "not a dict: turn {name: count} into one with [counts[name] for name in data.class_names]. "
+            f"Received: class_counts={class_counts!r}")
+    if not _is_sequence(class_counts) or not all(_is_count(count) for count in class_counts):
+        raise ConfigError(
+            "class_counts must be a list of numbers >= 0, the training examples of each class in class_names order "
+            f"(data.train_class_counts). Received: class_counts={class_counts!r}")
     if len(class_counts) != num_classes:
         raise ConfigError(
             f"class_counts counts {len(class_counts)} classes but the model's head has {num_classes}: "
             f"the data and the model disagree. Build the model with num_classes={len(class_counts)} "
             f"(len(data.class_names)). Received: class_counts={list(class_counts)}"
         )
+
+
+def _is_sequence(value) -> bool:
+    """A list, tuple or 1-D array: what holds one count per class (a string is a sequence too, but of characters)."""
+    return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+
+
+def _is_count(value) -> bool:
+    """A number of examples: a finite number >= 0 (not a bool, nor a string of digits)."""
+    return is_real_number(value) and 0 <= value < math.inf
 
 
 def _check_label_spec(kind: heads.HeadKind, num_classes: int, spec, name: str) -> None:

@@ -17,6 +17,7 @@ from tfxfer.models import heads, layer_names
 from tfxfer import tasks as tasks_lib
 from tfxfer.training import (
     class_weights,
+    console,
     feature_cache,
     freezing,
     input_checks,
@@ -211,7 +212,8 @@ def _resolve_cache_features(model: keras.Model, cache_features: bool | None, con
                      ", with augmentation" if augmented else "")
         return False
     if augmented:
-        what = f"{passes} randomly augmented passes over the images" if passes else "the un-augmented images"
+        what = (f"{console.counted(passes, 'randomly augmented pass', 'randomly augmented passes')} over the images"
+                if passes else "the un-augmented images")
         logging.info("Phase 1 trains the head on features of %s, computed once; augmentation runs in every "
                      "step of phase 2%s. Pass cache_features=False to augment every epoch of phase 1.", what,
                      "" if config.fine_tune_epochs else ", which is off (fine_tune_epochs=0)")
@@ -265,7 +267,7 @@ def steps_per_epoch(dataset: tf.data.Dataset) -> int:
     if cardinality == tf.data.UNKNOWN_CARDINALITY:
         # Filtering or reading files hides the size; one pass counts it.
         cardinality = int(dataset.reduce(0, lambda count, _: count + 1))
-        logging.info("Counted %d batches per epoch in the training dataset.", cardinality)
+        logging.info("Counted %s per epoch in the training dataset.", console.counted(cardinality, "batch", "batches"))
     if cardinality == 0:
         raise ConfigError("The training dataset is empty; pass at least one batch. Received: 0 batches")
     return cardinality
