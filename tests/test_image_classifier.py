@@ -236,6 +236,20 @@ def test_own_model_open_in_width_only_keeps_its_height(tmp_path):
         tfxfer.build_image_classifier(path, 3, backbone_output_layer="features")
 
 
+@pytest.mark.parametrize("input_shape, example", [((None, None, 3), 224), ((24, None, 3), 24)])
+def test_image_classifier_refuses_an_open_size_backbone_naming_build_image_classifier(tmp_path, input_shape,
+                                                                                       example):
+    backbone = tfxfer.backbone_from_model(_open_size_model_file(tmp_path / "own.keras", input_shape), "features")
+    with pytest.raises(ConfigError, match=re.escape(
+            f"ImageClassifier needs a backbone of one input size, but this one takes images of any size (input "
+            f"shape {input_shape}). Build the classifier with tfxfer.build_image_classifier(backbone, ..., "
+            f"image_size={example}), which builds the backbone at that size, and load the images at that size. "
+            f"Received: backbone with input shape {(None, *input_shape)}")):
+        tfxfer.ImageClassifier(backbone, 3)
+    model = tfxfer.build_image_classifier(backbone, 3, image_size=example, augmentation=False)
+    assert model.image_size == (example, example)
+
+
 def _write_two_colour_folders(root):
     for name, image in zip(("blue", "red"), _colour_images([(30, 26), (20, 36)])):
         (root / name).mkdir(parents=True)

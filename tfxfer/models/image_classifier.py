@@ -39,8 +39,11 @@ class ImageClassifier(classifier.Classifier):
     validates its head on the images as they are.
 
     Args:
-        backbone: keras.Model. Images `(N, H, W, 3)` to a feature map or vector;
-            see `create_backbone` and `backbone_from_model`.
+        backbone: keras.Model. Images `(N, H, W, 3)` of one size to a feature
+            map or vector; see `create_backbone` and `backbone_from_model`. A
+            backbone whose input size is open (None) is refused: build the
+            classifier with `build_image_classifier(backbone, ..., image_size=...)`,
+            which fixes it.
         num_classes: int. Number of classes (2 gives one sigmoid unit).
         preprocessing: str. How [0, 255] pixels become the backbone's input
             (`BackbonePreprocessing` mode: `"tf"`, `"torch"`, `"caffe"`, `"none"`).
@@ -70,6 +73,7 @@ class ImageClassifier(classifier.Classifier):
     def __init__(self, backbone, num_classes=None, *, preprocessing="none", augmentation=None, pooling="avg",
                  dropout=_DEFAULTS.dropout, multi_label=False, backbone_name="custom", tasks=None,
                  test_time_flip=False, **kwargs):
+        _check_fixed_size(backbone)
         self.augmentation = augmentation
         inputs = keras.Input(shape=(*backbone.input_shape[1:3], 3), name=layer_names.INPUTS)
         x = augmentation(inputs) if augmentation is not None else inputs
@@ -295,6 +299,21 @@ def _check_own_model_size(model: keras.Model, size: tuple, image_size) -> None:
     raise ConfigError(
         f"Your backbone takes {taken} images; image_size must match it"
         f"{' where it is not None' if None in taken else ' or be left out'}. Received: image_size={image_size}"
+    )
+
+
+def _check_fixed_size(backbone: keras.Model) -> None:
+    """Raises a ConfigError for a backbone whose input size is open (None): a classifier takes one size, which
+    its export resizes images to and a flattened feature map needs. `ImageClassifier` takes the backbone as it is;
+    fixing the size (`with_input_size`) is `build_image_classifier`'s, which checks the size too."""
+    if None not in backbone.input_shape[1:3]:
+        return
+    example = next((side for side in backbone.input_shape[1:3] if side is not None), 224)
+    raise ConfigError(
+        f"ImageClassifier needs a backbone of one input size, but this one takes images of any size (input shape "
+        f"{backbone.input_shape[1:]}). Build the classifier with tfxfer.build_image_classifier(backbone, ..., "
+        f"image_size={example}), which builds the backbone at that size, and load the images at that size. "
+        f"Received: backbone with input shape {backbone.input_shape}"
     )
 
 
