@@ -94,7 +94,8 @@ def test_image_recipe_image_size_too_small_fails_before_loading_data(tmp_path, s
     stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path / 'empty'}", *TINY_MOBILENET,
                                        "--image_size=16")
     assert ("error: Backbone 'mobilenet_v2' needs inputs of at least 32x32 pixels; use a larger image size "
-            "(its ImageNet weights were trained at 224). Received: input_shape=(16, 16, 3)") in stderr
+            "(recipes: --image_size; its ImageNet weights were trained at 224). Received: input_shape=(16, 16, 3)"
+            ) in stderr
     assert "class sub-folders" not in stderr
 
 
@@ -197,9 +198,9 @@ def test_image_recipe_model_name_outside_export_dir_fails_before_any_work(tmp_pa
     stderr = script_server.usage_error("image_classifier.py", f"--data_dir={_write_image_folders(tmp_path / 'data')}",
                                        *TINY_MOBILENET, f"--export_dir={tmp_path / 'exports'}",
                                        "--model_name=../escape", f"--run_dir={tmp_path / 'run'}")
-    assert ("image_classifier.py: error: model_name must be one folder name (no '/', not '.' or '..', not "
+    assert ("image_classifier.py: error: --model_name must be one folder name (no '/', not '.' or '..', not "
             "absolute), so that it cannot write outside its base folder; pick a plain name such as 'flowers'. "
-            "Received: model_name='../escape'") in stderr
+            "Received: --model_name='../escape'") in stderr
     assert "Built backbone" not in stderr and "phase 1 epoch" not in stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "escape").exists()
     assert not (tmp_path / "exports").exists()
@@ -363,8 +364,13 @@ def _backbone_file(tmp_path):
     return tmp_path / "b.keras"
 
 
-def _file(path):
-    path.write_text("not a folder")
+def _file(path, text="not a folder"):
+    path.write_text(text)
+    return path
+
+
+def _folder(path):
+    path.mkdir()
     return path
 
 
@@ -389,7 +395,33 @@ _LIBRARY_MISTAKES = {
     "tf_config_index_not_a_number": (lambda tmp: tfxfer.is_chief('{"task": {"type": "worker", "index": "one"}}'),
                                      ConfigError, r"TF_CONFIG must be JSON like"),
     "batch_size_zero": (lambda tmp: tfxfer.global_batch_size(0, tf.distribute.get_strategy()),
-                        ConfigError, r"per-replica batch size must be an integer >= 1\. Received: per_replica=0"),
+                        ConfigError, r"per-replica batch size must be an integer >= 1\. Received: per_replica=0 "
+                                     r"\(recipes: --batch_size\)$"),
+    "tpu_with_another_strategy": (lambda tmp: tfxfer.create_strategy("mirrored", tpu="my-tpu"),
+                                  ConfigError, r"drop it or pass name='tpu' \(recipes: leave --tpu out, or pass "
+                                               r"--strategy=tpu\)\. Received: name='mirrored', tpu='my-tpu'"),
+    "weights_file_missing": (lambda tmp: tfxfer.create_backbone("mobilenet_v2", weights=str(tmp / "w.weights.h5")),
+                             MissingFileError, r"Weights file not found\. Check the path, or pass "
+                                               r"weights=\"pretrained\" or weights=None \(recipes: "
+                                               r"--weights=pretrained or none; --student_weights for a student\)\. "
+                                               r"Received: weights='.*w\.weights\.h5'"),
+    "weights_not_a_weights_file": (lambda tmp: tfxfer.create_backbone("mobilenet_v2", weights="imagenet21k"),
+                                   ConfigError, r"\(recipes: --weights=pretrained, none or FILE\.weights\.h5; "
+                                                r"--student_weights for a student\)\. Received: weights='imagenet21k'"),
+    "weights_a_keras_model": (lambda tmp: tfxfer.create_backbone("mobilenet_v2", weights="model.keras"),
+                              ConfigError, r"pass it to tfxfer\.backbone_from_model\(\) instead \(recipes: as "
+                                           r"--backbone\)\. Received: weights='model\.keras'"),
+    "alpha_of_a_backbone_without_it": (lambda tmp: tfxfer.create_backbone("resnet50", weights=None, alpha=0.5),
+                                       ConfigError, r"Leave alpha=None \(recipes: leave --alpha out; --student_alpha "
+                                                    r"for a student\)\. Received: alpha=0\.5"),
+    "text_weights_file_missing": (lambda tmp: tfxfer.load_hub_backbone(str(_folder(tmp / "preset")),
+                                                                       weights=str(tmp / "w.weights.h5")),
+                                  MissingFileError, r"\(recipes: --weights=pretrained, none or FILE\.weights\.h5; "
+                                                    r"--student_weights for a student\)\. Received: weights='.*w\."),
+    "label_columns_of_two_headers": (lambda tmp: tfxfer.load_image_csv(
+        str(_file(tmp / "plants.csv", "image,Grade,grade\na.png,x,y\n")), label_columns=["GRADE"], image_size=(8, 8)),
+        ConfigError, r"plants\.csv has columns 'Grade' and 'grade', which differ only by case.*so 'GRADE' could be "
+                     r"either\. .*Received: 'GRADE' in label_columns"),
     "text_backbone_folder_missing": (lambda tmp: tfxfer.load_hub_backbone(str(tmp / "no_preset")),
                                      MissingFileError, r"no folder at that path\..*Received: backbone='.*no_preset'"),
     "text_backbone_is_a_file": (lambda tmp: tfxfer.load_hub_backbone(str(_file(tmp / "preset.txt"))),
@@ -472,6 +504,12 @@ _LIBRARY_MISTAKES = {
                                       ConfigError, r"report must be a report dict as classification_report, "
                                                    r"evaluate_model or evaluate_export return it .*Received: a dict "
                                                    r"without 'task', 'num_examples', .* \(its keys: \['x'\]\)"),
+    "class_counts_as_a_dict_of_strings": (lambda tmp: input_checks.check_class_counts({"ants": "12"}, 2),
+                                          ConfigError, r"class_counts is a list of training examples per class.*not a "
+                                                       r"dict.*Received: class_counts=\{'ants': '12'\}"),
+    "class_counts_as_strings": (lambda tmp: input_checks.check_class_counts(["12", "3"], 2),
+                                ConfigError, r"class_counts must be a list of numbers >= 0, the training examples of "
+                                             r"each class.*Received: class_counts=\['12', '3'\]"),
 }
 
 

@@ -108,7 +108,8 @@ def create_strategy(name: str = "auto", *, tpu: str | None = None,
             f"num_gpus must be an integer >= 0, or None for all visible GPUs. Received: num_gpus={num_gpus!r}")
     if tpu is not None and name not in ("auto", "tpu"):
         raise ConfigError(
-            f"tpu is only used by the strategies 'tpu' and 'auto'; drop it or pass name='tpu'. "
+            f"tpu is only used by the strategies 'tpu' and 'auto'; drop it or pass name='tpu' (recipes: "
+            "leave --tpu out, or pass --strategy=tpu). "
             f"Received: name={name!r}, tpu={tpu!r}")
     if num_gpus is not None and name in ("default", "multi_worker", "tpu"):
         raise ConfigError(
@@ -136,7 +137,8 @@ def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int
     32
     """
     if isinstance(per_replica, bool) or not isinstance(per_replica, int) or per_replica < 1:
-        raise ConfigError(f"The per-replica batch size must be an integer >= 1. Received: per_replica={per_replica!r}")
+        raise ConfigError(f"The per-replica batch size must be an integer >= 1. Received: per_replica={per_replica!r} "
+                          "(recipes: --batch_size)")
     return per_replica * strategy.num_replicas_in_sync
 
 

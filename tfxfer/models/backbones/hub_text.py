@@ -72,7 +72,8 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
     if weights_file is not None and not os.path.isfile(weights_file):
         raise MissingFileError(
             f"No weights file at this path. Pass {PRETRAINED!r}, None (random initialisation) or a "
-            f".weights.h5 file of the same backbone. Received: weights={weights!r}")
+            f".weights.h5 file of the same backbone (recipes: --weights=pretrained, none or "
+            f"FILE.weights.h5; --student_weights for a student). Received: weights={weights!r}")
     try:
         hub_backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=weights == PRETRAINED)
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
@@ -90,7 +91,8 @@ def load_hub_backbone(preset: str | os.PathLike, *, sequence_length: int = 128,
     if max_length is not None and sequence_length > max_length:
         raise ConfigError(
             f"The backbone takes at most {max_length} tokens per text. Pass "
-            f"sequence_length <= {max_length}. Received: sequence_length={sequence_length}"
+            f"sequence_length <= {max_length} (recipes: --sequence_length). "
+            f"Received: sequence_length={sequence_length}"
         )
     output = hub_backbone.output
     sequence = output["sequence_output"] if isinstance(output, dict) else output
@@ -108,7 +110,8 @@ def _weights_mismatch(weights_file: str, preset: str, error: Exception) -> Confi
     return ConfigError(
         f"The weights file does not fit the text backbone {preset!r}: it was saved from another "
         "architecture or size, or is not a Keras weights file. Pass a .weights.h5 file saved with "
-        "save_weights() from this same backbone, or weights='pretrained' or None. "
+        "save_weights() from this same backbone, or weights='pretrained' or None (recipes: "
+        "--weights=pretrained or none; --student_weights for a student). "
         f"Keras reported: {reason[:300]} Received: weights={weights_file!r}"
     )
 

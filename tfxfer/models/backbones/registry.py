@@ -315,7 +315,8 @@ def check_input_shape(spec: BackboneSpec, input_shape) -> tuple[int, int, int]:
         raise ConfigError(
             f"Backbone {spec.name!r} needs inputs of at least "
             f"{spec.min_image_size}x{spec.min_image_size} pixels; use a larger "
-            f"image size (its ImageNet weights were trained at {spec.pretrained_image_size}). "
+            f"image size (recipes: --image_size; its ImageNet weights were trained at "
+            f"{spec.pretrained_image_size}). "
             f"Received: input_shape={input_shape}"
         )
     return tuple(int(dim) for dim in input_shape)
@@ -328,24 +329,26 @@ def _check_weights(weights) -> str | None:
         return weights
     if not isinstance(weights, (str, os.PathLike)):
         raise ConfigError(
-            'weights must be "pretrained" ("imagenet"), None or the path to a weights file. '
-            f"Received: weights={weights!r}"
+            'weights must be "pretrained" ("imagenet"), None or the path to a weights file (recipes: '
+            f"--weights=pretrained, none or FILE; --student_weights for a student). Received: weights={weights!r}"
         )
     path = os.fspath(weights)
     if path.endswith(".keras"):
         raise ConfigError(
             "A .keras file holds a whole model, not backbone weights; pass it to "
-            f"tfxfer.backbone_from_model() instead. Received: weights={path!r}"
+            f"tfxfer.backbone_from_model() instead (recipes: as --backbone). Received: weights={path!r}"
         )
     if not path.endswith(".h5"):
         raise ConfigError(
             'weights must be "pretrained" ("imagenet"), None or the path to a .weights.h5 (or legacy '
-            f".h5) file. Received: weights={path!r}"
+            ".h5) file (recipes: --weights=pretrained, none or FILE.weights.h5; --student_weights for a student). "
+            f"Received: weights={path!r}"
         )
     if not tf.io.gfile.exists(path):  # any filesystem TensorFlow reads (gs://...), as Keras' loader does
         raise MissingFileError(
-            f"Weights file not found: {path!r}. Check the path, or pass "
-            'weights="pretrained" or weights=None.'
+            "Weights file not found. Check the path, or pass "
+            'weights="pretrained" or weights=None (recipes: --weights=pretrained or none; --student_weights for a '
+            f"student). Received: weights={path!r}"
         )
     return path
 
@@ -355,7 +358,8 @@ def _check_alpha(spec: BackboneSpec, alpha) -> float:
         families = ", ".join(s.name for s in _SPECS if s.supports_alpha)
         raise ConfigError(
             f"Backbone {spec.name!r} has no width multiplier alpha; only {families} "
-            f"take one. Leave alpha=None. Received: alpha={alpha}"
+            f"take one. Leave alpha=None (recipes: leave --alpha out; --student_alpha for a student). "
+            f"Received: alpha={alpha}"
         )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
         raise ConfigError(f"alpha must be a positive number such as 0.35 or 1.0. Received: alpha={alpha!r}")
@@ -424,7 +428,8 @@ def _weights_mismatch(spec: BackboneSpec, kwargs: dict, error: Exception) -> Con
         f"saved from this backbone{' with this alpha' if spec.supports_alpha else ''} (keras' "
         "own ImageNet file of it, or create_backbone(...).save_weights()), or pick the backbone"
         f"{' and alpha' if spec.supports_alpha else ''} the file was saved from (--backbone"
-        f"{', --alpha' if spec.supports_alpha else ''} in the recipes), or use weights=None. "
+        f"{', --alpha' if spec.supports_alpha else ''} in the recipes), or use weights=None (recipes: "
+        "--weights=none; --student_weights for a student). "
         f"Keras reported: {_first_reason(error)} Received: weights={path!r}"
     )
 
@@ -446,8 +451,8 @@ def _offline_message(spec: BackboneSpec, error: Exception) -> str:
         "keras caches downloaded weights in ~/.keras/models (or $KERAS_HOME/models); "
         "copy the file there from a machine that has it, or pass it directly: "
         f'weights="/path/to/<file>.weights.h5" in Python, --weights=/path/to/<file>.weights.h5 '
-        "in the recipes (keras' own legacy .h5 files work too). Use weights=None to start "
-        "from random weights. Received: weights='imagenet'"
+        "in the recipes (keras' own legacy .h5 files work too). Use weights=None (recipes: "
+        "--weights=none) to start from random weights. Received: weights='imagenet'"
     )
 
 
