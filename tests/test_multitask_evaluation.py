@@ -265,6 +265,14 @@ def test_a_task_csv_gives_each_task_its_labels(tmp_path):
         labelled_data.read_task_csv(str(path), "text", {"colour": False}, input_column="text")
 
 
+def test_an_empty_task_csv_says_it_is_empty_and_names_the_columns_it_needs(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("\n\n")
+    with pytest.raises(ConfigError, match=r"empty\.csv is empty: it needs a header row naming its columns, "
+                                          r"\['text', 'species', 'tags'\] separated by ','"):
+        labelled_data.read_task_csv(str(path), "text", {"species": False, "tags": True}, input_column="text")
+
+
 def test_a_task_csv_without_some_task_columns_names_the_tasks_left_unscored(tmp_path, caplog):
     path = tmp_path / "pets.csv"
     path.write_text("text,Species\n0,cat\n1,dog\n")

@@ -252,7 +252,7 @@ def read_task_csv(
     # surrogateescape keeps bytes that are not UTF-8, so one bad row is found and skipped, not the file.
     rows = csv.reader(io.StringIO(content.decode("utf-8-sig", errors="surrogateescape"), newline=""),
                       delimiter=delimiter)
-    header = next(rows, [])
+    header = text_csv.read_header(path, rows, [input_column, *tasks], delimiter, kind)
     if input_column not in header:
         raise ConfigError(f"{os.path.basename(path)} has no column {input_column!r} of {kind}s; its columns are "
                           f"{header}. Name it with --{kind}_column. Received: {input_column!r}")
