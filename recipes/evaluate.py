@@ -5,7 +5,8 @@ the most confused classes (binary models: ROC AUC and PR AUC; multi-label
 models: per-class scores at --threshold) and the exact copies among the inputs
 (with --training_data, also those of training examples: scored as unseen, they
 overstate the model), and writes the whole report, confusion matrix included,
-as JSON to --output.
+as JSON to --output; by default beside the model it scores, to evaluation/metrics.json
+in the evaluated version folder (e.g. saved_models/flowers/3/evaluation/metrics.json).
 
   python recipes/evaluate.py --model_dir=saved_models/flowers --data_dir=flowers   # flowers/val/ if it has one
   python recipes/evaluate.py --model_dir=saved_models/reviews --data_dir=test.csv --text_column=review
@@ -52,8 +53,13 @@ flags.DEFINE_integer("top_k", 5, "k of the top-k accuracy (reported when 1 < k <
 flags.DEFINE_integer("batch_size", 32, "Inputs per call of the model.")
 flags.DEFINE_string("training_data", None, "The data the model was trained on, in --data_dir's forms (of a train/ + "
                     "val/ folder, train/ is read): evaluated inputs that are exact copies of its inputs are counted.")
-flags.DEFINE_string("output", "metrics.json", "Where the JSON report goes (any filesystem TensorFlow writes).")
+flags.DEFINE_string("output", None, "Where the JSON report goes (any filesystem TensorFlow writes). Default: "
+                    "evaluation/metrics.json in the evaluated version folder, beside the model it scores.")
 FLAGS = flags.FLAGS
+# The default report, in the evaluated version folder: the same path whatever folder the command runs in, and
+# beside the model that the scores are of.
+EVALUATION_DIR = "evaluation"
+REPORT_FILE = "metrics.json"
 
 
 def main(argv):
@@ -65,8 +71,10 @@ def main(argv):
         raise app.UsageError("Pass the labelled data to evaluate on: --data_dir=FOLDER_OR_CSV, or --tfds_name=NAME.")
     if FLAGS.split and not FLAGS.tfds_name:
         raise app.UsageError("--split is for TFDS data (--tfds_name); --data_dir folders use their val/ folder.")
-    _check_output(FLAGS.output)
+    if FLAGS.output is not None:
+        _check_output(FLAGS.output)
     model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
+    output = FLAGS.output if FLAGS.output is not None else _default_output(model.version_dir)
     kind = model.kind
     if model.tasks:
         data = _task_data(model, FLAGS.data_dir, "--data_dir")
@@ -87,7 +95,7 @@ def main(argv):
     if training:
         report["training_data"] = training.summary()
     print(report_text.format_report(report))
-    print(f"\nWrote {_write_json(FLAGS.output, report)}")
+    print(f"\nWrote {_write_json(output, report)}")
 
 
 def _check_output(path):
@@ -95,7 +103,8 @@ def _check_output(path):
     needs no network: a remote path (gs://...) is left to the writing."""
     if not path:  # an unset shell variable; the report would go to a stray ".tmp" file
         raise app.UsageError("--output is the report's file, but it is empty; pass a file path such as "
-                             "metrics.json (its default). Received: --output=")
+                             f"{REPORT_FILE}, or leave --output out for {EVALUATION_DIR}/{REPORT_FILE} in the "
+                             "evaluated version folder. Received: --output=")
     if tf.io.gfile.isdir(path):
         raise app.UsageError(f"--output is the report's file, but this path is a folder; pass a file path such as "
                              f"{os.path.join(path, 'metrics.json')}. Received: --output={path}")
@@ -103,6 +112,22 @@ def _check_output(path):
     if blocking is not None:  # its folders could not be made
         raise app.UsageError(f"--output is the report's file, but {blocking} on its path is a file, not a folder; "
                              f"pass a path in a folder (missing folders are created). Received: --output={path}")
+
+
+def _default_output(version_dir):
+    """`evaluation/metrics.json` in `version_dir`, the version evaluated, checked before the evaluation as
+    `_check_output` checks --output: an export may be read-only, e.g. where TF Serving reads it. A remote
+    version folder (gs://...) is left to the writing."""
+    path = os.path.join(version_dir, EVALUATION_DIR, REPORT_FILE)
+    folder = os.path.dirname(path)
+    if not versioning.is_local(path):
+        return path
+    existing = folder if os.path.exists(folder) else version_dir  # the report's folder, or where it is made
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK) or os.path.isdir(path):
+        raise app.UsageError(f"The report goes beside the evaluated model by default, to {path}, and it cannot be "
+                             f"written there; pass --output=FILE (e.g. {REPORT_FILE}). "
+                             f"Received: --model_dir={FLAGS.model_dir}")
+    return path
 
 
 def _files_data(kind, path, part="evaluation"):

@@ -10,13 +10,14 @@ Text models (detected from the export's signature) take texts instead:
   python recipes/predict.py --model_dir=saved_models/reviews --text="a fine film" --text="dull"
   python recipes/predict.py --model_dir=saved_models/reviews "a fine film" "dull"
   python recipes/predict.py --model_dir=saved_models/reviews --text_file=reviews.txt   # one text per line
-A ready request for TF Serving's REST API instead of predicting locally:
+A ready request for TF Serving's REST API instead of the predictions (it holds the images
+prediction answers, so the model still runs on them: it alone decides which decode):
   python recipes/predict.py --model_dir=saved_models/digits --print_request photo.png
 
 --model_dir is a version folder, or a model's base folder (its latest version).
 A folder's images are listed as training lists them (hidden files left out; files of other
 extensions named in a warning); those the model cannot decode are skipped and named on the
-last line. An image file named itself must decode.
+last line (of a request too: they are left out of it). An image file named itself must decode.
 A multi-task export (its metadata lists tasks) gets every task's answer under the
 task's name: a one-label task's top-k classes, a multi-label task's classes above
 --threshold (at most --top_k).
@@ -51,25 +52,37 @@ def main(argv):
         if not texts:
             raise app.UsageError("This model takes texts: pass --text=TEXT (repeatable), texts as arguments, "
                                  "or --text_file=FILE with one text per line.")
-        body = rest_requests.text_request(texts) if FLAGS.print_request else None
-        run = lambda: prediction.predict_texts(model, texts, top_k=FLAGS.top_k,  # noqa: E731
-                                               batch_size=FLAGS.batch_size, threshold=FLAGS.threshold)
+        if FLAGS.print_request:
+            _print_request(rest_requests.text_request(texts))
+            return
+        results = prediction.predict_texts(model, texts, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
+                                           threshold=FLAGS.threshold)
     else:
         if FLAGS.text or FLAGS.text_file:
             raise app.UsageError("--text and --text_file are for text models; this model takes image files.")
         if not argv[1:]:
             raise app.UsageError("This model takes images: pass image files or folders of images as arguments.")
         # The library lists the folders' images (and checks the paths) once: it skips a folder's undecodable
-        # images but refuses a named file that does not decode, so it must see which paths were named.
-        body = (rest_requests.image_request(prediction.read_files(prediction.image_files(argv[1:])))
-                if FLAGS.print_request else None)
-        run = lambda: prediction.predict_image_files(model, argv[1:], top_k=FLAGS.top_k,  # noqa: E731
-                                                     batch_size=FLAGS.batch_size, threshold=FLAGS.threshold)
-    if FLAGS.print_request:
-        print(json.dumps(body))
-        print(rest_requests.curl_command(body, prediction.serving_model_name(FLAGS.model_dir), host=FLAGS.host))
-        return
-    results = run()
+        # images but refuses a named file that does not decode, so it must see which paths were named. Which
+        # images decode is the model's own verdict (as TF Serving's), so a request, too, holds the images the
+        # predictions answer, and leaves out the same ones.
+        results = prediction.predict_image_files(model, argv[1:], top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
+                                                 threshold=FLAGS.threshold)
+        if FLAGS.print_request:
+            _print_request(rest_requests.image_request(prediction.read_files([result.source for result in results])))
+            _print_skipped(results.skipped_files, " (left out of the request)")
+            return
+    _print_results(results)
+    _print_skipped(results.skipped_files)
+
+
+def _print_request(body):
+    """The REST body, then the curl command that sends it to --host."""
+    print(json.dumps(body))
+    print(rest_requests.curl_command(body, prediction.serving_model_name(FLAGS.model_dir), host=FLAGS.host))
+
+
+def _print_results(results):
     for result in results:
         print(result.source)
         if result.tasks is None:
@@ -80,7 +93,6 @@ def main(argv):
             _print_classes(classes, "    ")
             if not classes:  # only a multi-label task's answer can be empty
                 print(f"    (no class above {FLAGS.threshold:g})")
-    _print_skipped(results.skipped_files)
 
 
 def _refuse_file_arguments(arguments):
@@ -93,11 +105,12 @@ def _refuse_file_arguments(arguments):
             "file argument(s)")
 
 
-def _print_skipped(skipped):
-    """Names the folders' images that got no answer, last: the library's warning has scrolled past by then."""
+def _print_skipped(skipped, where=""):
+    """Names the folders' images that got no answer (`where` says what else they are not in), last: the library's
+    warning has scrolled past by then."""
     if skipped:
         files = "file that is not a decodable image" if len(skipped) == 1 else "files that are not decodable images"
-        print(f"Skipped {len(skipped)} {files}: {', '.join(skipped)}")
+        print(f"Skipped {len(skipped)} {files}{where}: {', '.join(skipped)}")
 
 
 def _print_classes(classes, indent):

@@ -20,6 +20,7 @@ functions (`check_seed`, `check_folders`).
 """
 
 import os
+import sys
 
 import run_folder
 import tensorflow as tf
@@ -38,6 +39,20 @@ _MIXED_PRECISION = ["off", "auto", precision.BFLOAT16, precision.FLOAT16]
 MAX_SEED = 2**32 - 1
 # The recipe's default training config, set by define_flags; the flags override its fields.
 _training = tfxfer.FineTuneConfig()
+# The strategies `tfxfer.create_strategy` makes, by the names it takes (`tfxfer.list_strategies()`); the
+# multi-worker one before the mirrored one, in case a TensorFlow release makes it a subclass.
+_STRATEGY_NAMES = ((tf.distribute.TPUStrategy, "tpu"), (tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
+                   (tf.distribute.MirroredStrategy, "mirrored"), (tf.distribute.OneDeviceStrategy, "one_device"))
+# The flags that only shape phase 2, and what each does there (`check_phase_2_flags`): with --fine_tune_epochs=0
+# there is no phase 2, and they would do nothing. --layer_decay is the text recipe's own; the others are shared.
+_PHASE_2_FLAGS = {
+    "fine_tune_at": "picks the first backbone layer that phase 2 unfreezes",
+    "fine_tune_learning_rate": "sets the learning rate of phase 2",
+    "fine_tune_ema_momentum": "averages the weights of phase 2",
+    "fine_tune_interpolation": "moves phase 2's weights back toward phase 1's",
+    "lora_rank": "trains LoRA adapters in phase 2",
+    "layer_decay": "decays the learning rate of phase 2 layer by layer",
+}
 
 
 def define_flags(
@@ -171,12 +186,52 @@ def define_flags(
 def check_numbers() -> None:
     """Fails before any work on epochs, learning rates or label smoothing out of range (the library's
     `ConfigError`), or on a `--seed` or `--warmup_examples` out of range (a usage error), which would otherwise
-    stop the run mid-way or train nonsense."""
+    stop the run mid-way or train nonsense; and on flags of a phase 2 that `--fine_tune_epochs=0` skips
+    (`check_phase_2_flags`)."""
     planner.check_schedule_numbers(fine_tune_config(FLAGS.batch_size))
+    check_phase_2_flags()
     check_seed()
     if FLAGS.warmup_examples < 0:  # the export would fail after training (images) or take every text (texts)
         raise app.UsageError(f"--warmup_examples must be >= 0 (0 writes no warmup file). "
                              f"Received: --warmup_examples={FLAGS.warmup_examples}")
+
+
+def check_phase_2_flags() -> None:
+    """Fails before any work on flags of phase 2 (`_PHASE_2_FLAGS`, and `--find_learning_rate=2`) with
+    `--fine_tune_epochs=0`, which skips phase 2, so that they would do nothing (a usage error, `refuse_if_passed`);
+    the library would refuse `--find_learning_rate=2` too, but only once the data and the model are loaded.
+
+    Except a rerun that skips phase 2 on purpose: `--fine_tune_epochs=0` on the command line after a
+    `--flagfile` (a run's flags.txt, or tuning/best_flags.txt) that sets phase-2 flags. Those are let through,
+    and named in the log.
+    """
+    if FLAGS.fine_tune_epochs:
+        return
+    skipped_on_purpose = on_command_line("fine_tune_epochs")
+    for name, use in _PHASE_2_FLAGS.items():
+        if name not in FLAGS or not passed(name):  # not this recipe's flag, or at its default
+            continue
+        if skipped_on_purpose and not on_command_line(name):
+            logging.info("--fine_tune_epochs=0 skips phase 2, so %s (from --flagfile) does nothing.",
+                         FLAGS[name].serialize())
+            continue
+        refuse_if_passed(name, f"--{name} {use}, and --fine_tune_epochs=0 skips phase 2, so --{name} does "
+                               f"nothing; pass --fine_tune_epochs=N (N >= 1) too, or leave --{name} out.")
+    if FLAGS.find_learning_rate == "2":
+        raise app.UsageError("--find_learning_rate=2 runs the learning-rate finder right before phase 2, and "
+                             "--fine_tune_epochs=0 skips phase 2, so there is no phase to run it before; pass "
+                             "--fine_tune_epochs=N (N >= 1) too, or --find_learning_rate=1 for phase 1. "
+                             "Received: --find_learning_rate=2")
+
+
+def on_command_line(name: str) -> bool:
+    """Whether `--name` (or `--noname`) is on the command line itself, not only in a `--flagfile` it reads.
+
+    absl expands flagfiles into the arguments it parses, and leaves `sys.argv`
+    as typed; a flag's value alone does not say where it came from.
+    """
+    names = (name, f"no{name}")
+    return any(arg.startswith("-") and arg.lstrip("-").partition("=")[0] in names for arg in sys.argv[1:])
 
 
 def check_seed() -> None:
@@ -256,6 +311,7 @@ def check_paths(*folder_flags: str) -> None:
     check_folders("run_dir", "export_dir", "backup_dir", *folder_flags)
     run_folder.check_unused(FLAGS.run_dir)
     # Checked before any work: a name like ../x would put the export outside --export_dir, after training.
+    versioning.check_folder_name(FLAGS.model_name, "--model_name")  # its message names the flag, not the argument
     _check_folder("--export_dir/--model_name", versioning.model_dir(FLAGS.export_dir or "", FLAGS.model_name))
 
 
@@ -320,11 +376,14 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
     """The `metrics.json` fields about batches, distribution, training settings (LoRA's rank too), precision
     and determinism.
 
-    `compute_policy` is the policy training ran in: what `mixed_precision="auto"` resolved to here.
+    `strategy` is the strategy training ran under (what `--strategy=auto` resolved to, `strategy_name`),
+    `strategy_requested` the `--strategy` given; `compute_policy` is the policy training ran in: what
+    `mixed_precision="auto"` resolved to here.
     `tuning` (with `--tune`): the search's best settings, score and time (`TuneResult.summary`).
     """
-    return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": FLAGS.strategy,
-            "num_replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
+    return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": strategy_name(strategy),
+            "strategy_requested": FLAGS.strategy, "num_replicas": strategy.num_replicas_in_sync,
+            "learning_rate": config.learning_rate,
             "fine_tune_learning_rate": config.fine_tune_learning_rate, "fine_tune_at": config.fine_tune_at,
             "dropout": model.dropout, "label_smoothing": config.label_smoothing,
             "weight_decay": config.weight_decay,
@@ -335,6 +394,18 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
             "deterministic": FLAGS.deterministic, "mixed_precision": config.mixed_precision or "off",
             "compute_policy": precision.resolve(config.mixed_precision, strategy),
             "jit_compile": config.jit_compile}
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """`strategy`'s name among `tfxfer.list_strategies()`; "default" for TensorFlow's default strategy (one
+    device, no distribution), and the class name of any other kind."""
+    for kind, name in _STRATEGY_NAMES:
+        if isinstance(strategy, kind):
+            return name
+    # The default strategy has no public class: it is the one in force outside any strategy's scope.
+    if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
+        return "default"
+    return type(strategy).__name__
 
 
 def output_dirs() -> tuple[str, str]:

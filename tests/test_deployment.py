@@ -463,6 +463,25 @@ def test_predict_recipe_ends_by_naming_the_images_it_skipped(exported, mixed_fol
     assert f"Skipping 2 files of {mixed_folder['folder']} that are not read as images" in run.stderr
 
 
+@pytest.mark.slow  # a whole recipe in a process of its own, as in tests/test_recipes.py
+def test_predict_recipes_request_leaves_out_and_names_the_images_prediction_skips(exported, mixed_folder, tmp_path,
+                                                                                  script_server):
+    run = _predict(script_server, f"--model_dir={exported['path']}", "--print_request", mixed_folder["folder"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    body_line, curl_line, skipped_line = run.stdout.splitlines()
+    # The images prediction answers, in its order (0.jpg, more/1.jpg, more/2.PNG): not broken.png.
+    assert json.loads(body_line) == {"instances": [{"b64": _b64(c)} for c in exported["images"]]}
+    assert curl_line.endswith(" http://localhost:8501/v1/models/pets:predict")
+    assert skipped_line == (f"Skipped 1 file that is not a decodable image (left out of the request): "
+                            f"{mixed_folder['broken']}")
+    # An image named itself must decode, for a request as for a prediction.
+    (tmp_path / "asked.jpg").write_bytes(b"truncated")
+    stderr = script_server.usage_error("predict.py", f"--model_dir={exported['path']}", "--print_request",
+                                       mixed_folder["folder"], str(tmp_path / "asked.jpg"))
+    assert (f"predict.py: error: Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, leave them out. "
+            f"Received: [{str(tmp_path / 'asked.jpg')!r}]") in stderr
+
+
 def test_image_files_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Expected an image file or a folder of images\. Received: '.*nope'"):
         prediction.image_files([str(tmp_path / "nope")])

@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -121,6 +122,26 @@ def test_image_recipe_prints_the_table_and_where_it_wrote(image_run):
     assert lines[-1] == f"Wrote {output}"
     assert any(line.startswith("Skipped 1 input the model could not read") for line in lines)
     assert "Traceback" not in run.stderr
+
+
+def test_the_report_goes_beside_the_evaluated_version_by_default(image_export, image_data, tmp_path, script_server):
+    base = shutil.copytree(image_export, tmp_path / "flowers")  # a copy: the module's export stays as it was
+    run = _run_recipe(script_server, f"--model_dir={base}", f"--data_dir={image_data}", "--batch_size=8")
+    assert run.returncode == 0, run.stderr[-4000:]
+    output = base / "1" / "evaluation" / "metrics.json"  # the base folder's latest version
+    assert run.stdout.splitlines()[-1] == f"Wrote {output}"
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["model_dir"] == str(base / "1") and report["num_examples"] == 7
+    assert sorted(os.listdir(base / "1" / "evaluation")) == ["metrics.json"]
+    # Where it cannot be written (here a folder in its way), the run stops before the evaluation.
+    output.unlink()
+    output.mkdir()
+    run = _run_recipe(script_server, f"--model_dir={base}", f"--data_dir={image_data}")
+    assert run.returncode == 2 and run.stdout == "", run.stderr[-2000:]  # no evaluation, so no table
+    assert run.stderr.endswith(f"evaluate.py: error: The report goes beside the evaluated model by default, to "
+                               f"{output}, and it cannot be written there; pass --output=FILE (e.g. metrics.json). "
+                               f"Received: --model_dir={base}\nRun evaluate.py --helpshort for its flags.\n"), \
+        run.stderr[-2000:]
 
 
 def test_image_folders_are_read_from_val_without_hidden_files(image_data):

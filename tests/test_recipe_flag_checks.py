@@ -130,8 +130,9 @@ def test_a_seed_numpy_cannot_take_is_a_usage_error(script, seed, tmp_path, scrip
 def test_evaluate_empty_output_fails_before_the_evaluation(script_server):
     stderr = script_server.usage_error("evaluate.py", "--model_dir=nowhere", "--data_dir=somewhere", "--output=")
     assert stderr.endswith(_ending("evaluate.py", "--output is the report's file, but it is empty; pass a file "
-                                                  "path such as metrics.json (its default). Received: --output=")), \
-        stderr[-2000:]
+                                                  "path such as metrics.json, or leave --output out for "
+                                                  "evaluation/metrics.json in the evaluated version folder. "
+                                                  "Received: --output=")), stderr[-2000:]
     assert not os.path.exists(os.path.join(REPO, ".tmp"))
 
 
@@ -392,3 +393,49 @@ def test_jit_compile_with_augmentation_is_refused_before_any_work(tmp_path, scri
            "these as not compilable: random_affine (RandomAffine)" in stderr, stderr[-2000:]
     assert stderr.endswith("--noaugmentation in the image recipe). Received: jit_compile=True\n"), stderr[-2000:]
     _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, "--jit_compile", "--noaugmentation")
+
+
+# 10. Flags of phase 2 with --fine_tune_epochs=0, which skips it: refused, as flags that would do nothing are.
+
+_SKIPPED_PHASE_2 = (", and --fine_tune_epochs=0 skips phase 2, so {flag} does nothing; pass --fine_tune_epochs=N "
+                    "(N >= 1) too, or leave {flag} out. Received: {flag}={value}")
+
+
+@pytest.mark.parametrize("script, flag, does, value", [
+    ("text_classifier.py", "--layer_decay", "decays the learning rate of phase 2 layer by layer", "0.8"),
+    ("text_classifier.py", "--lora_rank", "trains LoRA adapters in phase 2", "8"),
+    ("image_classifier.py", "--fine_tune_learning_rate", "sets the learning rate of phase 2", "0.001"),
+    ("image_classifier.py", "--fine_tune_at", "picks the first backbone layer that phase 2 unfreezes", "0.5"),
+    ("image_classifier.py", "--fine_tune_ema_momentum", "averages the weights of phase 2", "0.9"),
+    ("text_classifier.py", "--fine_tune_interpolation", "moves phase 2's weights back toward phase 1's", "0.5"),
+])
+def test_a_phase_2_flag_without_phase_2_is_a_usage_error(script, flag, does, value, tmp_path, script_server):
+    stderr = _usage_error(script_server, script, tmp_path, "--fine_tune_epochs=0", f"{flag}={value}")
+    assert stderr.endswith(_ending(script, f"{flag} {does}{_SKIPPED_PHASE_2.format(flag=flag, value=value)}")), \
+        stderr[-2000:]
+    # With a phase 2 it shapes it: the checks let it through to loading the data.
+    _passes_the_flag_checks(script_server, script, tmp_path, "--fine_tune_epochs=1", f"{flag}={value}")
+    # A run's flagfile rerun with --fine_tune_epochs=0 typed after it skips that run's phase 2 on purpose.
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text(f"--fine_tune_epochs=1\n{flag}={value}\n")
+    _passes_the_flag_checks(script_server, script, tmp_path, f"--flagfile={flagfile}", "--fine_tune_epochs=0")
+    # Typed, or in the same file as --fine_tune_epochs=0, it is the user's own and refused.
+    flagfile.write_text(f"--fine_tune_epochs=0\n{flag}={value}\n")
+    stderr = _usage_error(script_server, script, tmp_path, f"--flagfile={flagfile}")
+    assert f"Received: {flag}={value}\nRun {script} --helpshort" in stderr, stderr[-2000:]
+
+
+def test_the_phase_2_learning_rate_finder_without_phase_2_is_a_usage_error(tmp_path, script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, "--fine_tune_epochs=0",
+                          "--find_learning_rate=2")
+    assert stderr.endswith(_ending(
+        "image_classifier.py", "--find_learning_rate=2 runs the learning-rate finder right before phase 2, and "
+        "--fine_tune_epochs=0 skips phase 2, so there is no phase to run it before; pass --fine_tune_epochs=N (N >= 1) "
+        "too, or --find_learning_rate=1 for phase 1. Received: --find_learning_rate=2")), stderr[-2000:]
+    _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, "--fine_tune_epochs=0",
+                            "--find_learning_rate=1")
+    # A flags.txt lists every flag at its value, defaults included: a run without phase 2 reruns from it.
+    flagfile = tmp_path / "text.flags"
+    flagfile.write_text("--fine_tune_epochs=0\n--fine_tune_at=0.5\n--fine_tune_learning_rate=5e-05\n"
+                        "--fine_tune_interpolation=1.0\n")
+    _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, f"--flagfile={flagfile}")
