@@ -17,6 +17,7 @@ import os
 
 import cli
 import distillation_run
+import run_folder
 import run_report
 import task_flags
 import tensorflow as tf
@@ -88,6 +89,7 @@ def main(argv):
     task_flags.check_flags("distill_into", "tflite_dir", "tfds_name", needing=_TASK_FLAGS)
     check_backbone_flags()
     check_training_flags()
+    run_folder.check_trained(FLAGS.backup_dir)
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     # Every worker runs what follows; only the chief's files are kept. Before the
@@ -98,8 +100,8 @@ def main(argv):
         if backbone.endswith(".keras"):
             backbone = tfxfer.backbone_from_model(backbone, FLAGS.backbone_output_layer, safe_mode=FLAGS.safe_mode)
         # Before the data: a size the backbone cannot take fails before any image is decoded.
-        image_size = tfxfer.models.image_classifier.resolve_image_size(backbone, FLAGS.image_size)
-        data = load_data((image_size, image_size), global_batch, run_dir)
+        image_size = resolve_image_size(backbone)
+        data = load_data(height_width(image_size), global_batch, run_dir)
         model = tfxfer.build_image_classifier(
             backbone, **task_flags.head_arguments(data), weights=training_flags.parse_weights(FLAGS.weights),
             image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
@@ -107,18 +109,23 @@ def main(argv):
         # Built now, so that an unknown student backbone or missing weights fail before any training.
         student = build_student(FLAGS.student_image_size or image_size, len(data.class_names)) \
             if FLAGS.distill_into else None
+        trained = run_folder.load_trained(FLAGS.backup_dir, safe_mode=FLAGS.safe_mode)
     unlabelled = None
     if FLAGS.unlabelled_data:
-        unlabelled = tfxfer.load_unlabelled_images(FLAGS.unlabelled_data, image_size=(image_size, image_size),
+        unlabelled = tfxfer.load_unlabelled_images(FLAGS.unlabelled_data, image_size=height_width(image_size),
                                                    batch_size=global_batch, cache_memory_mb=FLAGS.cache_memory_mb,
                                                    spill_dir=run_dir)
     config = training_flags.fine_tune_config(global_batch)
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
-    result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
-                              class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
-                              tensorboard_dir=run_report.tensorboard_dir(run_dir),
-                              find_learning_rate=training_flags.find_learning_rate())
+    if trained is None:
+        result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
+                                  class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
+                                  tensorboard_dir=run_report.tensorboard_dir(run_dir),
+                                  find_learning_rate=training_flags.find_learning_rate())
+        run_folder.save_trained(FLAGS.backup_dir, model, result)
+    else:
+        model, result = trained
     evaluation = run_report.evaluate(model, data.validation, data.class_names, multi_label=False)
     metrics = {**result.metrics(), "data": data.summary(), "backbone": FLAGS.backbone,
                "image_size": image_size, "test_time_flip": model.test_time_flip,
@@ -142,6 +149,23 @@ def main(argv):
                       written=tuning_run.write(run_dir, search),
                       training_data=None if FLAGS.tfds_name else FLAGS.data_dir,
                       tflite_dir=tflite_dir, student_tflite_dir=student_tflite_dir)
+    run_folder.remove_trained(FLAGS.backup_dir)
+
+
+def resolve_image_size(backbone):
+    """--image_size once the backbone is known to take it; without it, the backbone's default, and for your own
+    backbone with a fixed input its (height, width), which need not be square."""
+    image_size = FLAGS.image_size
+    if image_size is None and not isinstance(backbone, str):
+        height, width = backbone.input_shape[1:3]
+        if None not in (height, width) and height != width:
+            image_size = (height, width)  # the library's default would be its height, both ways
+    return tfxfer.models.image_classifier.resolve_image_size(backbone, image_size)
+
+
+def height_width(image_size):
+    """`image_size` (one side, or a (height, width) pair) as the (height, width) the loaders take."""
+    return (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
 
 
 def check_backbone_flags() -> None:
@@ -231,7 +255,8 @@ def load_data(image_size, batch_size, run_dir):
     if not FLAGS.label_columns and FLAGS.data_dir.lower().endswith((".csv", ".tsv")):
         raise app.UsageError(f"--data_dir is a CSV/TSV file of image paths: pass the header of its label column with "
                              f"--label_columns (several, comma-separated, for a model with a head each) and of its "
-                             f"image paths with --image_column (default 'image'). Received: --data_dir={FLAGS.data_dir}")
+                             f"image paths with --image_column (default 'image'). "
+                             f"Received: --data_dir={FLAGS.data_dir}")
     if FLAGS.label_columns:
         return tfxfer.load_image_csv(FLAGS.data_dir, label_columns=FLAGS.label_columns, image_column=FLAGS.image_column,
                                      image_size=image_size, batch_size=batch_size, seed=FLAGS.seed,

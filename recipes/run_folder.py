@@ -7,22 +7,43 @@
 `python recipes/<recipe>.py --flagfile=<run_dir>/flags.txt` reruns the run with
 the same flags, into a new run folder: `--run_dir` is left out of the file, so
 the rerun cannot overwrite the run it repeats.
+
+With `--backup_dir`, the trained model is backed up too, between training and the
+run's end: `fine_tune` deletes its own backup when it returns, and a run killed
+while it exports or writes its report would otherwise train again from scratch.
+
+    check_trained(FLAGS.backup_dir)                  # before any work: a backup of other flags is refused
+    trained = load_trained(FLAGS.backup_dir)         # (model, result) of a killed run with these flags, or None
+    ...train, then save_trained(FLAGS.backup_dir, model, result)
+    ...export and report, then remove_trained(FLAGS.backup_dir)
+
+`<backup_dir>/flags.txt`, written last, marks the backup complete and says which
+flags trained it: the same lines as the run folder's flags.txt.
 """
 
+import dataclasses
+import json
 import os
 import sys
 import time
 
+import keras
 import metrics_file
 import tensorflow as tf
-from absl import app, flags
+from absl import app, flags, logging
 
+import tfxfer
 from tfxfer.export import versioning
+from tfxfer.training import backup
+from tfxfer.training.results import PhaseResult
 
 RUNS_ROOT = "runs"
 FLAGS_FILE = "flags.txt"
 # Not written to flags.txt: a rerun gets a folder of its own, and reads no other flagfile.
 _NOT_RERUN = ("run_dir", "flagfile")
+# In --backup_dir: the trained model and what fine_tune returned, until the run has exported and reported.
+TRAINED_MODEL = "trained.keras"
+TRAINED_RESULT = "trained_result.json"
 
 FLAGS = flags.FLAGS
 
@@ -73,19 +94,91 @@ def write_flagfile(run_dir: str, flag_values: flags.FlagValues = FLAGS, script: 
     """
     script = script or sys.argv[0]
     path = path or os.path.join(run_dir, FLAGS_FILE)
-    changes = changes or {}
     lines = [
         f"# Reruns {what} into a new run folder: python {script} --flagfile={path}",
         f"# Relative paths below are relative to {os.getcwd()}",
+        *flag_lines(flag_values, script, changes),
     ]
-    for flag in sorted(flag_values.get_key_flags_for_module(script), key=lambda flag: flag.name):
-        value = changes.get(flag.name, flag.value)
-        if flag.name not in _NOT_RERUN and value is not None:
-            lines.append(_serialize(flag, value))
     versioning.make_folders(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def flag_lines(flag_values: flags.FlagValues = FLAGS, script: str | None = None,
+               changes: dict | None = None) -> list[str]:
+    """The flag lines of flags.txt (`write_flagfile`): what makes two runs of a recipe the same run."""
+    script = script or sys.argv[0]
+    changes = changes or {}
+    lines = []
+    for flag in sorted(flag_values.get_key_flags_for_module(script), key=lambda flag: flag.name):
+        value = changes.get(flag.name, flag.value)
+        if flag.name not in _NOT_RERUN and value is not None:
+            lines.append(_serialize(flag, value))
+    return lines
+
+
+def check_trained(backup_dir: str | None) -> None:
+    """Raises `app.UsageError` if `backup_dir` holds the trained model of a run with other flags: this run
+    would export a model its flags did not train. Recipes check it with their flags, before any work."""
+    saved = _trained_flag_lines(backup_dir)
+    if saved is None:
+        return
+    current = flag_lines()
+    then, now = [line for line in saved if line not in current], [line for line in current if line not in saved]
+    if then or now:
+        marker = os.path.join(backup_dir, FLAGS_FILE)
+        differences = "; ".join([*([f"it had {', '.join(then)}"] if then else []),
+                                 *([f"this run has {', '.join(now)}"] if now else [])])
+        raise app.UsageError(
+            f"--backup_dir holds the model a run trained before it was stopped, with other flags than this run's "
+            f"({differences}). Rerun that run with --flagfile={marker} to export its model, or pass a new "
+            f"--backup_dir (or delete this one) to train from scratch. Received: --backup_dir={backup_dir}")
+
+
+def load_trained(backup_dir: str | None, *, safe_mode: bool = True
+                 ) -> tuple[keras.Model, tfxfer.FineTuneResult] | None:
+    """The model and `fine_tune` result a run with these flags backed up after training (`save_trained`),
+    or None: no `backup_dir`, or nothing backed up there. Call it in the strategy's scope."""
+    if _trained_flag_lines(backup_dir) is None:
+        return None
+    model = keras.models.load_model(os.path.join(backup_dir, TRAINED_MODEL), safe_mode=safe_mode)
+    with tf.io.gfile.GFile(os.path.join(backup_dir, TRAINED_RESULT), "r") as f:
+        phases = json.loads(f.read())
+    result = tfxfer.FineTuneResult(*(None if phase is None else PhaseResult(**phase) for phase in phases))
+    logging.warning("Training skipped: %s holds the model a run with the same flags trained before it was stopped "
+                    "(after training, before the end of its export and report). Exporting and reporting it; delete "
+                    "%s to train again.", backup_dir, backup_dir)
+    return model, result
+
+
+def save_trained(backup_dir: str | None, model: keras.Model, result: tfxfer.FineTuneResult) -> None:
+    """Backs up the trained `model` and `result` in `backup_dir` (nothing without one; only the chief writes),
+    so that a rerun with the same flags after a kill exports them instead of training again."""
+    if not backup_dir or not tfxfer.is_chief():
+        return
+    versioning.make_folders(backup_dir)
+    model.save(os.path.join(backup_dir, TRAINED_MODEL))
+    phases = [None if phase is None else dataclasses.asdict(phase) for phase in (result.phase1, result.phase2)]
+    with tf.io.gfile.GFile(os.path.join(backup_dir, TRAINED_RESULT), "w") as f:
+        f.write(json.dumps(phases, default=float))
+    # Last: it promises that the model and result above are complete.
+    write_flagfile(backup_dir, what="the run that trained this model")
+
+
+def remove_trained(backup_dir: str | None) -> None:
+    """Deletes `backup_dir` once the run has exported and reported, as `fine_tune` deletes its own backups:
+    a finished run leaves nothing to resume, and the same command then trains again."""
+    backup.RunBackup(backup_dir, is_chief=tfxfer.is_chief()).finish()
+
+
+def _trained_flag_lines(backup_dir: str | None) -> list[str] | None:
+    """The flag lines of `<backup_dir>/flags.txt`, the marker of a complete `save_trained`, or None."""
+    marker = os.path.join(backup_dir, FLAGS_FILE) if backup_dir else None
+    if marker is None or not tf.io.gfile.exists(marker):
+        return None
+    with tf.io.gfile.GFile(marker, "r") as f:
+        return [line for line in f.read().splitlines() if line and not line.startswith("#")]
 
 
 def _serialize(flag: flags.Flag, value) -> str:

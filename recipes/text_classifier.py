@@ -27,6 +27,7 @@ import os
 import cli
 import distillation_run
 import numpy as np
+import run_folder
 import run_report
 import task_flags
 import tensorflow as tf
@@ -85,6 +86,7 @@ def main(argv):
     if FLAGS.distill_augment < 0:  # augment_texts would refuse it with a traceback, after loading the data
         raise app.UsageError(f"--distill_augment must be >= 0 (0 makes no altered copies). "
                              f"Received: --distill_augment={FLAGS.distill_augment}")
+    run_folder.check_trained(FLAGS.backup_dir)
     tfxfer.seed_everything(FLAGS.seed, deterministic=FLAGS.deterministic)
     strategy, global_batch = training_flags.create_strategy()
     data = load_data(global_batch)
@@ -96,6 +98,7 @@ def main(argv):
         if FLAGS.distill_into:
             student = build_model(data, FLAGS.distill_into, word_vectors=os.path.isfile(FLAGS.distill_into),
                                   weights=FLAGS.student_weights)
+        trained = run_folder.load_trained(FLAGS.backup_dir)
     unlabelled = load_unlabelled(data, global_batch) if student is not None else None
     tokenized = data.map_inputs(model.preprocessor)
     config = kind_config(training_flags.fine_tune_config(global_batch), word_vectors=bool(FLAGS.word_vectors),
@@ -104,10 +107,14 @@ def main(argv):
     config = config if search is None else search.config
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
-    result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
-                              class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
-                              tensorboard_dir=run_report.tensorboard_dir(run_dir),
-                              find_learning_rate=training_flags.find_learning_rate())
+    if trained is None:
+        result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
+                                  class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
+                                  tensorboard_dir=run_report.tensorboard_dir(run_dir),
+                                  find_learning_rate=training_flags.find_learning_rate())
+        run_folder.save_trained(FLAGS.backup_dir, model, result)
+    else:
+        model, result = trained
     evaluation = run_report.evaluate(model, tokenized.validation, data.class_names, multi_label=data.multi_label)
     metrics = {**result.metrics(), "data": data.summary(),
                "backbone": FLAGS.word_vectors or FLAGS.backbone, "sequence_length": FLAGS.sequence_length,
@@ -128,6 +135,7 @@ def main(argv):
     run_report.finish(run_dir, metrics, result, evaluation, export_path=path,
                       written=tuning_run.write(run_dir, search),
                       training_data=None if FLAGS.tfds_name else FLAGS.data_dir)
+    run_folder.remove_trained(FLAGS.backup_dir)
 
 
 def check_backbone_flags() -> None:

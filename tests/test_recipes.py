@@ -38,8 +38,8 @@ def _write_colour_folders(root, per_class):
 
 
 def _tiny_backbone_file(path, size=32):
-    """A small pretrained-looking model of the user's own, saved as .keras."""
-    inputs = keras.Input((size, size, 3))
+    """A small pretrained-looking model of the user's own, saved as .keras; `size` one side, or (height, width)."""
+    inputs = keras.Input((*((size, size) if isinstance(size, int) else size), 3))
     x = keras.layers.Rescaling(1 / 255.0)(inputs)
     x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
     x = keras.layers.BatchNormalization(name="bn")(x)
@@ -207,3 +207,97 @@ def test_offline_main_job_transfers_better_than_scratch(tmp_path, script_server)
         f"  predict: python recipes/predict.py --model_dir={version} <inputs>"]) + "\n"), process.stdout
     assert "Epoch " not in process.stdout and "shuffle=True" not in process.stderr
     assert (version / "assets" / "labels.txt").read_text().split() == ["5", "6", "7", "8", "9"]
+
+
+# Runs the recipe named by its first argument with the others, SIGKILLed where it would export its SavedModel:
+# right after training, as a kill during the export or the report would be.
+_KILLED_AT_EXPORT = """
+import os, runpy, signal, sys
+import tfxfer
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+tfxfer.export_saved_model = killed
+recipe = sys.argv.pop(1)
+sys.argv[0] = recipe  # as `python <recipe>` runs it: its flags are the key flags of that script
+sys.path.insert(0, os.path.dirname(recipe))
+runpy.run_path(recipe, run_name="__main__")
+"""
+
+
+def _tiny_own_backbone_flags(tmp_path, size=32, phase2=False):
+    """The image recipe's flags for a 1-epoch run of phase 1 (and of phase 2) on a few colour images and a tiny
+    own backbone."""
+    _write_colour_folders(tmp_path / "data", per_class=4)
+    backbone = _tiny_backbone_file(tmp_path / "own.keras", size)
+    return [f"--data_dir={tmp_path / 'data'}", f"--backbone={backbone}", "--backbone_output_layer=features",
+            "--batch_size=8", "--epochs=1", *(["--fine_tune_epochs=1", "--fine_tune_at=0"] if phase2 else
+                                             ["--fine_tune_epochs=0"]),
+            "--warmup_examples=0", "--top_k=0", f"--run_dir={tmp_path / 'run'}",
+            f"--export_dir={tmp_path / 'exports'}", "--model_name=colours"]
+
+
+@pytest.mark.slow
+def test_image_recipe_killed_after_training_exports_when_rerun_without_training_again(tmp_path, script_server):
+    flags = [*_tiny_own_backbone_flags(tmp_path, phase2=True), f"--backup_dir={tmp_path / 'backup'}"]
+    wrapper = tmp_path / "killed_at_export.py"
+    wrapper.write_text(_KILLED_AT_EXPORT)
+    killed = script_server.run(wrapper, os.path.join(REPO, "recipes", "image_classifier.py"), *flags)
+    assert killed.returncode == -9, killed.stderr[-4000:]
+    assert "phase 2 done in" in killed.stderr and "val_loss: " in killed.stdout  # Keras' line per epoch
+    assert not (tmp_path / "exports").exists()
+    trained = json.loads((tmp_path / "backup" / "trained_result.json").read_text())
+
+    # Other flags would export a model they did not train: refused before any work, naming the difference.
+    stderr = script_server.usage_error("image_classifier.py", *flags, "--epochs=2")
+    assert "it had --epochs=1; this run has --epochs=2" in stderr
+    assert f"Rerun that run with --flagfile={tmp_path / 'backup' / 'flags.txt'}" in stderr
+
+    process = _run_recipe(script_server, "image_classifier.py", *flags)
+    # No training: the killed run's model is exported.
+    assert "phase 1 done in" not in process.stderr and "val_loss: " not in process.stdout
+    assert f"Training skipped: {tmp_path / 'backup'} holds the model a run with the same flags trained" in \
+        process.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [metrics[phase]["seconds"] for phase in ("phase1", "phase2")] == \
+        [round(phase["seconds"], 2) for phase in trained]
+    assert (tmp_path / "exports" / "colours" / "1" / "saved_model.pb").exists()
+    assert not (tmp_path / "backup").exists()  # the finished run leaves nothing to resume
+
+
+@pytest.mark.slow
+def test_image_recipe_metrics_name_the_strategy_auto_resolved_to(tmp_path, script_server):
+    flags = _tiny_own_backbone_flags(tmp_path)
+    _run_recipe(script_server, "image_classifier.py", *flags)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # No TPU, one CPU: auto resolves to TensorFlow's default strategy.
+    assert metrics["strategy"] == "default" and metrics["strategy_requested"] == "auto"
+    assert metrics["num_replicas"] == 1
+
+
+@pytest.mark.slow
+def test_image_recipe_loads_images_at_a_non_square_own_backbone_s_size(tmp_path, script_server):
+    flags = _tiny_own_backbone_flags(tmp_path, size=(24, 40))
+    _run_recipe(script_server, "image_classifier.py", *flags)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["image_size"] == [24, 40]
+    model = tf.saved_model.load(str(tmp_path / "exports" / "colours" / "1"))
+    green = tf.io.encode_jpeg(np.full((30, 30, 3), COLOURS["green"], np.uint8)).numpy()
+    assert model.signatures["serving_default"](image_bytes=tf.constant([green]))["probabilities"].shape == (1, 3)
+    # The signature on decoded images takes them at the backbone's (height, width).
+    images = [fn for fn in model.signatures.values()
+              if next(iter(fn.structured_input_signature[1].values())).dtype == tf.float32]
+    assert [tuple(next(iter(fn.structured_input_signature[1].values())).shape[1:3]) for fn in images] == [(24, 40)]
+
+
+def test_digits_job_refuses_a_run_folder_holding_an_earlier_run(tmp_path, script_server):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text('{"comparison": {}}')
+    stderr = script_server.usage_error("digits_transfer.py", f"--run_dir={tmp_path / 'run'}",
+                                       f"--export_dir={tmp_path / 'exports'}")
+    assert f"--run_dir holds an earlier run (its metrics.json), which this run would overwrite; pass a new " \
+           f"folder, or leave --run_dir unset for a new one under runs/. Received: --run_dir={tmp_path / 'run'}" \
+           in stderr
+    assert (tmp_path / "run" / "metrics.json").read_text() == '{"comparison": {}}'
+    assert sorted(os.listdir(tmp_path / "run")) == ["metrics.json"]

@@ -13,6 +13,7 @@ from _text_helpers import (
     sentences,
     write_word_vectors,
 )
+from test_recipes import _KILLED_AT_EXPORT, REPO
 
 import tfxfer
 from tfxfer.export.warmup import read_warmup_requests
@@ -62,6 +63,35 @@ def test_text_recipe_with_word_vectors_on_csv(tmp_path, script_server):
 def _read_metrics(run_dir):
     with open(run_dir / "metrics.json", encoding="utf-8") as f:
         return json.load(f)
+
+
+@pytest.mark.slow
+def test_text_recipe_killed_after_training_exports_when_rerun_without_training_again(tmp_path, script_server):
+    path = tmp_path / "reviews.csv"
+    path.write_text("\n".join(["text,label"] + [f"{w} film,pos" for w in POSITIVE * 2] +
+                              [f"{w} film,neg" for w in NEGATIVE * 2]) + "\n", encoding="utf-8")
+    vectors = tmp_path / "vectors.txt"
+    write_word_vectors(vectors, POSITIVE + NEGATIVE + ["film"], dim=4)
+    flags = [f"--data_dir={path}", f"--word_vectors={vectors}", "--encoder=mean", "--sequence_length=4",
+             "--epochs=1", "--fine_tune_epochs=1", "--fine_tune_at=0", "--warmup_examples=0",
+             f"--backup_dir={tmp_path / 'backup'}", f"--run_dir={tmp_path / 'run'}",
+             f"--export_dir={tmp_path / 'exports'}", "--model_name=reviews"]
+    wrapper = tmp_path / "killed_at_export.py"
+    wrapper.write_text(_KILLED_AT_EXPORT)
+    killed = script_server.run(wrapper, os.path.join(REPO, "recipes", "text_classifier.py"), *flags)
+    assert killed.returncode == -9, killed.stderr[-4000:]
+    assert "phase 2 done in" in killed.stderr and not (tmp_path / "exports").exists()
+
+    process = _run(script_server, *flags)
+    assert process.returncode == 0, process.stderr[-4000:]
+    assert "phase 1 done in" not in process.stderr and "val_loss: " not in process.stdout
+    assert f"Training skipped: {tmp_path / 'backup'} holds the model" in process.stderr
+    metrics = _read_metrics(tmp_path / "run")
+    assert metrics["phase1"]["epochs_run"] == metrics["phase2"]["epochs_run"] == 1
+    assert metrics["strategy"] == "default" and metrics["strategy_requested"] == "auto"
+    signature = tf.saved_model.load(str(tmp_path / "exports" / "reviews" / "1")).signatures["serving_default"]
+    assert signature(texts=tf.constant(["good film"]))["probabilities"].shape == (1, 2)
+    assert not (tmp_path / "backup").exists()
 
 
 @pytest.mark.slow

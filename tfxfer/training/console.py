@@ -28,7 +28,8 @@ def resolve_verbose(verbose: str | int) -> int:
     verbose: "auto", 0, 1 or 2.
     """
     if isinstance(verbose, bool) or verbose not in VERBOSITIES:
-        raise ConfigError(f"verbose must be one of {list(VERBOSITIES)}, as in Keras' fit. Received: verbose={verbose!r}")
+        raise ConfigError(
+            f"verbose must be one of {list(VERBOSITIES)}, as in Keras' fit. Received: verbose={verbose!r}")
     if verbose == "auto":
         return 1 if _interactive() else 2
     return verbose
