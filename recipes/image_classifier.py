@@ -1,6 +1,7 @@
 r"""Fine-tunes a pretrained image backbone on your images and exports a SavedModel.
 
-Image folders (`train/` + `val/` sub-folders, or one class-folder tree):
+Image folders (`train/` + `val/` sub-folders, or one class-folder tree, of which 20 % of each class is held
+out for validation unless --validation_split says otherwise; --validation_split=0 trains on all of it):
   python recipes/image_classifier.py --data_dir=photos --weights=imagenet \
       --run_dir=runs/photos --export_dir=saved_models --model_name=photos
 A CSV/TSV of image paths with a label column per task (a head per task on one backbone):
@@ -23,10 +24,10 @@ import task_flags
 import tensorflow as tf
 import training_flags
 import tuning_run
-from absl import app, flags
+from absl import app, flags, logging
 
 import tfxfer
-from tfxfer.data import image_cache
+from tfxfer.data import image_cache, layout
 from tfxfer.errors import UnavailableOfflineError
 from tfxfer.export import warmup
 from tfxfer.models.backbones import ImageNetWeightsUnavailableError, registry
@@ -34,6 +35,9 @@ from tfxfer.training import precision
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
 
+# --validation_split is unset (None) by default, not _IMAGE.validation_split: that share is held out only of data
+# without a validation part of its own (`validation_split`), and flags.txt leaves an unset flag out, so a rerun
+# decides alike.
 training_flags.define_flags(
     data_help="Image folders (train/ + val/, or class folders); a .csv/.tsv of image paths with --label_columns; "
               "or TFDS data_dir with --tfds_name.",
@@ -118,14 +122,8 @@ def main(argv):
     config = training_flags.fine_tune_config(global_batch)
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
-    if trained is None:
-        result = tfxfer.fine_tune(model, data.train, data.validation, config=config,
-                                  class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
-                                  tensorboard_dir=run_report.tensorboard_dir(run_dir),
-                                  find_learning_rate=training_flags.find_learning_rate())
-        run_folder.save_trained(FLAGS.backup_dir, model, result)
-    else:
-        model, result = trained
+    model, result = training_flags.train_or_resume(model, data.train, data.validation, config, data.train_class_counts,
+                                                   run_dir, trained)
     evaluation = run_report.evaluate(model, data.validation, data.class_names, multi_label=False)
     metrics = {**result.metrics(), "data": data.summary(), "backbone": FLAGS.backbone,
                "image_size": image_size, "test_time_flip": model.test_time_flip,
@@ -246,10 +244,12 @@ def load_data(image_size, batch_size, run_dir):
     The loaders remove that folder at process exit: the decoded images can take
     gigabytes, and the run's results do not need them.
     """
-    common = dict(image_size=image_size, batch_size=batch_size, validation_split=FLAGS.validation_split or None,
-                  seed=FLAGS.seed, cache_memory_mb=FLAGS.cache_memory_mb, spill_dir=run_dir)
+    common = dict(image_size=image_size, batch_size=batch_size, seed=FLAGS.seed,
+                  cache_memory_mb=FLAGS.cache_memory_mb, spill_dir=run_dir)
     if FLAGS.tfds_name:
-        return tfxfer.load_tfds_images(FLAGS.tfds_name, data_dir=FLAGS.data_dir, **common)
+        # A TFDS dataset always has validation data: its validation (or test) split, else a share of train.
+        return tfxfer.load_tfds_images(FLAGS.tfds_name, data_dir=FLAGS.data_dir,
+                                       validation_split=FLAGS.validation_split or None, **common)
     if not FLAGS.data_dir:
         raise app.UsageError("Pass --data_dir (image folders) or --tfds_name.")
     if not FLAGS.label_columns and FLAGS.data_dir.lower().endswith((".csv", ".tsv")):
@@ -260,9 +260,28 @@ def load_data(image_size, batch_size, run_dir):
     if FLAGS.label_columns:
         return tfxfer.load_image_csv(FLAGS.data_dir, label_columns=FLAGS.label_columns, image_column=FLAGS.image_column,
                                      image_size=image_size, batch_size=batch_size, seed=FLAGS.seed,
-                                     **({"validation_split": FLAGS.validation_split}
-                                        if FLAGS.validation_split is not None else {}))
-    return tfxfer.load_image_folders(FLAGS.data_dir, **common)
+                                     validation_split=validation_split(False, "is a CSV/TSV file, without a "
+                                                                              "validation part of its own"))
+    # A --data_dir that is no folder is given the share too: the loader then says what is wrong with it.
+    has_validation_folder = (tf.io.gfile.isdir(FLAGS.data_dir)
+                             and layout.train_and_validation_folders(FLAGS.data_dir)[1] is not None)
+    return tfxfer.load_image_folders(FLAGS.data_dir, **common, validation_split=validation_split(
+        has_validation_folder, f"has no {layout.split_folder_spellings('validation')} folder"))
+
+
+def validation_split(has_own: bool, missing: str) -> float | None:
+    """The loaders' `validation_split`: --validation_split when passed (0: None, no validation). Unset: None for
+    data with a validation part of its own (`has_own`), which the loaders validate on (and refuse a split
+    beside), else `_IMAGE.validation_split`, logged with what the data lacks (`missing`) and how to change it."""
+    if FLAGS.validation_split is not None:
+        return FLAGS.validation_split or None
+    if has_own:
+        return None
+    logging.info("--data_dir=%s %s: holding out %s of each class for validation (seeded by --seed), on which "
+                 "training stops early and the report is made. --validation_split=0 trains on all of it, without "
+                 "validation; another share, e.g. --validation_split=0.1, holds out that much instead.",
+                 FLAGS.data_dir, missing, f"{_IMAGE.validation_split:.0%}")
+    return _IMAGE.validation_split
 
 
 if __name__ == "__main__":

@@ -107,14 +107,8 @@ def main(argv):
     config = config if search is None else search.config
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
-    if trained is None:
-        result = tfxfer.fine_tune(model, tokenized.train, tokenized.validation, config=config,
-                                  class_counts=data.train_class_counts, backup_dir=FLAGS.backup_dir,
-                                  tensorboard_dir=run_report.tensorboard_dir(run_dir),
-                                  find_learning_rate=training_flags.find_learning_rate())
-        run_folder.save_trained(FLAGS.backup_dir, model, result)
-    else:
-        model, result = trained
+    model, result = training_flags.train_or_resume(model, tokenized.train, tokenized.validation, config, data.train_class_counts,
+                                                   run_dir, trained)
     evaluation = run_report.evaluate(model, tokenized.validation, data.class_names, multi_label=data.multi_label)
     metrics = {**result.metrics(), "data": data.summary(),
                "backbone": FLAGS.word_vectors or FLAGS.backbone, "sequence_length": FLAGS.sequence_length,

@@ -23,6 +23,7 @@ import os
 import sys
 
 import run_folder
+import run_report
 import tensorflow as tf
 from absl import app, flags, logging
 
@@ -418,6 +419,21 @@ def output_dirs() -> tuple[str, str]:
     run_dir = tfxfer.chief_or_temp_dir(run_folder.choose(FLAGS.run_dir, FLAGS.model_name))
     export_dir = versioning.model_dir(tfxfer.chief_or_temp_dir(FLAGS.export_dir), FLAGS.model_name)
     return run_dir, export_dir
+
+
+def train_or_resume(model: tfxfer.Classifier, train_data, validation_data, config: tfxfer.FineTuneConfig,
+                    class_counts: list[int], run_dir: str,
+                    trained: "tuple[tfxfer.Classifier, tfxfer.FineTuneResult] | None"):
+    """`(model, result)`: `tfxfer.fine_tune` of `model` with the recipe's flags, the trained model then backed up
+    in --backup_dir until the run ends (`run_folder.save_trained`); or `trained`, what a run killed after training
+    left there (`run_folder.load_trained`), without training again."""
+    if trained is not None:
+        return trained
+    result = tfxfer.fine_tune(model, train_data, validation_data, config=config, class_counts=class_counts,
+                              backup_dir=FLAGS.backup_dir, tensorboard_dir=run_report.tensorboard_dir(run_dir),
+                              find_learning_rate=find_learning_rate())
+    run_folder.save_trained(FLAGS.backup_dir, model, result)
+    return model, result
 
 
 def find_learning_rate() -> int | None:

@@ -161,6 +161,10 @@ class ImageDefaults:
     # probe without dropout ended 27 photos of 1,960 ahead of dropout 0.2, and the trained
     # model 8 ahead; 0.5 did worse than 0.2 (benchmarks/README.md, "How the defaults were chosen").
     dropout: float = 0.0
+    # Share of each class held out for validation when the data has no validation part of its own (one
+    # class-folder tree, a CSV/TSV of image paths): both training phases stop early on val_loss and keep their
+    # best epoch, and the run reports accuracy on images it did not train on. A fifth, as `load_image_csv`'s.
+    validation_split: float = 0.2
 
 
 @dataclasses.dataclass
