@@ -44,6 +44,8 @@ training_flags.define_flags(
     backbone=_IMAGE.backbone,
     backbone_help="Backbone name (see tfxfer.list_backbones()) or your own .keras model.",
     batch_size=_IMAGE.batch_size, seed=_IMAGE.seed, validation_split=None,
+    validation_split_help=f"Unset, data without a split of its own holds out {_IMAGE.validation_split:.0%} of each "
+                          "class; 0 trains on all of it, without validation.",
     training=tfxfer.FineTuneConfig(), dropout=_IMAGE.dropout, model_name="image_classifier")
 flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
 flags.DEFINE_float("alpha", None, "Width multiplier of a registry --backbone of the MobileNet families.")

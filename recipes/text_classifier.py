@@ -45,6 +45,7 @@ training_flags.define_flags(
     backbone=_TEXT.backbone,
     backbone_help="keras-hub preset name, preset folder or Hugging Face-format folder.",
     batch_size=_TEXT.batch_size, seed=_TEXT.seed, validation_split=_TEXT.validation_split,
+    validation_split_help="0 trains on all of the training data, without validation.",
     training=_TEXT.fine_tune_config(), dropout=_TEXT.dropout, model_name="text_classifier")
 flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
 flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")

@@ -64,6 +64,7 @@ def define_flags(
     batch_size: int,
     seed: int,
     validation_split: float | None,
+    validation_split_help: str,
     training: tfxfer.FineTuneConfig,
     dropout: float,
     model_name: str,
@@ -77,6 +78,7 @@ def define_flags(
         batch_size: int. Default `--batch_size` (per replica).
         seed: int. Default `--seed`.
         validation_split: float | None. Default `--validation_split`.
+        validation_split_help: str. The end of its help: what the recipe holds out when it is not passed.
         training: FineTuneConfig. The recipe's default training: the defaults of
             `--epochs`, `--fine_tune_epochs`, `--fine_tune_at`, `--learning_rate`,
             `--fine_tune_learning_rate`, and the rest of `fine_tune_config()`.
@@ -90,7 +92,8 @@ def define_flags(
                         "--data_dir is then the TFDS data_dir.")
     flags.DEFINE_float("validation_split", validation_split,
                        "Share of the training data held out for validation (seeded, per class); 0 or unset "
-                       "keeps the data's own split if it has one (train/ + val/, a TFDS validation split).")
+                       "keeps the data's own split if it has one (train/ + val/, a TFDS validation split). "
+                       + validation_split_help)
     flags.DEFINE_string("backbone", backbone, backbone_help)
     flags.DEFINE_integer("batch_size", batch_size,
                          "Batch size per replica; each step takes batch_size * replicas (the global batch).")
