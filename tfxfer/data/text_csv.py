@@ -182,7 +182,7 @@ def column_index(path: str, header: list[str], name: str, argument: str, delimit
     """
     if name in header:
         return header.index(name)
-    if argument.endswith("s"):  # A list of label columns, whose tasks are named lower-cased.
+    if argument == "label_columns":  # Their tasks are named lower-cased, so the case tells no two apart.
         same = [column for column in header if column.lower() == name.lower()]
         if len(same) == 1:
             return header.index(same[0])
