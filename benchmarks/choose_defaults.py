@@ -42,6 +42,10 @@ Each variant changes one thing from tfxfer's defaults:
 - **center_crop**, **pad**: every image (training, validation and scored) cropped to the
   model's aspect ratio around its centre, or padded to it with black, before it is resized
   (`aspect_ratio.py`), not stretched to it as tfxfer's loaders and export do;
+- **mixup**, **cutmix**: phase 2 trains on mixed images, mixup's blend of two images or CutMix's box of
+  one pasted into the other, with the loss mixed alike (`mixup.py`);
+- **sam**, **sam_0.01**, **sam_0.002**: phase 2 takes sharpness-aware steps, each at the weights moved
+  towards a higher loss nearby by rho = 0.05 (the paper's), 0.01 or 0.002 (`sharpness.py`);
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -79,9 +83,11 @@ import aspect_ratio
 import candidates
 import image_pair
 import keras
+import mixup
 import model_scores
 import probe_head
 import results as results_lib
+import sharpness
 import three_way_split
 from absl import app, flags
 
@@ -114,6 +120,8 @@ class Variant:
     batch_size: int = 32  # load_image_folders' default
     aspect: str | None = None  # an `aspect_ratio.MODES` resize; None: tfxfer's, which stretches to the model's size
     probe_head: bool = False  # phase 2 starts from the converged linear probe (`probe_head.py`)
+    mixing: str | None = None  # a `mixup.MODES` mixing of phase 2's images; None: the images as they are
+    sharpness_aware: float | None = None  # phase 2 takes SAM's steps of this rho (`sharpness.py`); None: its own
 
 
 _VARIANTS = {
@@ -131,6 +139,10 @@ _VARIANTS = {
     "center_crop": Variant(aspect="center_crop"),
     "pad": Variant(aspect="pad"),
     "probe_head": Variant(probe_head=True),
+    **{mode: Variant(mixing=mode) for mode in mixup.MODES},
+    "sam": Variant(sharpness_aware=sharpness.RHO),
+    "sam_0.01": Variant(sharpness_aware=0.01),
+    "sam_0.002": Variant(sharpness_aware=0.002),
 }
 
 
@@ -148,7 +160,8 @@ def train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: i
     """Trains `variant` on `fit_dir` and scores it on `scoring_dir`; without one, on 20 % of `fit_dir` held out
     for validation, which early stopping then also looks at."""
     spec = _VARIANTS[variant]
-    with aspect_ratio.resizing(spec.aspect):
+    with (aspect_ratio.resizing(spec.aspect), mixup.mixing(spec.mixing),
+          sharpness.sharpness_aware(spec.sharpness_aware)):
         return _train_and_score(fit_dir, scoring_dir, weights, seed, variant, spec)
 
 
