@@ -24,10 +24,10 @@ import task_flags
 import tensorflow as tf
 import training_flags
 import tuning_run
-from absl import app, flags, logging
+from absl import app, flags
 
 import tfxfer
-from tfxfer.data import image_cache, layout
+from tfxfer.data import image_cache
 from tfxfer.errors import UnavailableOfflineError
 from tfxfer.export import warmup
 from tfxfer.models.backbones import ImageNetWeightsUnavailableError, registry
@@ -35,17 +35,12 @@ from tfxfer.training import precision
 
 _IMAGE = tfxfer.defaults.ImageDefaults()
 
-# --validation_split is unset (None) by default, not _IMAGE.validation_split: that share is held out only of data
-# without a validation part of its own (`validation_split`), and flags.txt leaves an unset flag out, so a rerun
-# decides alike.
 training_flags.define_flags(
     data_help="Image folders (train/ + val/, or class folders); a .csv/.tsv of image paths with --label_columns; "
               "or TFDS data_dir with --tfds_name.",
     backbone=_IMAGE.backbone,
     backbone_help="Backbone name (see tfxfer.list_backbones()) or your own .keras model.",
-    batch_size=_IMAGE.batch_size, seed=_IMAGE.seed, validation_split=None,
-    validation_split_help=f"Unset, data without a split of its own holds out {_IMAGE.validation_split:.0%} of each "
-                          "class; 0 trains on all of it, without validation.",
+    batch_size=_IMAGE.batch_size, seed=_IMAGE.seed, held_out_share=_IMAGE.validation_split,
     training=tfxfer.FineTuneConfig(), dropout=_IMAGE.dropout, model_name="image_classifier")
 flags.DEFINE_string("backbone_output_layer", None, "With your own .keras backbone: the layer to cut it at.")
 flags.DEFINE_float("alpha", None, "Width multiplier of a registry --backbone of the MobileNet families.")
@@ -262,28 +257,13 @@ def load_data(image_size, batch_size, run_dir):
     if FLAGS.label_columns:
         return tfxfer.load_image_csv(FLAGS.data_dir, label_columns=FLAGS.label_columns, image_column=FLAGS.image_column,
                                      image_size=image_size, batch_size=batch_size, seed=FLAGS.seed,
-                                     validation_split=validation_split(False, "is a CSV/TSV file, without a "
-                                                                              "validation part of its own"))
+                                     validation_split=training_flags.validation_split(
+                                         False, "is a CSV/TSV file, without a validation part of its own"))
     # A --data_dir that is no folder is given the share too: the loader then says what is wrong with it.
-    has_validation_folder = (tf.io.gfile.isdir(FLAGS.data_dir)
-                             and layout.train_and_validation_folders(FLAGS.data_dir)[1] is not None)
-    return tfxfer.load_image_folders(FLAGS.data_dir, **common, validation_split=validation_split(
-        has_validation_folder, f"has no {layout.split_folder_spellings('validation')} folder"))
-
-
-def validation_split(has_own: bool, missing: str) -> float | None:
-    """The loaders' `validation_split`: --validation_split when passed (0: None, no validation). Unset: None for
-    data with a validation part of its own (`has_own`), which the loaders validate on (and refuse a split
-    beside), else `_IMAGE.validation_split`, logged with what the data lacks (`missing`) and how to change it."""
-    if FLAGS.validation_split is not None:
-        return FLAGS.validation_split or None
-    if has_own:
-        return None
-    logging.info("--data_dir=%s %s: holding out %s of each class for validation (seeded by --seed), on which "
-                 "training stops early and the report is made. --validation_split=0 trains on all of it, without "
-                 "validation; another share, e.g. --validation_split=0.1, holds out that much instead.",
-                 FLAGS.data_dir, missing, f"{_IMAGE.validation_split:.0%}")
-    return _IMAGE.validation_split
+    has_own, missing = (training_flags.split_folders(FLAGS.data_dir) if tf.io.gfile.isdir(FLAGS.data_dir)
+                        else (False, "is not a folder"))
+    return tfxfer.load_image_folders(FLAGS.data_dir, **common,
+                                     validation_split=training_flags.validation_split(has_own, missing))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ A keras-hub preset (name, save_to_preset folder or Hugging Face-format folder):
 Pretrained word vectors (GloVe/word2vec text format) and a BiLSTM:
   python recipes/text_classifier.py --data_dir=../shared/data/rt-polarity \
       --word_vectors=glove.6B.100d.txt --fine_tune_at=0
-A TFDS dataset, or a multi-label CSV (label cells like "billing|urgent"):
-  python recipes/text_classifier.py --tfds_name=glue/sst2 --validation_split=0
+A TFDS dataset (validated on its validation split), or a multi-label CSV (label cells like "billing|urgent"):
+  python recipes/text_classifier.py --tfds_name=glue/sst2
   python recipes/text_classifier.py --data_dir=tickets.csv --label_separator="|"
 A head per task on one backbone (a label column per task; empty cells are unlabelled):
   python recipes/text_classifier.py --data_dir=tickets.csv --label_columns=product,priority
@@ -16,8 +16,10 @@ LoRA: phase 2 trains rank-8 adapters on the attention of the blocks it unfreezes
   python recipes/text_classifier.py --data_dir=reviews.csv --backbone=path/to/preset --lora_rank=8
 All GPUs of the machine (--batch_size is per replica):
   python recipes/text_classifier.py --data_dir=reviews.csv --strategy=mirrored --scale_learning_rate
---data_dir may be a .csv/.tsv file, a folder of class folders, or a folder of
-one-text-per-line class files; the format is detected.
+--data_dir may be a .csv/.tsv file, a folder of class folders (or `train/` + `val/` folders holding them), or a
+folder of one-text-per-line class files; the format is detected. Data without a validation part of its own holds
+out 10 % of each class for validation unless --validation_split says otherwise; --validation_split=0 trains on all
+of it.
 All flags can also come from a file: --flagfile=reviews.flags
 """
 
@@ -36,6 +38,7 @@ import tuning_run
 from absl import app, flags, logging
 
 import tfxfer
+from tfxfer.data import text_data
 
 _TEXT = tfxfer.defaults.TextDefaults()
 
@@ -44,8 +47,7 @@ training_flags.define_flags(
               "or TFDS data_dir with --tfds_name.",
     backbone=_TEXT.backbone,
     backbone_help="keras-hub preset name, preset folder or Hugging Face-format folder.",
-    batch_size=_TEXT.batch_size, seed=_TEXT.seed, validation_split=_TEXT.validation_split,
-    validation_split_help="0 trains on all of the training data, without validation.",
+    batch_size=_TEXT.batch_size, seed=_TEXT.seed, held_out_share=_TEXT.validation_split,
     training=_TEXT.fine_tune_config(), dropout=_TEXT.dropout, model_name="text_classifier")
 flags.DEFINE_string("text_column", "text", "CSV/TSV column holding the texts.")
 flags.DEFINE_string("label_column", "label", "CSV/TSV column holding the class names.")
@@ -108,8 +110,8 @@ def main(argv):
     config = config if search is None else search.config
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
-    model, result = training_flags.train_or_resume(model, tokenized.train, tokenized.validation, config, data.train_class_counts,
-                                                   run_dir, trained)
+    model, result = training_flags.train_or_resume(model, tokenized.train, tokenized.validation, config,
+                                                   data.train_class_counts, run_dir, trained)
     evaluation = run_report.evaluate(model, tokenized.validation, data.class_names, multi_label=data.multi_label)
     metrics = {**result.metrics(), "data": data.summary(),
                "backbone": FLAGS.word_vectors or FLAGS.backbone, "sequence_length": FLAGS.sequence_length,
@@ -208,16 +210,33 @@ def load_unlabelled(data, batch_size):
 
 
 def load_data(batch_size):
-    common = dict(batch_size=batch_size, validation_split=FLAGS.validation_split or None, seed=FLAGS.seed)
+    """Loads --tfds_name or --data_dir, validating on the data's own validation part when it has one (see
+    `training_flags.validation_split`)."""
+    common = dict(batch_size=batch_size, seed=FLAGS.seed)
     if FLAGS.tfds_name:
-        return tfxfer.load_tfds_text(FLAGS.tfds_name, data_dir=FLAGS.data_dir, **common)
+        # A TFDS dataset always has validation data: its validation (or test) split, else a share of train.
+        return tfxfer.load_tfds_text(FLAGS.tfds_name, data_dir=FLAGS.data_dir,
+                                     validation_split=FLAGS.validation_split or None, **common)
     if not FLAGS.data_dir:
         raise app.UsageError("Pass --data_dir (a .csv/.tsv file or a folder of texts) or --tfds_name.")
+    common["validation_split"] = training_flags.validation_split(*own_validation_part())
     if FLAGS.label_columns:
         return tfxfer.load_text_data(FLAGS.data_dir, text_column=FLAGS.text_column, label_columns=FLAGS.label_columns,
                                      label_separator=FLAGS.label_separator, **common)
     return tfxfer.load_text_data(FLAGS.data_dir, text_column=FLAGS.text_column, label_column=FLAGS.label_column,
                                  label_separator=FLAGS.label_separator, **common)
+
+
+def own_validation_part() -> tuple[bool, str]:
+    """Whether --data_dir has a validation part of its own (a `val/` folder beside `train/`), and what it lacks
+    when it has none, for `training_flags.validation_split`'s log. A --data_dir the loader cannot read fails here
+    as it would there (`text_data.detect_format`)."""
+    data_format = text_data.detect_format(FLAGS.data_dir)
+    if data_format == "csv":
+        return False, "is a CSV/TSV file, without a validation part of its own"
+    if data_format == "line_files":
+        return False, "is a folder of class files (one text per line), without a validation part of its own"
+    return training_flags.split_folders(FLAGS.data_dir)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from absl import app, flags, logging
 import tfxfer
 from tfxfer import tuning
 from tfxfer.defaults import FineTuneAt
+from tfxfer.data import layout
 from tfxfer.export import versioning
 from tfxfer.training import distillation_loss, planner, precision
 
@@ -40,6 +41,8 @@ _MIXED_PRECISION = ["off", "auto", precision.BFLOAT16, precision.FLOAT16]
 MAX_SEED = 2**32 - 1
 # The recipe's default training config, set by define_flags; the flags override its fields.
 _training = tfxfer.FineTuneConfig()
+# The share --validation_split holds out, unset, of data without a validation part of its own; set by define_flags.
+_held_out_share = 0.0
 # The strategies `tfxfer.create_strategy` makes, by the names it takes (`tfxfer.list_strategies()`); the
 # multi-worker one before the mirrored one, in case a TensorFlow release makes it a subclass.
 _STRATEGY_NAMES = ((tf.distribute.TPUStrategy, "tpu"), (tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
@@ -63,8 +66,7 @@ def define_flags(
     backbone_help: str,
     batch_size: int,
     seed: int,
-    validation_split: float | None,
-    validation_split_help: str,
+    held_out_share: float,
     training: tfxfer.FineTuneConfig,
     dropout: float,
     model_name: str,
@@ -77,8 +79,9 @@ def define_flags(
         backbone_help: str. Help of `--backbone`: what it may name.
         batch_size: int. Default `--batch_size` (per replica).
         seed: int. Default `--seed`.
-        validation_split: float | None. Default `--validation_split`.
-        validation_split_help: str. The end of its help: what the recipe holds out when it is not passed.
+        held_out_share: float. What `--validation_split` holds out, unset, of data without a validation part of
+            its own (`validation_split`). The flag's default stays None: flags.txt leaves an unset flag out, so a
+            rerun of data with a split of its own keeps it.
         training: FineTuneConfig. The recipe's default training: the defaults of
             `--epochs`, `--fine_tune_epochs`, `--fine_tune_at`, `--learning_rate`,
             `--fine_tune_learning_rate`, and the rest of `fine_tune_config()`.
@@ -90,10 +93,13 @@ def define_flags(
     flags.DEFINE_string("data_dir", None, data_help)
     flags.DEFINE_string("tfds_name", None, "TFDS dataset name; used instead of --data_dir's files, "
                         "--data_dir is then the TFDS data_dir.")
-    flags.DEFINE_float("validation_split", validation_split,
+    global _held_out_share
+    _held_out_share = held_out_share
+    flags.DEFINE_float("validation_split", None,
                        "Share of the training data held out for validation (seeded, per class); 0 or unset "
                        "keeps the data's own split if it has one (train/ + val/, a TFDS validation split). "
-                       + validation_split_help)
+                       f"Unset, data without a split of its own holds out {held_out_share:.0%} of each class; 0 "
+                       "trains on all of it, without validation.")
     flags.DEFINE_string("backbone", backbone, backbone_help)
     flags.DEFINE_integer("batch_size", batch_size,
                          "Batch size per replica; each step takes batch_size * replicas (the global batch).")
@@ -437,6 +443,29 @@ def train_or_resume(model: tfxfer.Classifier, train_data, validation_data, confi
                               find_learning_rate=find_learning_rate())
     run_folder.save_trained(FLAGS.backup_dir, model, result)
     return model, result
+
+
+def validation_split(has_own: bool, missing: str) -> float | None:
+    """The loaders' `validation_split`: --validation_split when passed (0: None, no validation). Unset: None for
+    data with a validation part of its own (`has_own`), which the loaders validate on (the image folders' loader
+    refuses a share beside it), else the recipe's share (`define_flags`' `held_out_share`), logged with what the
+    data lacks (`missing`) and how to change it."""
+    if FLAGS.validation_split is not None:
+        return FLAGS.validation_split or None
+    if has_own:
+        return None
+    logging.info("--data_dir=%s %s: holding out %s of each class for validation (seeded by --seed), on which "
+                 "training stops early and the report is made. --validation_split=0 trains on all of it, without "
+                 "validation; another share (between 0 and 1) holds out that much instead.",
+                 FLAGS.data_dir, missing, f"{_held_out_share:.0%}")
+    return _held_out_share
+
+
+def split_folders(data_dir: str) -> tuple[bool, str]:
+    """`validation_split`'s `has_own` and `missing` for a folder of class folders: whether it has a validation
+    folder beside its training one (any spelling `tfxfer.data.layout` accepts)."""
+    has_own = layout.train_and_validation_folders(data_dir)[1] is not None
+    return has_own, f"has no {layout.split_folder_spellings('validation')} folder"
 
 
 def find_learning_rate() -> int | None:
