@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import tfxfer
-from tfxfer import tuning
+from tfxfer import distribute, tuning
 from tfxfer.defaults import FineTuneAt
 from tfxfer.data import layout
 from tfxfer.export import versioning
@@ -43,10 +43,6 @@ MAX_SEED = 2**32 - 1
 _training = tfxfer.FineTuneConfig()
 # The share --validation_split holds out, unset, of data without a validation part of its own; set by define_flags.
 _held_out_share = 0.0
-# The strategies `tfxfer.create_strategy` makes, by the names it takes (`tfxfer.list_strategies()`); the
-# multi-worker one before the mirrored one, in case a TensorFlow release makes it a subclass.
-_STRATEGY_NAMES = ((tf.distribute.TPUStrategy, "tpu"), (tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
-                   (tf.distribute.MirroredStrategy, "mirrored"), (tf.distribute.OneDeviceStrategy, "one_device"))
 # The flags that only shape phase 2, and what each does there (`check_phase_2_flags`): with --fine_tune_epochs=0
 # there is no phase 2, and they would do nothing. --layer_decay is the text recipe's own; the others are shared.
 _PHASE_2_FLAGS = {
@@ -386,14 +382,15 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
     """The `metrics.json` fields about batches, distribution, training settings (LoRA's rank too), precision
     and determinism.
 
-    `strategy` is the strategy training ran under (what `--strategy=auto` resolved to, `strategy_name`),
+    `strategy` is the strategy training ran under (what `--strategy=auto` resolved to,
+    `tfxfer.distribute.strategy_name`),
     `strategy_requested` the `--strategy` given; `compute_policy` is the policy training ran in: what
     `mixed_precision="auto"` resolved to here.
     `tuning` (with `--tune`): the search's best settings, score and time (`TuneResult.summary`).
     """
-    return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch, "strategy": strategy_name(strategy),
-            "strategy_requested": FLAGS.strategy, "num_replicas": strategy.num_replicas_in_sync,
-            "learning_rate": config.learning_rate,
+    return {"batch_size": FLAGS.batch_size, "global_batch_size": global_batch,
+            "strategy": distribute.strategy_name(strategy), "strategy_requested": FLAGS.strategy,
+            "num_replicas": strategy.num_replicas_in_sync, "learning_rate": config.learning_rate,
             "fine_tune_learning_rate": config.fine_tune_learning_rate, "fine_tune_at": config.fine_tune_at,
             "dropout": model.dropout, "label_smoothing": config.label_smoothing,
             "weight_decay": config.weight_decay,
@@ -404,18 +401,6 @@ def run_facts(strategy: tf.distribute.Strategy, global_batch: int, config: tfxfe
             "deterministic": FLAGS.deterministic, "mixed_precision": config.mixed_precision or "off",
             "compute_policy": precision.resolve(config.mixed_precision, strategy),
             "jit_compile": config.jit_compile}
-
-
-def strategy_name(strategy: tf.distribute.Strategy) -> str:
-    """`strategy`'s name among `tfxfer.list_strategies()`; "default" for TensorFlow's default strategy (one
-    device, no distribution), and the class name of any other kind."""
-    for kind, name in _STRATEGY_NAMES:
-        if isinstance(strategy, kind):
-            return name
-    # The default strategy has no public class: it is the one in force outside any strategy's scope.
-    if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
-        return "default"
-    return type(strategy).__name__
 
 
 def output_dirs() -> tuple[str, str]:

@@ -72,6 +72,14 @@ def test_one_device_without_gpus_uses_the_cpu():
     assert strategy.extended.worker_devices[0].endswith("CPU:0")
 
 
+def test_strategy_name_is_the_name_create_strategy_takes():
+    assert distribute.strategy_name(tfxfer.create_strategy("auto")) == "default"
+    assert distribute.strategy_name(tfxfer.create_strategy("one_device")) == "one_device"
+    assert distribute.strategy_name(tf.distribute.MirroredStrategy(["/cpu:0"])) == "mirrored"
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():  # in another's scope, the default is not in force
+        assert distribute.strategy_name(tf.distribute.get_strategy()) == "one_device"
+
+
 def test_auto_with_two_gpus_mirrors_over_both(monkeypatch):
     created = []
     monkeypatch.setattr(distribute, "_visible_gpus", lambda: ["/gpu:0", "/gpu:1"])

@@ -123,6 +123,25 @@ def create_strategy(name: str = "auto", *, tpu: str | None = None,
     return strategy
 
 
+# The strategies `create_strategy` makes, by their names; the multi-worker one before the mirrored one, in case a
+# TensorFlow release makes it a subclass. The default strategy has no public class (`strategy_name`).
+_NAMES_BY_CLASS = ((tf.distribute.TPUStrategy, "tpu"), (tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
+                   (tf.distribute.MirroredStrategy, "mirrored"), (tf.distribute.OneDeviceStrategy, "one_device"))
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """`strategy`'s name among `list_strategies()`: what `create_strategy("auto")` resolved to, for a run's
+    records; "default" for TensorFlow's default strategy (one device, no distribution), and the class name of
+    any other kind."""
+    for kind, name in _NAMES_BY_CLASS:
+        if isinstance(strategy, kind):
+            return name
+    # The default strategy is the one in force outside any strategy's scope.
+    if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
+        return "default"
+    return type(strategy).__name__
+
+
 def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int:
     """The batch the input pipeline must produce: `per_replica` times the replicas in sync.
 
