@@ -120,7 +120,7 @@ def main(argv):
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
     model, result = training_flags.train_or_resume(model, data.train, data.validation, config, data.train_class_counts,
-                                                   run_dir, trained)
+                                                   run_dir, trained, search)
     evaluation = run_report.evaluate(model, data.validation, data.class_names, multi_label=False)
     metrics = {**result.metrics(), "data": data.summary(), "backbone": FLAGS.backbone,
                "image_size": image_size, "test_time_flip": model.test_time_flip,
@@ -128,9 +128,12 @@ def main(argv):
     warmup_examples = None
     if FLAGS.warmup_examples and data.validation is not None:
         warmup_examples = warmup.encode_images(data.validation, FLAGS.warmup_examples)
-    path = tfxfer.export_saved_model(model, export_dir,
-                                     class_names=data.class_names, metadata={"metrics": metrics},
-                                     top_k=FLAGS.top_k or None, warmup_examples=warmup_examples)
+    path = run_folder.load_exported(FLAGS.backup_dir)  # a resumed run's model may have been exported before its kill
+    if path is None:
+        path = tfxfer.export_saved_model(model, export_dir,
+                                         class_names=data.class_names, metadata={"metrics": metrics},
+                                         top_k=FLAGS.top_k or None, warmup_examples=warmup_examples)
+        run_folder.save_exported(FLAGS.backup_dir, path)
     tflite_dir = export_tflite(model, data)
     student_tflite_dir = None
     if student is not None:

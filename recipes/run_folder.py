@@ -14,11 +14,16 @@ while it exports or writes its report would otherwise train again from scratch.
 
     check_trained(FLAGS.backup_dir)                  # before any work: a backup of other flags is refused
     trained = load_trained(FLAGS.backup_dir)         # (model, result) of a killed run with these flags, or None
-    ...train, then save_trained(FLAGS.backup_dir, model, result)
-    ...export and report, then remove_trained(FLAGS.backup_dir)
+    ...search (or load_search), train, then save_trained(FLAGS.backup_dir, model, result, search)
+    path = load_exported(FLAGS.backup_dir)           # the killed run's SavedModel version, or None: then
+    ...export, then save_exported(FLAGS.backup_dir, path)
+    ...report, then remove_trained(FLAGS.backup_dir)
 
 `<backup_dir>/flags.txt`, written last, marks the backup complete and says which
-flags trained it: the same lines as the run folder's flags.txt.
+flags trained it: the same lines as the run folder's flags.txt. With `--tune`,
+the search is backed up with the model: a rerun needs its settings and trials for
+the report, not a search of its own. The export is recorded there too, so that
+a rerun does not publish a second version of the same model beside it.
 """
 
 import dataclasses
@@ -34,6 +39,7 @@ from absl import app, flags, logging
 
 import tfxfer
 from tfxfer.export import versioning
+from tfxfer.export.layout import SAVED_MODEL_FILE
 from tfxfer.training import backup
 from tfxfer.training.results import PhaseResult
 
@@ -44,6 +50,8 @@ _NOT_RERUN = ("run_dir", "flagfile")
 # In --backup_dir: the trained model and what fine_tune returned, until the run has exported and reported.
 TRAINED_MODEL = "trained.keras"
 TRAINED_RESULT = "trained_result.json"
+TRAINED_SEARCH = "trained_search.json"  # with --tune: the search that chose the model's settings
+EXPORTED = "exported.txt"  # the SavedModel version the run exported, once it has
 
 FLAGS = flags.FLAGS
 
@@ -152,9 +160,11 @@ def load_trained(backup_dir: str | None, *, safe_mode: bool = True
     return model, result
 
 
-def save_trained(backup_dir: str | None, model: keras.Model, result: tfxfer.FineTuneResult) -> None:
+def save_trained(backup_dir: str | None, model: keras.Model, result: tfxfer.FineTuneResult,
+                 search: "tfxfer.TuneResult | None" = None) -> None:
     """Backs up the trained `model` and `result` in `backup_dir` (nothing without one; only the chief writes),
-    so that a rerun with the same flags after a kill exports them instead of training again."""
+    with the `--tune` `search` that chose its settings, so that a rerun with the same flags after a kill exports
+    them instead of searching and training again."""
     if not backup_dir or not tfxfer.is_chief():
         return
     versioning.make_folders(backup_dir)
@@ -162,8 +172,54 @@ def save_trained(backup_dir: str | None, model: keras.Model, result: tfxfer.Fine
     phases = [None if phase is None else dataclasses.asdict(phase) for phase in (result.phase1, result.phase2)]
     with tf.io.gfile.GFile(os.path.join(backup_dir, TRAINED_RESULT), "w") as f:
         f.write(json.dumps(phases, default=float))
+    if search is not None:
+        with tf.io.gfile.GFile(os.path.join(backup_dir, TRAINED_SEARCH), "w") as f:
+            f.write(json.dumps(dataclasses.asdict(search), default=_python_number))
     # Last: it promises that the model and result above are complete.
     write_flagfile(backup_dir, what="the run that trained this model")
+
+
+def load_search(backup_dir: str | None) -> "tfxfer.TuneResult | None":
+    """The `--tune` search a run with these flags backed up with its trained model (`save_trained`), or None:
+    no complete backup in `backup_dir`, or one without a search."""
+    path = os.path.join(backup_dir, TRAINED_SEARCH) if backup_dir else None
+    if _trained_flag_lines(backup_dir) is None or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "r") as f:
+        fields = json.loads(f.read())
+    config = fields.pop("config")
+    if isinstance(config["class_weight"], dict):  # JSON's keys are strings; the head's class ids are ints
+        config["class_weight"] = {int(index): weight for index, weight in config["class_weight"].items()}
+    return tfxfer.TuneResult(config=tfxfer.FineTuneConfig(**config), **fields)
+
+
+def save_exported(backup_dir: str | None, path: str) -> None:
+    """Records in `backup_dir` the SavedModel version `path` the run exported its backed-up model to (nothing
+    without a backup of it there; only the chief writes), so that a rerun after a kill before the end of the
+    report (`load_exported`) reuses it rather than publish a second version of the same model."""
+    if not tfxfer.is_chief() or _trained_flag_lines(backup_dir) is None:
+        return
+    with tf.io.gfile.GFile(os.path.join(backup_dir, EXPORTED), "w") as f:
+        f.write(path)
+
+
+def load_exported(backup_dir: str | None) -> str | None:
+    """The SavedModel version a run with these flags exported its backed-up model to before it was stopped
+    (`save_exported`), when that version is still there and complete; else None, and the run exports."""
+    record = os.path.join(backup_dir, EXPORTED) if backup_dir else None
+    if _trained_flag_lines(backup_dir) is None or not tf.io.gfile.exists(record):
+        return None
+    with tf.io.gfile.GFile(record, "r") as f:
+        path = f.read()
+    # Complete once it holds saved_model.pb: `versioning.publish` renames a finished staging folder into place
+    # (on an object store, saved_model.pb comes last). A version deleted since, or a record cut short, is not.
+    if not path or not tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILE)):
+        logging.warning("Exporting again: %s records that the run stopped after training exported its model to "
+                        "%r, which holds no complete SavedModel now.", backup_dir, path)
+        return None
+    logging.warning("Export skipped: the run stopped after training had exported its model to %s (recorded in %s); "
+                    "reporting that version rather than exporting a second one.", path, backup_dir)
+    return path
 
 
 def remove_trained(backup_dir: str | None) -> None:
@@ -179,6 +235,11 @@ def _trained_flag_lines(backup_dir: str | None) -> list[str] | None:
         return None
     with tf.io.gfile.GFile(marker, "r") as f:
         return [line for line in f.read().splitlines() if line and not line.startswith("#")]
+
+
+def _python_number(value) -> int | float:
+    """A NumPy number (a trial's score, say) as the Python number it holds, which `json.dumps` writes."""
+    return value.item() if hasattr(value, "item") else float(value)
 
 
 def _serialize(flag: flags.Flag, value) -> str:

@@ -111,15 +111,18 @@ def main(argv):
     # Every worker runs what follows; only the chief's files are kept.
     run_dir, export_dir = training_flags.output_dirs()
     model, result = training_flags.train_or_resume(model, tokenized.train, tokenized.validation, config,
-                                                   data.train_class_counts, run_dir, trained)
+                                                   data.train_class_counts, run_dir, trained, search)
     evaluation = run_report.evaluate(model, tokenized.validation, data.class_names, multi_label=data.multi_label)
     metrics = {**result.metrics(), "data": data.summary(),
                "backbone": FLAGS.word_vectors or FLAGS.backbone, "sequence_length": FLAGS.sequence_length,
                "layer_decay": config.layer_decay,
                **training_flags.run_facts(strategy, global_batch, config, model, search)}
-    path = tfxfer.export_saved_model(model, export_dir, class_names=data.class_names,
-                                     metadata={"metrics": metrics},
-                                     warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
+    path = run_folder.load_exported(FLAGS.backup_dir)  # a resumed run's model may have been exported before its kill
+    if path is None:
+        path = tfxfer.export_saved_model(model, export_dir, class_names=data.class_names,
+                                         metadata={"metrics": metrics},
+                                         warmup_examples=data.warmup_texts(FLAGS.warmup_examples))
+        run_folder.save_exported(FLAGS.backup_dir, path)
     if student is not None:  # on the raw texts: distill runs each model's own tokenizer
         # --lora_rank is the teacher's: the (smaller) student trains its own weights.
         student_config = config.replace(lora_rank=None)

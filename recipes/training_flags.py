@@ -417,16 +417,17 @@ def output_dirs() -> tuple[str, str]:
 
 def train_or_resume(model: tfxfer.Classifier, train_data, validation_data, config: tfxfer.FineTuneConfig,
                     class_counts: list[int], run_dir: str,
-                    trained: "tuple[tfxfer.Classifier, tfxfer.FineTuneResult] | None"):
+                    trained: "tuple[tfxfer.Classifier, tfxfer.FineTuneResult] | None",
+                    search: "tfxfer.TuneResult | None" = None):
     """`(model, result)`: `tfxfer.fine_tune` of `model` with the recipe's flags, the trained model then backed up
-    in --backup_dir until the run ends (`run_folder.save_trained`); or `trained`, what a run killed after training
-    left there (`run_folder.load_trained`), without training again."""
+    in --backup_dir until the run ends (`run_folder.save_trained`, with the `--tune` `search` that chose `config`);
+    or `trained`, what a run killed after training left there (`run_folder.load_trained`), without training again."""
     if trained is not None:
         return trained
     result = tfxfer.fine_tune(model, train_data, validation_data, config=config, class_counts=class_counts,
                               backup_dir=FLAGS.backup_dir, tensorboard_dir=run_report.tensorboard_dir(run_dir),
                               find_learning_rate=find_learning_rate())
-    run_folder.save_trained(FLAGS.backup_dir, model, result)
+    run_folder.save_trained(FLAGS.backup_dir, model, result, search)
     return model, result
 
 

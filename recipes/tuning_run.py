@@ -4,7 +4,7 @@
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     if search is not None:
         config = search.config                         # the model already has the best dropout
-    ... fine_tune(model, data.train, data.validation, config=config), export ...
+    ... train_or_resume(..., config, ..., search=search), export ...  # backs the search up with the model
     written = tuning_run.write(run_dir, search)        # tuning/trials.csv, tuning/best_flags.txt
 
 The trials are scored on `--tune_holdout` of the training data; the final model
@@ -18,7 +18,7 @@ import os
 import run_folder
 import tensorflow as tf
 import training_flags
-from absl import app, flags
+from absl import app, flags, logging
 
 import tfxfer
 from tfxfer import tuning
@@ -53,9 +53,19 @@ def check_flags() -> None:
 
 
 def search(model, train, config: tfxfer.FineTuneConfig, *, class_counts) -> "tfxfer.TuneResult | None":
-    """The search `--tune` asks for (None without it); the model keeps its weights, with the best dropout."""
+    """The search `--tune` asks for (None without it); the model keeps its weights, with the best dropout.
+
+    A run killed after training left its search in --backup_dir with the trained model (`run_folder.save_trained`):
+    the rerun, which exports that model rather than train `model`, takes the search from there instead.
+    """
     if not FLAGS.tune:
         return None
+    backed_up = run_folder.load_search(FLAGS.backup_dir)
+    if backed_up is not None:
+        logging.warning("Search skipped: %s holds the search that chose the settings of the model it backed up "
+                        "(best trial %s of %d); its trials go to %s/ as a search's would.", FLAGS.backup_dir,
+                        backed_up.best_trial["trial"], len(backed_up.trials), TUNING_DIR)
+        return backed_up
     return tfxfer.tune(model, train, config=config, tuner=FLAGS.tune, max_trials=FLAGS.max_trials,
                        tune_epochs=FLAGS.tune_epochs, holdout_fraction=FLAGS.tune_holdout, seed=FLAGS.seed,
                        class_counts=class_counts)

@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 
+import keras
 import metrics_file  # recipes/metrics_file.py
+import numpy as np
 import pytest
 import quiet_start  # recipes/quiet_start.py
 import run_folder  # recipes/run_folder.py
@@ -99,6 +101,45 @@ def test_a_finished_run_is_never_overwritten_but_a_killed_one_is_continued(tmp_p
     (killed / "events.out.tfevents.1").write_text("")
     assert run_folder.choose(str(killed), "flowers") == str(killed)
     assert run_folder.choose(str(tmp_path / "new" / "run"), "flowers") == str(tmp_path / "new" / "run")
+
+
+def test_the_search_backed_up_with_the_trained_model_is_read_back_as_it_was(tmp_path):
+    trials = [{"trial": "defaults", "status": "COMPLETED", "learning_rate": 0.003, "val_accuracy": np.float32(0.5),
+               "val_loss": 0.75, "phase2_epochs": 1, "seconds": 1.25},
+              {"trial": "0", "status": "COMPLETED", "learning_rate": 0.01, "val_accuracy": np.float32(0.75),
+               "val_loss": 0.5, "phase2_epochs": 1, "seconds": 1.5}]
+    config = tfxfer.FineTuneConfig(learning_rate=0.01, fine_tune_at="block_3", class_weight={0: 2.0, 2: 0.5})
+    search = tfxfer.TuneResult(config, None, trials[1], trials, "val_accuracy", 4, 12.5)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    result = tfxfer.FineTuneResult(tfxfer.PhaseResult({"loss": [0.5]}, 1.0, 1, {"val_loss": 0.25}, 6), None)
+    backup = str(tmp_path / "backup")
+    assert run_folder.load_search(backup) is None  # nothing backed up
+    run_folder.save_trained(backup, model, result, search)
+    restored = run_folder.load_search(backup)
+    assert restored == search
+    assert restored.config.class_weight == {0: 2.0, 2: 0.5}  # class ids, not JSON's string keys
+    assert type(restored.trials[0]["phase2_epochs"]) is int  # trials.csv gets 1, not 1.0
+    run_folder.save_trained(str(tmp_path / "untuned"), model, result)
+    assert run_folder.load_search(str(tmp_path / "untuned")) is None
+
+
+def test_a_recorded_export_is_reused_only_while_its_version_is_complete(tmp_path, caplog):
+    backup, version = tmp_path / "backup", tmp_path / "exports" / "m" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    run_folder.save_exported(str(backup), str(version))  # no backup of a trained model: nothing to record
+    assert not backup.exists() and run_folder.load_exported(str(backup)) is None
+    backup.mkdir()
+    (backup / run_folder.FLAGS_FILE).write_text("# the marker of a complete backup\n")
+    assert run_folder.load_exported(str(backup)) is None  # trained, not exported yet
+    run_folder.save_exported(str(backup), str(version))
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        assert run_folder.load_exported(str(backup)) == str(version)
+        (version / "saved_model.pb").unlink()  # deleted since, say
+        assert run_folder.load_exported(str(backup)) is None
+    assert f"Export skipped: the run stopped after training had exported its model to {version}" in caplog.text
+    assert f"Exporting again: {backup} records that the run stopped after training exported its model to " \
+           f"{str(version)!r}, which holds no complete SavedModel now." in caplog.text
 
 
 def test_the_flagfile_holds_the_recipes_key_flags_and_reruns_them(tmp_path):

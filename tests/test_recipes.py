@@ -1,5 +1,6 @@
 """The recipes end to end, as a user runs them: a process of its own, flags in, files out."""
 
+import csv
 import json
 import os
 import subprocess
@@ -224,6 +225,20 @@ sys.argv[0] = recipe  # as `python <recipe>` runs it: its flags are the key flag
 sys.path.insert(0, os.path.dirname(recipe))
 runpy.run_path(recipe, run_name="__main__")
 """
+# As _KILLED_AT_EXPORT, SIGKILLed where it would write its report instead: after its SavedModel was exported.
+_KILLED_AT_REPORT = """
+import os, runpy, signal, sys
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+recipe = sys.argv.pop(1)
+sys.argv[0] = recipe
+sys.path.insert(0, os.path.dirname(recipe))
+import run_report  # the module the recipe imports by that name
+run_report.finish = killed
+runpy.run_path(recipe, run_name="__main__")
+"""
 
 
 def _tiny_own_backbone_flags(tmp_path, size=32, phase2=False):
@@ -264,6 +279,36 @@ def test_image_recipe_killed_after_training_exports_when_rerun_without_training_
         [round(phase["seconds"], 2) for phase in trained]
     assert (tmp_path / "exports" / "colours" / "1" / "saved_model.pb").exists()
     assert not (tmp_path / "backup").exists()  # the finished run leaves nothing to resume
+
+
+@pytest.mark.slow
+def test_image_recipe_killed_after_tuning_and_training_reports_its_search_when_rerun_without_searching_again(
+        tmp_path, script_server):
+    flags = [*_tiny_own_backbone_flags(tmp_path), "--tune=random", "--max_trials=1", "--tune_epochs=1",
+             f"--backup_dir={tmp_path / 'backup'}"]
+    wrapper = tmp_path / "killed_at_export.py"
+    wrapper.write_text(_KILLED_AT_EXPORT)
+    killed = script_server.run(wrapper, os.path.join(REPO, "recipes", "image_classifier.py"), *flags)
+    assert killed.returncode == -9, killed.stderr[-4000:]
+    assert "Search done in" in killed.stderr and not (tmp_path / "run" / "tuning").exists()
+    search = json.loads((tmp_path / "backup" / "trained_search.json").read_text())
+
+    process = _run_recipe(script_server, "image_classifier.py", *flags)
+    # Neither searched nor trained again: the killed run's search is reported with its model.
+    assert "Trial defaults" not in process.stderr and "Search done in" not in process.stderr
+    assert "phase 1 done in" not in process.stderr
+    assert f"Search skipped: {tmp_path / 'backup'} holds the search that chose the settings" in process.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tuning"]["best_trial"] == search["best_trial"]["trial"]
+    assert metrics["tuning"]["trials"] == len(search["trials"]) == 2
+    assert metrics["tuning"]["seconds"] == round(search["seconds"], 2)
+    assert metrics["learning_rate"] == pytest.approx(search["config"]["learning_rate"])
+    with open(tmp_path / "run" / "tuning" / "trials.csv", encoding="utf-8") as f:
+        trials = list(csv.DictReader(f))
+    assert [(row["trial"], float(row["val_loss"])) for row in trials] == \
+        [(row["trial"], pytest.approx(row["val_loss"])) for row in search["trials"]]
+    assert "--noscale_learning_rate" in (tmp_path / "run" / "tuning" / "best_flags.txt").read_text().splitlines()
+    assert not (tmp_path / "backup").exists()
 
 
 @pytest.mark.slow

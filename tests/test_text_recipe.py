@@ -13,7 +13,7 @@ from _text_helpers import (
     sentences,
     write_word_vectors,
 )
-from test_recipes import _KILLED_AT_EXPORT, REPO
+from test_recipes import _KILLED_AT_EXPORT, _KILLED_AT_REPORT, REPO
 
 import tfxfer
 from tfxfer.export.warmup import read_warmup_requests
@@ -65,17 +65,23 @@ def _read_metrics(run_dir):
         return json.load(f)
 
 
-@pytest.mark.slow
-def test_text_recipe_killed_after_training_exports_when_rerun_without_training_again(tmp_path, script_server):
+def _tiny_word_vector_flags_with_backup(tmp_path):
+    """The text recipe's flags for a 1-epoch run of each phase on a few reviews and tiny word vectors, backed up in
+    `tmp_path / "backup"`."""
     path = tmp_path / "reviews.csv"
     path.write_text("\n".join(["text,label"] + [f"{w} film,pos" for w in POSITIVE * 2] +
                               [f"{w} film,neg" for w in NEGATIVE * 2]) + "\n", encoding="utf-8")
     vectors = tmp_path / "vectors.txt"
     write_word_vectors(vectors, POSITIVE + NEGATIVE + ["film"], dim=4)
-    flags = [f"--data_dir={path}", f"--word_vectors={vectors}", "--encoder=mean", "--sequence_length=4",
-             "--epochs=1", "--fine_tune_epochs=1", "--fine_tune_at=0", "--warmup_examples=0",
-             f"--backup_dir={tmp_path / 'backup'}", f"--run_dir={tmp_path / 'run'}",
-             f"--export_dir={tmp_path / 'exports'}", "--model_name=reviews"]
+    return [f"--data_dir={path}", f"--word_vectors={vectors}", "--encoder=mean", "--sequence_length=4",
+            "--epochs=1", "--fine_tune_epochs=1", "--fine_tune_at=0", "--warmup_examples=0",
+            f"--backup_dir={tmp_path / 'backup'}", f"--run_dir={tmp_path / 'run'}",
+            f"--export_dir={tmp_path / 'exports'}", "--model_name=reviews"]
+
+
+@pytest.mark.slow
+def test_text_recipe_killed_after_training_exports_when_rerun_without_training_again(tmp_path, script_server):
+    flags = _tiny_word_vector_flags_with_backup(tmp_path)
     wrapper = tmp_path / "killed_at_export.py"
     wrapper.write_text(_KILLED_AT_EXPORT)
     killed = script_server.run(wrapper, os.path.join(REPO, "recipes", "text_classifier.py"), *flags)
@@ -91,6 +97,26 @@ def test_text_recipe_killed_after_training_exports_when_rerun_without_training_a
     assert metrics["strategy"] == "default" and metrics["strategy_requested"] == "auto"
     signature = tf.saved_model.load(str(tmp_path / "exports" / "reviews" / "1")).signatures["serving_default"]
     assert signature(texts=tf.constant(["good film"]))["probabilities"].shape == (1, 2)
+    assert not (tmp_path / "backup").exists()
+
+
+@pytest.mark.slow
+def test_text_recipe_killed_after_its_export_reports_that_version_when_rerun_without_exporting_again(
+        tmp_path, script_server):
+    flags = _tiny_word_vector_flags_with_backup(tmp_path)
+    wrapper = tmp_path / "killed_at_report.py"
+    wrapper.write_text(_KILLED_AT_REPORT)
+    killed = script_server.run(wrapper, os.path.join(REPO, "recipes", "text_classifier.py"), *flags)
+    assert killed.returncode == -9, killed.stderr[-4000:]
+    version = tmp_path / "exports" / "reviews" / "1"
+    assert (version / "saved_model.pb").exists() and not (tmp_path / "run" / "metrics.json").exists()
+
+    process = _run(script_server, *flags)
+    assert process.returncode == 0, process.stderr[-4000:]
+    assert f"Export skipped: the run stopped after training had exported its model to {version}" in process.stderr
+    assert sorted(os.listdir(tmp_path / "exports" / "reviews")) == ["1"]  # no second version of the same model
+    assert _read_metrics(tmp_path / "run")["export"] == str(version)
+    assert f"Exported SavedModel: {version}" in process.stdout
     assert not (tmp_path / "backup").exists()
 
 
