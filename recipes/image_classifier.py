@@ -28,7 +28,7 @@ from absl import app, flags
 
 import tfxfer
 from tfxfer.data import image_cache
-from tfxfer.errors import UnavailableOfflineError
+from tfxfer.errors import ConfigError, UnavailableOfflineError
 from tfxfer.export import warmup
 from tfxfer.models.backbones import ImageNetWeightsUnavailableError, registry
 from tfxfer.training import precision
@@ -48,8 +48,9 @@ flags.DEFINE_string("weights", "pretrained", "Starting weights of a registry --b
                     "'imagenet' also works), 'none' (random init) or a path to a weights file.")
 flags.DEFINE_bool("safe_mode", True, "Load a .keras --backbone in Keras safe mode (no arbitrary code from Lambda "
                   "layers); --nosafe_mode only for files you trust.")
-flags.DEFINE_integer("image_size", None, "Input size in pixels; default: tfxfer.default_image_size(backbone), about "
-                     "1.4x a registry backbone's pretraining size (320 for 224; 224 is about half the compute).")
+flags.DEFINE_string("image_size", None, "Input size in pixels: one number for a square, or HEIGHT,WIDTH (e.g. "
+                    "256,320 for wide photos); default: tfxfer.default_image_size(backbone), about 1.4x a registry "
+                    "backbone's pretraining size (320 for 224; 224 is about half the compute).")
 flags.DEFINE_bool("augmentation", True, "Random flips, rotations, zooms and shifts of the training images in phase 2 "
                   "(tfxfer.default_image_augmentation); --noaugmentation leaves them out, e.g. for --jit_compile.")
 flags.DEFINE_bool("test_time_flip", False, "Predictions (validation in phase 2, evaluation, the exports) average "
@@ -66,12 +67,14 @@ flags.DEFINE_string("tflite_dir", None, "If set, also write float32/dynamic-rang
 flags.DEFINE_string("image_column", "image", "With --label_columns: the CSV/TSV column of image paths (relative "
                     "paths are relative to the file's folder).")
 flags.DEFINE_float("student_alpha", None, "With --distill_into: width multiplier of a MobileNet student.")
-flags.DEFINE_integer("student_image_size", None, "With --distill_into: the student's input size in pixels, e.g. "
-                     "smaller than the teacher's for speed; default: the teacher's.")
+flags.DEFINE_string("student_image_size", None, "With --distill_into: the student's input size in pixels, as "
+                    "--image_size takes it, e.g. smaller than the teacher's for speed; default: the teacher's.")
 # This recipe's flags that do nothing without another, and what each does (`training_flags.refuse_without`).
 _STUDENT_FLAGS = {"student_alpha": "sets the width of the MobileNet student of",
                   "student_image_size": "sets the input size of the student of"}
 _TASK_FLAGS = {"image_column": "names the image column of the CSV/TSV read with"}
+# What --image_size and --student_image_size take, for their messages.
+_IMAGE_SIZE_FORMS = "one positive integer for a square (e.g. 224) or HEIGHT,WIDTH for another shape (e.g. 256,320)"
 # --help lists the shared flags too, not only this file's.
 flags.adopt_module_key_flags(training_flags)
 flags.adopt_module_key_flags(task_flags)
@@ -108,7 +111,7 @@ def main(argv):
             image_size=image_size, alpha=FLAGS.alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
             seed=FLAGS.seed, test_time_flip=FLAGS.test_time_flip)
         # Built now, so that an unknown student backbone or missing weights fail before any training.
-        student = build_student(FLAGS.student_image_size or image_size, len(data.class_names)) \
+        student = build_student(image_size, len(data.class_names)) \
             if FLAGS.distill_into else None
         trained = run_folder.load_trained(FLAGS.backup_dir, safe_mode=FLAGS.safe_mode)
     unlabelled = None
@@ -152,13 +155,54 @@ def main(argv):
 
 def resolve_image_size(backbone):
     """--image_size once the backbone is known to take it; without it, the backbone's default, and for your own
-    backbone with a fixed input its (height, width), which need not be square."""
-    image_size = FLAGS.image_size
-    if image_size is None and not isinstance(backbone, str):
-        height, width = backbone.input_shape[1:3]
-        if None not in (height, width) and height != width:
-            image_size = (height, width)  # the library's default would be its height, both ways
-    return tfxfer.models.image_classifier.resolve_image_size(backbone, image_size)
+    backbone with a fixed input its (height, width), which need not be square. --student_image_size is checked
+    against the --distill_into student here too: a size either cannot take fails before any image is decoded."""
+    if parse_image_size("image_size") is not None:
+        image_size = size_the_backbone_takes(backbone, "image_size")
+    else:
+        image_size = None
+        if not isinstance(backbone, str):
+            height, width = backbone.input_shape[1:3]
+            if None not in (height, width) and height != width:
+                image_size = (height, width)  # the library's default would be its height, both ways
+        image_size = tfxfer.models.image_classifier.resolve_image_size(backbone, image_size)
+    if FLAGS.distill_into and parse_image_size("student_image_size") is not None:
+        size_the_backbone_takes(FLAGS.distill_into, "student_image_size")
+    return image_size
+
+
+def parse_image_size(name):
+    """--<name> (--image_size or --student_image_size) as the library's `image_size`: None when unset, one int
+    for a square (one number, or two equal ones: metrics.json records a square size as one number), else a
+    (height, width) tuple. Anything else is a usage error."""
+    text = FLAGS[name].value
+    if text is None:
+        return None
+    try:
+        sides = [int(side) for side in text.split(",")]
+    except ValueError:
+        sides = []  # not integers: refused below
+    if not 1 <= len(sides) <= 2 or min(sides) < 1:
+        raise app.UsageError(f"--{name} must be {_IMAGE_SIZE_FORMS}. Received: {FLAGS[name].serialize()}")
+    height, width = sides[0], sides[-1]
+    return height if height == width else (height, width)
+
+
+def size_the_backbone_takes(backbone, name):
+    """--<name>'s size (`parse_image_size`, which must not be None) once `backbone` (a registry name or your own
+    model) is known to take it, as `tfxfer.models.image_classifier.resolve_image_size` checks it; a size it
+    cannot take is a usage error naming the flag."""
+    if isinstance(backbone, str):
+        registry.get_backbone_spec(backbone)  # an unknown name is no mistake of the size: its own message
+    try:
+        return tfxfer.models.image_classifier.resolve_image_size(backbone, parse_image_size(name))
+    except ConfigError as error:
+        # The library's message as it is, the shape it received included (its hints name the teacher's flag, so
+        # a student's names its own), then the flag as typed.
+        reason = str(error).replace("--image_size", f"--{name}")
+        taker = "--distill_into" if name == "student_image_size" else "--backbone"
+        raise app.UsageError(f"{reason}. Pass --{name} as {_IMAGE_SIZE_FORMS} that {taker} takes. "
+                             f"Received: {FLAGS[name].serialize()}") from error
 
 
 def height_width(image_size):
@@ -205,11 +249,13 @@ def check_training_flags() -> None:
 
 
 def build_student(image_size, num_classes):
-    """The --distill_into student: a registry backbone at the teacher's image size."""
+    """The --distill_into student: a registry backbone at --student_image_size, else at the teacher's
+    `image_size`."""
+    student_size = parse_image_size("student_image_size") or image_size  # a size is never 0
     try:
         return tfxfer.build_image_classifier(
             FLAGS.distill_into, num_classes, weights=training_flags.parse_weights(FLAGS.student_weights),
-            image_size=image_size, alpha=FLAGS.student_alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
+            image_size=student_size, alpha=FLAGS.student_alpha, augmentation=FLAGS.augmentation, dropout=FLAGS.dropout,
             seed=FLAGS.seed, test_time_flip=FLAGS.test_time_flip)
     except ImageNetWeightsUnavailableError as error:  # its message names --weights, the teacher's flag
         raise UnavailableOfflineError(

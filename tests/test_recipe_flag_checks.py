@@ -439,3 +439,57 @@ def test_the_phase_2_learning_rate_finder_without_phase_2_is_a_usage_error(tmp_p
     flagfile.write_text("--fine_tune_epochs=0\n--fine_tune_at=0.5\n--fine_tune_learning_rate=5e-05\n"
                         "--fine_tune_interpolation=1.0\n")
     _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, f"--flagfile={flagfile}")
+
+
+# 11. --image_size and --student_image_size: one number (a square) or HEIGHT,WIDTH.
+
+_IMAGE_SIZE_FORMS = "one positive integer for a square (e.g. 224) or HEIGHT,WIDTH for another shape (e.g. 256,320)"
+_A_STUDENT = ["--distill_into=mobilenet_v3_small", "--student_weights=none"]
+
+
+@pytest.mark.parametrize("flag, student", [("--image_size", []), ("--student_image_size", _A_STUDENT)])
+@pytest.mark.parametrize("value", ["32,48,64", "32.5", "", "0", "-32", "32,0"])
+def test_an_image_size_that_is_not_one_or_two_positive_integers_is_a_usage_error(flag, student, value, tmp_path,
+                                                                                  script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, *student, f"{flag}={value}")
+    assert stderr.endswith(_ending("image_classifier.py", f"{flag} must be {_IMAGE_SIZE_FORMS}. "
+                                                          f"Received: {flag}={value}")), stderr[-2000:]
+
+
+_TOO_SMALL = ("Backbone '{name}' needs inputs of at least 32x32 pixels; use a larger image size (recipes: {flag}; its "
+              "ImageNet weights were trained at 224). Received: input_shape={shape}")
+
+
+@pytest.mark.parametrize("flag, student, value, reason", [
+    ("--image_size", [], "16", _TOO_SMALL.format(name="mobilenet_v2", flag="--image_size", shape=(16, 16, 3))),
+    ("--image_size", [], "16,320", _TOO_SMALL.format(name="mobilenet_v2", flag="--image_size", shape=(16, 320, 3))),
+    # The hint names the student's flag, not the teacher's.
+    ("--student_image_size", _A_STUDENT, "40,16",
+     _TOO_SMALL.format(name="mobilenet_v3_small", flag="--student_image_size", shape=(40, 16, 3))),
+])
+def test_an_image_size_the_backbone_refuses_is_a_usage_error_naming_the_flag(flag, student, value, reason, tmp_path,
+                                                                             script_server):
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, *student, f"{flag}={value}")
+    taker = "--distill_into" if student else "--backbone"
+    assert stderr.endswith(_ending("image_classifier.py", f"{reason}. Pass {flag} as {_IMAGE_SIZE_FORMS} that {taker} "
+                                                          f"takes. Received: {flag}={value}")), stderr[-2000:]
+
+
+def test_an_image_size_your_own_backbone_refuses_is_a_usage_error_naming_the_flag(tmp_path, script_server):
+    own = _own_backbone_file(tmp_path / "own.keras")
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, f"--backbone={own}",
+                          "--backbone_output_layer=features", "--image_size=24,40")
+    assert stderr.endswith(_ending("image_classifier.py", "Your backbone takes (32, 32) images; image_size must match "
+                                                          "it or be left out. Received: image_size=(24, 40). Pass "
+                                                          f"--image_size as {_IMAGE_SIZE_FORMS} that --backbone "
+                                                          "takes. Received: --image_size=24,40")), stderr[-2000:]
+    # Its own size, as one number or as HEIGHT,WIDTH, passes.
+    for value in ("32", "32,32"):
+        _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, f"--backbone={own}",
+                                "--backbone_output_layer=features", f"--image_size={value}")
+
+
+def test_a_height_and_width_pass_the_checks_for_the_model_and_the_student(tmp_path, script_server):
+    _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, "--image_size=32,48")
+    _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, "--image_size=32,48", *_A_STUDENT,
+                            "--student_image_size=40,32")
