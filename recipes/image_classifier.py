@@ -285,7 +285,9 @@ def export_tflite(model, data, folder=""):
 
 
 def load_data(image_size, batch_size, run_dir):
-    """Loads --data_dir or --tfds_name; decoded images beyond --cache_memory_mb spill to a folder in `run_dir`.
+    """Loads --data_dir or --tfds_name, validating on the data's own validation part when it has one (see
+    `training_flags.validation_split`), else on a held-out share, or on nothing with --validation_split=0; decoded
+    images beyond --cache_memory_mb spill to a folder in `run_dir`.
 
     The loaders remove that folder at process exit: the decoded images can take
     gigabytes, and the run's results do not need them.
@@ -293,9 +295,10 @@ def load_data(image_size, batch_size, run_dir):
     common = dict(image_size=image_size, batch_size=batch_size, seed=FLAGS.seed,
                   cache_memory_mb=FLAGS.cache_memory_mb, spill_dir=run_dir)
     if FLAGS.tfds_name:
-        # A TFDS dataset always has validation data: its validation (or test) split, else a share of train.
+        # Validated on the dataset's validation (or test) split, else on a share of train; 0 is passed on as 0,
+        # not None: without such a split, the loader then trains on all of train instead of holding out its default.
         return tfxfer.load_tfds_images(FLAGS.tfds_name, data_dir=FLAGS.data_dir,
-                                       validation_split=FLAGS.validation_split or None, **common)
+                                       validation_split=FLAGS.validation_split, **common)
     if not FLAGS.data_dir:
         raise app.UsageError("Pass --data_dir (image folders) or --tfds_name.")
     if not FLAGS.label_columns and FLAGS.data_dir.lower().endswith((".csv", ".tsv")):

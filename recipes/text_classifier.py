@@ -214,12 +214,14 @@ def load_unlabelled(data, batch_size):
 
 def load_data(batch_size):
     """Loads --tfds_name or --data_dir, validating on the data's own validation part when it has one (see
-    `training_flags.validation_split`)."""
+    `training_flags.validation_split`), else on a held-out share, or on nothing with --validation_split=0. A share
+    passed beside a validation folder of --data_dir is the loader's ConfigError, a usage error (`cli.run`)."""
     common = dict(batch_size=batch_size, seed=FLAGS.seed)
     if FLAGS.tfds_name:
-        # A TFDS dataset always has validation data: its validation (or test) split, else a share of train.
+        # Validated on the dataset's validation (or test) split, else on a share of train; 0 is passed on as 0,
+        # not None: without such a split, the loader then trains on all of train instead of holding out its default.
         return tfxfer.load_tfds_text(FLAGS.tfds_name, data_dir=FLAGS.data_dir,
-                                     validation_split=FLAGS.validation_split or None, **common)
+                                     validation_split=FLAGS.validation_split, **common)
     if not FLAGS.data_dir:
         raise app.UsageError("Pass --data_dir (a .csv/.tsv file or a folder of texts) or --tfds_name.")
     common["validation_split"] = training_flags.validation_split(*own_validation_part())

@@ -13,6 +13,28 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 
+# Runs a recipe (argv[1]) inside `fake_tfds`: no download, no network.
+_RECIPE_WRAPPER = """
+import os, runpy, sys
+sys.path.insert(0, {tests!r})
+from _tfds_fake import fake_tfds, {to_row}
+
+recipe = sys.argv.pop(1)
+sys.argv[0] = recipe  # as `python <recipe>` runs it: its flags are the key flags of that script
+sys.path.insert(0, os.path.dirname(recipe))
+with fake_tfds({data_dir!r}, {name!r}, {splits!r}, {to_row}):
+    runpy.run_path(recipe, run_name="__main__")
+"""
+
+
+def write_recipe_wrapper(path, data_dir, name, splits, to_row):
+    """Writes to `path` a script that runs the recipe its first argument names inside `fake_tfds(data_dir, name,
+    splits, to_row)`, where `to_row` is the name of one of this module's row functions; returns `path`."""
+    path.write_text(_RECIPE_WRAPPER.format(tests=os.path.dirname(os.path.abspath(__file__)), data_dir=str(data_dir),
+                                           name=name, splits=splits, to_row=to_row))
+    return path
+
+
 @contextlib.contextmanager
 def fake_tfds(data_dir, name, splits, to_row):
     """Fakes TFDS dataset `name` as prepared in `data_dir`, holding `splits`.

@@ -192,12 +192,9 @@ def test_split_folders_are_matched_in_any_case_and_common_spellings_never_become
     data = load(root)
     assert data.class_names == ["a", "b"]
     assert (data.train_size, data.validation_size) == (6, 4)
-    # With validation_split, the split folders are no longer two classes to split: the folder is the validation data.
-    if kind == "images":
-        with pytest.raises(ConfigError, match=r"already has a validation folder \('.*" + validation + "'\)"):
-            load(root, validation_split=0.3)
-    else:  # texts take the folder, as their docstring says
-        assert load(root, validation_split=0.3).class_names == ["a", "b"]
+    # The folder is the validation data: a validation_split beside it is refused, not silently ignored.
+    with pytest.raises(ConfigError, match=r"already has a validation folder \('.*" + validation + "'\)"):
+        load(root, validation_split=0.3)
 
 
 @pytest.mark.parametrize("kind", sorted(_LOADERS))
@@ -208,8 +205,8 @@ def test_a_test_folder_in_capitals_is_not_a_class_and_the_warning_names_the_vali
     with caplog.at_level("WARNING", logger="absl"):
         data = load(root)
     assert data.class_names == ["a", "b"] and (data.train_size, data.validation) == (6, None)
-    assert (f"No validation data: {str(root)!r} has no val/, valid/ or validation/ folder (any case) and "
-            "validation_split is None") in caplog.text
+    assert (f"No validation data: {str(root)!r} has no val/, valid/ or validation/ folder (any case), and none of "
+            "it is held out") in caplog.text
 
 
 @pytest.mark.parametrize("kind", sorted(_LOADERS))

@@ -442,6 +442,27 @@ def test_tfds_explicit_validation_split_holds_out_the_same_share_of_every_class(
     assert sorted(_indices(data.train) + validation) == list(range(30))
 
 
+def test_tfds_validation_split_0_trains_on_all_of_train_without_labelled_validation_or_test(tmp_path, caplog):
+    with _mock_tfds(tmp_path, "tf_flowers", {"train": 20}), caplog.at_level(logging.INFO, logger="absl"):
+        data = load_tfds_images("tf_flowers", image_size=IMAGE_SIZE, data_dir=str(tmp_path), validation_split=0)
+        train = _indices(data.train)
+
+    assert (data.train_size, data.validation_size, data.validation) == (20, 0, None)
+    assert data.train_class_counts == [4, 4, 4, 4, 4] and sorted(train) == list(range(20))
+    assert "validation_split=0 holds out none of train: training on all of it, without validation" in caplog.text
+    assert ("No validation data: \"TFDS 'tf_flowers' (train='train', validation=none)\" has no labelled validation "
+            "or test split") in caplog.text
+    assert "holding out" not in caplog.text
+
+
+def test_tfds_validation_split_0_still_validates_on_the_builders_own_split(tmp_path):
+    with _mock_tfds(tmp_path, "beans", {"train": 6, "validation": 3}):
+        data = load_tfds_images("beans", image_size=IMAGE_SIZE, data_dir=str(tmp_path), validation_split=0.0)
+
+        assert (data.train_size, data.validation_size) == (6, 3)
+        assert sorted(_indices(data.train)) == list(range(6)) and sorted(_indices(data.validation)) == [0, 1, 2]
+
+
 def test_tfds_grayscale_falls_back_to_test_split_and_becomes_rgb(tmp_path, caplog):
     with _mock_tfds(tmp_path, "mnist", {"train": 10, "test": 4}):
         with caplog.at_level(logging.WARNING):

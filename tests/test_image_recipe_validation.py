@@ -1,11 +1,13 @@
 """The image recipe's validation data when the data has none of its own: a held-out share by default."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_recipes import COLOURS, _run_recipe, _tiny_backbone_file
+from _tfds_fake import write_recipe_wrapper
+from test_recipes import COLOURS, REPO, _run_recipe, _tiny_backbone_file
 
 PER_CLASS = 10  # of which the default fifth, 2 per class, is held out
 
@@ -74,3 +76,54 @@ def test_image_recipe_trains_on_every_row_of_a_csv_with_validation_split_0(tmp_p
     assert metrics["data"]["train_size"] == 12 and metrics["data"]["validation_size"] == 0
     assert "val_loss" not in metrics["phase1"] and metrics["evaluation"] is None
     assert "holding out" not in process.stderr and "No validation data" in process.stderr
+
+
+@pytest.mark.slow
+def test_image_recipe_trains_a_registry_backbone_and_its_student_at_a_height_and_width(tmp_path, script_server):
+    data = _write_class_folders(tmp_path / "data", per_class=5)
+    _run_recipe(script_server, "image_classifier.py", f"--data_dir={data}", "--backbone=mobilenet_v2", "--alpha=0.35",
+                "--weights=none", "--image_size=32,48", "--distill_into=mobilenet_v2", "--student_alpha=0.35",
+                "--student_weights=none", "--student_image_size=40,32", "--batch_size=8", "--epochs=1",
+                "--fine_tune_epochs=0", "--warmup_examples=0", "--top_k=0", f"--run_dir={tmp_path / 'run'}",
+                f"--export_dir={tmp_path / 'exports'}", "--model_name=colours")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["image_size"] == [32, 48]
+    flag_lines = (tmp_path / "run" / "flags.txt").read_text().splitlines()  # a rerun takes the same sizes
+    assert "--image_size=32,48" in flag_lines and "--student_image_size=40,32" in flag_lines
+    photo = tf.io.encode_jpeg(np.full((30, 60, 3), COLOURS["green"], np.uint8)).numpy()
+    for model, size in (("colours", [32, 48]), ("colours_student", [40, 32])):
+        served = tf.saved_model.load(str(tmp_path / "exports" / model / "1"))
+        images_input = served.signatures["serving_images"].structured_input_signature[1]["images"]
+        assert images_input.shape.as_list() == [None, *size, 3], model
+        # Images of any size are resized to it.
+        outputs = served.signatures["serving_default"](image_bytes=tf.constant([photo]))
+        assert outputs["probabilities"].shape == (1, 3), model
+
+
+def _run_on_fake_tfds(script_server, tmp_path, name, splits, run, *flags):
+    """(the process, metrics.json) of a tiny run on TFDS dataset `name`, faked with `splits` (each example `i` a
+    solid image labelled `i % classes`, see `_tfds_fake.indexed_image`)."""
+    data_dir = tmp_path / f"tfds_{run}"
+    wrapper = write_recipe_wrapper(tmp_path / f"in_fake_tfds_{run}.py", data_dir, name, splits, "indexed_image")
+    process = script_server.run(wrapper, os.path.join(REPO, "recipes", "image_classifier.py"), f"--tfds_name={name}",
+                                *_tiny_run_flags(tmp_path, data_dir, run), *flags, timeout=600)
+    assert process.returncode == 0, process.stderr[-4000:]
+    return process, json.loads((tmp_path / run / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_image_recipe_trains_on_all_of_a_tfds_train_split_with_validation_split_0(tmp_path, script_server):
+    process, metrics = _run_on_fake_tfds(script_server, tmp_path, "tf_flowers", {"train": list(range(20))}, "run",
+                                         "--validation_split=0")
+    # As --validation_split=0 of image folders: every training image trained on, no validation.
+    assert metrics["data"]["train_class_counts"] == [4, 4, 4, 4, 4] and metrics["data"]["validation_size"] == 0
+    assert "val_loss" not in metrics["phase1"] and metrics["evaluation"] is None
+    assert "holding out" not in process.stderr and "No validation data" in process.stderr
+
+    # A dataset with a validation split of its own is still validated on it.
+    process, metrics = _run_on_fake_tfds(script_server, tmp_path, "beans",
+                                         {"train": list(range(6)), "validation": [0, 1, 2]}, "own",
+                                         "--validation_split=0")
+    assert metrics["data"]["train_class_counts"] == [2, 2, 2] and metrics["data"]["validation_size"] == 3
+    assert [metrics["evaluation"]["per_class"][name]["support"]
+            for name in ("angular_leaf_spot", "bean_rust", "healthy")] == [1, 1, 1]
+    assert "validating on its 'validation' split" in process.stderr and "No validation data" not in process.stderr

@@ -141,7 +141,7 @@ def test_text_label_columns_without_a_validation_part_are_warned_about_as_one_ta
     with caplog.at_level(logging.WARNING, logger="absl"):
         tfxfer.load_text_data(path, label_columns=["Product", "priority"], batch_size=4)
     assert caplog.text.count(
-        f"No validation data: {path!r} has no validation part and validation_split is None. Pass "
+        f"No validation data: {path!r} has no validation part, and none of it is held out. Pass "
         "validation_split=0.1 (for example; recipes: --validation_split=0.1) to hold out part of each class.") == 1
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="absl"):
@@ -334,7 +334,7 @@ def test_image_csv_without_a_validation_part_is_warned_about_as_image_folders_ar
     with caplog.at_level(logging.WARNING, logger="absl"):
         load_image_csv(path, label_columns=["letter"], image_size=IMAGE_SIZE, validation_split=None)
     assert caplog.text.count(
-        f"No validation data: {path!r} has no validation part and validation_split is None. Pass "
+        f"No validation data: {path!r} has no validation part, and none of it is held out. Pass "
         "validation_split=0.2 (for example; recipes: --validation_split=0.2) to hold out part of each class.") == 1
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="absl"):

@@ -40,7 +40,7 @@ def test_data_without_a_validation_part_is_warned_about_as_images_are(tmp_path, 
     folder = write_line_files(tmp_path / "rt", count=6)
     with caplog.at_level("WARNING", logger="absl"):
         tfxfer.load_text_data(folder, batch_size=4)
-    assert (f"No validation data: {folder!r} has no validation part and validation_split is None. Pass "
+    assert (f"No validation data: {folder!r} has no validation part, and none of it is held out. Pass "
             "validation_split=0.1 (for example; recipes: --validation_split=0.1) to hold out") in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="absl"):
@@ -84,6 +84,21 @@ def test_class_folders_one_text_per_file_with_train_and_val(tmp_path):
     texts, labels = texts_and_labels(data.validation)
     assert "spam message 1\nsecond line" in texts
     assert labels[texts.index("spam message 1\nsecond line")] == 1
+
+
+def test_a_validation_split_beside_a_validation_folder_is_refused_as_for_images(tmp_path):
+    for split in ("Training", "valid"):
+        for name in ("ham", "spam"):
+            (tmp_path / split / name).mkdir(parents=True)
+            (tmp_path / split / name / "1.txt").write_text(f"{name} message", encoding="utf-8")
+    # Splitting Training/ would leave valid/ unread, or the other way round: neither is guessed.
+    with pytest.raises(ConfigError, match=re.escape(
+            f"{str(tmp_path)!r} already has a validation folder ({str(tmp_path / 'valid')!r}), so validation_split "
+            "cannot also carve one out of Training/. Drop validation_split (recipes: leave --validation_split unset, "
+            "or 0) to validate on that folder, or remove the validation folder to split Training/ instead. "
+            "Received: validation_split=0.5")):
+        tfxfer.load_text_data(str(tmp_path), validation_split=0.5)
+    assert tfxfer.load_text_data(str(tmp_path)).validation_size == 2
 
 
 @pytest.mark.parametrize("extension,delimiter", [("csv", ","), ("tsv", "\t")])

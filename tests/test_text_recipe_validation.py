@@ -5,24 +5,13 @@ import os
 
 import pytest
 from _text_helpers import NEGATIVE, POSITIVE, write_word_vectors
+from _tfds_fake import write_recipe_wrapper
 from test_recipes import REPO
 
 import tfxfer
 from tfxfer.export.warmup import read_warmup_requests
 
 PER_CLASS = 20  # of which the default tenth, 2 per class, is held out
-# Runs the recipe (argv[1]) inside `fake_tfds` (tests/_tfds_fake.py): no download, no network.
-_IN_FAKE_TFDS = """
-import os, runpy, sys
-sys.path.insert(0, {tests!r})
-from _tfds_fake import fake_tfds, labelled_text
-
-recipe = sys.argv.pop(1)
-sys.argv[0] = recipe  # as `python <recipe>` runs it: its flags are the key flags of that script
-sys.path.insert(0, os.path.dirname(recipe))
-with fake_tfds({data_dir!r}, {name!r}, {splits!r}, labelled_text):
-    runpy.run_path(recipe, run_name="__main__")
-"""
 
 
 def _tiny_run_flags(tmp_path, run):
@@ -82,9 +71,8 @@ def test_text_recipe_validates_on_a_tfds_datasets_validation_split_by_default(tm
     train = [(f"{word} film {i}".encode(), 1) for i in range(2) for word in POSITIVE] + [
         (f"{word} plot {i}".encode(), 0) for i in range(2) for word in NEGATIVE]
     validation = [(b"good film", 1), (b"awful plot", 0), (b"lovely film", 1), (b"boring plot", 0)]
-    wrapper = tmp_path / "in_fake_tfds.py"
-    wrapper.write_text(_IN_FAKE_TFDS.format(tests=os.path.dirname(__file__), data_dir=str(tmp_path / "tfds"),
-                                            name="glue/sst2", splits={"train": train, "validation": validation}))
+    wrapper = write_recipe_wrapper(tmp_path / "in_fake_tfds.py", tmp_path / "tfds", "glue/sst2",
+                                   {"train": train, "validation": validation}, "labelled_text")
     process = script_server.run(wrapper, os.path.join(REPO, "recipes", "text_classifier.py"), "--tfds_name=glue/sst2",
                                 f"--data_dir={tmp_path / 'tfds'}", *_tiny_run_flags(tmp_path, "run"), timeout=600)
     assert process.returncode == 0, process.stderr[-4000:]
@@ -93,3 +81,34 @@ def test_text_recipe_validates_on_a_tfds_datasets_validation_split_by_default(tm
     assert warmup_texts == [text.decode() for text, _ in validation]
     assert [metrics["evaluation"]["per_class"][name]["support"] for name in ("negative", "positive")] == [2, 2]
     assert "validating on its 'validation' split" in process.stderr and "holding out" not in process.stderr
+
+
+def test_text_recipe_refuses_a_validation_split_beside_a_val_folder_as_a_usage_error(tmp_path, script_server):
+    for split in ("train", "val"):
+        for word, name in (("good", "pos"), ("bad", "neg")):
+            (tmp_path / "reviews" / split / name).mkdir(parents=True)
+            (tmp_path / "reviews" / split / name / "1.txt").write_text(f"{word} film", encoding="utf-8")
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={tmp_path / 'reviews'}",
+                                       *_tiny_run_flags(tmp_path, "run"), "--validation_split=0.2")
+    assert (f"text_classifier.py: error: {str(tmp_path / 'reviews')!r} already has a validation folder "
+            f"({str(tmp_path / 'reviews' / 'val')!r}), so validation_split cannot also carve one out of train/. "
+            "Drop validation_split (recipes: leave --validation_split unset, or 0)") in stderr
+    assert stderr.rstrip().endswith("Received: validation_split=0.2")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_text_recipe_trains_on_all_of_a_tfds_train_split_with_validation_split_0(tmp_path, script_server):
+    train = [(f"{word} film {i}".encode(), 1) for i in range(2) for word in POSITIVE] + [
+        (f"{word} plot {i}".encode(), 0) for i in range(2) for word in NEGATIVE]
+    wrapper = write_recipe_wrapper(tmp_path / "in_fake_tfds.py", tmp_path / "tfds", "glue/sst2", {"train": train},
+                                   "labelled_text")
+    process = script_server.run(wrapper, os.path.join(REPO, "recipes", "text_classifier.py"), "--tfds_name=glue/sst2",
+                                f"--data_dir={tmp_path / 'tfds'}", *_tiny_run_flags(tmp_path, "run"),
+                                "--validation_split=0", timeout=600)
+    assert process.returncode == 0, process.stderr[-4000:]
+    metrics, _ = _results(tmp_path / "run")
+    # As --validation_split=0 of a CSV: every training text trained on, no validation.
+    assert metrics["data"]["train_class_counts"] == [10, 10] and metrics["data"]["validation_size"] == 0
+    assert "val_loss" not in metrics["phase1"] and metrics["evaluation"] is None
+    assert "holding out" not in process.stderr and "No validation data" in process.stderr

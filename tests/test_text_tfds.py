@@ -74,6 +74,25 @@ def test_without_labelled_validation_or_test_a_tenth_of_train_is_held_out(tmp_pa
     assert np.bincount(texts_and_labels(data.validation)[1]).tolist() == [1, 1]
 
 
+def test_validation_split_0_trains_on_all_of_train_without_labelled_validation_or_test(tmp_path, caplog):
+    splits = {"train": _reviews("train", 20), "test": [(b"secret", -1)] * 3}
+    with _mock_tfds(tmp_path, "glue/sst2", splits), caplog.at_level(logging.INFO, logger="absl"):
+        data = tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path), validation_split=0)
+    assert (data.train_size, data.validation_size, data.validation, data.train_class_counts) == (20, 0, None, [10, 10])
+    assert "validation_split=0 holds out none of train: training on all of it, without validation" in caplog.text
+    assert ("No validation data: \"TFDS 'glue/sst2' (train='train', validation=none)\" has no labelled validation "
+            "or test split") in caplog.text
+    assert "holding out" not in caplog.text
+
+
+def test_validation_split_0_still_validates_on_the_datasets_own_split(tmp_path):
+    splits = {"train": _reviews("train", 20), "validation": _reviews("val", 3)}
+    with _mock_tfds(tmp_path, "glue/sst2", splits):
+        data = tfxfer.load_tfds_text("glue/sst2", data_dir=str(tmp_path), validation_split=0.0)
+    assert (data.train_size, data.validation_size) == (20, 3)
+    assert all(text.startswith("val") for text in texts_and_labels(data.validation)[0])
+
+
 def test_keys_that_are_not_text_and_class_label_are_an_error(tmp_path):
     with _mock_tfds(tmp_path, "glue/sst2", {"train": _reviews("train", 4)}):
         with pytest.raises(ValueError, match=r"needs a text feature and a ClassLabel.*text_key='idx'"):

@@ -36,6 +36,7 @@ from tfxfer.data import (
 )
 from tfxfer.data.image_folders import decode_parallelism, warn_skipped
 from tfxfer.data.loader_args import check_loader_args
+from tfxfer.defaults import ImageDefaults
 from tfxfer.errors import ConfigError, MissingFileError
 
 # How many paths a warning or error shows.
@@ -52,7 +53,7 @@ def load_image_csv(
     label_columns: Sequence[str],
     image_size: tuple[int, int],
     image_column: str = "image",
-    validation_split: float | None = 0.2,
+    validation_split: float | None = ImageDefaults.validation_split,
     batch_size: int = 32,
     seed: int = 0,
     label_separator: str | None = None,
@@ -92,7 +93,9 @@ def load_image_csv(
             validation, seeded and stratified so every class of every task
             keeps training images (`tfxfer.data.splits.split_for_tasks`), with
             exact copies (rows of one file, or of identical files) on one
-            side; None keeps all for training.
+            side; None keeps all for training. Default
+            `tfxfer.defaults.ImageDefaults.validation_split` (0.2), the image
+            recipe's.
         batch_size: int. Examples per batch.
         seed: int. Seeds the split and the per-epoch shuffle.
         label_separator: str | None. Separator of class names in label cells,

@@ -202,6 +202,6 @@ def warn_no_validation(source: str, *, missing: str = "no validation part", exam
     """Warns that `source` was loaded without validation data: early stopping and the reports then have
     nothing to read. Every loader words it this way, with what `source` lacks (`missing`), the
     `validation_split` to suggest, and a `note` of its own."""
-    logging.warning("No validation data: %r has %s and validation_split is None. Pass validation_split=%s (for "
+    logging.warning("No validation data: %r has %s, and none of it is held out. Pass validation_split=%s (for "
                     "example; recipes: --validation_split=%s) to hold out part of each class.%s", source, missing,
                     example_split, example_split, note)

@@ -222,10 +222,11 @@ def load_text_data(
         validation_split: float. Share held out for validation, per class and
             seeded, rounded as `tfxfer.data.splits` says (multi-label: per each
             example's rarest class), with exact copies of a text on one side;
-            None keeps everything for training. Not used with `train/` +
+            None keeps everything for training. Must be None with `train/` +
             `val/` (or `valid/`, `validation/`) folders, which fix the split
-            (their copies of training texts are warned of); two validation
-            folders (`val/` and `validation/`) are an error.
+            (their copies of training texts are warned of): a share there is
+            an error, as for `load_image_folders`, and so are two validation
+            folders (`val/` and `validation/`).
         seed: int. Seed of the split and the per-epoch shuffle.
         text_column: str. CSV/TSV text column.
         label_column: str | None. CSV/TSV label column; None: `"label"`.
@@ -284,6 +285,7 @@ def load_text_data(
         task_labels.warn_if_separator_splits_nothing(train.labels, label_separator, path)
     elif source_format == "class_folders":
         train_dir, validation_dir = layout.train_and_validation_folders(path)
+        check_no_split_beside_validation_folder(path, train_dir, validation_dir, validation_split)
         train = text_files.read_class_folders(train_dir, max_chars=max_text_chars)
         if validation_dir is not None:
             validation = text_files.read_class_folders(validation_dir, max_chars=max_text_chars)
@@ -298,6 +300,20 @@ def load_text_data(
         validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length,
         multi_label=multi_label, source_format=source_format, source=path, missing_validation=missing,
         skip_reasons=("undecodable", "empty", "no_label") if multi_label else ("undecodable", "empty"))
+
+
+def check_no_split_beside_validation_folder(path: str, train_dir: str, validation_dir: str | None,
+                                            validation_split: float | None) -> None:
+    """Raises a ConfigError when `validation_split` would split `train_dir` although `path` has a validation folder
+    (`validation_dir`): one of the two would be silently ignored."""
+    if validation_dir is None or validation_split is None:
+        return
+    train_folder = f"{os.path.basename(train_dir)}/"
+    raise ConfigError(
+        f"{path!r} already has a validation folder ({validation_dir!r}), so validation_split cannot also carve one "
+        f"out of {train_folder}. Drop validation_split (recipes: leave --validation_split unset, or 0) to validate on "
+        f"that folder, or remove the validation folder to split {train_folder} instead. "
+        f"Received: validation_split={validation_split!r}")
 
 
 def make_text_datasets(

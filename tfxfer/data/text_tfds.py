@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tfxfer.data import text_data, text_files, tfds_builders
-from tfxfer.data.constants import DEFAULT_VALIDATION_SPLIT, MAX_TEXT_CHARS
+from tfxfer.data.constants import MAX_TEXT_CHARS
 from tfxfer.data.loader_args import check_loader_args
 from tfxfer.data.text_data import TextDatasets
 from tfxfer.errors import ConfigError
@@ -41,10 +41,12 @@ def load_tfds_text(
 
     Training data is the builder's `train` split. Validation data is, in order
     of preference: a seeded per-class share of `train` when `validation_split`
-    is given (rounded as `tfxfer.data.splits` says); else the builder's
+    is one (rounded as `tfxfer.data.splits` says); else the builder's
     `validation` split (`glue/sst2`); else its `test` split, with a warning
     since that leaves no untouched test data (`imdb_reviews`); else
-    `DEFAULT_VALIDATION_SPLIT` of `train`. A split
+    `DEFAULT_VALIDATION_SPLIT` of `train`, or none with `validation_split=0`
+    (all of `train` is trained on, as `load_text_data` does without
+    `validation_split`). A split
     whose labels are all -1 (GLUE's `test`) is unlabelled and never used.
     Other splits (`imdb_reviews`' `unsupervised`) are ignored. Examples
     labelled -1 are skipped and counted as `"no_label"`, labels outside the
@@ -58,7 +60,10 @@ def load_tfds_text(
         data_dir: str | None. TFDS data folder; None uses the TFDS default
             (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
         validation_split: float | None. Share of `train` to hold out for
-            validation instead of using the builder's validation/test split.
+            validation instead of using the builder's validation/test split;
+            0 holds out none (no validation data when the builder has no
+            labelled validation/test split); None holds out
+            `DEFAULT_VALIDATION_SPLIT` only then.
         seed: int. Seed of the held-out share and the per-epoch shuffle.
         text_key: str | None. The text feature; None takes it from the
             builder's supervised keys, or its only text feature.
@@ -77,7 +82,8 @@ def load_tfds_text(
     tokenized = data.map_inputs(model.preprocessor)
     ```
     """
-    check_loader_args(batch_size=batch_size, validation_split=validation_split, max_text_chars=max_text_chars)
+    check_loader_args(batch_size=batch_size, max_text_chars=max_text_chars,
+                      validation_split=None if tfds_builders.holds_out_none(validation_split) else validation_split)
     builder = tfds_builders.prepared_builder(
         name, data_dir, download, alternative="use load_text_data with a .csv/.tsv file or a folder of texts")
     text_key, label_key = _text_and_label_keys(name, builder.info, text_key, label_key)
@@ -89,14 +95,14 @@ def load_tfds_text(
         builder, name, validation_split, is_labelled=lambda split: bool(read(split).texts))
     train = read("train")
     validation = None if validation_name is None else read(validation_name)
-    if validation is None:
-        validation_split = validation_split or DEFAULT_VALIDATION_SPLIT
-    source = f"TFDS {name!r} (train='train', validation=" + (
-        repr(validation_name) if validation_name else f"{validation_split:g} of 'train'") + ")"
+    validation_split = tfds_builders.held_out_share(validation_split, validation_name)
+    validation_source = tfds_builders.validation_source(validation_name, validation_split)
+    source = f"TFDS {name!r} (train='train', validation={validation_source})"
     return text_data.make_text_datasets(
         train, validation=validation, class_names=class_names, batch_size=batch_size,
         validation_split=validation_split, seed=seed, bucket_by_length=bucket_by_length,
-        source_format="tfds", source=source, skip_reasons=("undecodable", "empty", "no_label"))
+        source_format="tfds", source=source, missing_validation=tfds_builders.NO_VALIDATION_SPLIT,
+        skip_reasons=("undecodable", "empty", "no_label"))
 
 
 def is_text_feature(feature) -> bool:

@@ -1,5 +1,5 @@
 """Finding and preparing a TFDS dataset, with errors that say what to do offline,
-choosing the split to validate on, and the features a dataset suggests as input and label.
+choosing the split (or share of train) to validate on, and the features a dataset suggests as input and label.
 
 Shared by the image and text TFDS loaders; each passes `alternative`, the way
 to train without TFDS that its error messages suggest.
@@ -12,6 +12,9 @@ from absl import logging
 
 from tfxfer.data.constants import DEFAULT_VALIDATION_SPLIT
 from tfxfer.errors import ConfigError, UnavailableOfflineError
+
+# What a dataset lacks when a loader finds nothing to validate on, for its "No validation data" warning.
+NO_VALIDATION_SPLIT = "no labelled validation or test split"
 
 
 def prepared_builder(name: str, data_dir: str | None, download: bool, alternative: str) -> tfds.core.DatasetBuilder:
@@ -57,12 +60,15 @@ def validation_split_name(
     builder: tfds.core.DatasetBuilder, name: str, validation_split: float | None,
     is_labelled: Callable[[str], bool] = lambda split: True,
 ) -> str | None:
-    """The builder's split to validate on; None to hold out part of `train` instead.
+    """The builder's split to validate on; None to hold out part of `train` instead (or, with
+    `validation_split=0`, to validate on nothing).
 
-    With `validation_split` given, None. Else the builder's `validation` split,
-    else its `test` split (with a warning: it then no longer gives an unbiased
-    final score), skipping a split that is not `is_labelled` (GLUE's `test`,
-    all -1); else None, logging that `DEFAULT_VALIDATION_SPLIT` of `train` is held out.
+    With a share as `validation_split`, None. Else (None or 0) the builder's
+    `validation` split, else its `test` split (with a warning: it then no
+    longer gives an unbiased final score), skipping a split that is not
+    `is_labelled` (GLUE's `test`, all -1); else None, logging that
+    `DEFAULT_VALIDATION_SPLIT` of `train` is held out (None) or that all of
+    `train` is trained on, without validation (0).
 
     Raises:
         ConfigError: the builder has no `train` split.
@@ -70,7 +76,7 @@ def validation_split_name(
     splits = builder.info.splits
     if "train" not in splits:
         raise ConfigError(f"TFDS dataset {name!r} has no 'train' split to train on. Received splits: {sorted(splits)}")
-    if validation_split is not None:
+    if validation_split:
         return None
     for split in ("validation", "test"):
         if split not in splits:
@@ -85,9 +91,37 @@ def validation_split_name(
         else:
             logging.info("TFDS dataset %r: validating on its %r split.", name, split)
         return split
-    logging.info("TFDS dataset %r has no labelled validation or test split; holding out %.0f%% of train "
-                 "for validation.", name, 100 * DEFAULT_VALIDATION_SPLIT)
+    if validation_split is None:
+        logging.info("TFDS dataset %r has no labelled validation or test split; holding out %.0f%% of train "
+                     "for validation.", name, 100 * DEFAULT_VALIDATION_SPLIT)
+    else:
+        logging.info("TFDS dataset %r has no labelled validation or test split, and validation_split=0 holds out "
+                     "none of train: training on all of it, without validation.", name)
     return None
+
+
+def holds_out_none(validation_split: float | None) -> bool:
+    """Whether `validation_split` is 0: no share of `train` held out, and (without a labelled validation or test
+    split of the builder's own) no validation data. The loaders check it as None, since `check_loader_args`
+    takes a share or None; False stays an error there."""
+    return validation_split == 0 and not isinstance(validation_split, bool)
+
+
+def held_out_share(validation_split: float | None, validation_name: str | None) -> float | None:
+    """The share of `train` a loader holds out for validation: None when it validates on the builder's split
+    `validation_name` (`validation_split_name`) or when `validation_split` is 0 (`holds_out_none`); else
+    `validation_split`, or `DEFAULT_VALIDATION_SPLIT` when that is None."""
+    if validation_name is not None or holds_out_none(validation_split):
+        return None
+    return validation_split or DEFAULT_VALIDATION_SPLIT
+
+
+def validation_source(validation_name: str | None, validation_split: float | None) -> str:
+    """Where the validation examples come from, for messages: the builder's split (or the loader's own words for
+    its held-out share) quoted, else `validation_split` of train, else none."""
+    if validation_name:
+        return repr(validation_name)
+    return f"{validation_split:g} of 'train'" if validation_split else "none"
 
 
 def default_feature_keys(info: tfds.core.DatasetInfo,

@@ -39,10 +39,12 @@ def load_tfds_images(
     """Loads a TFDS image classification dataset into batched `tf.data` pipelines.
 
     Validation data is, in order of preference: part of `train` when
-    `validation_split` is given; else the builder's `validation` split; else its
+    `validation_split` is one; else the builder's `validation` split; else its
     `test` split (with a warning, since that leaves no untouched test data); else
-    `DEFAULT_VALIDATION_SPLIT` of `train`. The held-out part of `train` is a
-    seeded share of each class, as for image folders (`tfxfer.data.splits`).
+    `DEFAULT_VALIDATION_SPLIT` of `train`, or none with `validation_split=0`
+    (all of `train` is trained on, as `load_image_folders` does without
+    `validation_split`). The held-out part of `train` is a seeded share of each
+    class, as for image folders (`tfxfer.data.splits`).
 
     The training labels are read in one pass at load time, with image decoding
     skipped (it reads the records once but decodes none): they give
@@ -61,7 +63,10 @@ def load_tfds_images(
         data_dir: str | None. TFDS data folder; None uses the TFDS default
             (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
         validation_split: float | None. Fraction of `train` to hold out for
-            validation instead of using the builder's validation/test split.
+            validation instead of using the builder's validation/test split;
+            0 holds out none (no validation data when the builder has no
+            labelled validation/test split); None holds out
+            `DEFAULT_VALIDATION_SPLIT` only then.
         seed: int. Seeds the held-out share and the per-epoch shuffle.
         cache: bool | str. True caches the resized uint8 images in memory when
             they fit in `cache_memory_mb`, else in files in a new folder inside
@@ -76,7 +81,8 @@ def load_tfds_images(
             `load_image_folders`; None uses the system's temporary folder.
 
     Returns:
-        A `tfxfer.data.ImageDatasets` (its `skipped_files` is always empty).
+        A `tfxfer.data.ImageDatasets` (its `skipped_files` is always empty; its
+        `validation` None when there is no validation data).
 
     Example:
 
@@ -85,8 +91,9 @@ def load_tfds_images(
     model.fit(data.train, validation_data=data.validation, epochs=5)
     ```
     """
-    check_loader_args(image_size=image_size, batch_size=batch_size, validation_split=validation_split, cache=cache,
-                      cache_memory_mb=cache_memory_mb, spill_dir=spill_dir)
+    check_loader_args(image_size=image_size, batch_size=batch_size, cache=cache, cache_memory_mb=cache_memory_mb,
+                      spill_dir=spill_dir,
+                      validation_split=None if tfds_builders.holds_out_none(validation_split) else validation_split)
     image_size = (int(image_size[0]), int(image_size[1]))
     builder = tfds_builders.prepared_builder(
         name, data_dir, download, alternative="use load_image_folders with a folder of class sub-folders of images")
@@ -107,13 +114,8 @@ def load_tfds_images(
     copies = exact_copies.report_copies(
         train_keys, train_labels, "train[{}]".format, what="images", source=name, validation_keys=validation_keys,
         validation_names=None if validation_name is None else f"{validation_name}[{{}}]".format)
-    if validation_name is not None:
-        train_raw, validation_raw = read("train"), read(validation_name)
-        train_counts = np.bincount(train_labels, minlength=len(class_names))
-        validation_size = len(validation_keys)
-        train_spec = "train"
-    else:
-        validation_split = validation_split or DEFAULT_VALIDATION_SPLIT
+    validation_split = tfds_builders.held_out_share(validation_split, validation_name)
+    if validation_split:
         train_idx, validation_idx = splits.split_per_class(train_labels, validation_split, seed, what="images",
                                                            copies=train_keys)
         train_raw = _take(read("train"), train_idx, len(train_labels))
@@ -122,6 +124,12 @@ def load_tfds_images(
         validation_size = len(validation_idx)
         train_spec = f"train less {validation_split:g} per class (seed {seed})"
         validation_name = f"{validation_split:g} of train per class (seed {seed})"
+    else:  # all of train, validated on the builder's split, or on nothing (validation_split=0 without one)
+        train_raw = read("train")
+        validation_raw = None if validation_name is None else read(validation_name)
+        train_counts = np.bincount(train_labels, minlength=len(class_names))
+        validation_size = 0 if validation_keys is None else len(validation_keys)
+        train_spec = "train"
 
     plan = image_cache.plan_cache(cache, cache_memory_mb=cache_memory_mb, spill_dir=spill_dir,
                                   num_examples=int(train_counts.sum()) + validation_size, image_size=image_size)
@@ -134,7 +142,7 @@ def load_tfds_images(
                                                        cache_memory_mb=cache_memory_mb),
         **batching,
     )
-    validation = pipeline.finish_dataset(
+    validation = None if validation_raw is None else pipeline.finish_dataset(
         validation_raw.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE),
         cache=pipeline.resolve_cache(plan.cache, "validation", fingerprint + [validation_name]),
         shuffle_buffer=None,
@@ -151,11 +159,12 @@ def load_tfds_images(
         decoded_cache=plan.kind,
         exact_copies=copies,
     )
-    pipeline.log_summary(
-        datasets,
-        source=f"TFDS {name!r} (train={train_spec!r}, validation={validation_name!r})",
-        batch_size=batch_size,
-    )
+    validation_source = tfds_builders.validation_source(validation_name, validation_split)
+    source = f"TFDS {name!r} (train={train_spec!r}, validation={validation_source})"
+    if validation is None:
+        splits.warn_no_validation(source, missing=tfds_builders.NO_VALIDATION_SPLIT,
+                                  example_split=DEFAULT_VALIDATION_SPLIT)
+    pipeline.log_summary(datasets, source=source, batch_size=batch_size)
     return datasets
 
 
