@@ -94,8 +94,8 @@ def define_flags(
     flags.DEFINE_float("validation_split", None,
                        "Share of the training data held out for validation (seeded, per class); 0 or unset "
                        "keeps the data's own split if it has one (train/ + val/, a TFDS validation split). "
-                       f"Unset, data without a split of its own holds out {held_out_share:.0%} of each class; 0 "
-                       "trains on all of it, without validation.")
+                       f"Unset, data without a split of its own holds out {held_out_share:.0%} of each class (a "
+                       "TFDS dataset 10 %); 0 trains on all of it, without validation.")
     flags.DEFINE_string("backbone", backbone, backbone_help)
     flags.DEFINE_integer("batch_size", batch_size,
                          "Batch size per replica; each step takes batch_size * replicas (the global batch).")
