@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_recipe_flag_checks import TINY_MOBILENET
 
 import tfxfer
 from tfxfer import prediction
@@ -20,8 +21,6 @@ from tfxfer.models.token_pooling import TokenPooling
 from tfxfer.training import feature_cache, input_checks, layerwise_lr, planner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Flags of a registry backbone small enough to build in a second; no download.
-TINY_MOBILENET = ["--backbone=mobilenet_v2", "--alpha=0.35", "--weights=none", "--image_size=32"]
 
 
 def _write_image_folders(root, per_class=4):
