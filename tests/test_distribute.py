@@ -72,6 +72,17 @@ def test_one_device_without_gpus_uses_the_cpu():
     assert strategy.extended.worker_devices[0].endswith("CPU:0")
 
 
+def test_the_strategy_log_counts_replicas_and_devices_in_words(monkeypatch, caplog):
+    with caplog.at_level("INFO", logger="absl"):
+        tfxfer.create_strategy("one_device")
+        monkeypatch.setattr(tf.distribute, "MirroredStrategy", _FakeStrategy.recorder([], replicas=2))
+        monkeypatch.setattr(distribute, "_visible_gpus", lambda: [])
+        tfxfer.create_strategy("mirrored")
+    assert "OneDeviceStrategy with 1 replica in sync." in caplog.text
+    assert "with 2 replicas in sync." in caplog.text
+    assert "No GPU visible: mirroring over 1 CPU device ['/device:CPU:0']." in caplog.text
+
+
 def test_strategy_name_is_the_name_create_strategy_takes():
     assert distribute.strategy_name(tfxfer.create_strategy("auto")) == "default"
     assert distribute.strategy_name(tfxfer.create_strategy("one_device")) == "one_device"

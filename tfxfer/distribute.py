@@ -118,8 +118,9 @@ def create_strategy(name: str = "auto", *, tpu: str | None = None,
     if name == "auto":
         name = _auto_name(tpu, num_gpus)
     strategy = _FACTORIES[name](tpu=tpu, num_gpus=num_gpus)
-    logging.info("Strategy %r: %s with %d replica(s) in sync.", name, type(strategy).__name__,
-                 strategy.num_replicas_in_sync)
+    replicas = strategy.num_replicas_in_sync
+    logging.info("Strategy %r: %s with %d %s in sync.", name, type(strategy).__name__, replicas,
+                 "replica" if replicas == 1 else "replicas")
     return strategy
 
 
@@ -294,7 +295,8 @@ def _mirrored(tpu, num_gpus):
         # Several logical CPU devices (tf.config.set_logical_device_configuration) are
         # how mirrored training is tested without GPUs.
         devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-        logging.warning("No GPU visible: mirroring over %d CPU device(s) %s.", len(devices), devices)
+        logging.warning("No GPU visible: mirroring over %d CPU %s %s.", len(devices),
+                        "device" if len(devices) == 1 else "devices", devices)
     return tf.distribute.MirroredStrategy(devices)
 
 
