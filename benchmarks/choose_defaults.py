@@ -46,6 +46,8 @@ Each variant changes one thing from tfxfer's defaults:
   one pasted into the other, with the loss mixed alike (`mixup.py`);
 - **sam**, **sam_0.01**, **sam_0.002**: phase 2 takes sharpness-aware steps, each at the weights moved
   towards a higher loss nearby by rho = 0.05 (the paper's), 0.01 or 0.002 (`sharpness.py`);
+- **block_rates**, **block_rates_3x**: phase 2 trains every backbone layer, at rates falling block by block
+  from 1e-4 (or 3e-4) at the top to a hundredth of it at the stem (`discriminative.py`);
 - **size224**, **size288**: images and model at 224x224 (MobileNetV2's pretraining size) or
   288x288, not tfxfer's default size (320x320, `tfxfer.default_image_size`).
 
@@ -81,6 +83,7 @@ import time
 
 import aspect_ratio
 import candidates
+import discriminative
 import image_pair
 import keras
 import mixup
@@ -122,6 +125,7 @@ class Variant:
     probe_head: bool = False  # phase 2 starts from the converged linear probe (`probe_head.py`)
     mixing: str | None = None  # a `mixup.MODES` mixing of phase 2's images; None: the images as they are
     sharpness_aware: float | None = None  # phase 2 takes SAM's steps of this rho (`sharpness.py`); None: its own
+    block_rates: bool = False  # `layer_decay` spreads phase 2's rates over the conv blocks (`discriminative.py`)
 
 
 _VARIANTS = {
@@ -143,6 +147,11 @@ _VARIANTS = {
     "sam": Variant(sharpness_aware=sharpness.RHO),
     "sam_0.01": Variant(sharpness_aware=0.01),
     "sam_0.002": Variant(sharpness_aware=0.002),
+    # The whole backbone, the stem at a hundredth of the top block's rate; then the same at 3x the rate.
+    "block_rates": Variant(config_changes={"fine_tune_at": 1.0, "layer_decay": discriminative.DECAY},
+                           block_rates=True),
+    "block_rates_3x": Variant(config_changes={"fine_tune_at": 1.0, "layer_decay": discriminative.DECAY,
+                                              "fine_tune_learning_rate": 3e-4}, block_rates=True),
 }
 
 
@@ -161,7 +170,7 @@ def train_and_score(fit_dir: str, scoring_dir: str | None, weights: str, seed: i
     for validation, which early stopping then also looks at."""
     spec = _VARIANTS[variant]
     with (aspect_ratio.resizing(spec.aspect), mixup.mixing(spec.mixing),
-          sharpness.sharpness_aware(spec.sharpness_aware)):
+          sharpness.sharpness_aware(spec.sharpness_aware), discriminative.block_rates(spec.block_rates)):
         return _train_and_score(fit_dir, scoring_dir, weights, seed, variant, spec)
 
 

@@ -1,4 +1,5 @@
-"""`benchmarks/mixup.py` and `benchmarks/sharpness.py`: phase-2 candidates swapped into the training loop's step."""
+"""`benchmarks/mixup.py`, `benchmarks/sharpness.py` and `benchmarks/discriminative.py`: phase-2 candidates swapped
+into the training loop's step or its plan."""
 
 import os
 import sys
@@ -9,10 +10,12 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
+from tfxfer.errors import ConfigError
 from tfxfer.models.heads import HeadKind
-from tfxfer.training import loop, losses
+from tfxfer.training import layerwise_lr, loop, losses, planner
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import discriminative  # noqa: E402
 import mixup  # noqa: E402
 import sharpness  # noqa: E402
 
@@ -97,3 +100,26 @@ def test_a_sharpness_aware_step_applies_the_gradient_of_the_moved_weights_to_the
         _one_step(model, data)
     for variable, weight in zip(model.trainable_variables, expected):
         np.testing.assert_allclose(variable.numpy(), weight, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, block", [("Conv1", 0), ("expanded_conv_project_BN", 0), ("block_1_expand", 1),
+                                         ("block_16_project_BN", 16), ("Conv_1", 17), ("out_relu", 17)])
+def test_mobilenet_v2_layers_belong_to_their_blocks(name, block):
+    assert discriminative.block_index(name) == block
+
+
+def test_block_rates_spread_phase_2_rates_from_the_top_block_down_to_a_hundredth_at_the_stem():
+    model = tfxfer.build_image_classifier("mobilenet_v2", 3, weights=None, image_size=32, alpha=0.35)
+    images = np.zeros((4, 32, 32, 3), "float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(4) % 3)).batch(2)
+    config = tfxfer.FineTuneConfig(fine_tune_at=1.0, layer_decay=discriminative.DECAY)
+    with discriminative.block_rates(True):
+        rates = planner.plan_phases(model, data, None, config, callbacks=None, class_counts=None,
+                                    cache_features=True)[1].lr_multipliers
+    assert rates["Conv1/kernel"] == pytest.approx(0.01)
+    assert rates["block_16_project/kernel"] == pytest.approx(discriminative.DECAY)
+    assert rates["Conv_1/kernel"] == rates["predictions/kernel"] == 1.0
+    # Outside the block, layer_decay is the transformer blocks' again, which a conv net has none of.
+    assert layerwise_lr.layer_learning_rate_multipliers is not discriminative.multipliers
+    with pytest.raises(ConfigError, match="transformer"):
+        planner.plan_phases(model, data, None, config, callbacks=None, class_counts=None, cache_features=True)
