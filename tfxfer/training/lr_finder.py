@@ -33,6 +33,7 @@ apart. Either is on the way down, which is what the rule promises.
 import dataclasses
 import math
 import numbers
+import time
 
 import keras
 import numpy as np
@@ -81,6 +82,9 @@ class LearningRateSweep:
             `divergence_factor` times its minimum, or was not finite), so the
             sweep stopped there; it then ran fewer steps than asked, unless
             that was the last one.
+        seconds: float. Wall time of the sweep, its steps and, on cached
+            features it extracted itself, their extraction; not counted in the
+            phase's own `seconds`.
 
     Example:
 
@@ -96,6 +100,7 @@ class LearningRateSweep:
     smoothed_losses: list[float]
     suggestion: float
     stopped_early: bool
+    seconds: float = 0.0
 
     def to_dict(self) -> dict:
         """The sweep as JSON-ready data; a NaN or infinite loss becomes None (JSON has neither)."""
@@ -106,6 +111,7 @@ class LearningRateSweep:
             "smoothed_losses": [_finite_or_none(loss) for loss in self.smoothed_losses],
             "suggestion": float(self.suggestion),
             "stopped_early": bool(self.stopped_early),
+            "seconds": float(self.seconds),
         }
 
 
@@ -293,6 +299,7 @@ def sweep_phase(
                         f"phase of type {type(phase).__name__}")
     _check_sweep_arguments(min_learning_rate, max_learning_rate, steps, divergence_factor)
     compute = compute or precision.Compute()
+    start = time.perf_counter()
     phase_number = 1 if phase.fine_tune_at is None else 2
     backbone = planner.backbone_of(model)
     state = _ModelState(model)
@@ -321,10 +328,10 @@ def sweep_phase(
                                   skip_start=min(MAX_SKIPPED_START_STEPS, steps // 10),
                                   half_window=max(1, round(SLOPE_HALF_WINDOW * steps)))
     sweep = LearningRateSweep(phase_number, recorder.learning_rates, recorder.losses, recorder.smoothed_losses,
-                              suggestion, recorder.diverged)
+                              suggestion, recorder.diverged, time.perf_counter() - start)
     logging.info(
-        "Learning-rate sweep of %s: %d of %d steps from %.3g to %.3g%s; suggested learning rate %.3g "
-        "(steepest descent of the smoothed loss).", phase.name, len(sweep.losses), steps,
+        "Learning-rate sweep of %s in %.1fs: %d of %d steps from %.3g to %.3g%s; suggested learning rate %.3g "
+        "(steepest descent of the smoothed loss).", phase.name, sweep.seconds, len(sweep.losses), steps,
         min_learning_rate, sweep.learning_rates[-1] if sweep.learning_rates else min_learning_rate,
         ", stopped where the loss diverged" if sweep.stopped_early else "", suggestion)
     return sweep

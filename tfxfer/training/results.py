@@ -15,7 +15,7 @@ class PhaseResult:
         history: dict. Per-epoch metrics, as in `keras.callbacks.History.history`.
         seconds: float. Wall time of the phase: its training and, on cached
             features, their extraction; a learning-rate sweep that chose its
-            rate is logged on its own and not counted.
+            rate is not counted (its own seconds are in `learning_rate_sweep`).
         epochs_run: int. Epochs actually run (early stopping may cut them).
         final_metrics: dict. Validation metrics of the weights the phase ended
             with (after best-weight restore), `val_`-prefixed.
