@@ -71,6 +71,7 @@ def main(argv):
         raise app.UsageError("Pass the labelled data to evaluate on: --data_dir=FOLDER_OR_CSV, or --tfds_name=NAME.")
     if FLAGS.split and not FLAGS.tfds_name:
         raise app.UsageError("--split is for TFDS data (--tfds_name); --data_dir folders use their val/ folder.")
+    _check_numbers()
     if FLAGS.output is not None:
         _check_output(FLAGS.output)
     model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
@@ -98,6 +99,19 @@ def main(argv):
     print(f"\nWrote {_write_json(output, report)}")
 
 
+def _check_numbers():
+    """Usage errors of the numeric flags, checked now: the scores that use --top_k and --threshold are computed
+    after the whole evaluation."""
+    if FLAGS.top_k < 1:
+        raise app.UsageError(f"--top_k is the k of the top-k accuracy and must be at least 1. "
+                             f"Received: --top_k={FLAGS.top_k}")
+    if FLAGS.batch_size < 1:
+        raise app.UsageError(f"--batch_size must be at least 1. Received: --batch_size={FLAGS.batch_size}")
+    if not 0.0 <= FLAGS.threshold <= 1.0:
+        raise app.UsageError(f"--threshold is a probability: pass a value in [0, 1]. "
+                             f"Received: --threshold={FLAGS.threshold:g}")
+
+
 def _check_output(path):
     """Usage errors of `--output`, checked now: the report is written after the whole evaluation. Only what
     needs no network: a remote path (gs://...) is left to the writing."""
@@ -112,6 +126,21 @@ def _check_output(path):
     if blocking is not None:  # its folders could not be made
         raise app.UsageError(f"--output is the report's file, but {blocking} on its path is a file, not a folder; "
                              f"pass a path in a folder (missing folders are created). Received: --output={path}")
+    locked = _read_only_folder(os.path.dirname(path))
+    if locked is not None:
+        raise app.UsageError(f"--output is the report's file, but its folder cannot be written ({locked} is not "
+                             f"writable); pass a path in a folder you can write. Received: --output={path}")
+
+
+def _read_only_folder(folder):
+    """`folder`, or its nearest parent that exists when it does not, if this process cannot write there (the
+    report's folder is made, then written, only after the evaluation); else None. Remote paths: None."""
+    if not versioning.is_local(folder):
+        return None
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    return None if os.access(existing, os.W_OK) else existing
 
 
 def _default_output(version_dir):
@@ -148,14 +177,25 @@ def _task_data(model, path, flag, part="evaluation"):
 
 
 def _write_json(path, report):
-    """Writes `report` to `path` atomically: readers see the old file or the new one, never half of one."""
+    """Writes `report` to `path` atomically: readers see the old file or the new one, never half of one.
+
+    What the checks before the evaluation cannot foresee (a filesystem that refuses the write) ends as a usage
+    error naming the path, not a traceback: the table above is all the user keeps of the evaluation.
+    """
     folder = os.path.dirname(path)
-    if folder:
-        versioning.make_folders(folder)
     staging = path + ".tmp"
-    with tf.io.gfile.GFile(staging, "w") as f:
-        f.write(json.dumps(report, indent=2, ensure_ascii=False))
-    tf.io.gfile.rename(staging, path, overwrite=True)
+    try:
+        if folder:
+            versioning.make_folders(folder)
+        with tf.io.gfile.GFile(staging, "w") as f:
+            f.write(json.dumps(report, indent=2, ensure_ascii=False))
+        tf.io.gfile.rename(staging, path, overwrite=True)
+    except (OSError, tf.errors.OpError) as error:
+        reason = error.message if isinstance(error, tf.errors.OpError) else error
+        given = f"--output={FLAGS.output}" if FLAGS.output is not None else f"--model_dir={FLAGS.model_dir}"
+        raise app.UsageError(f"The report cannot be written to {path} ({reason}); the table above is its summary. "
+                             f"Pass --output=FILE in a folder you can write, and run again. Received: {given}") \
+            from error
     return path
 
 

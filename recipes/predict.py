@@ -45,9 +45,11 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    _check_numbers()
     model = prediction.load_serving_model(FLAGS.model_dir)  # loaded once: a text export takes seconds to load
     if model.kind == prediction.TEXT:
         _refuse_file_arguments(argv[1:])
+        _refuse_blank_texts(FLAGS.text + argv[1:])
         texts = FLAGS.text + argv[1:] + (prediction.read_text_lines(FLAGS.text_file) if FLAGS.text_file else [])
         if not texts:
             raise app.UsageError("This model takes texts: pass --text=TEXT (repeatable), texts as arguments, "
@@ -76,6 +78,16 @@ def main(argv):
     _print_skipped(results.skipped_files)
 
 
+def _check_numbers():
+    """Usage errors of the numeric flags, checked before the model loads (which takes seconds)."""
+    for flag in ("top_k", "batch_size"):
+        if FLAGS[flag].value < 1:
+            raise app.UsageError(f"--{flag} must be at least 1. Received: --{flag}={FLAGS[flag].value}")
+    if not 0.0 <= FLAGS.threshold <= 1.0:
+        raise app.UsageError(f"--threshold is a probability: pass a value in [0, 1]. "
+                             f"Received: --threshold={FLAGS.threshold:g}")
+
+
 def _print_request(body):
     """The REST body, then the curl command that sends it to --host."""
     print(json.dumps(body))
@@ -96,13 +108,30 @@ def _print_results(results):
 
 
 def _refuse_file_arguments(arguments):
-    """A text model classifies its arguments as they are: a file's name would be answered as if it were a text."""
+    """A text model classifies its arguments as they are: a file's or folder's name would be answered as if it
+    were a text."""
     files = [argument for argument in arguments if os.path.isfile(argument)]
     if files:
         raise app.UsageError(
             f"This model takes texts, and {files[0]!r} is a file: pass --text_file={files[0]} to classify its lines "
             f"(one text per line), or --text={files[0]!r} to classify the name itself. Received: {len(files)} "
             "file argument(s)")
+    folders = [argument for argument in arguments if os.path.isdir(argument)]
+    if folders:  # e.g. a folder of images given to the wrong model: its path would get a confident class
+        raise app.UsageError(
+            f"This model takes texts, and {folders[0]!r} is a folder: pass texts, --text_file=FILE with one text per "
+            f"line, or --text={folders[0]!r} to classify the name itself. Received: {len(folders)} folder "
+            "argument(s)")
+
+
+def _refuse_blank_texts(texts):
+    """A blank text is most likely an unset shell variable: its answer, under a blank line, would pass unnoticed
+    (--text_file skips blank lines, and says so)."""
+    blank = [index for index, text in enumerate(texts) if not text.strip()]
+    if blank:
+        raise app.UsageError(f"A text to classify is blank (an unset shell variable?); pass texts with words in them. "
+                             f"Received: {len(blank)} blank of {len(texts)} texts from --text and the arguments "
+                             f"(the first at position {blank[0] + 1})")
 
 
 def _print_skipped(skipped, where=""):

@@ -247,6 +247,8 @@ def export(tmp_path_factory):
     version = tfxfer.export_saved_model(model, base, class_names=["cat", "dog"])
     (root / "no_versions").mkdir()
     (root / "half" / "1").mkdir(parents=True)  # a version folder without its SavedModel
+    (root / "garbage" / "1").mkdir(parents=True)
+    (root / "garbage" / "1" / "saved_model.pb").write_bytes(b"")  # parses as a SavedModel without a graph
     return {"root": root, "base": base, "version": version}
 
 
@@ -263,6 +265,8 @@ def test_predict_recipe_missing_image_file(export, script_server):
     ("missing", "No model folder at this path."),
     ("half", "Expected a SavedModel (saved_model.pb) in the version folder; export the model again or pick "
              "another version."),
+    ("garbage", "Expected a SavedModel (saved_model.pb) in the version folder; export the model again or pick "
+                "another version."),
 ])
 def test_predict_recipe_wrong_model_dir(export, model_dir, expected, script_server):
     path = export["root"] / model_dir
@@ -284,6 +288,17 @@ def test_predict_recipe_named_undecodable_image(export, script_server):
 def test_predict_recipe_without_inputs(export, script_server):
     stderr = script_server.usage_error("predict.py", f"--model_dir={export['version']}")
     assert "predict.py: error: This model takes images: pass image files or folders of images as arguments." in stderr
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--top_k=0", "--top_k must be at least 1. Received: --top_k=0"),
+    ("--batch_size=-1", "--batch_size must be at least 1. Received: --batch_size=-1"),
+    ("--threshold=1.5", "--threshold is a probability: pass a value in [0, 1]. Received: --threshold=1.5"),
+])
+def test_predict_recipe_numbers_out_of_range_fail_before_the_model_loads(flag, message, script_server):
+    # The model folder does not exist: the flag's message comes first.
+    stderr = script_server.usage_error("predict.py", "--model_dir=nowhere", flag, "photo.png")
+    assert f"predict.py: error: {message}\n" in stderr
 
 
 def test_prediction_errors_are_user_errors(export):

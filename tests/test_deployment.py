@@ -433,6 +433,17 @@ def test_a_folders_undecodable_images_are_skipped_and_named(exported, mixed_fold
     assert prediction.image_files([mixed_folder["folder"]]) == sorted(mixed_folder["good"] + [mixed_folder["broken"]])
 
 
+def test_a_folders_broken_link_is_skipped_and_named_with_why(exported, mixed_folder, tmp_path, caplog):
+    # Listed by its name, a link whose target is gone cannot be read: it gets no answer, as an undecodable file.
+    link = os.path.join(mixed_folder["folder"], "more", "gone.jpg")
+    os.symlink(tmp_path / "deleted.jpg", link)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        results = prediction.predict_image_files(exported["path"], [mixed_folder["folder"]], top_k=3, batch_size=2)
+    assert [r.source for r in results] == sorted(mixed_folder["good"])
+    assert results.skipped_files == [mixed_folder["broken"], link]
+    assert f"{link} (cannot be read: {link}; No such file or directory)" in caplog.text
+
+
 def test_an_undecodable_image_named_itself_is_an_error_beside_a_folder(exported, mixed_folder, tmp_path):
     (tmp_path / "asked.jpg").write_bytes(b"truncated")
     # The folder's broken.png is in the same batch: skipped, while the file the user named is refused.

@@ -356,6 +356,51 @@ def test_an_output_path_that_is_a_folder_ends_with_a_message_before_the_evaluati
     assert "Traceback" not in run.stderr and os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("flag, message", [
+    ("--top_k=0", "--top_k is the k of the top-k accuracy and must be at least 1. Received: --top_k=0"),
+    ("--batch_size=0", "--batch_size must be at least 1. Received: --batch_size=0"),
+    ("--threshold=2", "--threshold is a probability: pass a value in [0, 1]. Received: --threshold=2"),
+])
+def test_numbers_out_of_range_fail_before_the_evaluation(flag, message, script_server):
+    # Neither the model nor the data exists: the flag's message comes first, not after the whole evaluation.
+    stderr = script_server.usage_error("evaluate.py", "--model_dir=nowhere", "--data_dir=somewhere", flag)
+    assert f"evaluate.py: error: {message}\n" in stderr
+
+
+def test_scores_settings_out_of_range_fail_before_the_model_runs(image_export, text_export, monkeypatch):
+    def serve(*args):
+        raise AssertionError("the model ran before the settings were checked")
+
+    monkeypatch.setattr(exported_model, "_serve", serve)
+    with pytest.raises(ConfigError, match=r"^top_k must be a positive integer\. Received: top_k=0$"):
+        exported_model.evaluate_export(image_export, [_png(1)], ["roses"], top_k=0)
+    with pytest.raises(ConfigError, match=r"^threshold must be a probability in \[0, 1\]\. Received: threshold=2$"):
+        exported_model.evaluate_export(text_export["path"], ["good"], [("pos",)], multi_label=True, threshold=2)
+
+
+def test_an_output_folder_that_cannot_be_written_fails_before_the_evaluation(image_export, image_data,
+                                                                           script_server):
+    output = "/proc/self/reports/flowers.json"  # /proc/self exists, and no one may make a folder in it
+    stderr = script_server.usage_error("evaluate.py", f"--model_dir={image_export}", f"--data_dir={image_data}",
+                                       f"--output={output}")
+    assert ("evaluate.py: error: --output is the report's file, but its folder cannot be written (/proc/self is not "
+            f"writable); pass a path in a folder you can write. Received: --output={output}\n") in stderr
+    assert "Evaluating" not in stderr
+
+
+def test_a_report_that_cannot_be_written_after_the_evaluation_ends_with_a_message(image_export, image_data, tmp_path,
+                                                                                 script_server):
+    output = tmp_path / "report.json"
+    (tmp_path / "report.json.tmp").mkdir()  # in the way of the file the report is first written to
+    run = _run_recipe(script_server, f"--model_dir={image_export}", f"--data_dir={image_data}", f"--output={output}")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-4000:]
+    assert run.stdout.startswith("Evaluated 7 examples of 5 classes.")  # the table is printed first
+    assert f"evaluate.py: error: The report cannot be written to {output} (" in run.stderr
+    assert ("); the table above is its summary. Pass --output=FILE in a folder you can write, and run again. "
+            f"Received: --output={output}\n") in run.stderr
+    assert not output.exists()
+
+
 def test_a_multi_label_export_is_scored_per_class_at_the_threshold(tmp_path):
     write_word_vectors(tmp_path / "vectors.txt", POSITIVE + NEGATIVE, dim=4)
     texts = sentences(POSITIVE, 4, seed=3) + sentences(NEGATIVE, 4, seed=4)

@@ -268,6 +268,24 @@ def test_predict_recipe_refuses_a_file_given_as_a_text_naming_text_file(word_vec
             f"--text_file={tmp_path / 'reviews.txt'} to classify its lines (one text per line)") in stderr
 
 
+def test_predict_recipe_refuses_a_folder_given_as_a_text(word_vectors, tmp_path, script_server):
+    # E.g. a folder of images given to a text model: its path would get a confident class, without a word.
+    (tmp_path / "photos").mkdir()
+    stderr = script_server.usage_error("predict.py", f"--model_dir={os.path.dirname(word_vectors['path'])}",
+                                       TEXTS[1], str(tmp_path / "photos"))
+    assert (f"error: This model takes texts, and '{tmp_path / 'photos'}' is a folder: pass texts, --text_file=FILE "
+            f"with one text per line, or --text='{tmp_path / 'photos'}' to classify the name itself. Received: 1 "
+            "folder argument(s)") in stderr
+
+
+def test_predict_recipe_refuses_a_blank_text(word_vectors, script_server):
+    # E.g. "$REVIEW" of an unset variable: its answer would print under a blank line.
+    stderr = script_server.usage_error("predict.py", f"--model_dir={os.path.dirname(word_vectors['path'])}",
+                                       f"--text={TEXTS[0]}", TEXTS[1], " ")
+    assert ("error: A text to classify is blank (an unset shell variable?); pass texts with words in them. "
+            "Received: 1 blank of 3 texts from --text and the arguments (the first at position 3)") in stderr
+
+
 @pytest.mark.slow  # a whole recipe in a fresh process
 def test_text_prediction_and_predict_recipe_need_tensorflow_and_tensorflow_text_only(word_vectors, tmp_path):
     # As for images (tests/test_deployment.py); tfxfer.prediction imports tensorflow_text itself.

@@ -59,8 +59,9 @@ class Predictions(list):
 
     Attributes:
         skipped_files: list[str]. Image files found in the folders given that the model
-            cannot decode (truncated, corrupt, or not an image despite the extension):
-            left out of the list, in the order they were found. Empty for texts.
+            cannot decode (truncated, corrupt, or not an image despite the extension) or that
+            cannot be read (a broken link): left out of the list, in the order they were found.
+            Empty for texts.
     """
 
     def __init__(self, predictions=(), skipped_files=()):
@@ -305,7 +306,7 @@ def _serving_default(version_dir):
         logging.debug("tensorflow_text is not installed; only exports without its ops will load.")
     try:
         loaded = tf.saved_model.load(version_dir)
-    except OSError as error:  # e.g. a version folder without saved_model.pb
+    except (OSError, ValueError) as error:  # e.g. a version folder without saved_model.pb, or one not a SavedModel
         raise MissingFileError(
             f"Expected a SavedModel (saved_model.pb) in the version folder; export the model again or "
             f"pick another version. Received: {version_dir!r} ({error})"
@@ -370,20 +371,37 @@ def _predict(model_dir, kind, inputs, *, top_k, batch_size, threshold):
 
 
 def _decodable_images(model, paths, named, skipped):
-    """`(probabilities, paths)` of the images of `paths` the model decodes; the others go to `skipped`, as
-    `(path, the model's reason)`, unless `named` (bool per path) says the user named one: a ConfigError.
+    """`(probabilities, paths)` of the images of `paths` the model decodes; the others (and files that cannot be
+    read) go to `skipped`, as `(path, the reason)`, unless `named` (bool per path) says the user named one: a
+    ConfigError.
 
     The verdict is the export's own decoding (`serving_probabilities`, as evaluation and TF Serving
     decide), never a local decoder that may accept or refuse other files.
     """
-    probabilities, refused = serving_probabilities(model, read_files(paths))
-    bad = [paths[index] for index in refused if named[index]]
+    contents, refused = _read_listed(paths)
+    readable = list(contents)
+    probabilities, not_decoded = (serving_probabilities(model, list(contents.values())) if contents
+                                  else (concatenate_probabilities([], model), {}))
+    refused.update({readable[index]: reason for index, reason in not_decoded.items()})
+    bad = [paths[index] for index in sorted(refused) if named[index]]
     if bad:
         reason = refused[paths.index(bad[0])]
         raise ConfigError("Expected JPEG/PNG/GIF/BMP images; these files cannot be decoded, leave them out. "
                           f"Received: {bad}. The model said about {bad[0]!r}: {reason}")
-    skipped += [(paths[index], reason) for index, reason in refused.items()]
+    skipped += [(paths[index], refused[index]) for index in sorted(refused)]
     return probabilities, [path for index, path in enumerate(paths) if index not in refused]
+
+
+def _read_listed(paths):
+    """`({index: contents}, {index: reason})` of `paths`: a listed file may not be readable (a broken link, no read
+    permission, deleted since it was listed), and is then refused as an undecodable one is, with the reason."""
+    contents, unreadable = {}, {}
+    for index, path in enumerate(paths):
+        try:
+            contents[index] = _read(path)
+        except tf.errors.OpError as error:
+            unreadable[index] = f"cannot be read: {_op_message(error)}"
+    return contents, unreadable
 
 
 def _report_skipped(skipped, total):

@@ -118,6 +118,7 @@ def evaluate_export(
                           f"Received: {len(examples)} examples, {len(labels)} labels")
     if multi_label is None:
         multi_label = _head(model.version_dir) == metrics.MULTILABEL
+    _check_scoring([multi_label], threshold, top_k)
     targets = _encode_labels(labels, model.class_names, multi_label, model.version_dir)
     _check_examples(model, examples)
     training = _training_keys(model, training_examples, batch_size)
@@ -137,6 +138,7 @@ def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, b
         raise ConfigError("A multi-task export says per task whether it is multi-label (its metadata): leave "
                           f"multi_label at None. Received: multi_label={multi_label!r}")
     tasks = {task: model.tasks[task] for task in _labelled_tasks(model, examples, labels)}
+    _check_scoring([served.multi_label for served in tasks.values()], threshold, top_k)
     targets = {}
     for task, served in tasks.items():
         try:
@@ -157,6 +159,15 @@ def _evaluate_tasks(model, examples, labels, *, multi_label, threshold, top_k, b
         threshold=threshold, top_k=top_k)
     return {**report, "model_dir": model.version_dir, "skipped_files": skipped,
             "exact_copies": _report_copies(model, examples, keys, targets, training)}
+
+
+def _check_scoring(multi_label, threshold, top_k):
+    """The checks `metrics` makes of `threshold` (multi-label scores) and `top_k` (single-label ones), made before
+    the model runs rather than after the whole evaluation. multi_label: list of bool, of the tasks scored."""
+    if any(multi_label) and not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold must be a probability in [0, 1]. Received: threshold={threshold!r}")
+    if not all(multi_label) and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise ConfigError(f"top_k must be a positive integer. Received: top_k={top_k!r}")
 
 
 def _labelled_tasks(model, examples, labels):
