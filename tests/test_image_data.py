@@ -136,6 +136,19 @@ def test_class_folders_without_split_train_only_with_warning(tmp_path, caplog):
     assert "No validation data" in caplog.text
 
 
+def test_files_beside_the_class_folders_are_named_as_not_read(tmp_path, caplog):
+    _make_classes(tmp_path / "train", {"a": 2, "b": 2})
+    _make_classes(tmp_path / "val", {"a": 1, "b": 1})
+    _write_image(tmp_path / "train" / "stray.png", (0, 0, 0))  # one folder too high: in no class
+    (tmp_path / "README.txt").write_text("about the photos")  # beside train/ and val/: not a class root
+    with caplog.at_level(logging.WARNING):
+        data = load_image_folders(tmp_path, image_size=IMAGE_SIZE)
+    assert (data.train_size, data.validation_size) == (4, 2)
+    assert (f"Not read: 1 file in {str(tmp_path / 'train')!r} beside the class folders, in no class: "
+            "['stray.png']. Move each into the folder of its class to use it.") in caplog.text
+    assert caplog.text.count("Not read") == 1
+
+
 def test_a_test_folder_beside_train_is_left_for_evaluation_and_evaluation_reads_it(tmp_path, caplog):
     _make_classes(tmp_path / "train", {"a": 3, "b": 3})
     _make_classes(tmp_path / "test", {"a": 1, "b": 2})

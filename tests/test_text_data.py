@@ -67,6 +67,22 @@ def test_validation_split_is_seeded_and_per_class(tmp_path):
     assert np.bincount(texts_and_labels(first.validation)[1]).tolist() == [5, 5]
 
 
+def test_texts_beside_the_class_folders_of_train_and_val_are_named_as_not_read(tmp_path, caplog):
+    for split in ("train", "val"):
+        for name in ("ham", "spam"):
+            (tmp_path / split / name).mkdir(parents=True)
+            (tmp_path / split / name / "0.txt").write_text(f"{name} message", encoding="utf-8")
+    (tmp_path / "train" / "stray.txt").write_text("which class?", encoding="utf-8")
+    (tmp_path / "val" / "notes.md").write_text("how they were labelled", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="absl"):
+        data = tfxfer.load_text_data(str(tmp_path), batch_size=2)
+    assert (data.train_size, data.validation_size) == (2, 2)
+    # (Beside class folders in the data folder itself, files are an error: a folder of class files, or not.)
+    for folder, name in (("train", "stray.txt"), ("val", "notes.md")):
+        assert (f"Not read: 1 file in {str(tmp_path / folder)!r} beside the class folders, in no class: "
+                f"['{name}']") in caplog.text
+
+
 def test_class_folders_one_text_per_file_with_train_and_val(tmp_path):
     for split, count in (("train", 3), ("val", 2)):
         for name in ("ham", "spam"):

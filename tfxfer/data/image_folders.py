@@ -208,6 +208,8 @@ def _list_files(data_dir: str, validation_split: float | None) -> _Listing:
     """Finds the class folders and their image files under `data_dir`."""
     train_root, validation_root = _find_split_roots(data_dir, validation_split)
     class_names = _class_names(train_root, validation_root)
+    for root in filter(None, (train_root, validation_root)):
+        layout.warn_files_beside_classes(root)
     validation_files = None
     if validation_root is not None:
         validation_files = _list_images(validation_root, class_names)

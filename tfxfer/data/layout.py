@@ -7,9 +7,12 @@ filesystem TensorFlow reads (`gs://`, `ram://`, ...).
 import os
 
 import tensorflow as tf
+from absl import logging
 
 from tfxfer.errors import ConfigError
 
+# How many names a warning shows.
+_NAMES_IN_WARNING = 5
 # The folders that split a data folder, by role, matched in any case (`Train/`, `VAL/`): the names Keras and
 # PyTorch examples use, `training/`, and Roboflow's exports (train/, valid/, test/). A data folder holding a
 # training folder holds its class folders there; a validation folder beside it holds fixed validation data, and
@@ -32,6 +35,16 @@ def visible_names(folder: str) -> list[str]:
     """Sorted names of the entries in `folder`, without hidden ones."""
     # GCS listings end folder names with "/".
     return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(folder) if not is_hidden(name))
+
+
+def warn_files_beside_classes(root: str) -> None:
+    """Warns of the files directly in `root`, a folder of class folders: they are in no class, so no loader reads
+    them, and an image or text put one folder too high would otherwise be left out unnoticed."""
+    loose = [name for name in visible_names(root) if not tf.io.gfile.isdir(os.path.join(root, name))]
+    if loose:
+        logging.warning("Not read: %d %s in %r beside the class folders, in no class: %s. Move each into the "
+                        "folder of its class to use it.", len(loose), "file" if len(loose) == 1 else "files", root,
+                        loose[:_NAMES_IN_WARNING])
 
 
 def split_folder_spellings(role: str) -> str:

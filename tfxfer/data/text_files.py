@@ -116,6 +116,7 @@ def read_class_folders(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> Lab
             f"Expected at least 2 class folders (data_dir/<class>/<file>) in {data_dir}. "
             f"Received: {classes}"
         )
+    layout.warn_files_beside_classes(data_dir)
     result = LabelledTexts(max_chars=max_chars)
     for class_name in classes:
         folder = os.path.join(data_dir, class_name)
