@@ -508,12 +508,15 @@ def test_tfds_not_prepared_offline_explains_what_to_do(tmp_path):
     assert "class sub-folders" in message
 
 
-def test_tfds_download_failure_explains_what_to_do(tmp_path, monkeypatch):
+def test_tfds_download_failure_explains_what_to_do(tmp_path, monkeypatch, caplog):
     def fail(self, *args, **kwargs):
         raise ConnectionError("Temporary failure in name resolution")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
 
     expected = r"(?s)not prepared.*tfds build.*Temporary failure in name resolution"
-    with pytest.raises(RuntimeError, match=expected):
+    with pytest.raises(RuntimeError, match=expected), caplog.at_level(logging.INFO):
         load_tfds_images("tf_flowers", image_size=IMAGE_SIZE, data_dir=str(tmp_path))
+    # Said before the download starts, which offline retries for minutes before it fails.
+    assert ("TFDS dataset 'tf_flowers' is not prepared in" in caplog.text
+            and "downloading and preparing it, which needs internet access" in caplog.text)

@@ -46,6 +46,10 @@ def prepared_builder(name: str, data_dir: str | None, download: bool, alternativ
     )
     if not download:
         raise UnavailableOfflineError(f"{message} (download=False.)")
+    # Offline, TFDS retries its downloads for minutes before it fails: say what is being waited for.
+    logging.info("TFDS dataset %r is not prepared in %r: downloading and preparing it, which needs internet access "
+                 "(without it, TFDS retries for a few minutes before this fails; download=False fails at once).",
+                 name, str(builder.data_dir))
     try:
         builder.download_and_prepare()
     # Network errors, missing optional packages, manual-download datasets and
