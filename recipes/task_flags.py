@@ -5,10 +5,13 @@ column per task, and the recipe builds one head per task on the shared backbone
 (`tfxfer.tasks`); the export answers every task in one call.
 """
 
+import math
+
 import training_flags
 from absl import app, flags
 
 import tfxfer
+from tfxfer.data import task_labels
 
 flags.DEFINE_list("label_columns", None,
                   "CSV/TSV data with several label columns: one task (and head) per column, e.g. "
@@ -39,7 +42,9 @@ def check_flags(*refused: str, needing: dict[str, str] | None = None) -> None:
         if FLAGS[name].present:
             raise app.UsageError(f"--{name} works on a one-head model, and --label_columns trains a head per task; "
                                  f"leave one of them out. Received: --{name}={FLAGS[name].value}")
-    _loss_weights()  # a malformed entry fails now
+    # Checked now, from the columns' task names: the data is read (images decoded) before the model is built.
+    tasks = list(task_labels.task_columns(FLAGS.label_columns))
+    _check_weighed_tasks(_loss_weights(), tasks)
 
 
 def head_arguments(data) -> dict:
@@ -48,21 +53,36 @@ def head_arguments(data) -> dict:
     if not getattr(data, "tasks", None):
         return {"num_classes": len(data.class_names)}
     weights = _loss_weights()
-    unknown = sorted(set(weights) - set(data.tasks))
-    if unknown:
-        raise app.UsageError(f"--task_loss_weights names tasks the data does not have; its tasks are "
-                             f"{sorted(data.tasks)}. Received: {unknown}")
+    _check_weighed_tasks(weights, list(data.tasks))
     return {"tasks": {name: tfxfer.Task(task.num_classes, task.multi_label, weights.get(name, 1.0))
                       for name, task in data.tasks.items()}}
+
+
+def _check_weighed_tasks(weights: dict[str, float], tasks: list[str]) -> None:
+    """A usage error for a task of --task_loss_weights that is none of `tasks` (the data's, in column order)."""
+    unknown = [name for name in weights if name not in tasks]
+    if unknown:
+        raise app.UsageError(f"--task_loss_weights names tasks the data does not have; its tasks are {tasks} (the "
+                             "--label_columns lower-cased, other characters than a-z, 0-9 and _ as _). "
+                             f"Received: {unknown}")
 
 
 def _loss_weights() -> dict[str, float]:
     weights = {}
     for entry in FLAGS.task_loss_weights or ():
         name, _, value = entry.partition("=")
+        name = name.strip()
         try:
-            weights[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
             raise app.UsageError("--task_loss_weights takes task=weight entries, e.g. priority=0.5. "
                                  f"Received: {entry!r}") from None
+        # 0 would drop the task's loss and leave its head untrained; inf or nan stop training at the first batch.
+        if not 0 < weight < math.inf:
+            raise app.UsageError("--task_loss_weights takes a finite weight > 0 per task, e.g. priority=0.5 (to "
+                                 f"leave a task out, leave its column out of --label_columns). Received: {entry!r}")
+        if name in weights:
+            raise app.UsageError(f"--task_loss_weights weighs task {name!r} twice; give each task one weight. "
+                                 f"Received: --task_loss_weights={','.join(FLAGS.task_loss_weights)}")
+        weights[name] = weight
     return weights

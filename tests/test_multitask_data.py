@@ -136,6 +136,17 @@ def test_text_validation_split_is_seeded_and_keeps_every_class_of_every_task_in_
         assert all(count > 0 for counts in data.train_class_counts.values() for count in counts)
 
 
+def test_text_label_columns_warn_of_a_task_the_validation_split_leaves_without_labels(tmp_path, caplog):
+    # 'Kind' is labelled on 2 texts, one per class: both stay in training, and nothing scores it in validation.
+    rows = [(f"text number {i}", "ab"[i % 2], {0: "x", 1: "y"}.get(i, "")) for i in range(8)]
+    path = _write_csv(tmp_path / "t.csv", ["text", "letter", "Kind"], rows)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_text_data(path, label_columns=["letter", "Kind"], validation_split=0.25)
+    assert _examples(data.validation)[1]["kind"].tolist() == [-1, -1]
+    assert (f"No validation text of {path} has a label of the task(s) 'kind' (column 'Kind'): every text labelled "
+            "for them is in training") in caplog.text
+
+
 def test_text_label_columns_without_a_validation_part_are_warned_about_as_one_task_is(tmp_path, caplog):
     path = _tickets(tmp_path)
     with caplog.at_level(logging.WARNING, logger="absl"):
@@ -203,6 +214,13 @@ def test_text_label_columns_errors(tmp_path):
         (tmp_path / "folders" / name / "1.txt").write_text(f"{name} text")
     with pytest.raises(ConfigError, match=r"label_columns applies to .csv/.tsv data only.*class_folders"):
         tfxfer.load_text_data(tmp_path / "folders", label_columns=["label"])
+
+
+def test_a_label_column_whose_task_would_log_as_a_validation_accuracy_is_refused_before_reading(tmp_path):
+    # Its training accuracy would be logged as val_accuracy; refused before the file is opened (it is not there).
+    with pytest.raises(ConfigError, match=r"Task 'val' would log .* Rename its label column \(tasks are named after "
+                                          r"their headers\).*Received: tasks \['species', 'val'\]"):
+        load_image_csv(tmp_path / "none.csv", label_columns=["species", "Val"], image_size=IMAGE_SIZE)
 
 
 def test_text_single_label_csv_is_unchanged_without_label_columns(tmp_path):
@@ -325,6 +343,23 @@ def test_image_csv_validation_split_is_seeded_and_keeps_classes_in_training(tmp_
     first_epoch, second_epoch = [_red_of(x) for x in _examples(first.train)[0]], [
         _red_of(x) for x in _examples(first.train)[0]]
     assert sorted(first_epoch) == sorted(second_epoch) and first_epoch != second_epoch  # Reshuffled each epoch.
+
+
+def test_image_csv_warns_of_a_task_the_validation_split_leaves_without_labels(tmp_path, caplog):
+    # 'kind' is labelled on 2 images, one per class: both stay in training, and nothing scores it in validation.
+    rows = [(str(_image(tmp_path / f"{i}.png", 20 * i).name), "ab"[i % 2], {0: "x", 1: "y"}.get(i, ""))
+            for i in range(8)]
+    path = _write_csv(tmp_path / "l.csv", ["image", "letter", "Kind"], rows)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = load_image_csv(path, label_columns=["letter", "Kind"], image_size=IMAGE_SIZE, validation_split=0.25)
+    assert _examples(data.validation)[1]["kind"].tolist() == [-1, -1]
+    assert (f"No validation image of {path} has a label of the task(s) 'kind' (column 'Kind'): every image labelled "
+            "for them is in training, so their val_<task>_accuracy measures nothing and val_loss leaves them out. "
+            "Label more images for them, or raise validation_split.") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        load_image_csv(path, label_columns=["letter"], image_size=IMAGE_SIZE, validation_split=0.25)
+    assert "No validation image" not in caplog.text
 
 
 def test_image_csv_without_a_validation_part_is_warned_about_as_image_folders_are(tmp_path, caplog):

@@ -97,6 +97,25 @@ def test_multi_task_flags_that_cannot_work_are_usage_errors(tmp_path, script_ser
     assert message in script_server.usage_error(recipe, f"--data_dir={data}", *flags, f"--run_dir={tmp_path / 'run'}")
 
 
+@pytest.mark.parametrize("weights, message", [
+    ("Sentiment=2", "--task_loss_weights names tasks the data does not have; its tasks are ['sentiment', 'topic'] "
+                    "(the --label_columns lower-cased, other characters than a-z, 0-9 and _ as _). Received: "
+                    "['Sentiment']"),
+    ("topic=0", "--task_loss_weights takes a finite weight > 0 per task, e.g. priority=0.5 (to leave a task out, "
+                "leave its column out of --label_columns). Received: 'topic=0'"),
+    ("topic=2,topic=0.5", "--task_loss_weights weighs task 'topic' twice; give each task one weight. Received: "
+                          "--task_loss_weights=topic=2,topic=0.5"),
+])
+def test_task_loss_weights_are_checked_against_the_columns_before_any_work(tmp_path, script_server, weights, message):
+    data = _tickets_csv(tmp_path / "data.csv")  # headers text, Sentiment, topic
+    # A backbone that is not there: the weights are checked before it is looked for, and before the data is read.
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={data}", "--label_columns=Sentiment,topic",
+                                       f"--task_loss_weights={weights}", f"--backbone={tmp_path / 'no_preset'}",
+                                       f"--run_dir={tmp_path / 'run'}")
+    assert f"text_classifier.py: error: {message}" in stderr, stderr[-2000:]
+    assert "Loaded csv texts" not in stderr
+
+
 def test_label_columns_match_headers_whatever_their_case_unless_two_headers_do(tmp_path, script_server):
     data = _tickets_csv(tmp_path / "data.csv")  # headers text, Sentiment, topic
     outputs = [f"--run_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}"]

@@ -63,6 +63,11 @@ def test_tasks_are_resolved_from_counts_specs_and_configs():
     assert tasks == {"product": Task(12), "priority": Task(3, loss_weight=0.5), "tags": Task(4, multi_label=True)}
     assert [task.kind for task in tasks.values()] == [heads.HeadKind.MULTICLASS] * 2 + [heads.HeadKind.MULTILABEL]
     assert Task(2).units == 1 and Task(2, multi_label=True).units == 2
+    assert list(resolve_tasks({"val_val": 2, "val_x": 2})) == ["val_val", "val_x"]  # no task val, nor x
+    # NumPy scalars (a class count from np.unique, say) are taken, and kept as Python's for the JSON config.
+    numpy_task = resolve_tasks({"a": Task(np.int64(3), np.bool_(True), np.float32(0.5))})["a"]
+    assert numpy_task == Task(3, multi_label=True, loss_weight=0.5)
+    assert json.loads(json.dumps(numpy_task.get_config())) == numpy_task.get_config()
 
 
 @pytest.mark.parametrize("tasks, message", [
@@ -72,6 +77,15 @@ def test_tasks_are_resolved_from_counts_specs_and_configs():
     ({"product": 1}, "at least 2 classes"),
     ({"product": {"num_classes": 3, "loss_weight": 0}}, "loss_weight"),
     ({"product": 2.5}, "num_classes must be an int"),
+    # A config read from text: "false" is a true string, which would make a multi-label head.
+    ({"product": {"num_classes": 3, "multi_label": "false"}},
+     r"multi_label must be True or False.*'false' of type str"),
+    ({"product": {"num_classes": 3, "loss_weight": float("inf")}}, "finite number > 0.*Received: loss_weight=inf"),
+    # Their accuracies would be logged under the names of validation accuracies.
+    ({"val": 3, "grade": 2}, r"Task 'val' would log its training accuracy as val_accuracy, the name of the "
+                             r"validation accuracy \(the tasks' mean\).*Rename the task"),
+    ({"grade": 2, "val_grade": 3},
+     r"Task 'val_grade' would log its training accuracy as val_grade_accuracy, the name of task 'grade''s validation"),
 ])
 def test_bad_tasks_are_refused_with_the_reason(tasks, message):
     with pytest.raises(ConfigError, match=message):
@@ -138,6 +152,16 @@ def test_the_loss_weighs_each_task_and_skips_missing_labels():
     assert [float(tf.reduce_sum(v)) for v in accuracies["t"]] == [2.0, 2.0]
 
 
+def test_a_multi_hot_row_is_missing_only_when_all_of_it_is():
+    # As the evaluation reads it: a -1 among 0s and 1s is a label that fits no class, which the loop refuses,
+    # not a missing label (the row's 1 would be left out of the loss silently).
+    loss = losses.MultiTaskLoss({"t": Task(2, multi_label=True)})
+    labels = {"t": tf.constant([[-1, 1], [-1, -1], [1, 0]], tf.float32)}
+    probabilities = {"t": tf.constant([[0.5, 0.5]] * 3)}
+    assert loss.invalid_labels(labels, probabilities).numpy().tolist() == [1.0, 0.0, 0.0]
+    assert loss.task_accuracies(labels, probabilities)["t"][1].numpy().tolist() == [1.0, 0.0, 1.0]
+
+
 def test_each_tasks_accuracy_counts_only_the_examples_labelled_for_it():
     model = _image_model()
     images, labels = _images(40, seed=3, missing=0.4)
@@ -160,6 +184,17 @@ def test_each_tasks_accuracy_counts_only_the_examples_labelled_for_it():
     assert logs["accuracy"] == pytest.approx(np.mean(list(expected.values())), abs=1e-6)
 
 
+def test_a_task_without_labelled_examples_has_no_accuracy_and_stays_out_of_the_mean():
+    model = _image_model()
+    images, labels = _images(24, seed=3, missing=0.0)
+    labels["bright"][:] = MISSING_LABEL
+    loss = losses.MultiTaskLoss(model.tasks)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), **loss.compile_arguments())
+    logs = TrainLoop(model, None, loss).evaluate(_dataset(images, labels, 8))
+    assert "bright_accuracy" not in logs  # not 0: nothing was there to be right or wrong about
+    assert logs["accuracy"] == pytest.approx((logs["colour_accuracy"] + logs["tags_accuracy"]) / 2, abs=1e-6)
+
+
 @pytest.mark.parametrize("cache_features", [True, False])
 def test_fine_tune_learns_every_task_and_a_task_without_labels_keeps_its_head(cache_features, tmp_path):
     images, labels = _images(120, seed=1)
@@ -176,8 +211,12 @@ def test_fine_tune_learns_every_task_and_a_task_without_labels_keeps_its_head(ca
     final = result.phase2.final_metrics
     # Chance is 1/3 and 1/2; the tasks are separable by the mean colour the backbone sees.
     assert final["val_colour_accuracy"] > 0.8 and final["val_bright_accuracy"] > 0.8
+    # No training example is labelled for tags: no training accuracy of its own, and none in the mean.
     assert set(result.phase1.history) == {f"{prefix}{name}" for prefix in ("", "val_") for name in (
-        "loss", "accuracy", "colour_accuracy", "bright_accuracy", "tags_accuracy")}
+        "loss", "accuracy", "colour_accuracy", "bright_accuracy")} | {"val_tags_accuracy"}
+    history = result.phase2.history
+    assert history["accuracy"][-1] == pytest.approx((history["colour_accuracy"][-1]
+                                                     + history["bright_accuracy"][-1]) / 2)
 
 
 def test_fine_tune_checks_the_labels_of_every_task():
@@ -190,6 +229,11 @@ def test_fine_tune_checks_the_labels_of_every_task():
     bad = dict(labels, colour=np.where(labels["colour"] == 2, 5, labels["colour"]))
     with pytest.raises(ConfigError, match=r"train_data\['colour'\] has label 5.*3 classes"):
         tfxfer.fine_tune(model, _dataset(images, bad), config=CONFIG, verbose=0)
+    # A multi-hot row is missing only when all of it is -1: [-1, 1] is a wrong label, found in the first batch.
+    half_missing = dict(labels, tags=np.array([[MISSING_LABEL, 1.0]] + [[0.0, 1.0]] * 15, "float32"))
+    with pytest.raises(ConfigError, match=r"Multi-hot labels must be 0 or 1 in every column. Received: values "
+                                          r"\[-1, 0, 1\] in the first batch of train_data\['tags'\]"):
+        tfxfer.fine_tune(model, _dataset(images, half_missing), config=CONFIG, verbose=0)
     with pytest.raises(ConfigError, match="loss_weight"):
         tfxfer.fine_tune(model, _dataset(images, labels), config=CONFIG.replace(class_weight="balanced"), verbose=0)
 

@@ -14,9 +14,12 @@ and accuracy skip it.
 
 import dataclasses
 import enum
+import math
 import numbers
 import re
 from collections.abc import Mapping
+
+import numpy as np
 
 from tfxfer.errors import ConfigError
 
@@ -87,12 +90,22 @@ class Task:
     loss_weight: float = 1.0
 
     def __post_init__(self):
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, numbers.Integral):
             raise ConfigError(f"A task's num_classes must be an int >= 2. Received: num_classes={self.num_classes!r}")
+        # A string such as "false" (a config read from text) would be true, and make a multi-label head silently.
+        if not isinstance(self.multi_label, (bool, np.bool_)):
+            raise ConfigError("A task's multi_label must be True or False. "
+                              f"Received: multi_label={self.multi_label!r} of type {type(self.multi_label).__name__}")
         head_kind_for(self.num_classes, self.multi_label)  # raises for fewer than 2 classes
         weight = self.loss_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-            raise ConfigError(f"A task's loss_weight must be a number > 0, e.g. 1.0. Received: loss_weight={weight!r}")
+        # An infinite weight makes the loss infinite, and training stops at its first batch.
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 < weight < math.inf:
+            raise ConfigError(f"A task's loss_weight must be a finite number > 0, e.g. 1.0. "
+                              f"Received: loss_weight={weight!r}")
+        # NumPy scalars (a count from np.unique, say) stored as Python's: the config is JSON.
+        object.__setattr__(self, "num_classes", int(self.num_classes))
+        object.__setattr__(self, "multi_label", bool(self.multi_label))
+        object.__setattr__(self, "loss_weight", float(weight))
 
     @property
     def kind(self) -> HeadKind:
@@ -132,7 +145,33 @@ def resolve_tasks(tasks) -> dict[str, Task]:
         elif not isinstance(spec, Task):
             spec = Task(spec)
         resolved[name] = spec
+    check_log_names(list(resolved), "Rename the task")
     return resolved
+
+
+def check_log_names(names, rename: str) -> None:
+    """Raises a `ConfigError` for task names whose accuracies would be logged under another metric's name.
+
+    The logs hold `<task>_accuracy` and `val_<task>_accuracy`: a task `val`
+    logs its training accuracy as `val_accuracy`, the validation accuracy's
+    name, and a task `val_<other task>` as the other task's validation
+    accuracy. One would overwrite the other, in the history and in what
+    early stopping watches.
+
+    Args:
+        names: list of str. The task names.
+        rename: str. How to rename a task, the start of a sentence: e.g.
+            "Rename its label column".
+    """
+    for name in names:
+        other = name[len("val_"):] if name.startswith("val_") else None
+        if name == "val" or other in names:
+            what = ("the validation accuracy (the tasks' mean)" if name == "val"
+                    else f"task {other!r}'s validation accuracy")
+            raise ConfigError(
+                f"Task {name!r} would log its training accuracy as {name}_accuracy, the name of {what}: one would "
+                f"overwrite the other in the logs and history. {rename}, e.g. to {name + '_task'!r}. "
+                f"Received: tasks {list(names)}")
 
 
 def model_tasks(model) -> dict[str, Task] | None:

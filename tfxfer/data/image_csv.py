@@ -157,6 +157,8 @@ def load_image_csv(
     if validation_split is not None:
         train_idx, val_idx = splits.split_for_tasks(task_labels.membership(labels, class_names), validation_split,
                                                     seed, what="images", copies=keys)
+        task_labels.warn_tasks_unlabelled_in_validation(task_labels.take(labels, val_idx), columns, csv_path,
+                                                        "images")
     else:
         splits.warn_no_validation(csv_path)
     train_labels = task_labels.take(labels, train_idx)

@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 
 from tfxfer.errors import ConfigError
-from tfxfer.tasks import MISSING_LABEL, Task
+from tfxfer.tasks import MISSING_LABEL, Task, check_log_names
 
 _NOT_NAME = re.compile(r"[^a-z0-9_]")
 
@@ -46,7 +46,8 @@ def task_columns(label_columns) -> dict[str, str]:
 
     Raises:
         ConfigError: `label_columns` is not a non-empty list of non-empty
-            strings, or two columns give one task name.
+            strings, two columns give one task name, or a task name would
+            log its accuracy under another's name (`tfxfer.tasks.check_log_names`).
     """
     if isinstance(label_columns, str) or not isinstance(label_columns, Sequence) or not label_columns or not all(
             isinstance(column, str) and column for column in label_columns):
@@ -62,6 +63,8 @@ def task_columns(label_columns) -> dict[str, str]:
                 "lower-cased and other characters than letters, digits and '_' become '_'). Rename one of the "
                 f"columns, or list it once. Received: label_columns={list(label_columns)!r}")
         columns[name] = column
+    # Now, before any file is read: the model built on these tasks would refuse the names.
+    check_log_names(list(columns), "Rename its label column (tasks are named after their headers)")
     return columns
 
 
@@ -172,7 +175,31 @@ def take(labels: dict[str, np.ndarray], indices: np.ndarray) -> dict[str, np.nda
     return {task: values[indices] for task, values in labels.items()}
 
 
+def warn_tasks_unlabelled_in_validation(labels: dict[str, np.ndarray], columns: dict[str, str], source: str,
+                                        what: str) -> None:
+    """Warns about tasks that no validation example is labelled for: their validation accuracy measures nothing.
+
+    The split keeps every class of every task in training, so a task labelled
+    on a few examples can end with none of them held out, and early stopping
+    (`val_loss`) then watches the other tasks only.
+
+    Args:
+        labels: dict. `{task: labels}` of the validation examples (`encode`'s).
+        columns: dict. `{task: column}`, for the message.
+        source: str. The file read, for the message.
+        what: str. What the examples are ("images", "texts").
+    """
+    unlabelled = [task for task, count in labelled_counts(labels).items() if not count]
+    if unlabelled:
+        logging.warning(
+            "No validation %s of %s has a label of the task(s) %s: every %s labelled for them is in training, so "
+            "their val_<task>_accuracy measures nothing and val_loss leaves them out. Label more %s for them, or "
+            "raise validation_split.", what[:-1], source,
+            ", ".join(f"{task!r} (column {columns[task]!r})" for task in unlabelled), what[:-1], what)
+
+
 def labelled_counts(labels: dict[str, np.ndarray]) -> dict[str, int]:
     """`{task: examples with a label for the task}`, for the log."""
-    return {task: int(np.sum(values != MISSING_LABEL) if values.ndim == 1 else np.sum(values[:, 0] != MISSING_LABEL))
+    return {task: int(np.sum(values != MISSING_LABEL) if values.ndim == 1
+                      else np.sum(np.any(values != MISSING_LABEL, axis=1)))
             for task, values in labels.items()}

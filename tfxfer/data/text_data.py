@@ -466,6 +466,7 @@ def _load_task_csv(path: str, label_columns: Sequence[str], *, text_column: str,
                                                     seed, what="texts", copies=texts)
         texts, val_texts = texts[train_idx], texts[val_idx]
         labels, val_labels = task_labels.take(labels, train_idx), task_labels.take(labels, val_idx)
+        task_labels.warn_tasks_unlabelled_in_validation(val_labels, columns, path, "texts")
     else:
         splits.warn_no_validation(path, example_split=0.1)
     data = _batched(

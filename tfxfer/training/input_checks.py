@@ -282,7 +282,8 @@ def _check_label_values(kind: heads.HeadKind, num_classes: int, labels, name: st
                         missing_allowed: bool = False) -> None:
     values = np.asarray(labels).astype(np.float64)
     if missing_allowed:  # a multi-task example without a label for this task: checked by no range
-        labelled = values.reshape(len(values), -1)[:, 0] != tasks_lib.MISSING_LABEL
+        # Missing when the whole row is (a multi-hot row too), as the loss reads it: a -1 among 0s and 1s is wrong.
+        labelled = np.any(values.reshape(len(values), -1) != tasks_lib.MISSING_LABEL, axis=1)
         values = values[labelled]
     if values.size == 0:
         return

@@ -329,9 +329,13 @@ class _Totals:
         if "correct" in sums:
             logs[f"{prefix}accuracy"] = sums["correct"] / max(sums["examples"], 1.0)
             return logs
-        tasks = [name[:-len("_labelled")] for name in sums if name.endswith("_labelled")]
-        accuracies = {task: sums[f"{task}_correct"] / max(sums[f"{task}_labelled"], 1.0) for task in tasks}
+        # A task none of whose examples here is labelled has no accuracy: left out, of the mean too (as
+        # `multi_task_report` does), rather than counted as 0. The data of a pass is the same every epoch, so a
+        # task's key is there in every epoch's logs or in none.
+        tasks = [name[:-len("_labelled")] for name in sums if name.endswith("_labelled") and sums[name] > 0]
+        accuracies = {task: sums[f"{task}_correct"] / sums[f"{task}_labelled"] for task in tasks}
         # The tasks' mean, under the name every report reads; each task's own beside it, as Keras names them.
-        logs[f"{prefix}accuracy"] = float(np.mean(list(accuracies.values()))) if accuracies else 0.0
+        if accuracies:
+            logs[f"{prefix}accuracy"] = float(np.mean(list(accuracies.values())))
         logs.update({f"{prefix}{task}_accuracy": value for task, value in accuracies.items()})
         return logs

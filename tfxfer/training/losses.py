@@ -150,8 +150,13 @@ class MultiTaskLoss(keras.losses.Loss):
 
 
 def _labelled(labels):
-    """`(labelled (B,) bool, labels with missing ones set to 0)`: 0 keeps every loss finite before it is masked."""
+    """`(labelled (B,) bool, labels with missing ones set to 0)`: 0 keeps every loss finite before it is masked.
+
+    A multi-hot row is missing when all of it is `MISSING_LABEL`, as the evaluation reads it: a row with a -1
+    among 0s and 1s is labelled, and `invalid_labels` counts it, where reading its first entry only would skip
+    the row silently when that entry is the -1.
+    """
     labels = tf.cast(labels, tf.float32)
-    first = tf.reshape(labels, (tf.shape(labels)[0], -1))[:, 0]
-    labelled = tf.not_equal(first, float(tasks_lib.MISSING_LABEL))
+    rows = tf.reshape(labels, (tf.shape(labels)[0], -1))
+    labelled = tf.reduce_any(tf.not_equal(rows, float(tasks_lib.MISSING_LABEL)), axis=1)
     return labelled, tf.maximum(labels, 0.0)
