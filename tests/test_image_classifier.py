@@ -45,6 +45,15 @@ def test_head_kind_follows_the_task(num_classes, multi_label, kind, units):
     assert model.get_layer("predictions").units == units
 
 
+def test_a_numpy_count_of_classes_is_taken_as_the_int_it_holds(tmp_path):
+    num_classes = np.max([0, 1, 2]) + 1  # an np.int64, as counts computed with NumPy are
+    model = tfxfer.build_image_classifier("mobilenet_v2", num_classes, weights=None, image_size=32, alpha=0.35,
+                                          augmentation=False)
+    assert model.get_layer("predictions").units == 3 and type(model.num_classes) is int
+    model.save(tmp_path / "m.keras")  # its config is JSON
+    assert keras.models.load_model(tmp_path / "m.keras").num_classes == 3
+
+
 def test_one_class_is_rejected():
     with pytest.raises(ValueError, match="at least 2 classes"):
         tfxfer.build_image_classifier("mobilenet_v2", 1, weights=None, image_size=32)

@@ -54,6 +54,9 @@ class Classifier(keras.Model):
                 "Pass num_classes for one head, or tasks for a head per task (e.g. tasks={'product': 12, "
                 f"'priority': 3}}), not both. Received: num_classes={num_classes!r}, tasks={tasks!r}")
         tasks = tasks_lib.resolve_tasks(tasks) if tasks is not None else None
+        if num_classes is not None:
+            tasks_lib.head_kind_for(num_classes, multi_label)  # an int >= 2, or a ConfigError saying so
+            num_classes = int(num_classes)  # a NumPy count (np.unique's, say) as Keras' units and JSON take it
         # Layers first, then the functional graph, then plain settings: the order keras-hub's tasks use,
         # which lets Keras track `backbone` as a layer and restore its weights by that path.
         self.backbone = backbone
