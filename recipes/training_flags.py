@@ -248,14 +248,15 @@ def check_seed() -> None:
 
 
 def passed(name: str) -> bool:
-    """Whether the user set `--name` (on the command line or in a flagfile) to a value other than its default.
+    """Whether the user set `--name`: typed on the command line (at any value, its default too), or set to a value
+    other than its default in a flagfile.
 
     A run's flags.txt lists every flag at its value, defaults included, so that
     `--flagfile=<run_dir>/flags.txt` reruns the run: a flag at its default may
     come from there, and is not taken for one the user set.
     """
     flag = FLAGS[name]
-    return bool(flag.present) and flag.value != flag.default
+    return bool(flag.present) and (flag.value != flag.default or on_command_line(name))
 
 
 def refuse_if_passed(name: str, why: str) -> None:

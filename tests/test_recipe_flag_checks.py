@@ -247,10 +247,16 @@ def test_nosafe_mode_is_refused_with_a_registry_backbone_and_taken_with_your_own
         "layers as it loads, and --backbone=mobilenet_v2 is not a .keras file: a keras.applications backbone is "
         "built, not loaded, so --nosafe_mode does nothing. Leave it out, or pass your model as "
         "--backbone=FILE.keras. Received: --nosafe_mode")), stderr[-2000:]
-    # Your own model loads with it, and --weights at its default (as flags.txt lists it) passes too.
+    # Your own model loads with it, and --weights at its default passes too when a flagfile (a run's flags.txt,
+    # which lists every flag) sets it; typed, it is refused even at its default, since it does nothing.
     own = _own_backbone_file(tmp_path / "own.keras")
+    flagfile = tmp_path / "flags.txt"
+    flagfile.write_text("--weights=pretrained\n")
     _passes_the_flag_checks(script_server, "image_classifier.py", tmp_path, f"--backbone={own}", flag,
-                            "--weights=pretrained")
+                            f"--flagfile={flagfile}")
+    stderr = _usage_error(script_server, "image_classifier.py", tmp_path, f"--backbone={own}", "--weights=pretrained")
+    assert stderr.endswith("so --weights does nothing; leave it out. Received: --weights=pretrained\n"
+                           "Run image_classifier.py --helpshort for its flags.\n"), stderr[-2000:]
 
 
 def test_text_recipe_backbone_with_word_vectors_is_a_usage_error(tmp_path, script_server):
@@ -310,9 +316,11 @@ def test_text_recipe_weights_are_refused_for_word_vectors_before_the_data_loads(
                                                              f"word-vector file, whose vectors are the student's "
                                                              f"own; leave --student_weights out. "
                                                              f"Received: --student_weights=none")), stderr[-2000:]
-    # At their defaults (as flags.txt lists them), and for a transformer student, they pass.
+    # At their defaults from a flagfile (as a run's flags.txt lists them), and for a transformer student, they pass.
+    flagfile = tmp_path / "flags.txt"
+    flagfile.write_text("--weights=pretrained\n--student_weights=pretrained\n")
     _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, f"--word_vectors={vectors}",
-                            "--weights=pretrained", f"--distill_into={vectors}", "--student_weights=pretrained")
+                            f"--flagfile={flagfile}", f"--distill_into={vectors}")
     _passes_the_flag_checks(script_server, "text_classifier.py", tmp_path, f"--word_vectors={vectors}",
                             f"--distill_into={tmp_path / 'preset'}", "--student_weights=none")
 
@@ -354,6 +362,14 @@ def test_a_runs_flagfile_with_every_flag_at_its_default_passes_the_checks(tmp_pa
         flagfile = tmp_path / f"{script}.flags"
         flagfile.write_text("\n".join(defaults + own[script]) + "\n")
         _passes_the_flag_checks(script_server, script, tmp_path, f"--flagfile={flagfile}")
+
+
+@pytest.mark.parametrize("script, flag", [("image_classifier.py", "--max_trials=10"),
+                                          ("text_classifier.py", "--distill_temperature=4.0")])
+def test_a_flag_typed_at_its_default_where_it_does_nothing_is_refused_too(script, flag, tmp_path, script_server):
+    # Typed, a default is a flag the user set (and may think does something); from a flagfile, it is not.
+    stderr = _usage_error(script_server, script, tmp_path, flag)
+    assert stderr.endswith(f"Received: {flag}\nRun {script} --helpshort for its flags.\n"), stderr[-2000:]
 
 
 # 8. Mistakes absl finds parsing the flags end as the recipes' own do, not with absl's "FATAL" and exit code 1.
