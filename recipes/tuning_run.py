@@ -39,7 +39,9 @@ _SEARCH_FLAGS = ("tune", *_SEARCH_SETTINGS)
 
 
 def check_flags() -> None:
-    """Usage errors of the search flags, before any work: the search's settings without --tune would do nothing."""
+    """Usage errors of the search flags, before any work: the search's settings without --tune would do nothing,
+    numbers `tfxfer.tune` refuses would stop the run once its data has loaded, and without phase 2
+    (`_check_without_phase_2`) the trials have none either."""
     training_flags.refuse_without("tune", _SEARCH_SETTINGS, how=f"--tune={'|'.join(tuning.TUNERS)}")
     if not FLAGS.tune:
         return
@@ -50,6 +52,29 @@ def check_flags() -> None:
     if not 0 < FLAGS.tune_holdout < 1:
         raise app.UsageError(f"--tune_holdout must be between 0 and 1, e.g. 0.2. Received: "
                              f"--tune_holdout={FLAGS.tune_holdout}")
+    for name in ("max_trials", "tune_epochs"):  # tfxfer.tune would refuse them only once the data has loaded
+        if FLAGS[name].value < 1:
+            raise app.UsageError(f"--{name} must be a positive integer, e.g. {FLAGS[name].default}. "
+                                 f"Received: --{name}={FLAGS[name].value}")
+    if not FLAGS.fine_tune_epochs:
+        _check_without_phase_2()
+
+
+def _check_without_phase_2() -> None:
+    """With --fine_tune_epochs=0 the trials train as the run does, phase 1 alone (`tfxfer.tune`): Hyperband, whose
+    budgets are phase-2 epochs, cannot search, and --tune_epochs does nothing."""
+    if FLAGS.tune == "hyperband":
+        raise app.UsageError("--tune=hyperband gives each trial a budget of phase-2 epochs, and --fine_tune_epochs=0 "
+                             "skips phase 2 (in the trials as in the run), so every trial would train as long; pass "
+                             "--tune=random or --tune=bayesian, or --fine_tune_epochs=N (N >= 1). "
+                             "Received: --tune=hyperband --fine_tune_epochs=0")
+    # Except after a run's flagfile with phase 2 skipped on purpose, as training_flags.check_phase_2_flags allows.
+    if training_flags.on_command_line("fine_tune_epochs") and not training_flags.on_command_line("tune_epochs"):
+        return
+    training_flags.refuse_if_passed(
+        "tune_epochs", "--tune_epochs sets the phase-2 epochs of each trial of the search, and --fine_tune_epochs=0 "
+        "skips phase 2 (in the trials as in the run), so --tune_epochs does nothing; pass --fine_tune_epochs=N "
+        "(N >= 1) too, or leave --tune_epochs out.")
 
 
 def search(model, train, config: tfxfer.FineTuneConfig, *, class_counts) -> "tfxfer.TuneResult | None":

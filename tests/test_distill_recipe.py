@@ -103,6 +103,16 @@ def test_a_student_whose_imagenet_weights_cannot_be_downloaded_names_student_wei
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_a_temperature_float32_cannot_distil_at_is_a_usage_error_before_any_work(tmp_path, script_server):
+    # Above 100 the loss is rounding noise (NaN by 2e19): it would fail, or train on noise, after the teacher.
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path}",
+                                       "--distill_into=mobilenet_v3_small", "--student_weights=none",
+                                       "--distill_temperature=1000")
+    assert stderr.endswith("error: --distill_temperature must be at most 100: above it float32 cannot tell the "
+                           "softened probabilities apart, and the loss is rounding noise, or NaN (2 to 10 is usual "
+                           "for distillation), e.g. 4.0. Received: --distill_temperature=1000.0\n"), stderr[-2000:]
+
+
 def test_unlabelled_data_without_a_student_is_a_usage_error(tmp_path, script_server):
     stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path}",
                                        f"--unlabelled_data={tmp_path}")

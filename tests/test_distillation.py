@@ -299,6 +299,10 @@ def test_teacher_and_student_must_share_classes_and_head_kind(student_classes, m
     ({"alpha": 1.5}, r"alpha must be a number in \[0, 1\].*Received: alpha=1.5"),
     ({"alpha": -0.1}, r"Received: alpha=-0.1"),
     ({"alpha": True}, r"Received: alpha=True"),
+    # Above 100 the T^2-scaled soft term is float32 rounding noise; by 2e19 T^2 overflows, and the loss is NaN.
+    ({"temperature": 1e20}, r"temperature must be at most 100: above it float32 cannot tell the softened "
+                            r"probabilities apart.*Received: temperature=1e\+20"),
+    ({"temperature": 101}, r"Received: temperature=101"),
 ])
 def test_temperature_and_alpha_are_checked(arguments, message):
     with pytest.raises(ConfigError, match=message):
@@ -311,6 +315,24 @@ def test_numpy_arrays_for_a_dataset_are_refused_with_the_fix(argument):
     with pytest.raises(ConfigError, match=rf"{argument} must be a tf\.data\.Dataset of batches; NumPy arrays "
                                           r"become one with tf\.data\.Dataset\.from_tensor_slices"):
         distill(_teacher(), _student(), _labelled(_teacher(), 8, seed=0), **{argument: arrays})
+
+
+def test_a_student_sharing_weights_with_its_teacher_is_refused():
+    # Training it would change the teacher, whose probabilities and validation metrics were taken before.
+    teacher = _teacher()
+    with pytest.raises(ConfigError, match=r"The student is the teacher: training it would change the teacher too.*"
+                                          r"Received: teacher='teacher', student='teacher'"):
+        distill(teacher, teacher, _labelled(teacher, 8, seed=0), config=_config(epochs=1), verbose=0)
+    inputs = keras.Input((FEATURES,))
+    backbone = keras.Model(inputs, keras.layers.Dense(8)(inputs), name=layer_names.BACKBONE)
+
+    def on_the_backbone():
+        model_inputs = keras.Input((FEATURES,))
+        return keras.Model(model_inputs, heads.classification_head(backbone(model_inputs), NUM_CLASSES, dropout=0.0))
+
+    one, other = on_the_backbone(), on_the_backbone()
+    with pytest.raises(ConfigError, match=r"The student shares 2 weights with the teacher.*backbone loaded again"):
+        distill(one, other, _labelled(teacher, 8, seed=0), config=_config(epochs=1), verbose=0)
 
 
 def test_class_weights_are_refused():
@@ -328,6 +350,26 @@ def test_data_the_teacher_cannot_take_is_refused():
     wide = tf.data.Dataset.from_tensor_slices((np.zeros((4, FEATURES + 1), "float32"), np.zeros(4, "int32")))
     with pytest.raises(ConfigError, match=r"Received: train_data \(for the teacher\)'s inputs of shape"):
         distill(_teacher(), _student(), wide.batch(2))
+
+
+@pytest.mark.parametrize("argument", ["train_data", "unlabelled_data"])
+def test_images_of_another_size_than_the_teachers_are_refused_not_resized_for_it(argument):
+    # Only a student's images are resized (from the data's); the teacher takes them as fine_tune would.
+    from test_training import _colour_images, _tiny_backbone
+
+    teacher, student = (tfxfer.build_image_classifier(_tiny_backbone(size), num_classes=NUM_CLASSES,
+                                                      preprocessing="tf", augmentation=False, dropout=0.0)
+                        for size in (32, 16))
+    labels = np.arange(8) % NUM_CLASSES
+    fitting = tf.data.Dataset.from_tensor_slices((_colour_images(labels, seed=0), labels)).batch(4)
+    larger = tf.image.resize(_colour_images(labels, seed=1), (48, 48))
+    data = {"train_data": tf.data.Dataset.from_tensor_slices((larger, labels)).batch(4), "unlabelled_data": None}
+    if argument == "unlabelled_data":
+        data = {"train_data": fitting, "unlabelled_data": tf.data.Dataset.from_tensor_slices(larger).batch(4)}
+    with pytest.raises(ConfigError, match=rf"The model takes 32x32x3 images but {argument} \(for the teacher\)'s "
+                                          r"inputs are 48x48x3 images"):
+        distill(teacher, student, data["train_data"], unlabelled_data=data["unlabelled_data"],
+                config=_config(epochs=1), verbose=0)
 
 
 def test_unlabelled_data_the_models_cannot_take_is_refused():

@@ -240,6 +240,20 @@ def test_every_trial_of_a_lora_search_starts_from_the_model_the_search_was_given
      r"The model takes 32x32x3 images but holdout_data's inputs are 16x16x3 images.*Received: holdout_data's inputs"),
     ({"holdout_data": _batches(12).map(lambda images, labels: (images, labels + 3))},
      r"holdout_data has label 5, but the model's head has 3 classes.*in the first batch of holdout_data"),
+    ({"search_space": {"learning_rate": 0.01}},
+     r"search_space must be a function of KerasTuner's HyperParameters.*Received: search_space of type dict"),
+    # Nothing to search: every trial would train the base config again.
+    ({"search_space": lambda hp: {}}, r"at least one setting drawn from its argument \(hp\.Float.*returned \{\}"),
+    ({"search_space": lambda hp: {"learning_rate": 0.01}},
+     r"Received: search_space returned \{'learning_rate': 0\.01\}"),
+    ({"config": BASE.replace(fine_tune_epochs=0), "tuner": "hyperband"},
+     r"Hyperband gives each trial a budget of phase-2 epochs, and config\.fine_tune_epochs=0 skips phase 2.*"
+     r"Received: tuner='hyperband', fine_tune_epochs=0"),
+    ({"config": BASE.replace(fine_tune_epochs=0),
+      "search_space": lambda hp: {"fine_tune_at": hp.Choice("fine_tune_at", [0.2, 0.5]),
+                                  "learning_rate": hp.Choice("learning_rate", [0.01, 0.03])}},
+     r"searching the phase-2 settings 'fine_tune_at' would change nothing.*fine_tune_epochs >= 1\. "
+     r"Received: \['fine_tune_at', 'learning_rate'\]"),
 ])
 def test_tune_refuses_bad_arguments_before_any_trial(arguments, message):
     with pytest.raises(ConfigError, match=message):
@@ -258,6 +272,43 @@ def test_a_holdout_fraction_that_leaves_either_part_empty_is_refused_before_any_
     with pytest.raises(ConfigError, match=message):
         tfxfer.tune(_classifier(), _batches(count), config=BASE, tuner="random", max_trials=1, tune_epochs=1,
                     holdout_fraction=fraction, seed=seed)
+
+
+def test_a_config_without_phase_2_is_searched_without_phase_2_in_its_trials():
+    # The training that follows trains phase 1 alone: trials with a phase 2 would score another training,
+    # and their phase-2 settings would change nothing in it.
+    result = tfxfer.tune(_classifier(), _batches(), config=BASE.replace(fine_tune_epochs=0), tuner="random",
+                         max_trials=2, tune_epochs=3, seed=0)
+
+    assert [row["phase2_epochs"] for row in result.trials] == [0, 0, 0]
+    assert set(result.settings()) == {"learning_rate", "label_smoothing", "weight_decay", "dropout"}
+    assert result.config.fine_tune_epochs == 0
+    assert (result.config.fine_tune_at, result.config.fine_tune_learning_rate) == (
+        BASE.fine_tune_at, BASE.fine_tune_learning_rate)
+
+
+def test_trials_are_scored_on_the_held_out_cross_entropy_without_their_own_label_smoothing(monkeypatch):
+    # Scored with its own smoothing, a trial's loss would rise with the rate it tried, whatever it predicts:
+    # objective="val_loss", and the ties of val_accuracy, would favour no smoothing.
+    plain_losses = []
+    run_phase = tfxfer.tuning.search.engine.run_phase
+
+    def run_and_score(model, phase, *args, **kwargs):
+        result = run_phase(model, phase, *args, **kwargs)
+        if phase.name != "phase 2":  # the trial's last
+            return result
+        images, labels = (np.concatenate(part) for part in zip(*phase.validation.as_numpy_iterator()))
+        probabilities = model.predict(images, verbose=0)
+        plain_losses.append(float(np.mean(-np.log(probabilities[np.arange(len(labels)), labels]))))
+        return result
+
+    monkeypatch.setattr(tfxfer.tuning.search.engine, "run_phase", run_and_score)
+    result = tfxfer.tune(_classifier(), _batches(), config=BASE,
+                         search_space=lambda hp: {"label_smoothing": hp.Choice("label_smoothing", [0.0, 0.3])},
+                         tuner="random", max_trials=2, tune_epochs=1, include_defaults=False, objective="val_loss")
+
+    assert sorted(row["label_smoothing"] for row in result.trials) == [0.0, 0.3]
+    assert [row["val_loss"] for row in result.trials] == pytest.approx(plain_losses, rel=1e-4)
 
 
 def test_settings_fine_tune_refuses_stop_the_search_with_its_error():
@@ -329,6 +380,28 @@ def test_tune_with_the_learning_rate_finder_is_a_usage_error(tmp_path, script_se
     stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path}", "--tune=random",
                                        "--find_learning_rate=1")
     assert "--tune searches both learning rates" in stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    # tfxfer.tune refuses these too, but only once the data has loaded, and by its own argument names.
+    (["--max_trials=0"], "--max_trials must be a positive integer, e.g. 10. Received: --max_trials=0"),
+    (["--tune_epochs=-1"], "--tune_epochs must be a positive integer, e.g. 3. Received: --tune_epochs=-1"),
+    (["--fine_tune_epochs=0", "--tune_epochs=2"],
+     "--tune_epochs sets the phase-2 epochs of each trial of the search, and --fine_tune_epochs=0 skips phase 2 (in "
+     "the trials as in the run), so --tune_epochs does nothing; pass --fine_tune_epochs=N (N >= 1) too, or leave "
+     "--tune_epochs out. Received: --tune_epochs=2"),
+])
+def test_search_numbers_and_a_search_without_phase_2_are_checked_before_the_data_loads(
+        arguments, message, tmp_path, script_server):
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path}", "--tune=random", *arguments)
+    assert message in stderr
+
+
+def test_hyperband_without_phase_2_is_a_usage_error(tmp_path, script_server):
+    stderr = script_server.usage_error("text_classifier.py", f"--data_dir={tmp_path}", "--tune=hyperband",
+                                       "--fine_tune_epochs=0")
+    assert ("--tune=hyperband gives each trial a budget of phase-2 epochs, and --fine_tune_epochs=0 skips phase 2"
+            in stderr and "Received: --tune=hyperband --fine_tune_epochs=0" in stderr)
 
 
 def test_the_flagfile_writes_changed_values_and_leaves_out_none(tmp_path):

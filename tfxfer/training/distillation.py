@@ -146,7 +146,7 @@ def distill(
             Inputs are what both models take; for text classifiers, raw
             strings, which each model's own `preprocessor` tokenizes.
         validation_data: tf.data.Dataset. The same kind of batches, or None.
-        temperature: float. > 0; how much both distributions are softened.
+        temperature: float. In (0, 100]; how much both distributions are softened.
         alpha: float. In [0, 1]; the weight of the hard labels against the
             teacher's softened probabilities.
         unlabelled_data: tf.data.Dataset. Batches of inputs only, without
@@ -167,7 +167,8 @@ def distill(
 
     Raises:
         ConfigError: before any training: teacher and student of other
-            classes or head kinds, a bad `temperature` or `alpha`, a
+            classes or head kinds, or sharing weights (the student built on
+            the teacher's backbone model), a bad `temperature` or `alpha`, a
             `class_weight`, `unlabelled_data` with labels, or data that does
             not fit either model (as in `fine_tune`). During training: an
             example the teacher pass never saw (a pipeline whose inputs change
@@ -184,6 +185,7 @@ def distill(
     ```
     """
     kind = check_models_match(teacher, student)
+    _check_no_shared_weights(teacher, student)
     loss = DistillationLoss(kind, temperature, alpha)
     config = planner.config_or_default(config)
     _check_config(config)
@@ -219,6 +221,19 @@ def check_models_match(teacher: keras.Model, student: keras.Model) -> HeadKind:
             f"the student with num_classes={counts[0]}, multi_label={kinds[0] is HeadKind.MULTILABEL}. "
             f"Received: teacher={teacher.name!r}, student={student.name!r}")
     return kinds[0]
+
+
+def _check_no_shared_weights(teacher: keras.Model, student: keras.Model) -> None:
+    """Raises a `ConfigError` if training the student would change the teacher (whose probabilities, computed
+    once, and validation metrics would then describe a model that no longer exists)."""
+    shared = {id(variable) for variable in teacher.weights} & {id(variable) for variable in student.weights}
+    if shared:
+        what = "is the teacher" if student is teacher else f"shares {len(shared)} weights with the teacher"
+        raise ConfigError(
+            f"The student {what}: training it would change the teacher too. Build the student on a backbone of "
+            "its own: a backbone name, or your backbone loaded again (two classifiers built on one backbone model "
+            "share its weights). "
+            f"Received: teacher={teacher.name!r}, student={student.name!r}")
 
 
 def _check_config(config: FineTuneConfig) -> None:
@@ -283,15 +298,15 @@ def _check_models_take(teacher: keras.Model, student: keras.Model, label_width: 
     """Raises a `ConfigError` if the teacher cannot take the data, or either model the unlabelled data
     (the planner checks the student's labelled data)."""
     for name, data in (("train_data", train_data), ("validation_data", validation_data)):
-        if data is not None:
-            input_checks.check_dataset(teacher, targets_lib.as_model_sees_it(teacher, data),
+        if data is not None:  # images as they are: only the student's are resized
+            input_checks.check_dataset(teacher, targets_lib.as_model_sees_it(teacher, data, resize=False),
                                        name=f"{name} (for the teacher)")
     if unlabelled_data is None:
         return
     marked = targets_lib.mark_unlabelled(unlabelled_data, label_width)
     for role, model in (("teacher", teacher), ("student", student)):
         # The spec only: the marks (-1) are no class indices for the first batch's label check.
-        input_checks.check_dataset(model, targets_lib.as_model_sees_it(model, marked),
+        input_checks.check_dataset(model, targets_lib.as_model_sees_it(model, marked, resize=model is student),
                                    name=f"unlabelled_data (for the {role})", peek=False)
 
 

@@ -24,6 +24,9 @@ from tfxfer.training import losses
 # lower than the soft targets), not measured on tfxfer's benchmarks.
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.1
+# Above it, float32 no longer tells the softened distributions apart: the soft term, scaled up by T^2, is rounding
+# noise (a third of it at T = 1000, then inf times 0, NaN), and it had stopped changing with T long before.
+MAX_TEMPERATURE = 100.0
 # The label of an example without one: the teacher alone labels it.
 UNLABELLED = -1.0
 
@@ -47,14 +50,14 @@ class DistillationLoss(keras.losses.Loss):
 
     Args:
         kind: HeadKind. The head of student and teacher.
-        temperature: float. T > 0: above 1 softens both distributions, so the
-            teacher's small probabilities (which wrong classes it finds
-            plausible) weigh in.
+        temperature: float. 0 < T <= 100 (`MAX_TEMPERATURE`): above 1 softens
+            both distributions, so the teacher's small probabilities (which
+            wrong classes it finds plausible) weigh in.
         alpha: float. In [0, 1]: the weight of the hard labels; 1 is plain
             cross-entropy, 0 learns from the teacher alone.
 
     Raises:
-        ConfigError: a temperature that is not > 0, or an alpha outside [0, 1].
+        ConfigError: a temperature outside (0, 100], or an alpha outside [0, 1].
 
     Example:
 
@@ -103,7 +106,7 @@ class DistillationLoss(keras.losses.Loss):
 
 
 def check_temperature_and_alpha(temperature, alpha, names: tuple[str, str] = ("temperature", "alpha")) -> None:
-    """Raises a `ConfigError` unless `temperature` > 0 and 0 <= `alpha` <= 1.
+    """Raises a `ConfigError` unless 0 < `temperature` <= `MAX_TEMPERATURE` and 0 <= `alpha` <= 1.
 
     names: (str, str). What the message calls the two: the recipes pass their
         flags (`--distill_temperature`, `--distill_alpha`), which they check
@@ -113,6 +116,11 @@ def check_temperature_and_alpha(temperature, alpha, names: tuple[str, str] = ("t
     if not is_real_number(temperature) or not temperature > 0 or temperature == float("inf"):
         raise ConfigError(f"{temperature_name} must be a number > 0 (1 leaves the probabilities as they are; 2 to "
                           f"10 soften them, as is usual for distillation), e.g. {DEFAULT_TEMPERATURE}. "
+                          f"Received: {temperature_name}={temperature!r}")
+    if temperature > MAX_TEMPERATURE:
+        raise ConfigError(f"{temperature_name} must be at most {MAX_TEMPERATURE:g}: above it float32 cannot tell the "
+                          f"softened probabilities apart, and the loss is rounding noise, or NaN (2 to 10 is usual "
+                          f"for distillation), e.g. {DEFAULT_TEMPERATURE}. "
                           f"Received: {temperature_name}={temperature!r}")
     if not is_real_number(alpha) or not 0 <= alpha <= 1:
         raise ConfigError(f"{alpha_name} must be a number in [0, 1]: the weight of the hard labels (1 ignores the "

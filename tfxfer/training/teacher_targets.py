@@ -60,13 +60,14 @@ class TeacherTargets:
             return tf.gather(tf.constant(self.probabilities), rows)
 
 
-def model_inputs(model: keras.Model, inputs):
+def model_inputs(model: keras.Model, inputs, *, resize: bool = True):
     """What `model` takes of a batch of inputs: raw texts through a text classifier's own preprocessor;
-    images resized to an image model's input size (a student may take smaller images than its teacher)."""
+    with `resize`, images resized to an image model's input size (a student may take smaller images than its
+    teacher; the teacher takes the data's images as they are, as `fine_tune` would, so it has no `resize`)."""
     preprocessor = classifier.text_preprocessor(model)
     if preprocessor is not None and isinstance(inputs, tf.Tensor) and inputs.dtype == tf.string:
         return preprocessor(inputs)
-    size = _image_size(model)
+    size = _image_size(model) if resize else None
     if size is not None and isinstance(inputs, tf.Tensor) and inputs.shape.rank == 4 and (
             tuple(inputs.shape[1:3]) != size):
         # Antialiased: a smaller student sees the image averaged, as a resize of the original would give it.
@@ -82,11 +83,12 @@ def _image_size(model: keras.Model) -> tuple[int, int] | None:
     return shape[1], shape[2]
 
 
-def as_model_sees_it(model: keras.Model, dataset: tf.data.Dataset | None) -> tf.data.Dataset | None:
-    """`(inputs, labels)` batches with the inputs as `model` takes them."""
+def as_model_sees_it(model: keras.Model, dataset: tf.data.Dataset | None, *,
+                     resize: bool = True) -> tf.data.Dataset | None:
+    """`(inputs, labels)` batches with the inputs as `model` takes them (`model_inputs`)."""
     if dataset is None:
         return None
-    return dataset.map(lambda inputs, labels: (model_inputs(model, inputs), labels),
+    return dataset.map(lambda inputs, labels: (model_inputs(model, inputs, resize=resize), labels),
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -127,7 +129,7 @@ def run_teacher(teacher: keras.Model, datasets: dict[str, tf.data.Dataset]) -> d
     passes = {}
     for name, dataset in datasets.items():
         probabilities, keys = predict(forward, dataset.map(
-            lambda inputs, labels: (model_inputs(teacher, inputs), example_keys(inputs)),
+            lambda inputs, labels: (model_inputs(teacher, inputs, resize=False), example_keys(inputs)),
             num_parallel_calls=tf.data.AUTOTUNE))
         passes[name] = keys, probabilities
     return passes

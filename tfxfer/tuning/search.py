@@ -34,12 +34,14 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer import distribute
+from tfxfer import tasks as tasks_lib
 from tfxfer.data import holdout as holdout_lib
 from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError
 from tfxfer.models import heads, layer_names
 from tfxfer.training import backup as backup_lib
-from tfxfer.training import engine, feature_cache, freezing, input_checks, planner, precision
+from tfxfer.training import engine, feature_cache, freezing, input_checks, losses, planner, precision
+from tfxfer.training.loop import TrainLoop
 from tfxfer.tuning import TUNERS
 from tfxfer.tuning import space as space_lib
 
@@ -61,7 +63,8 @@ class TuneResult:
         best_trial: dict. The best row of `trials`.
         trials: list[dict]. One row per trial, in the order they ran: `trial`
             (id, or "defaults" for the base config), `status`, the settings,
-            `val_accuracy` and `val_loss` on the held-out examples,
+            `val_accuracy` and `val_loss` (the cross-entropy without label
+            smoothing, which trials vary) on the held-out examples,
             `phase2_epochs` and `seconds`.
         objective: str. What the trials were ranked by, on the held-out examples.
         holdout_size: int. Held-out examples the trials were scored on.
@@ -137,14 +140,16 @@ def tune(
             `HyperParameters` (`tfxfer.tuning.space`); None searches
             `space.default_space(model)`: both learning rates, `fine_tune_at`,
             label smoothing, weight decay, the head's dropout and (transformer
-            backbones) `layer_decay`.
+            backbones) `layer_decay`; with `config.fine_tune_epochs=0`, the
+            settings of phase 1 alone.
         tuner: str. "random" (`RandomSearch`), "bayesian"
             (`BayesianOptimization`: random first trials, then a Gaussian
             process) or "hyperband" (many short trials, the best continued
             longer: phase 2 of 1 up to `tune_epochs` epochs).
         max_trials: int. Trials the oracle runs (Hyperband stops there too).
         tune_epochs: int. Phase-2 epochs of a trial (Hyperband: the most).
-            Phase 1 runs the config's `epochs` on cached features.
+            Phase 1 runs the config's `epochs` on cached features. A config
+            with `fine_tune_epochs=0` has no phase 2, nor then do the trials.
         objective: str. "val_accuracy" (highest wins) or "val_loss" (lowest)
             on the held-out examples. Ties go to the lower `val_loss`.
         holdout_fraction: float. Share held out of `train_data` when
@@ -163,9 +168,11 @@ def tune(
         A `TuneResult`.
 
     Raises:
-        ConfigError: before any trial, for a bad argument or a search space
+        ConfigError: before any trial, for a bad argument, a search space
             that returns something other than `FineTuneConfig` fields and
-            "dropout"; during the search, for settings `fine_tune` refuses.
+            "dropout" or declares no hyperparameter, or (with
+            `fine_tune_epochs=0`) Hyperband or phase-2 settings; during the
+            search, for settings `fine_tune` refuses.
 
     Example:
 
@@ -181,12 +188,16 @@ def tune(
     base = planner.config_or_default(config)
     _check_arguments(tuner, max_trials, tune_epochs, objective)
     input_checks.check_are_datasets(train_data=train_data, holdout_data=holdout_data)
-    search_space = search_space or space_lib.default_space(model)
-    trial_base = base.replace(fine_tune_epochs=tune_epochs)
+    phase_2 = base.fine_tune_epochs > 0  # the trials train as the training that follows: phase 1 alone, or both
+    if search_space is None:
+        search_space = space_lib.default_space(model, phase_2=phase_2)
+    trial_base = base.replace(fine_tune_epochs=tune_epochs if phase_2 else 0)
     hyperparameters = keras_tuner.HyperParameters()
-    searched = search_space(hyperparameters)
+    searched = _first_settings(search_space, hyperparameters)
     # A bad space fails before any trial: an unknown setting, or dropout for a model without the layer.
     _, dropout = space_lib.split_settings(searched, trial_base)
+    if not phase_2:
+        _check_without_phase_2(tuner, searched)
     if dropout is not None and _dropout_rate(model) is None:
         heads.set_dropout(model, dropout)  # raises the ConfigError that says how to build it
     # Checked here under the names the caller passed them as: the trials plan them as fine_tune's validation_data.
@@ -203,7 +214,7 @@ def tune(
                                 project_name="keras_tuner", overwrite=True)
         with _quiet_retracing():
             if include_defaults:  # the base config's own values of the searched settings
-                runner.run(DEFAULTS_TRIAL, runner.current_settings(searched), tune_epochs)
+                runner.run(DEFAULTS_TRIAL, runner.current_settings(searched), trial_base.fine_tune_epochs)
             _search(search)
     finally:
         if directory is None:
@@ -239,6 +250,40 @@ def _check_arguments(tuner, max_trials, tune_epochs, objective) -> None:
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)} (on the held-out examples). "
                           f"Received: objective={objective!r}")
+
+
+def _first_settings(search_space, hyperparameters: keras_tuner.HyperParameters) -> dict:
+    """What `search_space` returns for the first trial; raises a `ConfigError` unless it is a function that
+    declares hyperparameters and returns a non-empty dict of settings."""
+    example = ('lambda hp: {"fine_tune_learning_rate": hp.Float("fine_tune_learning_rate", 1e-5, 1e-3, '
+               'sampling="log")}')
+    if not callable(search_space):
+        raise ConfigError(f"search_space must be a function of KerasTuner's HyperParameters that returns "
+                          f"{{setting: value}}, e.g. {example}; None searches tfxfer's own space. "
+                          f"Received: search_space of type {type(search_space).__name__}")
+    searched = search_space(hyperparameters)
+    # Without a hyperparameter the oracle has nothing to vary: every trial would train the same settings.
+    if not isinstance(searched, dict) or not searched or not hyperparameters.space:
+        raise ConfigError(f"search_space must return {{setting: value}} with at least one setting drawn from its "
+                          f"argument (hp.Float, hp.Int, hp.Choice, ...), or there is nothing to search, e.g. "
+                          f"{example}; None searches tfxfer's own space. Received: search_space returned "
+                          f"{searched!r}")
+    return searched
+
+
+def _check_without_phase_2(tuner: str, searched: dict) -> None:
+    """Raises a `ConfigError` for what a search of a config without phase 2 (`fine_tune_epochs=0`) cannot vary."""
+    if tuner == "hyperband":
+        raise ConfigError("Hyperband gives each trial a budget of phase-2 epochs, and config.fine_tune_epochs=0 "
+                          "skips phase 2 (in the trials as in the training that follows), so every trial would "
+                          "train as long. Pass tuner='random' or 'bayesian', or a config with fine_tune_epochs >= 1. "
+                          "Received: tuner='hyperband', fine_tune_epochs=0")
+    phase_2 = [name for name in searched if name in space_lib.PHASE_2_SETTINGS]
+    if phase_2:
+        raise ConfigError(f"config.fine_tune_epochs=0 skips phase 2 (in the trials as in the training that "
+                          f"follows), so searching the phase-2 settings {', '.join(map(repr, phase_2))} would change "
+                          f"nothing. Leave them out of search_space, or pass a config with fine_tune_epochs >= 1. "
+                          f"Received: {sorted(searched)}")
 
 
 def _split_holdout(train_data: tf.data.Dataset, fraction, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -380,9 +425,22 @@ class _TrialRunner:
         phases = planner.plan_phases(self.model, self.train, self.holdout, config, callbacks=None,
                                      class_counts=self.class_counts, cache_features=True)
         with precision.mixed_precision(self.model, self._compute.policy):
-            results = [engine.run_phase(self.model, phase, self._no_backup, compute=self._compute,
-                                        cached=self._cached) for phase in phases]
-        return results[-1].final_metrics
+            for phase in phases:
+                engine.run_phase(self.model, phase, self._no_backup, compute=self._compute, cached=self._cached)
+            return self._score(phases[-1].kind, backbone_trained=len(phases) > 1)
+
+    def _score(self, kind, *, backbone_trained: bool) -> dict[str, float]:
+        """`val_accuracy` and `val_loss` of the trained trial on the held-out data, the loss without label
+        smoothing: a trial's own (searched) smoothing would raise its loss with its rate, whatever it predicts."""
+        tasks = tasks_lib.model_tasks(self.model)
+        plain = losses.loss_for(kind) if tasks is None else losses.MultiTaskLoss(tasks)
+        if backbone_trained:
+            loop = TrainLoop(self.model, kind, plain, optimizer=keras.optimizers.SGD())
+            metrics = loop.evaluate(self.holdout)
+        else:  # the backbone is as it was: its held-out features are the cached ones
+            loop = TrainLoop(self.model, kind, plain, head=self._cached.head, optimizer=keras.optimizers.SGD())
+            metrics = loop.evaluate(self._cached.validation)
+        return {f"val_{name}": value for name, value in metrics.items()}
 
 
 def _dropout_rate(model: keras.Model) -> float | None:

@@ -31,25 +31,29 @@ SearchSpace = Callable[[keras_tuner.HyperParameters], dict]
 DROPOUT = "dropout"
 # Searching these would change what the search measures or how long a trial runs, not how well it trains.
 _NOT_SEARCHABLE = ("epochs", "fine_tune_epochs", "mixed_precision", "jit_compile", "early_stopping_patience")
+# The settings that shape phase 2 alone: with `fine_tune_epochs=0` there is no phase 2, and they change nothing.
+PHASE_2_SETTINGS = ("fine_tune_learning_rate", "fine_tune_at", "warmup_fraction", "layer_decay", "lora_rank",
+                    "fine_tune_ema_momentum", "fine_tune_interpolation")
 
 
-def default_space(model: keras.Model) -> SearchSpace:
+def default_space(model: keras.Model, phase_2: bool = True) -> SearchSpace:
     """tfxfer's search space for `model`: learning rates, `fine_tune_at`, regularisation; `layer_decay` for
-    transformer backbones; the head's dropout when the model has a dropout layer."""
+    transformer backbones; the head's dropout when the model has a dropout layer. Without `phase_2` (a config
+    with `fine_tune_epochs=0`), none of `PHASE_2_SETTINGS`."""
     text = classifier.text_preprocessor(model) is not None
-    blocks = _has_transformer_blocks(model)
+    blocks = phase_2 and _has_transformer_blocks(model)
     dropout = any(layer.name == layer_names.DROPOUT for layer in model.layers)
 
     def space(hp: keras_tuner.HyperParameters) -> dict:
-        settings = {
-            "learning_rate": hp.Float("learning_rate", 1e-3, 1e-2, sampling="log"),
-            "fine_tune_learning_rate": (hp.Float("fine_tune_learning_rate", 1e-5, 2e-4, sampling="log") if text
-                                        else hp.Float("fine_tune_learning_rate", 2e-5, 1e-3, sampling="log")),
+        settings = {"learning_rate": hp.Float("learning_rate", 1e-3, 1e-2, sampling="log")}
+        if phase_2:
+            settings["fine_tune_learning_rate"] = (
+                hp.Float("fine_tune_learning_rate", 1e-5, 2e-4, sampling="log") if text
+                else hp.Float("fine_tune_learning_rate", 2e-5, 1e-3, sampling="log"))
             # Fractions of the backbone's layers, counted from the top.
-            "fine_tune_at": hp.Choice("fine_tune_at", [0.25, 0.5] if text else [0.1, 0.2, 0.3, 0.5]),
-            "label_smoothing": hp.Choice("label_smoothing", [0.0, 0.1, 0.2]),
-            "weight_decay": hp.Float("weight_decay", 1e-5, 1e-2, sampling="log"),
-        }
+            settings["fine_tune_at"] = hp.Choice("fine_tune_at", [0.25, 0.5] if text else [0.1, 0.2, 0.3, 0.5])
+        settings["label_smoothing"] = hp.Choice("label_smoothing", [0.0, 0.1, 0.2])
+        settings["weight_decay"] = hp.Float("weight_decay", 1e-5, 1e-2, sampling="log")
         if blocks:
             settings["layer_decay"] = hp.Choice("layer_decay", [0.7, 0.8, 0.9, 1.0])
         if dropout:
