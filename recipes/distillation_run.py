@@ -13,11 +13,12 @@ parameters and SavedModel sizes, and the student's training.
 """
 
 import training_flags
-from absl import flags, logging
+from absl import app, flags, logging
 
 import tfxfer
+from tfxfer.errors import ConfigError
 from tfxfer.export import versioning
-from tfxfer.training import distillation_loss
+from tfxfer.training import distillation_loss, freezing, planner
 
 FLAGS = flags.FLAGS
 STUDENT_SUFFIX = "_student"
@@ -53,6 +54,22 @@ def check_flags(*, student: str, unlabelled: str, student_flags: dict[str, str] 
     training_flags.check_not_empty("unlabelled_data", unlabelled, "to distil on the training data alone")
     distillation_loss.check_temperature_and_alpha(FLAGS.distill_temperature, FLAGS.distill_alpha,
                                                   names=("--distill_temperature", "--distill_alpha"))
+
+
+def check_student_fine_tune_at(student, config: tfxfer.FineTuneConfig) -> None:
+    """A usage error, before the teacher trains, when `config.fine_tune_at` (--fine_tune_at as a layer name or
+    index) is not one of the student's backbone layers: the student's phase 2 takes the teacher's settings, and
+    `tfxfer.distill` would refuse it only once the teacher has trained and been exported."""
+    if not config.fine_tune_epochs:
+        return
+    try:
+        freezing.first_trainable_index(planner.backbone_of(student).layers, config.fine_tune_at)
+    except ConfigError as error:
+        raise app.UsageError(
+            f"--fine_tune_at={FLAGS.fine_tune_at} is where phase 2 starts unfreezing the --distill_into student's "
+            f"backbone too, which cannot take it ({error}). Pass a share of the layers, e.g. --fine_tune_at=0.3, "
+            f"which fits both backbones. Received: --fine_tune_at={FLAGS.fine_tune_at} "
+            f"--distill_into={FLAGS.distill_into}") from error
 
 
 def student_export_dir() -> str:

@@ -120,6 +120,8 @@ def main(argv):
                                                    batch_size=global_batch, cache_memory_mb=FLAGS.cache_memory_mb,
                                                    spill_dir=run_dir)
     config = training_flags.fine_tune_config(global_batch)
+    if student is not None:
+        distillation_run.check_student_fine_tune_at(student, config)
     search = tuning_run.search(model, data.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
     model, result = training_flags.train_or_resume(model, data.train, data.validation, config, data.train_class_counts,

@@ -106,6 +106,8 @@ def main(argv):
     tokenized = data.map_inputs(model.preprocessor)
     config = kind_config(training_flags.fine_tune_config(global_batch), word_vectors=bool(FLAGS.word_vectors),
                          layer_decay=FLAGS.layer_decay)
+    if student is not None:
+        distillation_run.check_student_fine_tune_at(student, config)
     search = tuning_run.search(model, tokenized.train, config, class_counts=data.train_class_counts)
     config = config if search is None else search.config
     # Every worker runs what follows; only the chief's files are kept.

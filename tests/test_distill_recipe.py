@@ -74,6 +74,19 @@ def test_an_unknown_student_fails_before_any_training(tmp_path, script_server):
     assert "mobilenet_v9" in stderr and not (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_a_fine_tune_at_layer_the_student_lacks_fails_before_the_teacher_trains(tmp_path, script_server):
+    _write_colour_folders(tmp_path / "data", per_class=2)
+    stderr = script_server.usage_error("image_classifier.py", f"--data_dir={tmp_path / 'data'}",
+                                       "--backbone=mobilenet_v2", "--alpha=0.35", "--weights=none", "--image_size=32",
+                                       "--fine_tune_at=block_13_expand", "--distill_into=mobilenet_v3_small",
+                                       "--student_weights=none", f"--run_dir={tmp_path / 'run'}")
+    assert ("--fine_tune_at=block_13_expand is where phase 2 starts unfreezing the --distill_into student's backbone "
+            "too, which cannot take it (No backbone layer is named 'block_13_expand'.") in stderr, stderr[-3000:]
+    assert stderr.endswith("Received: --fine_tune_at=block_13_expand --distill_into=mobilenet_v3_small\n"
+                           "Run image_classifier.py --helpshort for its flags.\n")
+    assert "phase 1 epoch" not in stderr and not (tmp_path / "run" / "metrics.json").exists()
+
+
 _OFFLINE = """import runpy, sys
 from keras.src.utils import file_utils
 
