@@ -515,7 +515,7 @@ def test_tfds_download_failure_explains_what_to_do(tmp_path, monkeypatch, caplog
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", fail)
 
     expected = r"(?s)not prepared.*tfds build.*Temporary failure in name resolution"
-    with pytest.raises(RuntimeError, match=expected), caplog.at_level(logging.INFO):
+    with pytest.raises(RuntimeError, match=expected), caplog.at_level(logging.INFO, logger="absl"):
         load_tfds_images("tf_flowers", image_size=IMAGE_SIZE, data_dir=str(tmp_path))
     # Said before the download starts, which offline retries for minutes before it fails.
     assert ("TFDS dataset 'tf_flowers' is not prepared in" in caplog.text
