@@ -284,7 +284,7 @@ def test_image_recipe_killed_after_training_exports_when_rerun_without_training_
 @pytest.mark.slow
 def test_image_recipe_killed_after_tuning_and_training_reports_its_search_when_rerun_without_searching_again(
         tmp_path, script_server):
-    flags = [*_tiny_own_backbone_flags(tmp_path), "--tune=random", "--max_trials=1", "--tune_epochs=1",
+    flags = [*_tiny_own_backbone_flags(tmp_path), "--tune=random", "--max_trials=1",
              f"--backup_dir={tmp_path / 'backup'}"]
     wrapper = tmp_path / "killed_at_export.py"
     wrapper.write_text(_KILLED_AT_EXPORT)
