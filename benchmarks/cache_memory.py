@@ -4,7 +4,8 @@ Generates two folders of small random-ish JPEGs: one whose decoded uint8 cache
 is just under `--budget_mb` (so it is cached in memory) and one 4x larger (so
 it spills to a file cache). Each is then loaded with `cache_memory_mb=budget`
 and trained on, with a tiny model, for `--epochs` epochs, in its own
-subprocess so that each run has its own peak resident memory (`ru_maxrss`).
+subprocess so that each run has its own peak resident memory (`VmHWM`; `ru_maxrss` would
+start from the resident size of this process, which forks it).
 The design target: the larger run's peak is at most 1.1x the smaller one's.
 
   python benchmarks/cache_memory.py --budget_mb=128 --output=runs/cache_memory.json
@@ -15,7 +16,6 @@ one pass over the training data from the cache, with no model).
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,7 +25,7 @@ import time
 import numpy as np
 import results as results_lib
 from absl import app, flags
-from measure import pipeline_images_per_second
+from measure import peak_rss_mb, pipeline_images_per_second
 
 flags.DEFINE_integer("budget_mb", 128, "cache_memory_mb of both runs.")
 flags.DEFINE_integer("image_side", 64, "Side of the generated square images, and of the model input.")
@@ -87,7 +87,7 @@ def train_once(data_dir: str) -> dict:
         "examples": data.train_size + data.validation_size,
         "cache": data.decoded_cache,
         "decoded_cache_mb": round((data.train_size + data.validation_size) * side * side * 3 / 2**20, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "load_seconds": round(load_seconds, 1),
         "train_seconds": round(train_seconds, 1),
         "pipeline_images_per_second": round(images_per_second, 1),

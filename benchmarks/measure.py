@@ -66,9 +66,15 @@ class PeakRss:
         return self
 
     def __exit__(self, *exc_info):
-        with open("/proc/self/status") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
-        self.megabytes = int(fields["VmHWM"].split()[0]) / 1024
+        self.megabytes = peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (`VmHWM`) in MB: since it started, or since `PeakRss` reset it. Unlike
+    `ru_maxrss`, which a subprocess inherits from the parent it was forked from, it starts again at exec."""
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return int(fields["VmHWM"].split()[0]) / 1024
 
 
 def machine() -> dict:
