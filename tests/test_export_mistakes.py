@@ -1,6 +1,7 @@
 """Mistakes in calls of the export and serving API get a tfxfer error naming the fix, not a TensorFlow one or a
 silently wrong result: a single str where a list belongs, missing image files and folders, class ids as labels,
-metadata that replaces tfxfer's own keys, an export into a version folder, duplicate class names.
+metadata that replaces tfxfer's own keys, an export into a version folder, duplicate class names, class names as
+bytes, zero-padded version folders, warmup images the export would refuse.
 
 The models are the tiny ones of test_export.py (image) and test_text_serving.py (word vectors).
 """
@@ -18,9 +19,10 @@ from test_export import CLASS_NAMES, HEIGHT, WIDTH, _classifier, _png
 
 import tfxfer
 from tfxfer import prediction
+from tfxfer.data import image_ops
 from tfxfer.errors import ConfigError, MissingFileError
 from tfxfer.evaluation import exported_model
-from tfxfer.export import saved_model
+from tfxfer.export import saved_model, serving
 
 CLEAR_SESSION_ONCE = True
 TEXT_NAMES = ["negative", "neutral", "positive"]
@@ -228,3 +230,56 @@ def test_unknown_classes_of_a_multi_label_export_read_without_the_separator_name
             "label_separator (evaluate.py's --label_separator), e.g. '|'. Received: unknown classes ['neg|x'] (1)")
     assert str(info.value).endswith(hint) == hinted
     assert str(info.value).endswith("Received: unknown classes ['neg|x'] (1)")
+
+
+@pytest.mark.parametrize("task", [None, "species"])
+def test_class_names_given_as_bytes_are_exported_as_their_text(task):
+    # As a tf.data pipeline or numpy hands them over; str(b"cat") would write the class "b'cat'" to labels.txt.
+    # What checked_class_names returns is what export_saved_model and export_tflite write and serve.
+    names = saved_model.checked_class_names([b"cat", np.bytes_(b"dog"), "café au lait".encode()], 3, task)
+    assert names == CLASS_NAMES and all(type(name) is str for name in names)
+    argument = "class_names" if task is None else "class_names['species']"
+    with pytest.raises(ConfigError, match=r"^Class names given as bytes are decoded as UTF-8 .* and this one is not "
+                                          r"UTF-8: decode it yourself and pass str names\. "
+                                          rf"Received: b'caf\\xe9' in {re.escape(argument)}$"):
+        saved_model.checked_class_names([b"cat", b"dog", b"caf\xe9"], 3, task)
+
+
+@pytest.mark.parametrize("top_k, expected", [(np.int64(2), 2), (np.int32(7), 3), (np.uint8(1), 1)])
+def test_top_k_of_a_numpy_integer_type_is_a_k(top_k, expected):
+    # An np.int64 (e.g. from len() of an array's computation) was refused as "not a positive integer".
+    k = serving.check_top_k(top_k, 3)
+    assert k == expected and type(k) is int
+    with pytest.raises(ConfigError, match=r"^top_k must be a positive integer .* Received: top_k=np\.int64\(0\)$"):
+        serving.check_top_k(np.int64(0), 3)
+    with pytest.raises(ConfigError, match=r"Received: top_k=np\.True_$"):
+        serving.check_top_k(np.bool_(True), 3)
+
+
+# E: version folders and warmup requests as TF Serving reads them.
+
+def test_latest_version_of_zero_padded_folders_is_the_folder_itself(tmp_path):
+    # TF Serving reads "0010/" as version 10, above "9/"; the path returned must be the folder that exists, as
+    # tfxfer.prediction and recipes/predict.py load it from the base folder.
+    base = tmp_path / "pets"
+    for name in ("9", "0010"):
+        (base / name).mkdir(parents=True)
+        (base / name / "saved_model.pb").write_bytes(b"a SavedModel")
+    assert tfxfer.latest_version_dir(str(base)) == str(base / "0010")
+    assert saved_model.versioning.existing_versions(str(base)) == [9, 10]
+    (base / "10").mkdir()  # one number, two names: the plain one is taken
+    assert tfxfer.latest_version_dir(str(base)) == str(base / "10")
+
+
+def test_a_warmup_image_the_export_would_refuse_for_its_size_is_refused_at_export(model, tmp_path, monkeypatch):
+    # TF Serving replays the warmup requests through serving_default, which refuses images over the pixel cap,
+    # and a failing warmup request makes it refuse the whole version: the export must not write one.
+    monkeypatch.setattr(image_ops, "MAX_SERVING_PIXELS", HEIGHT * WIDTH - 1)
+    with pytest.raises(ValueError, match=r"^Warmup example 1 would fail its serving_default request, and TF Serving "
+                                         r"refuses to load a model whose warmup request fails\. Image too large to "
+                                         rf"decode: expected at most {HEIGHT * WIDTH - 1} pixels \(width x height\)\. "
+                                         r"Pass images the export serves, .* Received: \d+ bytes starting "
+                                         r"b'\\x89PNG"):
+        tfxfer.export_saved_model(model, tmp_path / "model", class_names=CLASS_NAMES,
+                                  warmup_examples=[_png((HEIGHT // 2, WIDTH, 3), 0), _png((HEIGHT, WIDTH, 3), 1)])
+    assert not (tmp_path / "model").exists()

@@ -175,3 +175,30 @@ def test_empty_validation_data_is_an_error(tmp_path):
 def test_missing_validation_data_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"pass validation batches .*Received: validation=None"):
         tflite.export_tflite(_model(), tmp_path, train=_dataset(4, 0), validation=None, class_names=CLASS_NAMES)
+
+
+_IMAGES, _LABELS = _colour_images(8, 2)
+
+
+@pytest.mark.parametrize("argument, data, message", [
+    # Each failed only when read: unbatched train inside the int8 calibration, after the other variants' conversions
+    # ("input->dims->size != 4 (3 != 4) ... failed to prepare"), unbatched validation in Keras' input check, and
+    # train without labels or None in the loop that takes its images ("too many values to unpack").
+    ("train", tf.data.Dataset.from_tensor_slices((_IMAGES, _LABELS)),
+     r"^The model takes batches of shape \(None, 24, 24, 3\), so the data must be batched: dataset\.batch\(32\)\. "
+     r"Received: train's inputs of shape \(24, 24, 3\)$"),
+    ("validation", tf.data.Dataset.from_tensor_slices((_IMAGES, _LABELS)),
+     r"Received: validation's inputs of shape \(24, 24, 3\)$"),
+    ("train", tf.data.Dataset.from_tensor_slices(_IMAGES).batch(4),
+     r"^export_tflite reads train as a tf\.data\.Dataset of \(images, labels\) batches, such as data\.train of "
+     r"load_image_folders; map yours to such pairs\. Received: train with element_spec=TensorSpec\("
+     r"shape=\(None, 24, 24, 3\), dtype=tf\.float32, name=None\)$"),
+    ("train", None, r"Received: train with a NoneType$"),
+])
+def test_data_that_does_not_fit_the_model_is_refused_before_any_conversion(tmp_path, argument, data, message):
+    datasets = {"train": _dataset(8, 0), "validation": _dataset(8, 1), argument: data}
+    with pytest.raises(ValueError, match=message):
+        tflite.export_tflite(_model(), tmp_path / "tflite", class_names=CLASS_NAMES,
+                             variants=("float32", "int8"), **datasets)
+    assert not (tmp_path / "tflite").exists()
+

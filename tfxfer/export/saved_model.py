@@ -105,7 +105,7 @@ def export_saved_model(
         NotAFolderError: `export_dir`, or a parent of it, is a file (a `NotADirectoryError`).
         ConfigError: `export_dir` is a version folder (it holds saved_model.pb; pass
             its base folder); `class_names` is a single str rather than a list, a
-            class name is empty, holds a line break or is given twice, or the
+            class name is bytes that are not UTF-8, is empty, holds a line break or is given twice, or the
             number of class names does not match the model; for a multi-task
             model, `class_names` is not a dict of exactly its tasks; `metadata`
             is not a dict, or sets a key tfxfer writes itself (`RESERVED_METADATA_KEYS`).
@@ -242,7 +242,8 @@ def checked_class_names(class_names, num_classes, task=None):
     TFLite) writes to its labels file.
 
     Args:
-        class_names: sequence of str. The names in class-id order; a single str is refused.
+        class_names: sequence of str. The names in class-id order (bytes are decoded as UTF-8); a single str
+            is refused.
         num_classes: int. The head's classes.
         task: str | None. A multi-task model's task, for the messages.
     """
@@ -254,7 +255,7 @@ def checked_class_names(class_names, num_classes, task=None):
             f"The class names of {'the ' if task is None else ''}{owner} must be a list of names in class-id order, "
             f"not a single {kind}. Pass a list, e.g. ['cat', 'dog']. "
             f"Received: {argument}={class_names!r} of type {kind}")
-    class_names = [str(name) for name in class_names]
+    class_names = [_class_name(name, argument) for name in class_names]
     if len(class_names) != num_classes:
         raise ConfigError(
             f"The {owner} predicts {num_classes} classes but {len(class_names)} class names "
@@ -263,6 +264,22 @@ def checked_class_names(class_names, num_classes, task=None):
     check_label_lines(class_names)
     # Two classes of one name could not be told apart by name: evaluate_export refuses such an export.
     return unique_class_names(class_names)
+
+
+def _class_name(name, argument):
+    """One class name as a str: bytes (e.g. names read from a tf.data pipeline, or numpy `bytes_`) decoded as UTF-8.
+
+    `str(b"cat")` is `"b'cat'"`, which would be written to labels.txt and returned in every prediction.
+    """
+    if not isinstance(name, bytes):  # np.bytes_ is a bytes
+        return str(name)
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"Class names given as bytes are decoded as UTF-8 (labels.txt and the served class names are UTF-8), "
+            f"and this one is not UTF-8: decode it yourself and pass str names. Received: {name!r} in {argument}"
+        ) from error
 
 
 def _check_metadata(metadata):

@@ -7,6 +7,7 @@ with `_<task>` (`probabilities_species`, `class_ids_species`, ...).
 """
 
 import dataclasses
+import numbers
 
 import keras
 import tensorflow as tf
@@ -95,12 +96,13 @@ def check_top_k(top_k: int | None, num_classes: int) -> int | None:
     """
     if top_k is None:
         return None
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+    # Any integer type: a NumPy one (np.int64 from a computation on arrays) is as good a k as an int.
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
         raise ConfigError(
             "top_k must be a positive integer (the number of best classes each "
             f"signature returns), or None for no top-k outputs. Received: top_k={top_k!r}"
         )
-    return min(top_k, num_classes)
+    return min(int(top_k), num_classes)  # a plain int: it becomes a graph constant and a metadata value
 
 
 def predict_batch(model: keras.Model, batch_size: tf.Tensor, inputs_fn) -> tf.Tensor | dict[str, tf.Tensor]:

@@ -40,7 +40,7 @@ from tfxfer.data.constants import LABELS_FILE
 from tfxfer.errors import ConfigError
 from tfxfer.export import versioning
 from tfxfer.export.saved_model import checked_class_names
-from tfxfer.models import heads, layer_names, lora_layers
+from tfxfer.models import heads, input_fit, layer_names, lora_layers
 from tfxfer.models.classifier import text_preprocessor
 from tfxfer.tasks import model_tasks
 
@@ -121,6 +121,11 @@ def export_tflite(
             "export_tflite measures each model on validation data: pass validation batches "
             "(e.g. load the images with validation_split=0.2). Received: validation=None"
         )
+    # Checked before any conversion: data that does not fit would otherwise fail minutes later, inside the
+    # int8 calibration or the measuring, as a TFLite kernel's or Keras' shape error.
+    if "int8" in variants:
+        _check_images(model, train, "train")
+    _check_images(model, validation, "validation")
     kind = heads.head_kind(model)
     if kind is heads.HeadKind.MULTILABEL:
         raise ConfigError(
@@ -291,6 +296,22 @@ def run_tflite(runner, image: np.ndarray) -> np.ndarray:
         scale, zero_point = output_detail["quantization"]
         output = (output.astype(np.float32) - zero_point) * scale
     return output
+
+
+def _check_images(model: keras.Model, dataset, name: str) -> None:
+    """Raises a `ConfigError` unless `dataset` is batches of `(images, labels)` that fit `model`'s input.
+
+    model: keras.Model. The image classifier.
+    dataset: tf.data.Dataset. `train` (read for the int8 calibration) or `validation`.
+    name: str. The argument, for the messages.
+    """
+    spec = getattr(dataset, "element_spec", None)
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        shown = f"element_spec={spec}" if spec is not None else f"a {type(dataset).__name__}"
+        raise ConfigError(
+            f"export_tflite reads {name} as a tf.data.Dataset of (images, labels) batches, such as "
+            f"data.{name} of load_image_folders; map yours to such pairs. Received: {name} with {shown}")
+    input_fit.check_inputs(model.input, spec[0], name)
 
 
 def _representative_images(dataset, count):

@@ -31,12 +31,24 @@ STAGING_PREFIX = ".tmp-export-"
 
 def existing_versions(base_dir: str) -> list[int]:
     """Integer-named sub-folders of `base_dir`, ascending."""
+    return sorted(_version_folders(base_dir))
+
+
+def _version_folders(base_dir: str) -> dict[int, str]:
+    """`{version: folder name}` of the integer-named sub-folders of `base_dir`.
+
+    The number is not always the name: TF Serving reads `007/` as version 7, as `int` does, so a
+    zero-padded folder (a naming scheme some pipelines use) is found under its own name. If two
+    names give one number (`7/` and `007/`), the plain one is kept.
+    """
     if not tf.io.gfile.isdir(base_dir):
-        return []
-    # Object stores list sub-folders with a trailing "/" (e.g. "3/").
-    names = (name.rstrip("/") for name in tf.io.gfile.listdir(base_dir))
-    return sorted(int(name) for name in names
-                  if name.isascii() and name.isdigit() and tf.io.gfile.isdir(os.path.join(base_dir, name)))
+        return {}
+    folders = {}
+    # Object stores list sub-folders with a trailing "/" (e.g. "3/"). Longest first: the plain name, shortest, wins.
+    for name in sorted((name.rstrip("/") for name in tf.io.gfile.listdir(base_dir)), key=len, reverse=True):
+        if name.isascii() and name.isdigit() and tf.io.gfile.isdir(os.path.join(base_dir, name)):
+            folders[int(name)] = name
+    return folders
 
 
 def latest_version_dir(base_dir: str) -> str:
@@ -59,14 +71,14 @@ def latest_version_dir(base_dir: str) -> str:
     """
     if tf.io.gfile.exists(os.path.join(base_dir, SAVED_MODEL_FILE)):
         return base_dir
-    versions = existing_versions(base_dir)
+    versions = _version_folders(base_dir)
     if not versions:
         raise MissingFileError(
             f"No SavedModel in {base_dir!r}: expected saved_model.pb there or integer "
             "version folders (1/, 2/, ...) holding one. Pass an export's version folder or its base "
             f"folder. Received: base_dir={base_dir!r}"
         )
-    return os.path.join(base_dir, str(versions[-1]))
+    return os.path.join(base_dir, versions[max(versions)])
 
 
 def check_base_dir(base_dir: str) -> None:

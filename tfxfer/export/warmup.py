@@ -56,6 +56,7 @@ def image_warmup_inputs(examples: Sequence[bytes], image_size: tuple[int, int]) 
                 "Each warmup example must be the bytes of an encoded image. "
                 f"Received: examples[{index}] of type {type(contents).__name__}"
             )
+        _check_serving_size(contents, index)
         try:
             images.append(image_ops.decode_and_resize(tf.constant(contents), image_size).numpy())
         except tf.errors.InvalidArgumentError as error:
@@ -68,6 +69,25 @@ def image_warmup_inputs(examples: Sequence[bytes], image_size: tuple[int, int]) 
         layout.SERVING_DEFAULT: {layout.IMAGE_BYTES_INPUT: np.array(list(examples), dtype=object)},
         layout.SERVING_IMAGES: {layout.IMAGES_INPUT: np.stack(images).astype(np.float32)},
     }
+
+
+def _check_serving_size(contents: bytes, index: int) -> None:
+    """Raises a ValueError if `serving_default` would refuse this image for its size (or as JPEG XL).
+
+    The export's own check (`image_ops.check_image_size`, the `MAX_SERVING_PIXELS` cap), run
+    here because decoding at export time has no cap: an image that decodes here could still
+    fail the warmup request, and TF Serving would then refuse the version.
+    """
+    try:
+        image_ops.check_image_size(tf.constant(contents), image_ops.MAX_SERVING_PIXELS)
+    except tf.errors.InvalidArgumentError as error:
+        reason = error.message.split(". ")[0]  # the check's first sentence; the rest is generic or numbers
+        raise ValueError(
+            f"Warmup example {index} would fail its serving_default request, and TF Serving refuses to load a "
+            f"model whose warmup request fails. {reason}. Pass images the export serves, e.g. "
+            f"tfxfer.export.warmup.encode_images(data.validation). Received: {len(contents)} bytes "
+            f"starting {contents[:8]!r}"
+        ) from error
 
 
 def text_warmup_inputs(examples: Sequence[str], model) -> dict[str, dict[str, np.ndarray]]:
