@@ -195,6 +195,22 @@ def test_one_callback_alone_runs_in_both_phases_as_under_fit():
     assert (counter.fits, counter.epochs) == (2, 2)
 
 
+@pytest.mark.parametrize("callback", [
+    # Lowers the rate at phase 1's second epoch, whose end is before its last.
+    keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", patience=0, min_delta=5.0),
+    keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate / 2),
+])
+def test_a_callback_that_sets_the_learning_rate_fails_before_training_naming_the_config_fields(callback):
+    # Unrefused, it raised Keras' TypeError ("... its learning rate is not settable") at an epoch's start or end.
+    counter = _CountPhases()
+    with pytest.raises(ConfigError, match=r"fine_tune schedules each phase's learning rate itself .*set learning_rate "
+                                          r"and fine_tune_learning_rate in the config.*"
+                                          rf"Received: callbacks item {type(callback).__name__}$"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), _colour_data(8, seed=1),
+                         config=_config(epochs=3, fine_tune_epochs=1), callbacks=[counter, callback])
+    assert counter.fits == 0
+
+
 # FineTuneConfig.replace: None is a value, as in dataclasses.replace.
 
 def test_replace_early_stopping_patience_none_turns_early_stopping_off():
@@ -859,6 +875,56 @@ def test_resuming_from_another_run_s_backup_is_refused_naming_backup_dir(tmp_pat
         with caplog.at_level("WARNING", logger="absl"):
             tfxfer.fine_tune(_classifier(num_classes=2), two_classes, config=_config(), backup_dir=backup)
     assert "stopped at a bad batch" not in caplog.text  # refused before any step: nothing to undo
+
+
+def test_a_backup_dir_that_is_a_file_fails_before_training(tmp_path):
+    # Unrefused, phase 1 trained an epoch, then Keras raised NotADirectoryError on "<file>/phase1".
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    counter = _CountPhases()
+    with pytest.raises(ConfigError, match=r"backup_dir must be a folder .*but it is a file.*"
+                                          rf"Received: backup_dir='{afile}'"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(epochs=1, fine_tune_epochs=1),
+                         backup_dir=afile, callbacks=[counter])
+    assert counter.epochs == 0 and afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize("killed_in_phase, resumed_with, differ", [
+    # Unrefused: phase 1 "resumed" at epoch 2 of 1, trained nothing and reported epochs_run=0 and an empty history.
+    (1, dict(epochs=1), r"backup of phase1 of a run with other settings: epochs 2 then, 1 now\."),
+    # Unrefused: Keras warned that it skipped the optimizer's 9 variables, and the schedule's warmup began again.
+    (2, dict(fine_tune_at=0), r"backup of phase2 of a run with other settings: trainable weights 4 \(1219 parameters\) "
+                              r"then, 6 \(1443 parameters\) now\."),
+])
+def test_resuming_with_other_settings_than_the_backup_s_is_refused_before_training(tmp_path, killed_in_phase,
+                                                                                  resumed_with, differ):
+    backup, data = str(tmp_path / "backup"), _colour_data(8, seed=0)
+    config = _config(epochs=2, fine_tune_epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        tfxfer.fine_tune(_classifier(), data, config=config, backup_dir=backup,
+                         callbacks=[_KillAfterEpoch(epoch=1 if killed_in_phase == 1 else 0, phase=killed_in_phase)])
+    counter, model = _CountPhases(), _classifier()
+    weights = _weights_of(model)
+    with pytest.raises(ConfigError, match=differ + r" A backup resumes only the run that wrote it, started again with "
+                                          rf"the same arguments.*Received: backup_dir='{backup}'$"):
+        tfxfer.fine_tune(model, data, config=config.replace(**resumed_with), backup_dir=backup, callbacks=[counter])
+    assert counter.epochs == 0
+    if killed_in_phase == 1:  # refused before the backup's weights load (phase 2 starts from phase 1's, restored)
+        assert _unchanged(model, weights)
+
+
+def test_a_keras_backup_callback_is_refused_naming_backup_dir(tmp_path):
+    # Unrefused, a run killed in phase 2 and started again restored phase 2's epoch into phase 1, which then trained
+    # no epoch (epochs_run 0), and phase 2 started again from its first epoch.
+    counter = _CountPhases()
+    folder = str(tmp_path / "keras_backup")
+    with pytest.raises(ConfigError, match=r"fine_tune backs up each phase on its own .*pass "
+                                          r"fine_tune\(\.\.\., backup_dir=<folder>\) instead of a "
+                                          r"keras.callbacks.BackupAndRestore in callbacks. Received: callbacks item "
+                                          rf"BackupAndRestore\(backup_dir='{folder}'\)$"):
+        tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(epochs=1, fine_tune_epochs=1),
+                         callbacks=[counter, keras.callbacks.BackupAndRestore(folder)])
+    assert counter.fits == 0
 
 
 def _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(config, backup_dir):

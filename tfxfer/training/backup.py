@@ -8,7 +8,7 @@ per phase, plus a marker that phase 1 is over:
 
 ```
 backup_dir/
-  phase1/                     BackupAndRestore of phase 1 (deleted with the run)
+  phase1/                     BackupAndRestore of phase 1 (deleted with the run), and its settings
   phase1_final.weights.npz    the weights phase 1 ended with (after best-weight restore)
   phase1_done.json            marker, written last: phase 1's PhaseResult
   phase2/                     BackupAndRestore of phase 2
@@ -18,7 +18,8 @@ A restarted run with the same arguments: without the marker, phase 1 resumes
 from its last backed-up epoch; with it, phase 1 is skipped (its result read back,
 its final weights loaded) and phase 2 resumes from its own last backed-up epoch.
 At most one epoch is lost. A finished run deletes `backup_dir`, so running the
-same command again trains from scratch.
+same command again trains from scratch. A phase's backup that other settings
+wrote (epochs, batches per epoch, which weights train) is refused, not resumed.
 
 `backup_dir` may be local or any filesystem `tf.io.gfile` knows (`gs://...`).
 In a multi-worker run only the chief writes it and every worker restores from
@@ -53,6 +54,8 @@ from tfxfer.training.results import PhaseResult
 PHASE1_DONE = "phase1_done.json"
 PHASE1_WEIGHTS = "phase1_final.weights.npz"
 PHASES = ("phase1", "phase2")
+# In each phase's folder, beside Keras' backup: what the phase was planned with (`_Backup._settings`).
+PHASE_SETTINGS = "tfxfer_phase_settings.json"
 
 
 class RunBackup:
@@ -63,11 +66,20 @@ class RunBackup:
             created if needed. None backs up nothing (every method is then a no-op).
         is_chief: bool. Whether this worker writes the backups; the others
             only restore from them.
+
+    Raises:
+        ConfigError: `backup_dir` is a file.
     """
 
     def __init__(self, backup_dir: str | os.PathLike | None, is_chief: bool = True):
         self.backup_dir = os.fspath(backup_dir) if backup_dir else None
         self.is_chief = is_chief
+        # Checked now, before any training: Keras would first fail at the end of phase 1's first epoch, with an
+        # OSError on `<backup_dir>/phase1` that does not say the argument was wrong.
+        if self.backup_dir and tf.io.gfile.exists(self.backup_dir) and not tf.io.gfile.isdir(self.backup_dir):
+            raise ConfigError(
+                "backup_dir must be a folder (a run keeps a backup of each phase in it), but it is a file: pass the "
+                f"path of a folder, new or from the run to resume. Received: backup_dir={self.backup_dir!r}")
 
     def callbacks(self, phase: str) -> list[keras.callbacks.Callback]:
         """The `BackupAndRestore` of `phase` ("phase1" or "phase2")."""
@@ -126,18 +138,59 @@ class RunBackup:
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that writes and reads LoRA layers' own variables, not Keras' merged kernel."""
+    """`BackupAndRestore` that writes and reads LoRA layers' own variables, not Keras' merged kernel, and refuses
+    to resume a phase planned otherwise than the one it backed up (see `_settings`)."""
 
     def _save_model(self):
+        # Before the weights, so that a backup that has weights has the settings they were trained with.
+        tf.io.gfile.makedirs(self.backup_dir)
+        _write_atomically(self._settings_path, json.dumps(self._settings()), "w")
         with lora_layers.raw_variables(self.model):
             super()._save_model()
 
     def _load_model(self):
+        saved = None
+        if tf.io.gfile.exists(self._weights_path) and tf.io.gfile.exists(self._settings_path):
+            with tf.io.gfile.GFile(self._settings_path, "r") as f:
+                saved = json.loads(f.read())
+            # Epochs and steps before the weights load, so that the model is left as it was.
+            self._check_settings(saved, ("epochs", "steps"))
         with lora_layers.raw_variables(self.model):
             try:
                 super()._load_model()
             except ValueError as error:  # Keras lists every weight that did not fit, arrays and all
                 raise _another_run(os.path.dirname(self.backup_dir)) from error
+        if saved is not None:
+            # Once the weights fit (another model is `_another_run`): the same model training other weights.
+            self._check_settings(saved, ("trainable_weights",))
+
+    @property
+    def _settings_path(self) -> str:
+        return os.path.join(self.backup_dir, PHASE_SETTINGS)
+
+    def _settings(self) -> dict:
+        """What a resume must share with the phase that wrote the backup.
+
+        With fewer epochs than the backup had run, the phase would train none and report no history; with other
+        batches per epoch, its schedule would be another one; with other weights training (another `fine_tune_at`
+        or `lora_rank`), Keras would drop the optimizer's state with a warning and start the schedule again.
+        """
+        return {"epochs": self.params.get("epochs"), "steps": self.params.get("steps"),
+                "trainable_weights": [[int(size) for size in variable.shape]
+                                      for variable in self.model.trainable_variables]}
+
+    def _check_settings(self, saved: dict, names: tuple[str, ...]) -> None:
+        """Raises a `ConfigError` if any of the settings `names` differs between `saved` and this phase's."""
+        current = self._settings()
+        words = {"epochs": "epochs", "steps": "batches per epoch", "trainable_weights": "trainable weights"}
+        differ = [f"{words[name]} {_shown(saved[name])} then, {_shown(current[name])} now"
+                  for name in names if name in saved and saved[name] != current[name]]
+        if differ:
+            raise ConfigError(
+                f"backup_dir holds a backup of {os.path.basename(self.backup_dir)} of a run with other settings: "
+                f"{'; '.join(differ)}. A backup resumes only the run that wrote it, started again with the same "
+                "arguments (config, data, batch size): pass those, or a new backup_dir, or delete this one to train "
+                f"from scratch. Received: backup_dir={os.path.dirname(self.backup_dir)!r}")
 
 
 class _RestoreOnly(_Backup):
@@ -157,6 +210,13 @@ def _another_run(backup_dir: str) -> ConfigError:
         "size or number of classes). A backup resumes only the run that wrote it, started again with the same "
         "arguments: pass a new backup_dir, or delete this one to train from scratch. "
         f"Received: backup_dir={backup_dir!r}")
+
+
+def _shown(value) -> str:
+    """A setting as the error shows it: the trainable weights' shapes by their count and size."""
+    if not isinstance(value, list):
+        return str(value)
+    return f"{len(value)} ({sum(int(np.prod(shape)) for shape in value)} parameters)"
 
 
 def _write_atomically(path, content, mode):

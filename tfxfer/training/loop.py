@@ -248,9 +248,9 @@ class TrainLoop:
 def _build_compiled_metrics(model: keras.Model, label_spec) -> None:
     """Builds the metrics `model` was compiled with, as `fit` does at its first step, without computing any.
 
-    Keras' callbacks in "auto" mode (`EarlyStopping`, `ModelCheckpoint`,
-    `ReduceLROnPlateau`, ...) decide whether a monitored metric should rise or
-    fall from the model's compiled metrics of that name (their `_direction`),
+    Keras' callbacks in "auto" mode (`EarlyStopping`, `ModelCheckpoint`, ...)
+    decide whether a monitored metric should rise or fall from the model's
+    compiled metrics of that name (their `_direction`),
     which exist only once built: without this, monitoring `val_accuracy` fails
     at the first epoch's end. The loop's logs are named as those metrics (every
     head is compiled with its accuracy as `accuracy`, a multi-task model with

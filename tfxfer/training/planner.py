@@ -175,7 +175,27 @@ def _callbacks_tuple(callbacks) -> tuple[keras.callbacks.Callback, ...]:
             what = "the class itself, not an instance: call it" if isinstance(callback, type) else "not a callback"
             raise ConfigError(f"Every item of callbacks must be a keras.callbacks.Callback instance; one is {what}. "
                               f"Received: callbacks item {callback!r}")
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            # One backup for both phases: a run killed in phase 2 would restore phase 2's epoch into phase 1, train
+            # no epoch of it, then start phase 2 again from its first epoch.
+            raise ConfigError(
+                "fine_tune backs up each phase on its own (two optimizers, two epoch counts): pass "
+                "fine_tune(..., backup_dir=<folder>) instead of a keras.callbacks.BackupAndRestore in callbacks. "
+                f"Received: callbacks item {type(callback).__name__}(backup_dir={callback.backup_dir!r})")
+        if isinstance(callback, _SETS_LEARNING_RATE):
+            # Each phase's optimizer follows a schedule, whose rate Keras cannot set: such a callback would fail
+            # with a TypeError the first time it acts, after epochs of training, maybe in phase 2.
+            raise ConfigError(
+                "fine_tune schedules each phase's learning rate itself (cosine decay from "
+                "FineTuneConfig.learning_rate; warmup, then cosine decay from fine_tune_learning_rate), so a "
+                "callback cannot set it: leave it out, and set learning_rate and fine_tune_learning_rate in the "
+                "config (fine_tune(..., find_learning_rate=1 or 2) picks one); early_stopping_patience stops a "
+                f"phase whose val_loss stalls. Received: callbacks item {type(callback).__name__}")
     return tuple(callbacks)
+
+
+# Keras callbacks that assign `model.optimizer.learning_rate`, which a LearningRateSchedule refuses.
+_SETS_LEARNING_RATE = (keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler)
 
 
 def _check_ema_momentum(momentum) -> None:
