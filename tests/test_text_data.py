@@ -102,6 +102,29 @@ def test_class_folders_one_text_per_file_with_train_and_val(tmp_path):
     assert labels[texts.index("spam message 1\nsecond line")] == 1
 
 
+def test_texts_in_folders_of_a_class_folder_are_read_as_for_images_and_keras(tmp_path):
+    files = {"ham/1.txt": "ham one", "ham/2019/2.txt": "ham two", "ham/2019/03/3.txt": "ham three",
+             "spam/1.txt": "spam one", "spam/.ipynb_checkpoints/1-checkpoint.txt": "spam one",
+             "spam/old/.DS_Store": "\x00", "spam/old/2.txt": "spam two"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    data = tfxfer.load_text_data(str(tmp_path))
+    texts, labels = texts_and_labels(data.train)
+    assert sorted(zip(labels, texts)) == [(0, "ham one"), (0, "ham three"), (0, "ham two"),
+                                          (1, "spam one"), (1, "spam two")]
+    assert data.skipped == {"undecodable": 0, "empty": 0}
+    # ram:// matches names by prefix: beside ham2/, it lists ham/2019/ also as a folder "2" holding a file "019"
+    # that is not there, which must not be read.
+    import tensorflow as tf
+
+    for name in ("ham/1.txt", "ham/2019/2.txt", "ham2/1.txt"):
+        tf.io.gfile.makedirs(os.path.dirname(f"ram://nested_texts/{name}"))
+        with tf.io.gfile.GFile(f"ram://nested_texts/{name}", "w") as f:
+            f.write("text")
+    assert text_files.files_under("ram://nested_texts/ham") == ["1.txt", "2019/2.txt"]
+
+
 def test_a_validation_split_beside_a_validation_folder_is_refused_as_for_images(tmp_path):
     for split in ("Training", "valid"):
         for name in ("ham", "spam"):
@@ -149,6 +172,17 @@ def test_detect_format_errors(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(ValueError, match="not both"):
         text_data.detect_format(str(tmp_path))
+
+
+def test_a_folder_holding_csv_files_is_refused_not_read_as_line_files(tmp_path):
+    # Kaggle's layout: passing the folder used to train a "test" vs "train" classifier on raw CSV lines.
+    (tmp_path / "train.csv").write_text("text,label\ngood film,pos\nbad film,neg\n")
+    (tmp_path / "test.csv").write_text("text\nfine film\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            f"holds ['test.csv', 'train.csv']: read so, their lines (header included) would become texts of classes "
+            f"named after the files. Pass a .csv/.tsv file itself as the path (recipes: "
+            f"--data_dir={tmp_path / 'train.csv'})")):
+        tfxfer.load_text_data(str(tmp_path))
 
 
 def test_loader_argument_errors(tmp_path):

@@ -3,6 +3,7 @@
 import csv
 import logging
 import os
+import re
 
 import pytest
 from _text_helpers import (
@@ -224,6 +225,35 @@ def test_a_class_whose_texts_were_all_skipped_is_an_error_naming_it(tmp_path):
         tfxfer.load_text_data(str(tmp_path / "mail"))
 
 
+def test_of_two_classes_the_one_without_a_usable_text_is_named(tmp_path):
+    # With two classes, losing one leaves one class: the message said so, but not which folder or file was empty.
+    folder = _line_files(tmp_path / "rt", b"\xe9\xe9\n \n", b"bad\n")
+    empty = [os.path.join(folder, "reviews.pos")]
+    with pytest.raises(errors.ConfigError, match=re.escape(
+            f"A classifier needs texts of at least 2 classes; no usable text in {empty}: add texts to it or fix its "
+            "encoding (UTF-8). Received: classes=['neg']")):
+        tfxfer.load_text_data(folder)
+
+
+@pytest.mark.parametrize("val_c", [None, b" \n", b"caf\xe9"], ids=["no_folder", "empty_file", "latin1_file"])
+def test_a_training_class_without_a_validation_text_is_refused_as_for_images(tmp_path, val_c):
+    # val/ lacking a class, or holding none of its texts usable, used to validate silently without it.
+    for split, names in (("train", "abc"), ("val", "ab")):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            (tmp_path / split / name / "1.txt").write_text(f"text of {name}")
+    if val_c is not None:
+        (tmp_path / "val" / "c").mkdir()
+        (tmp_path / "val" / "c" / "1.txt").write_bytes(val_c)
+    where = "no folder c/" if val_c is None else str(tmp_path / "val" / "c")
+    with pytest.raises(errors.ConfigError, match=re.escape(
+            f"Training and validation folders must hold the same classes, each with at least one usable text. Add "
+            f"texts of ['c'] to {str(tmp_path / 'val')!r} (in a folder named as the class; UTF-8, not empty), or "
+            f"remove these classes from the training folder too. Received: no validation text of ['c'] in "
+            f"{str(tmp_path)!r} ([{where!r}]")):
+        tfxfer.load_text_data(str(tmp_path))
+
+
 # CSV structure.
 
 def test_quoted_newlines_crlf_and_a_byte_order_mark_parse_as_one_row_each(tmp_path):
@@ -244,6 +274,24 @@ def test_rows_that_do_not_fit_the_header_are_skipped_as_malformed(tmp_path, capl
     expected = ("malformed 2 (more or fewer fields than the header: quote fields holding the delimiter "
                 "or a line break; first at line 3)")
     assert expected in caplog.text
+
+
+@pytest.mark.parametrize("name, delimiter", [("r.tsv", b"\t"), ("r.csv", b",")])
+def test_a_text_opening_a_quote_it_never_closes_loses_no_row_to_it(tmp_path, caplog, name, delimiter):
+    # Unquoted writers (echo, paste, hand-made TSVs) leave a text's leading '"' as it is: read as the start of a
+    # quoted field, it ran to the next quote in the file, merging the rows between into one text with the last
+    # row's label (nothing counted), or up to the end of the file into one malformed row.
+    rows = [b'"Best day ever', b"pos", b"worst day", b"neg", b'he said "meh"', b"neg", b"fine", b"pos",
+            b'"no closing quote either', b"neg", b"great", b"pos"]
+    lines = [rows[i] + delimiter + rows[i + 1] for i in range(0, len(rows), 2)]
+    path = _csv(tmp_path / name, b"text" + delimiter + b"label\n" + b"\n".join(lines) + b"\n")
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        data = tfxfer.load_text_data(path)
+    assert data.skipped == {"undecodable": 0, "empty": 0}
+    assert _by_class(data) == {"pos": ['"Best day ever', "fine", "great"],
+                               "neg": ['"no closing quote either', 'he said "meh"', "worst day"]}
+    assert f"Read line by line in {path}: 2 quoted fields ran over line breaks without a proper closing quote " \
+           "(first at line 2)" in caplog.text
 
 
 def test_a_missing_text_column_names_the_columns_there_are(tmp_path):

@@ -7,6 +7,8 @@ import io
 import os
 from collections.abc import Sequence
 
+from absl import logging
+
 from tfxfer.data import task_labels
 from tfxfer.data.constants import MAX_TEXT_CHARS
 from tfxfer.data.text_encoding import check_not_utf16
@@ -42,7 +44,11 @@ def read_text_csv(
     still parse), empty (`"empty"`, as are blank lines), its label is empty
     (`"no_label"`), or it has more fields than the header or lacks the text
     or label field (`"malformed"`: usually an unquoted delimiter or line
-    break inside a text). Texts over `max_chars` characters are cut. The
+    break inside a text). A quoted field that runs over line breaks without
+    closing properly (a text starting with an unbalanced `"`, as unquoted
+    writers leave it) is read line by line, its quote kept, and warned about:
+    the csv module would merge every row up to the next quote into one text
+    with the last row's label. Texts over `max_chars` characters are cut. The
     header is the first line that is not blank; a file without one (empty, or
     only blank lines: `read_header`), or with a header but no rows
     (`check_has_rows`), is an error.
@@ -87,7 +93,8 @@ def read_text_csv(
     # surrogates, so one bad row is found and skipped instead of failing the file.
     text = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", errors="surrogateescape", newline="")
     with text as f, _long_fields():
-        reader = csv.reader(f, delimiter=delimiter)
+        lines = _RecordedLines(f)
+        reader = csv.reader(lines, delimiter=delimiter)
         wanted = [text_column, *(columns.values() if columns is not None else [label_column])]
         header = read_header(path, reader, wanted, delimiter, "text")
         text_index = column_index(path, header, text_column, "text_column", delimiter)
@@ -100,13 +107,74 @@ def read_text_csv(
             label_index = column_index(path, header, label_column, "label_column", delimiter)
             add_row = functools.partial(_add_row, result, width=len(header), text_index=text_index,
                                         label_index=label_index, label_separator=label_separator)
-        rows = 0
+        lines.take()  # The header's.
+        rows, unclosed = 0, []
         for row in reader:
-            rows += bool(row)
-            add_row(row, where=f"line {reader.line_num}")
+            raw = lines.take()
+            first = reader.line_num - len(raw) + 1
+            if len(raw) > 1 and not _parses_strictly(raw, delimiter):
+                unclosed.append(first)
+                numbered = zip(range(first, first + len(raw)), _rows_of_lines(raw, delimiter))
+            else:
+                numbered = [(reader.line_num, row)]
+            for number, line_row in numbered:
+                rows += bool(line_row)
+                add_row(line_row, where=f"line {number}")
     check_has_rows(path, header, rows, "text")
+    if unclosed:
+        logging.warning(
+            "Read line by line in %s: %d quoted %s ran over line breaks without a proper closing quote (first at "
+            "line %d), as a text starting with an unbalanced '\"' does; read as written, it would have merged the "
+            "lines up to the next quote into one text with the last line's label. Quote such fields and double the "
+            "quotes inside them (\"\"), as spreadsheet exports do.", path, len(unclosed),
+            "field" if len(unclosed) == 1 else "fields", unclosed[0])
     log_losses(path, result)
     return result
+
+
+class _RecordedLines:
+    """The lines of a file as the csv reader pulls them, kept until `take()`, so that a row can be read again."""
+
+    def __init__(self, lines):
+        self._lines = iter(lines)
+        self._pending = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._pending.append(line)
+        return line
+
+    def take(self) -> list[str]:
+        """The lines pulled since the last call."""
+        lines, self._pending = self._pending, []
+        return lines
+
+
+def _parses_strictly(lines: list[str], delimiter: str) -> bool:
+    """Whether `lines`, one row whose quoted field spans them, is well quoted: each quoted field closes, followed
+    by the delimiter or the line's end. A quote opened by mistake (a text starting with '"') is not: it runs to the
+    next quote in the file, however many rows later, and that one is rarely followed by a delimiter."""
+    try:
+        for _ in csv.reader(lines, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error:
+        return False
+    return True
+
+
+def _rows_of_lines(lines: list[str], delimiter: str) -> list[list[str]]:
+    """Each of `lines` read as a row on its own; a line whose quote does not close on it is read as written
+    (quotes kept), since its quote is a character of the text, not the start of a quoted field."""
+    rows = []
+    for line in lines:
+        row = next(csv.reader([line], delimiter=delimiter), [])
+        if row and row[-1].endswith(("\n", "\r")):  # Its last field ran to the line's end inside a quote.
+            row = next(csv.reader([line], delimiter=delimiter, quoting=csv.QUOTE_NONE), [])
+        rows.append(row)
+    return rows
 
 
 def _delimiter_hint(header: list[str], delimiter: str, delimiter_argument: str | None) -> str | None:

@@ -161,12 +161,29 @@ def detect_format(path: str) -> str:
     if folders and not files:
         return "class_folders"
     if files and not folders:
+        check_no_table_files(path, files)
         return "line_files"
     raise ConfigError(
         "Expected a folder of class folders (<class>/<file>, or train/ and val/ holding them), "
         "or a folder of class files (one text per line), not both. "
         f"Received: folders={folders}, files={files} in {path!r}"
     )
+
+
+def check_no_table_files(path: str, files: list[str]) -> None:
+    """Raises a ConfigError when `path`, a folder of files read as class files (one text per line), holds a
+    .csv/.tsv: a Kaggle-style `train.csv` + `test.csv` (or a CSV beside a README) would otherwise train a
+    classifier of file names on raw CSV lines, header included, without a word of warning."""
+    tables = [name for name in files if name.lower().endswith(text_csv.CSV_EXTENSIONS)]
+    if not tables:
+        return
+    example = os.path.join(path, next((name for name in tables if "train" in name.lower()), tables[0]))
+    raise ConfigError(
+        f"{path!r} is a folder of files, which is read as one class file each (one text per line), but it holds "
+        f"{tables}: read so, their lines (header included) would become texts of classes named after the files. "
+        f"Pass a .csv/.tsv file itself as the path (recipes: --data_dir={example}): one file holds all the labelled "
+        f"texts, and validation_split (--validation_split) holds out a share of it. Received: files {files} in "
+        f"{path!r}")
 
 
 def load_text_data(
@@ -185,9 +202,10 @@ def load_text_data(
     """Loads labelled texts, finding the format from `path`.
 
     - a `.csv`/`.tsv` file with a header (`text_column`, `label_column`);
-    - a folder of class folders, one text per file (or `train/` and `val/`
-      folders holding class folders: a fixed split; also spelled `training/`,
-      `valid/` or `validation/`, in any case);
+    - a folder of class folders, one text per file, in the class folder or
+      its own folders (or `train/` and `val/` folders holding class folders:
+      a fixed split; also spelled `training/`, `valid/` or `validation/`, in
+      any case);
     - a folder of class files, one text per line (`rt-polarity.pos|.neg`).
 
     Multi-label data is a CSV/TSV whose label cells list class names joined by
@@ -214,7 +232,8 @@ def load_text_data(
     `max_text_chars` are cut. Errors stop the load for what would lose more:
     a missing column (naming the columns there are), a UTF-16 file, a class
     folder or file without one usable text, a validation class with no
-    training texts.
+    training texts or a training class with none in the validation folder, a
+    folder of files holding a .csv/.tsv (pass the file itself).
 
     Args:
         path: str. File or folder, as above.
@@ -356,8 +375,11 @@ def make_text_datasets(
         skipped.update(validation.skipped)
         changed.update(validation.changed)
     if len(class_names) < 2:
+        # Name the class folders or files that gave no text: with 2 of them, that is why there is one class.
+        empty = [path for name, path in train.class_sources.items() if name not in class_names]
+        fix = f"; no usable text in {empty}: add texts to it or fix its encoding (UTF-8)" if empty else ""
         raise ConfigError(
-            f"A classifier needs texts of at least 2 classes. Received: classes={class_names} in {source!r} "
+            f"A classifier needs texts of at least 2 classes{fix}. Received: classes={class_names} in {source!r} "
             f"(skipped: {dict(skipped)})")
     check_every_class_has_texts(train, class_names, skipped)
     texts = np.asarray(train.texts, dtype=object)
@@ -365,6 +387,7 @@ def make_text_datasets(
     val_texts = val_labels = None
     if validation is not None:
         check_validation_classes(validation, class_names, multi_label)
+        check_every_class_is_validated(validation, class_names, source, skipped)
         val_texts = np.asarray(validation.texts, dtype=object)
         val_labels = encode_labels(validation.labels, class_names, multi_label)
     copies = exact_copies.report_copies(texts, labels, texts, what="texts", source=source,
@@ -514,6 +537,26 @@ def check_validation_classes(validation: text_files.LabelledTexts, class_names: 
         raise ConfigError(
             f"Validation classes must also be training classes. Received: {unknown} only in validation "
             f"({where}). Add training texts of these classes, or remove them from validation.")
+
+
+def check_every_class_is_validated(validation: text_files.LabelledTexts, class_names: list[str], source: str,
+                                   skipped: dict) -> None:
+    """Raises a ConfigError naming the training classes without a validation text, when the validation texts come
+    from class folders (`val/<class>/`): a class folder missing from `val/`, or one whose every file was skipped,
+    would leave the class unscored (no recall, no F1) and the best epoch picked blind to it. As for images."""
+    if not validation.class_sources:  # Not class folders (TFDS): its splits hold what they hold.
+        return
+    validated = set(validation.labels)
+    missing = [name for name in class_names if name not in validated]
+    if not missing:
+        return
+    folder = os.path.dirname(next(iter(validation.class_sources.values())))
+    where = [validation.class_sources.get(name, f"no folder {name}/") for name in missing]
+    raise ConfigError(
+        f"Training and validation folders must hold the same classes, each with at least one usable text. Add "
+        f"texts of {missing} to {folder!r} (in a folder named as the class; UTF-8, not empty), or remove these "
+        f"classes from the training folder too. Received: no validation text of {missing} in {source!r} ({where}; "
+        f"skipped: {dict(skipped)})")
 
 
 def encode_labels(labels: list, class_names: list[str], multi_label: bool = False) -> np.ndarray:

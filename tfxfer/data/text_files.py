@@ -101,10 +101,26 @@ def visible_folders(folder: str) -> list[str]:
     return [name for name in layout.visible_names(folder) if tf.io.gfile.isdir(os.path.join(folder, name))]
 
 
+def files_under(folder: str) -> list[str]:
+    """Sorted paths, relative to `folder`, of the files in it and in its folders at any depth, without hidden
+    files and folders (`.DS_Store`, `.ipynb_checkpoints/`)."""
+    found = []
+    for root, subfolders, names in tf.io.gfile.walk(folder):
+        subfolders[:] = [name for name in subfolders if not layout.is_hidden(name)]  # walk() follows this list.
+        relative = root[len(folder):].strip("/")
+        paths = [os.path.join(relative, name) for name in names if not layout.is_hidden(name)]
+        if relative:  # ram:// matches by prefix: beside ham2/, it lists ham/2019/x as ham/2/019, which is not there.
+            paths = [path for path in paths if tf.io.gfile.exists(os.path.join(folder, path))]
+        found += paths
+    return sorted(found)
+
+
 def read_class_folders(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> LabelledTexts:
     """Reads `data_dir/<class>/<file>`: one text per file, the folder is its class.
 
-    The layout of `keras.utils.text_dataset_from_directory`.
+    The layout of `keras.utils.text_dataset_from_directory`: as there (and as for
+    images), the files of a class folder's own folders (`pos/2019/*.txt`) are its
+    texts too, not left out unseen.
 
     Args:
         data_dir: str. A folder of class folders.
@@ -121,7 +137,7 @@ def read_class_folders(data_dir: str, *, max_chars: int = MAX_TEXT_CHARS) -> Lab
     for class_name in classes:
         folder = os.path.join(data_dir, class_name)
         result.class_sources[class_name] = folder
-        for name in visible_files(folder):
+        for name in files_under(folder):
             result.add(read_bytes(os.path.join(folder, name)), class_name, where=os.path.join(class_name, name))
     log_losses(data_dir, result)
     return result
