@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from _text_helpers import save_tiny_bert_preset, texts_and_labels, write_line_files
 
 import tfxfer
@@ -116,8 +117,6 @@ def test_texts_in_folders_of_a_class_folder_are_read_as_for_images_and_keras(tmp
     assert data.skipped == {"undecodable": 0, "empty": 0}
     # ram:// matches names by prefix: beside ham2/, it lists ham/2019/ also as a folder "2" holding a file "019"
     # that is not there, which must not be read.
-    import tensorflow as tf
-
     for name in ("ham/1.txt", "ham/2019/2.txt", "ham2/1.txt"):
         tf.io.gfile.makedirs(os.path.dirname(f"ram://nested_texts/{name}"))
         with tf.io.gfile.GFile(f"ram://nested_texts/{name}", "w") as f:
