@@ -283,3 +283,10 @@ def test_a_warmup_image_the_export_would_refuse_for_its_size_is_refused_at_expor
         tfxfer.export_saved_model(model, tmp_path / "model", class_names=CLASS_NAMES,
                                   warmup_examples=[_png((HEIGHT // 2, WIDTH, 3), 0), _png((HEIGHT, WIDTH, 3), 1)])
     assert not (tmp_path / "model").exists()
+
+
+def test_an_empty_export_dir_is_refused_naming_the_argument(model):
+    # os.makedirs("") raised a bare FileNotFoundError: "[Errno 2] No such file or directory: ''".
+    with pytest.raises(ConfigError, match=r"^export_dir is empty; pass a folder: versions 1/, 2/, \.\.\. are written "
+                                          r"inside it \(it is created if missing\)\. Received: export_dir=''$"):
+        tfxfer.export_saved_model(model, "", class_names=CLASS_NAMES)

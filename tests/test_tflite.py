@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
+from tfxfer.errors import ConfigError
 from tfxfer.export import tflite
 
 SIZE = 24
@@ -202,3 +203,16 @@ def test_data_that_does_not_fit_the_model_is_refused_before_any_conversion(tmp_p
                              variants=("float32", "int8"), **datasets)
     assert not (tmp_path / "tflite").exists()
 
+
+
+@pytest.mark.parametrize("output", ["", "notes.txt"])
+def test_an_output_dir_that_cannot_be_a_folder_is_refused_before_any_conversion(tmp_path, monkeypatch, output):
+    # "" raised os.makedirs' bare FileNotFoundError, a file its FileExistsError, both after every conversion.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    error = ConfigError if output == "" else NotADirectoryError
+    with pytest.raises(error, match=rf"^output_dir {'is empty' if output == '' else repr(output) + ' is a file'}; "
+                                    r"pass a folder: the \.tflite files and labels\.txt are written inside it"):
+        tflite.export_tflite(_model(), output, train=_dataset(4, 0), validation=_dataset(4, 1),
+                             class_names=CLASS_NAMES)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["notes.txt"]

@@ -121,6 +121,8 @@ def export_tflite(
             "export_tflite measures each model on validation data: pass validation batches "
             "(e.g. load the images with validation_split=0.2). Received: validation=None"
         )
+    output_dir = os.fspath(output_dir)
+    versioning.check_folder_path(output_dir, "output_dir", "the .tflite files and labels.txt are written inside it")
     # Checked before any conversion: data that does not fit would otherwise fail minutes later, inside the
     # int8 calibration or the measuring, as a TFLite kernel's or Keras' shape error.
     if "int8" in variants:
@@ -133,7 +135,6 @@ def export_tflite(
             f"Received: a {kind.value} model {model.name!r}; convert it with convert_tflite instead."
         )
     class_names = checked_class_names(class_names, heads.num_classes(model))
-    output_dir = os.fspath(output_dir)
     versioning.make_folders(output_dir)
     with tf.io.gfile.GFile(os.path.join(output_dir, LABELS_FILE), "w") as f:
         f.write("\n".join(class_names) + "\n")

@@ -94,17 +94,35 @@ def check_base_dir(base_dir: str) -> None:
 
     Raises:
         NotAFolderError: `base_dir`, or a parent of it, is a file.
-        ConfigError: `base_dir` holds saved_model.pb, e.g. the path a previous export returned.
+        ConfigError: `base_dir` is empty, or holds saved_model.pb, e.g. the path a previous export returned.
     """
-    blocking = file_in_the_way(base_dir)
-    if blocking is not None:
-        where = "" if blocking == os.path.abspath(base_dir) else f" (its parent {blocking!r} is a file)"
-        raise NotAFolderError(
-            f"export_dir {base_dir!r} is a file{where}; pass a folder: versions 1/, 2/, ... are "
-            f"written inside it (it is created if missing). Received: export_dir={base_dir!r}"
-        )
+    check_folder_path(base_dir, "export_dir", "versions 1/, 2/, ... are written inside it")
     if is_local(base_dir):
         check_not_a_version(base_dir)
+
+
+def check_folder_path(path: str, argument: str, contents: str) -> None:
+    """Raises unless a folder can be made at `path`: it is empty (which `os.makedirs` fails on with a bare
+    FileNotFoundError), or it or its nearest existing parent is a file.
+
+    path: str. A folder that may not exist yet.
+    argument: str. The argument that named it, for the messages.
+    contents: str. What is written inside it, for the messages.
+
+    Raises:
+        ConfigError: `path` is empty.
+        NotAFolderError: `path`, or a parent of it, is a file.
+    """
+    if not path:
+        raise ConfigError(f"{argument} is empty; pass a folder: {contents} (it is created if missing). "
+                          f"Received: {argument}={path!r}")
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        where = "" if blocking == os.path.abspath(path) else f" (its parent {blocking!r} is a file)"
+        raise NotAFolderError(
+            f"{argument} {path!r} is a file{where}; pass a folder: {contents} (it is created if missing). "
+            f"Received: {argument}={path!r}"
+        )
 
 
 def check_not_a_version(base_dir: str) -> None:
