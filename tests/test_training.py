@@ -927,6 +927,37 @@ def test_a_keras_backup_callback_is_refused_naming_backup_dir(tmp_path):
     assert counter.fits == 0
 
 
+class _EpochLogs(keras.callbacks.Callback):
+    """Every epoch's logs, by fit (phase)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fits = []
+
+    def on_train_begin(self, logs=None):
+        self.fits.append([])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.fits[-1].append(dict(logs))
+
+
+def test_a_resumed_phase_s_history_holds_the_epochs_before_the_kill(tmp_path):
+    # Unmended, the resumed phase 2's history held only the 2 epochs after the restore while epochs_run said 3, so the
+    # run's curves and metrics.json lost the epoch before the kill.
+    backup, data = str(tmp_path / "backup"), _colour_data(8, seed=0)
+    config = _config(epochs=1, fine_tune_epochs=3)
+    killed = _EpochLogs()
+    with pytest.raises(KeyboardInterrupt):
+        tfxfer.fine_tune(_classifier(), data, data, config=config, backup_dir=backup,
+                         callbacks=[killed, _KillAfterEpoch(epoch=0)])
+    resumed = _EpochLogs()
+    result = tfxfer.fine_tune(_classifier(), data, data, config=config, backup_dir=backup, callbacks=[resumed])
+    (before,), after = killed.fits[-1], resumed.fits[-1]  # Phase 2: 1 epoch before the kill, 2 after the resume.
+    assert result.phase2.epochs_run == 3 and len(after) == 2
+    assert result.phase2.history == {name: [before[name], after[0][name], after[1][name]] for name in before}
+    assert set(before) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
 def _assert_a_run_killed_in_phase2_resumes_to_the_uninterrupted_weights(config, backup_dir):
     train, validation = _colour_data(32, seed=0), _colour_data(16, seed=1)
 

@@ -8,7 +8,7 @@ per phase, plus a marker that phase 1 is over:
 
 ```
 backup_dir/
-  phase1/                     BackupAndRestore of phase 1 (deleted with the run), and its settings
+  phase1/                     BackupAndRestore of phase 1 (deleted with the run), its settings and epoch logs
   phase1_final.weights.npz    the weights phase 1 ended with (after best-weight restore)
   phase1_done.json            marker, written last: phase 1's PhaseResult
   phase2/                     BackupAndRestore of phase 2
@@ -54,8 +54,9 @@ from tfxfer.training.results import PhaseResult
 PHASE1_DONE = "phase1_done.json"
 PHASE1_WEIGHTS = "phase1_final.weights.npz"
 PHASES = ("phase1", "phase2")
-# In each phase's folder, beside Keras' backup: what the phase was planned with (`_Backup._settings`).
-PHASE_SETTINGS = "tfxfer_phase_settings.json"
+# In each phase's folder, beside Keras' backup: what the phase was planned with (`_Backup._settings`), and its
+# epochs' logs.
+PHASE_STATE = "tfxfer_phase_state.json"
 
 
 class RunBackup:
@@ -138,20 +139,32 @@ class RunBackup:
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that writes and reads LoRA layers' own variables, not Keras' merged kernel, and refuses
-    to resume a phase planned otherwise than the one it backed up (see `_settings`)."""
+    """`BackupAndRestore` that writes and reads LoRA layers' own variables, not Keras' merged kernel, refuses
+    to resume a phase planned otherwise than the one it backed up (see `_settings`), and keeps the logs of the
+    epochs it backed up, which a resumed phase's history starts with (`restored_logs`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._epoch_logs = []
+        self.restored_logs = []  # The logs of the epochs the restored backup had run, one dict each.
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Before the backup is written: the backup of an epoch holds its logs and those of the epochs before it.
+        self._epoch_logs.append({name: float(value) for name, value in (logs or {}).items()})
+        super().on_epoch_end(epoch, logs)
 
     def _save_model(self):
         # Before the weights, so that a backup that has weights has the settings they were trained with.
         tf.io.gfile.makedirs(self.backup_dir)
-        _write_atomically(self._settings_path, json.dumps(self._settings()), "w")
+        state = {**self._settings(), "history": self._epoch_logs}
+        _write_atomically(self._state_path, json.dumps(state), "w")
         with lora_layers.raw_variables(self.model):
             super()._save_model()
 
     def _load_model(self):
         saved = None
-        if tf.io.gfile.exists(self._weights_path) and tf.io.gfile.exists(self._settings_path):
-            with tf.io.gfile.GFile(self._settings_path, "r") as f:
+        if tf.io.gfile.exists(self._weights_path) and tf.io.gfile.exists(self._state_path):
+            with tf.io.gfile.GFile(self._state_path, "r") as f:
                 saved = json.loads(f.read())
             # Epochs and steps before the weights load, so that the model is left as it was.
             self._check_settings(saved, ("epochs", "steps"))
@@ -163,10 +176,13 @@ class _Backup(keras.callbacks.BackupAndRestore):
         if saved is not None:
             # Once the weights fit (another model is `_another_run`): the same model training other weights.
             self._check_settings(saved, ("trainable_weights",))
+            # As many as the epochs restored: after a corrupt backup Keras falls back to the one before it.
+            self._epoch_logs = saved.get("history", [])[:self.model._initial_epoch or 0]
+            self.restored_logs = list(self._epoch_logs)
 
     @property
-    def _settings_path(self) -> str:
-        return os.path.join(self.backup_dir, PHASE_SETTINGS)
+    def _state_path(self) -> str:
+        return os.path.join(self.backup_dir, PHASE_STATE)
 
     def _settings(self) -> dict:
         """What a resume must share with the phase that wrote the backup.
@@ -201,6 +217,26 @@ class _RestoreOnly(_Backup):
 
     def on_train_batch_end(self, batch, logs=None):
         pass
+
+
+def with_restored_epochs(backup_callbacks: list, history: dict[str, list]) -> tuple[dict[str, list], int]:
+    """A phase's history with the epochs its restored backup had run before it, and the phase's epoch count.
+
+    Args:
+        backup_callbacks: list. The phase's callbacks from `RunBackup.callbacks` (empty without a backup).
+        history: dict. `History.history` of the phase's `fit`, which holds only the epochs run since the restore.
+
+    Returns:
+        `(history, epochs)`: every epoch's logs by name, as one uninterrupted `fit` would have returned them,
+        and how many epochs the phase has run.
+    """
+    restored = [logs for callback in backup_callbacks for logs in getattr(callback, "restored_logs", [])]
+    if not restored:
+        return history, len(next(iter(history.values()), []))
+    names = list(dict.fromkeys([name for logs in restored for name in logs] + list(history)))
+    # A name missing from an epoch's logs (none should be) is left out of that epoch, not filled in.
+    merged = {name: [logs[name] for logs in restored if name in logs] + list(history.get(name, [])) for name in names}
+    return merged, len(restored) + len(next(iter(history.values()), []))
 
 
 def _another_run(backup_dir: str) -> ConfigError:

@@ -236,10 +236,9 @@ def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose:
     extraction = f" ({extract_seconds:.1f}s of it computing the cached features)" if phase.cache_features else ""
     logging.info("%s done in %.1fs%s%s", phase.name, seconds, extraction,
                  "".join(f", {name} {value:.4f}" for name, value in final.items()))
-    # A resumed phase's history starts at the resumed epoch; epochs_run counts from 0.
-    epochs_run = history.epoch[-1] + 1 if history.epoch else 0
-    return PhaseResult(history.history, seconds, epochs_run, final, trainable,
-                       learning_rate=phase.learning_rate)
+    # A resumed phase's fit returns the epochs since the restore; the backup kept the logs of those before.
+    epochs, epochs_run = backup_lib.with_restored_epochs(backup_callbacks, history.history)
+    return PhaseResult(epochs, seconds, epochs_run, final, trainable, learning_rate=phase.learning_rate)
 
 
 def _validation_metrics(loop: TrainLoop, validation: tf.data.Dataset | None) -> dict[str, float]:
