@@ -96,7 +96,8 @@ def image_export(tmp_path_factory):
         with open(files[-1], "wb") as f:
             f.write(contents)
     warmup_examples = [_image((HEIGHT, WIDTH, 3), seed) for seed in (10, 11)]
-    path = tfxfer.export_saved_model(model, folder / "products", class_names=CLASS_NAMES, top_k=TOP_K,
+    # A NumPy k, as from a computation on arrays: the metadata must still record the int.
+    path = tfxfer.export_saved_model(model, folder / "products", class_names=CLASS_NAMES, top_k=np.int64(TOP_K),
                                      warmup_examples=warmup_examples)
     return dict(folder=folder, model=model, path=path, images=images, files=files,
                 expected=_served_probabilities(model.predict(_decoded(images), verbose=0)),
@@ -193,7 +194,7 @@ def test_metadata_has_a_tasks_entry_instead_of_head_and_class_names(image_export
                                  for task, names in CLASS_NAMES.items()}
     assert list(metadata["tasks"]) == list(TASKS)  # the model's order, not sorted
     assert "class_names" not in metadata and "head" not in metadata
-    assert metadata["top_k"] == TOP_K and metadata["warmup_requests"] is True
+    assert metadata["top_k"] == TOP_K and type(metadata["top_k"]) is int and metadata["warmup_requests"] is True
     assert metadata["signatures"] == ["serving_default", "serving_images"]
     assert metadata["batch_norms_folded"] == 1
     assert metadata["input_shape"] == [HEIGHT, WIDTH, 3]

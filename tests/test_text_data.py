@@ -179,8 +179,8 @@ def test_a_folder_holding_csv_files_is_refused_not_read_as_line_files(tmp_path):
     (tmp_path / "test.csv").write_text("text\nfine film\n")
     with pytest.raises(ConfigError, match=re.escape(
             f"holds ['test.csv', 'train.csv']: read so, their lines (header included) would become texts of classes "
-            f"named after the files. Pass a .csv/.tsv file itself as the path (recipes: "
-            f"--data_dir={tmp_path / 'train.csv'})")):
+            f"named after the files. Pass the .csv/.tsv file itself as the path (recipes: "
+            f"--data_dir={tmp_path / 'test.csv'}), the one that holds the labelled texts for this use.")):
         tfxfer.load_text_data(str(tmp_path))
 
 
@@ -194,7 +194,7 @@ def test_loader_argument_errors(tmp_path):
     one.mkdir()
     (one / "a.txt").write_text("x\n")
     (one / "b.txt").write_text("\n")
-    with pytest.raises(ValueError, match="at least 2 classes"):
+    with pytest.raises(ValueError, match=r"Every class folder or file needs at least one usable text.*b\.txt"):
         tfxfer.load_text_data(str(one))
 
 

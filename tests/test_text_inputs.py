@@ -230,8 +230,8 @@ def test_of_two_classes_the_one_without_a_usable_text_is_named(tmp_path):
     folder = _line_files(tmp_path / "rt", b"\xe9\xe9\n \n", b"bad\n")
     empty = [os.path.join(folder, "reviews.pos")]
     with pytest.raises(errors.ConfigError, match=re.escape(
-            f"A classifier needs texts of at least 2 classes; no usable text in {empty}: add texts to it or fix its "
-            "encoding (UTF-8). Received: classes=['neg']")):
+            "Every class folder or file needs at least one usable text. Add texts to it, fix its encoding (UTF-8) or "
+            f"remove it. Received: no usable text in {empty}")):
         tfxfer.load_text_data(folder)
 
 

@@ -5,6 +5,7 @@ two-phase run compiles and trains in a few seconds; the task is generated:
 an image's class is the colour channel that is bright.
 """
 
+import os
 import threading
 
 import keras
@@ -17,6 +18,7 @@ from tfxfer.defaults import FineTuneConfig
 from tfxfer.errors import ConfigError, NonFiniteLossError
 from tfxfer.models.heads import HeadKind
 from tfxfer.training import class_weights, losses, schedules
+from tfxfer.training.backup import PHASE_STATE
 from tfxfer.training.class_weights import balanced_class_weight, count_labels
 from tfxfer.training.planner import steps_per_epoch
 
@@ -877,15 +879,19 @@ def test_resuming_from_another_run_s_backup_is_refused_naming_backup_dir(tmp_pat
     assert "stopped at a bad batch" not in caplog.text  # refused before any step: nothing to undo
 
 
-def test_a_backup_dir_that_is_a_file_fails_before_training(tmp_path):
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_backup_dir_that_is_a_file_or_inside_one_fails_before_training(tmp_path, inside):
     # Unrefused, phase 1 trained an epoch, then Keras raised NotADirectoryError on "<file>/phase1".
     afile = tmp_path / "notes.txt"
     afile.write_text("mine")
+    backup_dir = afile / "run" if inside else afile
     counter = _CountPhases()
-    with pytest.raises(ConfigError, match=r"backup_dir must be a folder .*but it is a file.*"
-                                          rf"Received: backup_dir='{afile}'"):
+    where = f" \(its parent '{afile}' is a file\)" if inside else ""
+    with pytest.raises(NotADirectoryError, match=rf"^backup_dir '{backup_dir}' is a file{where}; pass a folder: a run "
+                                                 r"keeps a backup of each phase inside it \(it is created if missing\)\. "
+                                                 rf"Received: backup_dir='{backup_dir}'$"):
         tfxfer.fine_tune(_classifier(), _colour_data(8, seed=0), config=_config(epochs=1, fine_tune_epochs=1),
-                         backup_dir=afile, callbacks=[counter])
+                         backup_dir=backup_dir, callbacks=[counter])
     assert counter.epochs == 0 and afile.read_text() == "mine"
 
 
@@ -941,20 +947,25 @@ class _EpochLogs(keras.callbacks.Callback):
         self.fits[-1].append(dict(logs))
 
 
-def test_a_resumed_phase_s_history_holds_the_epochs_before_the_kill(tmp_path):
+@pytest.mark.parametrize("earlier_version", [False, True])
+def test_a_resumed_phase_s_history_holds_the_epochs_before_the_kill(tmp_path, earlier_version):
     # Unmended, the resumed phase 2's history held only the 2 epochs after the restore while epochs_run said 3, so the
-    # run's curves and metrics.json lost the epoch before the kill.
+    # run's curves and metrics.json lost the epoch before the kill. A backup an earlier tfxfer wrote kept no logs:
+    # its phase still resumes, with the epochs it has.
     backup, data = str(tmp_path / "backup"), _colour_data(8, seed=0)
     config = _config(epochs=1, fine_tune_epochs=3)
     killed = _EpochLogs()
     with pytest.raises(KeyboardInterrupt):
         tfxfer.fine_tune(_classifier(), data, data, config=config, backup_dir=backup,
                          callbacks=[killed, _KillAfterEpoch(epoch=0)])
+    if earlier_version:
+        os.remove(os.path.join(backup, "phase2", PHASE_STATE))
     resumed = _EpochLogs()
     result = tfxfer.fine_tune(_classifier(), data, data, config=config, backup_dir=backup, callbacks=[resumed])
     (before,), after = killed.fits[-1], resumed.fits[-1]  # Phase 2: 1 epoch before the kill, 2 after the resume.
     assert result.phase2.epochs_run == 3 and len(after) == 2
-    assert result.phase2.history == {name: [before[name], after[0][name], after[1][name]] for name in before}
+    epochs = after if earlier_version else [before, *after]
+    assert result.phase2.history == {name: [logs[name] for logs in epochs] for name in before}
     assert set(before) == {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 

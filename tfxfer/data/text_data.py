@@ -177,13 +177,11 @@ def check_no_table_files(path: str, files: list[str]) -> None:
     tables = [name for name in files if name.lower().endswith(text_csv.CSV_EXTENSIONS)]
     if not tables:
         return
-    example = os.path.join(path, next((name for name in tables if "train" in name.lower()), tables[0]))
     raise ConfigError(
         f"{path!r} is a folder of files, which is read as one class file each (one text per line), but it holds "
         f"{tables}: read so, their lines (header included) would become texts of classes named after the files. "
-        f"Pass a .csv/.tsv file itself as the path (recipes: --data_dir={example}): one file holds all the labelled "
-        f"texts, and validation_split (--validation_split) holds out a share of it. Received: files {files} in "
-        f"{path!r}")
+        f"Pass the .csv/.tsv file itself as the path (recipes: --data_dir={os.path.join(path, tables[0])}), the one "
+        f"that holds the labelled texts for this use. Received: files {files} in {path!r}")
 
 
 def load_text_data(
@@ -374,14 +372,12 @@ def make_text_datasets(
     if validation is not None:
         skipped.update(validation.skipped)
         changed.update(validation.changed)
-    if len(class_names) < 2:
-        # Name the class folders or files that gave no text: with 2 of them, that is why there is one class.
-        empty = [path for name, path in train.class_sources.items() if name not in class_names]
-        fix = f"; no usable text in {empty}: add texts to it or fix its encoding (UTF-8)" if empty else ""
-        raise ConfigError(
-            f"A classifier needs texts of at least 2 classes{fix}. Received: classes={class_names} in {source!r} "
-            f"(skipped: {dict(skipped)})")
+    # First: of 2 class folders or files, one that gave no text is why there would be one class.
     check_every_class_has_texts(train, class_names, skipped)
+    if len(class_names) < 2:
+        raise ConfigError(
+            f"A classifier needs texts of at least 2 classes. Received: classes={class_names} in {source!r} "
+            f"(skipped: {dict(skipped)})")
     texts = np.asarray(train.texts, dtype=object)
     labels = encode_labels(train.labels, class_names, multi_label)
     val_texts = val_labels = None

@@ -109,7 +109,9 @@ def files_under(folder: str) -> list[str]:
         subfolders[:] = [name for name in subfolders if not layout.is_hidden(name)]  # walk() follows this list.
         relative = root[len(folder):].strip("/")
         paths = [os.path.join(relative, name) for name in names if not layout.is_hidden(name)]
-        if relative:  # ram:// matches by prefix: beside ham2/, it lists ham/2019/x as ham/2/019, which is not there.
+        # ram:// matches by prefix: beside ham2/, it lists ham/2019/x as ham/2/019, which is not there. Checked there
+        # only: elsewhere (gs:// included) listings split at "/", and a check would be a request per file.
+        if relative and folder.startswith("ram://"):
             paths = [path for path in paths if tf.io.gfile.exists(os.path.join(folder, path))]
         found += paths
     return sorted(found)

@@ -169,7 +169,9 @@ def export_saved_model(
         if warmup_requests:
             warmup.write_warmup_requests(staging, warmup_requests)
         # A one-head model's top_k is the k its outputs have; a multi-task model's the k asked for.
-        exported_top_k = export_heads[0].top_k if export_heads[0].task is None else top_k
+        # int(): a NumPy integer (which check_top_k takes) would be written to the metadata as a string.
+        asked_top_k = None if top_k is None else int(top_k)
+        exported_top_k = export_heads[0].top_k if export_heads[0].task is None else asked_top_k
         _write_metadata(staging, model, _head_metadata(export_heads),
                         {"top_k": exported_top_k, "warmup_requests": bool(warmup_requests),
                          "signatures": list(endpoints), "batch_norms_folded": folded,

@@ -40,6 +40,7 @@ deterministic.
 import dataclasses
 import io
 import json
+import math
 import os
 
 import keras
@@ -48,6 +49,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfxfer.errors import ConfigError
+from tfxfer.export import versioning
 from tfxfer.models import lora_layers
 from tfxfer.training.results import PhaseResult
 
@@ -69,7 +71,7 @@ class RunBackup:
             only restore from them.
 
     Raises:
-        ConfigError: `backup_dir` is a file.
+        NotAFolderError: `backup_dir`, or a parent of it, is a file.
     """
 
     def __init__(self, backup_dir: str | os.PathLike | None, is_chief: bool = True):
@@ -77,10 +79,8 @@ class RunBackup:
         self.is_chief = is_chief
         # Checked now, before any training: Keras would first fail at the end of phase 1's first epoch, with an
         # OSError on `<backup_dir>/phase1` that does not say the argument was wrong.
-        if self.backup_dir and tf.io.gfile.exists(self.backup_dir) and not tf.io.gfile.isdir(self.backup_dir):
-            raise ConfigError(
-                "backup_dir must be a folder (a run keeps a backup of each phase in it), but it is a file: pass the "
-                f"path of a folder, new or from the run to resume. Received: backup_dir={self.backup_dir!r}")
+        if self.backup_dir:
+            versioning.check_folder_path(self.backup_dir, "backup_dir", "a run keeps a backup of each phase inside it")
 
     def callbacks(self, phase: str) -> list[keras.callbacks.Callback]:
         """The `BackupAndRestore` of `phase` ("phase1" or "phase2")."""
@@ -145,12 +145,14 @@ class _Backup(keras.callbacks.BackupAndRestore):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # None once they cannot be whole: resumed from a backup that kept no logs (an earlier tfxfer wrote it).
         self._epoch_logs = []
         self.restored_logs = []  # The logs of the epochs the restored backup had run, one dict each.
 
     def on_epoch_end(self, epoch, logs=None):
         # Before the backup is written: the backup of an epoch holds its logs and those of the epochs before it.
-        self._epoch_logs.append({name: float(value) for name, value in (logs or {}).items()})
+        if self._epoch_logs is not None:
+            self._epoch_logs.append({name: float(value) for name, value in (logs or {}).items()})
         super().on_epoch_end(epoch, logs)
 
     def _save_model(self):
@@ -166,19 +168,20 @@ class _Backup(keras.callbacks.BackupAndRestore):
         if tf.io.gfile.exists(self._weights_path) and tf.io.gfile.exists(self._state_path):
             with tf.io.gfile.GFile(self._state_path, "r") as f:
                 saved = json.loads(f.read())
-            # Epochs and steps before the weights load, so that the model is left as it was.
-            self._check_settings(saved, ("epochs", "steps"))
+            # Before the weights load, so that a refused backup leaves the model as it was.
+            if saved["weights"] != self._settings()["weights"]:
+                raise _another_run(os.path.dirname(self.backup_dir))
+            self._check_settings(saved)
         with lora_layers.raw_variables(self.model):
             try:
                 super()._load_model()
             except ValueError as error:  # Keras lists every weight that did not fit, arrays and all
                 raise _another_run(os.path.dirname(self.backup_dir)) from error
-        if saved is not None:
-            # Once the weights fit (another model is `_another_run`): the same model training other weights.
-            self._check_settings(saved, ("trainable_weights",))
-            # As many as the epochs restored: after a corrupt backup Keras falls back to the one before it.
-            self._epoch_logs = saved.get("history", [])[:self.model._initial_epoch or 0]
-            self.restored_logs = list(self._epoch_logs)
+        restored = self.model._initial_epoch or 0
+        history = (saved or {}).get("history") or []
+        # As many as the epochs restored: after a corrupt backup Keras falls back to the one before it.
+        self._epoch_logs = history[:restored] if len(history) >= restored else None
+        self.restored_logs = list(self._epoch_logs or [])
 
     @property
     def _state_path(self) -> str:
@@ -187,20 +190,20 @@ class _Backup(keras.callbacks.BackupAndRestore):
     def _settings(self) -> dict:
         """What a resume must share with the phase that wrote the backup.
 
-        With fewer epochs than the backup had run, the phase would train none and report no history; with other
-        batches per epoch, its schedule would be another one; with other weights training (another `fine_tune_at`
-        or `lora_rank`), Keras would drop the optimizer's state with a warning and start the schedule again.
+        The shapes of all the weights tell another model (another backbone, head or LoRA rank). Of the same model:
+        with fewer epochs than the backup had run, the phase would train none and report no history; with other
+        batches per epoch, its schedule would be another one; with other weights training (another
+        `fine_tune_at`), Keras would drop the optimizer's state with a warning and start the schedule again.
         """
-        return {"epochs": self.params.get("epochs"), "steps": self.params.get("steps"),
-                "trainable_weights": [[int(size) for size in variable.shape]
-                                      for variable in self.model.trainable_variables]}
+        return {"weights": _shapes(self.model.weights), "epochs": self.params.get("epochs"),
+                "steps": self.params.get("steps"), "trainable_weights": _shapes(self.model.trainable_variables)}
 
-    def _check_settings(self, saved: dict, names: tuple[str, ...]) -> None:
-        """Raises a `ConfigError` if any of the settings `names` differs between `saved` and this phase's."""
+    def _check_settings(self, saved: dict) -> None:
+        """Raises a `ConfigError` if the epochs, steps or trainable weights differ between `saved` and this phase."""
         current = self._settings()
         words = {"epochs": "epochs", "steps": "batches per epoch", "trainable_weights": "trainable weights"}
-        differ = [f"{words[name]} {_shown(saved[name])} then, {_shown(current[name])} now"
-                  for name in names if name in saved and saved[name] != current[name]]
+        differ = [f"{word} {_shown(saved[name])} then, {_shown(current[name])} now"
+                  for name, word in words.items() if saved[name] != current[name]]
         if differ:
             raise ConfigError(
                 f"backup_dir holds a backup of {os.path.basename(self.backup_dir)} of a run with other settings: "
@@ -219,33 +222,32 @@ class _RestoreOnly(_Backup):
         pass
 
 
-def with_restored_epochs(backup_callbacks: list, history: dict[str, list]) -> tuple[dict[str, list], int]:
-    """A phase's history with the epochs its restored backup had run before it, and the phase's epoch count.
+def with_restored_epochs(backup_callbacks: list, history: dict[str, list]) -> dict[str, list]:
+    """A phase's history with the epochs its restored backup had run before it, as one uninterrupted `fit`
+    would have returned it.
 
     Args:
         backup_callbacks: list. The phase's callbacks from `RunBackup.callbacks` (empty without a backup).
         history: dict. `History.history` of the phase's `fit`, which holds only the epochs run since the restore.
-
-    Returns:
-        `(history, epochs)`: every epoch's logs by name, as one uninterrupted `fit` would have returned them,
-        and how many epochs the phase has run.
     """
     restored = [logs for callback in backup_callbacks for logs in getattr(callback, "restored_logs", [])]
     if not restored:
-        return history, len(next(iter(history.values()), []))
+        return history
     names = list(dict.fromkeys([name for logs in restored for name in logs] + list(history)))
-    # A name missing from an epoch's logs (none should be) is left out of that epoch, not filled in.
-    merged = {name: [logs[name] for logs in restored if name in logs] + list(history.get(name, [])) for name in names}
-    return merged, len(restored) + len(next(iter(history.values()), []))
+    return {name: [logs.get(name, math.nan) for logs in restored] + list(history.get(name, [])) for name in names}
 
 
 def _another_run(backup_dir: str) -> ConfigError:
     """The error for a backup whose weights do not fit the model being trained."""
     return ConfigError(
         "backup_dir holds the backup of another run: its weights do not fit this model (another backbone, input "
-        "size or number of classes). A backup resumes only the run that wrote it, started again with the same "
-        "arguments: pass a new backup_dir, or delete this one to train from scratch. "
+        "size, number of classes or LoRA rank). A backup resumes only the run that wrote it, started again with the "
+        "same arguments: pass a new backup_dir, or delete this one to train from scratch. "
         f"Received: backup_dir={backup_dir!r}")
+
+
+def _shapes(variables) -> list[list[int]]:
+    return [[int(size) for size in variable.shape] for variable in variables]
 
 
 def _shown(value) -> str:

@@ -237,8 +237,10 @@ def _train(model: keras.Model, phase: Phase, backup_callbacks: list, *, verbose:
     logging.info("%s done in %.1fs%s%s", phase.name, seconds, extraction,
                  "".join(f", {name} {value:.4f}" for name, value in final.items()))
     # A resumed phase's fit returns the epochs since the restore; the backup kept the logs of those before.
-    epochs, epochs_run = backup_lib.with_restored_epochs(backup_callbacks, history.history)
-    return PhaseResult(epochs, seconds, epochs_run, final, trainable, learning_rate=phase.learning_rate)
+    # epochs_run counts from 0 (a phase resumed after its last epoch has run them all).
+    epochs_run = history.epoch[-1] + 1 if history.epoch else model._initial_epoch or 0
+    return PhaseResult(backup_lib.with_restored_epochs(backup_callbacks, history.history), seconds, epochs_run,
+                       final, trainable, learning_rate=phase.learning_rate)
 
 
 def _validation_metrics(loop: TrainLoop, validation: tf.data.Dataset | None) -> dict[str, float]:
