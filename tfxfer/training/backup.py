@@ -48,8 +48,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfxfer.errors import ConfigError
-from tfxfer.export import versioning
+from tfxfer.errors import ConfigError, NotAFolderError
 from tfxfer.models import lora_layers
 from tfxfer.training.results import PhaseResult
 
@@ -80,7 +79,7 @@ class RunBackup:
         # Checked now, before any training: Keras would first fail at the end of phase 1's first epoch, with an
         # OSError on `<backup_dir>/phase1` that does not say the argument was wrong.
         if self.backup_dir:
-            versioning.check_folder_path(self.backup_dir, "backup_dir", "a run keeps a backup of each phase inside it")
+            _check_folder(self.backup_dir)
 
     def callbacks(self, phase: str) -> list[keras.callbacks.Callback]:
         """The `BackupAndRestore` of `phase` ("phase1" or "phase2")."""
@@ -235,6 +234,24 @@ def with_restored_epochs(backup_callbacks: list, history: dict[str, list]) -> di
         return history
     names = list(dict.fromkeys([name for logs in restored for name in logs] + list(history)))
     return {name: [logs.get(name, math.nan) for logs in restored] + list(history.get(name, [])) for name in names}
+
+
+def _check_folder(backup_dir: str) -> None:
+    """Raises a `NotAFolderError` if `backup_dir`, or the nearest of its parents that exists, is a file.
+
+    As `tfxfer.export.versioning.check_folder_path` checks an export's folder (training sits below export), and
+    as there only for local paths: elsewhere each step up would be a request.
+    """
+    if "://" in backup_dir:
+        return
+    existing = os.path.abspath(backup_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "" if existing == os.path.abspath(backup_dir) else f" (its parent {existing!r} is a file)"
+        raise NotAFolderError(
+            f"backup_dir {backup_dir!r} is a file{where}; pass a folder: a run keeps a backup of each phase inside "
+            f"it (it is created if missing). Received: backup_dir={backup_dir!r}")
 
 
 def _another_run(backup_dir: str) -> ConfigError:
